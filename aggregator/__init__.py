@@ -1,0 +1,7 @@
+"""servo-agg: many adjust drivers presented to servo as one.
+
+Kept free of imports so that `adjust --info` stays instant.
+"""
+
+__version__ = "0.1.0"
+PRODUCT = "servo-agg"

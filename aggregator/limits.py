@@ -1,0 +1,35 @@
+"""Every limit the aggregator enforces, named once so docs and code agree."""
+
+#: A driver stdout line longer than this is a protocol error (the driver is killed).
+MAX_LINE_BYTES = 1024 * 1024
+
+#: How much is asked of a pipe per read.
+READ_CHUNK_BYTES = 64 * 1024
+
+#: Stderr kept per driver call: this much from the start and this much from the end.
+STDERR_HEAD_BYTES = 64 * 1024
+STDERR_TAIL_BYTES = 64 * 1024
+
+#: servo cuts result messages at 2 MiB; so does the aggregator.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+
+#: Default seconds between SIGTERM and SIGKILL to a driver's process group.
+DEFAULT_KILL_GRACE = 0.5
+
+#: Default seconds a driver gets after SIGUSR1 to print its own result.
+DEFAULT_CANCEL_GRACE = 3.0
+
+#: Seconds the pipes are still read after a driver exited (a grandchild may hold them).
+EXIT_DRAIN_SECONDS = 0.25
+
+#: Upper bound on waiting for a SIGKILLed process to be reaped (a process in D state).
+REAP_LIMIT_SECONDS = 5.0
+
+#: Identical consecutive progress lines within this window are sent once.
+PROGRESS_COALESCE_SECONDS = 1.0
+
+#: Safety margin kept between the aggregator's own silence and servo's timeout.
+KEEPALIVE_MARGIN_SECONDS = 0.25
+
+#: Rounds of killing re-parented orphans before giving up (each round kills one generation).
+ORPHAN_SWEEP_ROUNDS = 64

@@ -1,0 +1,274 @@
+"""One call of one driver, supervised: the only place driver processes live.
+
+Every wait for the driver's next stdout line has its own cancel scope of `line_limit`
+seconds. When it expires, when the output breaks the protocol, or when servo cancels or
+terminates us, the kill cascade runs (shielded, so nothing can interrupt it): SIGTERM to
+the driver's process group, `kill_grace` seconds, SIGKILL to the group, reap. Only that
+driver is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .control import RunControl
+from .discovery import Driver
+from .environment import line_limit_for
+from .limits import EXIT_DRAIN_SECONDS, REAP_LIMIT_SECONDS
+from .linereader import LineReader, LineTooLong, PartialLastLine
+from .orphans import OrphanSweeper
+from .spawn import DriverProcess, start_driver
+from .stderr_capture import StderrCapture
+
+ProgressHandler = Callable[[dict[str, Any]], None]
+TraceHandler = Callable[[str, str], None]  # (driver name, text)
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """How every driver call of one run is supervised."""
+
+    servo_root: Path
+    env: Mapping[str, str]
+    io_timeout: float | None
+    kill_grace: float
+    cancel_grace: float
+    control: RunControl = field(default_factory=RunControl)
+    sweeper: OrphanSweeper | None = None
+    trace: TraceHandler | None = None
+
+    @property
+    def line_limit(self) -> float | None:
+        return line_limit_for(self.io_timeout)
+
+    @property
+    def effective_kill_grace(self) -> float:
+        """The grace, shortened when servo's timeout leaves no room for all of it."""
+        if self.io_timeout is None or self.line_limit is None:
+            return self.kill_grace
+        return min(self.kill_grace, (self.io_timeout - self.line_limit) / 2)
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    driver: Driver
+    call: str  # what servo would call it: info, query, adjust, rollback
+    args: tuple[str, ...]
+    stdin: bytes = b""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the aggregator, not the driver, ended a call."""
+
+    reason: str  # timeout, bad-output, spawn-failed, canceled, terminated
+    detail: str
+
+
+@dataclass
+class CallOutcome:
+    spec: CallSpec
+    result: dict[str, Any] | None = None  # the last line without "progress"
+    exit_code: int | None = None  # negative: killed by that signal
+    problem: Problem | None = None
+    stderr: StderrCapture = field(default_factory=StderrCapture)
+    elapsed: float = 0.0
+    lines: int = 0
+    orphans_killed: int = 0
+
+    @property
+    def driver(self) -> Driver:
+        return self.spec.driver
+
+
+def _excerpt(data: bytes, limit: int = 120) -> str:
+    text = data[:limit].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(data) > limit else "")
+
+
+class _DriverCall:
+    """The state of one running call; RunControl reaches it through request_*."""
+
+    def __init__(self, sup: Supervision, spec: CallSpec, proc: DriverProcess,
+                 outcome: CallOutcome, on_progress: ProgressHandler | None) -> None:
+        self.sup = sup
+        self.spec = spec
+        self.proc = proc
+        self.outcome = outcome
+        self.on_progress = on_progress
+        self.scope = trio.CancelScope()
+        self.exited = trio.Event()
+        self.canceled = False
+        self.terminated = False
+
+    # -- requests from RunControl -------------------------------------------------
+    def request_cancel(self) -> None:
+        if self.canceled or self.terminated:
+            return
+        self.canceled = True
+        self.proc.signal_leader(signal.SIGUSR1)
+        grace = self.sup.cancel_grace
+        if self.sup.line_limit is not None:
+            grace = min(grace, self.sup.line_limit)
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + grace)
+
+    def request_terminate(self) -> None:
+        self.terminated = True
+        self.scope.cancel()
+
+    # -- the call -----------------------------------------------------------------
+    def _fail(self, reason: str, detail: str) -> None:
+        if self.outcome.problem is None:
+            self.outcome.problem = Problem(reason, detail)
+
+    def _trace(self, text: str) -> None:
+        if self.sup.trace is not None:
+            self.sup.trace(self.spec.driver.name, text)
+
+    async def run(self) -> None:
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._feed_stdin)
+                nursery.start_soon(self.outcome.stderr.drain, self.proc.stderr)
+                nursery.start_soon(self._watch_exit)
+                if not await self._read_stdout():
+                    nursery.cancel_scope.cancel()
+        if self.terminated:
+            self._fail("terminated", "killed because servo-agg was told to terminate")
+        elif self.canceled and not self.proc.has_exited():
+            self._fail("canceled", "did not finish within the cancel grace after SIGUSR1; killed")
+
+    async def _feed_stdin(self) -> None:
+        try:
+            if self.spec.stdin:
+                await self.proc.stdin.send_all(self.spec.stdin)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the driver closed stdin; it fails or succeeds on its own
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.proc.stdin.aclose()
+
+    async def _watch_exit(self) -> None:
+        """Once the driver exits, give its pipes a short drain, then stop reading them."""
+        await self.proc.wait_exited()
+        self.exited.set()
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + EXIT_DRAIN_SECONDS)
+
+    async def _read_stdout(self) -> bool:
+        """Read lines until EOF and exit; False when the call must be ended by force."""
+        reader = LineReader(self.proc.stdout)
+        limit = self.sup.line_limit
+        waited_from = trio.current_time()
+        while True:
+            with trio.move_on_after(math.inf if limit is None else limit) as wait:
+                try:
+                    line = await reader.next_line()
+                except LineTooLong as exc:
+                    self._fail("bad-output", f"{exc}; a protocol line must be one JSON object")
+                    return False
+                except PartialLastLine as exc:
+                    self._fail("bad-output", f"output ended without a newline: "
+                                             f"{_excerpt(exc.fragment)}")
+                    return False
+            if wait.cancelled_caught:
+                silent = trio.current_time() - waited_from
+                self._fail("timeout", f"sent nothing for {silent:.1f} s "
+                                      f"(limit {limit:g} s from OPTUNE_IO_TIMEOUT); killed")
+                return False
+            if line is None:
+                break
+            waited_from = trio.current_time()
+            if not self._take_line(line):
+                return False
+        with trio.move_on_after(math.inf if limit is None else limit) as wait:
+            await self.exited.wait()
+        if wait.cancelled_caught:
+            self._fail("timeout", f"closed stdout but did not exit within {limit:g} s; killed")
+            return False
+        return True
+
+    def _take_line(self, raw: bytes) -> bool:
+        self.outcome.lines += 1
+        self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
+        stripped = raw.strip()
+        if not stripped:
+            return True  # blank lines carry nothing; servo skips them too
+        try:
+            message = json.loads(stripped)
+        except (ValueError, RecursionError):
+            self._fail("bad-output", f"printed a line that is not JSON: {_excerpt(stripped)}")
+            return False
+        if not isinstance(message, dict):
+            self._fail("bad-output", f"printed JSON that is not an object: {_excerpt(stripped)}")
+            return False
+        if "progress" in message:
+            if self.on_progress is not None:
+                self.on_progress(message)
+        else:
+            self.outcome.result = message
+        return True
+
+    async def finish(self) -> None:
+        """The kill cascade if needed, then reap and close: runs whatever was cancelled."""
+        with trio.CancelScope(shield=True):
+            if not self.proc.has_exited():
+                self.proc.signal_group(signal.SIGTERM)
+                with trio.move_on_after(self.sup.effective_kill_grace):
+                    await self.proc.wait_exited()
+                self.proc.signal_group(signal.SIGKILL)
+                with trio.move_on_after(REAP_LIMIT_SECONDS):
+                    await self.proc.wait_exited()
+            else:
+                # The leader is gone but is not reaped yet, so its group id cannot have been
+                # reused: whatever is left of the group (a grandchild on our pipes) goes.
+                self.proc.signal_group(signal.SIGKILL)
+            self.outcome.exit_code = self.proc.reap()
+            await self.proc.aclose_pipes()
+
+
+async def run_call(
+    sup: Supervision, spec: CallSpec, on_progress: ProgressHandler | None = None
+) -> CallOutcome:
+    """Run one driver call to the end; never raises for anything the driver does."""
+    outcome = CallOutcome(spec)
+    started = time.monotonic()
+    if sup.control.stopping:
+        outcome.problem = Problem(
+            "terminated" if sup.control.terminated_by is not None else "canceled",
+            "not started: servo-agg was stopping",
+        )
+        return outcome
+    argv = (str(spec.driver.path), *spec.args)
+    sup_trace = sup.trace
+    if sup_trace is not None:
+        sup_trace(spec.driver.name, f"$ {' '.join(argv)}" + (
+            f"  (stdin: {spec.stdin[:500].decode('utf-8', 'replace')})" if spec.stdin else ""))
+    try:
+        proc = await start_driver(argv, sup.servo_root, sup.env)
+    except OSError as exc:
+        outcome.problem = Problem("spawn-failed", f"could not be started: {exc}")
+        return outcome
+    call = _DriverCall(sup, spec, proc, outcome, on_progress)
+    sup.control.attach(call)
+    try:
+        await call.run()
+    finally:
+        sup.control.detach(call)
+        await call.finish()
+        outcome.elapsed = time.monotonic() - started
+        if sup.sweeper is not None and sup.control.running_count == 0:
+            outcome.orphans_killed = await sup.sweeper.sweep()
+        if sup_trace is not None:
+            sup_trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
+                      + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
+                         if outcome.problem else ""))
+    return outcome

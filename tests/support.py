@@ -1,0 +1,208 @@
+"""Shared test machinery: servo roots with written drivers, running ./adjust as servo does,
+and finding every process a test started (by a tag in their environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+REPO = Path(__file__).resolve().parent.parent
+ADJUST = REPO / "adjust"
+TAG_VAR = "SERVO_AGG_TEST_TAG"
+PYTHON_BIN = str(Path(sys.executable).parent)
+
+
+def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None,
+                 mode: int = 0o755) -> Path:
+    """A driver script in root/adjust.d; `body` is Python unless a shebang is given."""
+    drivers = root / "adjust.d"
+    drivers.mkdir(exist_ok=True)
+    path = drivers / name
+    head = shebang if shebang is not None else f"#!{sys.executable}"
+    path.write_text(head + "\n" + textwrap.dedent(body).lstrip("\n"))
+    path.chmod(mode)
+    return path
+
+
+def simple_driver(component: str, settings: dict[str, Any], *, version: str = "1.0",
+                  progress_steps: int = 2, log: str | None = None) -> str:
+    """Python source of a well-behaved driver owning `component` with `settings`.
+
+    It records each adjust request it receives in `log` (a file name in the servo root).
+    """
+    descriptor = {"application": {"components": {component: {"settings": settings}}}}
+    return f"""
+        import json, sys
+        if "--info" in sys.argv:
+            print(json.dumps({{"version": {version!r}, "has_cancel": False}}))
+            sys.exit(0)
+        if "--query" in sys.argv or "--describe" in sys.argv:
+            print(json.dumps({descriptor!r}))
+            sys.exit(0)
+        request = json.load(sys.stdin)
+        if {log!r}:
+            with open({log!r}, "a") as f:
+                f.write(json.dumps(request) + "\\n")
+        for i in range({progress_steps}):
+            print(json.dumps({{"progress": (i + 1) * 100 // ({progress_steps} + 1),
+                               "message": "step " + str(i)}}), flush=True)
+        print(json.dumps({{"status": "ok", "reason": "success"}}))
+        """
+
+
+@dataclass
+class AdjustRun:
+    """What servo would have seen from one ./adjust call."""
+
+    returncode: int
+    stdout_lines: list[tuple[float, str]]  # (seconds since start, line)
+    stderr: str
+    elapsed: float
+    pid: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, line in self.stdout_lines]
+
+    @property
+    def json_lines(self) -> list[dict[str, Any]]:
+        parsed = [json.loads(line) for line in self.lines]
+        assert all(isinstance(p, dict) for p in parsed), parsed
+        return parsed
+
+    @property
+    def final(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.json_lines[-1]
+        return result
+
+    @property
+    def progress(self) -> list[dict[str, Any]]:
+        return [line for line in self.json_lines if "progress" in line]
+
+    def max_gap(self) -> float:
+        """Longest silence on stdout, counting from the start and to the exit."""
+        times = [0.0] + [t for t, _ in self.stdout_lines] + [self.elapsed]
+        return max(b - a for a, b in zip(times, times[1:], strict=False))
+
+
+def adjust_env(tag: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = PYTHON_BIN + os.pathsep + env.get("PATH", "")
+    env[TAG_VAR] = tag
+    for key in ("OPTUNE_IO_TIMEOUT", "OPTUNE_VERBOSE_STDERR"):
+        env.pop(key, None)
+    env.update(extra)
+    return env
+
+
+async def run_adjust(
+    root: Path, *args: str, tag: str, stdin: bytes | str = b"", env: dict[str, str] | None = None,
+    timeout: float = 60.0, signals: tuple[tuple[float, int], ...] = (),
+    adjust: Path = ADJUST,
+) -> AdjustRun:
+    """Run ./adjust from `root` exactly as servo does: executable, cwd = servo root.
+
+    `signals` are (seconds after start, signal) pairs sent to the aggregator.
+    """
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    environment = env if env is not None else adjust_env(tag)
+    environment.setdefault(TAG_VAR, tag)
+    proc = await trio.lowlevel.open_process(
+        [str(adjust), *args], cwd=root, env=environment,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    started = time.monotonic()
+    lines: list[tuple[float, str]] = []
+    err = bytearray()
+
+    async def feed() -> None:
+        try:
+            if data:
+                await proc.stdin.send_all(data)  # type: ignore[union-attr]
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            await proc.stdin.aclose()  # type: ignore[union-attr]
+
+    async def read_out() -> None:
+        buffer = bytearray()
+        while chunk := await proc.stdout.receive_some(1 << 16):  # type: ignore[union-attr]
+            buffer += chunk
+            while (i := buffer.find(b"\n")) >= 0:
+                lines.append((time.monotonic() - started, buffer[:i].decode()))
+                del buffer[: i + 1]
+        if buffer:
+            lines.append((time.monotonic() - started, buffer.decode() + "<no newline>"))
+
+    async def read_err() -> None:
+        while chunk := await proc.stderr.receive_some(1 << 16):  # type: ignore[union-attr]
+            if len(err) < 4 << 20:
+                err.extend(chunk)
+
+    async def send_signals() -> None:
+        for delay, sig in signals:
+            await trio.sleep_until(trio.current_time() - (time.monotonic() - started) + delay)
+            if proc.returncode is None:
+                proc.send_signal(sig)
+
+    try:
+        with trio.fail_after(timeout):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(feed)
+                nursery.start_soon(read_out)
+                nursery.start_soon(read_err)
+                if signals:
+                    nursery.start_soon(send_signals)
+                await proc.wait()
+                # The aggregator is gone; its pipes close with it (bounded all the same).
+                nursery.cancel_scope.deadline = trio.current_time() + 5
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+    elapsed = time.monotonic() - started
+    return AdjustRun(proc.returncode, lines, err.decode("utf-8", "replace"), elapsed, proc.pid)
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Every live process whose environment carries `tag` (drivers, their children, ...)."""
+    needle = f"{TAG_VAR}={tag}".encode()
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def leftover_processes(tag: str, settle: float = 3.0) -> list[int]:
+    """Tagged processes still alive after `settle` seconds (killed, so tests stay isolated)."""
+    deadline = time.monotonic() + settle
+    while (pids := tagged_pids(tag)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
