@@ -1,0 +1,36 @@
+# Two commands from a fresh clone:  make demo  (sample drivers end to end)  |  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# ./adjust is run the way servo runs it: as an executable, with the venv's python3 first on PATH.
+RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	@rm -rf .state
+	@echo '$$ ./adjust --version'; $(RUN) --version
+	@echo; echo '$$ ./adjust --query demo'; $(RUN) --query demo
+	@echo; echo '$$ ./adjust demo < examples/adjust-request.json'; $(RUN) demo < examples/adjust-request.json
+	@echo; echo '$$ ./adjust --query demo      # the new values'; $(RUN) --query demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .hypothesis

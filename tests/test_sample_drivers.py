@@ -1,0 +1,69 @@
+"""The sample drivers shipped in adjust.d/ work end to end, as `make demo` shows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, run_adjust
+
+REQUEST = (REPO / "examples" / "adjust-request.json").read_text()
+
+
+@pytest.fixture
+def demo_root(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "adjust.d", tmp_path / "adjust.d",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def settings(query: dict[str, object]) -> dict[str, object]:
+    components = query["application"]["components"]  # type: ignore[index]
+    return {f"{c}.{s}": spec["value"] for c, body in components.items()
+            for s, spec in body["settings"].items()}
+
+
+async def test_version_names_both_sample_drivers(demo_root: Path, tag: str) -> None:
+    run = await run_adjust(demo_root, "--version", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert run.lines == ["servo-agg 0.1.0 (web 1.0.0, cache 1.0.0)"]
+
+
+async def test_adjust_shows_in_the_next_query(demo_root: Path, tag: str) -> None:
+    before = await run_adjust(demo_root, "--query", "demo", tag=tag)
+    assert settings(before.final)["web.cpu"] == 1.0
+    run = await run_adjust(demo_root, "demo", tag=tag, stdin=REQUEST)
+    assert run.returncode == 0, run.stderr
+    assert run.final == {"status": "ok", "reason": "success"}
+    messages = [p["message"] for p in run.progress]
+    assert any(m.startswith("10-web: applying") for m in messages)
+    assert any(m.startswith("20-cache: applying") for m in messages)
+    after = await run_adjust(demo_root, "--query", "demo", tag=tag)
+    assert settings(after.final) == {
+        "web.cpu": 2.0, "web.memory": 2.0, "web.replicas": 4,
+        "cache.size": 512, "cache.eviction_policy": "allkeys-lfu",
+    }
+    assert (demo_root / ".state" / "web.json").is_file()
+
+
+async def test_sample_driver_rejects_out_of_range(demo_root: Path, tag: str) -> None:
+    request = {"application": {"components": {"web": {"settings": {"cpu": {"value": 64}}}}}}
+    run = await run_adjust(demo_root, "demo", tag=tag, stdin=json.dumps(request))
+    assert run.returncode == 1
+    assert run.final["status"] == "rejected"
+    assert "10-web" in run.final["message"] and "cpu=64" in run.final["message"]
+
+
+async def test_sample_driver_honours_cancel(demo_root: Path, tag: str) -> None:
+    (demo_root / "config.yaml").write_text("web:\n  steps: 50\n  step_seconds: 0.1\n")
+    run = await run_adjust(demo_root, "demo", tag=tag, stdin=REQUEST,
+                           signals=((1.5, signal.SIGUSR1),))
+    assert run.final["status"] == "canceled"
+    assert "10-web" in run.final["message"]
+    assert not any(p["message"].startswith("20-cache: applying") for p in run.progress)
+    assert not (demo_root / ".state" / "web.json").exists()
