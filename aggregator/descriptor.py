@@ -121,4 +121,6 @@ def split_request(
             f"no driver reported {', '.join(unowned)}; nothing was changed "
             "(run --query to see the settings each driver offers)",
         )
-    return {name: shares[name] for name in driver_order if name in shares}
+    ordered = [name for name in driver_order if name in shares]
+    ordered += [name for name in shares if name not in ordered]  # never drop a setting
+    return {name: shares[name] for name in ordered}

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from . import PRODUCT, __version__
 
-_SECTION = re.compile(r"^aggregator\s*:", re.MULTILINE)
+# Any mention of `aggregator` outside a comment (block, quoted or flow style) means the
+# file is parsed for real; a config.yaml without one cannot move the drivers directory.
+_SECTION = re.compile(r"^[^#\n]*aggregator", re.MULTILINE)
 
 
 def _drivers_dir_and_disabled(root: Path) -> tuple[Path, frozenset[str]]:

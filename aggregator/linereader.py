@@ -14,9 +14,10 @@ class LineTooLong(Exception):
 class PartialLastLine(Exception):
     """The stream ended in the middle of a line."""
 
-    def __init__(self, fragment: bytes) -> None:
-        super().__init__(f"stream ended inside a line of {len(fragment)} bytes")
-        self.fragment = fragment
+    def __init__(self, fragment: bytes, size: int | None = None) -> None:
+        self.size = len(fragment) if size is None else size  # the whole partial line
+        super().__init__(f"stream ended inside a line of {self.size} bytes")
+        self.fragment = fragment  # its start, for the error message
 
 
 class LineReader:
@@ -29,23 +30,41 @@ class LineReader:
         self._scanned = 0  # bytes of _buffer already known to hold no newline
         self._eof = False
 
+    def pop_line(self) -> bytes | None:
+        """A whole line that is already buffered, without waiting; None if there is none.
+
+        Lets a caller handle a burst of lines with one timeout, not one per line.
+        """
+        newline = self._buffer.find(b"\n", self._scanned)
+        if newline > self._max_line:  # the newline came in the same chunk as the excess
+            raise LineTooLong(f"line longer than {self._max_line} bytes")
+        if newline >= 0:
+            line = bytes(self._buffer[:newline])
+            del self._buffer[: newline + 1]
+            self._scanned = 0
+            return line
+        self._scanned = len(self._buffer)
+        if self._scanned > self._max_line:
+            raise LineTooLong(f"line longer than {self._max_line} bytes")
+        return None
+
+    def leftover(self) -> PartialLastLine | None:
+        """What is buffered of an unfinished line, when the caller stops reading early."""
+        if not self._buffer:
+            return None
+        return PartialLastLine(bytes(self._buffer[:200]), len(self._buffer))
+
     async def next_line(self) -> bytes | None:
         """The next line, or None at a clean end of stream."""
         while True:
-            newline = self._buffer.find(b"\n", self._scanned)
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                self._scanned = 0
+            line = self.pop_line()
+            if line is not None:
                 return line
-            self._scanned = len(self._buffer)
-            if self._scanned > self._max_line:
-                raise LineTooLong(f"line longer than {self._max_line} bytes")
             if self._eof:
                 if self._buffer:
-                    fragment = bytes(self._buffer[:200])
+                    fragment, size = bytes(self._buffer[:200]), len(self._buffer)
                     self._buffer.clear()
-                    raise PartialLastLine(fragment)
+                    raise PartialLastLine(fragment, size)
                 return None
             chunk = await self._stream.receive_some(READ_CHUNK_BYTES)
             if not chunk:

@@ -12,6 +12,9 @@ import trio
 from .limits import PROGRESS_COALESCE_SECONDS
 from .output import Output
 
+#: Absorbs float error when flooring a percentage (e.g. 28.999999999999996 -> 29).
+_TOLERANCE = 1e-9
+
 
 def coalesce_window(line_limit: float | None) -> float:
     """About a second, never more than half the per-line timeout (a heartbeat must pass)."""
@@ -39,14 +42,19 @@ class ProgressRelay:
     Identical consecutive lines within the coalescing window are held back, and the last
     one held is sent when the window ends, so a flood costs servo one line per window
     while a driver's heartbeat still gets through.
+
+    Shares are computed as (done*100 + share*percent) / total and floored with a tiny
+    tolerance: plain float rounding would show a lone driver's 29 % as 28, or end a run
+    with weights 0.1/0.2/0.3 at 99 (exact fractions fix that too, at 3x the cost per line).
     """
 
     def __init__(self, output: Output, weights: Mapping[str, float], window: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._output = output
-        self._weights = dict(weights)
-        self._total = sum(self._weights.values()) or 1.0
-        self._done = 0.0
+        self._weights = {name: float(w) for name, w in weights.items()}
+        self._total = math.fsum(self._weights.values()) or 1.0
+        self._done_weights: list[float] = []
+        self._done = 0.0  # fsum of _done_weights, kept exact-ish across many drivers
         self._window = window
         self._clock = clock
         self._last_sent: tuple[int, str] | None = None
@@ -58,9 +66,9 @@ class ProgressRelay:
         self.sent = 0
         self.held_back = 0
 
-    def _overall(self, driver: str, fraction: float) -> int:
+    def _overall(self, driver: str, percent: float) -> int:
         share = self._weights.get(driver, 0.0)
-        value = int((self._done + share * fraction) * 100 / self._total)
+        value = math.floor((self._done * 100 + share * percent) / self._total + _TOLERANCE)
         return max(self.percent, min(100, value))
 
     def _offer(self, line: tuple[int, str], force: bool = False) -> None:
@@ -91,12 +99,13 @@ class ProgressRelay:
             return
         text = message.get("message")
         label = f"{driver}: {text}" if isinstance(text, str) and text else driver
-        self._offer((self._overall(driver, value / 100), label))
+        self._offer((self._overall(driver, value), label))
 
     def driver_done(self, driver: str, label: str | None = None) -> None:
         """A driver ended: its whole share is done, and servo hears it (never coalesced)."""
-        self._done += self._weights.get(driver, 0.0)
-        self._offer((self._overall(driver, 0.0), label or f"{driver}: done"), force=True)
+        self._done_weights.append(self._weights.get(driver, 0.0))
+        self._done = math.fsum(self._done_weights)
+        self._offer((self._overall(driver, 0), label or f"{driver}: done"), force=True)
 
     def hold(self, label: str) -> None:
         """A line that keeps the current percentage (e.g. during a rollback)."""

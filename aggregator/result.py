@@ -24,7 +24,9 @@ class DriverFailure:
     stderr: str = ""
 
     def line(self) -> str:
-        return f"{self.driver}: {self.status}: {self.message}"
+        """`name: status: message` on one line, so servo's message has one line per driver."""
+        message = " / ".join(part.strip() for part in self.message.splitlines() if part.strip())
+        return f"{self.driver}: {self.status}: {message}"
 
 
 def _signal_name(number: int) -> str:

@@ -3,6 +3,8 @@ and finding every process a test started (by a tag in their environment)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -93,7 +95,7 @@ class AdjustRun:
     def max_gap(self) -> float:
         """Longest silence on stdout, counting from the start and to the exit."""
         times = [0.0] + [t for t, _ in self.stdout_lines] + [self.elapsed]
-        return max(b - a for a, b in zip(times, times[1:], strict=False))
+        return max(b - a for a, b in itertools.pairwise(times))
 
 
 def adjust_env(tag: str, **extra: str) -> dict[str, str]:
@@ -108,7 +110,8 @@ def adjust_env(tag: str, **extra: str) -> dict[str, str]:
 
 async def run_adjust(
     root: Path, *args: str, tag: str, stdin: bytes | str = b"", env: dict[str, str] | None = None,
-    timeout: float = 60.0, signals: tuple[tuple[float, int], ...] = (),
+    timeout: float = 60.0,  # noqa: ASYNC109 - a whole-run guard, like subprocess.run's
+    signals: tuple[tuple[float, int], ...] = (),
     adjust: Path = ADJUST,
 ) -> AdjustRun:
     """Run ./adjust from `root` exactly as servo does: executable, cwd = servo root.
@@ -174,6 +177,7 @@ async def run_adjust(
             with trio.CancelScope(shield=True):
                 await proc.wait()
     elapsed = time.monotonic() - started
+    assert proc.returncode is not None
     return AdjustRun(proc.returncode, lines, err.decode("utf-8", "replace"), elapsed, proc.pid)
 
 
@@ -201,8 +205,6 @@ def leftover_processes(tag: str, settle: float = 3.0) -> list[int]:
     while (pids := tagged_pids(tag)) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return pids

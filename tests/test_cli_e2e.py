@@ -1,0 +1,442 @@
+"""./adjust run as a subprocess, as servo runs it, against drivers written into adjust.d."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.support import (
+    ADJUST,
+    REPO,
+    AdjustRun,
+    adjust_env,
+    run_adjust,
+    simple_driver,
+    write_driver,
+)
+
+CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
+REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
+SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
+POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
+
+
+def two_drivers(root: Path) -> None:
+    write_driver(root, "01web", simple_driver(
+        "web", {"cpu": CPU, "replicas": REPLICAS}, version="1.2", log="web.log"))
+    write_driver(root, "02cache", simple_driver(
+        "cache", {"size": SIZE, "policy": POLICY}, version="0.9", log="cache.log"))
+
+
+def marking_driver(marker: str) -> str:
+    """A driver that leaves `marker` in the servo root whenever it is run at all."""
+    return f"""
+        import sys
+        with open({marker!r}, "a") as f:
+            f.write(" ".join(sys.argv[1:]) + "\\n")
+        print('{{"status": "ok"}}')
+        """
+
+
+def request(components: dict[str, dict[str, Any]], **extra: Any) -> str:
+    return json.dumps({"application": {"components": {
+        name: {"settings": {k: {"value": v} for k, v in settings.items()}}
+        for name, settings in components.items()}}, **extra})
+
+
+def assert_one_error(run: AdjustRun, reason: str) -> dict[str, Any]:
+    """The way every command-ending error looks to servo and to a person."""
+    assert run.returncode != 0
+    assert len(run.json_lines) == 1, run.lines
+    error = run.final
+    assert error["status"] == "failed"
+    assert error["reason"] == reason
+    assert error["message"]
+    assert f"servo-agg: error ({reason}): " in run.stderr
+    return error
+
+
+# -- --info ---------------------------------------------------------------------------------
+
+def trio_free_env(tmp_path: Path, tag: str) -> dict[str, str]:
+    """An environment in which importing trio or yaml fails loudly."""
+    shim = tmp_path / "shim"
+    for module in ("trio", "yaml"):
+        (shim / module).mkdir(parents=True, exist_ok=True)
+        (shim / module / "__init__.py").write_text(
+            f"raise ImportError('{module} imported where it must not be')\n")
+    return adjust_env(tag, PYTHONPATH=str(shim))
+
+
+async def test_info_is_instant_names_the_drivers_and_starts_none(
+        servo_root: Path, tmp_path: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", marking_driver("ran.log"))
+    write_driver(servo_root, "02cache", marking_driver("ran.log"))
+    (servo_root / "adjust.d" / "notes.txt").write_text("data, not a driver")
+    run = await run_adjust(servo_root, "--info", "app", tag=tag,
+                           env=trio_free_env(tmp_path, tag))
+    assert run.returncode == 0, run.stderr
+    assert len(run.lines) == 1
+    info = run.final
+    assert set(info) == {"version", "has_cancel"}
+    assert info["has_cancel"] is True
+    assert info["version"].startswith("servo-agg 0.1.0")
+    assert "01web" in info["version"] and "02cache" in info["version"]
+    assert "notes.txt" not in info["version"]
+    assert not (servo_root / "ran.log").exists()
+    assert run.stderr == ""
+
+
+async def test_info_with_a_config_yaml_for_other_drivers_imports_neither_trio_nor_yaml(
+        servo_root: Path, tmp_path: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", marking_driver("ran.log"))
+    (servo_root / "config.yaml").write_text("web:\n  replicas: 3\ncache:\n  size: 64\n")
+    run = await run_adjust(servo_root, "--info", "app", tag=tag,
+                           env=trio_free_env(tmp_path, tag))
+    assert run.returncode == 0, run.stderr
+    assert run.final["version"].endswith("[01web]")
+    assert not (servo_root / "ran.log").exists()
+
+
+async def test_the_trio_shim_really_stops_commands_that_need_trio(
+        servo_root: Path, tmp_path: Path, tag: str) -> None:
+    # Proof that the shim in the test above bites: --query needs trio and must fail with it.
+    run = await run_adjust(servo_root, "--query", "app", tag=tag,
+                           env=trio_free_env(tmp_path, tag))
+    assert run.returncode != 0
+    assert "trio imported where it must not be" in run.stderr
+
+
+async def test_info_does_not_import_trio_by_importtime(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", marking_driver("ran.log"))
+    with trio.fail_after(30):
+        done = await trio.run_process(
+            [sys.executable, "-X", "importtime", str(ADJUST), "--info"], cwd=servo_root,
+            env=adjust_env(tag), capture_stdout=True, capture_stderr=True)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.decode().splitlines()]
+    assert "aggregator.info" in imported  # the check is looking at the right thing
+    assert not [m for m in imported if m.split(".")[0] in ("trio", "yaml")]
+    assert json.loads(done.stdout)["has_cancel"] is True
+
+
+async def test_info_without_app_and_without_drivers_dir_still_answers(
+        tmp_path: Path, tag: str) -> None:
+    run = await run_adjust(tmp_path, "--info", tag=tag)
+    assert run.returncode == 0
+    assert run.final["has_cancel"] is True
+    assert run.final["version"].startswith("servo-agg 0.1.0")
+
+
+# -- --version ------------------------------------------------------------------------------
+
+async def test_version_lists_each_drivers_version_in_order(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "--version", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert run.lines == ["servo-agg 0.1.0 (1.2, 0.9)"]
+
+
+async def test_version_shows_a_failing_driver_by_name(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    write_driver(servo_root, "01zbroken", "import sys\nsys.exit(3)\n")
+    run = await run_adjust(servo_root, "--version", tag=tag)
+    assert run.lines == ["servo-agg 0.1.0 (1.2, 01zbroken: failing, 0.9)"]
+    assert "01zbroken" in run.stderr
+
+
+async def test_version_with_no_drivers(servo_root: Path, tag: str) -> None:
+    run = await run_adjust(servo_root, "--version", tag=tag)
+    assert run.returncode == 0
+    assert run.lines == ["servo-agg 0.1.0 ()"]
+
+
+# -- --query / --describe -------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--query", "--describe"])
+async def test_query_merges_every_drivers_descriptor(
+        servo_root: Path, tag: str, flag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, flag, "my-app", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert len(run.lines) == 1
+    assert run.final == {"application": {"components": {
+        "web": {"settings": {"cpu": CPU, "replicas": REPLICAS}},
+        "cache": {"settings": {"size": SIZE, "policy": POLICY}}}}}
+
+
+async def test_query_passes_the_real_app_id(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01args", """
+        import json, sys
+        with open("argv.log", "w") as f:
+            json.dump(sys.argv[1:], f)
+        print(json.dumps({"application": {"components": {}}}))
+        """)
+    run = await run_adjust(servo_root, "--describe", "shop-prod", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((servo_root / "argv.log").read_text()) == ["--query", "shop-prod"]
+
+
+async def test_query_accepts_a_legacy_descriptor(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01old", """
+        import json
+        print(json.dumps({"components": {"legacy": {"settings": {"mem": {"value": 1,
+              "min": 1, "max": 4}}}}}))
+        """)
+    write_driver(servo_root, "02new", simple_driver("web", {"cpu": CPU}))
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert run.final["application"]["components"] == {
+        "legacy": {"settings": {"mem": {"value": 1, "min": 1, "max": 4}}},
+        "web": {"settings": {"cpu": CPU}}}
+
+
+async def test_query_with_a_descriptor_of_the_wrong_shape_names_the_driver(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
+    write_driver(servo_root, "02odd", 'print(\'{"components": ["not", "an", "object"]}\')')
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    assert run.returncode == 1
+    assert run.final["status"] == "failed"
+    assert "02odd" in run.final["message"]
+    assert "components" in run.final["message"]
+    assert "02odd" in run.stderr
+
+
+async def test_query_with_a_duplicate_setting_names_both_drivers(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
+    write_driver(servo_root, "02cache", simple_driver("cache", {"size": SIZE}))
+    write_driver(servo_root, "03web2", simple_driver("web", {"cpu": CPU, "mem": REPLICAS}))
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    error = assert_one_error(run, "duplicate-setting")
+    assert "web.cpu" in error["message"]
+    assert "01web" in error["message"] and "03web2" in error["message"]
+
+
+async def test_query_with_an_empty_drivers_dir_is_an_empty_descriptor(
+        servo_root: Path, tag: str) -> None:
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert run.lines and run.final == {"application": {"components": {}}}
+
+
+# -- no adjust.d ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [("--query", "app"), ("--version",), ("app",)])
+async def test_no_drivers_dir_is_an_error(tmp_path: Path, tag: str,
+                                          args: tuple[str, ...]) -> None:
+    run = await run_adjust(tmp_path, *args, tag=tag, stdin=request({}))
+    error = assert_one_error(run, "no-drivers-dir")
+    assert "adjust.d" in error["message"]
+
+
+# -- adjust: bad input --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("stdin", "says"), [
+    ("", "not JSON"),
+    ("this is not json", "not JSON"),
+    ('["a", "list"]', "expected a JSON object"),
+    ('{"control": {}}', "'application'"),
+    ('{"application": {}}', "application.components"),
+    ('{"application": {"components": "web"}}', "application.components"),
+])
+async def test_a_bad_request_is_one_error_and_runs_nothing(
+        servo_root: Path, tag: str, stdin: str, says: str) -> None:
+    write_driver(servo_root, "01web", marking_driver("ran.log"))
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
+    error = assert_one_error(run, "bad-input")
+    assert says in error["message"]
+    assert "no driver was run" in error["message"]
+    assert not (servo_root / "ran.log").exists()
+
+
+async def test_unowned_settings_are_all_listed_and_no_driver_adjusts(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({
+        "web": {"cpu": 2, "gpu": 1}, "cache": {"size": 32}, "queue": {"depth": 5}}))
+    error = assert_one_error(run, "unknown-settings")
+    assert "web.gpu" in error["message"] and "queue.depth" in error["message"]
+    assert "web.cpu" not in error["message"] and "cache.size" not in error["message"]
+    assert not (servo_root / "web.log").exists()
+    assert not (servo_root / "cache.log").exists()
+
+
+async def test_a_driver_whose_query_fails_is_named_and_nothing_is_adjusted(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    write_driver(servo_root, "015sick", """
+        import sys
+        print("cannot reach the cloud API", file=sys.stderr)
+        sys.exit(2)
+        """)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({"web": {"cpu": 2}}))
+    assert run.returncode != 0
+    assert len(run.json_lines) == 1, run.lines
+    assert run.final["status"] == "failed"
+    message = run.final["message"]
+    assert "015sick could not be asked" in message
+    assert "nothing was changed" in message
+    assert not (servo_root / "web.log").exists()
+    assert "015sick" in run.stderr
+
+
+# -- adjust ---------------------------------------------------------------------------------
+
+async def test_adjust_runs_each_driver_with_its_share_and_reports_progress(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    control = {"userdata": {"run": 7}, "timeout": 60}
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request(
+        {"web": {"cpu": 2, "replicas": 3}, "cache": {"policy": "lfu"}}, control=control))
+    assert run.returncode == 0, run.stderr
+    assert run.final == {"status": "ok", "reason": "success"}
+    web = json.loads((servo_root / "web.log").read_text())
+    cache = json.loads((servo_root / "cache.log").read_text())
+    assert web == {"application": {"components": {"web": {"settings": {
+        "cpu": {"value": 2}, "replicas": {"value": 3}}}}}, "control": control}
+    assert cache == {"application": {"components": {"cache": {"settings": {
+        "policy": {"value": "lfu"}}}}}, "control": control}
+    progress = run.progress
+    percents = [p["progress"] for p in progress]
+    assert percents == sorted(percents)
+    assert all(isinstance(p, int) and 0 <= p <= 100 for p in percents)
+    assert percents[-1] == 100
+    assert {"progress": 50, "message": "01web: done"} in progress
+    assert {"progress": 100, "message": "02cache: done"} in progress
+    # simple_driver's steps at 33 % and 66 % of each half:
+    assert {"progress": 16, "message": "01web: step 0"} in progress
+    assert {"progress": 83, "message": "02cache: step 1"} in progress
+    assert all(p["message"].startswith(("01web: ", "02cache: ")) for p in progress)
+
+
+async def test_a_driver_with_nothing_to_change_is_not_run_and_is_no_share(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({"cache": {"size": 32}}))
+    assert run.returncode == 0, run.stderr
+    assert not (servo_root / "web.log").exists()
+    assert {"progress": 100, "message": "02cache: done"} in run.progress
+    assert all(not p["message"].startswith("01web") for p in run.progress)
+
+
+async def test_an_empty_request_changes_nothing_and_succeeds(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({}))
+    assert run.returncode == 0, run.stderr
+    assert run.final == {"status": "ok", "reason": "success"}
+    assert not (servo_root / "web.log").exists() and not (servo_root / "cache.log").exists()
+
+
+def failing_adjust(component: str, settings: dict[str, Any], *, exit_code: int,
+                   result: dict[str, Any] | None, log: str) -> str:
+    """A driver that answers --query but whose adjust prints `result` and exits."""
+    descriptor = {"application": {"components": {component: {"settings": settings}}}}
+    return f"""
+        import json, sys
+        if "--query" in sys.argv:
+            print(json.dumps({descriptor!r}))
+            sys.exit(0)
+        sys.stdin.read()
+        open({log!r}, "w").write("ran")
+        print(json.dumps({{"progress": 10, "message": "trying"}}), flush=True)
+        if {result!r} is not None:
+            print(json.dumps({result!r}))
+        print("details on stderr", file=sys.stderr)
+        sys.exit({exit_code})
+        """
+
+
+async def test_later_drivers_still_run_after_a_failure(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01bad", failing_adjust(
+        "web", {"cpu": CPU}, exit_code=4, result=None, log="bad.log"))
+    write_driver(servo_root, "02good", simple_driver("cache", {"size": SIZE}, log="good.log"))
+    run = await run_adjust(servo_root, "app", tag=tag,
+                           stdin=request({"web": {"cpu": 2}, "cache": {"size": 32}}))
+    assert run.returncode == 1
+    assert (servo_root / "bad.log").exists()
+    assert (servo_root / "good.log").exists()
+    final = run.final
+    assert final["status"] == "failed"
+    assert final["reason"] == "driver-failed"
+    lines = final["message"].split("\n")
+    assert lines[0] == "01bad: failed: adjust: exited with code 4"
+    assert "details on stderr" in final["message"]  # OPTUNE_VERBOSE_STDERR=all by default
+    assert final["failed_drivers"] == ["01bad"]
+    assert {"progress": 50, "message": "01bad: failed"} in run.progress
+    assert {"progress": 100, "message": "02good: done"} in run.progress
+
+
+async def test_rejected_wins_and_every_failed_driver_has_its_line(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01ok-then-crash", failing_adjust(
+        "web", {"cpu": CPU}, exit_code=1, result={"status": "ok"}, log="a.log"))
+    write_driver(servo_root, "02policy", failing_adjust(
+        "cache", {"size": SIZE}, exit_code=1,
+        result={"status": "rejected", "reason": "over-budget", "message": "too expensive"},
+        log="b.log"))
+    write_driver(servo_root, "03silent", failing_adjust(
+        "db", {"conns": REPLICAS}, exit_code=0, result=None, log="c.log"))
+    run = await run_adjust(servo_root, "app", tag=tag, env=adjust_env(
+        tag, OPTUNE_VERBOSE_STDERR="none"), stdin=request(
+        {"web": {"cpu": 2}, "cache": {"size": 32}, "db": {"conns": 3}}))
+    assert run.returncode == 1
+    final = run.final
+    assert final["status"] == "rejected"
+    assert final["reason"] == "driver-failed; over-budget; no-result"
+    assert final["message"].split("\n") == [
+        "01ok-then-crash: failed: adjust: exited with code 1 after printing status ok",
+        "02policy: rejected: adjust: too expensive (exit code 1)",
+        "03silent: failed: adjust: exited 0 without printing a result line",
+    ]
+    assert final["failed_drivers"] == ["01ok-then-crash", "02policy", "03silent"]
+    assert all((servo_root / f).exists() for f in ("a.log", "b.log", "c.log"))
+    assert "servo-agg: error (" in run.stderr
+
+
+async def test_every_stdout_line_is_one_json_object(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    for args, stdin in [(("--query", "app"), ""), (("app",), request({"web": {"cpu": 2}})),
+                        (("app",), "garbage")]:
+        run = await run_adjust(servo_root, *args, tag=tag, stdin=stdin)
+        assert run.lines
+        for line in run.lines:
+            assert isinstance(json.loads(line), dict), line
+
+
+# -- a copy of adjust and aggregator/ in another servo root ---------------------------------
+
+async def test_adjust_and_aggregator_copied_alone_into_a_servo_root_work(
+        tmp_path: Path, tag: str) -> None:
+    root = tmp_path / "elsewhere"
+    root.mkdir()
+    shutil.copy2(ADJUST, root / "adjust")
+    shutil.copytree(REPO / "aggregator", root / "aggregator",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    # Mark the copy, to be sure the copy (not the checkout or an install) is what runs.
+    init = root / "aggregator" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"',
+                                             '__version__ = "0.1.0+copy"'))
+    two_drivers(root)
+    env = adjust_env(tag)
+    env.pop("PYTHONPATH", None)
+    version = await run_adjust(root, "--version", tag=tag, env=dict(env),
+                               adjust=root / "adjust")
+    assert version.lines == ["servo-agg 0.1.0+copy (1.2, 0.9)"], version.stderr
+    info = await run_adjust(root, "--info", tag=tag, env=dict(env), adjust=root / "adjust")
+    assert info.final["version"].startswith("servo-agg 0.1.0+copy")
+    query = await run_adjust(root, "--query", "app", tag=tag, env=dict(env),
+                             adjust=root / "adjust")
+    assert set(query.final["application"]["components"]) == {"web", "cache"}
+    run = await run_adjust(root, "app", tag=tag, env=dict(env), adjust=root / "adjust",
+                           stdin=request({"cache": {"size": 128}}))
+    assert run.returncode == 0, run.stderr
+    assert run.final == {"status": "ok", "reason": "success"}
+    assert (root / "cache.log").exists()

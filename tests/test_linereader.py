@@ -1,0 +1,171 @@
+"""The bounded line reader: whole lines, a hard length limit, and memory that never grows."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from aggregator.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
+from aggregator.linereader import LineReader, LineTooLong, PartialLastLine
+from tests.streams import RepeatingStream, peak_memory, pipe_streams
+
+
+async def read_all(reader: LineReader) -> list[bytes]:
+    lines = []
+    while (line := await reader.next_line()) is not None:
+        lines.append(line)
+    return lines
+
+
+async def reader_over(*sends: bytes, max_line: int = MAX_LINE_BYTES) -> LineReader:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    for data in sends:
+        await send.send_all(data)
+    await send.aclose()
+    return LineReader(receive, max_line)
+
+
+async def test_lines_come_whole_without_the_newline() -> None:
+    reader = await reader_over(b'{"a": 1}\n\n{"b"', b': 2}\nlast\r\n')
+    assert await read_all(reader) == [b'{"a": 1}', b"", b'{"b": 2}', b"last\r"]
+
+
+async def test_end_of_stream_is_none_and_stays_none() -> None:
+    reader = await reader_over(b"one\n")
+    assert await reader.next_line() == b"one"
+    assert await reader.next_line() is None
+    assert await reader.next_line() is None
+
+
+async def test_a_line_split_into_single_bytes_is_put_back_together() -> None:
+    data = b'{"progress": 50, "message": "half"}\n' * 3
+    reader = await reader_over(*(data[i:i + 1] for i in range(len(data))))
+    assert await read_all(reader) == [b'{"progress": 50, "message": "half"}'] * 3
+
+
+async def test_many_lines_in_one_chunk() -> None:
+    reader = await reader_over(b"".join(b"%d\n" % i for i in range(10_000)))
+    assert await read_all(reader) == [b"%d" % i for i in range(10_000)]
+
+
+async def test_partial_last_line_is_an_error_with_its_start() -> None:
+    reader = await reader_over(b"whole\n", b"half a li", b"ne" + b"x" * 500)
+    assert await reader.next_line() == b"whole"
+    with pytest.raises(PartialLastLine) as caught:
+        await reader.next_line()
+    assert caught.value.fragment == (b"half a line" + b"x" * 500)[:200]
+    assert caught.value.size == 511
+    assert "inside a line of 511 bytes" in str(caught.value)
+
+
+async def test_a_line_of_exactly_the_limit_is_accepted() -> None:
+    reader = await reader_over(b"x" * 1000 + b"\n", max_line=1000)
+    assert await reader.next_line() == b"x" * 1000
+
+
+@pytest.mark.parametrize("split", [None, 999, 1000, 1001])
+async def test_one_byte_over_the_limit_is_refused_however_it_arrives(
+        split: int | None) -> None:
+    data = b"x" * 1001 + b"\n"
+    sends = [data] if split is None else [data[:split], data[split:]]
+    reader = await reader_over(*sends, max_line=1000)
+    with pytest.raises(LineTooLong, match="longer than 1000 bytes"):
+        await reader.next_line()
+
+
+async def test_the_default_limit_is_1_mib() -> None:
+    assert MAX_LINE_BYTES == 1024 * 1024
+    exact = RepeatingStream(b"x" * 4096, MAX_LINE_BYTES, tail=b"\n")
+    assert await LineReader(exact).next_line() == b"x" * MAX_LINE_BYTES
+    over = RepeatingStream(b"x" * 4096, MAX_LINE_BYTES + 1, tail=b"\n")
+    with pytest.raises(LineTooLong):
+        await LineReader(over).next_line()
+
+
+async def test_a_1_mib_plus_1_line_arriving_in_one_write_is_refused() -> None:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    await send.send_all(b"y" * (MAX_LINE_BYTES + 1) + b"\n")
+    await send.aclose()
+    with pytest.raises(LineTooLong):
+        await LineReader(receive).next_line()
+
+
+async def test_a_line_that_never_ends_is_refused_after_reading_about_the_limit() -> None:
+    endless = RepeatingStream(b"z" * READ_CHUNK_BYTES, 1 << 40)  # a terabyte, never sent
+    with pytest.raises(LineTooLong):
+        await LineReader(endless).next_line()
+    assert endless.delivered <= MAX_LINE_BYTES + 2 * READ_CHUNK_BYTES
+
+
+async def test_hundreds_of_megabytes_of_lines_in_bounded_memory() -> None:
+    line = b'{"progress": 1, "message": "' + b"m" * 4000 + b'"}\n'
+    pattern = line * (READ_CHUNK_BYTES // len(line)) + line[:1234]  # lines straddle chunks
+    total = 256 * 1024 * 1024
+    stream = RepeatingStream(pattern, total)
+    reader = LineReader(stream)
+    count = 0
+    with peak_memory() as peak:
+        try:
+            while await reader.next_line() is not None:
+                count += 1
+        except PartialLastLine:
+            pass  # the pattern does not end on a newline; only the last fragment is cut
+    assert stream.delivered == total
+    assert count > total // len(line) - 2 * (total // len(pattern)) - 2
+    assert peak[0] < 4 * READ_CHUNK_BYTES, peak
+
+
+async def test_long_lines_near_the_limit_cost_about_one_line_of_memory() -> None:
+    line = b"q" * (MAX_LINE_BYTES - 1) + b"\n"
+    stream = RepeatingStream(line, 100 * len(line))
+    reader = LineReader(stream)
+    with peak_memory() as peak:
+        lines = 0
+        while (got := await reader.next_line()) is not None:
+            assert len(got) == MAX_LINE_BYTES - 1
+            lines += 1
+    assert lines == 100
+    # 100 MiB went through; a few line-sized buffers (the reader's, the line handed out,
+    # the caller's previous one, a reallocation) is all that was ever held.
+    assert peak[0] < 6 * MAX_LINE_BYTES, peak
+
+
+async def test_through_an_os_pipe() -> None:
+    receive, send = pipe_streams()
+    line = b"p" * 999 + b"\n"
+    total_lines = 32 * 1024  # 32 MiB through the kernel's 64 KiB pipe buffer
+
+    async def writer() -> None:
+        async with send:
+            for _ in range(total_lines // 64):
+                await send.send_all(line * 64)
+
+    async with receive, trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        got = await read_all(LineReader(receive))
+    assert len(got) == total_lines
+    assert set(got) == {b"p" * 999}
+
+
+async def test_pop_line_hands_out_buffered_lines_without_waiting() -> None:
+    reader = await reader_over(b"one\ntwo\nthree")
+    assert reader.pop_line() is None  # nothing read yet, and it does not read
+    assert await reader.next_line() == b"one"
+    assert reader.pop_line() == b"two"
+    assert reader.pop_line() is None
+    leftover = reader.leftover()
+    assert leftover is not None and leftover.fragment == b"three" and leftover.size == 5
+
+
+async def test_pop_line_refuses_an_overlong_buffered_line() -> None:
+    reader = await reader_over(b"ok\n" + b"x" * 1001 + b"\n", max_line=1000)
+    assert await reader.next_line() == b"ok"
+    with pytest.raises(LineTooLong):
+        reader.pop_line()
+
+
+async def test_no_leftover_after_whole_lines() -> None:
+    reader = await reader_over(b"one\n")
+    assert await reader.next_line() == b"one"
+    assert reader.leftover() is None

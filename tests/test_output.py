@@ -1,0 +1,132 @@
+"""The aggregator's own stdout (servo's channel) and stderr (for people)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import AggregatorError
+from aggregator.limits import MAX_MESSAGE_BYTES
+from aggregator.output import Output, clip_message
+
+
+def read_all(fd: int) -> bytes:
+    data = bytearray()
+    while chunk := os.read(fd, 1 << 16):
+        data += chunk
+    return bytes(data)
+
+
+def test_json_lines_are_whole_lines_on_stdout() -> None:
+    r, w = os.pipe()
+    err = io.StringIO()
+    out = Output(w, err)
+    out.json_line({"progress": 10, "message": "two\nlines"})
+    out.write_line("servo-agg 0.1.0 (1.0)")
+    os.close(w)
+    data = read_all(r)
+    os.close(r)
+    lines = data.decode().split("\n")
+    assert lines[-1] == ""
+    assert json.loads(lines[0]) == {"progress": 10, "message": "two\nlines"}
+    assert lines[1] == "servo-agg 0.1.0 (1.0)"
+    assert len(lines) == 3
+    assert err.getvalue() == ""
+
+
+def test_a_line_larger_than_a_pipe_buffer_is_written_whole(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    out = Output(fd, io.StringIO())
+    out.json_line({"status": "failed", "message": "m" * (3 << 20)})
+    os.close(fd)
+    data = path.read_bytes()
+    assert data.endswith(b"\n") and data.count(b"\n") == 1
+    assert len(json.loads(data)["message"]) == 3 << 20
+
+
+def test_a_closed_stdout_stops_writing_without_an_error() -> None:
+    r, w = os.pipe()
+    os.close(r)
+    out = Output(w, io.StringIO())
+    out.json_line({"progress": 1})
+    assert out.closed
+    out.json_line({"progress": 2})  # still no error
+    os.close(w)
+
+
+def test_last_write_moves_on_each_line() -> None:
+    r, w = os.pipe()
+    out = Output(w, io.StringIO())
+    before = out.last_write
+    out.write_line("x")
+    assert out.last_write >= before
+    os.close(w)
+    os.close(r)
+
+
+def test_note_is_one_prefixed_line_on_stderr_only() -> None:
+    r, w = os.pipe()
+    err = io.StringIO()
+    out = Output(w, err)
+    out.note("driver 10web ignored a progress value")
+    os.close(w)
+    assert read_all(r) == b""
+    os.close(r)
+    assert err.getvalue() == "servo-agg: driver 10web ignored a progress value\n"
+
+
+def test_error_is_one_json_line_on_stdout_and_one_readable_line_on_stderr() -> None:
+    r, w = os.pipe()
+    err = io.StringIO()
+    out = Output(w, err)
+    out.error(AggregatorError("bad-input", "adjust request: stdin is not JSON"))
+    os.close(w)
+    data = read_all(r)
+    os.close(r)
+    assert data.count(b"\n") == 1
+    assert json.loads(data) == {"status": "failed", "reason": "bad-input",
+                                "message": "adjust request: stdin is not JSON"}
+    assert err.getvalue() == "servo-agg: error (bad-input): adjust request: stdin is not JSON\n"
+
+
+def test_error_keeps_its_status() -> None:
+    assert AggregatorError("x", "y", "rejected").as_result() == {
+        "status": "rejected", "reason": "x", "message": "y"}
+
+
+def test_error_message_on_stdout_is_clipped(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    out = Output(fd, io.StringIO())
+    out.error(AggregatorError("bad-output", "z" * (3 << 20)))
+    os.close(fd)
+    message = json.loads(path.read_bytes())["message"]
+    assert len(message.encode()) <= MAX_MESSAGE_BYTES
+    assert message.endswith("[... cut at 2 MiB ...]")
+
+
+@pytest.mark.parametrize("text", ["", "short", "é" * 10])
+def test_short_messages_are_not_clipped(text: str) -> None:
+    assert clip_message(text) == text
+
+
+def test_clip_message_cuts_on_a_character_boundary_within_the_limit() -> None:
+    for text in ["a" * (MAX_MESSAGE_BYTES + 1), "é" * MAX_MESSAGE_BYTES,
+                 "€" * MAX_MESSAGE_BYTES, "a" + "😀" * MAX_MESSAGE_BYTES]:
+        clipped = clip_message(text)
+        encoded = clipped.encode("utf-8")
+        assert MAX_MESSAGE_BYTES - 40 < len(encoded) <= MAX_MESSAGE_BYTES
+        assert clipped.endswith("\n[... cut at 2 MiB ...]")
+        assert text.startswith(clipped[: -len("\n[... cut at 2 MiB ...]")])
+    exact = "a" * MAX_MESSAGE_BYTES
+    assert clip_message(exact) == exact
+
+
+def test_clip_message_with_a_small_limit() -> None:
+    assert clip_message("x" * 100, limit=50).encode() == (
+        b"x" * (50 - len("\n[... cut at 2 MiB ...]")) + b"\n[... cut at 2 MiB ...]")
