@@ -5,7 +5,9 @@ This module imports nothing heavy, so `adjust --info` stays as cheap as Python's
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,5 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def exit_now(code: int) -> NoReturn:
+    """Flush and leave without interpreter teardown (~20 ms, paid on every servo call).
+
+    Safe because by now every driver has been reaped and every line written.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib would cost --info 4 ms of imports
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    os._exit(code)
+
+
 def console_main() -> None:
-    sys.exit(main())
+    exit_now(main())

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
 from .errors import AggregatorError
 from .limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
 
-CONFIG_FILE = "config.yaml"
 SECTION = "aggregator"
 OnFailure = Literal["continue", "stop", "rollback"]
 ON_FAILURE_CHOICES: tuple[OnFailure, ...] = ("continue", "stop", "rollback")
@@ -142,5 +142,8 @@ def load_document(servo_root: Path) -> dict[str, Any] | None:
 
 
 def load_config(servo_root: Path) -> AggregatorConfig:
+    """The aggregator's settings; yaml is imported only when config.yaml mentions them."""
+    if not may_configure_aggregator(read_config_text(servo_root)):
+        return AggregatorConfig()
     document = load_document(servo_root)
     return parse_section(None if document is None else document.get(SECTION))

@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from . import PRODUCT, __version__
-
-# Any mention of `aggregator` outside a comment (block, quoted or flow style) means the
-# file is parsed for real; a config.yaml without one cannot move the drivers directory.
-_SECTION = re.compile(r"^[^#\n]*aggregator", re.MULTILINE)
+from .config_probe import may_move_or_disable_drivers, read_config_text
 
 
 def _drivers_dir_and_disabled(root: Path) -> tuple[Path, frozenset[str]]:
-    """The drivers directory; config.yaml is parsed only if it has an aggregator section."""
-    try:
-        text = (root / "config.yaml").read_text(encoding="utf-8")
-    except OSError:
-        text = ""
-    if not _SECTION.search(text):
+    """The drivers directory; config.yaml is parsed only if it could change the answer."""
+    if not may_move_or_disable_drivers(read_config_text(root)):
         return root / "adjust.d", frozenset()
     from .config import load_config
 
