@@ -19,8 +19,12 @@ DEFAULT_KILL_GRACE = 0.5
 #: Default seconds a driver gets after SIGUSR1 to print its own result.
 DEFAULT_CANCEL_GRACE = 3.0
 
-#: Seconds the pipes are still read after a driver exited (a grandchild may hold them).
+#: Once a driver exited and what it wrote is read, its pipes are read on only while data
+#: comes at least this often: a grandchild holding them open is not waited for.
 EXIT_DRAIN_SECONDS = 0.25
+
+#: ... and never longer than this in all (nor than the line limit) after the exit.
+EXIT_DRAIN_MAX_SECONDS = 1.0
 
 #: Upper bound on waiting for a SIGKILLed process to be reaped (a process in D state).
 REAP_LIMIT_SECONDS = 5.0
@@ -31,5 +35,13 @@ PROGRESS_COALESCE_SECONDS = 1.0
 #: Safety margin kept between the aggregator's own silence and servo's timeout.
 KEEPALIVE_MARGIN_SECONDS = 0.25
 
+#: A one-line answer (--version), which no keep-alive can precede, is written at the
+#: latest this long before servo's timeout; drivers not done by then are reported failing.
+ANSWER_MARGIN_SECONDS = 0.5
+
 #: Rounds of killing re-parented orphans before giving up (each round kills one generation).
 ORPHAN_SWEEP_ROUNDS = 64
+
+#: `--check` run without OPTUNE_IO_TIMEOUT still bounds each driver call as if it were set
+#: to this, so a stuck driver cannot hang the check.
+CHECK_IO_TIMEOUT_SECONDS = 30.0

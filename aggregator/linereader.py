@@ -29,6 +29,7 @@ class LineReader:
         self._buffer = bytearray()
         self._scanned = 0  # bytes of _buffer already known to hold no newline
         self._eof = False
+        self.received = 0  # bytes taken from the stream so far
 
     def pop_line(self) -> bytes | None:
         """A whole line that is already buffered, without waiting; None if there is none.
@@ -54,6 +55,19 @@ class LineReader:
             return None
         return PartialLastLine(bytes(self._buffer[:200]), len(self._buffer))
 
+    @property
+    def at_eof(self) -> bool:
+        return self._eof
+
+    async def receive(self) -> None:
+        """Take one chunk from the stream into the buffer (or notice its end)."""
+        chunk = await self._stream.receive_some(READ_CHUNK_BYTES)
+        if not chunk:
+            self._eof = True
+        else:
+            self.received += len(chunk)
+            self._buffer += chunk
+
     async def next_line(self) -> bytes | None:
         """The next line, or None at a clean end of stream."""
         while True:
@@ -61,13 +75,9 @@ class LineReader:
             if line is not None:
                 return line
             if self._eof:
-                if self._buffer:
-                    fragment, size = bytes(self._buffer[:200]), len(self._buffer)
+                partial = self.leftover()
+                if partial is not None:
                     self._buffer.clear()
-                    raise PartialLastLine(fragment, size)
+                    raise partial
                 return None
-            chunk = await self._stream.receive_some(READ_CHUNK_BYTES)
-            if not chunk:
-                self._eof = True
-            else:
-                self._buffer += chunk
+            await self.receive()

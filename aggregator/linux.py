@@ -6,10 +6,10 @@ Both are no-ops (returning False) where prctl does not exist.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
@@ -20,7 +20,9 @@ PR_GET_CHILD_SUBREAPER = 37
 def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The symbols already loaded (libc's among them): ctypes.util.find_library would run
+    # `ldconfig -p` in a child process, on every driver start.
+    libc = ctypes.CDLL(None, use_errno=True)
     fn: Callable[..., int] = libc.prctl
     return fn
 
@@ -63,3 +65,29 @@ def parent_death_guard(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
             os._exit(127)
 
     return arm
+
+
+def process_start_ticks(pid: int) -> int:
+    """When the process started, in clock ticks since boot (0 where /proc cannot say)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        return int(fields[19])  # field 22 of stat(5): starttime
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def process_age(pid: int | None = None) -> float:
+    """Seconds since the process started (0.0 where /proc cannot say).
+
+    servo's OPTUNE_IO_TIMEOUT counts from the moment it started us, which includes the
+    interpreter's start-up; the aggregator's own silence must be counted from there too.
+    """
+    ticks = process_start_ticks(pid or os.getpid())
+    if not ticks:
+        return 0.0
+    try:
+        started = ticks / os.sysconf("SC_CLK_TCK")
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, AttributeError):
+        return 0.0

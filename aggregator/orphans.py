@@ -64,15 +64,16 @@ async def _kill_and_reap(pid: int) -> None:
 class OrphanSweeper:
     """Kills and reaps every child that is not a driver we are supervising."""
 
-    def __init__(self) -> None:
+    def __init__(self, spare: Collection[int] = ()) -> None:
         self.killed: list[int] = []
+        self.spare = frozenset(spare)  # our own helpers (the sentinel), never orphans
 
     async def sweep(self, keep: Collection[int] = ()) -> int:
         """Kill orphans generation by generation; returns how many were killed."""
         count = 0
         with trio.CancelScope(shield=True):
             for _ in range(ORPHAN_SWEEP_ROUNDS):
-                orphans = child_pids() - set(keep)
+                orphans = child_pids() - set(keep) - self.spare
                 if not orphans:
                     break
                 async with trio.open_nursery() as nursery:

@@ -90,15 +90,18 @@ class ProgressRelay:
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
+        text = message.get("message")
+        label = f"{driver}: {text}" if isinstance(text, str) and text else driver
         if value is None:
             if driver not in self._warned:
                 self._warned.add(driver)
                 self._output.note(f"{driver}: ignored a progress value that is not a number "
                                   f"({message.get('progress')!r}); further ones are ignored "
                                   "silently")
+            # Still a sign of life, passed on at the current percentage (coalesced): a
+            # driver that only sends such lines must not make servo think we are stuck.
+            self.hold(label)
             return
-        text = message.get("message")
-        label = f"{driver}: {text}" if isinstance(text, str) and text else driver
         self._offer((self._overall(driver, value), label))
 
     def driver_done(self, driver: str, label: str | None = None) -> None:

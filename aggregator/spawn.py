@@ -10,11 +10,14 @@ Elsewhere trio's own process support is used, without the guard.
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import os
 import select
 import signal
 import subprocess
+import termios
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from pathlib import Path
 import trio
 
 from .linux import parent_death_guard
+from .sentinel import RUN_MARK_VAR, run_mark
 
 
 @dataclass(eq=False)
@@ -63,6 +67,17 @@ class DriverProcess:
             self._exited = self._trio_process.poll() is not None
         return self._exited
 
+    def stdout_pending(self) -> int:
+        """Bytes waiting in the stdout pipe (0 where that cannot be asked)."""
+        if not isinstance(self.stdout, trio.lowlevel.FdStream):
+            return 0
+        count = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.stdout.fileno(), termios.FIONREAD, count)
+        except (OSError, ValueError):
+            return 0
+        return count[0]
+
     def signal_group(self, sig: int) -> None:
         """Send `sig` to the driver's whole process group (nothing if it is gone)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -99,6 +114,7 @@ def _child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, s
     if str(servo_root) not in parts:
         parts.append(str(servo_root))
     env["PYTHONPATH"] = os.pathsep.join(parts)
+    env[RUN_MARK_VAR] = run_mark()  # how the sentinel finds what a driver left running
     return env
 
 

@@ -23,7 +23,12 @@ import trio
 from .control import RunControl
 from .discovery import Driver
 from .environment import line_limit_for
-from .limits import EXIT_DRAIN_SECONDS, REAP_LIMIT_SECONDS
+from .limits import (
+    EXIT_DRAIN_MAX_SECONDS,
+    EXIT_DRAIN_SECONDS,
+    READ_CHUNK_BYTES,
+    REAP_LIMIT_SECONDS,
+)
 from .linereader import LineReader, LineTooLong, PartialLastLine
 from .orphans import OrphanSweeper
 from .spawn import DriverProcess, start_driver
@@ -64,6 +69,9 @@ class CallSpec:
     call: str  # what servo would call it: info, query, adjust, rollback
     args: tuple[str, ...]
     stdin: bytes = b""
+    #: trio time by which the call is over, kill cascade included (a one-line answer such
+    #: as --version cannot send keep-alive lines, so its calls share one budget)
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,16 @@ class _DriverCall:
         self.proc = proc
         self.outcome = outcome
         self.on_progress = on_progress
-        self.scope = trio.CancelScope()
+        self.scope = trio.CancelScope()  # the whole call: cancel grace, terminate
+        self.stdout_scope = trio.CancelScope()  # the wait for the next line
+        self.stderr_scope = trio.CancelScope()
+        self.stdin_scope = trio.CancelScope()
         self.exited = trio.Event()
+        self.exited_at: float | None = None
+        self.reader = LineReader(proc.stdout)
+        self.patience = math.inf if sup.line_limit is None else sup.line_limit
+        self.last_line = trio.current_time()  # when the driver last sent a line
+        self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
         self.canceled = False
         self.terminated = False
 
@@ -135,10 +151,12 @@ class _DriverCall:
             self.sup.trace(self.spec.driver.name, text)
 
     async def run(self) -> None:
+        if self.spec.deadline is not None:
+            self.scope.deadline = self.spec.deadline - self.sup.effective_kill_grace
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_stdin)
-                nursery.start_soon(self.outcome.stderr.drain, self.proc.stderr)
+                nursery.start_soon(self._drain_stderr)
                 nursery.start_soon(self._watch_exit)
                 if not await self._read_stdout():
                     nursery.cancel_scope.cancel()
@@ -146,55 +164,107 @@ class _DriverCall:
             self._fail("terminated", "killed because servo-agg was told to terminate")
         elif self.canceled and not self.proc.has_exited():
             self._fail("canceled", "did not finish within the cancel grace after SIGUSR1; killed")
+        elif self.scope.cancelled_caught and not self.proc.has_exited():
+            self._fail("timeout", "did not answer within the time servo allows this command; "
+                                  "killed")
 
     async def _feed_stdin(self) -> None:
+        """Write the request; stopped once the driver exited (a child of it may hold its
+        stdin open without reading)."""
         try:
-            if self.spec.stdin:
-                await self.proc.stdin.send_all(self.spec.stdin)
+            with self.stdin_scope:
+                if self.spec.stdin:
+                    await self.proc.stdin.send_all(self.spec.stdin)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the driver closed stdin; it fails or succeeds on its own
         finally:
             with trio.CancelScope(shield=True):
                 await self.proc.stdin.aclose()
 
+    def _drain_deadline(self) -> float:
+        """After the driver exited, a pipe is read on while data keeps coming, but a
+        descendant holding it open cannot keep the call alive."""
+        assert self.exited_at is not None
+        cap = EXIT_DRAIN_MAX_SECONDS
+        if self.sup.line_limit is not None:
+            cap = min(cap, self.sup.line_limit)
+        return min(trio.current_time() + EXIT_DRAIN_SECONDS,
+                   self.exited_at + max(EXIT_DRAIN_SECONDS, cap))
+
+    def _stdout_deadline(self) -> float:
+        """The per-line limit; after the exit, once what the driver wrote is read, the drain."""
+        if self.exited_at is None or self.reader.received < self.backlog_end:
+            return self.last_line + self.patience
+        return self._drain_deadline()
+
     async def _watch_exit(self) -> None:
-        """Once the driver exits, give its pipes a short drain, then stop reading them."""
         await self.proc.wait_exited()
+        self.exited_at = trio.current_time()
+        # Whatever the driver wrote before it exited is read whole, however slowly we go.
+        self.backlog_end = self.reader.received + self.proc.stdout_pending()
         self.exited.set()
-        self.scope.deadline = min(self.scope.deadline, trio.current_time() + EXIT_DRAIN_SECONDS)
+        self.stdin_scope.cancel()
+        self.stdout_scope.deadline = min(self.stdout_scope.deadline, self._stdout_deadline())
+        self.stderr_scope.deadline = min(self.stderr_scope.deadline, self._drain_deadline())
+
+    async def _drain_stderr(self) -> None:
+        """Keep stderr, bounded; after the exit, only as long as data keeps coming."""
+        with self.stderr_scope:
+            receive = self.proc.stderr.receive_some
+            while chunk := await receive(READ_CHUNK_BYTES):
+                self.outcome.stderr.feed(chunk)
+                if self.exited_at is not None:
+                    self.stderr_scope.deadline = self._drain_deadline()
 
     async def _read_stdout(self) -> bool:
-        """Read lines until EOF and exit; False when the call must be ended by force."""
-        reader = LineReader(self.proc.stdout)
+        """Read lines until EOF and exit; False when the call must be ended by force.
+
+        A burst of lines is handled under one deadline (the line limit counts from the last
+        line), so a flood costs no cancel scope per line.
+        """
+        reader = self.reader
         limit = self.sup.line_limit
-        waited_from = trio.current_time()
-        while True:
-            with trio.move_on_after(math.inf if limit is None else limit) as wait:
+        self.last_line = trio.current_time()
+        wait = self.stdout_scope
+        with wait:
+            while True:
                 try:
-                    line = await reader.next_line()
+                    line = reader.pop_line()
                 except LineTooLong as exc:
                     self._fail("bad-output", f"{exc}; a protocol line must be one JSON object")
                     return False
-                except PartialLastLine as exc:
-                    self._fail("bad-output", f"output ended without a newline: "
-                                             f"{_excerpt(exc.fragment)}")
+                if line is None:
+                    if reader.at_eof:
+                        partial = reader.leftover()
+                        if partial is not None:
+                            return self._partial(partial)
+                        break
+                    # Recomputed after every chunk: the driver may have exited meanwhile.
+                    wait.deadline = self._stdout_deadline()
+                    await reader.receive()
+                    continue
+                self.last_line = trio.current_time()
+                if not self._take_line(line):
                     return False
-            if wait.cancelled_caught:
-                silent = trio.current_time() - waited_from
+        if wait.cancelled_caught:
+            if self.exited_at is None:
+                silent = trio.current_time() - self.last_line
                 self._fail("timeout", f"sent nothing for {silent:.1f} s "
                                       f"(limit {limit:g} s from OPTUNE_IO_TIMEOUT); killed")
                 return False
-            if line is None:
-                break
-            waited_from = trio.current_time()
-            if not self._take_line(line):
-                return False
-        with trio.move_on_after(math.inf if limit is None else limit) as wait:
+            # It exited, but something it started still holds stdout: done all the same.
+            partial = reader.leftover()
+            return True if partial is None else self._partial(partial)
+        with trio.move_on_after(self.patience) as wait_exit:
             await self.exited.wait()
-        if wait.cancelled_caught:
+        if wait_exit.cancelled_caught:
             self._fail("timeout", f"closed stdout but did not exit within {limit:g} s; killed")
             return False
         return True
+
+    def _partial(self, exc: PartialLastLine) -> bool:
+        self._fail("bad-output", f"output ended without a newline: {_excerpt(exc.fragment)}")
+        return False
 
     def _take_line(self, raw: bytes) -> bool:
         self.outcome.lines += 1
@@ -250,8 +320,9 @@ async def run_call(
     argv = (str(spec.driver.path), *spec.args)
     sup_trace = sup.trace
     if sup_trace is not None:
+        shown = spec.stdin[:500].decode("utf-8", "replace").rstrip()
         sup_trace(spec.driver.name, f"$ {' '.join(argv)}" + (
-            f"  (stdin: {spec.stdin[:500].decode('utf-8', 'replace')})" if spec.stdin else ""))
+            f"  (stdin: {shown})" if spec.stdin else ""))
     try:
         proc = await start_driver(argv, sup.servo_root, sup.env)
     except OSError as exc:
@@ -264,6 +335,10 @@ async def run_call(
     finally:
         sup.control.detach(call)
         await call.finish()
+        if (call.canceled and outcome.problem is None
+                and outcome.exit_code == -signal.SIGUSR1):
+            outcome.problem = Problem("canceled", "ended by servo's cancel (SIGUSR1, which it "
+                                                  "does not handle)")
         outcome.elapsed = time.monotonic() - started
         if sup.sweeper is not None and sup.control.running_count == 0:
             outcome.orphans_killed = await sup.sweeper.sweep()

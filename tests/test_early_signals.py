@@ -1,0 +1,58 @@
+"""Signals that arrive while servo-agg is still reading the request (no driver yet)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import trio
+
+from tests.support import ADJUST, adjust_env, simple_driver, write_driver
+
+
+async def _start_waiting_for_request(root: Path, tag: str) -> trio.Process:
+    proc = await trio.lowlevel.open_process(
+        [str(ADJUST), "app"], cwd=root, env=adjust_env(tag),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    await trio.sleep(1.0)  # well into the (blocked) read of stdin
+    return proc
+
+
+async def _finish(proc: trio.Process, request: bytes) -> list[dict[str, object]]:
+    assert proc.stdin and proc.stdout
+    with trio.fail_after(30):
+        await proc.stdin.send_all(request)
+        await proc.stdin.aclose()
+        out = bytearray()
+        while chunk := await proc.stdout.receive_some():
+            out += chunk
+        await proc.wait()
+    assert proc.stderr is not None
+    await proc.stderr.aclose()
+    await proc.stdout.aclose()
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_sigterm_while_reading_request_aborts_cleanly(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1}}, log="ran"))
+    proc = await _start_waiting_for_request(servo_root, tag)
+    proc.send_signal(signal.SIGTERM)
+    lines = await _finish(proc, b"")
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert lines[-1]["status"] == "aborted" and lines[-1]["reason"] == "terminated"
+    assert not (servo_root / "ran").exists()
+
+
+async def test_sigusr1_while_reading_request_cancels_before_any_driver(
+    servo_root: Path, tag: str
+) -> None:
+    write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1}}, log="ran"))
+    proc = await _start_waiting_for_request(servo_root, tag)
+    proc.send_signal(signal.SIGUSR1)
+    request = {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}}}}}
+    lines = await _finish(proc, json.dumps(request).encode())
+    assert proc.returncode == 1
+    assert lines[-1]["status"] == "canceled"
+    assert not (servo_root / "ran").exists()

@@ -1,0 +1,290 @@
+"""Every way a driver can misbehave, end to end: ./adjust run as servo runs it, with the
+fault driver (faults/adjust-fault) between two good drivers.
+
+For each case: every stdout line is a JSON object (--version: one text line); the final
+line names the faulty driver with the right status and reason; the aggregator is never
+silent for T; nothing the faulty driver started survives; the good drivers did their
+work; and in the flood cases the aggregator's memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aggregator.limits import MAX_MESSAGE_BYTES
+from tests.fault_support import (
+    AGGREGATOR_PEAK_RSS_BOUND,
+    FAULT,
+    FAULT_DRIVER,
+    GOOD,
+    REQUEST,
+    T,
+    alive,
+    calls_of,
+    fault_root,
+    requests_of,
+    run_watched,
+    started_by_fault,
+)
+from tests.support import AdjustRun, adjust_env, write_driver
+
+MB = 1024 * 1024
+FLOOD_LINE_BYTES = len("stderr flood " * 78) + 1  # one line of the fault driver's stderr flood
+
+
+@dataclass(frozen=True)
+class Case:
+    mode: str
+    status: str  # the final line's status ("ok": the run succeeded)
+    reason: str
+    says: tuple[str, ...] = ()  # in the final message (or the --version line / stderr)
+    phase: str = "adjust"  # the call the fault driver spoils
+    command: str = "adjust"  # adjust, query or version
+    flood: bool = False  # check the aggregator's peak memory
+    big_request: bool = False  # a 1 MB control blob, more than a pipe holds
+    via_config: bool = False  # choose the mode in config.yaml instead of FAULT_MODE
+    roles: tuple[str, ...] = ()  # processes the fault driver starts besides itself
+
+    @property
+    def id(self) -> str:
+        where = "" if self.phase == "adjust" else f"{self.command}/{self.phase}:"
+        return where + self.mode + ("(config.yaml)" if self.via_config else "")
+
+
+CASES = [
+    # -- silence ------------------------------------------------------------------------
+    Case("hang", "failed", "timeout", ("02fault", "sent nothing for 2.0 s")),
+    Case("hang-after-progress", "failed", "timeout", ("sent nothing",)),
+    Case("ignore-sigterm", "failed", "timeout", ("sent nothing",)),
+    Case("children-then-hang", "failed", "timeout", ("sent nothing",),
+         roles=("child", "setsid-child")),
+    Case("ok-then-linger", "failed", "timeout", ("closed stdout but did not exit",)),
+    # -- descendants holding the pipes: the driver's own result counts ----------------------
+    Case("grandchild-holds-stdout", "ok", "success", roles=("grandchild",)),
+    Case("setsid-grandchild-holds-stdout", "ok", "success", roles=("setsid-grandchild",)),
+    # -- bad output ---------------------------------------------------------------------
+    Case("non-json", "failed", "bad-output", ("not JSON", "this is not JSON {")),
+    Case("non-json", "failed", "bad-output", ("not JSON",), via_config=True),
+    Case("non-object", "failed", "bad-output", ("not an object", "[1, 2, 3]")),
+    Case("partial-line", "failed", "bad-output", ("without a newline", "succ")),
+    # -- exit and status disagree -------------------------------------------------------
+    Case("exit-nonzero-silent", "failed", "driver-failed", ("exited with code 3",)),
+    Case("exit-zero-silent", "failed", "no-result", ("without printing a result",)),
+    Case("ok-then-exit-1", "failed", "driver-failed", ("exited with code 1 after printing "
+                                                       "status ok",)),
+    Case("no-status", "failed", "no-result", ("no status",)),
+    Case("failed-result", "failed", "fault-injected", ("failed on purpose",)),
+    Case("rejected", "rejected", "policy", ("refused on purpose",)),
+    Case("sigkill-self", "failed", "killed-by-signal", ("killed by SIGKILL",)),
+    # -- floods -------------------------------------------------------------------------
+    Case("stderr-flood", "failed", "driver-failed",
+         ("bytes of stderr dropped", "the last line of the flood"), flood=True),
+    Case("huge-line", "failed", "bad-output", ("line longer than 1048576 bytes",),
+         flood=True),
+    Case("progress-flood", "ok", "success", flood=True),
+    Case("bad-progress", "ok", "success"),
+    # -- stdin ----------------------------------------------------------------------------
+    Case("close-stdin", "failed", "no-request", ("closed stdin",), big_request=True),
+    # -- slow but alive -------------------------------------------------------------------
+    Case("slow-alive", "ok", "success"),
+    Case("junk-progress-alive", "ok", "success"),  # its lines are relayed as signs of life
+    # -- --query ------------------------------------------------------------------------
+    Case("hang", "failed", "timeout", ("query: sent nothing",), "query", "query"),
+    Case("non-json", "failed", "bad-output", ("not JSON",), "query", "query"),
+    Case("non-object", "failed", "bad-output", ("not an object",), "query", "query"),
+    Case("bad-descriptor", "failed", "bad-output", ("not a descriptor",), "query", "query"),
+    # ... and the same during an adjust: nothing is changed
+    Case("hang", "failed", "timeout", ("02fault", "nothing was changed"), "query"),
+    Case("non-object", "failed", "bad-output", ("02fault", "nothing was changed"), "query"),
+    # -- --version --------------------------------------------------------------------------
+    Case("hang", "failed", "timeout", ("did not answer",), "info", "version"),
+    Case("ignore-sigterm", "failed", "timeout", ("did not answer",), "info", "version"),
+    Case("non-json", "failed", "bad-output", ("not JSON",), "info", "version"),
+    Case("non-object", "failed", "bad-output", ("not an object",), "info", "version"),
+]
+
+
+def arguments(case: Case) -> tuple[str, ...]:
+    return {"adjust": ("app",), "query": ("--query", "app"), "version": ("--version",)}[
+        case.command]
+
+
+def request_for(case: Case) -> bytes:
+    request = json.loads(json.dumps(REQUEST))
+    if case.big_request:
+        request["control"]["userdata"]["blob"] = "x" * MB
+    return json.dumps(request).encode()
+
+
+async def run_case(case: Case, root: Path, tag: str) -> tuple[AdjustRun, int]:
+    fault_root(root)
+    pidfile = root / "fault.pids"
+    fault = {"FAULT_PHASE": case.phase, "FAULT_PIDFILE": str(pidfile)}
+    if case.via_config:
+        (root / "config.yaml").write_text(
+            f"aggregator:\n  kill_grace: 0.5\nfault:\n  mode: {case.mode}  # rehearsal\n")
+    else:
+        fault["FAULT_MODE"] = case.mode
+    env = adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}", **fault)
+    stdin = request_for(case) if case.command == "adjust" else b""
+    return await run_watched(root, *arguments(case), tag=tag, env=env, stdin=stdin)
+
+
+def check_final(case: Case, run: AdjustRun) -> None:
+    final = run.final
+    if case.status == "ok":
+        assert final == {"status": "ok", "reason": "success"}, run.stderr
+        assert run.returncode == 0
+        return
+    assert run.returncode == 1, run.stderr
+    assert (final["status"], final["reason"]) == (case.status, case.reason), final
+    assert FAULT in final["message"]
+    if not (case.command == "adjust" and case.phase == "query"):  # else: nothing was run
+        assert final["failed_drivers"] == [FAULT], final
+    for text in case.says:
+        assert text in final["message"], final["message"][:2000]
+    assert len(final["message"].encode()) <= MAX_MESSAGE_BYTES
+
+
+def check_version(case: Case, run: AdjustRun) -> None:
+    assert len(run.lines) == 1, run.lines
+    assert run.lines[0].startswith("servo-agg "), run.lines
+    assert "(a-1.0, 02fault: failing, b-1.0)" in run.lines[0]
+    assert run.returncode == 1
+    for text in case.says:
+        assert text in run.stderr, run.stderr
+
+
+def check_progress(run: AdjustRun) -> None:
+    values = [p["progress"] for p in run.progress]
+    assert all(isinstance(v, int | float) and 0 <= v <= 100 for v in values), values
+    assert values == sorted(values), values
+
+
+def check_good_drivers(case: Case, root: Path) -> None:
+    for name in GOOD:
+        calls = calls_of(root, name)
+        if case.command == "version":
+            assert calls == ["--info"], (name, calls)
+        elif case.command == "query":
+            assert calls == ["--query app"], (name, calls)
+        elif case.phase == "query":  # a driver could not be asked: nothing is changed
+            assert requests_of(root, name) == [], name
+        else:
+            assert calls == ["--query app", "app"], (name, calls)
+    if case.command == "adjust" and case.phase == "adjust":
+        assert [r["application"] for r in requests_of(root, "01good")] == [
+            {"components": {"a": {"settings": {"x": {"value": 2}}}}}]
+        assert [r["application"] for r in requests_of(root, "03good")] == [
+            {"components": {"b": {"settings": {"y": {"value": 7}}}}}]
+
+
+def check_nothing_left(case: Case, root: Path) -> None:
+    started = started_by_fault(root / "fault.pids")
+    assert any(s.role == "driver" and s.call == case.phase for s in started), started
+    roles = {s.role for s in started if s.call == case.phase}
+    assert set(case.roles) <= roles, started
+    survivors = [s for s in started if alive(s.pid)]
+    assert not survivors, f"still running after the aggregator exited: {survivors}"
+
+
+def bad_progress_is_ignored_with_one_note(run: AdjustRun) -> None:
+    assert run.stderr.count("ignored a progress value") == 1, run.stderr
+    sent = {p["message"] for p in run.progress}
+    assert {"02fault: odd value 250", "02fault: odd value 30"} <= sent, sent
+
+
+def a_progress_flood_reaches_servo_coalesced(run: AdjustRun) -> None:
+    """A million progress lines in, a few dozen out: servo is not flooded in turn."""
+    assert len(run.progress) < 500, len(run.progress)
+
+
+def slow_but_alive_outlives_t(run: AdjustRun) -> None:
+    steps = [p for p in run.progress if "slow step" in p["message"]]
+    assert len(steps) >= 4, run.progress  # a line every T-2 s for T+2 s
+    assert run.elapsed > T
+
+
+EXTRA_CHECKS = {
+    "bad-progress": bad_progress_is_ignored_with_one_note,
+    "progress-flood": a_progress_flood_reaches_servo_coalesced,
+    "slow-alive": slow_but_alive_outlives_t,
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_a_faulty_driver_ends_in_one_clear_error(case: Case, servo_root: Path,
+                                                        tag: str) -> None:
+    run, peak = await run_case(case, servo_root, tag)
+    if case.command == "version":
+        check_version(case, run)
+    else:
+        assert run.json_lines, run.stderr  # every line parses as a JSON object
+        check_final(case, run)
+        check_progress(run)
+    assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
+    assert "Traceback" not in run.stderr, run.stderr  # nothing escaped (e.g. BrokenPipe)
+    check_nothing_left(case, servo_root)
+    check_good_drivers(case, servo_root)
+    if case.flood:
+        assert 0 < peak < AGGREGATOR_PEAK_RSS_BOUND, f"peak RSS {peak / MB:.1f} MiB"
+    if case.mode in EXTRA_CHECKS and case.phase == "adjust":
+        EXTRA_CHECKS[case.mode](run)
+
+
+@pytest.mark.parametrize("command", ["adjust", "query", "version"])
+async def test_two_stuck_drivers_never_make_the_aggregator_silent_for_t(
+        command: str, servo_root: Path, tag: str) -> None:
+    """Each stuck driver costs T-1 plus the kill grace; two in a row would be more than T
+    without keep-alive lines between calls (adjust, query) or one shared budget with the
+    --info calls run together (--version, a single line)."""
+    fault_root(servo_root)
+    second = FAULT_DRIVER
+    write_driver(servo_root, "04fault", f"""
+        import os, sys
+        os.environ["FAULT_COMPONENT"] = "fault2"
+        os.execv({str(second)!r}, [{str(second)!r}] + sys.argv[1:])
+        """)
+    phase = {"adjust": "adjust", "query": "query", "version": "info"}[command]
+    env = adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}", FAULT_MODE="ignore-sigterm",
+                     FAULT_PHASE=phase)
+    request = json.loads(json.dumps(REQUEST))
+    request["application"]["components"]["fault2"] = {"settings": {"level": {"value": 4}}}
+    case = Case("ignore-sigterm", "failed", "timeout", phase=phase, command=command)
+    run, _ = await run_watched(servo_root, *arguments(case), tag=tag, env=env,
+                               stdin=json.dumps(request) if command == "adjust" else "")
+    assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
+    if command == "version":
+        assert "(a-1.0, 02fault: failing, b-1.0, 04fault: failing)" in run.lines[0]
+    else:
+        assert run.final["failed_drivers"] == ["02fault", "04fault"], run.final
+
+
+@pytest.mark.parametrize(("verbose", "kept"), [
+    ("all", 100), ("minimal", 2), ("none", 0), ("", 100)])
+async def test_a_failing_drivers_stderr_is_added_as_servo_would(
+        verbose: str, kept: int, servo_root: Path, tag: str) -> None:
+    """OPTUNE_VERBOSE_STDERR: all of it (the default), its first two lines, or none."""
+    fault_root(servo_root)
+    env = adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}", FAULT_MODE="stderr-flood",
+                     FAULT_SIZE=str(100 * FLOOD_LINE_BYTES), OPTUNE_VERBOSE_STDERR=verbose)
+    run, _ = await run_watched(servo_root, "app", tag=tag, env=env, stdin=json.dumps(REQUEST))
+    message = run.final["message"]
+    assert run.final["reason"] == "driver-failed"
+    flood_lines = [line for line in message.splitlines() if line.startswith("stderr flood")]
+    assert len(flood_lines) == kept, message[-300:]
+    assert ("--- 02fault stderr ---" in message) is (kept > 0)
+
+
+async def test_a_driver_that_cannot_be_started_fails_alone(servo_root: Path, tag: str) -> None:
+    fault_root(servo_root)
+    write_driver(servo_root, "02fault", "", shebang="#!/nonexistent/interpreter")
+    run, _ = await run_watched(servo_root, "--query", "app", tag=tag,
+                               env=adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}"))
+    assert (run.final["status"], run.final["reason"]) == ("failed", "spawn-failed"), run.final
+    assert run.final["failed_drivers"] == ["02fault"]
+    assert calls_of(servo_root, "03good") == ["--query app"]
