@@ -16,15 +16,14 @@ import trio
 
 from . import PRODUCT, __version__
 from .config import load_config
-from .context import RunContext
-from .control import RunControl, listen_for_signals
+from .context import RunContext, new_supervision, verbose_trace
+from .control import listen_for_signals
 from .discovery import find_drivers
+from .early_signals import EarlySignals, StoppedEarly
 from .environment import read_environment
 from .errors import AggregatorError
-from .linux import become_subreaper
-from .orphans import OrphanSweeper
+from .live import LiveDisplay, wants_live_display
 from .output import Output
-from .supervisor import Supervision, TraceHandler
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,20 +73,13 @@ def read_request(timeout: float | None) -> bytes:
         chunks.append(chunk)
 
 
-def verbose_trace(output: Output) -> TraceHandler:
-    started = time.monotonic()
-
-    def trace(driver: str, text: str) -> None:
-        output.note(f"[{time.monotonic() - started:7.3f}] {driver}: {text}")
-
-    return trace
-
-
-async def _supervised(ctx: RunContext, command: Callable[[RunContext], Awaitable[int]]) -> int:
+async def _supervised(ctx: RunContext, command: Callable[[RunContext], Awaitable[int]],
+                      early: EarlySignals) -> int:
     control = ctx.sup.control
     code = 1
     async with trio.open_nursery() as nursery:
         await nursery.start(listen_for_signals, control)
+        early.apply(control)
         try:
             code = await command(ctx)
         except AggregatorError as err:
@@ -102,11 +94,23 @@ async def _supervised(ctx: RunContext, command: Callable[[RunContext], Awaitable
         finally:
             if ctx.sup.sweeper is not None:
                 await ctx.sup.sweeper.sweep()
+            if ctx.verbose:
+                for line in ctx.timing_summary():
+                    ctx.output.note(f"timing: {line}")
         nursery.cancel_scope.cancel()
     return code
 
 
 def run(argv: list[str]) -> int:
+    early = EarlySignals()
+    early.install()
+    try:
+        return _run(argv, early)
+    finally:
+        early.uninstall()
+
+
+def _run(argv: list[str], early: EarlySignals) -> int:
     output = Output()
     try:
         args = build_parser().parse_args(argv)
@@ -115,29 +119,35 @@ def run(argv: list[str]) -> int:
 
             return print_info()
         root = Path(os.getcwd())
-        environment = read_environment(os.environ)
+        if args.json and not args.dry_run:
+            raise AggregatorError("bad-usage", "--json goes with --dry-run only")
         if args.check:
             from .check import run_check
 
-            return run_check(root, args.app, output, verbose=args.verbose)
+            return run_check(root, args.app, output, verbose=args.verbose, early=early)
+        environment = read_environment(os.environ)
         config = load_config(root)
         drivers = find_drivers(root / config.drivers_dir, config.disabled)
         is_adjust = not (args.version or args.query)
         if is_adjust and not args.app:
             raise AggregatorError("bad-usage", "no application id given; servo calls "
                                   "'adjust <app>' with the request on stdin")
-        stdin = read_request(environment.io_timeout) if is_adjust else b""
+        with early.interrupting():
+            stdin = read_request(environment.io_timeout) if is_adjust else b""
     except AggregatorError as err:
         output.error(err)
         return 1
-    sweeper = OrphanSweeper() if become_subreaper() else None
-    sup = Supervision(
-        servo_root=root, env=dict(os.environ), io_timeout=environment.io_timeout,
-        kill_grace=config.kill_grace, cancel_grace=config.cancel_grace,
-        control=RunControl(), sweeper=sweeper,
-        trace=verbose_trace(output) if args.verbose else None,
-    )
-    ctx = RunContext(root, args.app, config, environment, drivers, output, sup)
+    except StoppedEarly as stop:
+        output.json_line({"status": "aborted", "reason": "terminated",
+                          "message": f"servo-agg received {stop} while reading the request; "
+                                     "no driver was started"})
+        return 128 + stop.signum
+    sup = new_supervision(root, os.environ, environment.io_timeout, config,
+                          verbose_trace(output) if args.verbose else None)
+    ctx = RunContext(root, args.app, config, environment, drivers, output, sup,
+                     heartbeat=not args.dry_run, verbose=args.verbose)
+    if is_adjust and not args.dry_run and wants_live_display(sys.stderr, os.environ):
+        ctx.display = output.overlay = LiveDisplay(sys.stderr)
     from . import commands
 
     async def chosen(ctx: RunContext) -> int:
@@ -151,7 +161,7 @@ def run(argv: list[str]) -> int:
             return await dry_run(ctx, stdin, as_json=args.json)
         return await commands.adjust(ctx, stdin)
 
-    return trio.run(_supervised, ctx, chosen)
+    return trio.run(_supervised, ctx, chosen, early)
 
 
 __all__ = ["__version__", "build_parser", "run"]

@@ -16,16 +16,19 @@ from . import PRODUCT, __version__
 from .context import RunContext
 from .descriptor import Descriptor, DescriptorShapeError, Ownership, merge, normalize, split_request
 from .errors import AggregatorError
+from .live import Display
 from .progress import ProgressRelay, coalesce_window
 from .request import AdjustRequest, driver_request, parse_request
 from .result import DriverFailure, fold, judge
-from .supervisor import CallOutcome, CallSpec, run_call
+from .supervisor import CallOutcome, CallSpec
+from .validation import show
 
 
 async def version(ctx: RunContext) -> int:
     """`servo-agg <version> (<driver versions>)`, asking each driver's --info."""
     args = ["--info"] + ([ctx.app] if ctx.app else [])
-    outcomes = await ctx.call_all("info", args)
+    # All at once and within one budget: a one-line answer cannot be kept alive.
+    outcomes = await ctx.call_all("info", args, parallel=True, deadline=ctx.answer_deadline())
     shown: list[str] = []
     failed = 0
     for outcome in outcomes:
@@ -97,8 +100,11 @@ def stopped_result(ctx: RunContext, running: str | None) -> tuple[dict[str, Any]
 
 
 def finish_with_failures(ctx: RunContext, failures: list[DriverFailure],
-                         extra: list[str] | None = None) -> int:
+                         extra: list[str] | None = None,
+                         extra_reasons: list[str] | None = None) -> int:
     result = fold(failures, extra or [])
+    if failures and extra_reasons:
+        result["reason"] = "; ".join([result["reason"], *extra_reasons])
     ctx.output.json_line(result)
     if failures:
         ctx.output.note(f"error ({result['reason']}): " + result["message"].split("\n")[0]
@@ -158,6 +164,18 @@ def rollback_components(plan: AdjustPlan, driver: str) -> dict[str, Any]:
     return components
 
 
+def _adjust_header(ctx: RunContext, plan: AdjustPlan) -> str:
+    count = len(plan.shares)
+    return (f"{PRODUCT}: adjusting {ctx.app}: {count} driver{'s' if count != 1 else ''} "
+            f"to run (on_failure: {ctx.config.on_failure})")
+
+
+def _on_progress(relay: ProgressRelay, display: Display, driver: str,
+                 message: dict[str, Any]) -> None:
+    relay.driver_progress(driver, message)
+    display.progress(driver, message)
+
+
 async def adjust(ctx: RunContext, stdin: bytes) -> int:
     request = parse_request(stdin)
     plan = await plan_adjust(ctx, request)
@@ -167,65 +185,99 @@ async def adjust(ctx: RunContext, stdin: bytes) -> int:
         return code
     weights = {name: ctx.config.policy(name).weight for name in plan.shares}
     relay = ProgressRelay(ctx.output, weights, coalesce_window(ctx.sup.line_limit))
+    display = ctx.display
+    policy = ctx.config.on_failure
     failures: list[DriverFailure] = []
     completed: list[str] = []
-    rollback_lines: list[str] = []
+    extra: list[str] = []
+    extra_reasons: list[str] = []
     running: str | None = None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(relay.run_flusher)
-        for name, components in plan.shares.items():
-            if ctx.sup.control.stopping or (failures and ctx.config.on_failure != "continue"):
-                break
-            running = name
-            driver = next(d for d in ctx.drivers if d.name == name)
-            spec = CallSpec(driver, "adjust", (ctx.app,), driver_request(request, components))
-            outcome = await run_call(ctx.sup, spec, partial(relay.driver_progress, name))
-            failure = judge(outcome, ctx.environment.stderr_mode)
-            relay.driver_done(name, f"{name}: {'done' if failure is None else 'failed'}")
-            if failure is not None:
-                failures.append(failure)
-            else:
-                completed.append(name)
-            if ctx.sup.control.stopping:
-                break
-            running = None
-        if failures and ctx.config.on_failure == "rollback" and not ctx.sup.control.stopping:
-            rollback_lines = await roll_back(ctx, plan, request, completed, relay)
-        nursery.cancel_scope.cancel()
+    display.begin(_adjust_header(ctx, plan), list(plan.shares))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(relay.run_flusher)
+            nursery.start_soon(display.run_ticker)
+            for name, components in plan.shares.items():
+                if ctx.sup.control.stopping or (failures and policy != "continue"):
+                    break
+                running = name
+                driver = next(d for d in ctx.drivers if d.name == name)
+                spec = CallSpec(driver, "adjust", (ctx.app,),
+                                driver_request(request, components))
+                display.started(name)
+                outcome = await ctx.call(spec, partial(_on_progress, relay, display, name))
+                failure = judge(outcome, ctx.environment.stderr_mode)
+                relay.driver_done(name, f"{name}: {'done' if failure is None else 'failed'}")
+                display.finished(name, failure is None, failure.message if failure else "")
+                if failure is not None:
+                    failures.append(failure)
+                else:
+                    completed.append(name)
+                if ctx.sup.control.stopping:
+                    break
+                running = None
+            ran = {f.driver for f in failures} | set(completed)
+            not_started = [n for n in plan.shares if n not in ran]
+            if failures and not_started and not ctx.sup.control.stopping:
+                extra.append(f"not started (on_failure: {policy}): {', '.join(not_started)}")
+            if failures and policy == "rollback" and not ctx.sup.control.stopping:
+                lines, all_restored = await roll_back(ctx, plan, request, completed, relay)
+                extra.extend(lines)
+                if not all_restored:
+                    extra_reasons.append("rollback-failed")
+            nursery.cancel_scope.cancel()
+    finally:
+        display.close()
     if ctx.sup.control.stopping:
         result, code = stopped_result(ctx, running)
         if failures:
-            result["message"] += "\n" + "\n".join(f.line() for f in failures)
+            result["message"] += "\n" + "\n".join([f.line() for f in failures] + extra)
         ctx.output.json_line(result)
         ctx.output.note(f"{result['status']}: {result['message'].splitlines()[0]}")
         return code
-    return finish_with_failures(ctx, failures, rollback_lines)
+    return finish_with_failures(ctx, failures, extra, extra_reasons)
 
 
-def _rollback_progress(relay: ProgressRelay, driver: str, message: dict[str, Any]) -> None:
+def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,
+                       message: dict[str, Any]) -> None:
+    """A rolling-back driver's progress holds the overall percentage: it never goes back."""
     text = message.get("message")
     relay.hold(f"rollback: {driver}: {text}" if isinstance(text, str) and text
                else f"rollback: {driver}")
+    display.progress(driver, message)
 
 
 async def roll_back(ctx: RunContext, plan: AdjustPlan, request: AdjustRequest,
-                    completed: list[str], relay: ProgressRelay) -> list[str]:
-    """Put every driver that completed back to its pre-adjust values, newest first."""
+                    completed: list[str], relay: ProgressRelay) -> tuple[list[str], bool]:
+    """Put every driver that completed back to its pre-adjust values, newest first.
+
+    Returns a line per driver for the final message, and whether every rollback worked.
+    """
+    if not completed:
+        return ["rollback: nothing to roll back (no driver had completed)"], True
     lines: list[str] = []
+    all_restored = True
     for name in reversed(completed):
         if ctx.sup.control.stopping:
             lines.append(f"rollback of {name}: not attempted (servo-agg was stopped)")
+            all_restored = False
             continue
         driver = next(d for d in ctx.drivers if d.name == name)
         components = rollback_components(plan, name)
+        restored = ", ".join(f"{c}.{s}={show(v['value'])}" for c, body in components.items()
+                             for s, v in body["settings"].items())
         relay.hold(f"rollback: {name}")
+        ctx.display.started(name, "rollback")
         spec = CallSpec(driver, "rollback", (ctx.app,), driver_request(request, components))
-        outcome = await run_call(ctx.sup, spec, partial(_rollback_progress, relay, name))
+        outcome = await ctx.call(spec, partial(_rollback_progress, relay, ctx.display, name))
         failure = judge(outcome, ctx.environment.stderr_mode)
-        settings = ", ".join(f"{c}.{s}" for c, body in components.items()
-                             for s in body["settings"])
+        ctx.display.finished(name, failure is None, failure.message if failure else "")
         if failure is None:
-            lines.append(f"rollback of {name}: ok ({settings} restored)")
-        else:
-            lines.append(f"rollback of {name}: FAILED: {failure.message}")
-    return lines
+            lines.append(f"rollback of {name}: ok, restored {restored}")
+            continue
+        all_restored = False
+        lines.append(f"rollback of {name}: FAILED ({failure.message}); "
+                     f"{restored} may not be restored")
+        if failure.stderr:
+            lines.append(f"--- {name} rollback stderr ---\n{failure.stderr}")
+    return lines, all_restored

@@ -7,10 +7,11 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from .errors import AggregatorError
 from .limits import MAX_MESSAGE_BYTES
+from .linux import process_age
 
 
 def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
@@ -22,18 +23,31 @@ def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
     return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
 
 
+class Overlay(Protocol):
+    """Something drawn on stderr in place (the live display) that notes must not tear."""
+
+    def clear(self) -> None: ...
+    def draw(self) -> None: ...
+
+
 class Output:
     """Writes each stdout line whole, in one write, flushed; remembers when it last wrote."""
 
     def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None) -> None:
         self._fd = stdout_fd
         self._stderr = stderr if stderr is not None else sys.stderr
-        self.last_write = time.monotonic()
+        # servo's clock started when it started us, interpreter start-up included
+        self.last_write = time.monotonic() - process_age()
         self.closed = False  # servo went away: keep supervising, stop writing
+        self.overlay: Overlay | None = None
+        self._stdout_shares_terminal = os.isatty(stdout_fd)  # lines there tear the overlay
 
     def write_line(self, text: str) -> None:
         data = (text + "\n").encode("utf-8")
         self.last_write = time.monotonic()
+        overlay = self.overlay if self._stdout_shares_terminal else None
+        if overlay is not None:
+            overlay.clear()
         while data and not self.closed:
             try:
                 written = os.write(self._fd, data)
@@ -43,6 +57,8 @@ class Output:
             except InterruptedError:
                 continue
             data = data[written:]
+        if overlay is not None:
+            overlay.draw()
 
     def json_line(self, obj: dict[str, Any]) -> None:
         self.write_line(json.dumps(obj, separators=(", ", ": ")))
@@ -50,7 +66,11 @@ class Output:
     def note(self, text: str) -> None:
         """One readable line on stderr; never used as a heartbeat."""
         with contextlib.suppress(BrokenPipeError, ValueError):
+            if self.overlay is not None:
+                self.overlay.clear()
             print(f"servo-agg: {text}", file=self._stderr, flush=True)
+            if self.overlay is not None:
+                self.overlay.draw()
 
     def error(self, err: AggregatorError) -> None:
         """A command-ending error: one JSON line on stdout and one readable line on stderr."""

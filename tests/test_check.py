@@ -1,0 +1,288 @@
+"""`adjust --check [app]`, the deployment doctor, and the descriptor rules it enforces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aggregator.validation import describe_setting, setting_problems, value_problems
+from tests.support import adjust_env, run_adjust, simple_driver, write_driver
+
+CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}
+POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
+
+
+# -- the descriptor rules ---------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", [
+    CPU,
+    {"value": 3, "min": 1, "max": 10},  # type defaults to range
+    {"value": 0.3, "min": 0.1, "max": 1.0, "step": 0.1},  # on the grid despite floats
+    {"value": 10, "min": 1, "max": 10, "step": 3},  # max need not be on the grid
+    POLICY,
+])
+def test_settings_that_follow_the_rules(spec: dict[str, Any]) -> None:
+    assert setting_problems(spec) == []
+
+
+@pytest.mark.parametrize(("spec", "problem"), [
+    ({"value": 1, "max": 4}, "range has no min"),
+    ({"value": 1, "min": 0}, "range has no max"),
+    ({"value": 1, "min": "0", "max": 4}, 'min "0" is not a number'),
+    ({"value": 1, "min": 0, "max": True}, "max true is not a number"),
+    ({"value": 4, "min": 4, "max": 4}, "min 4 is not below max 4"),
+    ({"value": 1, "min": 5, "max": 1}, "min 5 is not below max 1"),
+    ({"value": 5, "min": 0, "max": 4}, "value 5 is outside 0..4"),
+    ({"value": -1, "min": 0, "max": 4}, "value -1 is outside 0..4"),
+    ({"value": "2", "min": 0, "max": 4}, 'value "2" is not a number'),
+    ({"value": 1.2, "min": 0.5, "max": 4, "step": 0.5},
+     "value 1.2 is not on the step grid (0.5 + k × 0.5)"),
+    ({"value": 1, "min": 0, "max": 4, "step": 0}, "step 0 is not a positive number"),
+    ({"min": 0, "max": 4}, "has no current value"),
+    ({"type": "enum", "value": "arc", "values": ["lru", "lfu"]},
+     "value arc is not one of lru, lfu"),
+    ({"type": "enum", "value": "lru"}, "enum has no list of values"),
+    ({"type": "enum", "value": "lru", "values": []}, "enum has no list of values"),
+    ({"type": "slider", "value": 1}, "unknown type slider (known: range, enum)"),
+])
+def test_each_rule(spec: dict[str, Any], problem: str) -> None:
+    assert problem in setting_problems(spec)
+
+
+def test_requested_values_are_judged_by_the_same_rules() -> None:
+    assert value_problems(CPU, 2.5) == []
+    assert value_problems(CPU, 4.5) == ["4.5 is outside 0.5..4"]
+    assert value_problems(CPU, 0.7) == ["0.7 is not on the step grid (0.5 + k × 0.5)"]
+    assert value_problems(CPU, "two") == ['"two" is not a number']
+    assert value_problems(POLICY, "lfu") == []
+    assert value_problems(POLICY, "fifo") == ["fifo is not one of lru, lfu"]
+    assert value_problems({"type": "slider"}, 99) == []  # cannot be judged
+
+
+def test_describe_setting() -> None:
+    assert describe_setting(CPU) == "range 1 (0.5..4 step 0.5 cores)"
+    assert describe_setting(POLICY) == "enum lru (lru|lfu)"
+
+
+# -- the report -------------------------------------------------------------------------
+
+def healthy_root(root: Path) -> None:
+    write_driver(root, "10-web", simple_driver("web", {"cpu": CPU}, version="web 2.1"))
+    write_driver(root, "20-cache", simple_driver("cache", {"policy": POLICY}))
+    (root / "adjust.d" / "settings.json").write_text("{}")  # data for the drivers
+    (root / "adjust.d" / "10-web~").write_text("")
+    (root / "adjust.d" / "10-web~").chmod(0o755)
+    (root / "adjust.d" / ".hidden").write_text("")
+    (root / "adjust.d" / "lib").mkdir()
+
+
+def line_with(run_lines: list[str], *parts: str) -> str:
+    for line in run_lines:
+        if all(p in line for p in parts):
+            return line
+    raise AssertionError(f"no line with {parts!r} in:\n" + "\n".join(run_lines))
+
+
+async def test_healthy_root(servo_root: Path, tag: str) -> None:
+    healthy_root(servo_root)
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 0, "\n".join(run.lines)
+    lines = run.lines
+    assert "checking servo root" in lines[0] and "for app app" in lines[0]
+    assert line_with(lines, "[ok]", "10-web ", "driver (executable regular file)")
+    assert line_with(lines, "[--]", "settings.json", "not executable")
+    assert line_with(lines, "[--]", "10-web~", "editor backup")
+    assert line_with(lines, "[--]", ".hidden", "hidden file")
+    assert line_with(lines, "[--]", "lib", "directory")
+    assert line_with(lines, "[ok]", "--info: version web 2.1, has_cancel false")
+    assert line_with(lines, "web.cpu", "range 1 (0.5..4 step 0.5 cores)")
+    assert line_with(lines, "cache.policy", "enum lru (lru|lfu)")
+    assert line_with(lines, "[ok]", "2 settings in 2 components")
+    assert line_with(lines, "[note]", "no config.yaml")
+    assert line_with(lines, "[note]", "OPTUNE_IO_TIMEOUT is not set")
+    assert lines[-1] == "result: servo would work with this root (0 problems, 0 warnings)"
+    assert not any("[FAIL]" in line for line in lines)
+
+
+async def test_descriptor_rules_are_enforced(servo_root: Path, tag: str) -> None:
+    healthy_root(servo_root)
+    write_driver(servo_root, "30-bad", simple_driver("bad", {
+        "wide": {"value": 5, "min": 0, "max": 4},
+        "inverted": {"value": 1, "min": 3, "max": 1},
+        "grid": {"value": 1.2, "min": 0.5, "max": 4, "step": 0.5},
+        "choice": {"type": "enum", "value": "arc", "values": ["lru", "lfu"]},
+        "odd": {"type": "slider", "value": 1},
+    }))
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    lines = run.lines
+    assert line_with(lines, "[FAIL]", "--query: 5 settings, 5 breaking the descriptor rules")
+    assert line_with(lines, "! value 5 is outside 0..4")
+    assert line_with(lines, "! min 3 is not below max 1")
+    assert line_with(lines, "! value 1.2 is not on the step grid")
+    assert line_with(lines, "! value arc is not one of lru, lfu")
+    assert line_with(lines, "! unknown type slider")
+    assert "servo would NOT work" in lines[-1]
+    assert "(1 problem," in lines[-1]
+
+
+async def test_duplicate_settings_across_drivers(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01a", simple_driver("web", {"cpu": CPU, "mem": CPU}))
+    write_driver(servo_root, "02b", simple_driver("web", {"cpu": CPU, "mem": CPU}))
+    write_driver(servo_root, "03c", simple_driver("web", {"disk": CPU}))  # shares web: fine
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "web.cpu is reported by 01a and 02b")
+    assert line_with(run.lines, "[FAIL]", "web.mem is reported by 01a and 02b")
+    assert not any("web.disk is reported" in line for line in run.lines)
+
+
+async def test_failing_drivers(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01crash", """
+        import sys
+        print("no credentials for the API", file=sys.stderr)
+        sys.exit(2)
+    """)
+    write_driver(servo_root, "02chatty", """
+        import json, sys
+        if "--info" in sys.argv:
+            print(json.dumps({"has_cancel": "maybe"}))
+        else:
+            print("Querying the cluster...")
+    """)
+    write_driver(servo_root, "03shape", """
+        import json, sys
+        print(json.dumps({"version": "3", "has_cancel": False} if "--info" in sys.argv
+                         else {"settings": {}}))
+    """)
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    lines = run.lines
+    assert line_with(lines, "[FAIL]", "--info failed: info: exited with code 2")
+    assert line_with(lines, "stderr: no credentials for the API")
+    assert line_with(lines, "[FAIL]", "--query failed: query: printed a line that is not JSON")
+    assert line_with(lines, "[warn]", "--info gave no version")
+    assert line_with(lines, "[warn]", "no true/false has_cancel")
+    assert line_with(lines, "[FAIL]", "--query: output is not a descriptor")
+
+
+async def test_hung_driver_is_killed_and_reported(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01hang", """
+        import json, sys, time
+        if "--info" in sys.argv:
+            print(json.dumps({"version": "1", "has_cancel": False}))
+            sys.exit(0)
+        time.sleep(3600)
+    """)
+    write_driver(servo_root, "02ok", simple_driver("web", {"cpu": CPU}))
+    run = await run_adjust(servo_root, "--check", "app", tag=tag,
+                           env=adjust_env(tag, OPTUNE_IO_TIMEOUT="3"))
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "--query failed", "sent nothing for", "killed")
+    assert line_with(run.lines, "[ok]", "--query: 1 setting")  # 02ok still checked
+    assert line_with(run.lines, "[note]", "OPTUNE_IO_TIMEOUT=3", "at most 2 s")
+
+
+async def test_config_problems(servo_root: Path, tag: str) -> None:
+    healthy_root(servo_root)
+    (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: later\n")
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "aggregator.on_failure", "continue, stop, rollback")
+    assert line_with(run.lines, "[ok]", "--query: 1 setting")  # checked with the defaults
+
+    (servo_root / "config.yaml").write_text("web:\n  a: 1\n b: 2\n")
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "config.yaml", "line 3", "not valid YAML")
+
+
+async def test_config_summary_and_policy_typos(servo_root: Path, tag: str) -> None:
+    healthy_root(servo_root)
+    (servo_root / "config.yaml").write_text(
+        "aggregator:\n  on_failure: rollback\n  drivers:\n"
+        "    10-web: {weight: 2}\n    20-cahce: {enabled: false}\n"
+        "    settings.json: {weight: 2}\n"
+        "web:\n  x: 1\ncache: {}\n")
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 0, "\n".join(run.lines)  # warnings only
+    lines = run.lines
+    assert line_with(lines, "[ok]", "aggregator section", "on_failure rollback")
+    assert line_with(lines, "driver 10-web: weight 2")
+    assert line_with(lines, "[warn]", "aggregator.drivers.20-cahce: no such file")
+    assert line_with(lines, "[warn]", "aggregator.drivers.settings.json: not a driver")
+    assert line_with(lines, "[note]", "other sections", "web, cache")
+    assert "(0 problems, 2 warnings)" in lines[-1]
+
+
+async def test_disabled_driver_is_listed_not_run(servo_root: Path, tag: str) -> None:
+    healthy_root(servo_root)
+    write_driver(servo_root, "30-off", "import sys; sys.exit(1)\n")
+    (servo_root / "config.yaml").write_text(
+        "aggregator:\n  drivers:\n    30-off: {enabled: false}\n")
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 0, "\n".join(run.lines)
+    assert line_with(run.lines, "[--]", "30-off", "disabled in config.yaml")
+
+
+@pytest.mark.parametrize(("env", "level", "says", "code"), [
+    ({"OPTUNE_IO_TIMEOUT": "10"}, "[note]", "waits at most 9 s", 0),
+    ({"OPTUNE_IO_TIMEOUT": "1.5"}, "[warn]", "is very short", 0),
+    ({"OPTUNE_IO_TIMEOUT": "soon"}, "[FAIL]", "OPTUNE_IO_TIMEOUT='soon'", 1),
+    ({"OPTUNE_VERBOSE_STDERR": "loud"}, "[FAIL]", "OPTUNE_VERBOSE_STDERR='loud'", 1),
+])
+async def test_environment(servo_root: Path, tag: str, env: dict[str, str], level: str,
+                           says: str, code: int) -> None:
+    healthy_root(servo_root)
+    run = await run_adjust(servo_root, "--check", "app", tag=tag, env=adjust_env(tag, **env))
+    assert run.returncode == code, "\n".join(run.lines)
+    assert line_with(run.lines, level, says)
+
+
+async def test_no_drivers(servo_root: Path, tag: str) -> None:
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "empty")
+    (servo_root / "adjust.d" / "notes.txt").write_text("")
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "no driver would run")
+    (servo_root / "adjust.d" / "notes.txt").unlink()
+    (servo_root / "adjust.d").rmdir()
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert line_with(run.lines, "[FAIL]", "does not exist")
+
+
+async def test_without_app_id_drivers_are_asked_without_one(servo_root: Path,
+                                                            tag: str) -> None:
+    write_driver(servo_root, "01args", """
+        import json, sys
+        with open("argv.log", "a") as log:
+            log.write(json.dumps(sys.argv[1:]) + "\\n")
+        if "--info" in sys.argv:
+            print(json.dumps({"version": "1", "has_cancel": False}))
+        else:
+            print(json.dumps({"application": {"components": {"w": {"settings": {
+                "x": {"value": 1, "min": 0, "max": 2}}}}}}))
+    """)
+    run = await run_adjust(servo_root, "--check", tag=tag)
+    assert run.returncode == 0, "\n".join(run.lines)
+    assert "no app id given" in run.lines[0]
+    assert [json.loads(x) for x in (servo_root / "argv.log").read_text().splitlines()] \
+        == [["--info"], ["--query"]]
+    (servo_root / "argv.log").unlink()
+    await run_adjust(servo_root, "--check", "shop", tag=tag)
+    assert [json.loads(x) for x in (servo_root / "argv.log").read_text().splitlines()] \
+        == [["--info", "shop"], ["--query", "shop"]]
+
+
+async def test_verbose_check_traces_driver_lines(servo_root: Path, tag: str) -> None:
+    healthy_root(servo_root)
+    run = await run_adjust(servo_root, "--check", "-v", "app", tag=tag)
+    assert run.returncode == 0
+    assert "10-web: <- " in run.stderr
+    assert "timing: 10-web: info " in run.stderr

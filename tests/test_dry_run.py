@@ -1,0 +1,177 @@
+"""`adjust --dry-run app`: the plan of an adjust, with no driver's adjust ever run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import run_adjust, write_driver
+
+ADJUSTED = "adjusted.log"
+
+
+def watched_driver(component: str, settings: dict[str, Any], *,
+                   query_fails: bool = False) -> str:
+    """A driver that records every adjust call it gets in adjusted.log (it must get none)."""
+    descriptor = {"application": {"components": {component: {"settings": settings}}}}
+    return f"""
+        import json, os, sys
+        if "--info" in sys.argv:
+            print(json.dumps({{"version": "1", "has_cancel": False}}))
+            sys.exit(0)
+        if "--query" in sys.argv:
+            if {query_fails!r}:
+                print("cannot reach the backend", file=sys.stderr)
+                sys.exit(3)
+            print(json.dumps({descriptor!r}))
+            sys.exit(0)
+        with open({ADJUSTED!r}, "a") as log:
+            log.write(os.path.basename(sys.argv[0]) + " " + sys.stdin.read().strip() + "\\n")
+        print(json.dumps({{"status": "ok", "reason": "success"}}))
+        """
+
+
+WEB = {"cpu": {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5},
+       "replicas": {"value": 2, "min": 1, "max": 10, "step": 1}}
+CACHE = {"size": {"value": 256, "min": 64, "max": 4096, "step": 64},
+         "policy": {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}}
+DB = {"pool": {"value": 10, "min": 1, "max": 100}}
+
+
+def sample_root(root: Path) -> None:
+    write_driver(root, "10-web", watched_driver("web", WEB))
+    write_driver(root, "20-cache", watched_driver("cache", CACHE))
+    write_driver(root, "30-db", watched_driver("db", DB))
+
+
+def request(components: dict[str, dict[str, Any]]) -> str:
+    return json.dumps({"application": {"components": {
+        component: {"settings": {k: {"value": v} for k, v in values.items()}}
+        for component, values in components.items()}}, "control": {"userdata": {}}})
+
+
+GOOD = request({"web": {"cpu": 2, "replicas": 2}, "cache": {"policy": "lfu"}})
+FLAGGED = request({"web": {"cpu": 1.25, "replicas": 12}, "cache": {"policy": "random",
+                                                                   "size": 4096}})
+
+
+def assert_no_adjust_ran(root: Path) -> None:
+    assert not (root / ADJUSTED).exists(), (root / ADJUSTED).read_text()
+
+
+async def test_text_plan(servo_root: Path, tag: str) -> None:
+    sample_root(servo_root)
+    run = await run_adjust(servo_root, "--dry-run", "app", tag=tag, stdin=GOOD)
+    assert run.returncode == 0, run.stderr
+    text = "\n".join(run.lines)
+    assert run.lines[0].startswith("dry run of `adjust app`: 2 drivers would run")
+    assert "on_failure: continue" in run.lines[0]
+    assert "  10-web (50% of progress)" in run.lines
+    assert "    web.cpu: 1 → 2" in run.lines
+    assert "    web.replicas: 2 → 2  (unchanged)" in run.lines
+    assert "  20-cache (50% of progress)" in run.lines
+    assert "    cache.policy: lru → lfu" in run.lines
+    assert "cache.size" not in text  # not requested, not sent
+    assert "would be skipped:" in run.lines
+    assert "  30-db: nothing requested of it" in run.lines
+    assert "!" not in text
+    assert run.lines[-1] == "nothing was changed: no driver's adjust was run"
+    assert_no_adjust_ran(servo_root)
+
+
+async def test_flags_values_outside_the_rules(servo_root: Path, tag: str) -> None:
+    sample_root(servo_root)
+    run = await run_adjust(servo_root, "--dry-run", "app", tag=tag, stdin=FLAGGED)
+    assert run.returncode == 0, run.stderr
+    assert "    web.cpu: 1 → 1.25  ! 1.25 is not on the step grid (0.5 + k × 0.5)" in run.lines
+    assert "    web.replicas: 2 → 12  ! 12 is outside 1..10" in run.lines
+    assert "    cache.policy: lru → random  ! random is not one of lru, lfu" in run.lines
+    assert "    cache.size: 256 → 4096" in run.lines  # the top of the range is in it
+    assert any(line.startswith("3 values flagged (!)") for line in run.lines)
+    assert_no_adjust_ran(servo_root)
+
+
+async def test_json_plan_is_one_object(servo_root: Path, tag: str) -> None:
+    sample_root(servo_root)
+    (servo_root / "config.yaml").write_text(
+        "aggregator:\n  on_failure: rollback\n  drivers:\n    10-web: {weight: 3}\n")
+    run = await run_adjust(servo_root, "--dry-run", "--json", "app", tag=tag, stdin=FLAGGED)
+    assert run.returncode == 0, run.stderr
+    assert len(run.lines) == 1
+    plan = run.final
+    assert plan["dry_run"] is True
+    assert plan["app"] == "app"
+    assert plan["on_failure"] == "rollback"
+    assert [d["driver"] for d in plan["drivers"]] == ["10-web", "20-cache"]
+    assert [d["progress_share"] for d in plan["drivers"]] == [75.0, 25.0]
+    web = {s["setting"]: s for s in plan["drivers"][0]["settings"]}
+    assert web["web.replicas"] == {"setting": "web.replicas", "current": 2, "requested": 12,
+                                   "flags": ["12 is outside 1..10"]}
+    assert web["web.cpu"]["current"] == 1.0 and web["web.cpu"]["requested"] == 1.25
+    assert plan["skipped"] == [{"driver": "30-db", "why": "nothing requested of it"}]
+    assert plan["flagged"] == 3
+    assert_no_adjust_ran(servo_root)
+
+
+async def test_disabled_driver_is_listed_as_skipped(servo_root: Path, tag: str) -> None:
+    sample_root(servo_root)
+    (servo_root / "config.yaml").write_text(
+        "aggregator:\n  drivers:\n    30-db: {enabled: false}\n")
+    run = await run_adjust(servo_root, "--dry-run", "--json", "app", tag=tag, stdin=GOOD)
+    assert run.returncode == 0, run.stderr
+    assert {"driver": "30-db", "why": "disabled in config.yaml (enabled: false)"} \
+        in run.final["skipped"]
+    assert_no_adjust_ran(servo_root)
+
+
+def _failing_cases() -> list[tuple[str, str, dict[str, Any] | None]]:
+    return [
+        ("not-json", "{not json", None),
+        ("not-an-object", "[1, 2]", None),
+        ("no-value", json.dumps({"application": {"components": {"web": {"settings": {
+            "cpu": {"val": 2}}}}}}), None),
+        ("unknown-setting", request({"web": {"cpu": 2, "gpu": 1}, "nosuch": {"x": 1}}), None),
+        ("query-fails", GOOD, {"40-broken": watched_driver("broken", {"z": {"value": 1}},
+                                                          query_fails=True)}),
+        ("duplicate-setting", GOOD, {"40-dup": watched_driver("web", {"cpu": {"value": 1}})}),
+    ]
+
+
+@pytest.mark.parametrize(("case", "stdin", "extra"), _failing_cases(),
+                         ids=[c[0] for c in _failing_cases()])
+async def test_fails_exactly_as_adjust_would(servo_root: Path, tag: str, case: str,
+                                             stdin: str, extra: dict[str, str] | None) -> None:
+    sample_root(servo_root)
+    for name, body in (extra or {}).items():
+        write_driver(servo_root, name, body)
+    adjust = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
+    assert adjust.returncode == 1
+    assert adjust.final["status"] == "failed"
+    assert_no_adjust_ran(servo_root)  # adjust itself refused before any driver's adjust
+    for args in (("--dry-run", "app"), ("--dry-run", "--json", "app")):
+        dry = await run_adjust(servo_root, *args, tag=tag, stdin=stdin)
+        assert dry.returncode == adjust.returncode
+        assert dry.lines == adjust.lines
+        assert dry.stderr == adjust.stderr
+    assert_no_adjust_ran(servo_root)
+
+
+async def test_needs_an_app_id_like_adjust(servo_root: Path, tag: str) -> None:
+    sample_root(servo_root)
+    adjust = await run_adjust(servo_root, tag=tag, stdin=GOOD)
+    dry = await run_adjust(servo_root, "--dry-run", tag=tag, stdin=GOOD)
+    assert dry.returncode == adjust.returncode == 1
+    assert dry.lines == adjust.lines
+    assert dry.final["reason"] == "bad-usage"
+
+
+async def test_json_alone_is_a_usage_error(servo_root: Path, tag: str) -> None:
+    sample_root(servo_root)
+    run = await run_adjust(servo_root, "--json", "app", tag=tag, stdin=GOOD)
+    assert run.returncode == 1
+    assert run.final["reason"] == "bad-usage"
+    assert "--dry-run" in run.final["message"]
+    assert_no_adjust_ran(servo_root)

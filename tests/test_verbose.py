@@ -1,0 +1,277 @@
+"""-v/--verbose (lines exchanged, per-driver timing) and the live display on a terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import termios
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from aggregator.live import Display, LiveDisplay, wants_live_display
+from tests.support import ADJUST, adjust_env, run_adjust, simple_driver, write_driver
+
+REQUEST = json.dumps({"application": {"components": {
+    "web": {"settings": {"cpu": {"value": 2}}},
+    "cache": {"settings": {"size": {"value": 128}}}}}})
+
+
+def two_drivers(root: Path) -> None:
+    write_driver(root, "01web", simple_driver(
+        "web", {"cpu": {"value": 1, "min": 0, "max": 4}}, version="w1"))
+    write_driver(root, "02cache", simple_driver(
+        "cache", {"size": {"value": 64, "min": 16, "max": 256}}, version="c1"))
+
+
+# -- -v -----------------------------------------------------------------------------------
+
+async def test_verbose_traces_every_line_and_times_each_driver(servo_root: Path,
+                                                               tag: str) -> None:
+    two_drivers(servo_root)
+    quiet = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST)
+    run = await run_adjust(servo_root, "-v", "app", tag=tag, stdin=REQUEST)
+    assert run.returncode == quiet.returncode == 0, run.stderr
+    assert [json.loads(x) for x in run.lines] == [json.loads(x) for x in quiet.lines]
+    assert quiet.stderr == ""
+    err = run.stderr
+    assert re.search(r"01web: \$ \S+/adjust.d/01web --query app\n", err)
+    assert re.search(r"01web: \$ \S+/adjust.d/01web app  \(stdin: .*\"cpu\": \{\"value\": 2\}",
+                     err)
+    assert '01web: <- {"progress": 33, "message": "step 0"}' in err
+    assert '02cache: <- {"status": "ok", "reason": "success"}' in err
+    assert re.search(r"02cache: exit 0 after \d+\.\d{3} s", err)
+    assert re.search(r"timing: 01web: query \d+\.\d{3} s, adjust \d+\.\d{3} s\n", err)
+    assert re.search(r"timing: 02cache: query \d+\.\d{3} s, adjust \d+\.\d{3} s\n", err)
+    assert "\x1b[" not in err  # stderr is a pipe here, as under servo: no live display
+
+
+async def test_verbose_query_timing(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "--version", "--verbose", tag=tag)
+    assert run.returncode == 0
+    assert run.lines == ["servo-agg 0.1.0 (w1, c1)"]
+    assert re.search(r"timing: 01web: info \d+\.\d{3} s\n", run.stderr)
+
+
+async def test_no_live_display_under_servo_even_with_term(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST,
+                           env=adjust_env(tag, TERM="xterm"))
+    assert run.returncode == 0
+    assert run.stderr == ""
+
+
+# -- the live display on a real terminal (a pty) ------------------------------------------
+
+def screen(data: str, columns: int = 100) -> list[str]:
+    """What a terminal shows after `data`: the few controls the display uses, and wrapping
+    (so a block line that wrapped would throw the redraw off and show up here)."""
+    lines: list[list[str]] = [[]]
+    row = col = 0
+    pattern = re.compile(r"\x1b\[(\d*)([A-Za-z])|\r|\n|[^\x1b\r\n]")
+    for match in pattern.finditer(data):
+        token = match.group(0)
+        if token == "\r":
+            col = 0
+        elif token == "\n":
+            row += 1
+            while len(lines) <= row:
+                lines.append([])
+        elif match.group(2) == "F":
+            row, col = max(0, row - int(match.group(1) or 1)), 0
+        elif match.group(2) == "K":
+            lines[row] = []
+        elif match.group(2) == "J":
+            del lines[row][col:]
+            del lines[row + 1:]
+        elif match.group(2):
+            raise AssertionError(f"unexpected control {token!r}")
+        else:
+            if col == columns:  # the terminal wraps a long line onto the next row
+                row, col = row + 1, 0
+                while len(lines) <= row:
+                    lines.append([])
+            line = lines[row]
+            line.extend(" " * (col - len(line)))
+            if col < len(line):
+                line[col] = token
+            else:
+                line.append(token)
+            col += 1
+    return ["".join(chars).rstrip() for chars in lines]
+
+
+async def run_on_terminal(root: Path, *args: str, tag: str, stdin: str,
+                          columns: int = 100) -> tuple[int, list[str], str]:
+    """./adjust with stderr on a pty (stdout still a pipe); returns (code, stdout, stderr)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = adjust_env(tag, TERM="xterm")
+    try:
+        proc = await trio.lowlevel.open_process(
+            [str(ADJUST), *args], cwd=root, env=env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=slave)
+    finally:
+        os.close(slave)
+    assert proc.stdin and proc.stdout
+    out, err = bytearray(), bytearray()
+
+    async def read_terminal() -> None:
+        async with trio.lowlevel.FdStream(master) as stream:
+            while True:
+                try:
+                    chunk = await stream.receive_some(1 << 16)
+                except trio.BrokenResourceError:  # EIO: the last slave end closed
+                    return
+                if not chunk:
+                    return
+                err.extend(chunk)
+
+    async def read_stdout() -> None:
+        while chunk := await proc.stdout.receive_some(1 << 16):  # type: ignore[union-attr]
+            out.extend(chunk)
+
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_terminal)
+                nursery.start_soon(read_stdout)
+                await proc.stdin.send_all(stdin.encode())
+                await proc.stdin.aclose()
+                await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode().splitlines(), err.decode("utf-8", "replace")
+
+
+async def test_live_display_on_a_terminal(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    write_driver(servo_root, "03db", simple_driver("db", {"pool": {"value": 1}}))
+    code, stdout, stderr = await run_on_terminal(servo_root, "app", tag=tag, stdin=REQUEST)
+    assert code == 0, stderr
+    # servo's channel is untouched: JSON lines only.
+    assert json.loads(stdout[-1]) == {"status": "ok", "reason": "success"}
+    assert all("progress" in json.loads(line) for line in stdout[:-1])
+    assert "\x1b[" in stderr
+    shown = [line for line in screen(stderr) if line]
+    assert shown[0] == "servo-agg: adjusting app: 2 drivers to run (on_failure: continue)"
+    assert len(shown) == 3, shown  # the block was redrawn in place, never repeated
+    assert re.fullmatch(r"  01web   \[#{20}\] 100%  done \d+\.\d s", shown[1])
+    assert re.fullmatch(r"  02cache \[#{20}\] 100%  done \d+\.\d s", shown[2])
+
+
+async def test_live_display_with_verbose_keeps_notes_above_it(servo_root: Path,
+                                                              tag: str) -> None:
+    two_drivers(servo_root)
+    write_driver(servo_root, "02cache", """
+        import json, sys
+        if "--query" in sys.argv:
+            print(json.dumps({"application": {"components": {"cache": {"settings": {
+                "size": {"value": 64}}}}}}))
+            sys.exit(0)
+        sys.stdin.read()
+        print(json.dumps({"progress": 40, "message": "evicting"}), flush=True)
+        print(json.dumps({"status": "failed", "reason": "full", "message": "disk full"}))
+        sys.exit(1)
+    """)
+    code, _, stderr = await run_on_terminal(servo_root, "-v", "app", tag=tag,
+                                            stdin=REQUEST, columns=80)
+    assert code == 1
+    shown = [line for line in screen(stderr, columns=80) if line]
+    at = next(i for i, line in enumerate(shown) if line.startswith("  01web   ["))
+    block = shown[at:at + 2]
+    assert re.fullmatch(r"  01web   \[#{20}\] 100%  done \d+\.\d s", block[0])
+    assert block[1].startswith("  02cache [########------------]  40%  FAILED ")
+    assert "adjust: disk full" in block[1]
+    assert all(len(line) < 80 for line in block)
+    assert any("01web: <- " in line for line in shown[:at])  # traces scrolled above it
+    after = shown[at + 2:]  # the run's summary comes below the final block
+    assert after[0].startswith("servo-agg: error (full): 02cache: failed: adjust: disk full")
+    assert any(line.startswith("servo-agg: timing: 01web: query ") for line in after)
+    assert sum("01web   [" in line for line in shown) == 1
+
+
+async def test_no_live_display_for_query_or_dry_run(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    for args in (("--query", "app"), ("--dry-run", "app")):
+        code, _, stderr = await run_on_terminal(servo_root, *args, tag=tag, stdin=REQUEST)
+        assert code == 0
+        assert stderr == ""
+
+
+# -- the display as a unit ------------------------------------------------------------------
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_wants_live_display() -> None:
+    assert wants_live_display(FakeTerminal(), {"TERM": "xterm-256color"})
+    assert not wants_live_display(FakeTerminal(), {"TERM": "dumb"})
+    assert not wants_live_display(FakeTerminal(), {})
+    assert not wants_live_display(io.StringIO(), {"TERM": "xterm"})
+
+
+def test_a_progress_flood_is_drawn_a_few_times() -> None:
+    now = [0.0]
+    term = FakeTerminal()
+    display = LiveDisplay(term, clock=lambda: now[0], width=80)
+    display.begin("header", ["01a"])
+    display.started("01a")
+    draws_before = term.getvalue().count("\x1b[J")
+    for i in range(1000):
+        now[0] += 0.001  # 1000 lines in one second
+        display.progress("01a", {"progress": i / 10, "message": f"line {i}"})
+    draws = term.getvalue().count("\x1b[J") - draws_before
+    assert 5 <= draws <= 11
+    display.finished("01a", True)
+    assert display.render() == ["  01a [####################] 100%  done 1.0 s"]
+
+
+def test_rows_are_cut_to_the_terminal_width() -> None:
+    display = LiveDisplay(FakeTerminal(), clock=lambda: 0.0, width=40)
+    display.begin("h", ["01-a-rather-long-driver-name"])
+    display.started("01-a-rather-long-driver-name")
+    display.progress("01-a-rather-long-driver-name", {"progress": 50, "message": "x" * 200})
+    assert all(len(line) <= 39 for line in display.render())
+
+
+def test_rollback_and_not_started_states() -> None:
+    display = LiveDisplay(FakeTerminal(), clock=lambda: 0.0, width=100)
+    display.begin("h", ["01a", "02b", "03c"])
+    display.started("01a")
+    display.finished("01a", True)
+    display.started("02b")
+    display.progress("02b", {"progress": 30})
+    display.finished("02b", False, "adjust: boom\nmore")
+    display.started("01a", "rollback")
+    display.progress("01a", {"progress": 10, "message": "undoing"})
+    rows = display.render()
+    assert "100%  rolling back 0.0 s  undoing" in rows[0]  # the bar does not go back
+    display.finished("01a", False, "rollback: refused")
+    display.close()
+    rows = display.render()
+    assert rows[0].endswith("100%  ROLLBACK FAILED 0.0 s  rollback: refused")
+    assert rows[1].endswith(" 30%  FAILED 0.0 s  adjust: boom more")
+    assert rows[2].endswith("  0%  not started")
+
+
+def test_the_null_display_draws_nothing() -> None:
+    display: Any = Display()
+    display.begin("h", ["01a"])
+    display.started("01a")
+    display.progress("01a", {"progress": 5})
+    display.finished("01a", True)
+    display.close()
