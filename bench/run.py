@@ -1,0 +1,952 @@
+#!/usr/bin/env python3
+"""What the aggregator costs servo, measured: start-up, the DESCRIBE and ADJUST cycles
+against the floor of the same driver calls made directly, progress relay, and peak memory
+while a driver floods it.
+
+    python bench/run.py [--adjust PATH ...] [--runs N] [--smoke] [--only GROUP ...]
+                        [--json FILE] [--roots DIR]
+
+Every figure is a median over interleaved rounds: each round runs every row once for each
+aggregator and for the direct floor, in a rotated order, so machine noise falls on all
+alike; overheads are medians of the per-round differences. Stdlib only, so the bench
+itself costs nothing it measures. Roots, drivers and requests are generated in a
+temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import os
+import platform
+import re
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ADJUST = REPO / "adjust"
+MIB = 1 << 20
+
+#: Wall time of one call of a generated driver, start to exit, when it has a core to itself.
+DRIVER_START_SECONDS = 0.070
+CYCLE_DRIVERS = 8
+RELAY_DRIVERS = 4
+#: Nothing in the bench should take this long; past it the run is killed and reported.
+CALL_TIMEOUT = 120.0
+#: How often the aggregator's VmHWM is read while it runs.
+RSS_SAMPLE_SECONDS = 0.002
+FLOOR = "direct"
+
+
+class BenchFailure(Exception):
+    """A measured program misbehaved (wrong exit code or output): the row shows 'error'."""
+
+
+@dataclass(frozen=True)
+class Params:
+    runs: int
+    startup_reps: int  # (a) samples per round: start-up is short, so it gets a few
+    relay_lines: int  # per relay driver
+    stderr_bytes: int
+    line_bytes: int
+    groups: tuple[str, ...]  # which of GROUPS run
+
+
+#: The groups of rows, in the order a round runs them (row keys start with the name).
+GROUPS = ("startup", "describe", "adjust", "relay", "rss")
+
+FULL = Params(runs=7, startup_reps=3, relay_lines=10_000,
+              stderr_bytes=200 * MIB, line_bytes=50 * MIB, groups=GROUPS)
+SMOKE = Params(runs=1, startup_reps=1, relay_lines=1_000,
+               stderr_bytes=20 * MIB, line_bytes=5 * MIB, groups=GROUPS)
+
+
+# -- the rows ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    unit: str  # ms, lines/s, lines, MiB
+    baseline: bool = False  # measured without an aggregator: one value, in the direct column
+    target: float | None = None  # an upper bound
+
+
+def rows(params: Params) -> list[Row]:
+    n = params.relay_lines
+    total = RELAY_DRIVERS * n
+    stderr_mib = params.stderr_bytes // MIB
+    line_mib = params.line_bytes // MIB
+    over = "    overhead (cycle − floor)"
+    table = [
+        Row("startup.python", "(a) python3 -c pass", "ms", baseline=True),
+        Row("startup.info", "(a) adjust --info app", "ms"),
+        Row("startup.info.over", "    overhead (− python3 -c pass)", "ms", target=30),
+        Row("startup.info_cfg", "(a) adjust --info app, with aggregator: section", "ms"),
+        Row("startup.info_cfg.over", "    overhead (− python3 -c pass)", "ms", target=30),
+    ]
+    for mode, how, queries in (("seq", "sequential", "one after another"),
+                               ("par", "parallel_queries", "concurrently")):
+        table += [
+            Row(f"describe.{mode}.floor",
+                f"(c) {CYCLE_DRIVERS} driver queries, {queries}", "ms", baseline=True),
+            Row(f"describe.{mode}.cycle", f"(b) DESCRIBE ({how}): --info, --query", "ms"),
+            Row(f"describe.{mode}.over", over, "ms", target=150),
+            Row(f"adjust.{mode}.floor",
+                f"(c) {CYCLE_DRIVERS} driver queries {queries}, then {CYCLE_DRIVERS} adjusts",
+                "ms", baseline=True),
+            Row(f"adjust.{mode}.cycle", f"(b) ADJUST ({how}): --info, adjust", "ms"),
+            Row(f"adjust.{mode}.over", over, "ms", target=150),
+        ]
+    table += [
+        Row("relay.floor.wall", f"(d) drivers straight to the bench: {RELAY_DRIVERS}×{n} lines",
+            "ms", baseline=True),
+        Row("relay.floor.p99", "    delay write → read, p99 (measuring floor)", "ms",
+            baseline=True),
+        Row("relay.wall", f"(d) {RELAY_DRIVERS}×{n} progress lines relayed", "ms",
+            target=300 * n / 10_000),
+        Row("relay.rate", "    lines read per second", "lines/s"),
+        Row("relay.p50", "    delay driver write → aggregator write, p50", "ms"),
+        Row("relay.p99", "    delay driver write → aggregator write, p99", "ms", target=5),
+        Row("relay.out", f"    progress lines out (of {total})", "lines"),
+        Row("rss.stderr", f"(e) peak RSS, a driver writes {stderr_mib} MiB to stderr", "MiB",
+            target=60),
+        Row("rss.line", f"(e) peak RSS, a driver writes a {line_mib} MiB line", "MiB",
+            target=60),
+    ]
+    return [row for row in table if row.key.split(".")[0] in params.groups]
+
+
+# -- generated drivers ---------------------------------------------------------------------
+
+# A driver that starts like a real Python one: the interpreter starts and imports what
+# drivers usually import (real CPU work), then it sleeps for the rest of its start-up time.
+# Sleeping rather than burning CPU keeps the floor a property of the drivers, not of the
+# core count: eight CPU-bound drivers started together on two cores would measure the
+# machine, and would hide the aggregator's own CPU time behind theirs.
+CYCLE_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark driver @INDEX@: starts like a real Python driver, then answers at once."""
+import argparse, json, logging, os, subprocess, sys, time
+
+SLEEP = @SLEEP@
+DESCRIPTOR = @DESCRIPTOR@
+
+
+def ready():
+    if SLEEP > 0:
+        time.sleep(SLEEP)
+
+
+args = sys.argv[1:]
+if "--info" in args:
+    ready()
+    print(json.dumps({"version": "1.0", "has_cancel": False}))
+    sys.exit(0)
+if "--query" in args or "--describe" in args:
+    ready()
+    print(json.dumps(DESCRIPTOR))
+    sys.exit(0)
+request = json.load(sys.stdin)
+ready()
+for component, body in request["application"]["components"].items():
+    for setting, value in body["settings"].items():
+        message = "set " + component + "." + setting + " to " + str(value["value"])
+        print(json.dumps({"progress": 50, "message": message}), flush=True)
+print(json.dumps({"progress": 100, "message": "done"}), flush=True)
+print(json.dumps({"status": "ok", "reason": "success"}))
+'''
+
+# Writes LINES progress lines as fast as it can, each stamped with CLOCK_MONOTONIC (system
+# wide on Linux) just before its own write, and each different so none is coalesced.
+RELAY_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark driver: a progress flood, every line stamped with the time it was written."""
+import json, os, sys, time
+
+ID = @INDEX@
+LINES = @LINES@
+if "--info" in sys.argv:
+    print(json.dumps({"version": "1.0", "has_cancel": False}))
+    sys.exit(0)
+if "--query" in sys.argv or "--describe" in sys.argv:
+    print(json.dumps(@DESCRIPTOR@))
+    sys.exit(0)
+json.load(sys.stdin)
+now, write = time.monotonic, os.write
+for i in range(LINES):
+    line = '{"progress": %d, "message": "%.6f d%d %d"}\n' % (i * 100 // LINES, now(), ID, i)
+    write(1, line.encode())
+write(1, b'{"status": "ok", "reason": "success"}\n')
+'''
+
+# Floods a pipe from a small, reused buffer, so the driver itself stays small.
+FLOOD_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark driver: writes @BYTES@ bytes to fd @FD@ (@WHAT@), then reports success."""
+import json, os, sys
+
+if "--info" in sys.argv:
+    print(json.dumps({"version": "1.0", "has_cancel": False}))
+    sys.exit(0)
+if "--query" in sys.argv or "--describe" in sys.argv:
+    print(json.dumps(@DESCRIPTOR@))
+    sys.exit(0)
+json.load(sys.stdin)
+chunk = memoryview(@CHUNK@ * (1 << 14))
+left = @BYTES@
+try:
+    while left > 0:
+        left -= os.write(@FD@, chunk[:left])
+    os.write(@FD@, b"\n")
+except BrokenPipeError:
+    os._exit(1)
+print(json.dumps({"status": "ok", "reason": "success"}))
+'''
+
+
+def descriptor(component: str) -> dict[str, Any]:
+    return {"application": {"components": {component: {"settings": {
+        "x": {"type": "range", "value": 1, "min": 0, "max": 100, "step": 1}}}}}}
+
+
+def request(components: Sequence[str], value: int) -> bytes:
+    body = {"application": {"components": {
+        c: {"settings": {"x": {"value": value}}} for c in components}},
+        "control": {"userdata": {"bench": True}}}
+    return json.dumps(body).encode()
+
+
+def fill(template: str, **values: object) -> str:
+    for name, value in values.items():
+        template = template.replace(f"@{name}@", str(value))
+    assert "@" not in template.replace("@@", ""), template
+    return template
+
+
+def write_executable(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+# -- running things ------------------------------------------------------------------------
+
+@dataclass
+class Done:
+    seconds: float
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    def check(self, what: str, code: int = 0) -> Done:
+        if self.returncode != code:
+            tail = self.stderr.decode("utf-8", "replace").strip()[-600:]
+            raise BenchFailure(f"{what}: exit code {self.returncode}; stderr: {tail!r}; "
+                               f"stdout: {self.stdout[-300:]!r}")
+        return self
+
+    def final(self, what: str) -> dict[str, Any]:
+        lines = self.stdout.decode("utf-8", "replace").strip().splitlines()
+        try:
+            parsed = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise BenchFailure(f"{what}: last stdout line is not JSON: "
+                               f"{self.stdout[-300:]!r}") from None
+        if not isinstance(parsed, dict):
+            raise BenchFailure(f"{what}: last stdout line is not a JSON object")
+        return parsed
+
+
+def run(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bytes = b"") -> Done:
+    """Start, feed, wait; the time is from just before the start to just after the exit."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(list(argv), cwd=cwd, env=env, input=stdin,
+                              capture_output=True, timeout=CALL_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchFailure(f"{' '.join(argv)}: still running after {CALL_TIMEOUT:g} s") from None
+    return Done(time.perf_counter() - started, proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_concurrently(argvs: Sequence[Sequence[str]], cwd: Path,
+                     env: dict[str, str]) -> tuple[float, list[Done]]:
+    """All started at once (no stdin), all waited for; the time is until the last exit."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen(list(a), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a in argvs]
+    outs = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=CALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+                p.wait()
+            raise BenchFailure("a concurrently started driver did not finish") from None
+        outs.append((proc.returncode, out, err))
+    seconds = time.perf_counter() - started
+    return seconds, [Done(seconds, code, out, err) for code, out, err in outs]
+
+
+def run_stamped(argv: Sequence[str], cwd: Path, env: dict[str, str],
+                stdin: bytes) -> tuple[list[tuple[float, bytes]], Done]:
+    """Like run(), but every stdout line is stamped (CLOCK_MONOTONIC) when it is read."""
+    lines: list[tuple[float, bytes]] = []
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(stdin)  # a small request: fits in the pipe, never blocks
+        proc.stdin.close()
+        fd = proc.stdout.fileno()
+        buffer = b""
+        try:
+            while True:
+                ready, _, _ = select.select([fd], [], [], CALL_TIMEOUT)
+                if not ready:
+                    raise BenchFailure(f"{' '.join(argv)}: silent for {CALL_TIMEOUT:g} s")
+                chunk = os.read(fd, MIB)
+                arrived = time.monotonic()
+                if not chunk:
+                    break
+                buffer += chunk
+                if b"\n" in buffer:
+                    *complete, buffer = buffer.split(b"\n")
+                    lines.extend((arrived, line) for line in complete)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            code = proc.wait(timeout=CALL_TIMEOUT)
+            proc.stdout.close()
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        done = Done(seconds, code, b"\n".join(line for _, line in lines[-3:]), err.read())
+    return lines, done
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """The process's peak resident set so far (0 once it has exited and released it)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_sampling_rss(argv: Sequence[str], cwd: Path, env: dict[str, str],
+                     stdin: bytes) -> tuple[float, Done]:
+    """Peak RSS (MiB) of the process itself: its VmHWM, read every few ms until it exits (a
+    pidfd says when). Not ru_maxrss from wait4 or RUSAGE_CHILDREN: that is the largest of the
+    process and everything it reaped (its drivers), and on Linux it also counts the memory
+    the child inherited from the forking parent before exec, i.e. this bench's own."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                stdout=out, stderr=err)
+        assert proc.stdin is not None
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+        pidfd = os.pidfd_open(proc.pid)
+        peak = 0
+        try:
+            deadline = time.monotonic() + CALL_TIMEOUT
+            while True:
+                peak = max(peak, vm_hwm_kib(proc.pid))
+                exited, _, _ = select.select([pidfd], [], [], RSS_SAMPLE_SECONDS)
+                if exited:
+                    break
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise BenchFailure(f"{' '.join(argv)}: still running after "
+                                       f"{CALL_TIMEOUT:g} s")
+        finally:
+            os.close(pidfd)
+            code = proc.wait()
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        done = Done(seconds, code, out.read(), err.read())
+    return peak / 1024, done
+
+
+# -- delays ----------------------------------------------------------------------------------
+
+STAMP = re.compile(r"(\d+\.\d{6}) d(\d+) (\d+)")
+
+
+@dataclass
+class Relay:
+    wall: float  # seconds: per driver, its first write to its last line read; summed
+    delays: list[float]
+    out: int  # stamped progress lines that came out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def analyse_relay(lines: Sequence[tuple[float, bytes]]) -> Relay:
+    """Every stamped progress line: its delay; per driver, first stamp to last arrival."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    delays: list[float] = []
+    for arrived, raw in lines:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            raise BenchFailure(f"a stdout line is not JSON: {raw[:200]!r}") from None
+        if not isinstance(message, dict) or "progress" not in message:
+            continue
+        found = STAMP.search(str(message.get("message", "")))
+        if found is None:
+            continue
+        stamp, driver = float(found.group(1)), found.group(2)
+        delays.append(arrived - stamp)
+        first[driver] = min(first.get(driver, math.inf), stamp)
+        last[driver] = max(last.get(driver, -math.inf), arrived)
+    wall = sum(last[d] - first[d] for d in first)
+    return Relay(wall, delays, len(delays))
+
+
+# -- the bench ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Aggregator:
+    letter: str
+    path: Path
+
+
+@dataclass
+class Roots:
+    seq: Path
+    par: Path
+    relay: Path
+    stderr: Path
+    line: Path
+
+
+@dataclass
+class Results:
+    samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, column: str, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.samples.setdefault((key, column), []).append(value)
+
+    def median(self, key: str, column: str) -> float | None:
+        values = self.samples.get((key, column))
+        return statistics.median(values) if values else None
+
+
+def bench_env() -> dict[str, str]:
+    """The environment servo would give the aggregator: this Python's bin first on PATH, and
+    no PYTHON* or OPTUNE_* settings (PYTHONDONTWRITEBYTECODE, say, would make every start
+    compile the aggregator from source; PYTHONUNBUFFERED would change how drivers write)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "OPTUNE_"))}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+class Bench:
+    def __init__(self, params: Params, aggregators: list[Aggregator], work: Path) -> None:
+        self.params = params
+        self.aggregators = aggregators
+        self.work = work
+        self.env = bench_env()
+        self.results = Results()
+        self.driver_sleep = 0.0
+        self.driver_start = 0.0
+        self.roots = Roots(*(work / name for name in ("seq", "par", "relay", "stderr", "line")))
+
+    # -- set-up -------------------------------------------------------------------------
+    def calibrate(self) -> None:
+        """How long a driver takes to start without its sleep; the sleep makes up the rest."""
+        probe = write_executable(self.work / "probe", fill(
+            CYCLE_DRIVER, INDEX=0, SLEEP=0.0, DESCRIPTOR=descriptor("c0")))
+        times = [run([str(probe), "--query", "app"], self.work, self.env)
+                 .check("calibration driver").seconds for _ in range(5)]
+        self.driver_start = statistics.median(times)
+        self.driver_sleep = max(0.0, DRIVER_START_SECONDS - self.driver_start)
+
+    def build(self) -> None:
+        sections = "".join(f"c{k}:\n  endpoint: http://localhost:{8000 + k}\n  retries: 3\n"
+                           for k in range(1, CYCLE_DRIVERS + 1))
+        for root, extra in ((self.roots.seq, ""),
+                            (self.roots.par, "aggregator:\n  parallel_queries: true\n")):
+            (root / "adjust.d").mkdir(parents=True)
+            (root / "config.yaml").write_text(sections + extra)
+            for k in range(1, CYCLE_DRIVERS + 1):
+                write_executable(root / "adjust.d" / f"{k:02d}drv", fill(
+                    CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
+                    DESCRIPTOR=descriptor(f"c{k}")))
+        for k in range(1, RELAY_DRIVERS + 1):
+            write_executable(self.roots.relay / "adjust.d" / f"{k:02d}flood", fill(
+                RELAY_DRIVER, INDEX=k, LINES=self.params.relay_lines,
+                DESCRIPTOR=descriptor(f"r{k}")))
+        for root, fd, size, chunk, what in (
+                (self.roots.stderr, 2, self.params.stderr_bytes, r'(b"x" * 63 + b"\n")',
+                 "lines of text on stderr"),
+                (self.roots.line, 1, self.params.line_bytes, 'b"a" * 64',
+                 "one line on stdout")):
+            write_executable(root / "adjust.d" / "01flood", fill(
+                FLOOD_DRIVER, BYTES=size, FD=fd, CHUNK=chunk, WHAT=what,
+                DESCRIPTOR=descriptor("f")))
+
+    def warm_up(self) -> None:
+        """One unmeasured call of each kind per aggregator: compiles its bytecode, fills the
+        page cache, and stops the run early if an aggregator does not work at all."""
+        for agg in self.aggregators:
+            for root in (self.roots.seq, self.roots.par):
+                info = run([str(agg.path), "--info", "app"], root, self.env)
+                info.check(f"{agg.path} --info app")
+                query = run([str(agg.path), "--query", "app"], root, self.env)
+                self.check_descriptor(query, f"{agg.path} --query app in {root.name}")
+
+    # -- single measurements ------------------------------------------------------------
+    def drivers(self, root: Path) -> list[Path]:
+        return sorted((root / "adjust.d").iterdir())
+
+    @staticmethod
+    def check_descriptor(done: Done, what: str) -> None:
+        done.check(what)
+        components = done.final(what).get("application", {}).get("components", {})
+        wanted = {f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)}
+        if set(components) != wanted:
+            raise BenchFailure(f"{what}: components {sorted(components)}, not "
+                               f"{sorted(wanted)}")
+
+    @staticmethod
+    def check_ok(done: Done, what: str) -> dict[str, Any]:
+        done.check(what)
+        final = done.final(what)
+        if final.get("status") != "ok":
+            raise BenchFailure(f"{what}: final line {final}")
+        return final
+
+    def info(self, agg: Aggregator, root: Path) -> float:
+        done = run([str(agg.path), "--info", "app"], root, self.env)
+        if "version" not in done.check("--info app").final("--info app"):
+            raise BenchFailure("--info app: no version")
+        return done.seconds
+
+    def python_pass(self) -> float:
+        return run(["python3", "-c", "pass"], self.work, self.env).check("python3 -c pass").seconds
+
+    def cycle(self, agg: Aggregator, root: Path, kind: str, value: int) -> float:
+        """servo's cycle: --info, then the command, as two processes one after the other."""
+        seconds = self.info(agg, root)
+        if kind == "describe":
+            done = run([str(agg.path), "--query", "app"], root, self.env)
+            self.check_descriptor(done, "--query app")
+        else:
+            components = [f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)]
+            done = run([str(agg.path), "app"], root, self.env, request(components, value))
+            self.check_ok(done, "adjust app")
+        return seconds + done.seconds
+
+    def floor(self, root: Path, kind: str, parallel: bool, value: int) -> float:
+        """The driver calls the cycle needs, made directly."""
+        queries = [[str(d), "--query", "app"] for d in self.drivers(root)]
+        if parallel:
+            seconds, dones = run_concurrently(queries, root, self.env)
+            for done in dones:
+                done.check("driver --query")
+        else:
+            seconds = sum(run(q, root, self.env).check("driver --query").seconds
+                          for q in queries)
+        if kind == "adjust":
+            for k, driver in enumerate(self.drivers(root), start=1):
+                done = run([str(driver), "app"], root, self.env, request([f"c{k}"], value))
+                self.check_ok(done, "driver adjust")
+                seconds += done.seconds
+        return seconds
+
+    def relay(self, agg: Aggregator | None) -> Relay:
+        """The flood through the aggregator, or (agg None) each driver straight to us."""
+        root = self.roots.relay
+        components = [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]
+        if agg is not None:
+            lines, done = run_stamped([str(agg.path), "app"], root, self.env,
+                                      request(components, 2))
+            self.check_ok(done, "adjust app (progress flood)")
+            return analyse_relay(lines)
+        walls, delays, out = 0.0, [], 0
+        for driver, component in zip(self.drivers(root), components, strict=True):
+            lines, done = run_stamped([str(driver), "app"], root, self.env,
+                                      request([component], 2))
+            self.check_ok(done, "flood driver")
+            part = analyse_relay(lines)
+            walls += part.wall
+            delays += part.delays
+            out += part.out
+        return Relay(walls, delays, out)
+
+    def rss(self, agg: Aggregator, root: Path, expect_ok: bool) -> dict[str, float]:
+        """Peak RSS of the aggregator process alone while its driver floods it."""
+        peak, done = run_sampling_rss([str(agg.path), "app"], root, self.env,
+                                      request(["f"], 2))
+        what = f"adjust app ({root.name} flood)"
+        if expect_ok:
+            self.check_ok(done, what)
+        else:  # the driver broke the protocol: whatever the aggregator made of it is noted
+            final = done.final(what)
+            note = (f"{agg.letter}: the {root.name} flood ends "
+                    f"{final.get('status')}/{final.get('reason')}")
+            if note not in self.results.notes:
+                self.results.notes.append(note)
+        return {f"rss.{root.name}": peak}
+
+    # -- rounds ---------------------------------------------------------------------------
+    def rotated(self, items: list[Any], round_no: int) -> list[Any]:
+        shift = round_no % len(items)
+        return items[shift:] + items[:shift]
+
+    def measure_group(self, round_no: int, keys: Sequence[str],
+                      floor: Callable[[], dict[str, float]] | None,
+                      per_agg: Callable[[Aggregator], dict[str, float]]
+                      ) -> dict[str, dict[str, float]]:
+        """One round of one group of rows: the floor and every aggregator, in an order that
+        rotates from round to round. Returns this round's values by column."""
+        jobs: list[tuple[str, Callable[[], dict[str, float]]]] = []
+        if floor is not None:
+            jobs.append((FLOOR, floor))
+        jobs += [(agg.letter, functools.partial(per_agg, agg)) for agg in self.aggregators]
+        got: dict[str, dict[str, float]] = {}
+        for column, job in self.rotated(jobs, round_no):
+            if column != FLOOR and any((k, column) in self.results.errors for k in keys):
+                continue  # failed before: not worth the time again
+            try:
+                got[column] = job()
+            except BenchFailure as exc:
+                if column == FLOOR:
+                    raise  # the bench itself is broken: nothing else can be trusted
+                for key in keys:
+                    self.results.errors.setdefault((key, column), str(exc))
+                continue
+            self.results.add(column, got[column])
+        return got
+
+    def add_overhead(self, got: dict[str, dict[str, float]], key: str) -> None:
+        """cycle − floor of the same round, for each aggregator that ran."""
+        floor = got[FLOOR][f"{key}.floor"]
+        for agg in self.aggregators:
+            if agg.letter in got:
+                self.results.add(agg.letter,
+                                 {f"{key}.over": got[agg.letter][f"{key}.cycle"] - floor})
+
+    def one_round(self, r: int) -> None:
+        """Every selected group once, for the floor and each aggregator."""
+        for group in GROUPS:
+            if group in self.params.groups:
+                getattr(self, f"round_{group}")(r)
+
+    def round_startup(self, r: int) -> None:
+        def python_pass() -> dict[str, float]:
+            return {"startup.python": self.python_pass() * 1000}
+
+        def startup(agg: Aggregator) -> dict[str, float]:
+            return {"startup.info": self.info(agg, self.roots.seq) * 1000,
+                    "startup.info_cfg": self.info(agg, self.roots.par) * 1000}
+
+        for rep in range(self.params.startup_reps):
+            got = self.measure_group(r + rep, ["startup.info", "startup.info.over",
+                                               "startup.info_cfg", "startup.info_cfg.over"],
+                                     python_pass, startup)
+            base = got[FLOOR]["startup.python"]
+            for column, values in got.items():
+                if column != FLOOR:
+                    self.results.add(column, {
+                        "startup.info.over": values["startup.info"] - base,
+                        "startup.info_cfg.over": values["startup.info_cfg"] - base})
+
+    def round_cycles(self, r: int, kind: str) -> None:
+        value = 2 + r % 2  # every round asks for a different value than the last
+        for mode, root, parallel in (("seq", self.roots.seq, False),
+                                     ("par", self.roots.par, True)):
+            key = f"{kind}.{mode}"
+
+            def floor(root: Path = root, parallel: bool = parallel,
+                      key: str = key) -> dict[str, float]:
+                return {f"{key}.floor": self.floor(root, kind, parallel, value) * 1000}
+
+            def cycle(agg: Aggregator, root: Path = root, key: str = key) -> dict[str, float]:
+                return {f"{key}.cycle": self.cycle(agg, root, kind, value) * 1000}
+
+            got = self.measure_group(r, [f"{key}.cycle", f"{key}.over"], floor, cycle)
+            self.add_overhead(got, key)
+
+    def round_describe(self, r: int) -> None:
+        self.round_cycles(r, "describe")
+
+    def round_adjust(self, r: int) -> None:
+        self.round_cycles(r, "adjust")
+
+    def round_relay(self, r: int) -> None:
+        def relay_floor() -> dict[str, float]:
+            got = self.relay(None)
+            return {"relay.floor.wall": got.wall * 1000,
+                    "relay.floor.p99": percentile(got.delays, 99) * 1000}
+
+        def relay(agg: Aggregator) -> dict[str, float]:
+            got = self.relay(agg)
+            lines = RELAY_DRIVERS * self.params.relay_lines
+            return {"relay.wall": got.wall * 1000, "relay.rate": lines / got.wall,
+                    "relay.p50": percentile(got.delays, 50) * 1000,
+                    "relay.p99": percentile(got.delays, 99) * 1000, "relay.out": got.out}
+
+        self.measure_group(r, ["relay.wall", "relay.rate", "relay.p50", "relay.p99",
+                               "relay.out"], relay_floor, relay)
+
+    def round_rss(self, r: int) -> None:
+        self.measure_group(r, ["rss.stderr"], None,
+                           lambda agg: self.rss(agg, self.roots.stderr, True))
+        self.measure_group(r, ["rss.line"], None,
+                           lambda agg: self.rss(agg, self.roots.line, False))
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+def machine(env: dict[str, str]) -> tuple[str, list[str]]:
+    """One line on the machine and the python3 servo would run, and notes on anything that
+    makes these figures unlike a deployment's."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    probe = subprocess.run(
+        ["python3", "-c", "import platform, sys; print(platform.python_version(), "
+         "sys.executable, any(m.startswith('__editable__') for m in sys.modules))"],
+        env=env, capture_output=True, text=True, check=False)
+    version, executable, editable = [*probe.stdout.split(), "?", "?", "?"][:3]
+    notes = []
+    if editable == "True":
+        notes.append("python3 imports an editable-install finder (pip install -e) at every "
+                     "start: python3 -c pass, the drivers and the aggregator all pay for it, "
+                     "and it pre-imports modules (pathlib, re) that --info would otherwise pay "
+                     "for itself")
+    text = (f"{model}, {os.cpu_count()} cores ({usable} usable), Python {version} "
+            f"({executable}), {platform.system()} {platform.release()}")
+    return text, notes
+
+
+def fmt(value: float | None, unit: str, digits: int = 1) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if unit in ("ms", "MiB"):
+        return f"{value:.{digits}f} {unit}"
+    if unit == "lines/s":
+        return f"{value:,.0f}/s"
+    return f"{value:,.0f}"
+
+
+def table(params: Params, aggs: list[Aggregator], results: Results) -> list[str]:
+    head = ["row", FLOOR, *[a.letter for a in aggs],
+            *[f"{a.letter}/{aggs[0].letter}" for a in aggs[1:]], "target",
+            *[f"{a.letter} ok" for a in aggs]]
+    body: list[list[str]] = []
+    for row in rows(params):
+        cells = [row.label]
+        if row.baseline:
+            cells.append(fmt(results.median(row.key, FLOOR), row.unit))
+            cells += [""] * (2 * len(aggs) - 1 + 1 + len(aggs))
+            body.append(cells)
+            continue
+        cells.append("")
+        medians = []
+        for agg in aggs:
+            failed = (row.key, agg.letter) in results.errors
+            median = results.median(row.key, agg.letter)
+            medians.append(median)
+            cells.append("error" if failed else fmt(median, row.unit))
+        for median in medians[1:]:
+            first = medians[0]
+            cells.append(f"{median / first:.2f}" if median is not None and first else "")
+        if row.target is None:
+            cells.append("")
+            cells += [""] * len(aggs)
+        else:
+            cells.append(f"< {fmt(row.target, row.unit, 0)}")
+            cells += ["-" if m is None else ("pass" if m < row.target else "FAIL")
+                      for m in medians]
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    out = []
+    for cells in [head, *body]:
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+                   .rstrip())
+    return out
+
+
+def as_json(params: Params, aggs: list[Aggregator], bench: Bench, header: dict[str, str]
+            ) -> dict[str, Any]:
+    results = bench.results
+    out: dict[str, Any] = {"header": header, "runs": params.runs,
+                           "aggregators": {a.letter: str(a.path) for a in aggs}, "rows": []}
+    for row in rows(params):
+        columns = [FLOOR] if row.baseline else [a.letter for a in aggs]
+        out["rows"].append({
+            "key": row.key, "label": row.label, "unit": row.unit, "target": row.target,
+            "median": {c: results.median(row.key, c) for c in columns},
+            "samples": {c: results.samples.get((row.key, c), []) for c in columns},
+            "error": {c: results.errors[(row.key, c)] for c in columns
+                      if (row.key, c) in results.errors},
+        })
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description="Measures what an adjust aggregator costs servo (see the README).")
+    parser.add_argument("--adjust", action="append", type=Path, default=[], metavar="PATH",
+                        help="another aggregator to run side by side with ./adjust "
+                             "(repeatable); ratios are against ./adjust")
+    parser.add_argument("--runs", type=int, help=f"rounds (default {FULL.runs}; at least 5, "
+                        "unless --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one round of smaller floods: checks that every row runs")
+    parser.add_argument("--only", action="append", choices=GROUPS, default=[],
+                        help="run only this group of rows (repeatable)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
+    parser.add_argument("--roots", type=Path, metavar="DIR",
+                        help="only write the generated servo roots into DIR (kept), with "
+                             "a request for each, to profile one row by hand")
+    args = parser.parse_args(argv)
+    if args.runs is not None and args.runs < (1 if args.smoke else 5):
+        parser.error("--runs must be at least 5 (medians of fewer mean little)")
+    return args
+
+
+def write_roots(params: Params, aggs: list[Aggregator], where: Path) -> int:
+    """The roots the bench would use, kept, each with the request its adjust row sends."""
+    if where.exists() and any(where.iterdir()):
+        print(f"bench: {where} is not empty", file=sys.stderr)
+        return 2
+    where.mkdir(parents=True, exist_ok=True)
+    bench = Bench(params, aggs, where)
+    bench.calibrate()
+    (where / "probe").unlink()
+    bench.build()
+    cycle = [f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)]
+    for root, components in ((bench.roots.seq, cycle), (bench.roots.par, cycle),
+                             (bench.roots.relay, [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]),
+                             (bench.roots.stderr, ["f"]), (bench.roots.line, ["f"])):
+        (root / "request.json").write_bytes(request(components, 2))
+    print(f"servo roots in {where}: {', '.join(sorted(p.name for p in where.iterdir()))}\n"
+          f"e.g. cd {where}/relay && {DEFAULT_ADJUST} app < request.json")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = SMOKE if args.smoke else FULL
+    params = dataclasses.replace(base, runs=args.runs or base.runs,
+                                 groups=tuple(g for g in GROUPS if g in args.only) or GROUPS)
+    paths = [DEFAULT_ADJUST, *(p.resolve() for p in args.adjust)]
+    for path in paths:
+        if not os.access(path, os.X_OK):
+            print(f"bench: {path} is not an executable", file=sys.stderr)
+            return 2
+    aggs = [Aggregator(chr(ord("A") + i), p) for i, p in enumerate(paths)]
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    if args.roots is not None:
+        return write_roots(params, aggs, args.roots.resolve())
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="servo-agg-bench-"))
+    try:
+        bench = Bench(params, aggs, work)
+        host, notes = machine(bench.env)
+        load_before = os.getloadavg()[0]
+        bench.calibrate()
+        bench.build()
+        try:
+            bench.warm_up()
+        except BenchFailure as exc:
+            log(f"bench: an aggregator does not work here: {exc}\n(run the bench with the "
+                "Python that has the aggregator's dependencies, e.g. .venv/bin/python)")
+            return 2
+        for r in range(params.runs):
+            log(f"bench: round {r + 1} of {params.runs} ({time.monotonic() - started:.0f} s)")
+            try:
+                bench.one_round(r)
+            except BenchFailure as exc:
+                log(f"bench: the direct floor failed, so nothing can be compared: {exc}")
+                return 2
+        load_after = os.getloadavg()[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    cores = os.cpu_count() or 1
+    if max(load_before, load_after) > cores / 2:
+        notes.append(f"load average {load_before:.2f} before and {load_after:.2f} after, on "
+                     f"{cores} cores: other work shared the machine, so the figures are noisy")
+    notes += bench.results.notes
+    header = {
+        "title": f"servo-agg benchmark: medians of {params.runs} interleaved round"
+                 f"{'s' if params.runs != 1 else ''}" + (" (smoke mode)" if args.smoke else ""),
+        "machine": host,
+        "run": f"took {time.monotonic() - started:.0f} s; load average {load_before:.2f} "
+               f"before, {load_after:.2f} after",
+        "drivers": f"each {DRIVER_START_SECONDS * 1000:.0f} ms: "
+                   f"{bench.driver_start * 1000:.0f} ms python start and imports, then "
+                   f"{bench.driver_sleep * 1000:.0f} ms asleep",
+    }
+    lines = [
+        header["title"],
+        f"machine: {header['machine']}",
+        f"run: {header['run']}",
+        f"drivers: {header['drivers']}",
+        *[f"{a.letter} = {a.path}" for a in aggs],
+        "",
+        *table(params, aggs, bench.results),
+    ]
+    errors: dict[tuple[str, str], list[str]] = {}  # (column, what went wrong): row keys
+    for (key, column), text in sorted(bench.results.errors.items()):
+        errors.setdefault((column, text), []).append(key)
+    if errors:
+        lines.append("")
+        lines += [f"error: {column}: {', '.join(keys)}: {text}"
+                  for (column, text), keys in errors.items()]
+    if notes:
+        lines.append("")
+        lines += [f"note: {n}" for n in notes]
+    print("\n".join(lines), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(as_json(params, aggs, bench, header), indent=1))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
