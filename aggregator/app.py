@@ -161,7 +161,11 @@ def _run(argv: list[str], early: EarlySignals) -> int:
             return await dry_run(ctx, stdin, as_json=args.json)
         return await commands.adjust(ctx, stdin)
 
-    return trio.run(_supervised, ctx, chosen, early)
+    try:
+        return trio.run(_supervised, ctx, chosen, early)
+    finally:
+        if sup.sentinel is not None:
+            sup.sentinel.dismiss()
 
 
 __all__ = ["__version__", "build_parser", "run"]

@@ -296,7 +296,11 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                               verbose_trace(output) if verbose else None)
         ctx = RunContext(root, app, config, bounded, drivers, output, sup,
                          heartbeat=False, verbose=verbose)
-        probes = trio.run(probe_drivers, ctx, early)
+        try:
+            probes = trio.run(probe_drivers, ctx, early)
+        finally:
+            if sup.sentinel is not None:
+                sup.sentinel.dismiss()
         report.heading("drivers")
         owned = []
         for probe in probes:

@@ -42,11 +42,12 @@ def new_supervision(servo_root: Path, env: Mapping[str, str], io_timeout: float 
                     config: AggregatorConfig, trace: TraceHandler | None) -> Supervision:
     """How this run's driver calls are supervised; makes this process a child subreaper."""
     sentinel = start_sentinel()  # kills what drivers leave if we are SIGKILLed
-    sweeper = OrphanSweeper(spare=[sentinel] if sentinel else []) if become_subreaper() else None
+    spare = [sentinel.pid] if sentinel else []
+    sweeper = OrphanSweeper(spare=spare) if become_subreaper() else None
     return Supervision(
         servo_root=servo_root, env=dict(env), io_timeout=io_timeout,
         kill_grace=config.kill_grace, cancel_grace=config.cancel_grace,
-        sweeper=sweeper, trace=trace,
+        sweeper=sweeper, trace=trace, sentinel=sentinel,
     )
 
 

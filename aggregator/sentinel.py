@@ -6,7 +6,8 @@ aggregator forks this sentinel into its own session, holding the read end of a p
 write end only the aggregator has. The pipe reads end-of-file once the aggregator is gone,
 however it went; the sentinel then kills every process that carries this run's mark in
 its environment (spawn.py gives it to each driver, and descendants inherit it), round
-after round until none is left, and exits. After a normal exit it finds nothing to kill.
+after round until none is left, and exits. On a normal end the aggregator dismisses it
+(one byte, then EOF) and reaps it: no scan, and no process outlives the aggregator.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .limits import ORPHAN_SWEEP_ROUNDS
@@ -75,8 +77,9 @@ def _watch(read_end: int, mark: str) -> None:
     os.closerange(4, 65536)
     while True:
         try:
-            if not os.read(3, 512):
-                break
+            if os.read(3, 512):
+                return  # dismissed: the aggregator ended normally and reaped its drivers
+            break
         except InterruptedError:
             continue
         except OSError:
@@ -84,11 +87,28 @@ def _watch(read_end: int, mark: str) -> None:
     kill_marked(mark)
 
 
-def start_sentinel() -> int | None:
-    """Fork the sentinel (call before any thread or driver exists); returns its pid.
+@dataclass
+class Sentinel:
+    """The aggregator's handle on its sentinel: its pid and the pipe it watches."""
 
-    The write end of the pipe is deliberately never closed: it closes when this process
-    ends, which is the signal the sentinel waits for.
+    pid: int
+    write_end: int
+
+    def dismiss(self) -> None:
+        """Normal end (every driver reaped): tell the sentinel to stand down, then reap it."""
+        with contextlib.suppress(OSError):
+            os.write(self.write_end, b"done")
+        with contextlib.suppress(OSError):
+            os.close(self.write_end)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def start_sentinel() -> Sentinel | None:
+    """Fork the sentinel (call before any thread or driver exists).
+
+    The write end of the pipe stays open until dismiss(); if this process dies first,
+    the kernel closes it, which is the signal the sentinel waits for.
     """
     if not sys.platform.startswith("linux") or not hasattr(os, "pipe2"):
         return None
@@ -102,4 +122,4 @@ def start_sentinel() -> int | None:
         finally:
             os._exit(0)
     os.close(read_end)
-    return pid
+    return Sentinel(pid, write_end)

@@ -31,6 +31,7 @@ from .limits import (
 )
 from .linereader import LineReader, LineTooLong, PartialLastLine
 from .orphans import OrphanSweeper
+from .sentinel import Sentinel
 from .spawn import DriverProcess, start_driver
 from .stderr_capture import StderrCapture
 
@@ -49,6 +50,7 @@ class Supervision:
     cancel_grace: float
     control: RunControl = field(default_factory=RunControl)
     sweeper: OrphanSweeper | None = None
+    sentinel: Sentinel | None = None  # dismissed and reaped when the run ends normally
     trace: TraceHandler | None = None
 
     @property

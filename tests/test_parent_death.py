@@ -209,7 +209,7 @@ def test_the_sentinel_kills_marked_processes_once_its_parent_is_gone(tag: str) -
         env = {**os.environ, RUN_MARK_VAR: run_mark()}
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                                    env=env, start_new_session=True)
-        print(sentinel, sleeper.pid, flush=True)
+        print(sentinel.pid, sleeper.pid, flush=True)
         os._exit(0)   # like SIGKILL: no finally, no atexit
     """)
     out = run_python(script, tag)
@@ -220,3 +220,30 @@ def test_the_sentinel_kills_marked_processes_once_its_parent_is_gone(tag: str) -
         time.sleep(0.05)
     assert not alive(sleeper), "the marked process outlived its aggregator"
     assert not alive(sentinel), "the sentinel did not exit after its work"
+
+
+def test_a_dismissed_sentinel_is_reaped_and_kills_nothing(tag: str) -> None:
+    """The normal end: the sentinel stands down at once, is reaped by its parent (no
+    zombie for init, or for a servo running as PID 1, to collect), and kills nothing."""
+    script = textwrap.dedent("""
+        import os, subprocess, sys
+        from aggregator.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
+        sentinel = start_sentinel()
+        env = {**os.environ, RUN_MARK_VAR: run_mark()}
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                   env=env, start_new_session=True)
+        sentinel.dismiss()
+        try:
+            os.waitpid(sentinel.pid, os.WNOHANG)
+            reaped = False
+        except ChildProcessError:
+            reaped = True
+        print(sentinel.pid, sleeper.pid, reaped, sleeper.poll() is None, flush=True)
+        sleeper.kill()
+        sleeper.wait()
+    """)
+    out = run_python(script, tag)
+    sentinel, _, reaped, sleeper_alive = out.stdout.split()
+    assert reaped == "True", "dismiss() must reap the sentinel"
+    assert sleeper_alive == "True", "a dismissed sentinel must not kill marked processes"
+    assert not alive(int(sentinel))
