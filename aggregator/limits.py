@@ -3,6 +3,11 @@
 #: A driver stdout line longer than this is a protocol error (the driver is killed).
 MAX_LINE_BYTES = 1024 * 1024
 
+#: Capacity of each driver's stdout pipe. A driver can run at most this far ahead of
+#: what servo has been told: a flooding driver blocks instead of queueing ~64 KiB
+#: (a thousand progress lines) between its write and servo's view of it.
+DRIVER_STDOUT_PIPE_BYTES = 4096
+
 #: How much is asked of a pipe per read.
 READ_CHUNK_BYTES = 64 * 1024
 

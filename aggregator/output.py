@@ -61,7 +61,7 @@ class Output:
             overlay.draw()
 
     def json_line(self, obj: dict[str, Any]) -> None:
-        self.write_line(json.dumps(obj, separators=(", ", ": ")))
+        self.write_line(json.dumps(obj))  # default separators: json's fast cached encoder
 
     def note(self, text: str) -> None:
         """One readable line on stderr; never used as a heartbeat."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import trio
 
+from .limits import DRIVER_STDOUT_PIPE_BYTES
 from .linux import parent_death_guard
 from .sentinel import RUN_MARK_VAR, run_mark
 
@@ -141,6 +142,8 @@ async def start_driver(
             os.close(fd)
         raise
     stdin_r, stdin_w, stdout_r, stdout_w, stderr_r, stderr_w = opened
+    with contextlib.suppress(OSError):  # backpressure, so servo hears progress promptly
+        fcntl.fcntl(stdout_w, fcntl.F_SETPIPE_SZ, DRIVER_STDOUT_PIPE_BYTES)
     parent_ends = (stdin_w, stdout_r, stderr_r)
     try:
         # On the main thread on purpose (see the module docstring); fork+exec takes ~1 ms.

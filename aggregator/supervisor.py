@@ -100,6 +100,9 @@ class CallOutcome:
         return self.spec.driver
 
 
+_decode_json = json.JSONDecoder().raw_decode
+
+
 def _excerpt(data: bytes, limit: int = 120) -> str:
     text = data[:limit].decode("utf-8", "replace")
     return repr(text) + ("..." if len(data) > limit else "")
@@ -227,6 +230,7 @@ class _DriverCall:
         reader = self.reader
         limit = self.sup.line_limit
         self.last_line = trio.current_time()
+        burst = False
         wait = self.stdout_scope
         with wait:
             while True:
@@ -236,6 +240,9 @@ class _DriverCall:
                     self._fail("bad-output", f"{exc}; a protocol line must be one JSON object")
                     return False
                 if line is None:
+                    if burst:  # the line limit counts from the last line of a burst
+                        self.last_line = trio.current_time()
+                        burst = False
                     if reader.at_eof:
                         partial = reader.leftover()
                         if partial is not None:
@@ -245,7 +252,7 @@ class _DriverCall:
                     wait.deadline = self._stdout_deadline()
                     await reader.receive()
                     continue
-                self.last_line = trio.current_time()
+                burst = True
                 if not self._take_line(line):
                     return False
         if wait.cancelled_caught:
@@ -270,13 +277,17 @@ class _DriverCall:
 
     def _take_line(self, raw: bytes) -> bool:
         self.outcome.lines += 1
-        self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
+        if self.sup.trace is not None:  # checked first: this runs for every line of a flood
+            self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
         stripped = raw.strip()
         if not stripped:
             return True  # blank lines carry nothing; servo skips them too
         try:
-            message = json.loads(stripped)
-        except (ValueError, RecursionError):
+            text = stripped.decode("utf-8")
+            message, end = _decode_json(text)  # json.loads minus its whitespace passes
+            if end != len(text):
+                raise ValueError("extra data after the JSON value")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self._fail("bad-output", f"printed a line that is not JSON: {_excerpt(stripped)}")
             return False
         if not isinstance(message, dict):

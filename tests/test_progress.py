@@ -329,3 +329,23 @@ def test_all_drivers_done_is_100_percent(weights: dict[str, float], rnd: Any) ->
     assert out.percents[-1] == 100
     done_lines = [line for line in out.lines if line["message"].endswith(": done")]
     assert len(done_lines) == len(weights)
+
+
+class RawRecorder(Output):
+    def __init__(self) -> None:
+        super().__init__(stdout_fd=-1, stderr=io.StringIO())
+        self.raw: list[str] = []
+
+    def write_line(self, text: str) -> None:
+        self.raw.append(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.integers(0, 100))
+def test_progress_lines_are_exactly_what_json_dumps_writes(message: str, value: int) -> None:
+    """The hand-built line (for speed) must be byte for byte the JSON encoder's."""
+    out = RawRecorder()
+    r = ProgressRelay(out, {"drv": 1.0}, 1.0, FakeClock())
+    r.driver_progress("drv", {"progress": value, "message": message})
+    label = f"drv: {message}" if message else "drv"
+    assert out.raw == [json.dumps({"progress": value, "message": label})]
