@@ -27,7 +27,11 @@ def read_config_text(servo_root: Path) -> str | None:
 
 
 def may_configure_aggregator(text: str | None) -> bool:
-    return text is None or text == "" or bool(_AGGREGATOR.search(text))
+    """False when config.yaml is absent or cannot mention the aggregator ("" = unreadable:
+    the real loader must report it)."""
+    if text is None:
+        return False
+    return text == "" or bool(_AGGREGATOR.search(text))
 
 
 def may_move_or_disable_drivers(text: str | None) -> bool:

@@ -219,6 +219,10 @@ def test_config_without_an_aggregator_section_is_not_parsed(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout.split()
     assert out == ["continue", "False"]
+    (tmp_path / "config.yaml").unlink()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True).stdout.split()
+    assert out == ["continue", "False"]  # no config.yaml at all: nothing to parse either
     (tmp_path / "config.yaml").write_text("aggregator:\n  on_failure: stop\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout.split()
