@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         from .info import print_info
 
         return print_info()
-    from .app import run
+    from .launch import run
 
     return run(args)
 

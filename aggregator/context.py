@@ -6,18 +6,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import trio
 
 from .config import AggregatorConfig
 from .discovery import Driver
 from .environment import ServoEnvironment
+from .headstart import Headstart
 from .limits import ANSWER_MARGIN_SECONDS, KEEPALIVE_MARGIN_SECONDS
 from .linux import become_subreaper
 from .live import Display
 from .orphans import OrphanSweeper
 from .output import Output
-from .sentinel import start_sentinel
+from .sentinel import Sentinel, start_sentinel
 from .supervisor import (
     CallOutcome,
     CallSpec,
@@ -39,15 +41,22 @@ def verbose_trace(output: Output) -> TraceHandler:
 
 
 def new_supervision(servo_root: Path, env: Mapping[str, str], io_timeout: float | None,
-                    config: AggregatorConfig, trace: TraceHandler | None) -> Supervision:
-    """How this run's driver calls are supervised; makes this process a child subreaper."""
-    sentinel = start_sentinel()  # kills what drivers leave if we are SIGKILLed
+                    config: AggregatorConfig, trace: TraceHandler | None, *,
+                    sentinel: Sentinel | Literal["start"] | None = "start",
+                    subreaper: bool | None = None,
+                    headstart: Headstart | None = None) -> Supervision:
+    """How this run's driver calls are supervised. Unless the launch already did, this
+    forks the sentinel and makes this process a child subreaper."""
+    if sentinel == "start":
+        sentinel = start_sentinel()  # kills what drivers leave if we are SIGKILLed
+    if subreaper is None:
+        subreaper = become_subreaper()
     spare = [sentinel.pid] if sentinel else []
-    sweeper = OrphanSweeper(spare=spare) if become_subreaper() else None
+    sweeper = OrphanSweeper(spare=spare) if subreaper else None
     return Supervision(
         servo_root=servo_root, env=dict(env), io_timeout=io_timeout,
         kill_grace=config.kill_grace, cancel_grace=config.cancel_grace,
-        sweeper=sweeper, trace=trace, sentinel=sentinel,
+        sweeper=sweeper, trace=trace, sentinel=sentinel, headstart=headstart,
     )
 
 

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import trio
 
+from .early_signals import STOP_SIGNALS
+
 
 class Stoppable(Protocol):
     def request_cancel(self) -> None: ...
@@ -53,7 +55,6 @@ class RunControl:
             call.request_terminate()
 
 
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
 async def listen_for_signals(

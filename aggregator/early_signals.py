@@ -10,8 +10,13 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from .control import STOP_SIGNALS, RunControl
+if TYPE_CHECKING:  # control imports trio; this module runs before trio is imported
+    from .control import RunControl
+
+#: servo's signals: SIGUSR1 cancels, SIGTERM and SIGINT terminate.
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
 class StoppedEarly(Exception):

@@ -1,11 +1,11 @@
-"""Starting one driver process: own session, pipes, parent-death guard, exit via pidfd.
+"""A driver process as trio sees it: its pipes as streams, its exit via a pidfd.
 
 Why not trio.lowlevel.open_process: it forks from a worker thread, and Linux delivers
 the parent-death signal when the *forking thread* exits (trio retires idle workers after
 10 s), which would kill healthy drivers. So on Linux the fork happens on the main thread
-(a few milliseconds, one driver at a time) and the exit is awaited on a pidfd, which
-does not reap: the zombie keeps the process-group id reserved until the group is killed.
-Elsewhere trio's own process support is used, without the guard.
+(process_start.py) and the exit is awaited on a pidfd, which does not reap: the zombie
+keeps the process-group id reserved until the group is killed. Elsewhere trio's own
+process support is used, without the guard.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ import contextlib
 import fcntl
 import os
 import select
-import signal
 import subprocess
 import termios
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
-from .limits import DRIVER_STDOUT_PIPE_BYTES
-from .linux import parent_death_guard
-from .sentinel import RUN_MARK_VAR, run_mark
+from .headstart import Headstart
+from .process_start import can_fork_here, child_environment, fork_driver
 
 
 @dataclass(eq=False)
@@ -41,6 +40,7 @@ class DriverProcess:
     _pidfd: int | None = None
     _trio_process: trio.Process | None = None
     _exited: bool = field(default=False)
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def returncode(self) -> int | None:
@@ -107,71 +107,30 @@ class DriverProcess:
             await stream.aclose()
 
 
-def _child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, str]:
-    """The aggregator's environment with the servo root appended to PYTHONPATH."""
-    env = dict(base)
-    existing = env.get("PYTHONPATH", "")
-    parts = [p for p in existing.split(os.pathsep) if p] if existing else []
-    if str(servo_root) not in parts:
-        parts.append(str(servo_root))
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    env[RUN_MARK_VAR] = run_mark()  # how the sentinel finds what a driver left running
-    return env
-
-
 async def start_driver(
-    argv: Sequence[str], servo_root: Path, base_env: Mapping[str, str]
+    argv: Sequence[str], servo_root: Path, base_env: Mapping[str, str],
+    headstart: Headstart | None = None,
 ) -> DriverProcess:
-    """Start `argv` in a new session with cwd = servo root; raises OSError if it cannot run."""
-    env = _child_environment(base_env, servo_root)
-    guard = parent_death_guard(signal.SIGKILL)
-    if guard is None or not hasattr(os, "pidfd_open"):
+    """Start `argv` in a new session with cwd = servo root (or take over the process a
+    head start already runs for it); raises OSError if it cannot run."""
+    started = headstart.take(argv) if headstart is not None else None
+    if started is None and not can_fork_here():
         proc = await trio.lowlevel.open_process(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=servo_root, env=env, start_new_session=True,
+            stderr=subprocess.PIPE, cwd=servo_root,
+            env=child_environment(base_env, servo_root), start_new_session=True,
         )
         assert proc.stdin and proc.stdout and proc.stderr
         return DriverProcess(proc.pid, proc.stdin, proc.stdout, proc.stderr,
                              _trio_process=proc)
-    opened: list[int] = []
-    try:
-        for _ in range(3):
-            opened.extend(os.pipe2(os.O_CLOEXEC))
-    except OSError:
-        for fd in opened:
-            os.close(fd)
-        raise
-    stdin_r, stdin_w, stdout_r, stdout_w, stderr_r, stderr_w = opened
-    with contextlib.suppress(OSError):  # backpressure, so servo hears progress promptly
-        fcntl.fcntl(stdout_w, fcntl.F_SETPIPE_SZ, DRIVER_STDOUT_PIPE_BYTES)
-    parent_ends = (stdin_w, stdout_r, stderr_r)
-    try:
-        # On the main thread on purpose (see the module docstring); fork+exec takes ~1 ms.
-        popen = subprocess.Popen(  # noqa: ASYNC220
-            list(argv), stdin=stdin_r, stdout=stdout_w, stderr=stderr_w,
-            cwd=servo_root, env=env, start_new_session=True, preexec_fn=guard,
-            close_fds=True,
-        )
-    except BaseException:
-        for fd in parent_ends:
-            os.close(fd)
-        raise
-    finally:
-        for fd in (stdin_r, stdout_w, stderr_w):
-            os.close(fd)
-    try:
-        pidfd = os.pidfd_open(popen.pid)
-    except OSError:  # pragma: no cover - kernels before 5.3
-        popen.kill()
-        popen.wait()
-        for fd in parent_ends:
-            os.close(fd)
-        raise
+    if started is None:
+        # On the main thread on purpose (see process_start); fork+exec takes a few ms.
+        started = fork_driver(argv, servo_root, child_environment(base_env, servo_root))
     await trio.lowlevel.checkpoint()
     return DriverProcess(
-        popen.pid,
-        trio.lowlevel.FdStream(parent_ends[0]),
-        trio.lowlevel.FdStream(parent_ends[1]),
-        trio.lowlevel.FdStream(parent_ends[2]),
-        _popen=popen, _pidfd=pidfd,
+        started.pid,
+        trio.lowlevel.FdStream(started.stdin),
+        trio.lowlevel.FdStream(started.stdout),
+        trio.lowlevel.FdStream(started.stderr),
+        _popen=started.popen, _pidfd=started.pidfd, started_at=started.started_at,
     )

@@ -23,6 +23,7 @@ import trio
 from .control import RunControl
 from .discovery import Driver
 from .environment import line_limit_for
+from .headstart import Headstart
 from .limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
@@ -51,6 +52,7 @@ class Supervision:
     control: RunControl = field(default_factory=RunControl)
     sweeper: OrphanSweeper | None = None
     sentinel: Sentinel | None = None  # dismissed and reaped when the run ends normally
+    headstart: Headstart | None = None  # driver calls started before trio was imported
     trace: TraceHandler | None = None
 
     @property
@@ -337,7 +339,8 @@ async def run_call(
         sup_trace(spec.driver.name, f"$ {' '.join(argv)}" + (
             f"  (stdin: {shown})" if spec.stdin else ""))
     try:
-        proc = await start_driver(argv, sup.servo_root, sup.env)
+        proc = await start_driver(argv, sup.servo_root, sup.env, sup.headstart)
+        started = min(started, proc.started_at)  # a head start counts from its real start
     except OSError as exc:
         outcome.problem = Problem("spawn-failed", f"could not be started: {exc}")
         return outcome
@@ -354,7 +357,8 @@ async def run_call(
                                                   "does not handle)")
         outcome.elapsed = time.monotonic() - started
         if sup.sweeper is not None and sup.control.running_count == 0:
-            outcome.orphans_killed = await sup.sweeper.sweep()
+            waiting = sup.headstart.waiting_pids if sup.headstart is not None else ()
+            outcome.orphans_killed = await sup.sweeper.sweep(keep=waiting)
         if sup_trace is not None:
             sup_trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
                       + (f" ({outcome.problem.reason}: {outcome.problem.detail})"

@@ -1,0 +1,156 @@
+"""The head start: the first driver call(s) begin before trio is imported, and are then
+supervised like any other; none runs twice, none runs that would not have run, and one
+that is never taken up is killed and reaped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator.control import RunControl
+from aggregator.discovery import Driver
+from aggregator.headstart import Headstart
+from aggregator.supervisor import CallSpec, Supervision, run_call
+from tests.support import TAG_VAR, run_adjust, write_driver
+
+# Every start of this driver leaves one line in calls.log: which call, and the pid.
+COUNTING = """
+    import json, os, sys
+    with open("calls.log", "a") as log:
+        log.write(f"{os.path.basename(sys.argv[0])} {' '.join(sys.argv[1:])} {os.getpid()}\\n")
+    if "--info" in sys.argv:
+        print(json.dumps({"version": "v-" + os.path.basename(sys.argv[0])}))
+    elif "--query" in sys.argv:
+        name = os.path.basename(sys.argv[0])
+        print(json.dumps({"components": {name: {"settings": {"x": {"value": 1}}}}}))
+    else:
+        json.load(sys.stdin)
+        print(json.dumps({"status": "ok", "reason": "success"}))
+"""
+
+
+def calls(root: Path) -> list[str]:
+    log = root / "calls.log"
+    return [" ".join(line.split()[:-1]) for line in log.read_text().splitlines()] \
+        if log.exists() else []
+
+
+def two_drivers(root: Path, parallel: bool = False) -> None:
+    write_driver(root, "01a", COUNTING)
+    write_driver(root, "02b", COUNTING)
+    if parallel:
+        (root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
+
+
+async def test_a_query_runs_each_driver_exactly_once(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert set(run.final["application"]["components"]) == {"01a", "02b"}
+    assert calls(servo_root) == ["01a --query app", "02b --query app"]  # in driver order
+
+
+async def test_parallel_queries_run_each_driver_exactly_once(servo_root: Path,
+                                                             tag: str) -> None:
+    two_drivers(servo_root, parallel=True)
+    request = {"application": {"components": {"02b": {"settings": {"x": {"value": 2}}}}}}
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(request))
+    assert run.final == {"status": "ok", "reason": "success"}, run.stderr
+    assert sorted(calls(servo_root)) == ["01a --query app", "02b --query app", "02b app"]
+
+
+async def test_version_runs_each_info_exactly_once(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "--version", tag=tag)
+    assert run.lines == ["servo-agg 0.1.0 (v-01a, v-02b)"], run.stderr
+    assert sorted(calls(servo_root)) == ["01a --info", "02b --info"]
+
+
+@pytest.mark.parametrize("request_text", ["not json", "[]", '{"application": {}}'])
+async def test_a_bad_request_starts_no_driver_at_all(servo_root: Path, tag: str,
+                                                     request_text: str) -> None:
+    two_drivers(servo_root)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_text)
+    assert run.final["reason"] == "bad-input"
+    assert calls(servo_root) == []  # not even the query a head start would have begun
+
+
+async def test_a_supervised_call_takes_over_the_early_process(servo_root: Path,
+                                                             tag: str) -> None:
+    path = write_driver(servo_root, "01a", COUNTING)
+    env = {**os.environ, TAG_VAR: tag}
+    headstart = Headstart()
+    argv = [str(path), "--query", "app"]
+    headstart.start(argv, servo_root, env)
+    early_pid = next(iter(headstart.waiting_pids))
+    sup = Supervision(servo_root, env, io_timeout=None, kill_grace=0.5, cancel_grace=1.0,
+                      control=RunControl(), headstart=headstart)
+    outcome = await run_call(sup, CallSpec(Driver("01a", path), "query", ("--query", "app")))
+    assert outcome.problem is None and outcome.exit_code == 0
+    assert outcome.result == {"components": {"01a": {"settings": {"x": {"value": 1}}}}}
+    assert headstart.waiting_pids == frozenset()
+    log = (servo_root / "calls.log").read_text().split()
+    assert int(log[-1]) == early_pid  # the early process did the work: no second start
+
+
+def test_an_early_start_nobody_takes_up_is_killed_and_reaped(servo_root: Path,
+                                                             tag: str) -> None:
+    path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
+    headstart = Headstart()
+    headstart.start([str(path), "--query", "app"], servo_root, {**os.environ, TAG_VAR: tag})
+    (pid,) = headstart.waiting_pids
+    headstart.discard_all()
+    assert headstart.waiting_pids == frozenset()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped by discard_all
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_driver_that_cannot_start_early_is_left_to_its_supervised_call(
+    servo_root: Path, tag: str
+) -> None:
+    path = write_driver(servo_root, "01broken", "", shebang="#!/nonexistent/interpreter")
+    headstart = Headstart()
+    headstart.start([str(path), "--query", "app"], servo_root, os.environ)
+    assert headstart.waiting_pids == frozenset()  # run_call will report spawn-failed
+
+
+def test_the_launch_starts_the_first_query_before_importing_trio(servo_root: Path,
+                                                                 tag: str) -> None:
+    """The point of it all: the first driver already runs while trio is being imported.
+
+    A spy on `import trio` records the command lines of this process's children at the
+    moment the import begins."""
+    write_driver(servo_root, "01a", """
+        import json, time
+        time.sleep(0.5)  # still running when trio's import begins, whatever the machine
+        print(json.dumps({"components": {"a": {"settings": {"x": {"value": 1}}}}}))
+    """)
+    script = (
+        "import builtins, os, sys\n"
+        "real_import = builtins.__import__\n"
+        "def spy(name, *a, **k):\n"
+        "    if name == 'trio' and 'trio' not in sys.modules and not os.path.exists('seen'):\n"
+        "        kids = set()\n"
+        "        for task in os.listdir('/proc/self/task'):\n"
+        "            kids.update(open(f'/proc/self/task/{task}/children').read().split())\n"
+        "        cmds = [open(f'/proc/{k}/cmdline', 'rb').read().replace(b'\\0', b' ')\n"
+        "                for k in kids]\n"
+        "        open('seen', 'wb').write(b'\\n'.join(cmds))\n"
+        "    return real_import(name, *a, **k)\n"
+        "builtins.__import__ = spy\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "from aggregator.cli import main\n"
+        "sys.exit(main(['--query', 'app']))\n"
+    )
+    env = {**os.environ, TAG_VAR: tag}
+    done = subprocess.run([sys.executable, "-c", script], cwd=servo_root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    children_at_import = (servo_root / "seen").read_text().splitlines()
+    assert any("01a --query app" in line for line in children_at_import), children_at_import
