@@ -76,7 +76,8 @@ async def survey(ctx: RunContext, percent: int = 0) -> Survey:
         if len(asked) < count:
             ctx.keepalive(f"queried {len(asked)} of {count} drivers", percent)
 
-    outcomes = await ctx.call_all("query", ["--query", ctx.app], between=between)
+    app = [ctx.app] if ctx.app else []  # `adjust --query` by hand: no invented app id
+    outcomes = await ctx.call_all("query", ["--query", *app], between=between)
     for outcome in outcomes:
         got = read_descriptor(outcome, ctx)
         if isinstance(got, DriverFailure):
@@ -89,7 +90,9 @@ async def survey(ctx: RunContext, percent: int = 0) -> Survey:
 def stopped_result(ctx: RunContext, running: str | None) -> tuple[dict[str, Any], int]:
     """The final line when servo stopped us: aborted (terminate) or canceled (SIGUSR1)."""
     control = ctx.sup.control
-    where = f" while {running} was running" if running else ""
+    names = [running] if running else control.interrupted  # e.g. a query, a rollback
+    where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
+             if names else "")
     if control.terminated_by is not None:
         name = signal.Signals(control.terminated_by).name
         return ({"status": "aborted", "reason": "terminated",
@@ -204,6 +207,9 @@ async def adjust(ctx: RunContext, stdin: bytes) -> int:
                 driver = next(d for d in ctx.drivers if d.name == name)
                 spec = CallSpec(driver, "adjust", (ctx.app,),
                                 driver_request(request, components))
+                # The queries may have used up most of servo's patience (the survey sends
+                # no keep-alive after the last one): the first adjust must not add to it.
+                ctx.keepalive(f"{name}: starting", relay.percent)
                 display.started(name)
                 outcome = await ctx.call(spec, partial(_on_progress, relay, display, name))
                 failure = judge(outcome, ctx.environment.stderr_mode)

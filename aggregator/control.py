@@ -11,6 +11,8 @@ from .early_signals import STOP_SIGNALS
 
 
 class Stoppable(Protocol):
+    name: str  # the driver, for the final line
+
     def request_cancel(self) -> None: ...
     def request_terminate(self) -> None: ...
 
@@ -22,6 +24,11 @@ class RunControl:
         self._running: set[Stoppable] = set()
         self.canceled = False
         self.terminated_by: int | None = None
+        self.interrupted: list[str] = []  # drivers running when the stop came, for servo
+
+    def _interrupt(self, call: Stoppable) -> None:
+        if call.name not in self.interrupted:
+            self.interrupted.append(call.name)
 
     @property
     def stopping(self) -> bool:
@@ -29,6 +36,8 @@ class RunControl:
 
     def attach(self, call: Stoppable) -> None:
         self._running.add(call)
+        if self.stopping:
+            self._interrupt(call)
         if self.terminated_by is not None:
             call.request_terminate()
         elif self.canceled:
@@ -44,14 +53,16 @@ class RunControl:
     def cancel(self) -> None:
         """servo's SIGUSR1: the running driver may finish its own way, no new one starts."""
         self.canceled = True
-        for call in list(self._running):
+        for call in sorted(self._running, key=lambda c: c.name):
+            self._interrupt(call)
             call.request_cancel()
 
     def terminate(self, signum: int) -> None:
         """SIGTERM/SIGINT: the running driver is killed now, no new one starts."""
         if self.terminated_by is None:
             self.terminated_by = signum
-        for call in list(self._running):
+        for call in sorted(self._running, key=lambda c: c.name):
+            self._interrupt(call)
             call.request_terminate()
 
 

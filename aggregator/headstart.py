@@ -34,6 +34,9 @@ class Headstart:
         """The process already running `argv`, handed over to its supervisor."""
         return self._waiting.pop(tuple(argv), None)
 
+    def is_waiting(self, argv: Sequence[str]) -> bool:
+        return tuple(argv) in self._waiting
+
     @property
     def waiting_pids(self) -> frozenset[int]:
         return frozenset(p.pid for p in self._waiting.values())

@@ -45,10 +45,10 @@ def first_calls(args: argparse.Namespace, config: AggregatorConfig,
     """The driver calls the command surely makes first, in the form run_call will ask."""
     if not drivers or args.dry_run:
         return []
+    app = [args.app] if args.app else []
     if args.version:
-        info = ["--info"] + ([args.app] if args.app else [])
-        return [[str(d.path), *info] for d in drivers]  # all at once, as version() does
-    query = [[str(d.path), "--query", args.app] for d in drivers]
+        return [[str(d.path), "--info", *app] for d in drivers]  # all at once, as version()
+    query = [[str(d.path), "--query", *app] for d in drivers]
     return query if config.parallel_queries else query[:1]
 
 
@@ -84,7 +84,8 @@ def _run(argv: list[str], early: EarlySignals) -> int:
             raise AggregatorError("bad-usage", "no application id given; servo calls "
                                   "'adjust <app>' with the request on stdin")
         with early.interrupting():
-            stdin = read_request(environment.io_timeout) if is_adjust else b""
+            # within the line limit, not T: servo must hear the error while it listens
+            stdin = read_request(environment.line_limit) if is_adjust else b""
         if is_adjust:
             parse_request(stdin)  # a bad request is refused before any driver starts
     except AggregatorError as err:

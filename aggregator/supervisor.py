@@ -117,6 +117,7 @@ class _DriverCall:
                  outcome: CallOutcome, on_progress: ProgressHandler | None) -> None:
         self.sup = sup
         self.spec = spec
+        self.name = spec.driver.name
         self.proc = proc
         self.outcome = outcome
         self.on_progress = on_progress
@@ -132,10 +133,11 @@ class _DriverCall:
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
         self.canceled = False
         self.terminated = False
+        self.finishing = False  # the kill cascade or the reap is under way
 
     # -- requests from RunControl -------------------------------------------------
     def request_cancel(self) -> None:
-        if self.canceled or self.terminated:
+        if self.canceled or self.terminated or self.finishing:
             return
         self.canceled = True
         self.proc.signal_leader(signal.SIGUSR1)
@@ -304,6 +306,7 @@ class _DriverCall:
 
     async def finish(self) -> None:
         """The kill cascade if needed, then reap and close: runs whatever was cancelled."""
+        self.finishing = True
         with trio.CancelScope(shield=True):
             if not self.proc.has_exited():
                 self.proc.signal_group(signal.SIGTERM)
@@ -326,13 +329,15 @@ async def run_call(
     """Run one driver call to the end; never raises for anything the driver does."""
     outcome = CallOutcome(spec)
     started = time.monotonic()
-    if sup.control.stopping:
+    argv = (str(spec.driver.path), *spec.args)
+    # A head start already runs: it is stopped like any running driver (and named).
+    running = sup.headstart is not None and sup.headstart.is_waiting(argv)
+    if sup.control.stopping and not running:
         outcome.problem = Problem(
             "terminated" if sup.control.terminated_by is not None else "canceled",
             "not started: servo-agg was stopping",
         )
         return outcome
-    argv = (str(spec.driver.path), *spec.args)
     sup_trace = sup.trace
     if sup_trace is not None:
         shown = spec.stdin[:500].decode("utf-8", "replace").rstrip()
@@ -349,8 +354,11 @@ async def run_call(
     try:
         await call.run()
     finally:
-        sup.control.detach(call)
-        await call.finish()
+        try:
+            await call.finish()
+        finally:
+            # Only now: until it is reaped, a sibling's orphan sweep must not take it.
+            sup.control.detach(call)
         if (call.canceled and outcome.problem is None
                 and outcome.exit_code == -signal.SIGUSR1):
             outcome.problem = Problem("canceled", "ended by servo's cancel (SIGUSR1, which it "
