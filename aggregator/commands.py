@@ -156,6 +156,18 @@ async def plan_adjust(ctx: RunContext, request: AdjustRequest) -> AdjustPlan:
     return AdjustPlan(shares, ownership, [n for n in order if n not in shares])
 
 
+async def plan_or_stop(ctx: RunContext, stdin: bytes) -> tuple[AdjustRequest, AdjustPlan] | int:
+    """What adjust and --dry-run share: the request, checked; the plan; or, when servo
+    stopped us meanwhile, the final line written and its exit code."""
+    request = parse_request(stdin)
+    plan = await plan_adjust(ctx, request)
+    if ctx.sup.control.stopping:
+        result, code = stopped_result(ctx, None)
+        ctx.output.json_line(result)
+        return code
+    return request, plan
+
+
 def rollback_components(plan: AdjustPlan, driver: str) -> dict[str, Any]:
     """The settings this run changed on `driver`, at the values its query reported."""
     components: dict[str, Any] = {}
@@ -180,12 +192,10 @@ def _on_progress(relay: ProgressRelay, display: Display, driver: str,
 
 
 async def adjust(ctx: RunContext, stdin: bytes) -> int:
-    request = parse_request(stdin)
-    plan = await plan_adjust(ctx, request)
-    if ctx.sup.control.stopping:
-        result, code = stopped_result(ctx, None)
-        ctx.output.json_line(result)
-        return code
+    planned = await plan_or_stop(ctx, stdin)
+    if isinstance(planned, int):
+        return planned
+    request, plan = planned
     weights = {name: ctx.config.policy(name).weight for name in plan.shares}
     relay = ProgressRelay(ctx.output, weights, coalesce_window(ctx.sup.line_limit))
     display = ctx.display

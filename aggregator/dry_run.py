@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .commands import AdjustPlan, plan_adjust, stopped_result
+from .commands import AdjustPlan, plan_or_stop
 from .context import RunContext
 from .discovery import scan
 from .errors import AggregatorError
-from .request import parse_request
 from .validation import show, value_problems
 
 
@@ -116,13 +115,10 @@ def build_dry_run(ctx: RunContext, plan: AdjustPlan) -> DryRun:
 
 async def dry_run(ctx: RunContext, stdin: bytes, *, as_json: bool) -> int:
     """The plan, as readable lines or one JSON object; exit 0 when adjust would run."""
-    request = parse_request(stdin)
-    plan = await plan_adjust(ctx, request)
-    if ctx.sup.control.stopping:
-        result, code = stopped_result(ctx, None)
-        ctx.output.json_line(result)
-        return code
-    found = build_dry_run(ctx, plan)
+    planned = await plan_or_stop(ctx, stdin)
+    if isinstance(planned, int):
+        return planned
+    found = build_dry_run(ctx, planned[1])
     if as_json:
         ctx.output.json_line(found.as_json())
     else:

@@ -101,14 +101,6 @@ def started_by_fault(pidfile: Path) -> list[Started]:
     return found
 
 
-def alive(pid: int) -> bool:
-    """Running: a zombie has stopped and only waits to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
 
 def aggregator_pid(tag: str) -> int | None:
     """The running ./adjust among the processes carrying `tag`."""

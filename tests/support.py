@@ -181,6 +181,15 @@ async def run_adjust(
     return AdjustRun(proc.returncode, lines, err.decode("utf-8", "replace"), elapsed, proc.pid)
 
 
+def alive(pid: int) -> bool:
+    """Running: a zombie has finished running and only waits to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def tagged_pids(tag: str) -> list[int]:
     """Every live process whose environment carries `tag` (drivers, their children, ...)."""
     needle = f"{TAG_VAR}={tag}".encode()

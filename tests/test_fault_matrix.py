@@ -23,14 +23,13 @@ from tests.fault_support import (
     GOOD,
     REQUEST,
     T,
-    alive,
     calls_of,
     fault_root,
     requests_of,
     run_watched,
     started_by_fault,
 )
-from tests.support import AdjustRun, adjust_env, write_driver
+from tests.support import AdjustRun, adjust_env, alive, write_driver
 
 MB = 1024 * 1024
 FLOOD_LINE_BYTES = len("stderr flood " * 78) + 1  # one line of the fault driver's stderr flood

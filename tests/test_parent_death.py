@@ -21,13 +21,12 @@ import trio
 from aggregator import linux, spawn
 from tests.fault_support import (
     REQUEST,
-    alive,
     fault_root,
     run_watched,
     started_by_fault,
     wait_until,
 )
-from tests.support import REPO, TAG_VAR, adjust_env
+from tests.support import REPO, TAG_VAR, adjust_env, alive
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 

@@ -14,13 +14,12 @@ from tests.fault_support import (
     FAULT,
     REQUEST,
     T,
-    alive,
     fault_root,
     requests_of,
     run_watched,
     started_by_fault,
 )
-from tests.support import AdjustRun, adjust_env
+from tests.support import AdjustRun, adjust_env, alive
 
 CANCEL_GRACE = 1.0
 

@@ -13,7 +13,7 @@ import trio
 from aggregator.discovery import Driver
 from aggregator.limits import MAX_LINE_BYTES
 from aggregator.supervisor import CallSpec, Supervision, run_call
-from tests.support import TAG_VAR, write_driver
+from tests.support import TAG_VAR, alive, write_driver
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = None,
@@ -28,14 +28,6 @@ def spec(root: Path, name: str, body: str, call: str = "adjust", stdin: bytes = 
     path = write_driver(root, name, body)
     return CallSpec(Driver(name, path), call, args, stdin)
 
-
-def alive(pid: int) -> bool:
-    """Running (a zombie has finished running: it only waits to be reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 async def wait_dead(pid: int, within: float = 5.0) -> bool:
