@@ -27,10 +27,9 @@ async def _supervised(ctx: RunContext, command: Callable[[RunContext], Awaitable
             code = await command(ctx)
         except AggregatorError as err:
             if control.stopping:
-                from .commands import stopped_result
+                from .commands import finish_stopped
 
-                result, code = stopped_result(ctx, None)
-                ctx.output.json_line(result)
+                code = finish_stopped(ctx)
             else:
                 ctx.output.error(err)
                 code = 1

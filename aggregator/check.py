@@ -23,7 +23,13 @@ from .control import listen_for_signals
 from .descriptor import DescriptorShapeError, normalize, settings_of
 from .discovery import Candidate, Driver, scan
 from .early_signals import EarlySignals
-from .environment import ServoEnvironment, parse_io_timeout, parse_stderr_mode
+from .environment import (
+    ServoEnvironment,
+    kill_grace_for,
+    line_limit_for,
+    parse_io_timeout,
+    parse_stderr_mode,
+)
 from .errors import AggregatorError
 from .limits import CHECK_IO_TIMEOUT_SECONDS
 from .output import Output
@@ -264,9 +270,9 @@ def check_environment(report: Report, env: Mapping[str, str],
                             "When servo sets it to T, servo-agg waits at most T-1 s per line "
                             "(T/2 when T <= 2) and kills only the silent driver.\n"
                             "This check allowed each driver "
-                            f"{show(CHECK_IO_TIMEOUT_SECONDS - 1)} s per line.")
+                            f"{show(line_limit_for(CHECK_IO_TIMEOUT_SECONDS))} s per line.")
         return environment
-    grace = min(kill_grace, (timeout - limit) / 2)
+    grace = kill_grace_for(timeout, kill_grace)
     report.item("note", f"OPTUNE_IO_TIMEOUT={show(timeout)}: servo-agg waits at most "
                         f"{show(limit)} s for each line from a driver, then kills it "
                         f"(SIGTERM, {show(grace)} s grace, SIGKILL) before servo gives up")

@@ -102,6 +102,14 @@ def stopped_result(ctx: RunContext, running: str | None) -> tuple[dict[str, Any]
              "message": f"canceled by servo{where}; no further driver was started"}, 1)
 
 
+def finish_stopped(ctx: RunContext) -> int:
+    """Write the stopped run's final line (no adjust driver was running) and return its
+    exit code."""
+    result, code = stopped_result(ctx, None)
+    ctx.output.json_line(result)
+    return code
+
+
 def finish_with_failures(ctx: RunContext, failures: list[DriverFailure],
                          extra: list[str] | None = None,
                          extra_reasons: list[str] | None = None) -> int:
@@ -120,9 +128,7 @@ async def query(ctx: RunContext) -> int:
     """All drivers' descriptors merged into one JSON line."""
     found = await survey(ctx)
     if ctx.sup.control.stopping:
-        result, code = stopped_result(ctx, None)
-        ctx.output.json_line(result)
-        return code
+        return finish_stopped(ctx)
     if found.failures:
         return finish_with_failures(ctx, found.failures)
     merged, _ = merge(found.descriptors)
@@ -162,9 +168,7 @@ async def plan_or_stop(ctx: RunContext, stdin: bytes) -> tuple[AdjustRequest, Ad
     request = parse_request(stdin)
     plan = await plan_adjust(ctx, request)
     if ctx.sup.control.stopping:
-        result, code = stopped_result(ctx, None)
-        ctx.output.json_line(result)
-        return code
+        return finish_stopped(ctx)
     return request, plan
 
 

@@ -128,10 +128,10 @@ class RunContext:
             return outcomes
         slots: list[CallOutcome | None] = [None] * len(specs)
 
-        async def one(i: int, spec: CallSpec, on_progress: ProgressHandler | None) -> None:
-            slots[i] = await self.call(spec, on_progress)
+        async def one(i: int, spec: CallSpec) -> None:
+            slots[i] = await self.call(spec)
 
         async with trio.open_nursery() as nursery:
             for i, spec in enumerate(specs):
-                nursery.start_soon(one, i, spec, None)
+                nursery.start_soon(one, i, spec)
         return [o for o in slots if o is not None]

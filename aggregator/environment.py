@@ -35,6 +35,15 @@ def line_limit_for(io_timeout: float | None) -> float | None:
     return io_timeout - 1.0 if io_timeout > 2.0 else io_timeout / 2.0
 
 
+def kill_grace_for(io_timeout: float | None, kill_grace: float) -> float:
+    """The SIGTERM->SIGKILL grace, shortened when servo's timeout leaves no room for all
+    of it: half of what is left after the line limit."""
+    limit = line_limit_for(io_timeout)
+    if io_timeout is None or limit is None:
+        return kill_grace
+    return min(kill_grace, (io_timeout - limit) / 2)
+
+
 def parse_io_timeout(raw: str | None) -> float | None:
     if raw is None or raw.strip() == "":
         return None

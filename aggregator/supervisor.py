@@ -1,10 +1,11 @@
 """One call of one driver, supervised: the only place driver processes live.
 
-Every wait for the driver's next stdout line has its own cancel scope of `line_limit`
-seconds. When it expires, when the output breaks the protocol, or when servo cancels or
-terminates us, the kill cascade runs (shielded, so nothing can interrupt it): SIGTERM to
-the driver's process group, `kill_grace` seconds, SIGKILL to the group, reap. Only that
-driver is touched.
+Every wait for the driver's next stdout line is bounded by `line_limit` seconds from its
+last line (one cancel scope whose deadline moves with each burst of lines, so a flood
+costs no scope per line). When it expires, when the output breaks the protocol, or when
+servo cancels or terminates us, the kill cascade runs (shielded, so nothing can interrupt
+it): SIGTERM to the driver's process group, `kill_grace` seconds, SIGKILL to the group,
+reap. Only that driver is touched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import trio
 
 from .control import RunControl
 from .discovery import Driver
-from .environment import line_limit_for
+from .environment import kill_grace_for, line_limit_for
 from .headstart import Headstart
 from .limits import (
     EXIT_DRAIN_MAX_SECONDS,
@@ -61,10 +62,7 @@ class Supervision:
 
     @property
     def effective_kill_grace(self) -> float:
-        """The grace, shortened when servo's timeout leaves no room for all of it."""
-        if self.io_timeout is None or self.line_limit is None:
-            return self.kill_grace
-        return min(self.kill_grace, (self.io_timeout - self.line_limit) / 2)
+        return kill_grace_for(self.io_timeout, self.kill_grace)
 
 
 @dataclass(frozen=True)

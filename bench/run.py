@@ -168,6 +168,17 @@ print(json.dumps({"progress": 100, "message": "done"}), flush=True)
 print(json.dumps({"status": "ok", "reason": "success"}))
 '''
 
+# How the flood drivers below answer --info and --query, and read the request: quickly,
+# since only their adjust is measured.
+QUICK_ANSWERS = r'''if "--info" in sys.argv:
+    print(json.dumps({"version": "1.0", "has_cancel": False}))
+    sys.exit(0)
+if "--query" in sys.argv or "--describe" in sys.argv:
+    print(json.dumps(@DESCRIPTOR@))
+    sys.exit(0)
+json.load(sys.stdin)
+'''
+
 # Writes LINES progress lines as fast as it can, each stamped with CLOCK_MONOTONIC (system
 # wide on Linux) just before its own write, and each different so none is coalesced.
 RELAY_DRIVER = r'''#!/usr/bin/env python3
@@ -176,14 +187,7 @@ import json, os, sys, time
 
 ID = @INDEX@
 LINES = @LINES@
-if "--info" in sys.argv:
-    print(json.dumps({"version": "1.0", "has_cancel": False}))
-    sys.exit(0)
-if "--query" in sys.argv or "--describe" in sys.argv:
-    print(json.dumps(@DESCRIPTOR@))
-    sys.exit(0)
-json.load(sys.stdin)
-now, write = time.monotonic, os.write
+''' + QUICK_ANSWERS + r'''now, write = time.monotonic, os.write
 for i in range(LINES):
     line = '{"progress": %d, "message": "%.6f d%d %d"}\n' % (i * 100 // LINES, now(), ID, i)
     write(1, line.encode())
@@ -195,14 +199,7 @@ FLOOD_DRIVER = r'''#!/usr/bin/env python3
 """Benchmark driver: writes @BYTES@ bytes to fd @FD@ (@WHAT@), then reports success."""
 import json, os, sys
 
-if "--info" in sys.argv:
-    print(json.dumps({"version": "1.0", "has_cancel": False}))
-    sys.exit(0)
-if "--query" in sys.argv or "--describe" in sys.argv:
-    print(json.dumps(@DESCRIPTOR@))
-    sys.exit(0)
-json.load(sys.stdin)
-chunk = memoryview(@CHUNK@ * (1 << 14))
+''' + QUICK_ANSWERS + r'''chunk = memoryview(@CHUNK@ * (1 << 14))
 left = @BYTES@
 try:
     while left > 0:
