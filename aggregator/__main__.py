@@ -1,3 +1,3 @@
-from .cli import console_main
+from aggregator.entry.cli import console_main
 
 console_main()

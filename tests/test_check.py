@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.validation import describe_setting, setting_problems, value_problems
+from aggregator.protocol.validation import describe_setting, setting_problems, value_problems
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import (
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
+from aggregator.root.config import (
     AggregatorConfig,
     DriverPolicy,
     load_config,
     load_document,
     parse_section,
 )
-from aggregator.errors import AggregatorError
-from aggregator.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
 from tests.support import REPO, run_adjust, simple_driver, write_driver
 
 
@@ -213,7 +213,7 @@ async def test_drivers_dir_is_used(tmp_path: Path, tag: str) -> None:
 def test_config_without_an_aggregator_section_is_not_parsed(tmp_path: Path) -> None:
     """Most servo roots have no aggregator section: they must not pay for importing yaml."""
     (tmp_path / "config.yaml").write_text("web:\n  replicas: 3\n# aggregator: (a comment)\n")
-    code = ("import sys; from pathlib import Path; from aggregator.config import load_config; "
+    code = ("import sys; from pathlib import Path; from aggregator.root.config import load_config; "
             f"c = load_config(Path({str(tmp_path)!r})); "
             "print(c.on_failure, 'yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

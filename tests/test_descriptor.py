@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.descriptor import (
+from aggregator.protocol.descriptor import (
     DescriptorShapeError,
     Ownership,
     merge,
@@ -17,7 +17,7 @@ from aggregator.descriptor import (
     settings_of,
     split_request,
 )
-from aggregator.errors import AggregatorError
+from aggregator.protocol.errors import AggregatorError
 
 
 def desc(components: dict[str, dict[str, Any]]) -> dict[str, Any]:

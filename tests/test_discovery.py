@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.discovery import find_drivers, scan
-from aggregator.errors import AggregatorError
+from aggregator.protocol.errors import AggregatorError
+from aggregator.root.discovery import find_drivers, scan
 
 
 def _file(directory: Path, name: str, mode: int = 0o755) -> Path:

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.environment import (
+from aggregator.protocol.environment import (
     line_limit_for,
     parse_io_timeout,
     parse_stderr_mode,
     read_environment,
 )
-from aggregator.errors import AggregatorError
+from aggregator.protocol.errors import AggregatorError
 
 
 @pytest.mark.parametrize("raw", [None, "", "   ", "0", "0.0", " 0 ", "-0"])

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.control import RunControl
-from aggregator.discovery import Driver
-from aggregator.headstart import Headstart
-from aggregator.supervisor import CallSpec, Supervision, run_call
+from aggregator.process.headstart import Headstart
+from aggregator.root.discovery import Driver
+from aggregator.supervision.call import CallSpec, Supervision, run_call
+from aggregator.supervision.control import RunControl
 from tests.support import TAG_VAR, run_adjust, write_driver
 
 # Every start of this driver leaves one line in calls.log: which call, and the pid.
@@ -145,7 +145,7 @@ def test_the_launch_starts_the_first_query_before_importing_trio(servo_root: Pat
         "    return real_import(name, *a, **k)\n"
         "builtins.__import__ = spy\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
-        "from aggregator.cli import main\n"
+        "from aggregator.entry.cli import main\n"
         "sys.exit(main(['--query', 'app']))\n"
     )
     env = {**os.environ, TAG_VAR: tag}

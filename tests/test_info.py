@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aggregator import __version__
-from aggregator.info import info_version, print_info
+from aggregator.entry.info import info_version, print_info
 from tests.support import write_driver
 
 

@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from aggregator.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
-from aggregator.linereader import LineReader, LineTooLong, PartialLastLine
+from aggregator.protocol.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
+from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from tests.streams import RepeatingStream, peak_memory, pipe_streams
 
 

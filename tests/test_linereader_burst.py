@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from aggregator.linereader import LineReader, LineTooLong
+from aggregator.supervision.reader import LineReader, LineTooLong
 
 
 async def reader_with(data: bytes, max_line: int = 1024) -> tuple[LineReader, trio.abc.SendStream]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.errors import AggregatorError
-from aggregator.limits import MAX_MESSAGE_BYTES
-from aggregator.output import Output, clip_message
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.limits import MAX_MESSAGE_BYTES
+from aggregator.supervision.output import Output, clip_message
 
 
 def read_all(fd: int) -> bytes:

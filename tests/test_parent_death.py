@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import trio
 
-from aggregator import linux, spawn
+from aggregator.process import driver_process as spawn
+from aggregator.process import linux
 from tests.fault_support import (
     REQUEST,
     fault_root,
@@ -84,7 +85,7 @@ def test_without_the_guard_there_is_no_parent_death_signal(tag: str) -> None:
 # and waits to be killed; the test kills it and watches the grandchild.
 INTERMEDIATE = textwrap.dedent("""
     import signal, subprocess, sys, time
-    from aggregator.linux import parent_death_guard
+    from aggregator.process.linux import parent_death_guard
     guard = parent_death_guard(signal.SIGKILL) if sys.argv[1] == "guarded" else None
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                              preexec_fn=guard)
@@ -117,7 +118,7 @@ def test_the_guard_refuses_to_run_a_child_whose_parent_already_changed(tag: str)
     """Armed too late (the parent died first), the child exits 127 instead of living on."""
     script = textwrap.dedent("""
         import os, signal, subprocess, sys
-        from aggregator.linux import parent_death_guard
+        from aggregator.process.linux import parent_death_guard
         guard = parent_death_guard(signal.SIGKILL)   # made for this process as the parent
         pid = os.fork()
         if pid == 0:   # ... but used from another one: as if the parent were gone
@@ -131,7 +132,7 @@ def test_the_guard_refuses_to_run_a_child_whose_parent_already_changed(tag: str)
 
 
 def test_a_process_can_become_a_child_subreaper(tag: str) -> None:
-    script = ("from aggregator.linux import become_subreaper, is_subreaper\n"
+    script = ("from aggregator.process.linux import become_subreaper, is_subreaper\n"
               "before = is_subreaper()\n"
               "print(before, become_subreaper(), is_subreaper())\n")
     assert run_python(script, tag).stdout.split() == ["False", "True", "True"]
@@ -140,7 +141,7 @@ def test_a_process_can_become_a_child_subreaper(tag: str) -> None:
 def test_process_age_counts_from_the_process_start(tag: str) -> None:
     script = ("import time\n"
               "time.sleep(0.5)\n"
-              "from aggregator.linux import process_age\n"
+              "from aggregator.process.linux import process_age\n"
               "print(process_age())\n")
     age = float(run_python(script, tag).stdout)
     assert 0.45 <= age < 30
@@ -203,7 +204,7 @@ def test_the_sentinel_kills_marked_processes_once_its_parent_is_gone(tag: str) -
     exit without any cleanup; the sleeper must die."""
     script = textwrap.dedent("""
         import os, subprocess, sys
-        from aggregator.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
+        from aggregator.process.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
         sentinel = start_sentinel()
         env = {**os.environ, RUN_MARK_VAR: run_mark()}
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
@@ -226,7 +227,7 @@ def test_a_dismissed_sentinel_is_reaped_and_kills_nothing(tag: str) -> None:
     zombie for init, or for a servo running as PID 1, to collect), and kills nothing."""
     script = textwrap.dedent("""
         import os, subprocess, sys
-        from aggregator.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
+        from aggregator.process.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
         sentinel = start_sentinel()
         env = {**os.environ, RUN_MARK_VAR: run_mark()}
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],

@@ -14,8 +14,8 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.output import Output
-from aggregator.progress import ProgressRelay, coalesce_window, progress_value
+from aggregator.protocol.progress import ProgressRelay, coalesce_window, progress_value
+from aggregator.supervision.output import Output
 
 
 class Recorder(Output):

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from aggregator.errors import AggregatorError
-from aggregator.request import driver_request, parse_request
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.request import driver_request, parse_request
 
 GOOD: dict[str, Any] = {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}}}},
         "control": {"userdata": {"a": [1, 2]}, "timeout": 30}}

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from aggregator.discovery import Driver
-from aggregator.limits import MAX_MESSAGE_BYTES
-from aggregator.result import DriverFailure, fold, judge
-from aggregator.stderr_capture import StderrCapture
-from aggregator.supervisor import CallOutcome, CallSpec, Problem
+from aggregator.protocol.limits import MAX_MESSAGE_BYTES
+from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.root.discovery import Driver
+from aggregator.supervision.call import CallOutcome, CallSpec, Problem
+from aggregator.supervision.stderr import StderrCapture
 
 
 def outcome(result: dict[str, Any] | None, exit_code: int | None = 0, *,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from aggregator.control import RunControl
-from aggregator.discovery import Driver
-from aggregator.headstart import Headstart
-from aggregator.supervisor import CallSpec, Supervision, run_call
+from aggregator.process.headstart import Headstart
+from aggregator.root.discovery import Driver
+from aggregator.supervision.call import CallSpec, Supervision, run_call
+from aggregator.supervision.control import RunControl
 from tests.fault_support import run_watched
 from tests.support import ADJUST, TAG_VAR, adjust_env, run_adjust, write_driver
 

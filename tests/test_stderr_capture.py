@@ -7,9 +7,9 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.environment import STDERR_MODES
-from aggregator.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
-from aggregator.stderr_capture import StderrCapture
+from aggregator.protocol.environment import STDERR_MODES
+from aggregator.protocol.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
+from aggregator.supervision.stderr import StderrCapture
 from tests.streams import RepeatingStream, peak_memory, pipe_streams
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import trio
 
-from aggregator.discovery import Driver
-from aggregator.limits import MAX_LINE_BYTES
-from aggregator.supervisor import CallSpec, Supervision, run_call
+from aggregator.protocol.limits import MAX_LINE_BYTES
+from aggregator.root.discovery import Driver
+from aggregator.supervision.call import CallSpec, Supervision, run_call
 from tests.support import TAG_VAR, alive, write_driver
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import trio
 
-from aggregator.control import RunControl
-from aggregator.discovery import Driver
-from aggregator.supervisor import CallSpec, Supervision, run_call
+from aggregator.root.discovery import Driver
+from aggregator.supervision.call import CallSpec, Supervision, run_call
+from aggregator.supervision.control import RunControl
 from tests.support import TAG_VAR, write_driver
 
 

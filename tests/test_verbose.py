@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from aggregator.live import Display, LiveDisplay, wants_live_display
+from aggregator.supervision.display import Display, LiveDisplay, wants_live_display
 from tests.support import ADJUST, adjust_env, run_adjust, simple_driver, write_driver
 
 REQUEST = json.dumps({"application": {"components": {

@@ -1,0 +1,127 @@
+"""`adjust --dry-run app`: everything an adjust does before the first driver's adjust.
+
+It reads and checks the request, queries the drivers and splits the request exactly as
+adjust does (commands.plan_adjust), so it fails with the same errors; then it shows the
+plan instead of running it. No driver's adjust is ever started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator.adjust.commands import AdjustPlan, plan_or_stop
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.validation import show, value_problems
+from aggregator.root.discovery import scan
+from aggregator.supervision.run import RunContext
+
+
+@dataclass
+class Change:
+    component: str
+    setting: str
+    current: Any
+    requested: Any
+    flags: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"setting": f"{self.component}.{self.setting}", "current": self.current,
+                "requested": self.requested, "flags": self.flags}
+
+    def text(self) -> str:
+        line = f"    {self.component}.{self.setting}: {show(self.current)} → {show(self.requested)}"
+        if self.current == self.requested:
+            line += "  (unchanged)"
+        return line + "".join(f"  ! {flag}" for flag in self.flags)
+
+
+@dataclass
+class DriverPlan:
+    driver: str
+    share: float  # percent of the overall progress
+    changes: list[Change]
+
+
+@dataclass
+class DryRun:
+    app: str
+    on_failure: str
+    drivers: list[DriverPlan]
+    skipped: list[tuple[str, str]]  # (driver, why)
+
+    @property
+    def flagged(self) -> int:
+        return sum(len(c.flags) > 0 for d in self.drivers for c in d.changes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            "app": self.app,
+            "on_failure": self.on_failure,
+            "drivers": [{"driver": d.driver, "progress_share": round(d.share, 2),
+                         "settings": [c.as_json() for c in d.changes]} for d in self.drivers],
+            "skipped": [{"driver": name, "why": why} for name, why in self.skipped],
+            "flagged": self.flagged,
+        }
+
+    def text(self) -> list[str]:
+        count = len(self.drivers)
+        lines = [f"dry run of `adjust {self.app}`: {count} driver{'s' if count != 1 else ''} "
+                 f"would run, in this order (on_failure: {self.on_failure})"]
+        for d in self.drivers:
+            lines.append(f"  {d.driver} ({d.share:.0f}% of progress)")
+            lines.extend(c.text() for c in d.changes)
+        if self.skipped:
+            lines.append("would be skipped:")
+            lines.extend(f"  {name}: {why}" for name, why in self.skipped)
+        if self.flagged:
+            lines.append(f"{self.flagged} value{'s' if self.flagged != 1 else ''} flagged (!): "
+                         "each would still be sent to its driver, which may refuse it")
+        lines.append("nothing was changed: no driver's adjust was run")
+        return lines
+
+
+def _disabled_drivers(ctx: RunContext) -> list[str]:
+    """Disabled drivers present in the drivers directory (they are not in ctx.drivers)."""
+    if not ctx.config.disabled:
+        return []
+    try:
+        candidates = scan(ctx.servo_root / ctx.config.drivers_dir)
+    except AggregatorError:
+        return []
+    return [c.name for c in candidates if c.is_driver and c.name in ctx.config.disabled]
+
+
+def build_dry_run(ctx: RunContext, plan: AdjustPlan) -> DryRun:
+    weights = {name: ctx.config.policy(name).weight for name in plan.shares}
+    total = sum(weights.values()) or 1.0
+    drivers: list[DriverPlan] = []
+    for name, components in plan.shares.items():
+        changes: list[Change] = []
+        for component, body in components.items():
+            for setting, wanted in body.get("settings", {}).items():
+                spec = plan.ownership.current((component, setting))
+                requested = wanted.get("value")
+                changes.append(Change(component, setting, spec.get("value"), requested,
+                                      value_problems(spec, requested)))
+        drivers.append(DriverPlan(name, weights[name] * 100 / total, changes))
+    skipped = [(name, "nothing requested of it")
+               for name in plan.skipped]
+    skipped += [(name, "disabled in config.yaml (enabled: false)")
+                for name in _disabled_drivers(ctx)]
+    return DryRun(ctx.app, ctx.config.on_failure, drivers, skipped)
+
+
+async def dry_run(ctx: RunContext, stdin: bytes, *, as_json: bool) -> int:
+    """The plan, as readable lines or one JSON object; exit 0 when adjust would run."""
+    planned = await plan_or_stop(ctx, stdin)
+    if isinstance(planned, int):
+        return planned
+    found = build_dry_run(ctx, planned[1])
+    if as_json:
+        ctx.output.json_line(found.as_json())
+    else:
+        for line in found.text():
+            ctx.output.write_line(line)
+    return 0

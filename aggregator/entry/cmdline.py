@@ -1,0 +1,61 @@
+"""The command line and the request on stdin: read before trio is imported."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import select
+import sys
+import time
+from typing import NoReturn
+
+from aggregator import PRODUCT
+from aggregator.protocol.errors import AggregatorError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise AggregatorError("bad-usage", f"{message} (see {PRODUCT} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="adjust",
+        description="Runs every adjust driver in ./adjust.d as one driver for servo.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--version", action="store_true",
+                      help="print the aggregator's and every driver's version")
+    mode.add_argument("--info", action="store_true",
+                      help="print {version, has_cancel} without starting any driver")
+    mode.add_argument("--query", "--describe", action="store_true", dest="query",
+                      help="print all drivers' settings as one descriptor")
+    mode.add_argument("--dry-run", action="store_true", dest="dry_run",
+                      help="read an adjust request and show what each driver would get")
+    mode.add_argument("--check", action="store_true",
+                      help="check this servo root and report what servo would meet")
+    parser.add_argument("--json", action="store_true", help="--dry-run: one JSON object")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="every line exchanged with each driver, on stderr")
+    parser.add_argument("app", nargs="?", default="", help="the application id")
+    return parser
+
+
+def read_request(timeout: float | None) -> bytes:
+    """All of stdin; with OPTUNE_IO_TIMEOUT set, give up rather than wait forever."""
+    fd = sys.stdin.fileno()
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AggregatorError("bad-input", f"no complete request on stdin within "
+                                  f"{timeout:g} s; no driver was run")
+        ready, _, _ = select.select([fd], [], [], None if math.isinf(remaining) else remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)

@@ -1,0 +1,136 @@
+"""A driver process as trio sees it: its pipes as streams, its exit via a pidfd.
+
+Why not trio.lowlevel.open_process: it forks from a worker thread, and Linux delivers
+the parent-death signal when the *forking thread* exits (trio retires idle workers after
+10 s), which would kill healthy drivers. So on Linux the fork happens on the main thread
+(process_start.py) and the exit is awaited on a pidfd, which does not reap: the zombie
+keeps the process-group id reserved until the group is killed. Elsewhere trio's own
+process support is used, without the guard.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import fcntl
+import os
+import select
+import subprocess
+import termios
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from aggregator.process.fork import can_fork_here, child_environment, fork_driver
+from aggregator.process.headstart import Headstart
+
+
+@dataclass(eq=False)
+class DriverProcess:
+    """A started driver: its pid (= its process-group id) and the parent ends of its pipes."""
+
+    pid: int
+    stdin: trio.lowlevel.FdStream | trio.abc.SendStream
+    stdout: trio.abc.ReceiveStream
+    stderr: trio.abc.ReceiveStream
+    _popen: subprocess.Popen[bytes] | None = None
+    _pidfd: int | None = None
+    _trio_process: trio.Process | None = None
+    _exited: bool = field(default=False)
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def returncode(self) -> int | None:
+        if self._popen is not None:
+            return self._popen.returncode
+        assert self._trio_process is not None
+        return self._trio_process.returncode
+
+    async def wait_exited(self) -> None:
+        """Return once the process has exited; on Linux it stays a zombie until reap()."""
+        if self._pidfd is not None:
+            await trio.lowlevel.wait_readable(self._pidfd)
+        else:
+            assert self._trio_process is not None
+            await self._trio_process.wait()
+        self._exited = True
+
+    def has_exited(self) -> bool:
+        if self._exited:
+            return True
+        if self._pidfd is not None:
+            ready, _, _ = select.select([self._pidfd], [], [], 0)
+            self._exited = bool(ready)
+        elif self._trio_process is not None:
+            self._exited = self._trio_process.poll() is not None
+        return self._exited
+
+    def stdout_pending(self) -> int:
+        """Bytes waiting in the stdout pipe (0 where that cannot be asked)."""
+        if not isinstance(self.stdout, trio.lowlevel.FdStream):
+            return 0
+        count = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.stdout.fileno(), termios.FIONREAD, count)
+        except (OSError, ValueError):
+            return 0
+        return count[0]
+
+    def signal_group(self, sig: int) -> None:
+        """Send `sig` to the driver's whole process group (nothing if it is gone)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def signal_leader(self, sig: int) -> None:
+        if self.has_exited():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def reap(self) -> int | None:
+        """Collect the exit status of an exited process; safe to call twice."""
+        if self._popen is not None:
+            code = self._popen.wait() if self.has_exited() else self._popen.poll()
+            if self._pidfd is not None and code is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+                self._exited = True
+            return code
+        assert self._trio_process is not None
+        return self._trio_process.poll()
+
+    async def aclose_pipes(self) -> None:
+        for stream in (self.stdin, self.stdout, self.stderr):
+            await stream.aclose()
+
+
+async def start_driver(
+    argv: Sequence[str], servo_root: Path, base_env: Mapping[str, str],
+    headstart: Headstart | None = None,
+) -> DriverProcess:
+    """Start `argv` in a new session with cwd = servo root (or take over the process a
+    head start already runs for it); raises OSError if it cannot run."""
+    started = headstart.take(argv) if headstart is not None else None
+    if started is None and not can_fork_here():
+        proc = await trio.lowlevel.open_process(
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, cwd=servo_root,
+            env=child_environment(base_env, servo_root), start_new_session=True,
+        )
+        assert proc.stdin and proc.stdout and proc.stderr
+        return DriverProcess(proc.pid, proc.stdin, proc.stdout, proc.stderr,
+                             _trio_process=proc)
+    if started is None:
+        # On the main thread on purpose (see process_start); fork+exec takes a few ms.
+        started = fork_driver(argv, servo_root, child_environment(base_env, servo_root))
+    await trio.lowlevel.checkpoint()
+    return DriverProcess(
+        started.pid,
+        trio.lowlevel.FdStream(started.stdin),
+        trio.lowlevel.FdStream(started.stdout),
+        trio.lowlevel.FdStream(started.stderr),
+        _popen=started.popen, _pidfd=started.pidfd, started_at=started.started_at,
+    )

@@ -1,0 +1,107 @@
+"""Forking one driver: pipes, own session, parent-death guard, a pidfd for its exit.
+
+No trio here: the aggregator may give the first driver a head start (headstart.py)
+before trio, which takes ~90 ms to import, is even loaded. spawn.py wraps the result
+in trio streams. Linux only; elsewhere spawn.py uses trio's own process support.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aggregator.process.linux import parent_death_guard
+from aggregator.process.sentinel import RUN_MARK_VAR, run_mark
+from aggregator.protocol.limits import DRIVER_STDOUT_PIPE_BYTES
+
+
+def can_fork_here() -> bool:
+    """True where drivers are forked on the main thread with the guard and a pidfd."""
+    return hasattr(os, "pidfd_open") and parent_death_guard(signal.SIGKILL) is not None
+
+
+def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, str]:
+    """The aggregator's environment with the servo root appended to PYTHONPATH."""
+    env = dict(base)
+    existing = env.get("PYTHONPATH", "")
+    parts = [p for p in existing.split(os.pathsep) if p] if existing else []
+    if str(servo_root) not in parts:
+        parts.append(str(servo_root))
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env[RUN_MARK_VAR] = run_mark()  # how the sentinel finds what a driver left running
+    return env
+
+
+@dataclass(eq=False)
+class StartedProcess:
+    """A forked driver and the parent's ends of its pipes (raw fds, owned by this object)."""
+
+    popen: subprocess.Popen[bytes]
+    pidfd: int
+    stdin: int
+    stdout: int
+    stderr: int
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def discard(self) -> None:
+        """Kill the whole group and reap it, for a head start nobody took up."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait()
+        for fd in (self.pidfd, self.stdin, self.stdout, self.stderr):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str]) -> StartedProcess:
+    """Fork+exec `argv` on the calling (main) thread; raises OSError if it cannot run.
+
+    The main thread matters: Linux sends the parent-death signal when the *forking thread*
+    exits, and trio's process helper forks from worker threads it retires after 10 s.
+    """
+    guard = parent_death_guard(signal.SIGKILL)
+    opened: list[int] = []
+    try:
+        for _ in range(3):
+            opened.extend(os.pipe2(os.O_CLOEXEC))
+    except OSError:
+        for fd in opened:
+            os.close(fd)
+        raise
+    stdin_r, stdin_w, stdout_r, stdout_w, stderr_r, stderr_w = opened
+    with contextlib.suppress(OSError):  # backpressure, so servo hears progress promptly
+        fcntl.fcntl(stdout_w, fcntl.F_SETPIPE_SZ, DRIVER_STDOUT_PIPE_BYTES)
+    parent_ends = (stdin_w, stdout_r, stderr_r)
+    try:
+        popen = subprocess.Popen(
+            list(argv), stdin=stdin_r, stdout=stdout_w, stderr=stderr_w,
+            cwd=servo_root, env=env, start_new_session=True, preexec_fn=guard,
+            close_fds=True,
+        )
+    except BaseException:
+        for fd in parent_ends:
+            os.close(fd)
+        raise
+    finally:
+        for fd in (stdin_r, stdout_w, stderr_w):
+            os.close(fd)
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except OSError:  # pragma: no cover - kernels before 5.3
+        popen.kill()
+        popen.wait()
+        for fd in parent_ends:
+            os.close(fd)
+        raise
+    return StartedProcess(popen, pidfd, *parent_ends)

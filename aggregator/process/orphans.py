@@ -1,0 +1,84 @@
+"""Killing what a driver left behind that escaped its process group.
+
+The aggregator is a child subreaper (linux.become_subreaper), so when a driver dies its
+surviving descendants, including ones that called setsid(), become our children. When no
+driver is running, any child of ours is such an orphan: it is killed and reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Collection
+from pathlib import Path
+
+import trio
+
+from aggregator.protocol.limits import ORPHAN_SWEEP_ROUNDS, REAP_LIMIT_SECONDS
+
+
+def child_pids() -> set[int]:
+    """Pids whose parent is this process (any of its threads)."""
+    me = os.getpid()
+    found: set[int] = set()
+    task_dir = Path(f"/proc/{me}/task")
+    try:
+        for task in task_dir.iterdir():
+            found.update(int(p) for p in (task / "children").read_text().split())
+        return found
+    except FileNotFoundError:
+        pass  # kernel without CONFIG_PROC_CHILDREN: scan every process instead
+    except OSError:
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat_line.rpartition(")")[2].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.add(int(entry.name))
+    return found
+
+
+async def _kill_and_reap(pid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if pidfd is not None:
+        try:
+            with trio.move_on_after(REAP_LIMIT_SECONDS):
+                await trio.lowlevel.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
+
+
+class OrphanSweeper:
+    """Kills and reaps every child that is not a driver we are supervising."""
+
+    def __init__(self, spare: Collection[int] = ()) -> None:
+        self.killed: list[int] = []
+        self.spare = frozenset(spare)  # our own helpers (the sentinel), never orphans
+
+    async def sweep(self, keep: Collection[int] = ()) -> int:
+        """Kill orphans generation by generation; returns how many were killed."""
+        count = 0
+        with trio.CancelScope(shield=True):
+            for _ in range(ORPHAN_SWEEP_ROUNDS):
+                orphans = child_pids() - set(keep) - self.spare
+                if not orphans:
+                    break
+                async with trio.open_nursery() as nursery:
+                    for pid in orphans:
+                        nursery.start_soon(_kill_and_reap, pid)
+                self.killed.extend(orphans)
+                count += len(orphans)
+        return count

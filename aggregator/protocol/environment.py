@@ -1,0 +1,80 @@
+"""servo's environment variables, parsed once at start (stdlib only)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from aggregator.protocol.errors import AggregatorError
+
+StderrMode = Literal["all", "minimal", "none"]
+STDERR_MODES: tuple[StderrMode, ...] = ("all", "minimal", "none")
+
+
+@dataclass(frozen=True)
+class ServoEnvironment:
+    """What servo told us through the environment."""
+
+    io_timeout: float | None  # OPTUNE_IO_TIMEOUT; None = no limit
+    stderr_mode: StderrMode  # OPTUNE_VERBOSE_STDERR
+
+    @property
+    def line_limit(self) -> float | None:
+        return line_limit_for(self.io_timeout)
+
+
+def line_limit_for(io_timeout: float | None) -> float | None:
+    """Longest wait for a driver's next line: T-1, or T/2 when T <= 2.
+
+    The aggregator must notice a silent driver before servo notices a silent aggregator.
+    """
+    if io_timeout is None:
+        return None
+    return io_timeout - 1.0 if io_timeout > 2.0 else io_timeout / 2.0
+
+
+def kill_grace_for(io_timeout: float | None, kill_grace: float) -> float:
+    """The SIGTERM->SIGKILL grace, shortened when servo's timeout leaves no room for all
+    of it: half of what is left after the line limit."""
+    limit = line_limit_for(io_timeout)
+    if io_timeout is None or limit is None:
+        return kill_grace
+    return min(kill_grace, (io_timeout - limit) / 2)
+
+
+def parse_io_timeout(raw: str | None) -> float | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise AggregatorError(
+            "bad-env",
+            f"OPTUNE_IO_TIMEOUT={raw!r} is not a non-negative number of seconds "
+            "(unset, empty or 0 means no limit)",
+        )
+    return None if value == 0 else value
+
+
+def parse_stderr_mode(raw: str | None) -> StderrMode:
+    if raw is None or raw.strip() == "":
+        return "all"
+    mode = raw.strip().lower()
+    for known in STDERR_MODES:
+        if mode == known:
+            return known
+    raise AggregatorError(
+        "bad-env",
+        f"OPTUNE_VERBOSE_STDERR={raw!r} is not one of {', '.join(STDERR_MODES)}",
+    )
+
+
+def read_environment(env: Mapping[str, str]) -> ServoEnvironment:
+    return ServoEnvironment(
+        io_timeout=parse_io_timeout(env.get("OPTUNE_IO_TIMEOUT")),
+        stderr_mode=parse_stderr_mode(env.get("OPTUNE_VERBOSE_STDERR")),
+    )

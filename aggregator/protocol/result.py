@@ -1,0 +1,102 @@
+"""Turning driver call outcomes into what servo reads: one status, reason and message."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aggregator.protocol.environment import StderrMode
+from aggregator.supervision.call import CallOutcome
+from aggregator.supervision.output import clip_message
+
+KNOWN_STATUSES = ("ok", "failed", "rejected", "aborted", "canceled")
+
+
+@dataclass(frozen=True)
+class DriverFailure:
+    driver: str
+    call: str
+    status: str
+    reason: str
+    message: str
+    stderr: str = ""
+
+    def line(self) -> str:
+        """`name: status: message` on one line, so servo's message has one line per driver."""
+        message = " / ".join(part.strip() for part in self.message.splitlines() if part.strip())
+        return f"{self.driver}: {self.status}: {message}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None:
+    """None when the call succeeded; otherwise why it failed, in servo's terms.
+
+    A driver has failed when the aggregator had to stop it, when it exited non-zero or
+    by a signal (whatever it printed), or when it printed no result line. For adjust a
+    result line must also say `status: ok`.
+    """
+    name, call = outcome.driver.name, outcome.spec.call
+    stderr = outcome.stderr.for_message(stderr_mode)
+    result = outcome.result or {}
+    status = result.get("status")
+    said = str(result.get("message") or result.get("reason") or "")
+
+    def failure(status: str, reason: str, message: str) -> DriverFailure:
+        return DriverFailure(name, call, status, reason, f"{call}: {message}", stderr)
+
+    if outcome.problem is not None:
+        status_for = {"canceled": "canceled", "terminated": "aborted"}
+        detail = outcome.problem.detail + (f" (it said: {said})" if said else "")
+        return failure(status_for.get(outcome.problem.reason, "failed"),
+                       outcome.problem.reason, detail)
+    code = outcome.exit_code
+    if code is not None and code < 0:
+        return failure("failed", "killed-by-signal",
+                       f"killed by {_signal_name(-code)}" + (f" (it said: {said})" if said
+                                                             else ""))
+    driver_status = status if isinstance(status, str) and status != "ok" else "failed"
+    driver_reason = str(result.get("reason") or "driver-failed")
+    if code not in (0, None):
+        if status == "ok" or not said:
+            detail = f"exited with code {code}" + (" after printing status ok"
+                                                    if status == "ok" else "")
+        else:
+            detail = f"{said} (exit code {code})"
+        reason = driver_reason if status not in (None, "ok") else "driver-failed"
+        return failure(driver_status, reason, detail)
+    if outcome.result is None:
+        return failure("failed", "no-result", "exited 0 without printing a result line")
+    if status is not None and status != "ok":
+        return failure(driver_status, driver_reason, said or f"status {status}")
+    if call in ("adjust", "rollback") and status != "ok":
+        return failure("failed", "no-result", f"result line has no status: {result!r:.200}")
+    return None
+
+
+def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> dict[str, Any]:
+    """All failures as one result: `rejected` wins, else the first failure's status."""
+    if not failures:
+        return {"status": "ok", "reason": "success"}
+    status = "rejected" if any(f.status == "rejected" for f in failures) else failures[0].status
+    reasons: list[str] = []
+    for f in failures:
+        if f.reason not in reasons:
+            reasons.append(f.reason)
+    lines = [f.line() for f in failures] + list(extra_lines)
+    for f in failures:
+        if f.stderr:
+            lines.append(f"--- {f.driver} stderr ---\n{f.stderr}")
+    return {
+        "status": status,
+        "reason": "; ".join(reasons),
+        "message": clip_message("\n".join(lines)),
+        "failed_drivers": [f.driver for f in failures],
+    }

@@ -1,0 +1,149 @@
+"""The aggregator's own optional `aggregator:` section of the servo root's config.yaml."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
+from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
+
+SECTION = "aggregator"
+OnFailure = Literal["continue", "stop", "rollback"]
+ON_FAILURE_CHOICES: tuple[OnFailure, ...] = ("continue", "stop", "rollback")
+
+
+@dataclass(frozen=True)
+class DriverPolicy:
+    weight: float = 1.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    drivers_dir: str = "adjust.d"
+    kill_grace: float = DEFAULT_KILL_GRACE
+    cancel_grace: float = DEFAULT_CANCEL_GRACE
+    on_failure: OnFailure = "continue"
+    parallel_queries: bool = False
+    drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
+
+    def policy(self, driver_name: str) -> DriverPolicy:
+        return self.drivers.get(driver_name, DriverPolicy())
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        return frozenset(name for name, p in self.drivers.items() if not p.enabled)
+
+
+def _bad(key: str, problem: str) -> AggregatorError:
+    return AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}.{key}: {problem}")
+
+
+def _seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(key, f"must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise _bad(key, f"must be a finite number >= 0, not {value!r}")
+    return float(value)
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(key, f"must be true or false, not {value!r}")
+    return value
+
+
+def _driver_policies(value: Any) -> dict[str, DriverPolicy]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad("drivers", "must map driver file names to {weight, enabled}")
+    policies: dict[str, DriverPolicy] = {}
+    for name, raw in value.items():
+        key = f"drivers.{name}"
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise _bad(key, "must be a mapping with optional 'weight' and 'enabled'")
+        unknown = sorted(set(map(str, raw)) - {"weight", "enabled"})
+        if unknown:
+            raise _bad(f"{key}.{unknown[0]}", "unknown key (known: weight, enabled)")
+        weight = raw.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise _bad(f"{key}.weight", f"must be a positive number, not {weight!r}")
+        if not math.isfinite(weight) or weight <= 0:
+            raise _bad(f"{key}.weight", f"must be a positive number, not {weight!r}")
+        enabled = _boolean(f"{key}.enabled", raw.get("enabled", True))
+        policies[str(name)] = DriverPolicy(weight=float(weight), enabled=enabled)
+    return policies
+
+
+def parse_section(section: Any) -> AggregatorConfig:
+    """Validate the `aggregator:` section; every key is optional, unknown keys are errors."""
+    if section is None:
+        return AggregatorConfig()
+    if not isinstance(section, dict):
+        raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
+    known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
+             "parallel_queries", "drivers"}
+    for key in section:
+        if key not in known:
+            raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
+    defaults = AggregatorConfig()
+    drivers_dir = section.get("drivers_dir", defaults.drivers_dir)
+    if not isinstance(drivers_dir, str) or not drivers_dir:
+        raise _bad("drivers_dir", f"must be a non-empty path, not {drivers_dir!r}")
+    on_failure = section.get("on_failure", defaults.on_failure)
+    if on_failure not in ON_FAILURE_CHOICES:
+        raise _bad("on_failure", f"must be one of {', '.join(ON_FAILURE_CHOICES)}, "
+                                 f"not {on_failure!r}")
+    return AggregatorConfig(
+        drivers_dir=drivers_dir,
+        kill_grace=_seconds("kill_grace", section.get("kill_grace", defaults.kill_grace)),
+        cancel_grace=_seconds("cancel_grace",
+                              section.get("cancel_grace", defaults.cancel_grace)),
+        on_failure=on_failure,
+        parallel_queries=_boolean("parallel_queries",
+                                  section.get("parallel_queries", False)),
+        drivers=_driver_policies(section.get("drivers")),
+    )
+
+
+def load_document(servo_root: Path) -> dict[str, Any] | None:
+    """The whole config.yaml (None when absent); a parse error names file and line."""
+    import yaml  # deferred: only commands that need the config pay for it
+
+    path = servo_root / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AggregatorError("bad-config", f"{path}: cannot be read: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise AggregatorError(
+            "bad-config", f"{path}:{where}: not valid YAML: {problem}"
+        ) from None
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise AggregatorError("bad-config", f"{path}: must be a mapping of sections")
+    return document
+
+
+def load_config(servo_root: Path) -> AggregatorConfig:
+    """The aggregator's settings; yaml is imported only when config.yaml mentions them."""
+    if not may_configure_aggregator(read_config_text(servo_root)):
+        return AggregatorConfig()
+    document = load_document(servo_root)
+    return parse_section(None if document is None else document.get(SECTION))

@@ -1,0 +1,372 @@
+"""One call of one driver, supervised: the only place driver processes live.
+
+Every wait for the driver's next stdout line is bounded by `line_limit` seconds from its
+last line (one cancel scope whose deadline moves with each burst of lines, so a flood
+costs no scope per line). When it expires, when the output breaks the protocol, or when
+servo cancels or terminates us, the kill cascade runs (shielded, so nothing can interrupt
+it): SIGTERM to the driver's process group, `kill_grace` seconds, SIGKILL to the group,
+reap. Only that driver is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from aggregator.process.driver_process import DriverProcess, start_driver
+from aggregator.process.headstart import Headstart
+from aggregator.process.orphans import OrphanSweeper
+from aggregator.process.sentinel import Sentinel
+from aggregator.protocol.environment import kill_grace_for, line_limit_for
+from aggregator.protocol.limits import (
+    EXIT_DRAIN_MAX_SECONDS,
+    EXIT_DRAIN_SECONDS,
+    READ_CHUNK_BYTES,
+    REAP_LIMIT_SECONDS,
+)
+from aggregator.root.discovery import Driver
+from aggregator.supervision.control import RunControl
+from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
+from aggregator.supervision.stderr import StderrCapture
+
+ProgressHandler = Callable[[dict[str, Any]], None]
+TraceHandler = Callable[[str, str], None]  # (driver name, text)
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """How every driver call of one run is supervised."""
+
+    servo_root: Path
+    env: Mapping[str, str]
+    io_timeout: float | None
+    kill_grace: float
+    cancel_grace: float
+    control: RunControl = field(default_factory=RunControl)
+    sweeper: OrphanSweeper | None = None
+    sentinel: Sentinel | None = None  # dismissed and reaped when the run ends normally
+    headstart: Headstart | None = None  # driver calls started before trio was imported
+    trace: TraceHandler | None = None
+
+    @property
+    def line_limit(self) -> float | None:
+        return line_limit_for(self.io_timeout)
+
+    @property
+    def effective_kill_grace(self) -> float:
+        return kill_grace_for(self.io_timeout, self.kill_grace)
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    driver: Driver
+    call: str  # what servo would call it: info, query, adjust, rollback
+    args: tuple[str, ...]
+    stdin: bytes = b""
+    #: trio time by which the call is over, kill cascade included (a one-line answer such
+    #: as --version cannot send keep-alive lines, so its calls share one budget)
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the aggregator, not the driver, ended a call."""
+
+    reason: str  # timeout, bad-output, spawn-failed, canceled, terminated
+    detail: str
+
+
+@dataclass
+class CallOutcome:
+    spec: CallSpec
+    result: dict[str, Any] | None = None  # the last line without "progress"
+    exit_code: int | None = None  # negative: killed by that signal
+    problem: Problem | None = None
+    stderr: StderrCapture = field(default_factory=StderrCapture)
+    elapsed: float = 0.0
+    lines: int = 0
+    orphans_killed: int = 0
+
+    @property
+    def driver(self) -> Driver:
+        return self.spec.driver
+
+
+_decode_json = json.JSONDecoder().raw_decode
+
+
+def _excerpt(data: bytes, limit: int = 120) -> str:
+    text = data[:limit].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(data) > limit else "")
+
+
+class _DriverCall:
+    """The state of one running call; RunControl reaches it through request_*."""
+
+    def __init__(self, sup: Supervision, spec: CallSpec, proc: DriverProcess,
+                 outcome: CallOutcome, on_progress: ProgressHandler | None) -> None:
+        self.sup = sup
+        self.spec = spec
+        self.name = spec.driver.name
+        self.proc = proc
+        self.outcome = outcome
+        self.on_progress = on_progress
+        self.scope = trio.CancelScope()  # the whole call: cancel grace, terminate
+        self.stdout_scope = trio.CancelScope()  # the wait for the next line
+        self.stderr_scope = trio.CancelScope()
+        self.stdin_scope = trio.CancelScope()
+        self.exited = trio.Event()
+        self.exited_at: float | None = None
+        self.reader = LineReader(proc.stdout)
+        self.patience = math.inf if sup.line_limit is None else sup.line_limit
+        self.last_line = trio.current_time()  # when the driver last sent a line
+        self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
+        self.canceled = False
+        self.terminated = False
+        self.finishing = False  # the kill cascade or the reap is under way
+
+    # -- requests from RunControl -------------------------------------------------
+    def request_cancel(self) -> None:
+        if self.canceled or self.terminated or self.finishing:
+            return
+        self.canceled = True
+        self.proc.signal_leader(signal.SIGUSR1)
+        grace = self.sup.cancel_grace
+        if self.sup.line_limit is not None:
+            grace = min(grace, self.sup.line_limit)
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + grace)
+
+    def request_terminate(self) -> None:
+        self.terminated = True
+        self.scope.cancel()
+
+    # -- the call -----------------------------------------------------------------
+    def _fail(self, reason: str, detail: str) -> None:
+        if self.outcome.problem is None:
+            self.outcome.problem = Problem(reason, detail)
+
+    def _trace(self, text: str) -> None:
+        if self.sup.trace is not None:
+            self.sup.trace(self.spec.driver.name, text)
+
+    async def run(self) -> None:
+        if self.spec.deadline is not None:
+            self.scope.deadline = self.spec.deadline - self.sup.effective_kill_grace
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._feed_stdin)
+                nursery.start_soon(self._drain_stderr)
+                nursery.start_soon(self._watch_exit)
+                if not await self._read_stdout():
+                    nursery.cancel_scope.cancel()
+        if self.terminated:
+            self._fail("terminated", "killed because servo-agg was told to terminate")
+        elif self.canceled and not self.proc.has_exited():
+            self._fail("canceled", "did not finish within the cancel grace after SIGUSR1; killed")
+        elif self.scope.cancelled_caught and not self.proc.has_exited():
+            self._fail("timeout", "did not answer within the time servo allows this command; "
+                                  "killed")
+
+    async def _feed_stdin(self) -> None:
+        """Write the request; stopped once the driver exited (a child of it may hold its
+        stdin open without reading)."""
+        try:
+            with self.stdin_scope:
+                if self.spec.stdin:
+                    await self.proc.stdin.send_all(self.spec.stdin)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the driver closed stdin; it fails or succeeds on its own
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.proc.stdin.aclose()
+
+    def _drain_deadline(self) -> float:
+        """After the driver exited, a pipe is read on while data keeps coming, but a
+        descendant holding it open cannot keep the call alive."""
+        assert self.exited_at is not None
+        cap = EXIT_DRAIN_MAX_SECONDS
+        if self.sup.line_limit is not None:
+            cap = min(cap, self.sup.line_limit)
+        return min(trio.current_time() + EXIT_DRAIN_SECONDS,
+                   self.exited_at + max(EXIT_DRAIN_SECONDS, cap))
+
+    def _stdout_deadline(self) -> float:
+        """The per-line limit; after the exit, once what the driver wrote is read, the drain."""
+        if self.exited_at is None or self.reader.received < self.backlog_end:
+            return self.last_line + self.patience
+        return self._drain_deadline()
+
+    async def _watch_exit(self) -> None:
+        await self.proc.wait_exited()
+        self.exited_at = trio.current_time()
+        # Whatever the driver wrote before it exited is read whole, however slowly we go.
+        self.backlog_end = self.reader.received + self.proc.stdout_pending()
+        self.exited.set()
+        self.stdin_scope.cancel()
+        self.stdout_scope.deadline = min(self.stdout_scope.deadline, self._stdout_deadline())
+        self.stderr_scope.deadline = min(self.stderr_scope.deadline, self._drain_deadline())
+
+    async def _drain_stderr(self) -> None:
+        """Keep stderr, bounded; after the exit, only as long as data keeps coming."""
+        with self.stderr_scope:
+            receive = self.proc.stderr.receive_some
+            while chunk := await receive(READ_CHUNK_BYTES):
+                self.outcome.stderr.feed(chunk)
+                if self.exited_at is not None:
+                    self.stderr_scope.deadline = self._drain_deadline()
+
+    async def _read_stdout(self) -> bool:
+        """Read lines until EOF and exit; False when the call must be ended by force.
+
+        A burst of lines is handled under one deadline (the line limit counts from the last
+        line), so a flood costs no cancel scope per line.
+        """
+        reader = self.reader
+        limit = self.sup.line_limit
+        self.last_line = trio.current_time()
+        burst = False
+        wait = self.stdout_scope
+        with wait:
+            while True:
+                try:
+                    line = reader.pop_line()
+                except LineTooLong as exc:
+                    self._fail("bad-output", f"{exc}; a protocol line must be one JSON object")
+                    return False
+                if line is None:
+                    if burst:  # the line limit counts from the last line of a burst
+                        self.last_line = trio.current_time()
+                        burst = False
+                    if reader.at_eof:
+                        partial = reader.leftover()
+                        if partial is not None:
+                            return self._partial(partial)
+                        break
+                    # Recomputed after every chunk: the driver may have exited meanwhile.
+                    wait.deadline = self._stdout_deadline()
+                    await reader.receive()
+                    continue
+                burst = True
+                if not self._take_line(line):
+                    return False
+        if wait.cancelled_caught:
+            if self.exited_at is None:
+                silent = trio.current_time() - self.last_line
+                self._fail("timeout", f"sent nothing for {silent:.1f} s "
+                                      f"(limit {limit:g} s from OPTUNE_IO_TIMEOUT); killed")
+                return False
+            # It exited, but something it started still holds stdout: done all the same.
+            partial = reader.leftover()
+            return True if partial is None else self._partial(partial)
+        with trio.move_on_after(self.patience) as wait_exit:
+            await self.exited.wait()
+        if wait_exit.cancelled_caught:
+            self._fail("timeout", f"closed stdout but did not exit within {limit:g} s; killed")
+            return False
+        return True
+
+    def _partial(self, exc: PartialLastLine) -> bool:
+        self._fail("bad-output", f"output ended without a newline: {_excerpt(exc.fragment)}")
+        return False
+
+    def _take_line(self, raw: bytes) -> bool:
+        self.outcome.lines += 1
+        if self.sup.trace is not None:  # checked first: this runs for every line of a flood
+            self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
+        stripped = raw.strip()
+        if not stripped:
+            return True  # blank lines carry nothing; servo skips them too
+        try:
+            text = stripped.decode("utf-8")
+            message, end = _decode_json(text)  # json.loads minus its whitespace passes
+            if end != len(text):
+                raise ValueError("extra data after the JSON value")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            self._fail("bad-output", f"printed a line that is not JSON: {_excerpt(stripped)}")
+            return False
+        if not isinstance(message, dict):
+            self._fail("bad-output", f"printed JSON that is not an object: {_excerpt(stripped)}")
+            return False
+        if "progress" in message:
+            if self.on_progress is not None:
+                self.on_progress(message)
+        else:
+            self.outcome.result = message
+        return True
+
+    async def finish(self) -> None:
+        """The kill cascade if needed, then reap and close: runs whatever was cancelled."""
+        self.finishing = True
+        with trio.CancelScope(shield=True):
+            if not self.proc.has_exited():
+                self.proc.signal_group(signal.SIGTERM)
+                with trio.move_on_after(self.sup.effective_kill_grace):
+                    await self.proc.wait_exited()
+                self.proc.signal_group(signal.SIGKILL)
+                with trio.move_on_after(REAP_LIMIT_SECONDS):
+                    await self.proc.wait_exited()
+            else:
+                # The leader is gone but is not reaped yet, so its group id cannot have been
+                # reused: whatever is left of the group (a grandchild on our pipes) goes.
+                self.proc.signal_group(signal.SIGKILL)
+            self.outcome.exit_code = self.proc.reap()
+            await self.proc.aclose_pipes()
+
+
+async def run_call(
+    sup: Supervision, spec: CallSpec, on_progress: ProgressHandler | None = None
+) -> CallOutcome:
+    """Run one driver call to the end; never raises for anything the driver does."""
+    outcome = CallOutcome(spec)
+    started = time.monotonic()
+    argv = (str(spec.driver.path), *spec.args)
+    # A head start already runs: it is stopped like any running driver (and named).
+    running = sup.headstart is not None and sup.headstart.is_waiting(argv)
+    if sup.control.stopping and not running:
+        outcome.problem = Problem(
+            "terminated" if sup.control.terminated_by is not None else "canceled",
+            "not started: servo-agg was stopping",
+        )
+        return outcome
+    sup_trace = sup.trace
+    if sup_trace is not None:
+        shown = spec.stdin[:500].decode("utf-8", "replace").rstrip()
+        sup_trace(spec.driver.name, f"$ {' '.join(argv)}" + (
+            f"  (stdin: {shown})" if spec.stdin else ""))
+    try:
+        proc = await start_driver(argv, sup.servo_root, sup.env, sup.headstart)
+        started = min(started, proc.started_at)  # a head start counts from its real start
+    except OSError as exc:
+        outcome.problem = Problem("spawn-failed", f"could not be started: {exc}")
+        return outcome
+    call = _DriverCall(sup, spec, proc, outcome, on_progress)
+    sup.control.attach(call)
+    try:
+        await call.run()
+    finally:
+        try:
+            await call.finish()
+        finally:
+            # Only now: until it is reaped, a sibling's orphan sweep must not take it.
+            sup.control.detach(call)
+        if (call.canceled and outcome.problem is None
+                and outcome.exit_code == -signal.SIGUSR1):
+            outcome.problem = Problem("canceled", "ended by servo's cancel (SIGUSR1, which it "
+                                                  "does not handle)")
+        outcome.elapsed = time.monotonic() - started
+        if sup.sweeper is not None and sup.control.running_count == 0:
+            waiting = sup.headstart.waiting_pids if sup.headstart is not None else ()
+            outcome.orphans_killed = await sup.sweeper.sweep(keep=waiting)
+        if sup_trace is not None:
+            sup_trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
+                      + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
+                         if outcome.problem else ""))
+    return outcome

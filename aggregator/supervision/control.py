@@ -1,0 +1,81 @@
+"""Cancel and terminate requests from servo, delivered to whatever driver is running."""
+
+from __future__ import annotations
+
+import signal
+from typing import Protocol
+
+import trio
+
+from aggregator.supervision.signals import STOP_SIGNALS
+
+
+class Stoppable(Protocol):
+    name: str  # the driver, for the final line
+
+    def request_cancel(self) -> None: ...
+    def request_terminate(self) -> None: ...
+
+
+class RunControl:
+    """One run's stop state: set by signals, read by the command loop and each driver call."""
+
+    def __init__(self) -> None:
+        self._running: set[Stoppable] = set()
+        self.canceled = False
+        self.terminated_by: int | None = None
+        self.interrupted: list[str] = []  # drivers running when the stop came, for servo
+
+    def _interrupt(self, call: Stoppable) -> None:
+        if call.name not in self.interrupted:
+            self.interrupted.append(call.name)
+
+    @property
+    def stopping(self) -> bool:
+        return self.canceled or self.terminated_by is not None
+
+    def attach(self, call: Stoppable) -> None:
+        self._running.add(call)
+        if self.stopping:
+            self._interrupt(call)
+        if self.terminated_by is not None:
+            call.request_terminate()
+        elif self.canceled:
+            call.request_cancel()
+
+    def detach(self, call: Stoppable) -> None:
+        self._running.discard(call)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def cancel(self) -> None:
+        """servo's SIGUSR1: the running driver may finish its own way, no new one starts."""
+        self.canceled = True
+        for call in sorted(self._running, key=lambda c: c.name):
+            self._interrupt(call)
+            call.request_cancel()
+
+    def terminate(self, signum: int) -> None:
+        """SIGTERM/SIGINT: the running driver is killed now, no new one starts."""
+        if self.terminated_by is None:
+            self.terminated_by = signum
+        for call in sorted(self._running, key=lambda c: c.name):
+            self._interrupt(call)
+            call.request_terminate()
+
+
+
+
+async def listen_for_signals(
+    control: RunControl, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Turn servo's signals into control requests, inside the structured flow."""
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        task_status.started()
+        async for signum in signals:
+            if signum == signal.SIGUSR1:
+                control.cancel()
+            else:
+                control.terminate(signum)

@@ -1,0 +1,80 @@
+"""The aggregator's own stdout (servo's channel) and stderr (for people)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any, Protocol, TextIO
+
+from aggregator.process.linux import process_age
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.limits import MAX_MESSAGE_BYTES
+
+
+def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """Cut a message as servo does, on a character boundary."""
+    encoded = message.encode("utf-8")
+    if len(encoded) <= limit:
+        return message
+    marker = "\n[... cut at 2 MiB ...]"
+    return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+
+
+class Overlay(Protocol):
+    """Something drawn on stderr in place (the live display) that notes must not tear."""
+
+    def clear(self) -> None: ...
+    def draw(self) -> None: ...
+
+
+class Output:
+    """Writes each stdout line whole, in one write, flushed; remembers when it last wrote."""
+
+    def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None) -> None:
+        self._fd = stdout_fd
+        self._stderr = stderr if stderr is not None else sys.stderr
+        # servo's clock started when it started us, interpreter start-up included
+        self.last_write = time.monotonic() - process_age()
+        self.closed = False  # servo went away: keep supervising, stop writing
+        self.overlay: Overlay | None = None
+        self._stdout_shares_terminal = os.isatty(stdout_fd)  # lines there tear the overlay
+
+    def write_line(self, text: str) -> None:
+        data = (text + "\n").encode("utf-8")
+        self.last_write = time.monotonic()
+        overlay = self.overlay if self._stdout_shares_terminal else None
+        if overlay is not None:
+            overlay.clear()
+        while data and not self.closed:
+            try:
+                written = os.write(self._fd, data)
+            except BrokenPipeError:
+                self.closed = True
+                return
+            except InterruptedError:
+                continue
+            data = data[written:]
+        if overlay is not None:
+            overlay.draw()
+
+    def json_line(self, obj: dict[str, Any]) -> None:
+        self.write_line(json.dumps(obj))  # default separators: json's fast cached encoder
+
+    def note(self, text: str) -> None:
+        """One readable line on stderr; never used as a heartbeat."""
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            if self.overlay is not None:
+                self.overlay.clear()
+            print(f"servo-agg: {text}", file=self._stderr, flush=True)
+            if self.overlay is not None:
+                self.overlay.draw()
+
+    def error(self, err: AggregatorError) -> None:
+        """A command-ending error: one JSON line on stdout and one readable line on stderr."""
+        result = err.as_result()
+        result["message"] = clip_message(err.message)
+        self.json_line(result)
+        self.note(f"error ({err.reason}): {err.message}")

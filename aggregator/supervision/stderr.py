@@ -1,0 +1,65 @@
+"""Bounded keeping of a driver's stderr: its head and its tail, and a count of the rest."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import trio
+
+from aggregator.protocol.environment import StderrMode
+from aggregator.protocol.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
+
+
+class StderrCapture:
+    """Keeps at most head+tail bytes however much a driver writes."""
+
+    def __init__(self, head: int = STDERR_HEAD_BYTES, tail: int = STDERR_TAIL_BYTES) -> None:
+        self._head_limit = head
+        self._tail_limit = tail
+        self._head = bytearray()
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self.dropped = 0
+        self.total = 0
+
+    def feed(self, data: bytes | bytearray) -> None:
+        self.total += len(data)
+        room = self._head_limit - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self._tail.append(bytes(data))
+        self._tail_size += len(data)
+        while self._tail_size > self._tail_limit:
+            excess = self._tail_size - self._tail_limit
+            first = self._tail[0]
+            if len(first) <= excess:
+                self._tail.popleft()
+                self._tail_size -= len(first)
+                self.dropped += len(first)
+            else:
+                self._tail[0] = first[excess:]
+                self._tail_size -= excess
+                self.dropped += excess
+
+    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
+        while chunk := await stream.receive_some(READ_CHUNK_BYTES):
+            self.feed(chunk)
+
+    def text(self) -> str:
+        head = self._head.decode("utf-8", "replace")
+        tail = b"".join(self._tail).decode("utf-8", "replace")
+        if self.dropped:
+            return f"{head}\n[... {self.dropped} bytes of stderr dropped ...]\n{tail}"
+        return head + tail
+
+    def for_message(self, mode: StderrMode) -> str:
+        """Stderr as servo would append it: all, the first two lines, or nothing."""
+        if mode == "none":
+            return ""
+        text = self.text().strip("\n")
+        if mode == "minimal":
+            return "\n".join(text.splitlines()[:2])
+        return text

@@ -1,0 +1,332 @@
+"""`adjust --check [app]`: a deployment doctor for one servo root.
+
+It looks at everything servo would meet through the aggregator (config.yaml, the files
+in the drivers directory, each driver's --info and --query, the descriptor rules,
+settings claimed twice, servo's environment) and says what is wrong in words. It exits
+0 only when servo would work with this root. servo never calls it: the report is text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import trio
+
+from aggregator import PRODUCT, __version__
+from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
+from aggregator.protocol.environment import (
+    ServoEnvironment,
+    kill_grace_for,
+    line_limit_for,
+    parse_io_timeout,
+    parse_stderr_mode,
+)
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.limits import CHECK_IO_TIMEOUT_SECONDS
+from aggregator.protocol.result import judge
+from aggregator.protocol.validation import describe_setting, setting_problems, show
+from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
+from aggregator.root.discovery import Candidate, Driver, scan
+from aggregator.supervision.call import CallOutcome
+from aggregator.supervision.control import listen_for_signals
+from aggregator.supervision.output import Output
+from aggregator.supervision.run import RunContext, new_supervision, verbose_trace
+from aggregator.supervision.signals import EarlySignals
+
+Level = Literal["ok", "note", "warn", "FAIL", "--"]
+
+
+@dataclass
+class Report:
+    """The report's lines, and how many problems (servo would fail) and warnings it has."""
+
+    lines: list[str] = field(default_factory=list)
+    problems: int = 0
+    warnings: int = 0
+
+    def heading(self, text: str) -> None:
+        self.lines.extend(["", text])
+
+    def item(self, level: Level, text: str, indent: int = 2) -> None:
+        if level == "FAIL":
+            self.problems += 1
+        elif level == "warn":
+            self.warnings += 1
+        tag = f"[{level}]"
+        pad = " " * indent
+        first, *rest = text.splitlines() or [""]
+        self.lines.append(f"{pad}{tag:<7}{first}")
+        self.lines.extend(f"{pad}{'':7}{line}" for line in rest)
+
+    def detail(self, text: str, indent: int = 2) -> None:
+        self.lines.append(" " * (indent + 7) + text)
+
+
+@dataclass
+class Probe:
+    """What one driver said to --info and --query."""
+
+    driver: Driver
+    info: CallOutcome
+    query: CallOutcome
+
+
+def check_config(report: Report, root: Path) -> AggregatorConfig:
+    """config.yaml and its aggregator section; the defaults when it cannot be used."""
+    report.heading("config.yaml")
+    try:
+        document = load_document(root)
+    except AggregatorError as err:
+        report.item("FAIL", f"{err.message}\nservo-agg refuses to run until it is fixed; "
+                            "the rest of this check uses the defaults")
+        return AggregatorConfig()
+    if document is None:
+        report.item("note", "no config.yaml (or it is empty): servo-agg uses its defaults")
+        return AggregatorConfig()
+    try:
+        config = parse_section(document.get(SECTION))
+    except AggregatorError as err:
+        report.item("FAIL", f"{err.message}\nservo-agg refuses to run until it is fixed; "
+                            "the rest of this check uses the defaults")
+        return AggregatorConfig()
+    where = "aggregator section" if SECTION in document else "no aggregator section, defaults"
+    report.item("ok", f"{where}: drivers_dir {config.drivers_dir}, "
+                      f"on_failure {config.on_failure}, "
+                      f"parallel_queries {str(config.parallel_queries).lower()}, "
+                      f"kill_grace {show(config.kill_grace)} s, "
+                      f"cancel_grace {show(config.cancel_grace)} s")
+    for name, policy in config.drivers.items():
+        report.detail(f"driver {name}: weight {show(policy.weight)}"
+                      + ("" if policy.enabled else ", disabled"))
+    others = [str(key) for key in document if key != SECTION]
+    if others:
+        report.item("note", "other sections (each driver reads the one named after itself, "
+                            f"whatever its file is called): {', '.join(others)}")
+    return config
+
+
+def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig) -> list[Driver]:
+    """Each file in the drivers directory and why it is or is not a driver."""
+    drivers_dir = root / config.drivers_dir
+    report.heading(f"{config.drivers_dir}/")
+    try:
+        candidates = scan(drivers_dir)
+    except AggregatorError as err:
+        report.item("FAIL", err.message)
+        return []
+    width = max((len(c.name) for c in candidates), default=0)
+    drivers: list[Driver] = []
+    for c in candidates:
+        if c.is_driver and c.name in config.disabled:
+            report.item("--", f"{c.name:<{width}}  not run: disabled in config.yaml")
+        elif c.is_driver:
+            report.item("ok", f"{c.name:<{width}}  driver ({c.why})")
+            drivers.append(Driver(c.name, c.path))
+        else:
+            report.item("--", f"{c.name:<{width}}  not a driver: {c.why}")
+    _check_policy_names(report, candidates, config)
+    if not candidates:
+        report.item("FAIL", "empty: put the adjust drivers to aggregate here")
+    elif not drivers:
+        report.item("FAIL", "no driver would run: servo would see no settings to adjust")
+    return drivers
+
+
+def _check_policy_names(report: Report, candidates: list[Candidate],
+                        config: AggregatorConfig) -> None:
+    """A policy for a name that is no driver is most likely a typo: it does nothing."""
+    by_name = {c.name: c for c in candidates}
+    for name in config.drivers:
+        found = by_name.get(name)
+        if found is None:
+            report.item("warn", f"config.yaml {SECTION}.drivers.{name}: no such file here; "
+                                "the policy applies to nothing (names are file names)")
+        elif not found.is_driver:
+            report.item("warn", f"config.yaml {SECTION}.drivers.{name}: not a driver "
+                                f"({found.why}); the policy applies to nothing")
+
+
+async def probe_drivers(ctx: RunContext, early: EarlySignals | None) -> list[Probe]:
+    """Every driver's --info and --query, under the same supervision as a real run."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listen_for_signals, ctx.sup.control)
+        if early is not None:
+            early.apply(ctx.sup.control)
+        try:
+            app_args = [ctx.app] if ctx.app else []
+            infos = await ctx.call_all("info", ["--info", *app_args])
+            queries = await ctx.call_all("query", ["--query", *app_args])
+        finally:
+            if ctx.sup.sweeper is not None:
+                await ctx.sup.sweeper.sweep()
+        nursery.cancel_scope.cancel()
+    return [Probe(d, i, q) for d, i, q in zip(ctx.drivers, infos, queries, strict=True)]
+
+
+def _slow(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
+    if line_limit is not None and outcome.elapsed > line_limit / 2:
+        report.item("warn", f"--{outcome.spec.call} took {outcome.elapsed:.1f} s, over half "
+                            f"of the {line_limit:g} s servo-agg waits for a line", indent=4)
+
+
+def _failed(report: Report, outcome: CallOutcome) -> bool:
+    """Reports a failed call (with the start of its stderr); True when it failed."""
+    failure = judge(outcome, "all")
+    if failure is None:
+        return False
+    stderr = failure.stderr.strip()
+    report.item("FAIL", f"--{outcome.spec.call} failed: {failure.message}"
+                        + (f"\nstderr: {stderr[:500]}" if stderr else ""), indent=4)
+    return True
+
+
+def check_info(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
+    if _failed(report, outcome):
+        return
+    result = outcome.result or {}
+    version, has_cancel = result.get("version"), result.get("has_cancel")
+    report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
+                      f"({outcome.elapsed:.2f} s)", indent=4)
+    if not isinstance(version, str | int | float) or isinstance(version, bool):
+        report.item("warn", "--info gave no version: `adjust --version` will show this "
+                            "driver as failing", indent=4)
+    if not isinstance(has_cancel, bool):
+        report.item("warn", "--info has no true/false has_cancel", indent=4)
+    _slow(report, outcome, line_limit)
+
+
+def check_query(report: Report, outcome: CallOutcome,
+                line_limit: float | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """The driver's settings (empty when its --query cannot be used), each validated."""
+    if _failed(report, outcome):
+        return {}
+    assert outcome.result is not None
+    try:
+        settings = settings_of(normalize(outcome.result))
+    except DescriptorShapeError as exc:
+        report.item("FAIL", f"--query: output is not a descriptor: {exc}", indent=4)
+        return {}
+    broken = {key: setting_problems(spec) for key, spec in settings.items()}
+    bad = sum(1 for problems in broken.values() if problems)
+    count = len(settings)
+    summary = (f"--query: {count} setting{'s' if count != 1 else ''}"
+               + (f", {bad} breaking the descriptor rules" if bad else "")
+               + f" ({outcome.elapsed:.2f} s)")
+    report.item("FAIL" if bad else "ok", summary, indent=4)
+    width = max((len(f"{c}.{s}") for c, s in settings), default=0)
+    for (component, setting), spec in settings.items():
+        report.detail(f"{component + '.' + setting:<{width}}  {describe_setting(spec)}",
+                      indent=4)
+        for problem in broken[(component, setting)]:
+            report.detail(f"{'':<{width}}  ! {problem}", indent=4)
+    if not settings:
+        report.item("warn", "reports no settings: it will never be given anything to adjust",
+                    indent=4)
+    _slow(report, outcome, line_limit)
+    return settings
+
+
+def check_duplicates(report: Report,
+                     owned: list[tuple[str, dict[tuple[str, str], dict[str, Any]]]]) -> None:
+    report.heading("settings")
+    owners: dict[tuple[str, str], list[str]] = {}
+    for driver, settings in owned:
+        for key in settings:
+            owners.setdefault(key, []).append(driver)
+    duplicates = {key: names for key, names in owners.items() if len(names) > 1}
+    for (component, setting), names in duplicates.items():
+        report.item("FAIL", f"{component}.{setting} is reported by {' and '.join(names)}: "
+                            "each setting must belong to exactly one driver")
+    if not duplicates:
+        components = {component for component, _ in owners}
+        report.item("ok", f"{len(owners)} settings in {len(components)} components, "
+                          "each reported by exactly one driver")
+
+
+def check_environment(report: Report, env: Mapping[str, str],
+                      kill_grace: float) -> ServoEnvironment:
+    """servo's variables and what OPTUNE_IO_TIMEOUT means here; a broken one counts as
+    unset for the rest of the check."""
+    report.heading("environment")
+    try:
+        stderr_mode = parse_stderr_mode(env.get("OPTUNE_VERBOSE_STDERR"))
+    except AggregatorError as err:
+        report.item("FAIL", err.message)
+        stderr_mode = "all"
+    try:
+        environment = ServoEnvironment(parse_io_timeout(env.get("OPTUNE_IO_TIMEOUT")),
+                                       stderr_mode)
+    except AggregatorError as err:
+        report.item("FAIL", err.message)
+        return ServoEnvironment(None, stderr_mode)
+    timeout, limit = environment.io_timeout, environment.line_limit
+    if timeout is None or limit is None:
+        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here: servo-agg would wait "
+                            "for each driver line as long as it takes.\n"
+                            "When servo sets it to T, servo-agg waits at most T-1 s per line "
+                            "(T/2 when T <= 2) and kills only the silent driver.\n"
+                            "This check allowed each driver "
+                            f"{show(line_limit_for(CHECK_IO_TIMEOUT_SECONDS))} s per line.")
+        return environment
+    grace = kill_grace_for(timeout, kill_grace)
+    report.item("note", f"OPTUNE_IO_TIMEOUT={show(timeout)}: servo-agg waits at most "
+                        f"{show(limit)} s for each line from a driver, then kills it "
+                        f"(SIGTERM, {show(grace)} s grace, SIGKILL) before servo gives up")
+    if timeout <= 2:
+        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is very short: each driver "
+                            f"gets {show(limit)} s per line, less than many drivers need "
+                            "just to start")
+    return environment
+
+
+def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
+              env: Mapping[str, str] | None = None, early: EarlySignals | None = None) -> int:
+    """Print the report on stdout; 0 only when servo would work with this root."""
+    env = os.environ if env is None else env
+    report = Report()
+    report.lines.append(f"{PRODUCT} {__version__}: checking servo root {root}"
+                        + (f" for app {app}" if app else " (no app id given: drivers "
+                                                         "are asked without one)"))
+    config = check_config(report, root)
+    drivers = check_drivers_dir(report, root, config)
+    environment = check_environment(report, env, config.kill_grace)
+    stopped = None
+    if drivers:
+        bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
+                                   environment.stderr_mode)
+        sup = new_supervision(root, env, bounded.io_timeout, config,
+                              verbose_trace(output) if verbose else None)
+        ctx = RunContext(root, app, config, bounded, drivers, output, sup,
+                         heartbeat=False, verbose=verbose)
+        try:
+            probes = trio.run(probe_drivers, ctx, early)
+        finally:
+            if sup.sentinel is not None:
+                sup.sentinel.dismiss()
+        report.heading("drivers")
+        owned = []
+        for probe in probes:
+            report.lines.append(f"  {probe.driver.name}")
+            check_info(report, probe.info, sup.line_limit)
+            owned.append((probe.driver.name, check_query(report, probe.query, sup.line_limit)))
+        check_duplicates(report, owned)
+        if sup.control.stopping:
+            stopped = sup.control.terminated_by
+            report.item("FAIL", "interrupted: the check did not finish")
+        if verbose:
+            for line in ctx.timing_summary():
+                output.note(f"timing: {line}")
+    verdict = ("servo would work with this root" if report.problems == 0
+               else "servo would NOT work with this root")
+    report.lines.extend(["", f"result: {verdict} ({report.problems} problem"
+                             f"{'s' if report.problems != 1 else ''}, {report.warnings} warning"
+                             f"{'s' if report.warnings != 1 else ''})"])
+    for line in report.lines:
+        output.write_line(line)
+    if stopped is not None:
+        return 128 + stopped
+    return 0 if report.problems == 0 else 1
