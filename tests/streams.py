@@ -9,6 +9,10 @@ from contextlib import contextmanager
 
 import trio
 
+from aggregator.limits import READ_CHUNK_BYTES
+from aggregator.supervision.reader import LineReader
+from aggregator.supervision.stderr import StderrCapture
+
 
 class RepeatingStream(trio.abc.ReceiveStream):
     """`total` bytes of `pattern` repeated, then `tail`, then end of stream.
@@ -62,3 +66,24 @@ def pipe_streams() -> tuple[trio.lowlevel.FdStream, trio.lowlevel.FdStream]:
     """(read end, write end) of an OS pipe, as trio streams."""
     r, w = os.pipe()
     return trio.lowlevel.FdStream(r), trio.lowlevel.FdStream(w)
+
+
+async def next_line(reader: LineReader) -> bytes | None:
+    """The next line, or None at a clean end: the reader's primitives (pop_line, receive,
+    leftover), driven the way the supervised call drives them, without its deadlines."""
+    while True:
+        line = reader.pop_line()
+        if line is not None:
+            return line
+        if reader.at_eof:
+            partial = reader.leftover()
+            if partial is not None:
+                raise partial
+            return None
+        await reader.receive()
+
+
+async def drain(capture: StderrCapture, stream: trio.abc.ReceiveStream) -> None:
+    """Everything from `stream` into `capture`, chunk by chunk, as the supervised call feeds it."""
+    while chunk := await stream.receive_some(READ_CHUNK_BYTES):
+        capture.feed(chunk)

@@ -18,10 +18,27 @@ from typing import Any
 
 import trio
 
+from aggregator.process.fork import child_environment
+from aggregator.process.headstart import Headstart
+from aggregator.supervision.call import SupervisionPolicy, Supervisor
+from aggregator.supervision.control import RunControl
+from aggregator.supervision.spawner import DriverSpawner
+from aggregator.supervision.spec import CallSpec
+
 REPO = Path(__file__).resolve().parent.parent
 ADJUST = REPO / "adjust"
 TAG_VAR = "SERVO_AGG_TEST_TAG"
 PYTHON_BIN = str(Path(sys.executable).parent)
+
+
+def real_supervisor(root: Path, env: dict[str, str], *, io_timeout: float | None = None,
+                    kill_grace: float = 0.5, cancel_grace: float = 1.0,
+                    control: RunControl | None = None,
+                    headstart: Headstart[CallSpec] | None = None) -> Supervisor:
+    """A supervisor of real driver processes started from `root` with `env`."""
+    return Supervisor(SupervisionPolicy(io_timeout, kill_grace, cancel_grace),
+                      DriverSpawner(root, child_environment(env, root), headstart),
+                      control or RunControl())
 
 
 def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from aggregator.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
 from aggregator.root.config import (
     AggregatorConfig,
     DriverPolicy,

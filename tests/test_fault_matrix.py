@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.protocol.limits import MAX_MESSAGE_BYTES
+from aggregator.limits import MAX_MESSAGE_BYTES
 from tests.fault_support import (
     AGGREGATOR_PEAK_RSS_BOUND,
     FAULT,

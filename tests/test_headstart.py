@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.process.fork import child_environment
 from aggregator.process.headstart import Headstart
+from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
-from aggregator.supervision.call import CallSpec, Supervision, run_call
-from aggregator.supervision.control import RunControl
-from tests.support import TAG_VAR, run_adjust, write_driver
+from aggregator.supervision.spec import CallSpec
+from tests.support import TAG_VAR, real_supervisor, run_adjust, write_driver
 
 # Every start of this driver leaves one line in calls.log: which call, and the pid.
 COUNTING = """
@@ -84,13 +85,12 @@ async def test_a_supervised_call_takes_over_the_early_process(servo_root: Path,
                                                              tag: str) -> None:
     path = write_driver(servo_root, "01a", COUNTING)
     env = {**os.environ, TAG_VAR: tag}
-    headstart = Headstart()
-    argv = [str(path), "--query", "app"]
-    headstart.start(argv, servo_root, env)
+    headstart: Headstart[CallSpec] = Headstart()
+    spec = CallSpec(Driver("01a", path), Call.QUERY, ("--query", "app"))
+    headstart.start(spec, spec.argv, servo_root, child_environment(env, servo_root))
     early_pid = next(iter(headstart.waiting_pids))
-    sup = Supervision(servo_root, env, io_timeout=None, kill_grace=0.5, cancel_grace=1.0,
-                      control=RunControl(), headstart=headstart)
-    outcome = await run_call(sup, CallSpec(Driver("01a", path), "query", ("--query", "app")))
+    sup = real_supervisor(servo_root, env, headstart=headstart)
+    outcome = await sup.call(spec)
     assert outcome.problem is None and outcome.exit_code == 0
     assert outcome.result == {"components": {"01a": {"settings": {"x": {"value": 1}}}}}
     assert headstart.waiting_pids == frozenset()
@@ -101,8 +101,9 @@ async def test_a_supervised_call_takes_over_the_early_process(servo_root: Path,
 def test_an_early_start_nobody_takes_up_is_killed_and_reaped(servo_root: Path,
                                                              tag: str) -> None:
     path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
-    headstart = Headstart()
-    headstart.start([str(path), "--query", "app"], servo_root, {**os.environ, TAG_VAR: tag})
+    headstart: Headstart[str] = Headstart()
+    headstart.start("query", [str(path), "--query", "app"], servo_root,
+                    {**os.environ, TAG_VAR: tag})
     (pid,) = headstart.waiting_pids
     headstart.discard_all()
     assert headstart.waiting_pids == frozenset()
@@ -115,8 +116,8 @@ def test_a_driver_that_cannot_start_early_is_left_to_its_supervised_call(
     servo_root: Path, tag: str
 ) -> None:
     path = write_driver(servo_root, "01broken", "", shebang="#!/nonexistent/interpreter")
-    headstart = Headstart()
-    headstart.start([str(path), "--query", "app"], servo_root, os.environ)
+    headstart: Headstart[str] = Headstart()
+    headstart.start("query", [str(path), "--query", "app"], servo_root, os.environ)
     assert headstart.waiting_pids == frozenset()  # run_call will report spawn-failed
 
 

@@ -6,14 +6,14 @@ import pytest
 import trio
 import trio.testing
 
-from aggregator.protocol.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
+from aggregator.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
-from tests.streams import RepeatingStream, peak_memory, pipe_streams
+from tests.streams import RepeatingStream, next_line, peak_memory, pipe_streams
 
 
 async def read_all(reader: LineReader) -> list[bytes]:
     lines = []
-    while (line := await reader.next_line()) is not None:
+    while (line := await next_line(reader)) is not None:
         lines.append(line)
     return lines
 
@@ -33,9 +33,9 @@ async def test_lines_come_whole_without_the_newline() -> None:
 
 async def test_end_of_stream_is_none_and_stays_none() -> None:
     reader = await reader_over(b"one\n")
-    assert await reader.next_line() == b"one"
-    assert await reader.next_line() is None
-    assert await reader.next_line() is None
+    assert await next_line(reader) == b"one"
+    assert await next_line(reader) is None
+    assert await next_line(reader) is None
 
 
 async def test_a_line_split_into_single_bytes_is_put_back_together() -> None:
@@ -51,9 +51,9 @@ async def test_many_lines_in_one_chunk() -> None:
 
 async def test_partial_last_line_is_an_error_with_its_start() -> None:
     reader = await reader_over(b"whole\n", b"half a li", b"ne" + b"x" * 500)
-    assert await reader.next_line() == b"whole"
+    assert await next_line(reader) == b"whole"
     with pytest.raises(PartialLastLine) as caught:
-        await reader.next_line()
+        await next_line(reader)
     assert caught.value.fragment == (b"half a line" + b"x" * 500)[:200]
     assert caught.value.size == 511
     assert "inside a line of 511 bytes" in str(caught.value)
@@ -61,7 +61,7 @@ async def test_partial_last_line_is_an_error_with_its_start() -> None:
 
 async def test_a_line_of_exactly_the_limit_is_accepted() -> None:
     reader = await reader_over(b"x" * 1000 + b"\n", max_line=1000)
-    assert await reader.next_line() == b"x" * 1000
+    assert await next_line(reader) == b"x" * 1000
 
 
 @pytest.mark.parametrize("split", [None, 999, 1000, 1001])
@@ -71,16 +71,16 @@ async def test_one_byte_over_the_limit_is_refused_however_it_arrives(
     sends = [data] if split is None else [data[:split], data[split:]]
     reader = await reader_over(*sends, max_line=1000)
     with pytest.raises(LineTooLong, match="longer than 1000 bytes"):
-        await reader.next_line()
+        await next_line(reader)
 
 
 async def test_the_default_limit_is_1_mib() -> None:
     assert MAX_LINE_BYTES == 1024 * 1024
     exact = RepeatingStream(b"x" * 4096, MAX_LINE_BYTES, tail=b"\n")
-    assert await LineReader(exact).next_line() == b"x" * MAX_LINE_BYTES
+    assert await next_line(LineReader(exact)) == b"x" * MAX_LINE_BYTES
     over = RepeatingStream(b"x" * 4096, MAX_LINE_BYTES + 1, tail=b"\n")
     with pytest.raises(LineTooLong):
-        await LineReader(over).next_line()
+        await next_line(LineReader(over))
 
 
 async def test_a_1_mib_plus_1_line_arriving_in_one_write_is_refused() -> None:
@@ -88,13 +88,13 @@ async def test_a_1_mib_plus_1_line_arriving_in_one_write_is_refused() -> None:
     await send.send_all(b"y" * (MAX_LINE_BYTES + 1) + b"\n")
     await send.aclose()
     with pytest.raises(LineTooLong):
-        await LineReader(receive).next_line()
+        await next_line(LineReader(receive))
 
 
 async def test_a_line_that_never_ends_is_refused_after_reading_about_the_limit() -> None:
     endless = RepeatingStream(b"z" * READ_CHUNK_BYTES, 1 << 40)  # a terabyte, never sent
     with pytest.raises(LineTooLong):
-        await LineReader(endless).next_line()
+        await next_line(LineReader(endless))
     assert endless.delivered <= MAX_LINE_BYTES + 2 * READ_CHUNK_BYTES
 
 
@@ -107,7 +107,7 @@ async def test_hundreds_of_megabytes_of_lines_in_bounded_memory() -> None:
     count = 0
     with peak_memory() as peak:
         try:
-            while await reader.next_line() is not None:
+            while await next_line(reader) is not None:
                 count += 1
         except PartialLastLine:
             pass  # the pattern does not end on a newline; only the last fragment is cut
@@ -122,7 +122,7 @@ async def test_long_lines_near_the_limit_cost_about_one_line_of_memory() -> None
     reader = LineReader(stream)
     with peak_memory() as peak:
         lines = 0
-        while (got := await reader.next_line()) is not None:
+        while (got := await next_line(reader)) is not None:
             assert len(got) == MAX_LINE_BYTES - 1
             lines += 1
     assert lines == 100
@@ -151,7 +151,7 @@ async def test_through_an_os_pipe() -> None:
 async def test_pop_line_hands_out_buffered_lines_without_waiting() -> None:
     reader = await reader_over(b"one\ntwo\nthree")
     assert reader.pop_line() is None  # nothing read yet, and it does not read
-    assert await reader.next_line() == b"one"
+    assert await next_line(reader) == b"one"
     assert reader.pop_line() == b"two"
     assert reader.pop_line() is None
     leftover = reader.leftover()
@@ -160,12 +160,12 @@ async def test_pop_line_hands_out_buffered_lines_without_waiting() -> None:
 
 async def test_pop_line_refuses_an_overlong_buffered_line() -> None:
     reader = await reader_over(b"ok\n" + b"x" * 1001 + b"\n", max_line=1000)
-    assert await reader.next_line() == b"ok"
+    assert await next_line(reader) == b"ok"
     with pytest.raises(LineTooLong):
         reader.pop_line()
 
 
 async def test_no_leftover_after_whole_lines() -> None:
     reader = await reader_over(b"one\n")
-    assert await reader.next_line() == b"one"
+    assert await next_line(reader) == b"one"
     assert reader.leftover() is None

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.limits import MAX_MESSAGE_BYTES
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.limits import MAX_MESSAGE_BYTES
-from aggregator.supervision.output import Output, clip_message
+from aggregator.protocol.text import clip_message
+from aggregator.supervision.output import Output
 
 
 def read_all(fd: int) -> bytes:

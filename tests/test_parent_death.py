@@ -164,7 +164,7 @@ async def test_drivers_are_forked_on_the_main_thread_with_the_guard(
     driver = servo_root / "adjust.d" / "10report"
     driver.write_text(f"#!{sys.executable}\n{REPORT_PDEATHSIG}")
     driver.chmod(0o755)
-    proc = await spawn.start_driver([str(driver)], servo_root, {**os.environ, TAG_VAR: tag})
+    proc = await spawn.open_driver([str(driver)], servo_root, {**os.environ, TAG_VAR: tag})
     try:
         with trio.fail_after(30):
             out = b""

@@ -14,8 +14,9 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.protocol.progress import ProgressRelay, coalesce_window, progress_value
+from aggregator.protocol.progress import progress_value
 from aggregator.supervision.output import Output
+from aggregator.supervision.progress_relay import ProgressRelay, coalesce_window
 
 
 class Recorder(Output):

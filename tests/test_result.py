@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from aggregator.protocol.limits import MAX_MESSAGE_BYTES
+from aggregator.limits import MAX_MESSAGE_BYTES
 from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
-from aggregator.supervision.call import CallOutcome, CallSpec, Problem
+from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
 from aggregator.supervision.stderr import StderrCapture
 
 
@@ -19,7 +20,7 @@ def outcome(result: dict[str, Any] | None, exit_code: int | None = 0, *,
             name: str = "10web") -> CallOutcome:
     capture = StderrCapture()
     capture.feed(stderr)
-    spec = CallSpec(Driver(name, Path("/nowhere") / name), call, ("app",))
+    spec = CallSpec(Driver(name, Path("/nowhere") / name), Call(call), ("app",))
     return CallOutcome(spec, result=result, exit_code=exit_code, problem=problem,
                        stderr=capture)
 
@@ -113,7 +114,7 @@ def test_killed_by_a_signal_mentions_what_it_said() -> None:
     ("timeout", "failed"), ("bad-output", "failed"), ("spawn-failed", "failed"),
     ("canceled", "canceled"), ("terminated", "aborted")])
 def test_aggregator_problems_win_over_the_exit_code(reason: str, status: str) -> None:
-    f = judge(outcome(None, -9, problem=Problem(reason, "sent nothing for 2.0 s")), "all")
+    f = judge(outcome(None, -9, problem=Problem(Reason(reason), "sent nothing for 2.0 s")), "all")
     assert f is not None
     assert (f.status, f.reason, f.message) == (status, reason,
                                                "adjust: sent nothing for 2.0 s")
@@ -121,7 +122,7 @@ def test_aggregator_problems_win_over_the_exit_code(reason: str, status: str) ->
 
 def test_problem_detail_includes_what_the_driver_said() -> None:
     f = judge(outcome({"status": "canceled", "reason": "stop"}, 0,
-                      problem=Problem("canceled", "did not finish")), "all")
+                      problem=Problem(Reason.CANCELED, "did not finish")), "all")
     assert f is not None
     assert f.message == "adjust: did not finish (it said: stop)"
 

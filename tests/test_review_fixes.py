@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import trio
 
+from aggregator.process.fork import child_environment
 from aggregator.process.headstart import Headstart
+from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
-from aggregator.supervision.call import CallSpec, Supervision, run_call
 from aggregator.supervision.control import RunControl
+from aggregator.supervision.spec import CallSpec
 from tests.fault_support import run_watched
-from tests.support import ADJUST, TAG_VAR, adjust_env, run_adjust, write_driver
+from tests.support import ADJUST, TAG_VAR, adjust_env, real_supervisor, run_adjust, write_driver
 
 T = 3.0  # OPTUNE_IO_TIMEOUT: the aggregator waits T-1 = 2 s for a driver's line
 
@@ -121,19 +123,18 @@ async def test_a_stop_before_trio_reaches_the_head_started_driver_as_a_running_o
     is stopped under supervision (SIGUSR1 and its grace, or the kill cascade) and named."""
     path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
     env = {**os.environ, TAG_VAR: tag}
-    argv = [str(path), "--query", "app"]
-    headstart = Headstart()
-    headstart.start(argv, servo_root, env)
+    spec = CallSpec(Driver("01sleep", path), Call.QUERY, ("--query", "app"))
+    headstart: Headstart[CallSpec] = Headstart()
+    headstart.start(spec, spec.argv, servo_root, child_environment(env, servo_root))
     control = RunControl()
     if stop == "cancel":
         control.cancel()
     else:
         control.terminate(signal.SIGTERM)
-    sup = Supervision(servo_root, env, io_timeout=None, kill_grace=0.5, cancel_grace=0.5,
-                      control=control, headstart=headstart)
+    sup = real_supervisor(servo_root, env, cancel_grace=0.5, control=control,
+                          headstart=headstart)
     try:
-        outcome = await run_call(sup, CallSpec(Driver("01sleep", path), "query",
-                                               ("--query", "app")))
+        outcome = await sup.call(spec)
         taken = headstart.waiting_pids == frozenset()
     finally:
         headstart.discard_all()

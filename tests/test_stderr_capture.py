@@ -7,10 +7,10 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
 from aggregator.protocol.environment import STDERR_MODES
-from aggregator.protocol.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
 from aggregator.supervision.stderr import StderrCapture
-from tests.streams import RepeatingStream, peak_memory, pipe_streams
+from tests.streams import RepeatingStream, drain, peak_memory, pipe_streams
 
 
 def test_small_stderr_is_kept_whole() -> None:
@@ -87,7 +87,7 @@ async def test_hundreds_of_megabytes_in_bounded_memory() -> None:
     stream = RepeatingStream((b"e" * 1000 + b"\n") * 64, total)
     capture = StderrCapture()
     with peak_memory() as peak:
-        await capture.drain(stream)
+        await drain(capture, stream)
     assert capture.total == total
     assert capture.dropped == total - STDERR_HEAD_BYTES - STDERR_TAIL_BYTES
     bound = STDERR_HEAD_BYTES + STDERR_TAIL_BYTES + 4 * READ_CHUNK_BYTES
@@ -107,7 +107,7 @@ async def test_drain_through_an_os_pipe_until_end_of_file() -> None:
 
     async with receive, trio.open_nursery() as nursery:
         nursery.start_soon(writer)
-        await capture.drain(receive)
+        await drain(capture, receive)
     assert capture.total == 6 + 512 * 65536 + 8
     text = capture.text()
     assert text.startswith("start\nwww")

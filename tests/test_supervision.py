@@ -10,23 +10,24 @@ from typing import Any
 
 import trio
 
-from aggregator.protocol.limits import MAX_LINE_BYTES
+from aggregator.limits import MAX_LINE_BYTES
+from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
-from aggregator.supervision.call import CallSpec, Supervision, run_call
-from tests.support import TAG_VAR, alive, write_driver
+from aggregator.supervision.call import Supervisor
+from aggregator.supervision.spec import CallSpec
+from tests.support import TAG_VAR, alive, real_supervisor, write_driver
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = None,
-                env: dict[str, str] | None = None, kill_grace: float = 0.5) -> Supervision:
+                env: dict[str, str] | None = None, kill_grace: float = 0.5) -> Supervisor:
     base = {**os.environ, TAG_VAR: tag} if env is None else {**env, TAG_VAR: tag}
-    return Supervision(servo_root=root, env=base, io_timeout=io_timeout,
-                       kill_grace=kill_grace, cancel_grace=1.0)
+    return real_supervisor(root, base, io_timeout=io_timeout, kill_grace=kill_grace)
 
 
 def spec(root: Path, name: str, body: str, call: str = "adjust", stdin: bytes = b"",
          args: tuple[str, ...] = ("app",)) -> CallSpec:
     path = write_driver(root, name, body)
-    return CallSpec(Driver(name, path), call, args, stdin)
+    return CallSpec(Driver(name, path), Call(call), args, stdin)
 
 
 
@@ -72,7 +73,7 @@ async def test_a_silent_driver_is_killed_at_t_minus_1_with_its_children(
         servo_root: Path, tag: str) -> None:
     sup = supervision(servo_root, tag, io_timeout=3)  # line limit: 2 s
     with trio.fail_after(30):
-        outcome = await run_call(sup, spec(servo_root, "10hang", hanging_driver()))
+        outcome = await sup.call(spec(servo_root, "10hang", hanging_driver()))
     driver_pid, child_pid = recorded_pids(servo_root)
     assert outcome.problem is not None
     assert outcome.problem.reason == "timeout"
@@ -88,7 +89,7 @@ async def test_a_driver_that_ignores_sigterm_is_killed_after_the_grace(
         servo_root: Path, tag: str) -> None:
     sup = supervision(servo_root, tag, io_timeout=2)  # line limit: 1 s, grace 0.5 s
     with trio.fail_after(30):
-        outcome = await run_call(sup, spec(servo_root, "10stubborn",
+        outcome = await sup.call(spec(servo_root, "10stubborn",
                                            hanging_driver(ignore_term=True)))
     driver_pid, child_pid = recorded_pids(servo_root)
     assert outcome.problem is not None and outcome.problem.reason == "timeout"
@@ -110,7 +111,7 @@ async def test_the_line_limit_applies_to_every_line_not_to_the_whole_call(
     seen: list[dict[str, Any]] = []
     sup = supervision(servo_root, tag, io_timeout=2)  # 1 s per line, ~1.8 s in all
     with trio.fail_after(30):
-        outcome = await run_call(sup, spec(servo_root, "10steady", body), seen.append)
+        outcome = await sup.call(spec(servo_root, "10steady", body), seen.append)
     assert outcome.problem is None, outcome.problem
     assert outcome.result == {"status": "ok"}
     assert [m["progress"] for m in seen] == [0, 10, 20, 30, 40, 50]
@@ -129,7 +130,7 @@ async def test_a_grandchild_holding_stdout_open_does_not_delay_the_result(
         """
     sup = supervision(servo_root, tag, io_timeout=None)  # no line limit to fall back on
     with trio.fail_after(20):  # the grandchild would hold the pipes for 60 s
-        outcome = await run_call(sup, spec(servo_root, "10leaves-child", body))
+        outcome = await sup.call(spec(servo_root, "10leaves-child", body))
     (grandchild,) = recorded_pids(servo_root)
     assert outcome.problem is None, outcome.problem
     assert outcome.result == {"status": "ok", "reason": "success"}
@@ -152,7 +153,7 @@ async def test_a_grandchild_in_its_own_session_does_not_delay_the_result(
     sup = supervision(servo_root, tag, io_timeout=None)
     try:
         with trio.fail_after(20):
-            outcome = await run_call(sup, spec(servo_root, "10escapes", body))
+            outcome = await sup.call(spec(servo_root, "10escapes", body))
         assert outcome.problem is None, outcome.problem
         assert outcome.result == {"status": "ok"}
         assert outcome.elapsed < 15
@@ -178,7 +179,7 @@ async def test_a_line_over_1_mib_is_refused_as_bad_output(servo_root: Path, tag:
         """
     sup = supervision(servo_root, tag, io_timeout=None)
     with trio.fail_after(20):
-        outcome = await run_call(sup, spec(servo_root, "10chatty", body))
+        outcome = await sup.call(spec(servo_root, "10chatty", body))
     assert outcome.problem is not None
     assert outcome.problem.reason == "bad-output"
     assert f"longer than {MAX_LINE_BYTES} bytes" in outcome.problem.detail
@@ -194,7 +195,7 @@ async def test_a_line_of_exactly_1_mib_is_accepted(servo_root: Path, tag: str) -
         """
     sup = supervision(servo_root, tag, io_timeout=None)
     with trio.fail_after(20):
-        outcome = await run_call(sup, spec(servo_root, "10big", body))
+        outcome = await sup.call(spec(servo_root, "10big", body))
     assert outcome.problem is None, outcome.problem
     assert outcome.result is not None and outcome.result["status"] == "ok"
     assert len(outcome.result["pad"]) == MAX_LINE_BYTES - len(json_line_of(0))
@@ -219,7 +220,7 @@ async def test_a_large_request_does_not_deadlock(servo_root: Path, tag: str) -> 
     progress: list[dict[str, Any]] = []
     sup = supervision(servo_root, tag, io_timeout=None)
     with trio.fail_after(60):
-        outcome = await run_call(sup, spec(servo_root, "10reader", body, stdin=request),
+        outcome = await sup.call(spec(servo_root, "10reader", body, stdin=request),
                                  progress.append)
     assert outcome.problem is None, outcome.problem
     assert outcome.result == {"status": "ok", "got": len(request), "pad": len(pad)}
@@ -234,7 +235,7 @@ async def test_a_driver_that_never_reads_its_request_is_not_a_deadlock(
         """
     sup = supervision(servo_root, tag, io_timeout=None)
     with trio.fail_after(20):
-        outcome = await run_call(sup, spec(servo_root, "10deaf", body, stdin=b"x" * (4 << 20)))
+        outcome = await sup.call(spec(servo_root, "10deaf", body, stdin=b"x" * (4 << 20)))
     assert outcome.problem is None, outcome.problem
     assert outcome.result == {"status": "ok"}
 
@@ -250,7 +251,7 @@ ENV_REPORT = """
 async def test_pythonpath_gets_the_servo_root_appended(servo_root: Path, tag: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(["/opt/one", "/opt/two"])}
     with trio.fail_after(20):
-        outcome = await run_call(supervision(servo_root, tag, env=env),
+        outcome = await supervision(servo_root, tag, env=env).call(
                                  spec(servo_root, "10env", ENV_REPORT))
     assert outcome.result is not None, outcome
     assert outcome.result["pythonpath"] == os.pathsep.join(
@@ -260,7 +261,7 @@ async def test_pythonpath_gets_the_servo_root_appended(servo_root: Path, tag: st
 async def test_pythonpath_is_the_servo_root_when_unset(servo_root: Path, tag: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with trio.fail_after(20):
-        outcome = await run_call(supervision(servo_root, tag, env=env),
+        outcome = await supervision(servo_root, tag, env=env).call(
                                  spec(servo_root, "10env", ENV_REPORT))
     assert outcome.result is not None, outcome
     assert outcome.result["pythonpath"] == str(servo_root)
@@ -275,7 +276,7 @@ async def test_a_driver_can_import_a_shared_module_from_the_servo_root(
         print(json.dumps({"status": "ok", "answer": adjust_shared.ANSWER}))
         """
     with trio.fail_after(20):
-        outcome = await run_call(supervision(servo_root, tag),
+        outcome = await supervision(servo_root, tag).call(
                                  spec(servo_root, "10shared", body))
     assert outcome.result == {"status": "ok", "answer": 42}, outcome.stderr.text()
 
@@ -283,7 +284,7 @@ async def test_a_driver_can_import_a_shared_module_from_the_servo_root(
 async def test_cwd_is_the_servo_root_and_each_driver_leads_its_own_session(
         servo_root: Path, tag: str) -> None:
     with trio.fail_after(20):
-        outcome = await run_call(supervision(servo_root, tag),
+        outcome = await supervision(servo_root, tag).call(
                                  spec(servo_root, "10env", ENV_REPORT))
     result = outcome.result
     assert result is not None, outcome
@@ -301,7 +302,7 @@ async def test_arguments_reach_the_driver_and_stderr_is_captured(
         print(json.dumps({"status": "ok", "argv": sys.argv[1:]}))
         """
     with trio.fail_after(20):
-        outcome = await run_call(supervision(servo_root, tag),
+        outcome = await supervision(servo_root, tag).call(
                                  spec(servo_root, "10args", body, call="query",
                                       args=("--query", "my-app")))
     assert outcome.result == {"status": "ok", "argv": ["--query", "my-app"]}

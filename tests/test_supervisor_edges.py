@@ -11,21 +11,23 @@ from typing import Any
 
 import trio
 
+from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
-from aggregator.supervision.call import CallSpec, Supervision, run_call
+from aggregator.supervision.call import Supervisor
 from aggregator.supervision.control import RunControl
-from tests.support import TAG_VAR, write_driver
+from aggregator.supervision.spec import CallSpec
+from tests.support import TAG_VAR, real_supervisor, write_driver
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = 3.0,
-                control: RunControl | None = None) -> Supervision:
-    return Supervision(servo_root=root, env={**os.environ, TAG_VAR: tag},
-                       io_timeout=io_timeout, kill_grace=0.5, cancel_grace=1.0,
-                       control=control or RunControl())
+                control: RunControl | None = None) -> Supervisor:
+    return real_supervisor(root, {**os.environ, TAG_VAR: tag}, io_timeout=io_timeout,
+                           control=control)
 
 
 def spec(root: Path, name: str, body: str, **extra: Any) -> CallSpec:
-    return CallSpec(Driver(name, write_driver(root, name, body)), "adjust", ("app",), **extra)
+    return CallSpec(Driver(name, write_driver(root, name, body)), Call.ADJUST, ("app",),
+                    **extra)
 
 
 async def test_all_a_driver_wrote_before_exiting_is_read_however_slow_we_are(
@@ -48,7 +50,7 @@ async def test_all_a_driver_wrote_before_exiting_is_read_however_slow_we_are(
         time.sleep(0.0002)
 
     with trio.fail_after(60):
-        outcome = await run_call(supervision(servo_root, tag), spec(servo_root, "10burst", body),
+        outcome = await supervision(servo_root, tag).call(spec(servo_root, "10burst", body),
                                  slow)
     assert outcome.problem is None, outcome.problem
     assert outcome.result == {"status": "ok", "reason": "success"}
@@ -66,7 +68,7 @@ async def test_a_partial_line_left_behind_by_an_exited_driver_is_bad_output(
         os._exit(0)
         """
     with trio.fail_after(30):
-        outcome = await run_call(supervision(servo_root, tag, io_timeout=None),
+        outcome = await supervision(servo_root, tag, io_timeout=None).call(
                                  spec(servo_root, "10half", body))
     assert outcome.problem is not None
     assert outcome.problem.reason == "bad-output"
@@ -85,8 +87,8 @@ async def test_a_call_deadline_ends_a_chatty_driver_in_time(servo_root: Path,
     started = trio.current_time()
     deadline = started + 1.5
     with trio.fail_after(30):
-        outcome = await run_call(supervision(servo_root, tag),
-                                 spec(servo_root, "10chatty", body, deadline=deadline))
+        outcome = await supervision(servo_root, tag).call(
+            spec(servo_root, "10chatty", body), deadline=deadline)
     assert outcome.problem is not None and outcome.problem.reason == "timeout"
     assert "did not answer within the time" in outcome.problem.detail
     assert trio.current_time() < deadline + 1.0  # the kill cascade fitted (leeway: load)
@@ -106,7 +108,7 @@ async def test_a_driver_without_a_sigusr1_handler_that_dies_of_it_was_canceled(
         control.cancel()
 
     with trio.fail_after(30):
-        outcome = await run_call(sup, spec(servo_root, "10plain", body), cancel_on_first_line)
+        outcome = await sup.call(spec(servo_root, "10plain", body), cancel_on_first_line)
     assert outcome.exit_code == -signal.SIGUSR1
     assert outcome.problem is not None and outcome.problem.reason == "canceled"
     assert "SIGUSR1" in outcome.problem.detail
@@ -125,7 +127,7 @@ async def test_a_grandchild_holding_stdin_does_not_block_the_request_forever(
         """
     request = b'{"blob": "' + b"x" * (1 << 20) + b'"}\n'
     with trio.fail_after(20):
-        outcome = await run_call(supervision(servo_root, tag, io_timeout=None),
+        outcome = await supervision(servo_root, tag, io_timeout=None).call(
                                  spec(servo_root, "10skips", body, stdin=request))
     assert outcome.problem is None, outcome.problem
     assert outcome.result == {"status": "ok", "reason": "success"}

@@ -15,7 +15,8 @@ from typing import Any
 
 import trio
 
-from aggregator.supervision.display import Display, LiveDisplay, wants_live_display
+from aggregator.supervision.display import Display, LiveDisplay
+from aggregator.supervision.output import wants_live_display
 from tests.support import ADJUST, adjust_env, run_adjust, simple_driver, write_driver
 
 REQUEST = json.dumps({"application": {"components": {

@@ -1,20 +1,22 @@
 """`adjust --dry-run app`: everything an adjust does before the first driver's adjust.
 
-It reads and checks the request, queries the drivers and splits the request exactly as
-adjust does (commands.plan_adjust), so it fails with the same errors; then it shows the
-plan instead of running it. No driver's adjust is ever started.
+It queries the drivers and splits the request exactly as adjust does (plan.plan_adjust),
+so it fails with the same errors; then it shows the plan instead of running it. No
+driver's adjust is ever started.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from aggregator.adjust.commands import AdjustPlan, plan_or_stop
+from aggregator.adjust.calls import AdjustJob
+from aggregator.adjust.plan import AdjustPlan, plan_adjust
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.validation import show, value_problems
 from aggregator.root.discovery import scan
-from aggregator.supervision.run import RunContext
+from aggregator.supervision.session import Session
 
 
 @dataclass
@@ -82,19 +84,19 @@ class DryRun:
         return lines
 
 
-def _disabled_drivers(ctx: RunContext) -> list[str]:
-    """Disabled drivers present in the drivers directory (they are not in ctx.drivers)."""
-    if not ctx.config.disabled:
+def _disabled_drivers(job: AdjustJob, servo_root: Path) -> list[str]:
+    """Disabled drivers present in the drivers directory (they are not in job.drivers)."""
+    if not job.config.disabled:
         return []
     try:
-        candidates = scan(ctx.servo_root / ctx.config.drivers_dir)
+        candidates = scan(servo_root / job.config.drivers_dir)
     except AggregatorError:
         return []
-    return [c.name for c in candidates if c.is_driver and c.name in ctx.config.disabled]
+    return [c.name for c in candidates if c.is_driver and c.name in job.config.disabled]
 
 
-def build_dry_run(ctx: RunContext, plan: AdjustPlan) -> DryRun:
-    weights = {name: ctx.config.policy(name).weight for name in plan.shares}
+def build_dry_run(job: AdjustJob, plan: AdjustPlan, servo_root: Path) -> DryRun:
+    weights = {name: job.config.policy(name).weight for name in plan.shares}
     total = sum(weights.values()) or 1.0
     drivers: list[DriverPlan] = []
     for name, components in plan.shares.items():
@@ -109,19 +111,16 @@ def build_dry_run(ctx: RunContext, plan: AdjustPlan) -> DryRun:
     skipped = [(name, "nothing requested of it")
                for name in plan.skipped]
     skipped += [(name, "disabled in config.yaml (enabled: false)")
-                for name in _disabled_drivers(ctx)]
-    return DryRun(ctx.app, ctx.config.on_failure, drivers, skipped)
+                for name in _disabled_drivers(job, servo_root)]
+    return DryRun(job.app, job.config.on_failure, drivers, skipped)
 
 
-async def dry_run(ctx: RunContext, stdin: bytes, *, as_json: bool) -> int:
+async def dry_run(job: AdjustJob, session: Session, servo_root: Path) -> int:
     """The plan, as readable lines or one JSON object; exit 0 when adjust would run."""
-    planned = await plan_or_stop(ctx, stdin)
-    if isinstance(planned, int):
-        return planned
-    found = build_dry_run(ctx, planned[1])
-    if as_json:
-        ctx.output.json_line(found.as_json())
+    found = build_dry_run(job, await plan_adjust(job, session), servo_root)
+    if job.as_json:
+        session.output.json_line(found.as_json())
     else:
         for line in found.text():
-            ctx.output.write_line(line)
+            session.output.write_line(line)
     return 0

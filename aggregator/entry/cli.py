@@ -12,7 +12,7 @@ from typing import NoReturn
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--info"]:
+    if "--info" in args:  # the one place that answers it: before anything else loads
         from aggregator.entry.info import print_info
 
         return print_info()

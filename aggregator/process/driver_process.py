@@ -3,7 +3,7 @@
 Why not trio.lowlevel.open_process: it forks from a worker thread, and Linux delivers
 the parent-death signal when the *forking thread* exits (trio retires idle workers after
 10 s), which would kill healthy drivers. So on Linux the fork happens on the main thread
-(process_start.py) and the exit is awaited on a pidfd, which does not reap: the zombie
+(fork.py) and the exit is awaited on a pidfd, which does not reap: the zombie
 keeps the process-group id reserved until the group is killed. Elsewhere trio's own
 process support is used, without the guard.
 """
@@ -17,15 +17,13 @@ import os
 import select
 import subprocess
 import termios
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
-from aggregator.process.fork import can_fork_here, child_environment, fork_driver
-from aggregator.process.headstart import Headstart
+from aggregator.process.fork import StartedProcess, can_fork_here, fork_driver
 
 
 @dataclass(eq=False)
@@ -40,7 +38,12 @@ class DriverProcess:
     _pidfd: int | None = None
     _trio_process: trio.Process | None = None
     _exited: bool = field(default=False)
-    started_at: float = field(default_factory=time.monotonic)
+    _age_at_open: float = 0.0  # how long a head start had been running when taken over
+
+    @property
+    def age_at_open(self) -> float:
+        """Seconds the process had already run when the supervisor got it (a head start)."""
+        return self._age_at_open
 
     @property
     def returncode(self) -> int | None:
@@ -107,30 +110,29 @@ class DriverProcess:
             await stream.aclose()
 
 
-async def start_driver(
-    argv: Sequence[str], servo_root: Path, base_env: Mapping[str, str],
-    headstart: Headstart | None = None,
+async def open_driver(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str],
+    early: StartedProcess | None = None,
 ) -> DriverProcess:
-    """Start `argv` in a new session with cwd = servo root (or take over the process a
-    head start already runs for it); raises OSError if it cannot run."""
-    started = headstart.take(argv) if headstart is not None else None
-    if started is None and not can_fork_here():
+    """Start `argv` in a new session (or take over `early`, a head start already running
+    it); raises OSError if it cannot run."""
+    if early is None and not can_fork_here():
         proc = await trio.lowlevel.open_process(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=servo_root,
-            env=child_environment(base_env, servo_root), start_new_session=True,
+            stderr=subprocess.PIPE, cwd=cwd, env=dict(env), start_new_session=True,
         )
         assert proc.stdin and proc.stdout and proc.stderr
         return DriverProcess(proc.pid, proc.stdin, proc.stdout, proc.stderr,
                              _trio_process=proc)
+    started = early
     if started is None:
-        # On the main thread on purpose (see process_start); fork+exec takes a few ms.
-        started = fork_driver(argv, servo_root, child_environment(base_env, servo_root))
+        # On the main thread on purpose (see fork.py); fork+exec takes a few ms.
+        started = fork_driver(argv, cwd, env)
     await trio.lowlevel.checkpoint()
     return DriverProcess(
         started.pid,
         trio.lowlevel.FdStream(started.stdin),
         trio.lowlevel.FdStream(started.stdout),
         trio.lowlevel.FdStream(started.stderr),
-        _popen=started.popen, _pidfd=started.pidfd, started_at=started.started_at,
+        _popen=started.popen, _pidfd=started.pidfd, _age_at_open=started.age(),
     )

@@ -1,8 +1,8 @@
 """Forking one driver: pipes, own session, parent-death guard, a pidfd for its exit.
 
-No trio here: the aggregator may give the first driver a head start (headstart.py)
-before trio, which takes ~90 ms to import, is even loaded. spawn.py wraps the result
-in trio streams. Linux only; elsewhere spawn.py uses trio's own process support.
+No trio here: a driver may get a head start (headstart.py) before trio, which takes
+~90 ms to import, is even loaded. driver_process.py wraps the result in trio streams.
+Linux only; elsewhere driver_process.py uses trio's own process support.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES
 from aggregator.process.linux import parent_death_guard
 from aggregator.process.sentinel import RUN_MARK_VAR, run_mark
-from aggregator.protocol.limits import DRIVER_STDOUT_PIPE_BYTES
 
 
 def can_fork_here() -> bool:
@@ -48,11 +48,15 @@ class StartedProcess:
     stdin: int
     stdout: int
     stderr: int
-    started_at: float = field(default_factory=time.monotonic)
+    _started_at: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
         return self.popen.pid
+
+    def age(self) -> float:
+        """Seconds since the fork: a call taken over from a head start counts from here."""
+        return time.monotonic() - self._started_at
 
     def discard(self) -> None:
         """Kill the whole group and reap it, for a head start nobody took up."""

@@ -1,41 +1,40 @@
-"""Starting the first driver call(s) before trio is imported.
+"""Driver processes started before trio is imported, each waiting for the call it is for.
 
-Importing trio costs ~90 ms, and a Python driver takes ~70 ms just to start: overlapping
-the two is the largest saving left on every servo call (see bench/run.py). The calls
-started here are exactly those the command will make first (the first --query, all of
-them with parallel_queries, every --info for --version), so no driver runs that would
-not have run, and the order of drivers is unchanged. Until trio supervises them they
-are guarded like any driver (own session, parent-death signal, the sentinel's mark);
-one that no supervised call takes up is killed and reaped.
+Importing trio costs ~90 ms and a Python driver ~70 ms just to start: overlapping the two
+is the largest saving left on every servo call. A head start is keyed by whatever the
+caller declared it for (an opaque, hashable key); the supervised call for that same key
+takes the process over, and one that nobody takes is killed and reaped. Trio-free.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
-from aggregator.process.fork import StartedProcess, child_environment, fork_driver
+from aggregator.process.fork import StartedProcess, fork_driver
+
+Key = TypeVar("Key", bound=Hashable)
 
 
-class Headstart:
-    """Driver processes started early, each waiting for its supervised call."""
+class Headstart(Generic[Key]):
+    """Processes started early, each waiting for the call declared with its key."""
 
     def __init__(self) -> None:
-        self._waiting: dict[tuple[str, ...], StartedProcess] = {}
+        self._waiting: dict[Key, StartedProcess] = {}
 
-    def start(self, argv: Sequence[str], servo_root: Path, env: Mapping[str, str]) -> None:
-        """Start one call now; if it cannot start, its supervised call will say why."""
+    def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+        """Start one process now; if it cannot start, its supervised call will say why."""
         with contextlib.suppress(OSError):
-            self._waiting[tuple(argv)] = fork_driver(
-                argv, servo_root, child_environment(env, servo_root))
+            self._waiting[key] = fork_driver(argv, cwd, env)
 
-    def take(self, argv: Sequence[str]) -> StartedProcess | None:
-        """The process already running `argv`, handed over to its supervisor."""
-        return self._waiting.pop(tuple(argv), None)
+    def take(self, key: Key) -> StartedProcess | None:
+        """The process already running for `key`, handed over to its supervisor."""
+        return self._waiting.pop(key, None)
 
-    def is_waiting(self, argv: Sequence[str]) -> bool:
-        return tuple(argv) in self._waiting
+    def has(self, key: Key) -> bool:
+        return key in self._waiting
 
     @property
     def waiting_pids(self) -> frozenset[int]:

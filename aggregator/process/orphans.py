@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trio
 
-from aggregator.protocol.limits import ORPHAN_SWEEP_ROUNDS, REAP_LIMIT_SECONDS
+from aggregator.limits import ORPHAN_SWEEP_ROUNDS, REAP_LIMIT_SECONDS
 
 
 def child_pids() -> set[int]:

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aggregator.limits import ORPHAN_SWEEP_ROUNDS
 from aggregator.process.linux import process_start_ticks
-from aggregator.protocol.limits import ORPHAN_SWEEP_ROUNDS
 
 #: The environment variable that marks every process started for one aggregator run.
 RUN_MARK_VAR = "SERVO_AGG_RUN"

@@ -1,27 +1,9 @@
-"""Folding each driver's progress into one stream, as servo expects from one driver."""
+"""A driver's progress value, as servo reads it. Pure."""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Mapping
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
-
-import trio
-
-from aggregator.protocol.limits import PROGRESS_COALESCE_SECONDS
-from aggregator.supervision.output import Output
-
-#: Absorbs float error when flooring a percentage (e.g. 28.999999999999996 -> 29).
-_TOLERANCE = 1e-9
-
-
-def coalesce_window(line_limit: float | None) -> float:
-    """About a second, never more than half the per-line timeout (a heartbeat must pass)."""
-    if line_limit is None:
-        return PROGRESS_COALESCE_SECONDS
-    return min(PROGRESS_COALESCE_SECONDS, line_limit / 2)
 
 
 def progress_value(raw: Any) -> float | None:
@@ -40,92 +22,3 @@ def progress_value(raw: Any) -> float | None:
     if math.isnan(value):
         return None
     return min(100.0, max(0.0, value))
-
-
-class ProgressRelay:
-    """Each running driver is a share (weighted); overall progress never goes backwards.
-
-    Identical consecutive lines within the coalescing window are held back, and the last
-    one held is sent when the window ends, so a flood costs servo one line per window
-    while a driver's heartbeat still gets through.
-
-    Shares are computed as (done*100 + share*percent) / total and floored with a tiny
-    tolerance: plain float rounding would show a lone driver's 29 % as 28, or end a run
-    with weights 0.1/0.2/0.3 at 99 (exact fractions fix that too, at 3x the cost per line).
-    """
-
-    def __init__(self, output: Output, weights: Mapping[str, float], window: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._output = output
-        self._weights = {name: float(w) for name, w in weights.items()}
-        self._total = math.fsum(self._weights.values()) or 1.0
-        self._done_weights: list[float] = []
-        self._done = 0.0  # fsum of _done_weights, kept exact-ish across many drivers
-        self._window = window
-        self._clock = clock
-        self._last_sent: tuple[int, str] | None = None
-        self._last_sent_at = -math.inf
-        self._held: tuple[int, str] | None = None
-        self._held_event = trio.Event()
-        self._warned: set[str] = set()
-        self.percent = 0
-        self.sent = 0
-        self.held_back = 0
-
-    def _overall(self, driver: str, percent: float) -> int:
-        share = self._weights.get(driver, 0.0)
-        value = math.floor((self._done * 100 + share * percent) / self._total + _TOLERANCE)
-        return max(self.percent, min(100, value))
-
-    def _offer(self, line: tuple[int, str], force: bool = False) -> None:
-        now = self._clock()
-        if not force and line == self._last_sent and now - self._last_sent_at < self._window:
-            self._held = line
-            self.held_back += 1
-            self._held_event.set()
-            return
-        self._send(line, now)
-
-    def _send(self, line: tuple[int, str], now: float) -> None:
-        self._held = None
-        self._last_sent = line
-        self._last_sent_at = now
-        self.percent = line[0]
-        self.sent += 1
-        # The same bytes json.dumps would write for this dict, without its per-call cost.
-        self._output.write_line(f'{{"progress": {line[0]:d}, "message": {_json_string(line[1])}}}')
-
-    def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
-        value = progress_value(message.get("progress"))
-        text = message.get("message")
-        label = f"{driver}: {text}" if isinstance(text, str) and text else driver
-        if value is None:
-            if driver not in self._warned:
-                self._warned.add(driver)
-                self._output.note(f"{driver}: ignored a progress value that is not a number "
-                                  f"({message.get('progress')!r}); further ones are ignored "
-                                  "silently")
-            # Still a sign of life, passed on at the current percentage (coalesced): a
-            # driver that only sends such lines must not make servo think we are stuck.
-            self.hold(label)
-            return
-        self._offer((self._overall(driver, value), label))
-
-    def driver_done(self, driver: str, label: str | None = None) -> None:
-        """A driver ended: its whole share is done, and servo hears it (never coalesced)."""
-        self._done_weights.append(self._weights.get(driver, 0.0))
-        self._done = math.fsum(self._done_weights)
-        self._offer((self._overall(driver, 0), label or f"{driver}: done"), force=True)
-
-    def hold(self, label: str) -> None:
-        """A line that keeps the current percentage (e.g. during a rollback)."""
-        self._offer((self.percent, label))
-
-    async def run_flusher(self) -> None:
-        """Sends the held line once its window has passed; runs until cancelled."""
-        while True:
-            await self._held_event.wait()
-            self._held_event = trio.Event()
-            await trio.sleep(max(0.0, self._last_sent_at + self._window - self._clock()))
-            if self._held is not None:
-                self._send(self._held, self._clock())

@@ -5,11 +5,48 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aggregator.protocol.environment import StderrMode
-from aggregator.supervision.call import CallOutcome
-from aggregator.supervision.output import clip_message
+from aggregator.protocol.text import clip_message
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Called(Protocol):
+    @property
+    def call(self) -> str: ...
+
+
+class _Problem(Protocol):
+    @property
+    def reason(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class _Stderr(Protocol):
+    def for_message(self, mode: StderrMode) -> str: ...
+
+
+class CallOutcome(Protocol):
+    """What judge() reads of a finished call (supervision's CallOutcome has it all)."""
+
+    @property
+    def driver(self) -> _Named: ...
+    @property
+    def spec(self) -> _Called: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def problem(self) -> _Problem | None: ...
+    @property
+    def stderr(self) -> _Stderr: ...
 
 KNOWN_STATUSES = ("ok", "failed", "rejected", "aborted", "canceled")
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aggregator.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
 from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
 
 SECTION = "aggregator"

@@ -1,11 +1,12 @@
-"""One call of one driver, supervised: the only place driver processes live.
+"""Supervised driver calls: the only place driver processes live.
 
 Every wait for the driver's next stdout line is bounded by `line_limit` seconds from its
 last line (one cancel scope whose deadline moves with each burst of lines, so a flood
 costs no scope per line). When it expires, when the output breaks the protocol, or when
 servo cancels or terminates us, the kill cascade runs (shielded, so nothing can interrupt
 it): SIGTERM to the driver's process group, `kill_grace` seconds, SIGKILL to the group,
-reap. Only that driver is touched.
+reap. Only that driver is touched. Processes come from a Spawner (the seam tests use);
+the only clock is trio's.
 """
 
 from __future__ import annotations
@@ -13,48 +14,37 @@ from __future__ import annotations
 import json
 import math
 import signal
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from aggregator.process.driver_process import DriverProcess, start_driver
-from aggregator.process.headstart import Headstart
-from aggregator.process.orphans import OrphanSweeper
-from aggregator.process.sentinel import Sentinel
-from aggregator.protocol.environment import kill_grace_for, line_limit_for
-from aggregator.protocol.limits import (
+from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
     READ_CHUNK_BYTES,
     REAP_LIMIT_SECONDS,
 )
-from aggregator.root.discovery import Driver
+from aggregator.process.orphans import OrphanSweeper
+from aggregator.protocol.environment import kill_grace_for, line_limit_for
+from aggregator.protocol.vocabulary import Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
-from aggregator.supervision.stderr import StderrCapture
+from aggregator.supervision.spawner import Spawner, SupervisedProcess
+from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 TraceHandler = Callable[[str, str], None]  # (driver name, text)
 
 
 @dataclass(frozen=True)
-class Supervision:
-    """How every driver call of one run is supervised."""
+class SupervisionPolicy:
+    """The timing every driver call of one run is held to."""
 
-    servo_root: Path
-    env: Mapping[str, str]
     io_timeout: float | None
     kill_grace: float
     cancel_grace: float
-    control: RunControl = field(default_factory=RunControl)
-    sweeper: OrphanSweeper | None = None
-    sentinel: Sentinel | None = None  # dismissed and reaped when the run ends normally
-    headstart: Headstart | None = None  # driver calls started before trio was imported
-    trace: TraceHandler | None = None
 
     @property
     def line_limit(self) -> float | None:
@@ -63,41 +53,6 @@ class Supervision:
     @property
     def effective_kill_grace(self) -> float:
         return kill_grace_for(self.io_timeout, self.kill_grace)
-
-
-@dataclass(frozen=True)
-class CallSpec:
-    driver: Driver
-    call: str  # what servo would call it: info, query, adjust, rollback
-    args: tuple[str, ...]
-    stdin: bytes = b""
-    #: trio time by which the call is over, kill cascade included (a one-line answer such
-    #: as --version cannot send keep-alive lines, so its calls share one budget)
-    deadline: float | None = None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why the aggregator, not the driver, ended a call."""
-
-    reason: str  # timeout, bad-output, spawn-failed, canceled, terminated
-    detail: str
-
-
-@dataclass
-class CallOutcome:
-    spec: CallSpec
-    result: dict[str, Any] | None = None  # the last line without "progress"
-    exit_code: int | None = None  # negative: killed by that signal
-    problem: Problem | None = None
-    stderr: StderrCapture = field(default_factory=StderrCapture)
-    elapsed: float = 0.0
-    lines: int = 0
-    orphans_killed: int = 0
-
-    @property
-    def driver(self) -> Driver:
-        return self.spec.driver
 
 
 _decode_json = json.JSONDecoder().raw_decode
@@ -111,9 +66,12 @@ def _excerpt(data: bytes, limit: int = 120) -> str:
 class _DriverCall:
     """The state of one running call; RunControl reaches it through request_*."""
 
-    def __init__(self, sup: Supervision, spec: CallSpec, proc: DriverProcess,
-                 outcome: CallOutcome, on_progress: ProgressHandler | None) -> None:
-        self.sup = sup
+    def __init__(self, sup: Supervisor, spec: CallSpec, proc: SupervisedProcess,
+                 outcome: CallOutcome, on_progress: ProgressHandler | None,
+                 deadline: float | None) -> None:
+        self.policy = sup.policy
+        self.trace = sup.trace
+        self.deadline = deadline
         self.spec = spec
         self.name = spec.driver.name
         self.proc = proc
@@ -126,7 +84,7 @@ class _DriverCall:
         self.exited = trio.Event()
         self.exited_at: float | None = None
         self.reader = LineReader(proc.stdout)
-        self.patience = math.inf if sup.line_limit is None else sup.line_limit
+        self.patience = math.inf if self.policy.line_limit is None else self.policy.line_limit
         self.last_line = trio.current_time()  # when the driver last sent a line
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
         self.canceled = False
@@ -139,9 +97,9 @@ class _DriverCall:
             return
         self.canceled = True
         self.proc.signal_leader(signal.SIGUSR1)
-        grace = self.sup.cancel_grace
-        if self.sup.line_limit is not None:
-            grace = min(grace, self.sup.line_limit)
+        grace = self.policy.cancel_grace
+        if self.policy.line_limit is not None:
+            grace = min(grace, self.policy.line_limit)
         self.scope.deadline = min(self.scope.deadline, trio.current_time() + grace)
 
     def request_terminate(self) -> None:
@@ -149,17 +107,17 @@ class _DriverCall:
         self.scope.cancel()
 
     # -- the call -----------------------------------------------------------------
-    def _fail(self, reason: str, detail: str) -> None:
+    def _fail(self, reason: Reason, detail: str) -> None:
         if self.outcome.problem is None:
             self.outcome.problem = Problem(reason, detail)
 
     def _trace(self, text: str) -> None:
-        if self.sup.trace is not None:
-            self.sup.trace(self.spec.driver.name, text)
+        if self.trace is not None:
+            self.trace(self.spec.driver.name, text)
 
     async def run(self) -> None:
-        if self.spec.deadline is not None:
-            self.scope.deadline = self.spec.deadline - self.sup.effective_kill_grace
+        if self.deadline is not None:
+            self.scope.deadline = self.deadline - self.policy.effective_kill_grace
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_stdin)
@@ -168,11 +126,12 @@ class _DriverCall:
                 if not await self._read_stdout():
                     nursery.cancel_scope.cancel()
         if self.terminated:
-            self._fail("terminated", "killed because servo-agg was told to terminate")
+            self._fail(Reason.TERMINATED, "killed because servo-agg was told to terminate")
         elif self.canceled and not self.proc.has_exited():
-            self._fail("canceled", "did not finish within the cancel grace after SIGUSR1; killed")
+            self._fail(Reason.CANCELED,
+                       "did not finish within the cancel grace after SIGUSR1; killed")
         elif self.scope.cancelled_caught and not self.proc.has_exited():
-            self._fail("timeout", "did not answer within the time servo allows this command; "
+            self._fail(Reason.TIMEOUT, "did not answer within the time servo allows this command; "
                                   "killed")
 
     async def _feed_stdin(self) -> None:
@@ -193,8 +152,8 @@ class _DriverCall:
         descendant holding it open cannot keep the call alive."""
         assert self.exited_at is not None
         cap = EXIT_DRAIN_MAX_SECONDS
-        if self.sup.line_limit is not None:
-            cap = min(cap, self.sup.line_limit)
+        if self.policy.line_limit is not None:
+            cap = min(cap, self.policy.line_limit)
         return min(trio.current_time() + EXIT_DRAIN_SECONDS,
                    self.exited_at + max(EXIT_DRAIN_SECONDS, cap))
 
@@ -230,7 +189,7 @@ class _DriverCall:
         line), so a flood costs no cancel scope per line.
         """
         reader = self.reader
-        limit = self.sup.line_limit
+        limit = self.policy.line_limit
         self.last_line = trio.current_time()
         burst = False
         wait = self.stdout_scope
@@ -239,7 +198,7 @@ class _DriverCall:
                 try:
                     line = reader.pop_line()
                 except LineTooLong as exc:
-                    self._fail("bad-output", f"{exc}; a protocol line must be one JSON object")
+                    self._fail(Reason.BAD_OUTPUT, f"{exc}; a protocol line must be one JSON object")
                     return False
                 if line is None:
                     if burst:  # the line limit counts from the last line of a burst
@@ -260,7 +219,7 @@ class _DriverCall:
         if wait.cancelled_caught:
             if self.exited_at is None:
                 silent = trio.current_time() - self.last_line
-                self._fail("timeout", f"sent nothing for {silent:.1f} s "
+                self._fail(Reason.TIMEOUT, f"sent nothing for {silent:.1f} s "
                                       f"(limit {limit:g} s from OPTUNE_IO_TIMEOUT); killed")
                 return False
             # It exited, but something it started still holds stdout: done all the same.
@@ -269,17 +228,16 @@ class _DriverCall:
         with trio.move_on_after(self.patience) as wait_exit:
             await self.exited.wait()
         if wait_exit.cancelled_caught:
-            self._fail("timeout", f"closed stdout but did not exit within {limit:g} s; killed")
+            self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s; killed")
             return False
         return True
 
     def _partial(self, exc: PartialLastLine) -> bool:
-        self._fail("bad-output", f"output ended without a newline: {_excerpt(exc.fragment)}")
+        self._fail(Reason.BAD_OUTPUT, f"output ended without a newline: {_excerpt(exc.fragment)}")
         return False
 
     def _take_line(self, raw: bytes) -> bool:
-        self.outcome.lines += 1
-        if self.sup.trace is not None:  # checked first: this runs for every line of a flood
+        if self.trace is not None:  # checked first: this runs for every line of a flood
             self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
         stripped = raw.strip()
         if not stripped:
@@ -290,10 +248,11 @@ class _DriverCall:
             if end != len(text):
                 raise ValueError("extra data after the JSON value")
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            self._fail("bad-output", f"printed a line that is not JSON: {_excerpt(stripped)}")
+            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
             return False
         if not isinstance(message, dict):
-            self._fail("bad-output", f"printed JSON that is not an object: {_excerpt(stripped)}")
+            self._fail(Reason.BAD_OUTPUT,
+                       f"printed JSON that is not an object: {_excerpt(stripped)}")
             return False
         if "progress" in message:
             if self.on_progress is not None:
@@ -308,7 +267,7 @@ class _DriverCall:
         with trio.CancelScope(shield=True):
             if not self.proc.has_exited():
                 self.proc.signal_group(signal.SIGTERM)
-                with trio.move_on_after(self.sup.effective_kill_grace):
+                with trio.move_on_after(self.policy.effective_kill_grace):
                     await self.proc.wait_exited()
                 self.proc.signal_group(signal.SIGKILL)
                 with trio.move_on_after(REAP_LIMIT_SECONDS):
@@ -321,52 +280,92 @@ class _DriverCall:
             await self.proc.aclose_pipes()
 
 
-async def run_call(
-    sup: Supervision, spec: CallSpec, on_progress: ProgressHandler | None = None
-) -> CallOutcome:
-    """Run one driver call to the end; never raises for anything the driver does."""
-    outcome = CallOutcome(spec)
-    started = time.monotonic()
-    argv = (str(spec.driver.path), *spec.args)
-    # A head start already runs: it is stopped like any running driver (and named).
-    running = sup.headstart is not None and sup.headstart.is_waiting(argv)
-    if sup.control.stopping and not running:
-        outcome.problem = Problem(
-            "terminated" if sup.control.terminated_by is not None else "canceled",
-            "not started: servo-agg was stopping",
-        )
-        return outcome
-    sup_trace = sup.trace
-    if sup_trace is not None:
-        shown = spec.stdin[:500].decode("utf-8", "replace").rstrip()
-        sup_trace(spec.driver.name, f"$ {' '.join(argv)}" + (
-            f"  (stdin: {shown})" if spec.stdin else ""))
-    try:
-        proc = await start_driver(argv, sup.servo_root, sup.env, sup.headstart)
-        started = min(started, proc.started_at)  # a head start counts from its real start
-    except OSError as exc:
-        outcome.problem = Problem("spawn-failed", f"could not be started: {exc}")
-        return outcome
-    call = _DriverCall(sup, spec, proc, outcome, on_progress)
-    sup.control.attach(call)
-    try:
-        await call.run()
-    finally:
+class Supervisor:
+    """Runs one run's driver calls: each supervised, each attached to the run's control,
+    and orphans swept whenever no call is left running."""
+
+    def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
+                 control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
+                 trace: TraceHandler | None = None) -> None:
+        self.policy = policy
+        self.spawner = spawner
+        self.control = control if control is not None else RunControl()
+        self.sweeper = sweeper
+        self.trace = trace
+        self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
+
+    async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
+                   deadline: float | None = None) -> CallOutcome:
+        """Run one driver call to the end; never raises for anything the driver does.
+
+        `deadline` (trio time) ends the call, kill cascade included: a one-line answer
+        such as --version cannot send keep-alive lines, so its calls share one budget.
+        """
+        outcome = CallOutcome(spec)
+        started = trio.current_time()
+        control = self.control
+        # A head start already runs: it is stopped like any running driver (and named).
+        if control.stopping and not self.spawner.is_running(spec):
+            outcome.problem = Problem(
+                Reason.TERMINATED if control.terminated_by is not None else Reason.CANCELED,
+                "not started: servo-agg was stopping",
+            )
+            return outcome
+        trace = self.trace
+        if trace is not None:
+            shown = spec.stdin[:500].decode("utf-8", "replace").rstrip()
+            trace(spec.driver.name, f"$ {' '.join(spec.argv)}" + (
+                f"  (stdin: {shown})" if spec.stdin else ""))
         try:
-            await call.finish()
+            proc = await self.spawner.start(spec)
+        except OSError as exc:
+            outcome.problem = Problem(Reason.SPAWN_FAILED, f"could not be started: {exc}")
+            return outcome
+        started -= proc.age_at_open  # a head start counts from its real start
+        call = _DriverCall(self, spec, proc, outcome, on_progress, deadline)
+        control.attach(call)
+        try:
+            await call.run()
         finally:
-            # Only now: until it is reaped, a sibling's orphan sweep must not take it.
-            sup.control.detach(call)
-        if (call.canceled and outcome.problem is None
-                and outcome.exit_code == -signal.SIGUSR1):
-            outcome.problem = Problem("canceled", "ended by servo's cancel (SIGUSR1, which it "
-                                                  "does not handle)")
-        outcome.elapsed = time.monotonic() - started
-        if sup.sweeper is not None and sup.control.running_count == 0:
-            waiting = sup.headstart.waiting_pids if sup.headstart is not None else ()
-            outcome.orphans_killed = await sup.sweeper.sweep(keep=waiting)
-        if sup_trace is not None:
-            sup_trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
+            try:
+                await call.finish()
+            finally:
+                # Only now: until it is reaped, a sibling's orphan sweep must not take it.
+                control.detach(call)
+            if (call.canceled and outcome.problem is None
+                    and outcome.exit_code == -signal.SIGUSR1):
+                outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "
+                                                           "which it does not handle)")
+            outcome.elapsed = trio.current_time() - started
+            self.timings.append((spec.driver.name, spec.call, outcome.elapsed))
+            if self.sweeper is not None and control.running_count == 0:
+                await self.sweeper.sweep(keep=self.spawner.early_pids)
+            if trace is not None:
+                trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
                       + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
                          if outcome.problem else ""))
-    return outcome
+        return outcome
+
+    async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
+                       between: Callable[[CallSpec], None] | None = None,
+                       deadline: float | None = None) -> list[CallOutcome]:
+        """Each call, in order, or all at once; outcomes in the order of `specs`.
+
+        `between` runs after each call of a sequential run (e.g. a keep-alive line).
+        """
+        if not parallel:
+            outcomes = []
+            for spec in specs:
+                outcomes.append(await self.call(spec, deadline=deadline))
+                if between is not None:
+                    between(spec)
+            return outcomes
+        slots: list[CallOutcome | None] = [None] * len(specs)
+
+        async def one(i: int, spec: CallSpec) -> None:
+            slots[i] = await self.call(spec, deadline=deadline)
+
+        async with trio.open_nursery() as nursery:
+            for i, spec in enumerate(specs):
+                nursery.start_soon(one, i, spec)
+        return [o for o in slots if o is not None]

@@ -1,16 +1,15 @@
-"""Cancel and terminate requests from servo, delivered to whatever driver is running."""
+"""A run's stop state: servo's cancel and terminate, delivered to every running call."""
 
 from __future__ import annotations
 
-import signal
 from typing import Protocol
 
 import trio
 
-from aggregator.supervision.signals import STOP_SIGNALS
+from aggregator.supervision.signals import STOP_SIGNALS, deliver
 
 
-class Stoppable(Protocol):
+class RunningCall(Protocol):
     name: str  # the driver, for the final line
 
     def request_cancel(self) -> None: ...
@@ -21,12 +20,12 @@ class RunControl:
     """One run's stop state: set by signals, read by the command loop and each driver call."""
 
     def __init__(self) -> None:
-        self._running: set[Stoppable] = set()
+        self._running: set[RunningCall] = set()
         self.canceled = False
         self.terminated_by: int | None = None
         self.interrupted: list[str] = []  # drivers running when the stop came, for servo
 
-    def _interrupt(self, call: Stoppable) -> None:
+    def _interrupt(self, call: RunningCall) -> None:
         if call.name not in self.interrupted:
             self.interrupted.append(call.name)
 
@@ -34,7 +33,7 @@ class RunControl:
     def stopping(self) -> bool:
         return self.canceled or self.terminated_by is not None
 
-    def attach(self, call: Stoppable) -> None:
+    def attach(self, call: RunningCall) -> None:
         self._running.add(call)
         if self.stopping:
             self._interrupt(call)
@@ -43,7 +42,7 @@ class RunControl:
         elif self.canceled:
             call.request_cancel()
 
-    def detach(self, call: Stoppable) -> None:
+    def detach(self, call: RunningCall) -> None:
         self._running.discard(call)
 
     @property
@@ -66,8 +65,6 @@ class RunControl:
             call.request_terminate()
 
 
-
-
 async def listen_for_signals(
     control: RunControl, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -75,7 +72,4 @@ async def listen_for_signals(
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         task_status.started()
         async for signum in signals:
-            if signum == signal.SIGUSR1:
-                control.cancel()
-            else:
-                control.terminate(signum)
+            deliver(signum, control)

@@ -9,7 +9,6 @@ above it instead of tearing it.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -57,17 +56,8 @@ class _Row:
     took: float | None = None
 
 
-def wants_live_display(stream: TextIO, env: Mapping[str, str]) -> bool:
-    """Only on a real terminal that understands cursor movement."""
-    try:
-        is_tty = stream.isatty()
-    except (ValueError, OSError):
-        return False
-    return is_tty and env.get("TERM", "") not in ("", "dumb")
-
-
 class LiveDisplay(Display):
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = trio.current_time,
                  width: int | None = None) -> None:
         self._stream = stream
         self._clock = clock

@@ -7,20 +7,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
 from aggregator.process.linux import process_age
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.limits import MAX_MESSAGE_BYTES
-
-
-def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """Cut a message as servo does, on a character boundary."""
-    encoded = message.encode("utf-8")
-    if len(encoded) <= limit:
-        return message
-    marker = "\n[... cut at 2 MiB ...]"
-    return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+from aggregator.protocol.text import clip_message
 
 
 class Overlay(Protocol):
@@ -31,20 +23,33 @@ class Overlay(Protocol):
 
 
 class Output:
-    """Writes each stdout line whole, in one write, flushed; remembers when it last wrote."""
+    """Writes each stdout line whole, in one write, flushed; remembers when it last wrote,
+    which is when servo's patience with our silence started again."""
 
-    def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None) -> None:
+    def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._fd = stdout_fd
         self._stderr = stderr if stderr is not None else sys.stderr
+        self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
-        self.last_write = time.monotonic() - process_age()
+        self.last_write = clock() - process_age()
         self.closed = False  # servo went away: keep supervising, stop writing
         self.overlay: Overlay | None = None
         self._stdout_shares_terminal = os.isatty(stdout_fd)  # lines there tear the overlay
 
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Measure from now on with `clock` (trio's, once the run is under trio)."""
+        silent = self._clock() - self.last_write
+        self._clock = clock
+        self.last_write = clock() - silent
+
+    def silent_for(self) -> float:
+        """Seconds since servo last heard from us."""
+        return self._clock() - self.last_write
+
     def write_line(self, text: str) -> None:
         data = (text + "\n").encode("utf-8")
-        self.last_write = time.monotonic()
+        self.last_write = self._clock()
         overlay = self.overlay if self._stdout_shares_terminal else None
         if overlay is not None:
             overlay.clear()
@@ -78,3 +83,12 @@ class Output:
         result["message"] = clip_message(err.message)
         self.json_line(result)
         self.note(f"error ({err.reason}): {err.message}")
+
+
+def wants_live_display(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """Only on a real terminal that understands cursor movement."""
+    try:
+        is_tty = stream.isatty()
+    except (ValueError, OSError):
+        return False
+    return is_tty and env.get("TERM", "") not in ("", "dumb")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from aggregator.protocol.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
+from aggregator.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
 
 
 class LineTooLong(Exception):
@@ -67,17 +67,3 @@ class LineReader:
         else:
             self.received += len(chunk)
             self._buffer += chunk
-
-    async def next_line(self) -> bytes | None:
-        """The next line, or None at a clean end of stream."""
-        while True:
-            line = self.pop_line()
-            if line is not None:
-                return line
-            if self._eof:
-                partial = self.leftover()
-                if partial is not None:
-                    self._buffer.clear()
-                    raise partial
-                return None
-            await self.receive()

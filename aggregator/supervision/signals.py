@@ -1,7 +1,9 @@
-"""servo's signals before trio's receiver is listening (while the request is read).
+"""servo's signals and what each one asks for: the one dispatch from signal to action.
 
-No driver runs yet, so a SIGTERM/SIGINT simply ends the run (as `terminated`), and a
-SIGUSR1 is remembered and applied as soon as the run starts: no driver will start.
+Trio-free: handlers are installed as soon as the aggregator starts, long before trio's
+receiver listens. Until then a SIGTERM/SIGINT during the request read ends the run (no
+driver runs yet), and every signal is remembered and replayed into the run's control
+once it starts, so a SIGUSR1 that came early still means no driver starts.
 """
 
 from __future__ import annotations
@@ -10,13 +12,25 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # control imports trio; this module runs before trio is imported
-    from aggregator.supervision.control import RunControl
+from typing import Protocol
 
 #: servo's signals: SIGUSR1 cancels, SIGTERM and SIGINT terminate.
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+
+
+class Stoppable(Protocol):
+    """What a signal acts on: the run's control."""
+
+    def cancel(self) -> None: ...
+    def terminate(self, signum: int) -> None: ...
+
+
+def deliver(signum: int, target: Stoppable) -> None:
+    """The one place that says what each of servo's signals means."""
+    if signum == signal.SIGUSR1:
+        target.cancel()
+    else:
+        target.terminate(signum)
 
 
 class StoppedEarly(Exception):
@@ -56,9 +70,6 @@ class EarlySignals:
         finally:
             self._raise_on_stop = False
 
-    def apply(self, control: RunControl) -> None:
+    def replay(self, target: Stoppable) -> None:
         for signum in self.received:
-            if signum == signal.SIGUSR1:
-                control.cancel()
-            else:
-                control.terminate(signum)
+            deliver(signum, target)

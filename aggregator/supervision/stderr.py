@@ -1,13 +1,13 @@
-"""Bounded keeping of a driver's stderr: its head and its tail, and a count of the rest."""
+"""Bounded keeping of a driver's stderr: its head and its tail, and a count of the rest.
+
+Trio-free; the supervised call feeds it what it reads."""
 
 from __future__ import annotations
 
 from collections import deque
 
-import trio
-
+from aggregator.limits import STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
 from aggregator.protocol.environment import StderrMode
-from aggregator.protocol.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
 
 
 class StderrCapture:
@@ -43,10 +43,6 @@ class StderrCapture:
                 self._tail[0] = first[excess:]
                 self._tail_size -= excess
                 self.dropped += excess
-
-    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
-        while chunk := await stream.receive_some(READ_CHUNK_BYTES):
-            self.feed(chunk)
 
     def text(self) -> str:
         head = self._head.decode("utf-8", "replace")

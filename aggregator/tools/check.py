@@ -9,14 +9,13 @@ settings claimed twice, servo's environment) and says what is wrong in words. It
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import trio
-
 from aggregator import PRODUCT, __version__
+from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
     ServoEnvironment,
@@ -26,16 +25,16 @@ from aggregator.protocol.environment import (
     parse_stderr_mode,
 )
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.limits import CHECK_IO_TIMEOUT_SECONDS
 from aggregator.protocol.result import judge
 from aggregator.protocol.validation import describe_setting, setting_problems, show
+from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
 from aggregator.root.discovery import Candidate, Driver, scan
-from aggregator.supervision.call import CallOutcome
-from aggregator.supervision.control import listen_for_signals
 from aggregator.supervision.output import Output
-from aggregator.supervision.run import RunContext, new_supervision, verbose_trace
+from aggregator.supervision.run import Command, Run
+from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
+from aggregator.supervision.spec import CallOutcome, CallSpec
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
 
@@ -150,21 +149,22 @@ def _check_policy_names(report: Report, candidates: list[Candidate],
                                 f"({found.why}); the policy applies to nothing")
 
 
-async def probe_drivers(ctx: RunContext, early: EarlySignals | None) -> list[Probe]:
-    """Every driver's --info and --query, under the same supervision as a real run."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(listen_for_signals, ctx.sup.control)
-        if early is not None:
-            early.apply(ctx.sup.control)
-        try:
-            app_args = [ctx.app] if ctx.app else []
-            infos = await ctx.call_all("info", ["--info", *app_args])
-            queries = await ctx.call_all("query", ["--query", *app_args])
-        finally:
-            if ctx.sup.sweeper is not None:
-                await ctx.sup.sweeper.sweep()
-        nursery.cancel_scope.cancel()
-    return [Probe(d, i, q) for d, i, q in zip(ctx.drivers, infos, queries, strict=True)]
+def probe_command(drivers: Sequence[Driver], app: str,
+                  probes: list[Probe]) -> Command:
+    """Every driver's --info, then every driver's --query, under the same supervision as a
+    real run; the probes are collected in `probes`."""
+    app_args = (app,) if app else ()
+
+    async def probe(session: Session) -> int:
+        infos = await session.call_all([CallSpec(d, Call.INFO, ("--info", *app_args))
+                                        for d in drivers], parallel=False)
+        queries = await session.call_all([CallSpec(d, Call.QUERY, ("--query", *app_args))
+                                          for d in drivers], parallel=False)
+        probes.extend(Probe(d, i, q) for d, i, q in zip(drivers, infos, queries, strict=True))
+        return 0 if not session.control.stopping else 128 + (
+            session.control.terminated_by or 0)
+
+    return probe
 
 
 def _slow(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
@@ -298,28 +298,23 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     if drivers:
         bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
                                    environment.stderr_mode)
-        sup = new_supervision(root, env, bounded.io_timeout, config,
-                              verbose_trace(output) if verbose else None)
-        ctx = RunContext(root, app, config, bounded, drivers, output, sup,
-                         heartbeat=False, verbose=verbose)
-        try:
-            probes = trio.run(probe_drivers, ctx, early)
-        finally:
-            if sup.sentinel is not None:
-                sup.sentinel.dismiss()
+        probes: list[Probe] = []
+        with Run(servo_root=root, env=env, environment=bounded,
+                 kill_grace=config.kill_grace, cancel_grace=config.cancel_grace,
+                 output=output, early=early, verbose=verbose, heartbeat=False,
+                 driver_order=[d.name for d in drivers]) as run:
+            code = run.execute(probe_command(drivers, app, probes))
+        line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned = []
         for probe in probes:
             report.lines.append(f"  {probe.driver.name}")
-            check_info(report, probe.info, sup.line_limit)
-            owned.append((probe.driver.name, check_query(report, probe.query, sup.line_limit)))
+            check_info(report, probe.info, line_limit)
+            owned.append((probe.driver.name, check_query(report, probe.query, line_limit)))
         check_duplicates(report, owned)
-        if sup.control.stopping:
-            stopped = sup.control.terminated_by
+        if code != 0 or len(probes) < len(drivers):
+            stopped = code - 128 if code > 128 else None
             report.item("FAIL", "interrupted: the check did not finish")
-        if verbose:
-            for line in ctx.timing_summary():
-                output.note(f"timing: {line}")
     verdict = ("servo would work with this root" if report.problems == 0
                else "servo would NOT work with this root")
     report.lines.extend(["", f"result: {verdict} ({report.problems} problem"

@@ -1,0 +1,66 @@
+"""One adjust-front-end job, and every driver call it can make, built in one place.
+
+Trio-free: the entry point builds the job before trio is imported and starts the calls
+it declares it makes first (opening_calls) early; the commands build their calls with
+the same methods, so a head start is taken over by exactly the call it was started for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from aggregator.protocol.request import AdjustRequest, driver_request
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import AggregatorConfig
+from aggregator.root.discovery import Driver
+from aggregator.supervision.spec import CallSpec
+
+
+class Command(StrEnum):
+    VERSION = "version"
+    QUERY = "query"
+    ADJUST = "adjust"
+    DRY_RUN = "dry-run"
+
+
+@dataclass(frozen=True)
+class AdjustJob:
+    """What servo (or an operator) asked of the adjust drivers, checked and ready."""
+
+    command: Command
+    app: str
+    config: AggregatorConfig
+    drivers: tuple[Driver, ...]
+    request: AdjustRequest | None = None  # adjust and --dry-run only
+    as_json: bool = False  # --dry-run --json
+
+    @property
+    def _app_args(self) -> tuple[str, ...]:
+        return (self.app,) if self.app else ()  # `adjust --query` by hand: no invented id
+
+    def driver(self, name: str) -> Driver:
+        return next(d for d in self.drivers if d.name == name)
+
+    def info_call(self, driver: Driver) -> CallSpec:
+        return CallSpec(driver, Call.INFO, ("--info", *self._app_args))
+
+    def query_call(self, driver: Driver) -> CallSpec:
+        return CallSpec(driver, Call.QUERY, ("--query", *self._app_args))
+
+    def change_call(self, driver: Driver, components: dict[str, Any],
+                    call: Call = Call.ADJUST) -> CallSpec:
+        """An adjust (or rollback) of `driver`: its own settings and the whole control."""
+        assert self.request is not None
+        return CallSpec(driver, call, (self.app,), driver_request(self.request, components))
+
+    def opening_calls(self) -> list[CallSpec]:
+        """The calls this job surely makes first, in the form it will make them."""
+        if not self.drivers or self.command is Command.DRY_RUN:
+            return []
+        if self.command is Command.VERSION:
+            return [self.info_call(d) for d in self.drivers]  # all at once, as version()
+        queries = [self.query_call(d) for d in self.drivers]
+        return queries if self.config.parallel_queries else queries[:1]
+

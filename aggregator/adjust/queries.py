@@ -1,0 +1,89 @@
+"""`--version` and `--query`, and the survey of every driver's descriptor an adjust
+starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aggregator import PRODUCT, __version__
+from aggregator.adjust.calls import AdjustJob
+from aggregator.adjust.final import finish_with_failures
+from aggregator.protocol.descriptor import Descriptor, DescriptorShapeError, merge, normalize
+from aggregator.protocol.result import DriverFailure, judge
+from aggregator.protocol.vocabulary import Call, Reason, Status
+from aggregator.supervision.session import Session
+from aggregator.supervision.spec import CallOutcome, CallSpec
+
+
+async def version(job: AdjustJob, session: Session) -> int:
+    """`servo-agg <version> (<driver versions>)`, asking each driver's --info."""
+    # All at once and within one budget: a one-line answer cannot be kept alive.
+    outcomes = await session.call_all([job.info_call(d) for d in job.drivers], parallel=True,
+                                      deadline=session.answer_deadline())
+    shown: list[str] = []
+    failed = 0
+    for outcome in outcomes:
+        failure = judge(outcome, session.environment.stderr_mode)
+        reported = (outcome.result or {}).get("version")
+        if failure is None and isinstance(reported, str | int | float):
+            shown.append(str(reported))
+            continue
+        failed += 1
+        why = failure.message if failure else "--info gave no version"
+        shown.append(f"{outcome.driver.name}: failing")
+        session.output.note(f"{outcome.driver.name}: {why}")
+    session.output.write_line(f"{PRODUCT} {__version__} ({', '.join(shown)})")
+    return 1 if failed else 0
+
+
+@dataclass
+class Survey:
+    """What the drivers reported about themselves before an adjust (or for --query)."""
+
+    descriptors: list[tuple[str, Descriptor]] = field(default_factory=list)
+    failures: list[DriverFailure] = field(default_factory=list)
+
+
+def read_descriptor(outcome: CallOutcome, session: Session) -> Descriptor | DriverFailure:
+    failure = judge(outcome, session.environment.stderr_mode)
+    if failure is not None:
+        return failure
+    assert outcome.result is not None
+    try:
+        return normalize(outcome.result)
+    except DescriptorShapeError as exc:
+        return DriverFailure(outcome.driver.name, Call.QUERY, Status.FAILED, Reason.BAD_OUTPUT,
+                             f"query: output is not a descriptor: {exc}")
+
+
+async def survey(job: AdjustJob, session: Session, percent: int = 0) -> Survey:
+    """Every driver's --query, with a keep-alive line between drivers when servo needs one."""
+    found = Survey()
+    count = len(job.drivers)
+    asked: list[str] = []
+
+    def between(spec: CallSpec) -> None:
+        asked.append(spec.driver.name)
+        if len(asked) < count:
+            session.keepalive(f"queried {len(asked)} of {count} drivers", percent)
+
+    outcomes = await session.call_all([job.query_call(d) for d in job.drivers],
+                                      parallel=job.config.parallel_queries, between=between)
+    for outcome in outcomes:
+        got = read_descriptor(outcome, session)
+        if isinstance(got, DriverFailure):
+            found.failures.append(got)
+        else:
+            found.descriptors.append((outcome.driver.name, got))
+    return found
+
+
+async def query(job: AdjustJob, session: Session) -> int:
+    """All drivers' descriptors merged into one JSON line."""
+    found = await survey(job, session)
+    session.stop_if_stopping()
+    if found.failures:
+        return finish_with_failures(session.output, found.failures)
+    merged, _ = merge(found.descriptors)
+    session.output.json_line(merged)
+    return 0

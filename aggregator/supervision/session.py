@@ -1,0 +1,201 @@
+"""The trio side of a Run: what a command sees while it runs, and the supervised flow
+around it (signal listener, the command, the stopped-run result, the final sweep)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import trio
+
+from aggregator.limits import ANSWER_MARGIN_SECONDS, KEEPALIVE_MARGIN_SECONDS
+from aggregator.process.orphans import OrphanSweeper
+from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.vocabulary import Reason, Status
+from aggregator.supervision.call import (
+    ProgressHandler,
+    SupervisionPolicy,
+    Supervisor,
+    TraceHandler,
+)
+from aggregator.supervision.control import RunControl, listen_for_signals
+from aggregator.supervision.display import Display, LiveDisplay
+from aggregator.supervision.output import Output
+from aggregator.supervision.run import Command, Run
+from aggregator.supervision.spawner import DriverSpawner, Spawner
+from aggregator.supervision.spec import CallOutcome, CallSpec
+
+
+class RunStopped(Exception):
+    """Raised by a command that sees servo stopped the run: the Run writes the line."""
+
+    def __init__(self, running: str | None = None, details: Sequence[str] = ()) -> None:
+        super().__init__(running or "stopped")
+        self.running = running
+        self.details = list(details)
+
+
+def verbose_trace(output: Output) -> TraceHandler:
+    """-v: every line exchanged with a driver, stamped with seconds since the start."""
+    started = time.monotonic()
+
+    def trace(driver: str, text: str) -> None:
+        output.note(f"[{time.monotonic() - started:7.3f}] {driver}: {text}")
+
+    return trace
+
+
+class Session:
+    """What a command works with: the supervisor, servo's channel, the stop state."""
+
+    def __init__(self, supervisor: Supervisor, output: Output,
+                 environment: ServoEnvironment, *, heartbeat: bool = True,
+                 display: Display | None = None) -> None:
+        self.supervisor = supervisor
+        self.output = output
+        self.environment = environment
+        self.heartbeat = heartbeat
+        self.display = display if display is not None else Display()
+
+    @property
+    def control(self) -> RunControl:
+        return self.supervisor.control
+
+    @property
+    def policy(self) -> SupervisionPolicy:
+        return self.supervisor.policy
+
+    async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
+                   *, deadline: float | None = None) -> CallOutcome:
+        return await self.supervisor.call(spec, on_progress, deadline=deadline)
+
+    async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
+                       between: Callable[[CallSpec], None] | None = None,
+                       deadline: float | None = None) -> list[CallOutcome]:
+        return await self.supervisor.call_all(specs, parallel=parallel, between=between,
+                                              deadline=deadline)
+
+    def keepalive(self, label: str, percent: int = 0) -> None:
+        """Between driver calls: one progress line if the next call could outlast servo's
+        patience with our silence. Never sent while a driver is silent (that would hide it)."""
+        timeout = self.environment.io_timeout
+        limit = self.policy.line_limit
+        if not self.heartbeat or timeout is None or limit is None:
+            return
+        worst_next = limit + self.policy.effective_kill_grace + KEEPALIVE_MARGIN_SECONDS
+        if self.output.silent_for() + worst_next >= timeout:
+            self.output.json_line({"progress": percent, "message": label})
+
+    def answer_deadline(self) -> float | None:
+        """trio time by which a one-line answer (--version) must be out: servo's timeout
+        counts from our last line (or our start) and no keep-alive can be sent meanwhile."""
+        timeout = self.environment.io_timeout
+        if timeout is None:
+            return None
+        return trio.current_time() + timeout - ANSWER_MARGIN_SECONDS - self.output.silent_for()
+
+    def stop_if_stopping(self, running: str | None = None) -> None:
+        if self.control.stopping:
+            raise RunStopped(running)
+
+    def stop(self, running: str | None = None, details: Sequence[str] = ()) -> NoReturn:
+        raise RunStopped(running, details)
+
+    def timing_summary(self, driver_order: Sequence[str]) -> list[str]:
+        """One line per driver: each call it had and how long it took, in call order."""
+        order = {name: i for i, name in enumerate(driver_order)}
+        per_driver: dict[str, list[str]] = {}
+        for driver, call, elapsed in self.supervisor.timings:
+            per_driver.setdefault(driver, []).append(f"{call} {elapsed:.3f} s")
+        ranked = sorted(per_driver.items(), key=lambda item: order.get(item[0], len(order)))
+        return [f"{driver}: {', '.join(calls)}" for driver, calls in ranked]
+
+    def stopped_result(self, stop: RunStopped) -> tuple[dict[str, Any], int]:
+        """The one final line of a run servo stopped: aborted (terminate) or canceled."""
+        control = self.control
+        names = [stop.running] if stop.running else control.interrupted
+        where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
+                 if names else "")
+        if control.terminated_by is not None:
+            name = signal.Signals(control.terminated_by).name
+            result: dict[str, Any] = {
+                "status": Status.ABORTED, "reason": Reason.TERMINATED,
+                "message": f"servo-agg received {name}{where}; the driver was stopped and "
+                           "no further driver was started"}
+            code = 128 + control.terminated_by
+        else:
+            result = {"status": Status.CANCELED, "reason": Reason.CANCELED,
+                      "message": f"canceled by servo{where}; no further driver was started"}
+            code = 1
+        if stop.details:
+            result["message"] += "\n" + "\n".join(stop.details)
+        return result, code
+
+
+def open_session(run: Run, spawner: Spawner | None = None) -> Session:
+    """The run's supervisor and session (a spawner may be given: tests use fakes)."""
+    output = run.output
+    output.use_clock(trio.current_time)
+    sweeper = None
+    if run.subreaper:
+        sweeper = OrphanSweeper(spare=[run.sentinel.pid] if run.sentinel else [])
+    policy = SupervisionPolicy(run.environment.io_timeout, run.kill_grace, run.cancel_grace)
+    supervisor = Supervisor(
+        policy, spawner or DriverSpawner(run.servo_root, run.child_env, run.headstart),
+        sweeper=sweeper, trace=verbose_trace(output) if run.verbose else None)
+    display: Display | None = None
+    if run.live_display:
+        display = output.overlay = LiveDisplay(sys.stderr)
+    return Session(supervisor, output, run.environment, heartbeat=run.heartbeat,
+                   display=display)
+
+
+async def _supervised(run: Run, command: Command, spawner: Spawner | None) -> int:
+    session = open_session(run, spawner)
+    try:
+        return await _supervise_session(run, session, command)
+    finally:
+        session.output.use_clock(time.monotonic)  # the output outlives trio
+
+
+async def _supervise_session(run: Run, session: Session, command: Command) -> int:
+    control = session.control
+    code = 1
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listen_for_signals, control)
+        run.early.replay(control)
+        try:
+            code = await command(session)
+        except RunStopped as stop:
+            code = _write_stopped(session, stop)
+        except AggregatorError as err:
+            if control.stopping:
+                code = _write_stopped(session, RunStopped())
+            else:
+                session.output.error(err)
+                code = 1
+        finally:
+            run.headstart.discard_all()  # before the sweep: they are our children too
+            sweeper = session.supervisor.sweeper
+            if sweeper is not None:
+                await sweeper.sweep()
+            if run.verbose:
+                for line in session.timing_summary(run.driver_order):
+                    session.output.note(f"timing: {line}")
+        nursery.cancel_scope.cancel()
+    return code
+
+
+def _write_stopped(session: Session, stop: RunStopped) -> int:
+    result, code = session.stopped_result(stop)
+    session.output.json_line(result)
+    session.output.note(f"{result['status']}: {result['message'].splitlines()[0]}")
+    return code
+
+
+def supervise(run: Run, command: Command, spawner: Spawner | None = None) -> int:
+    return trio.run(_supervised, run, command, spawner)

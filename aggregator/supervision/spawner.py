@@ -1,0 +1,77 @@
+"""The seam between supervision and real processes: supervision asks a Spawner for the
+process of a call, so that tests can hand it fake processes on trio's MockClock.
+
+DriverSpawner is the real one: it takes over a head start declared for exactly this
+call, or starts the driver now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from aggregator.process.driver_process import open_driver
+from aggregator.process.headstart import Headstart
+from aggregator.supervision.spec import CallSpec
+
+
+class SupervisedProcess(Protocol):
+    """What supervision needs of a driver process (process.driver_process.DriverProcess)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def stdin(self) -> trio.abc.SendStream: ...
+    @property
+    def stdout(self) -> trio.abc.ReceiveStream: ...
+    @property
+    def stderr(self) -> trio.abc.ReceiveStream: ...
+    @property
+    def age_at_open(self) -> float: ...
+    async def wait_exited(self) -> None: ...
+    def has_exited(self) -> bool: ...
+    def stdout_pending(self) -> int: ...
+    def signal_group(self, sig: int) -> None: ...
+    def signal_leader(self, sig: int) -> None: ...
+    def reap(self) -> int | None: ...
+    async def aclose_pipes(self) -> None: ...
+
+
+class Spawner(Protocol):
+    def is_running(self, spec: CallSpec) -> bool:
+        """True when a process for this call already runs (a head start)."""
+        ...
+
+    @property
+    def early_pids(self) -> frozenset[int]:
+        """Processes started early and not yet taken: never orphans to sweep."""
+        ...
+
+    async def start(self, spec: CallSpec) -> SupervisedProcess:
+        """The process for this call; raises OSError when it cannot be started."""
+        ...
+
+
+class DriverSpawner:
+    """Starts drivers with cwd = servo root and `env`, the drivers' environment as
+    process.fork.child_environment makes it (the servo root on PYTHONPATH, the run mark)."""
+
+    def __init__(self, servo_root: Path, env: Mapping[str, str],
+                 headstart: Headstart[CallSpec] | None = None) -> None:
+        self._root = servo_root
+        self._env = env
+        self._headstart = headstart if headstart is not None else Headstart()
+
+    def is_running(self, spec: CallSpec) -> bool:
+        return self._headstart.has(spec)
+
+    @property
+    def early_pids(self) -> frozenset[int]:
+        return self._headstart.waiting_pids
+
+    async def start(self, spec: CallSpec) -> SupervisedProcess:
+        early = self._headstart.take(spec)
+        return await open_driver(spec.argv, self._root, self._env, early)

@@ -1,0 +1,47 @@
+"""What one driver call is, and what came of it. Trio-free: a command declares the calls
+it makes first before trio is imported, so that they can get a head start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.root.discovery import Driver
+from aggregator.supervision.stderr import StderrCapture
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One call of one driver. Hashable: a head start is keyed by the call it is for."""
+
+    driver: Driver
+    call: Call
+    args: tuple[str, ...]
+    stdin: bytes = b""
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (str(self.driver.path), *self.args)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the aggregator, not the driver, ended a call."""
+
+    reason: Reason
+    detail: str
+
+
+@dataclass
+class CallOutcome:
+    spec: CallSpec
+    result: dict[str, Any] | None = None  # the last line without "progress"
+    exit_code: int | None = None  # negative: killed by that signal
+    problem: Problem | None = None
+    stderr: StderrCapture = field(default_factory=StderrCapture)
+    elapsed: float = 0.0
+
+    @property
+    def driver(self) -> Driver:
+        return self.spec.driver
