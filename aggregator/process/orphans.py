@@ -65,12 +65,10 @@ class OrphanSweeper:
     """Kills and reaps every child that is not a driver we are supervising."""
 
     def __init__(self, spare: Collection[int] = ()) -> None:
-        self.killed: list[int] = []
         self.spare = frozenset(spare)  # our own helpers (the sentinel), never orphans
 
-    async def sweep(self, keep: Collection[int] = ()) -> int:
-        """Kill orphans generation by generation; returns how many were killed."""
-        count = 0
+    async def sweep(self, keep: Collection[int] = ()) -> None:
+        """Kill orphans generation by generation (shielded: it runs as a run ends)."""
         with trio.CancelScope(shield=True):
             for _ in range(ORPHAN_SWEEP_ROUNDS):
                 orphans = child_pids() - set(keep) - self.spare
@@ -79,6 +77,3 @@ class OrphanSweeper:
                 async with trio.open_nursery() as nursery:
                     for pid in orphans:
                         nursery.start_soon(_kill_and_reap, pid)
-                self.killed.extend(orphans)
-                count += len(orphans)
-        return count

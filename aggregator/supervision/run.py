@@ -30,6 +30,7 @@ from aggregator.supervision.spec import CallSpec
 
 if TYPE_CHECKING:  # the trio side, imported only by execute()
     from aggregator.supervision.session import Session
+    from aggregator.supervision.spawner import Spawner
 
 Command = Callable[["Session"], Awaitable[int]]
 
@@ -76,8 +77,75 @@ class Run:
         for spec in calls:
             self.headstart.start(spec, spec.argv, self.servo_root, self.child_env)
 
-    def execute(self, command: Command) -> int:
-        """Run the command under trio and supervision; its exit code."""
-        from aggregator.supervision.session import supervise  # trio loads; head start runs
+    def execute(self, command: Command, spawner: Spawner | None = None) -> int:
+        """Run the command under trio and supervision; its exit code. (A spawner may be
+        given: tests hand fakes.)"""
+        import trio  # ~90 ms: the head start runs meanwhile
 
-        return supervise(self, command)
+        return trio.run(self._supervised, command, spawner)
+
+    def _open_session(self, spawner: Spawner | None) -> Session:
+        import sys
+
+        import trio
+
+        from aggregator.process.orphans import OrphanSweeper
+        from aggregator.supervision.call import SupervisionPolicy, Supervisor
+        from aggregator.supervision.display import Display, LiveDisplay
+        from aggregator.supervision.session import Session, verbose_trace
+        from aggregator.supervision.spawner import DriverSpawner
+
+        output = self.output
+        output.use_clock(trio.current_time)
+        sweeper = None
+        if self.subreaper:
+            sweeper = OrphanSweeper(spare=[self.sentinel.pid] if self.sentinel else [])
+        policy = SupervisionPolicy(self.environment.io_timeout, self.kill_grace,
+                                   self.cancel_grace)
+        supervisor = Supervisor(
+            policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart),
+            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None)
+        display: Display | None = None
+        if self.live_display:
+            display = output.overlay = LiveDisplay(sys.stderr)
+        return Session(supervisor, output, self.environment, heartbeat=self.heartbeat,
+                       display=display)
+
+    async def _supervised(self, command: Command, spawner: Spawner | None) -> int:
+        import time
+
+        import trio
+
+        from aggregator.protocol.errors import AggregatorError
+        from aggregator.supervision.control import listen_for_signals
+        from aggregator.supervision.session import RunStopped, write_stopped
+
+        session = self._open_session(spawner)
+        control = session.control
+        code = 1
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(listen_for_signals, control)
+                self.early.replay(control)
+                try:
+                    code = await command(session)
+                except RunStopped as stop:
+                    code = write_stopped(session, stop)
+                except AggregatorError as err:
+                    if control.stopping:
+                        code = write_stopped(session, RunStopped())
+                    else:
+                        session.output.error(err)
+                        code = 1
+                finally:
+                    self.headstart.discard_all()  # before the sweep: our children too
+                    sweeper = session.supervisor.sweeper
+                    if sweeper is not None:
+                        await sweeper.sweep()
+                    if self.verbose:
+                        for line in session.timing_summary(self.driver_order):
+                            session.output.note(f"timing: {line}")
+                nursery.cancel_scope.cancel()
+        finally:
+            session.output.use_clock(time.monotonic)  # the output outlives trio
+        return code

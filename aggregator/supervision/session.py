@@ -1,10 +1,9 @@
-"""The trio side of a Run: what a command sees while it runs, and the supervised flow
-around it (signal listener, the command, the stopped-run result, the final sweep)."""
+"""The trio side of a Run: what a command sees while it runs (the supervisor, servo's
+channel, the stop state) and the one stopped-run result."""
 
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -12,9 +11,7 @@ from typing import Any, NoReturn
 import trio
 
 from aggregator.limits import ANSWER_MARGIN_SECONDS, KEEPALIVE_MARGIN_SECONDS
-from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import ServoEnvironment
-from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
     ProgressHandler,
@@ -22,11 +19,9 @@ from aggregator.supervision.call import (
     Supervisor,
     TraceHandler,
 )
-from aggregator.supervision.control import RunControl, listen_for_signals
-from aggregator.supervision.display import Display, LiveDisplay
+from aggregator.supervision.control import RunControl
+from aggregator.supervision.display import Display
 from aggregator.supervision.output import Output
-from aggregator.supervision.run import Command, Run
-from aggregator.supervision.spawner import DriverSpawner, Spawner
 from aggregator.supervision.spec import CallOutcome, CallSpec
 
 
@@ -136,66 +131,9 @@ class Session:
         return result, code
 
 
-def open_session(run: Run, spawner: Spawner | None = None) -> Session:
-    """The run's supervisor and session (a spawner may be given: tests use fakes)."""
-    output = run.output
-    output.use_clock(trio.current_time)
-    sweeper = None
-    if run.subreaper:
-        sweeper = OrphanSweeper(spare=[run.sentinel.pid] if run.sentinel else [])
-    policy = SupervisionPolicy(run.environment.io_timeout, run.kill_grace, run.cancel_grace)
-    supervisor = Supervisor(
-        policy, spawner or DriverSpawner(run.servo_root, run.child_env, run.headstart),
-        sweeper=sweeper, trace=verbose_trace(output) if run.verbose else None)
-    display: Display | None = None
-    if run.live_display:
-        display = output.overlay = LiveDisplay(sys.stderr)
-    return Session(supervisor, output, run.environment, heartbeat=run.heartbeat,
-                   display=display)
-
-
-async def _supervised(run: Run, command: Command, spawner: Spawner | None) -> int:
-    session = open_session(run, spawner)
-    try:
-        return await _supervise_session(run, session, command)
-    finally:
-        session.output.use_clock(time.monotonic)  # the output outlives trio
-
-
-async def _supervise_session(run: Run, session: Session, command: Command) -> int:
-    control = session.control
-    code = 1
-    async with trio.open_nursery() as nursery:
-        await nursery.start(listen_for_signals, control)
-        run.early.replay(control)
-        try:
-            code = await command(session)
-        except RunStopped as stop:
-            code = _write_stopped(session, stop)
-        except AggregatorError as err:
-            if control.stopping:
-                code = _write_stopped(session, RunStopped())
-            else:
-                session.output.error(err)
-                code = 1
-        finally:
-            run.headstart.discard_all()  # before the sweep: they are our children too
-            sweeper = session.supervisor.sweeper
-            if sweeper is not None:
-                await sweeper.sweep()
-            if run.verbose:
-                for line in session.timing_summary(run.driver_order):
-                    session.output.note(f"timing: {line}")
-        nursery.cancel_scope.cancel()
-    return code
-
-
-def _write_stopped(session: Session, stop: RunStopped) -> int:
+def write_stopped(session: Session, stop: RunStopped) -> int:
+    """The stopped run's final line, and the exit code that goes with it."""
     result, code = session.stopped_result(stop)
     session.output.json_line(result)
     session.output.note(f"{result['status']}: {result['message'].splitlines()[0]}")
     return code
-
-
-def supervise(run: Run, command: Command, spawner: Spawner | None = None) -> int:
-    return trio.run(_supervised, run, command, spawner)

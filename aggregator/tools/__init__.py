@@ -1,0 +1,4 @@
+"""Layer: operator tools (`--check`). Imports any layer below the entry points."""
+
+#: Modules that import neither trio nor yaml (tests/test_layers.py holds them to it).
+TRIO_FREE: tuple[str, ...] = ()

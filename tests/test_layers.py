@@ -1,0 +1,131 @@
+"""The layering rules, enforced: a layer imports only layers below it, and the modules
+each layer declares trio-free (its TRIO_FREE) load neither trio nor yaml."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+pytestmark = pytest.mark.unit
+
+PACKAGE = REPO / "aggregator"
+
+#: Each layer and the layers it may import (besides itself and the shared leaves).
+ALLOWED = {
+    "protocol": set(),
+    "process": set(),
+    "root": {"protocol"},
+    "supervision": {"protocol", "process", "root"},
+    "adjust": {"protocol", "process", "root", "supervision"},
+    "tools": {"protocol", "process", "root", "supervision", "adjust"},
+    "entry": {"protocol", "process", "root", "supervision", "adjust", "tools"},
+}
+#: Importable from anywhere: the version and the table of limits, both code-free.
+LEAVES = {"aggregator", "aggregator.limits"}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def imported(path: Path) -> set[str]:
+    """Every aggregator module `path` imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: relative import; layers import by full name"
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n == "aggregator" or n.startswith("aggregator.")}
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else None
+
+
+def test_every_module_belongs_to_a_layer_or_is_a_leaf() -> None:
+    stray = [m for m in modules() if layer_of(m) is None and m not in LEAVES
+             and m != "aggregator.__main__"]
+    assert stray == []
+
+
+def test_a_layer_imports_only_the_layers_below_it() -> None:
+    crossings = []
+    for module, path in modules().items():
+        layer = layer_of(module)
+        if layer is None:
+            continue
+        for target in imported(path):
+            to = layer_of(target)
+            if target in LEAVES or to == layer or to in ALLOWED[layer]:
+                continue
+            crossings.append(f"{module} imports {target}")
+    assert crossings == []
+
+
+def test_the_leaves_import_nothing_of_the_package() -> None:
+    for leaf in LEAVES:
+        path = PACKAGE / ("__init__.py" if leaf == "aggregator" else "limits.py")
+        assert imported(path) == set(), leaf
+
+
+def test_no_two_modules_import_each_other() -> None:
+    graph = {m: imported(p) for m, p in modules().items()}
+    cycles = [(a, b) for a, deps in graph.items() for b in deps
+              if a < b and a in graph.get(b, set())]
+    assert cycles == []
+
+
+def declared_trio_free() -> list[str]:
+    names = []
+    for layer in ALLOWED:
+        package = importlib.import_module(f"aggregator.{layer}")
+        names += [f"aggregator.{layer}.{m}" for m in package.TRIO_FREE]
+    return names
+
+
+def test_the_declared_trio_free_modules_exist() -> None:
+    known = modules()
+    assert [m for m in declared_trio_free() if m not in known] == []
+
+
+PROBE = """
+import importlib, json, sys
+sys.path.insert(0, sys.argv[1])
+loaded = {}
+for name in sys.argv[2:]:
+    importlib.import_module(name)
+    loaded[name] = sorted(m for m in ("trio", "yaml") if m in sys.modules)
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.parametrize("module", declared_trio_free())
+def test_a_trio_free_module_loads_neither_trio_nor_yaml(module: str) -> None:
+    """Each in a fresh interpreter: one module's imports must not hide another's."""
+    done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), module],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == {module: []}
+
+
+def test_no_module_loads_yaml_just_by_being_imported() -> None:
+    """yaml is loaded only when a config.yaml section must be read, never at import."""
+    every = [m for m in modules() if m != "aggregator.__main__"]
+    done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), *every],
+                          capture_output=True, text=True, check=True)
+    assert {m: got for m, got in json.loads(done.stdout).items() if "yaml" in got} == {}
