@@ -44,6 +44,10 @@ KEEPALIVE_MARGIN_SECONDS = 0.25
 #: latest this long before servo's timeout; drivers not done by then are reported failing.
 ANSWER_MARGIN_SECONDS = 0.5
 
+#: Without OPTUNE_IO_TIMEOUT, a one-line answer (--version) is still out within this: the
+#: drivers not done by then are killed and shown as failing.
+UNTIMED_ANSWER_LIMIT_SECONDS = 30.0
+
 #: Rounds of killing re-parented orphans before giving up (each round kills one generation).
 ORPHAN_SWEEP_ROUNDS = 64
 

@@ -90,7 +90,11 @@ CASES = [
     Case("close-stdin", "failed", "no-request", ("closed stdin",), big_request=True),
     # -- slow but alive -------------------------------------------------------------------
     Case("slow-alive", "ok", "success"),
-    Case("junk-progress-alive", "ok", "success"),  # its lines are relayed as signs of life
+    Case("junk-progress-alive", "ok", "success"),
+    # alive by servo's rule, with nothing to relay: kept, and servo keeps hearing us
+    Case("alive-by-blank-lines", "ok", "success"),
+    Case("alive-by-result-lines", "ok", "success"),
+    Case("alive-by-stderr", "ok", "success"),  # its lines are relayed as signs of life
     # -- --query ------------------------------------------------------------------------
     Case("hang", "failed", "timeout", ("query: sent nothing",), "query", "query"),
     Case("non-json", "failed", "bad-output", ("not JSON",), "query", "query"),

@@ -4,11 +4,14 @@ starts, the final line names what happened, and nothing the driver started survi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.fault_support import (
     FAULT,
@@ -19,7 +22,7 @@ from tests.fault_support import (
     run_watched,
     started_by_fault,
 )
-from tests.support import AdjustRun, adjust_env, alive
+from tests.support import ADJUST, AdjustRun, adjust_env, alive, simple_driver, write_driver
 
 CANCEL_GRACE = 1.0
 
@@ -68,7 +71,8 @@ async def test_sigusr1_cancels_the_running_driver(mode: str, says: str, servo_ro
     check_stopped_cleanly(servo_root, run)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
 @pytest.mark.parametrize("mode", ["work", "ignore-sigterm"])
 async def test_sigterm_and_sigint_abort_with_the_kill_cascade(
         sig: int, mode: str, servo_root: Path, tag: str) -> None:
@@ -99,3 +103,27 @@ async def test_the_cancel_grace_never_outlasts_servos_patience(servo_root: Path,
     assert "cancel grace" in run.final["message"]
     assert run.elapsed < 30  # nowhere near the configured 60 s
     check_stopped_cleanly(servo_root, run)
+
+
+async def test_sighup_while_the_request_is_read_ends_the_run_as_sigterm_does(
+        servo_root: Path, tag: str) -> None:
+    """A closed terminal or session must not kill the aggregator without a final line."""
+    write_driver(servo_root, "01a", simple_driver("a", {"x": {"value": 1}}))
+    env = adjust_env(tag)
+    proc = await trio.lowlevel.open_process([str(ADJUST), "app"], cwd=servo_root, env=env,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        await trio.sleep(1.0)  # started, waiting for the request
+        proc.send_signal(signal.SIGHUP)
+        with trio.fail_after(20):
+            await proc.wait()
+        assert proc.stdout is not None
+        out = await proc.stdout.receive_some(65536)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+    final = json.loads(out.splitlines()[-1])
+    assert (final["status"], final["reason"]) == ("aborted", "terminated")
+    assert "SIGHUP" in final["message"]
+    assert proc.returncode == 128 + signal.SIGHUP

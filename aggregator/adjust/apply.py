@@ -44,6 +44,8 @@ async def adjust(job: AdjustJob, session: Session) -> int:
     extra: list[str] = []
     extra_reasons: list[str] = []
     running: str | None = None
+    if session.liveness is not None:
+        session.liveness.use(relay.repeat_last)
     display.begin(_adjust_header(job, plan), list(plan.shares))
     try:
         async with trio.open_nursery() as nursery:

@@ -36,6 +36,7 @@ from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 TraceHandler = Callable[[str, str], None]  # (driver name, text)
+LifeHandler = Callable[[], None]  # the driver showed life (a byte on stdout or stderr)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class _DriverCall:
 
     def __init__(self, sup: Supervisor, spec: CallSpec, proc: SupervisedProcess,
                  outcome: CallOutcome, on_progress: ProgressHandler | None,
-                 deadline: float | None) -> None:
+                 on_life: LifeHandler | None, deadline: float | None) -> None:
         self.policy = sup.policy
         self.trace = sup.trace
         self.deadline = deadline
@@ -77,6 +78,7 @@ class _DriverCall:
         self.proc = proc
         self.outcome = outcome
         self.on_progress = on_progress
+        self.on_life = on_life
         self.scope = trio.CancelScope()  # the whole call: cancel grace, terminate
         self.stdout_scope = trio.CancelScope()  # the wait for the next line
         self.stderr_scope = trio.CancelScope()
@@ -85,11 +87,16 @@ class _DriverCall:
         self.exited_at: float | None = None
         self.reader = LineReader(proc.stdout)
         self.patience = math.inf if self.policy.line_limit is None else self.policy.line_limit
-        self.last_line = trio.current_time()  # when the driver last sent a line
+        self.last_life = trio.current_time()  # the driver's last byte on stdout or stderr
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
         self.canceled = False
         self.terminated = False
         self.finishing = False  # the kill cascade or the reap is under way
+
+    def _alive(self) -> None:
+        self.last_life = trio.current_time()
+        if self.on_life is not None:
+            self.on_life()
 
     # -- requests from RunControl -------------------------------------------------
     def request_cancel(self) -> None:
@@ -160,7 +167,7 @@ class _DriverCall:
     def _stdout_deadline(self) -> float:
         """The per-line limit; after the exit, once what the driver wrote is read, the drain."""
         if self.exited_at is None or self.reader.received < self.backlog_end:
-            return self.last_line + self.patience
+            return self.last_life + self.patience
         return self._drain_deadline()
 
     async def _watch_exit(self) -> None:
@@ -181,16 +188,19 @@ class _DriverCall:
                 self.outcome.stderr.feed(chunk)
                 if self.exited_at is not None:
                     self.stderr_scope.deadline = self._drain_deadline()
+                else:  # servo's rule: a byte on stderr is life as much as one on stdout
+                    self._alive()
+                    self.stdout_scope.deadline = self._stdout_deadline()
 
     async def _read_stdout(self) -> bool:
         """Read lines until EOF and exit; False when the call must be ended by force.
 
-        A burst of lines is handled under one deadline (the line limit counts from the last
-        line), so a flood costs no cancel scope per line.
+        A burst of lines is handled under one deadline (the line limit counts from the
+        driver's last sign of life), so a flood costs no cancel scope per line.
         """
         reader = self.reader
         limit = self.policy.line_limit
-        self.last_line = trio.current_time()
+        self.last_life = trio.current_time()
         burst = False
         wait = self.stdout_scope
         with wait:
@@ -202,7 +212,7 @@ class _DriverCall:
                     return False
                 if line is None:
                     if burst:  # the line limit counts from the last line of a burst
-                        self.last_line = trio.current_time()
+                        self._alive()
                         burst = False
                     if reader.at_eof:
                         partial = reader.leftover()
@@ -212,15 +222,17 @@ class _DriverCall:
                     # Recomputed after every chunk: the driver may have exited meanwhile.
                     wait.deadline = self._stdout_deadline()
                     await reader.receive()
+                    self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
                 if not self._take_line(line):
                     return False
         if wait.cancelled_caught:
             if self.exited_at is None:
-                silent = trio.current_time() - self.last_line
-                self._fail(Reason.TIMEOUT, f"sent nothing for {silent:.1f} s "
-                                      f"(limit {limit:g} s from OPTUNE_IO_TIMEOUT); killed")
+                silent = trio.current_time() - self.last_life
+                self._fail(Reason.TIMEOUT, f"sent nothing for {silent:.1f} s on stdout "
+                                           f"or stderr (limit {limit:g} s from "
+                                           "OPTUNE_IO_TIMEOUT); killed")
                 return False
             # It exited, but something it started still holds stdout: done all the same.
             partial = reader.leftover()
@@ -295,6 +307,7 @@ class Supervisor:
         self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
+                   on_life: LifeHandler | None = None,
                    deadline: float | None = None) -> CallOutcome:
         """Run one driver call to the end; never raises for anything the driver does.
 
@@ -322,7 +335,7 @@ class Supervisor:
             outcome.problem = Problem(Reason.SPAWN_FAILED, f"could not be started: {exc}")
             return outcome
         started -= proc.age_at_open  # a head start counts from its real start
-        call = _DriverCall(self, spec, proc, outcome, on_progress, deadline)
+        call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline)
         control.attach(call)
         try:
             await call.run()
@@ -348,22 +361,28 @@ class Supervisor:
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
                        between: Callable[[CallSpec], None] | None = None,
-                       deadline: float | None = None) -> list[CallOutcome]:
+                       deadline: float | None = None,
+                       on_life: Callable[[CallSpec], LifeHandler | None] | None = None,
+                       ) -> list[CallOutcome]:
         """Each call, in order, or all at once; outcomes in the order of `specs`.
 
-        `between` runs after each call of a sequential run (e.g. a keep-alive line).
+        `between` runs after each call of a sequential run (e.g. a keep-alive line);
+        `on_life` gives each call its life handler.
         """
+        def life(spec: CallSpec) -> LifeHandler | None:
+            return None if on_life is None else on_life(spec)
+
         if not parallel:
             outcomes = []
             for spec in specs:
-                outcomes.append(await self.call(spec, deadline=deadline))
+                outcomes.append(await self.call(spec, on_life=life(spec), deadline=deadline))
                 if between is not None:
                     between(spec)
             return outcomes
         slots: list[CallOutcome | None] = [None] * len(specs)
 
         async def one(i: int, spec: CallSpec) -> None:
-            slots[i] = await self.call(spec, deadline=deadline)
+            slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
 
         async with trio.open_nursery() as nursery:
             for i, spec in enumerate(specs):

@@ -99,6 +99,10 @@ class ProgressRelay:
         self._done = math.fsum(self._done_weights)
         self._offer((self._overall(driver, 0), label or f"{driver}: done"), force=True)
 
+    def repeat_last(self, driver: str) -> None:
+        """The last line again (a keep-alive while `driver` lives but says nothing new)."""
+        self._send(self._last_sent or (self.percent, f"{driver}: working"), self._clock())
+
     def hold(self, label: str) -> None:
         """A line that keeps the current percentage (e.g. during a rollback)."""
         self._offer((self.percent, label))

@@ -126,6 +126,8 @@ class Run:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(listen_for_signals, control)
+                if session.liveness is not None:
+                    nursery.start_soon(session.liveness.run)
                 self.early.replay(control)
                 try:
                     code = await command(session)

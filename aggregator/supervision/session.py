@@ -6,14 +6,20 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 import trio
 
-from aggregator.limits import ANSWER_MARGIN_SECONDS, KEEPALIVE_MARGIN_SECONDS
+from aggregator.limits import (
+    ANSWER_MARGIN_SECONDS,
+    KEEPALIVE_MARGIN_SECONDS,
+    UNTIMED_ANSWER_LIMIT_SECONDS,
+)
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
+    LifeHandler,
     ProgressHandler,
     SupervisionPolicy,
     Supervisor,
@@ -21,6 +27,7 @@ from aggregator.supervision.call import (
 )
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.display import Display
+from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
 from aggregator.supervision.spec import CallOutcome, CallSpec
 
@@ -55,6 +62,14 @@ class Session:
         self.environment = environment
         self.heartbeat = heartbeat
         self.display = display if display is not None else Display()
+        timeout = environment.io_timeout
+        #: repeats a progress line while a driver lives but gives nothing to relay
+        self.liveness: Heartbeat | None = None
+        if heartbeat and timeout is not None:
+            self.liveness = Heartbeat(output, timeout / 2, self._still_working)
+
+    def _still_working(self, driver: str) -> None:
+        self.output.json_line({"progress": 0, "message": f"{driver}: working"})
 
     @property
     def control(self) -> RunControl:
@@ -64,15 +79,22 @@ class Session:
     def policy(self) -> SupervisionPolicy:
         return self.supervisor.policy
 
+    def _on_life(self, spec: CallSpec) -> LifeHandler | None:
+        return None if self.liveness is None else partial(self.liveness.life,
+                                                          spec.driver.name)
+
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
                    *, deadline: float | None = None) -> CallOutcome:
-        return await self.supervisor.call(spec, on_progress, deadline=deadline)
+        return await self.supervisor.call(spec, on_progress, on_life=self._on_life(spec),
+                                          deadline=deadline)
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
                        between: Callable[[CallSpec], None] | None = None,
                        deadline: float | None = None) -> list[CallOutcome]:
-        return await self.supervisor.call_all(specs, parallel=parallel, between=between,
-                                              deadline=deadline)
+        """`deadline` is for one-line answers (--version): they get no keep-alive."""
+        return await self.supervisor.call_all(
+            specs, parallel=parallel, between=between, deadline=deadline,
+            on_life=None if deadline is not None else self._on_life)
 
     def keepalive(self, label: str, percent: int = 0) -> None:
         """Between driver calls: one progress line if the next call could outlast servo's
@@ -89,8 +111,8 @@ class Session:
         """trio time by which a one-line answer (--version) must be out: servo's timeout
         counts from our last line (or our start) and no keep-alive can be sent meanwhile."""
         timeout = self.environment.io_timeout
-        if timeout is None:
-            return None
+        if timeout is None:  # an operator's first check must not wait forever either
+            return trio.current_time() + UNTIMED_ANSWER_LIMIT_SECONDS
         return trio.current_time() + timeout - ANSWER_MARGIN_SECONDS - self.output.silent_for()
 
     def stop_if_stopping(self, running: str | None = None) -> None:

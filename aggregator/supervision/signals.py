@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
 
-#: servo's signals: SIGUSR1 cancels, SIGTERM and SIGINT terminate.
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+#: servo's signals: SIGUSR1 cancels; SIGTERM, SIGINT and SIGHUP (a closed terminal or
+#: session) terminate.
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Stoppable(Protocol):
