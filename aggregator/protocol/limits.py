@@ -50,3 +50,21 @@ ORPHAN_SWEEP_ROUNDS = 64
 #: `--check` run without OPTUNE_IO_TIMEOUT still bounds each driver call as if it were set
 #: to this, so a stuck driver cannot hang the check.
 CHECK_IO_TIMEOUT_SECONDS = 30.0
+
+#: User data (a value, a key, a status, a file's first line) quoted in a message is cut to
+#: this many characters: a hostile input must not make the message about it huge.
+MAX_SHOWN_CHARS = 200
+
+#: config.yaml is read only when it is a regular file of at most this size (1 MiB, far
+#: above any real servo config): every command, --info included, may have to read it.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+#: How many more nodes config.yaml may have with every YAML alias expanded than it has as
+#: written. Anchors and aliases for shared blocks stay far below this; an alias bomb (430
+#: bytes standing for ~400 million nodes) is refused before anything is built from it.
+MAX_CONFIG_ALIAS_NODES = 10_000
+
+#: --info (servo calls it before every command, with no timeout of its own) parses
+#: config.yaml only up to this size (~0.1 s); a larger one that could move or disable
+#: drivers makes --info say "drivers unknown". The commands read up to MAX_CONFIG_BYTES.
+MAX_INFO_CONFIG_BYTES = 64 * 1024
