@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
+from aggregator.protocol.limits import (
+    DEFAULT_CANCEL_GRACE,
+    DEFAULT_KILL_GRACE,
+    MAX_GRACE_SECONDS,
+    MAX_WEIGHT,
+)
 from aggregator.protocol.text import brief, clip, one_line
+from aggregator.protocol.validation import show
 from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
 
 SECTION = "aggregator"
@@ -47,10 +52,13 @@ def _bad(key: str, problem: str) -> AggregatorError:
 
 
 def _seconds(key: str, value: Any) -> float:
+    """A grace period in seconds, within 0..MAX_GRACE_SECONDS (compared before float(),
+    which a 400-digit YAML int would overflow)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(key, f"must be a number of seconds, not {brief(value)}")
-    if not math.isfinite(value) or value < 0:
-        raise _bad(key, f"must be a finite number >= 0, not {brief(value)}")
+    if not 0 <= value <= MAX_GRACE_SECONDS:  # NaN fails both comparisons
+        raise _bad(key, f"must be a finite number of seconds from 0 to "
+                        f"{show(MAX_GRACE_SECONDS)}, not {brief(value)}")
     return float(value)
 
 
@@ -76,10 +84,10 @@ def _driver_policies(value: Any) -> dict[str, DriverPolicy]:
         if unknown:
             raise _bad(f"{key}.{unknown[0]}", "unknown key (known: weight, enabled)")
         weight = raw.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise _bad(f"{key}.weight", f"must be a positive number, not {brief(weight)}")
-        if not math.isfinite(weight) or weight <= 0:
-            raise _bad(f"{key}.weight", f"must be a positive number, not {brief(weight)}")
+        if (isinstance(weight, bool) or not isinstance(weight, int | float)
+                or not 0 < weight <= MAX_WEIGHT):  # NaN fails both comparisons
+            raise _bad(f"{key}.weight", f"must be a positive number up to "
+                                        f"{show(MAX_WEIGHT)}, not {brief(weight)}")
         enabled = _boolean(f"{key}.enabled", raw.get("enabled", True))
         policies[str(name)] = DriverPolicy(weight=float(weight), enabled=enabled)
     return policies
