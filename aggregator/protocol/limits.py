@@ -85,3 +85,7 @@ MAX_WEIGHT = 1e6
 #: epoll take milliseconds as a 32-bit int: ~24.8 days; Python's select overflows at
 #: ~292 years, which 1e10 s exceeds).
 MAX_IO_TIMEOUT_SECONDS = 7 * 86400.0
+
+#: An adjust request on stdin is read up to this size (16 MiB) and refused beyond it,
+#: without reading the rest: a real request is a few KiB, and parsing costs ~4x its size.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
