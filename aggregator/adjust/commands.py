@@ -25,6 +25,7 @@ from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.progress import ProgressRelay, coalesce_window
 from aggregator.protocol.request import AdjustRequest, driver_request, parse_request
 from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.validation import show
 from aggregator.supervision.call import CallOutcome, CallSpec
 from aggregator.supervision.display import Display
@@ -42,7 +43,7 @@ async def version(ctx: RunContext) -> int:
         failure = judge(outcome, ctx.environment.stderr_mode)
         reported = (outcome.result or {}).get("version")
         if failure is None and isinstance(reported, str | int | float):
-            shown.append(str(reported))
+            shown.append(clip(one_line(str(reported))))  # one line, whatever it says
             continue
         failed += 1
         why = failure.message if failure else "--info gave no version"
