@@ -33,6 +33,7 @@ from aggregator.protocol.limits import (
     REAP_LIMIT_SECONDS,
 )
 from aggregator.root.discovery import Driver
+from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.stderr import StderrCapture
@@ -345,7 +346,7 @@ async def run_call(
         proc = await start_driver(argv, sup.servo_root, sup.env, sup.headstart)
         started = min(started, proc.started_at)  # a head start counts from its real start
     except OSError as exc:
-        outcome.problem = Problem("spawn-failed", f"could not be started: {exc}")
+        outcome.problem = Problem("spawn-failed", spawn_failure(Path(argv[0]), exc, sup.servo_root))
         return outcome
     call = _DriverCall(sup, spec, proc, outcome, on_progress)
     sup.control.attach(call)
