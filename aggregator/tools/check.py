@@ -1,8 +1,9 @@
 """`adjust --check [app]`: a deployment doctor for one servo root.
 
 It looks at everything servo would meet through the aggregator (config.yaml, the files
-in the drivers directory, each driver's --info and --query, the descriptor rules,
-settings claimed twice, servo's environment) and says what is wrong in words. It exits
+in the drivers directory, who else could change them, each driver's --info and --query,
+the descriptor rules, settings claimed twice, servo's environment) and says what is wrong
+in words. It exits
 0 only when servo would work with this root. servo never calls it: the report is text.
 """
 
@@ -36,6 +37,7 @@ from aggregator.supervision.control import listen_for_signals
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import RunContext, new_supervision, verbose_trace
 from aggregator.supervision.signals import EarlySignals
+from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
 
@@ -134,6 +136,19 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig) -> l
     elif not drivers:
         report.item("FAIL", "no driver would run: servo would see no settings to adjust")
     return drivers
+
+
+def check_security(report: Report, root: Path, config: AggregatorConfig,
+                   drivers: list[Driver], euid: int | None = None) -> None:
+    """Who besides servo's user could change what servo runs (see tools/security.py):
+    warnings, not failures."""
+    report.heading("security")
+    euid = os.geteuid() if euid is None else euid
+    found = security_warnings(root, config.drivers_dir, drivers, euid)
+    for line in found:
+        report.item("warn", line)
+    if not found:
+        report.item("ok", nobody_else(config.drivers_dir, euid))
 
 
 def _check_policy_names(report: Report, candidates: list[Candidate],
@@ -293,6 +308,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                                                          "are asked without one)"))
     config = check_config(report, root)
     drivers = check_drivers_dir(report, root, config)
+    check_security(report, root, config, drivers)
     environment = check_environment(report, env, config.kill_grace)
     stopped = None
     if drivers:
