@@ -29,6 +29,7 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.limits import CHECK_IO_TIMEOUT_SECONDS
 from aggregator.protocol.result import judge
+from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
 from aggregator.root.discovery import Candidate, Driver, scan
@@ -96,18 +97,19 @@ def check_config(report: Report, root: Path) -> AggregatorConfig:
                             "the rest of this check uses the defaults")
         return AggregatorConfig()
     where = "aggregator section" if SECTION in document else "no aggregator section, defaults"
-    report.item("ok", f"{where}: drivers_dir {config.drivers_dir}, "
+    report.item("ok", f"{where}: drivers_dir {clip(one_line(config.drivers_dir))}, "
                       f"on_failure {config.on_failure}, "
                       f"parallel_queries {str(config.parallel_queries).lower()}, "
                       f"kill_grace {show(config.kill_grace)} s, "
                       f"cancel_grace {show(config.cancel_grace)} s")
     for name, policy in config.drivers.items():
-        report.detail(f"driver {name}: weight {show(policy.weight)}"
+        report.detail(f"driver {clip(one_line(name))}: weight {show(policy.weight)}"
                       + ("" if policy.enabled else ", disabled"))
     others = [str(key) for key in document if key != SECTION]
     if others:
         report.item("note", "other sections (each driver reads the one named after itself, "
-                            f"whatever its file is called): {', '.join(others)}")
+                            f"whatever its file is called): "
+                            f"{clip(one_line(', '.join(others)), 1000)}")
     return config
 
 
@@ -158,11 +160,12 @@ def _check_policy_names(report: Report, candidates: list[Candidate],
     for name in config.drivers:
         found = by_name.get(name)
         if found is None:
-            report.item("warn", f"config.yaml {SECTION}.drivers.{name}: no such file here; "
-                                "the policy applies to nothing (names are file names)")
+            report.item("warn", f"config.yaml {SECTION}.drivers.{clip(one_line(name))}: no "
+                                "such file here; the policy applies to nothing (names are "
+                                "file names)")
         elif not found.is_driver:
-            report.item("warn", f"config.yaml {SECTION}.drivers.{name}: not a driver "
-                                f"({found.why}); the policy applies to nothing")
+            report.item("warn", f"config.yaml {SECTION}.drivers.{clip(one_line(name))}: not "
+                                f"a driver ({found.why}); the policy applies to nothing")
 
 
 async def probe_drivers(ctx: RunContext, early: EarlySignals | None) -> list[Probe]:
