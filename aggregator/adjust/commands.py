@@ -25,7 +25,7 @@ from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.progress import ProgressRelay, coalesce_window
 from aggregator.protocol.request import AdjustRequest, driver_request, parse_request
 from aggregator.protocol.result import DriverFailure, fold, judge
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.user_text import clip, one_line
 from aggregator.protocol.validation import show
 from aggregator.supervision.call import CallOutcome, CallSpec
 from aggregator.supervision.display import Display

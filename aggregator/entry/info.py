@@ -44,7 +44,7 @@ def info_version(root: Path) -> str:
         names = [d.name for d in find_drivers(drivers_dir, disabled)]
         found = ", ".join(names) if names else "no drivers"
     except Exception as exc:  # --info must answer whatever is wrong; the command will say
-        from aggregator.protocol.text import clip, one_line
+        from aggregator.protocol.user_text import clip, one_line
 
         found = f"drivers unknown: {clip(one_line(str(exc)), 300)}"
     return f"{PRODUCT} {__version__} [{found}]"

@@ -9,7 +9,7 @@ from typing import Literal
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.limits import MAX_IO_TIMEOUT_SECONDS
-from aggregator.protocol.text import brief
+from aggregator.protocol.user_text import brief
 
 StderrMode = Literal["all", "minimal", "none"]
 STDERR_MODES: tuple[StderrMode, ...] = ("all", "minimal", "none")

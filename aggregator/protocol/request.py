@@ -8,7 +8,7 @@ from typing import Any
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.limits import MAX_REQUEST_BYTES
-from aggregator.protocol.text import brief, clip
+from aggregator.protocol.user_text import brief, clip
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from aggregator.protocol.limits import (
     MAX_GRACE_SECONDS,
     MAX_WEIGHT,
 )
-from aggregator.protocol.text import brief, clip, one_line
+from aggregator.protocol.user_text import brief, clip, one_line
 from aggregator.protocol.validation import show
 from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
 

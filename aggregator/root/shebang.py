@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from aggregator.protocol.text import brief
+from aggregator.protocol.user_text import brief
 
 #: The kernel looks for the #! line in this much of a script (BINPRM_BUF_SIZE, Linux 5.1+).
 SHEBANG_BYTES = 256

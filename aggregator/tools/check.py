@@ -29,7 +29,7 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.limits import CHECK_IO_TIMEOUT_SECONDS
 from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.user_text import clip, one_line
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
 from aggregator.root.discovery import Candidate, Driver, scan

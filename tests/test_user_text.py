@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from aggregator.protocol.limits import MAX_SHOWN_CHARS
-from aggregator.protocol.text import brief, clip, one_line
+from aggregator.protocol.user_text import brief, clip, one_line
 
 
 def test_clip_keeps_short_text_and_marks_a_cut() -> None:
