@@ -54,3 +54,42 @@ ORPHAN_SWEEP_ROUNDS = 64
 #: `--check` run without OPTUNE_IO_TIMEOUT still bounds each driver call as if it were set
 #: to this, so a stuck driver cannot hang the check.
 CHECK_IO_TIMEOUT_SECONDS = 30.0
+
+#: User data (a value, a key, a status, a file's first line) quoted in a message is cut to
+#: this many characters: a hostile input must not make the message about it huge.
+MAX_SHOWN_CHARS = 200
+
+#: config.yaml is read only when it is a regular file of at most this size (1 MiB, far
+#: above any real servo config): every command, --info included, may have to read it.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+#: How many more nodes config.yaml may have with every YAML alias expanded than it has as
+#: written. Anchors and aliases for shared blocks stay far below this; an alias bomb (430
+#: bytes standing for ~400 million nodes) is refused before anything is built from it.
+MAX_CONFIG_ALIAS_NODES = 10_000
+
+#: --info (servo calls it before every command, with no timeout of its own) parses
+#: config.yaml only up to this size (~0.1 s); a larger one that could move or disable
+#: drivers makes --info say "drivers unknown". The commands read up to MAX_CONFIG_BYTES.
+MAX_INFO_CONFIG_BYTES = 64 * 1024
+
+#: `kill_grace` and `cancel_grace` (config.yaml) may be 0..60 s. Each is how long a driver
+#: is waited for (after SIGTERM, after SIGUSR1) while servo or its operator is stopping
+#: us: a minute is more than any clean shutdown needs, and a typo such as 1e9 must not
+#: turn a stop into a wait without end for a driver that ignores the signal.
+MAX_GRACE_SECONDS = 60.0
+
+#: A driver's progress `weight` (config.yaml) is > 0 and at most this. Weights are
+#: relative shares: at a million to one the small share is far below one percent point,
+#: and weight x 100 summed over the drivers stays far from float overflow (1e308 did not).
+MAX_WEIGHT = 1e6
+
+#: OPTUNE_IO_TIMEOUT may be 0..7 days. It bounds the wait for one line from a driver; a
+#: week is beyond any real servo setting and far below where timers give out (poll and
+#: epoll take milliseconds as a 32-bit int: ~24.8 days; Python's select overflows at
+#: ~292 years, which 1e10 s exceeds).
+MAX_IO_TIMEOUT_SECONDS = 7 * 86400.0
+
+#: An adjust request on stdin is read up to this size (16 MiB) and refused beyond it,
+#: without reading the rest: a real request is a few KiB, and parsing costs ~4x its size.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from aggregator.protocol.validation import describe_setting, setting_problems, value_problems
+from aggregator.tools.check import Report, check_config, check_drivers_dir
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}
@@ -286,3 +287,17 @@ async def test_verbose_check_traces_driver_lines(servo_root: Path, tag: str) -> 
     assert run.returncode == 0
     assert "10-web: <- " in run.stderr
     assert "timing: 10-web: info " in run.stderr
+
+
+def test_config_summary_stays_bounded_whatever_the_names(servo_root: Path) -> None:
+    """A config.yaml with thousands of sections or a driver name of 100 k characters: the
+    report quotes them cut, on one line each."""
+    long_name = "n" * 100_000
+    sections = "".join(f"section{i}: {{}}\n" for i in range(20_000))
+    (servo_root / "config.yaml").write_text(
+        f"aggregator:\n  drivers:\n    ? {long_name}\n    : {{weight: 2}}\n{sections}")
+    report = Report()
+    config = check_config(report, servo_root)
+    check_drivers_dir(report, servo_root, config)
+    assert max(len(line) for line in report.lines) < 1200
+    assert any("no such file here" in line for line in report.lines)

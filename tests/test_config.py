@@ -81,7 +81,12 @@ def test_on_failure_choices(choice: str) -> None:
     ({"drivers_dir": ""}, "aggregator.drivers_dir", "non-empty path"),
     ({"kill_grace": "2s"}, "aggregator.kill_grace", "number of seconds"),
     ({"kill_grace": True}, "aggregator.kill_grace", "number of seconds"),
-    ({"kill_grace": -1}, "aggregator.kill_grace", ">= 0"),
+    ({"kill_grace": -1}, "aggregator.kill_grace", "from 0 to 60, not -1"),
+    ({"kill_grace": 1e9}, "aggregator.kill_grace", "from 0 to 60, not 1000000000.0"),
+    ({"kill_grace": 60.5}, "aggregator.kill_grace", "from 0 to 60"),
+    ({"kill_grace": 10 ** 400}, "aggregator.kill_grace", "from 0 to 60, not 1000"),
+    ({"cancel_grace": 3600}, "aggregator.cancel_grace", "from 0 to 60, not 3600"),
+    ({"cancel_grace": -0.1}, "aggregator.cancel_grace", "from 0 to 60"),
     ({"kill_grace": float("inf")}, "aggregator.kill_grace", "finite"),
     ({"cancel_grace": [1]}, "aggregator.cancel_grace", "number of seconds"),
     ({"cancel_grace": float("nan")}, "aggregator.cancel_grace", "finite"),
@@ -103,6 +108,12 @@ def test_on_failure_choices(choice: str) -> None:
      "positive number"),
     ({"drivers": {"10-web": {"weight": float("inf")}}}, "aggregator.drivers.10-web.weight",
      "positive number"),
+    ({"drivers": {"10-web": {"weight": float("nan")}}}, "aggregator.drivers.10-web.weight",
+     "positive number"),
+    ({"drivers": {"10-web": {"weight": 1e308}}}, "aggregator.drivers.10-web.weight",
+     "positive number up to 1000000, not 1e+308"),
+    ({"drivers": {"10-web": {"weight": 10 ** 400}}}, "aggregator.drivers.10-web.weight",
+     "positive number up to 1000000"),
     ({"drivers": {"10-web": {"enabled": "no"}}}, "aggregator.drivers.10-web.enabled",
      "true or false"),
     ({"drivers": {"10-web": {"enabled": 0}}}, "aggregator.drivers.10-web.enabled",
@@ -115,6 +126,20 @@ def test_each_bad_value_is_an_error_naming_its_key(section: dict[str, Any], name
     assert caught.value.reason == "bad-config"
     assert f"config.yaml: {names}:" in caught.value.message
     assert says in caught.value.message
+
+
+@pytest.mark.parametrize("key", ["kill_grace", "cancel_grace"])
+def test_grace_periods_may_be_zero_to_a_minute(key: str) -> None:
+    """The documented range, ends included (a grace of 0 means SIGKILL at once)."""
+    assert getattr(parse_section({key: 0}), key) == 0.0
+    assert getattr(parse_section({key: 60}), key) == 60.0
+    assert isinstance(getattr(parse_section({key: 60}), key), float)
+
+
+def test_weights_may_be_tiny_or_up_to_a_million() -> None:
+    drivers = parse_section({"drivers": {"a": {"weight": 1e-9}, "b": {"weight": 1e6}}})
+    assert drivers.policy("a").weight == 1e-9
+    assert drivers.policy("b").weight == 1e6
 
 
 def test_unknown_key_error_lists_the_known_ones() -> None:

@@ -41,6 +41,29 @@ def test_anything_not_a_non_negative_number_is_a_bad_env_error(raw: str) -> None
     assert repr(raw) in caught.value.message
 
 
+@pytest.mark.parametrize("raw", ["604801", "1e10", "1e300", "9" * 20])
+def test_a_timeout_over_a_week_is_a_bad_env_error(raw: str) -> None:
+    """1e10 was an OverflowError traceback from select() while reading the request."""
+    with pytest.raises(AggregatorError) as caught:
+        parse_io_timeout(raw)
+    assert caught.value.reason == "bad-env"
+    assert "is over the 604800 s (7 days) servo-agg accepts" in caught.value.message
+    assert len(caught.value.message) < 400
+
+
+def test_a_timeout_of_a_week_is_accepted() -> None:
+    assert parse_io_timeout("604800") == 604800.0
+
+
+def test_a_huge_bad_value_is_quoted_clipped() -> None:
+    with pytest.raises(AggregatorError) as caught:
+        parse_io_timeout("x" * 100_000)
+    assert len(caught.value.message) < 400
+    with pytest.raises(AggregatorError) as caught:
+        parse_stderr_mode("x" * 100_000)
+    assert len(caught.value.message) < 400
+
+
 @given(st.floats(min_value=1e-3, max_value=1e9))
 def test_the_line_limit_is_always_positive_and_leaves_servo_time(timeout: float) -> None:
     limit = line_limit_for(timeout)

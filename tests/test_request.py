@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aggregator.entry.cmdline import read_request
+from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import driver_request, parse_request
 
@@ -93,3 +100,88 @@ def test_driver_request_keeps_non_ascii_and_values_exactly() -> None:
     data = driver_request(request, body["application"]["components"])  # type: ignore[index]
     assert json.loads(data) == body
     assert data.count(b"\n") == 1
+
+
+# -- the request means what it says ---------------------------------------------------------
+
+@pytest.mark.parametrize(("data", "key", "where"), [
+    # json keeps the last: the second "db" silently dropped db.mem and the run said ok
+    (b'{"application": {"components": {"db": {"settings": {"mem": {"value": 4}}}, '
+     b'"db": {}}}}', "'db'", "application.components"),
+    (b'{"application": {"components": {}}, "application": {"components": {}}}',
+     "'application'", "the top-level object"),
+    (b'{"application": {"components": {"web": {"settings": {"cpu": {"value": 1, '
+     b'"value": 2}}}}}}', "'value'", "application.components.web.settings.cpu"),
+    (b'{"application": {"components": {}}, "control": {"userdata": '
+     b'[1, {"a": 1, "a": 1}]}}', "'a'", "control.userdata[1]"),
+])
+def test_a_key_twice_in_any_object_is_refused(data: bytes, key: str, where: str) -> None:
+    with pytest.raises(AggregatorError) as caught:
+        parse_request(data)
+    assert caught.value.reason == "bad-input"
+    assert f"key {key} appears twice in {where} " in caught.value.message
+    assert caught.value.message.endswith("no driver was run")
+
+
+def test_a_duplicate_under_huge_keys_is_named_briefly() -> None:
+    deep: dict[str, Any] = {f"k{i}" + "x" * 10_000: {} for i in range(3)}
+    data = json.dumps({"application": {"components": deep}, "control": deep}).encode()
+    data = data.replace(b'"k2', b'"k1', 1)  # a duplicate inside application.components
+    with pytest.raises(AggregatorError) as caught:
+        parse_request(data)
+    assert "appears twice in application.components" in caught.value.message
+    assert len(caught.value.message) < 800
+
+
+def test_a_request_over_the_cap_is_refused() -> None:
+    padding = b" " * (MAX_REQUEST_BYTES - len(b'{"application": {"components": {}}}'))
+    assert parse_request(b'{"application": {"components": {}}}' + padding).components == {}
+    with pytest.raises(AggregatorError) as caught:
+        parse_request(b'{"application": {"components": {}}}' + padding + b" ")
+    assert caught.value.reason == "bad-input"
+    assert "more than 16,777,216 bytes (16 MiB) on stdin" in caught.value.message
+
+
+def test_user_data_in_shape_errors_is_clipped() -> None:
+    name = "w" * 100_000
+    for body in ({name: 1}, {name: {"settings": 1}}, {"web": {"settings": {name: 2}}}):
+        data = json.dumps({"application": {"components": body}}).encode()
+        with pytest.raises(AggregatorError) as caught:
+            parse_request(data)
+        assert len(caught.value.message) < 400
+
+
+# -- reading stdin --------------------------------------------------------------------------
+
+@pytest.fixture
+def stdin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A file in tmp_path that becomes stdin (its fd: sys.stdin.fileno()) once written."""
+    path = tmp_path / "request.json"
+    path.touch()
+    with path.open("rb") as f:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.FileIO(f.fileno(),
+                                                                     closefd=False)))
+        yield path
+
+
+def test_read_request_reads_all_of_stdin(stdin_file: Path) -> None:
+    stdin_file.write_bytes(json.dumps(GOOD).encode())
+    assert read_request(None) == json.dumps(GOOD).encode()
+
+
+def test_read_request_stops_at_the_cap(stdin_file: Path) -> None:
+    """A 50 MB request is refused after reading one byte more than the cap (it cost
+    227 MB before: all read, then parsed)."""
+    with stdin_file.open("r+b") as f:
+        f.truncate(50 * 1024 * 1024)
+    fd = sys.stdin.fileno()
+    with pytest.raises(AggregatorError) as caught:
+        read_request(None)
+    assert caught.value.reason == "bad-input"
+    assert "16 MiB" in caught.value.message
+    assert os.lseek(fd, 0, os.SEEK_CUR) == MAX_REQUEST_BYTES + 1
+    os.lseek(fd, 0, os.SEEK_SET)
+    with pytest.raises(AggregatorError) as caught:
+        read_request(None, limit=1000)
+    assert "more than 1,000 bytes" in caught.value.message
+    assert os.lseek(fd, 0, os.SEEK_CUR) == 1001

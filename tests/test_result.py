@@ -210,3 +210,55 @@ def test_message_is_cut_at_2_mib() -> None:
 
 def test_a_short_message_is_not_cut() -> None:
     assert "cut" not in fold([failure("a", stderr="x" * 1000)])["message"]
+
+
+# -- statuses servo does not know -------------------------------------------------------------
+
+@pytest.mark.parametrize("status", ["success", "", "OK", "nodata", 5, None, ["ok"]])
+def test_a_status_outside_servos_vocabulary_is_failed_and_named(status: Any) -> None:
+    result = {"status": status, "reason": "done", "message": "all good"}
+    if status is None:
+        result = {"status": None}  # JSON null: no status at all, as before
+    f = judge(outcome(result), "all")
+    assert f is not None
+    assert f.status == "failed"
+    if status is not None:
+        assert f.reason == "bad-status"
+        assert f"status {status!r} is not one of servo's (ok, failed, rejected, aborted, " \
+               "canceled)" in f.message
+        assert "all good" in f.message
+    assert fold([f])["status"] == "failed"
+
+
+def test_an_unknown_status_with_a_non_zero_exit_is_named_too() -> None:
+    f = judge(outcome({"status": "success", "reason": "fine"}, 3), "all")
+    assert f is not None
+    assert (f.status, f.reason) == ("failed", "driver-failed")
+    assert "(exit code 3); status 'success' is not one of servo's" in f.message
+
+
+def test_known_failure_statuses_are_kept() -> None:
+    for status in ("failed", "rejected", "aborted", "canceled"):
+        f = judge(outcome({"status": status, "reason": "r", "message": "m"}), "all")
+        assert f is not None and f.status == status
+        assert fold([f])["status"] == status
+
+
+def test_fold_never_passes_on_a_status_servo_does_not_know() -> None:
+    odd = DriverFailure("10web", "adjust", "success", "x", "adjust: hm")
+    assert fold([odd])["status"] == "failed"
+    assert fold([DriverFailure("10web", "adjust", "ok", "x", "adjust: hm")])["status"] == \
+        "failed"
+    assert fold([odd, DriverFailure("20db", "adjust", "rejected", "policy", "no")])[
+        "status"] == "rejected"
+
+
+def test_a_huge_status_or_reason_is_clipped() -> None:
+    """The driver's own message is its business (cut at 2 MiB); what servo-agg quotes of
+    its status and puts in `reason` is bounded."""
+    f = judge(outcome({"status": "s" * 100_000}), "all")
+    assert f is not None
+    assert len(f.message) < 500
+    f = judge(outcome({"status": "failed", "reason": "r" * 100_000}), "all")
+    assert f is not None
+    assert len(f.reason) <= 200

@@ -10,6 +10,7 @@ from aggregator.adjust.calls import AdjustJob
 from aggregator.adjust.final import finish_with_failures
 from aggregator.protocol.descriptor import Descriptor, DescriptorShapeError, merge, normalize
 from aggregator.protocol.result import DriverFailure, judge
+from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallOutcome, CallSpec
@@ -26,7 +27,7 @@ async def version(job: AdjustJob, session: Session) -> int:
         failure = judge(outcome, session.environment.stderr_mode)
         reported = (outcome.result or {}).get("version")
         if failure is None and isinstance(reported, str | int | float):
-            shown.append(str(reported))
+            shown.append(clip(one_line(str(reported))))  # one line, whatever it says
             continue
         failed += 1
         why = failure.message if failure else "--info gave no version"

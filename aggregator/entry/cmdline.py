@@ -11,7 +11,9 @@ import time
 from typing import NoReturn
 
 from aggregator import PRODUCT
+from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.request import request_too_big
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,11 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_request(timeout: float | None) -> bytes:
-    """All of stdin; with OPTUNE_IO_TIMEOUT set, give up rather than wait forever."""
+def read_request(timeout: float | None, limit: int = MAX_REQUEST_BYTES) -> bytes:
+    """All of stdin, up to `limit` bytes: a longer request is refused as soon as its
+    `limit`+1st byte arrives, without reading (or holding) the rest. With
+    OPTUNE_IO_TIMEOUT set, give up rather than wait forever."""
     fd = sys.stdin.fileno()
     deadline = math.inf if timeout is None else time.monotonic() + timeout
     chunks: list[bytes] = []
+    left = limit + 1  # one more than allowed: that byte proves the request too long
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -55,7 +60,10 @@ def read_request(timeout: float | None) -> bytes:
         ready, _, _ = select.select([fd], [], [], None if math.isinf(remaining) else remaining)
         if not ready:
             continue
-        chunk = os.read(fd, 1 << 16)
+        chunk = os.read(fd, min(1 << 16, left))
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+        left -= len(chunk)
+        if left <= 0:
+            raise request_too_big(limit)

@@ -11,16 +11,28 @@ import sys
 from pathlib import Path
 
 from aggregator import PRODUCT, __version__
-from aggregator.root.config_probe import may_move_or_disable_drivers, read_config_text
+from aggregator.limits import MAX_INFO_CONFIG_BYTES
+from aggregator.protocol.errors import AggregatorError
+from aggregator.root.config_probe import (
+    CONFIG_FILE,
+    may_move_or_disable_drivers,
+    read_config_text,
+)
 
 
 def _drivers_dir_and_disabled(root: Path) -> tuple[Path, frozenset[str]]:
-    """The drivers directory; config.yaml is parsed only if it could change the answer."""
-    if not may_move_or_disable_drivers(read_config_text(root)):
+    """The drivers directory; config.yaml is parsed only if it could change the answer,
+    and only when it is small enough to parse at once."""
+    text = read_config_text(root)  # bounded, never blocks; an unusable file raises
+    if not may_move_or_disable_drivers(text):
         return root / "adjust.d", frozenset()
-    from aggregator.root.config import load_config
+    assert text is not None
+    if len(text) > MAX_INFO_CONFIG_BYTES:
+        raise AggregatorError("bad-config", f"{CONFIG_FILE} is over the "
+                              f"{MAX_INFO_CONFIG_BYTES // 1024} KiB --info parses")
+    from aggregator.root.config import config_from_text
 
-    config = load_config(root)
+    config = config_from_text(root, text)
     return root / config.drivers_dir, config.disabled
 
 
@@ -32,7 +44,9 @@ def info_version(root: Path) -> str:
         names = [d.name for d in find_drivers(drivers_dir, disabled)]
         found = ", ".join(names) if names else "no drivers"
     except Exception as exc:  # --info must answer whatever is wrong; the command will say
-        found = f"drivers unknown: {exc}"
+        from aggregator.protocol.text import clip, one_line
+
+        found = f"drivers unknown: {clip(one_line(str(exc)), 300)}"
     return f"{PRODUCT} {__version__} [{found}]"
 
 

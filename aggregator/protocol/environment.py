@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from aggregator.limits import MAX_IO_TIMEOUT_SECONDS
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.text import brief
 
 StderrMode = Literal["all", "minimal", "none"]
 STDERR_MODES: tuple[StderrMode, ...] = ("all", "minimal", "none")
@@ -45,6 +47,7 @@ def kill_grace_for(io_timeout: float | None, kill_grace: float) -> float:
 
 
 def parse_io_timeout(raw: str | None) -> float | None:
+    """Seconds, within 0..MAX_IO_TIMEOUT_SECONDS; None for no limit."""
     if raw is None or raw.strip() == "":
         return None
     try:
@@ -54,8 +57,15 @@ def parse_io_timeout(raw: str | None) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise AggregatorError(
             "bad-env",
-            f"OPTUNE_IO_TIMEOUT={raw!r} is not a non-negative number of seconds "
+            f"OPTUNE_IO_TIMEOUT={brief(raw)} is not a non-negative number of seconds "
             "(unset, empty or 0 means no limit)",
+        )
+    if value > MAX_IO_TIMEOUT_SECONDS:
+        raise AggregatorError(
+            "bad-env",
+            f"OPTUNE_IO_TIMEOUT={brief(raw)} is over the {MAX_IO_TIMEOUT_SECONDS:.0f} s "
+            f"({MAX_IO_TIMEOUT_SECONDS / 86400:g} days) servo-agg accepts (unset, empty "
+            "or 0 means no limit)",
         )
     return None if value == 0 else value
 
@@ -69,7 +79,7 @@ def parse_stderr_mode(raw: str | None) -> StderrMode:
             return known
     raise AggregatorError(
         "bad-env",
-        f"OPTUNE_VERBOSE_STDERR={raw!r} is not one of {', '.join(STDERR_MODES)}",
+        f"OPTUNE_VERBOSE_STDERR={brief(raw)} is not one of {', '.join(STDERR_MODES)}",
     )
 
 

@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.text import brief, clip
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,70 @@ def _bad(message: str) -> AggregatorError:
     return AggregatorError("bad-input", f"adjust request: {message}; no driver was run")
 
 
+def request_too_big(limit: int = MAX_REQUEST_BYTES) -> AggregatorError:
+    return _bad(f"more than {limit:,} bytes ({limit / 2**20:g} MiB) on stdin, the most "
+                "servo-agg reads")
+
+
+class _DuplicateKeys:
+    """json's object_pairs_hook: builds each object as json would, and remembers the
+    first one in which a key occurs twice (json would silently keep the last)."""
+
+    def __init__(self) -> None:
+        self.found: tuple[dict[str, Any], str] | None = None
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs) and self.found is None:
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.found = (obj, key)
+                    break
+                seen.add(key)
+        return obj
+
+
+def _path_to(root: Any, target: dict[str, Any]) -> str:
+    """Where `target` is in the document, as `a.b[2].c` (or "the top-level object"), each
+    step clipped. Steps are linked, not joined, until the target is found: joining
+    at every node would cost depth x key length per node."""
+    steps: list[tuple[int, str]] = [(-1, "")]  # (index of the parent step, this step)
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        value, at = stack.pop()
+        if value is target:
+            parts: list[str] = []
+            while at > 0:
+                at, step = steps[at]
+                parts.append(step)
+            return clip("".join(reversed(parts)).lstrip(".")) or "the top-level object"
+        if isinstance(value, dict):
+            items = [(f".{clip(str(k), 40)}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [(f"[{i}]", v) for i, v in enumerate(value)]
+        else:
+            continue
+        for step, child in items:
+            steps.append((at, step))
+            stack.append((child, len(steps) - 1))
+    return "an object"  # not reached: every object built is in the document
+
+
 def parse_request(data: bytes) -> AdjustRequest:
+    """The request, checked: a JSON object in servo's shape, no key twice in any object,
+    at most MAX_REQUEST_BYTES."""
+    if len(data) > MAX_REQUEST_BYTES:
+        raise request_too_big()
+    duplicates = _DuplicateKeys()
     try:
-        document = json.loads(data)
+        document = json.loads(data, object_pairs_hook=duplicates)
     except (ValueError, RecursionError) as exc:
-        raise _bad(f"stdin is not JSON ({exc})") from None
+        raise _bad(f"stdin is not JSON ({clip(str(exc))})") from None
+    if duplicates.found is not None:
+        obj, key = duplicates.found
+        raise _bad(f"key {brief(key)} appears twice in {_path_to(document, obj)} "
+                   "(JSON would silently keep only the last one)")
     if not isinstance(document, dict):
         raise _bad(f"expected a JSON object, got {type(document).__name__}")
     application = document.get("application")
@@ -35,13 +96,14 @@ def parse_request(data: bytes) -> AdjustRequest:
         raise _bad("no 'application.components' object")
     for name, body in components.items():
         if not isinstance(body, dict):
-            raise _bad(f"component {name!r} is not an object")
+            raise _bad(f"component {brief(name)} is not an object")
         settings = body.get("settings", {})
         if not isinstance(settings, dict):
-            raise _bad(f"component {name!r}: 'settings' is not an object")
+            raise _bad(f"component {brief(name)}: 'settings' is not an object")
         for setting, value in settings.items():
             if not isinstance(value, dict) or "value" not in value:
-                raise _bad(f"setting {name}.{setting} must be an object with a 'value'")
+                raise _bad(f"setting {clip(f'{name}.{setting}')} must be an object with "
+                           "a 'value'")
     control = document.get("control")
     if control is not None and not isinstance(control, dict):
         raise _bad("'control' is not an object")

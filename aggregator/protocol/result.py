@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aggregator.protocol.environment import StderrMode
-from aggregator.protocol.text import clip_message
+from aggregator.protocol.text import brief, clip, clip_message
+from aggregator.protocol.vocabulary import SERVO_STATUSES, Reason, Status
 
 
 class _Named(Protocol):
@@ -48,7 +49,6 @@ class CallOutcome(Protocol):
     @property
     def stderr(self) -> _Stderr: ...
 
-KNOWN_STATUSES = ("ok", "failed", "rejected", "aborted", "canceled")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def _servo_status(status: Any) -> bool:
+    return isinstance(status, str) and status in SERVO_STATUSES
 
 
 def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None:
@@ -99,30 +103,39 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
         return failure("failed", "killed-by-signal",
                        f"killed by {_signal_name(-code)}" + (f" (it said: {said})" if said
                                                              else ""))
-    driver_status = status if isinstance(status, str) and status != "ok" else "failed"
-    driver_reason = str(result.get("reason") or "driver-failed")
+    # A status servo does not know ("success", "", 5) is reported as failed, and named.
+    failed_as = status if _servo_status(status) and status != "ok" else None
+    unknown = (f"status {brief(status)} is not one of servo's ({', '.join(Status)})"
+               if status is not None and not _servo_status(status) else "")
+    driver_reason = clip(str(result.get("reason") or "driver-failed"))
     if code not in (0, None):
         if status == "ok" or not said:
             detail = f"exited with code {code}" + (" after printing status ok"
                                                     if status == "ok" else "")
         else:
             detail = f"{said} (exit code {code})"
-        reason = driver_reason if status not in (None, "ok") else "driver-failed"
-        return failure(driver_status, reason, detail)
+        reason = driver_reason if failed_as is not None else "driver-failed"
+        return failure(failed_as or "failed", reason,
+                       detail + (f"; {unknown}" if unknown else ""))
     if outcome.result is None:
         return failure("failed", "no-result", "exited 0 without printing a result line")
-    if status is not None and status != "ok":
-        return failure(driver_status, driver_reason, said or f"status {status}")
+    if unknown:
+        return failure(Status.FAILED, Reason.BAD_STATUS, f"{said} ({unknown})" if said else unknown)
+    if failed_as is not None:
+        return failure(failed_as, driver_reason, said or f"status {status}")
     if call in ("adjust", "rollback") and status != "ok":
         return failure("failed", "no-result", f"result line has no status: {result!r:.200}")
     return None
 
 
 def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> dict[str, Any]:
-    """All failures as one result: `rejected` wins, else the first failure's status."""
+    """All failures as one result: `rejected` wins, else the first failure's status (failed
+    when servo would not know it: servo is never handed a status outside its vocabulary)."""
     if not failures:
         return {"status": "ok", "reason": "success"}
-    status = "rejected" if any(f.status == "rejected" for f in failures) else failures[0].status
+    first = failures[0].status
+    status = ("rejected" if any(f.status == "rejected" for f in failures)
+              else first if _servo_status(first) and first != "ok" else "failed")
     reasons: list[str] = []
     for f in failures:
         if f.reason not in reasons:

@@ -1,8 +1,54 @@
-"""Text as servo receives it: messages cut where servo would cut them. Pure."""
+"""Text as servo and people receive it: messages cut where servo would cut them, and user
+data shown bounded and on one line. Pure, stdlib only (--info uses it)."""
 
 from __future__ import annotations
 
-from aggregator.limits import MAX_MESSAGE_BYTES
+import reprlib
+from typing import Any
+
+from aggregator.limits import MAX_MESSAGE_BYTES, MAX_SHOWN_CHARS
+
+_ELLIPSIS = "..."
+
+
+def clip(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """`text`, cut to `limit` characters (marked) when longer."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(_ELLIPSIS))] + _ELLIPSIS
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib stops walking a value early: a huge or alias-shared YAML structure (whose
+    full repr can be gigabytes) costs a few hundred characters, never its whole size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = 8
+        self.maxstring = self.maxother = self.maxlong = MAX_SHOWN_CHARS
+
+
+_repr = _BoundedRepr().repr
+
+
+def brief(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """repr(value) for a message: cut to `limit` characters, computed without walking
+    more of `value` than that needs (and never failing: this runs while reporting)."""
+    try:
+        shown = _repr(value)
+    except Exception:  # e.g. an int too long to convert to text
+        shown = f"<{type(value).__name__}>"
+    return clip(shown, limit)
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break (any that str.splitlines knows) turned into a space,
+    so what a driver reports cannot add lines to a one-line answer."""
+    parts = text.splitlines()
+    if len(parts) <= 1:
+        return parts[0] if parts else ""
+    return " ".join(part.strip() for part in parts)
 
 
 def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     KILLED_BY_SIGNAL = "killed-by-signal"
     DRIVER_FAILED = "driver-failed"
     NO_RESULT = "no-result"
+    BAD_STATUS = "bad-status"  # a status servo does not know
     # what the aggregator refused before running anything
     BAD_USAGE = "bad-usage"
     BAD_INPUT = "bad-input"

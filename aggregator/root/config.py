@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from aggregator.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
+from aggregator.limits import (
+    DEFAULT_CANCEL_GRACE,
+    DEFAULT_KILL_GRACE,
+    MAX_GRACE_SECONDS,
+    MAX_WEIGHT,
+)
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.text import brief, clip, one_line
+from aggregator.protocol.validation import show
 from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
 
 SECTION = "aggregator"
@@ -41,20 +47,24 @@ class AggregatorConfig:
 
 
 def _bad(key: str, problem: str) -> AggregatorError:
-    return AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}.{key}: {problem}")
+    return AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}.{clip(one_line(key))}: "
+                                         f"{problem}")
 
 
 def _seconds(key: str, value: Any) -> float:
+    """A grace period in seconds, within 0..MAX_GRACE_SECONDS (compared before float(),
+    which a 400-digit YAML int would overflow)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(key, f"must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise _bad(key, f"must be a finite number >= 0, not {value!r}")
+        raise _bad(key, f"must be a number of seconds, not {brief(value)}")
+    if not 0 <= value <= MAX_GRACE_SECONDS:  # NaN fails both comparisons
+        raise _bad(key, f"must be a finite number of seconds from 0 to "
+                        f"{show(MAX_GRACE_SECONDS)}, not {brief(value)}")
     return float(value)
 
 
 def _boolean(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _bad(key, f"must be true or false, not {value!r}")
+        raise _bad(key, f"must be true or false, not {brief(value)}")
     return value
 
 
@@ -74,10 +84,10 @@ def _driver_policies(value: Any) -> dict[str, DriverPolicy]:
         if unknown:
             raise _bad(f"{key}.{unknown[0]}", "unknown key (known: weight, enabled)")
         weight = raw.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise _bad(f"{key}.weight", f"must be a positive number, not {weight!r}")
-        if not math.isfinite(weight) or weight <= 0:
-            raise _bad(f"{key}.weight", f"must be a positive number, not {weight!r}")
+        if (isinstance(weight, bool) or not isinstance(weight, int | float)
+                or not 0 < weight <= MAX_WEIGHT):  # NaN fails both comparisons
+            raise _bad(f"{key}.weight", f"must be a positive number up to "
+                                        f"{show(MAX_WEIGHT)}, not {brief(weight)}")
         enabled = _boolean(f"{key}.enabled", raw.get("enabled", True))
         policies[str(name)] = DriverPolicy(weight=float(weight), enabled=enabled)
     return policies
@@ -97,11 +107,11 @@ def parse_section(section: Any) -> AggregatorConfig:
     defaults = AggregatorConfig()
     drivers_dir = section.get("drivers_dir", defaults.drivers_dir)
     if not isinstance(drivers_dir, str) or not drivers_dir:
-        raise _bad("drivers_dir", f"must be a non-empty path, not {drivers_dir!r}")
+        raise _bad("drivers_dir", f"must be a non-empty path, not {brief(drivers_dir)}")
     on_failure = section.get("on_failure", defaults.on_failure)
     if on_failure not in ON_FAILURE_CHOICES:
         raise _bad("on_failure", f"must be one of {', '.join(ON_FAILURE_CHOICES)}, "
-                                 f"not {on_failure!r}")
+                                 f"not {brief(on_failure)}")
     return AggregatorConfig(
         drivers_dir=drivers_dir,
         kill_grace=_seconds("kill_grace", section.get("kill_grace", defaults.kill_grace)),
@@ -114,25 +124,31 @@ def parse_section(section: Any) -> AggregatorConfig:
     )
 
 
-def load_document(servo_root: Path) -> dict[str, Any] | None:
-    """The whole config.yaml (None when absent); a parse error names file and line."""
+def parse_document(text: str, path: Path) -> dict[str, Any] | None:
+    """config.yaml's text as a mapping of sections (None when empty); an error names the
+    file and, where yaml knows it, the line."""
     import yaml  # deferred: only commands that need the config pay for it
 
-    path = servo_root / CONFIG_FILE
+    from aggregator.root.safe_yaml import AliasExpansionError, bounded_loader
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AggregatorError("bad-config", f"{path}: cannot be read: {exc}") from None
-    try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=bounded_loader())  # a safe loader (subclass)
+    except AliasExpansionError as exc:
+        where = f" line {exc.line}:" if exc.line else ""
+        raise AggregatorError("bad-config", f"{path}:{where} refused: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise AggregatorError(
-            "bad-config", f"{path}:{where}: not valid YAML: {problem}"
+            "bad-config", f"{path}:{where}: not valid YAML: {clip(one_line(problem))}"
+        ) from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # Valid YAML whose values Python cannot build: a date like 2001-13-01, an int of
+        # more than 4300 digits, nesting deeper than the pure-Python loader can follow.
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise AggregatorError(
+            "bad-config", f"{path}: a value cannot be loaded: {clip(one_line(problem))}"
         ) from None
     if document is None:
         return None
@@ -141,9 +157,23 @@ def load_document(servo_root: Path) -> dict[str, Any] | None:
     return document
 
 
-def load_config(servo_root: Path) -> AggregatorConfig:
-    """The aggregator's settings; yaml is imported only when config.yaml mentions them."""
-    if not may_configure_aggregator(read_config_text(servo_root)):
+def load_document(servo_root: Path) -> dict[str, Any] | None:
+    """The whole config.yaml (None when absent or empty); read as read_config_text allows."""
+    text = read_config_text(servo_root)
+    return None if text is None else parse_document(text, servo_root / CONFIG_FILE)
+
+
+def config_from_text(servo_root: Path, text: str | None) -> AggregatorConfig:
+    """The aggregator's settings from config.yaml's text (as read_config_text gave it);
+    yaml is imported only when the text mentions them."""
+    if not may_configure_aggregator(text):
         return AggregatorConfig()
-    document = load_document(servo_root)
+    assert text is not None
+    document = parse_document(text, servo_root / CONFIG_FILE)
     return parse_section(None if document is None else document.get(SECTION))
+
+
+def load_config(servo_root: Path) -> AggregatorConfig:
+    """The aggregator's settings; config.yaml is read once, and parsed only when it
+    mentions them."""
+    return config_from_text(servo_root, read_config_text(servo_root))

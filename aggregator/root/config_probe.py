@@ -1,4 +1,5 @@
-"""A cheap look at config.yaml before paying for PyYAML (stdlib only, used by --info).
+"""Reading config.yaml safely, and a cheap look at it before paying for PyYAML (stdlib
+only, used by --info).
 
 Most servo roots have no `aggregator:` section; for them, importing yaml and parsing
 every driver's section would cost --info and every command ~12-25 ms for nothing.
@@ -6,8 +7,13 @@ every driver's section would cost --info and every command ~12-25 ms for nothing
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
+
+from aggregator.limits import MAX_CONFIG_BYTES
+from aggregator.protocol.errors import AggregatorError
 
 CONFIG_FILE = "config.yaml"
 
@@ -15,23 +21,73 @@ CONFIG_FILE = "config.yaml"
 _AGGREGATOR = re.compile(r"^[^#\n]*aggregator", re.MULTILINE)
 _DRIVERS = re.compile(r"^[^#\n]*drivers", re.MULTILINE)
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _unusable(path: Path, problem: str) -> AggregatorError:
+    return AggregatorError("bad-config", f"{path}: {problem}")
+
+
+def _not_regular(path: Path, mode: int) -> AggregatorError:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return _unusable(path, f"is {kind}, not a regular file (servo-agg reads config.yaml "
+                           "only from a regular file)")
+
+
+def _too_big(path: Path, size: str) -> AggregatorError:
+    return _unusable(path, f"is {size}, over the {MAX_CONFIG_BYTES / 2**20:g} MiB "
+                           "servo-agg reads")
+
 
 def read_config_text(servo_root: Path) -> str | None:
-    """The text of config.yaml, or None when there is none (unreadable is the parser's call)."""
+    """The text of config.yaml, or None when there is none.
+
+    Anything else that cannot be used is a bad-config error naming file and problem: not
+    a regular file, over MAX_CONFIG_BYTES, unreadable, not UTF-8. A FIFO named
+    config.yaml would block a plain open forever and a symlink to /dev/zero would be read
+    until memory runs out: the path is stat'ed first (no device is even opened), then
+    opened non-blocking and the opened file checked again (it may have been swapped), and
+    never more than the cap plus one byte is read, whatever its size claims.
+    """
+    path = servo_root / CONFIG_FILE
     try:
-        return (servo_root / CONFIG_FILE).read_text(encoding="utf-8")
+        if not stat.S_ISREG(mode := os.stat(path).st_mode):
+            raise _not_regular(path, mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError):
-        return ""  # let the real loader report it
+    except OSError as exc:
+        raise _unusable(path, f"cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode)
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise _too_big(path, f"{st.st_size:,} bytes")
+        chunks: list[bytes] = []
+        left = MAX_CONFIG_BYTES + 1  # one more: a file growing past the cap is seen
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise _unusable(path, f"cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if left <= 0:
+        raise _too_big(path, f"over {MAX_CONFIG_BYTES:,} bytes")
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _unusable(path, f"cannot be read as UTF-8 text (byte {exc.start} is "
+                              f"{data[exc.start]:#04x})") from None
 
 
 def may_configure_aggregator(text: str | None) -> bool:
-    """False when config.yaml is absent or cannot mention the aggregator ("" = unreadable:
-    the real loader must report it)."""
-    if text is None:
-        return False
-    return text == "" or bool(_AGGREGATOR.search(text))
+    """False when config.yaml is absent or cannot mention the aggregator."""
+    return text is not None and bool(_AGGREGATOR.search(text))
 
 
 def may_move_or_disable_drivers(text: str | None) -> bool:

@@ -31,7 +31,7 @@ from aggregator.protocol.environment import kill_grace_for, line_limit_for
 from aggregator.protocol.vocabulary import Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
-from aggregator.supervision.spawner import Spawner, SupervisedProcess
+from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
 from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
 
 ProgressHandler = Callable[[dict[str, Any]], None]
@@ -332,7 +332,8 @@ class Supervisor:
         try:
             proc = await self.spawner.start(spec)
         except OSError as exc:
-            outcome.problem = Problem(Reason.SPAWN_FAILED, f"could not be started: {exc}")
+            detail = str(exc) if isinstance(exc, SpawnError) else f"could not be started: {exc}"
+            outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
             return outcome
         started -= proc.age_at_open  # a head start counts from its real start
         call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline)

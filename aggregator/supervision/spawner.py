@@ -15,7 +15,13 @@ import trio
 
 from aggregator.process.driver_process import open_driver
 from aggregator.process.headstart import Headstart
+from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.spec import CallSpec
+
+
+class SpawnError(OSError):
+    """A driver that could not be started; str() says why in words (e.g. the missing
+    interpreter its #! line names)."""
 
 
 class SupervisedProcess(Protocol):
@@ -51,7 +57,8 @@ class Spawner(Protocol):
         ...
 
     async def start(self, spec: CallSpec) -> SupervisedProcess:
-        """The process for this call; raises OSError when it cannot be started."""
+        """The process for this call; raises OSError (SpawnError, worded) when it cannot
+        be started."""
         ...
 
 
@@ -74,4 +81,7 @@ class DriverSpawner:
 
     async def start(self, spec: CallSpec) -> SupervisedProcess:
         early = self._headstart.take(spec)
-        return await open_driver(spec.argv, self._root, self._env, early)
+        try:
+            return await open_driver(spec.argv, self._root, self._env, early)
+        except OSError as exc:
+            raise SpawnError(spawn_failure(spec.driver.path, exc, self._root)) from exc

@@ -1,8 +1,9 @@
 """`adjust --check [app]`: a deployment doctor for one servo root.
 
 It looks at everything servo would meet through the aggregator (config.yaml, the files
-in the drivers directory, each driver's --info and --query, the descriptor rules,
-settings claimed twice, servo's environment) and says what is wrong in words. It exits
+in the drivers directory, who else could change them, each driver's --info and --query,
+the descriptor rules, settings claimed twice, servo's environment) and says what is wrong
+in words. It exits
 0 only when servo would work with this root. servo never calls it: the report is text.
 """
 
@@ -26,6 +27,7 @@ from aggregator.protocol.environment import (
 )
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.result import judge
+from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
@@ -35,6 +37,7 @@ from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallOutcome, CallSpec
+from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
 
@@ -93,18 +96,19 @@ def check_config(report: Report, root: Path) -> AggregatorConfig:
                             "the rest of this check uses the defaults")
         return AggregatorConfig()
     where = "aggregator section" if SECTION in document else "no aggregator section, defaults"
-    report.item("ok", f"{where}: drivers_dir {config.drivers_dir}, "
+    report.item("ok", f"{where}: drivers_dir {clip(one_line(config.drivers_dir))}, "
                       f"on_failure {config.on_failure}, "
                       f"parallel_queries {str(config.parallel_queries).lower()}, "
                       f"kill_grace {show(config.kill_grace)} s, "
                       f"cancel_grace {show(config.cancel_grace)} s")
     for name, policy in config.drivers.items():
-        report.detail(f"driver {name}: weight {show(policy.weight)}"
+        report.detail(f"driver {clip(one_line(name))}: weight {show(policy.weight)}"
                       + ("" if policy.enabled else ", disabled"))
     others = [str(key) for key in document if key != SECTION]
     if others:
         report.item("note", "other sections (each driver reads the one named after itself, "
-                            f"whatever its file is called): {', '.join(others)}")
+                            f"whatever its file is called): "
+                            f"{clip(one_line(', '.join(others)), 1000)}")
     return config
 
 
@@ -135,6 +139,19 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig) -> l
     return drivers
 
 
+def check_security(report: Report, root: Path, config: AggregatorConfig,
+                   drivers: list[Driver], euid: int | None = None) -> None:
+    """Who besides servo's user could change what servo runs (see tools/security.py):
+    warnings, not failures."""
+    report.heading("security")
+    euid = os.geteuid() if euid is None else euid
+    found = security_warnings(root, config.drivers_dir, drivers, euid)
+    for line in found:
+        report.item("warn", line)
+    if not found:
+        report.item("ok", nobody_else(config.drivers_dir, euid))
+
+
 def _check_policy_names(report: Report, candidates: list[Candidate],
                         config: AggregatorConfig) -> None:
     """A policy for a name that is no driver is most likely a typo: it does nothing."""
@@ -142,11 +159,12 @@ def _check_policy_names(report: Report, candidates: list[Candidate],
     for name in config.drivers:
         found = by_name.get(name)
         if found is None:
-            report.item("warn", f"config.yaml {SECTION}.drivers.{name}: no such file here; "
-                                "the policy applies to nothing (names are file names)")
+            report.item("warn", f"config.yaml {SECTION}.drivers.{clip(one_line(name))}: no "
+                                "such file here; the policy applies to nothing (names are "
+                                "file names)")
         elif not found.is_driver:
-            report.item("warn", f"config.yaml {SECTION}.drivers.{name}: not a driver "
-                                f"({found.why}); the policy applies to nothing")
+            report.item("warn", f"config.yaml {SECTION}.drivers.{clip(one_line(name))}: not "
+                                f"a driver ({found.why}); the policy applies to nothing")
 
 
 def probe_command(drivers: Sequence[Driver], app: str,
@@ -293,6 +311,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                                                          "are asked without one)"))
     config = check_config(report, root)
     drivers = check_drivers_dir(report, root, config)
+    check_security(report, root, config, drivers)
     environment = check_environment(report, env, config.kill_grace)
     stopped = None
     if drivers:

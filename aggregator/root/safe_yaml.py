@@ -1,0 +1,110 @@
+"""PyYAML, bounded: config.yaml is read by every command, so no document may cost more
+than its size suggests.
+
+YAML aliases share a node, so a 430-byte "billion laughs" document composes to a few
+dozen nodes but stands for hundreds of millions: anything that walks it (a repr in an
+error message, a driver's own loader) pays for all of them. The loader below counts the
+document as if every alias were expanded and refuses it when aliases add more than
+MAX_CONFIG_ALIAS_NODES nodes, before anything is constructed. It uses libyaml's parser
+when PyYAML has it (about 10x faster), the pure-Python one otherwise.
+
+Importing this module does not import yaml: bounded_loader() does, when a config.yaml
+section must really be read.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from aggregator.limits import MAX_CONFIG_ALIAS_NODES
+
+if TYPE_CHECKING:
+    from yaml import CSafeLoader, SafeLoader
+    from yaml.nodes import Node
+
+#: Sizes are counted up to this and no further: the numbers stay machine-sized even for a
+#: document whose expansion is astronomically large (it is refused all the same).
+_SATURATED = 1 << 62
+
+
+class AliasExpansionError(Exception):
+    """Valid YAML that servo-agg refuses to expand (an alias bomb or a recursive alias);
+    `line` is 1-based, when known."""
+
+    def __init__(self, problem: str, line: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
+
+
+def _children(node: Node) -> list[Node] | None:
+    """The nodes inside a collection; None for a scalar."""
+    from yaml.nodes import MappingNode, SequenceNode
+
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return None
+
+
+def check_alias_expansion(root: Node, limit: int = MAX_CONFIG_ALIAS_NODES) -> None:
+    """Raise AliasExpansionError when expanding every alias would add more than `limit`
+    nodes to the document (or never end: an alias inside the node it names).
+
+    One pass over the composed nodes, each sized once (an alias is the node it names, so
+    its size is looked up, not recounted): linear in the document as written.
+    """
+    sizes: dict[int, int] = {}  # id(node) -> nodes in it, every alias expanded
+    open_nodes: set[int] = set()  # the nodes whose children are being sized
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if children is None:
+            sizes[key] = 1
+        elif children_done:
+            open_nodes.discard(key)
+            sizes[key] = min(_SATURATED, 1 + sum(sizes[id(child)] for child in children))
+        elif key in open_nodes:
+            raise AliasExpansionError("an alias refers to a node that contains it (a "
+                                      "recursive structure, which would expand forever)",
+                                      node.start_mark.line + 1)
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+    added = sizes[id(root)] - len(sizes)
+    if added > limit:
+        shown = "more than 10^18" if sizes[id(root)] >= _SATURATED else f"{added:,}"
+        raise AliasExpansionError(f"its aliases stand for {shown} more nodes than it has "
+                                  f"as written (at most {limit:,} are allowed: an alias "
+                                  "bomb?)")
+
+
+@functools.cache
+def bounded_loader() -> type[CSafeLoader | SafeLoader]:
+    """yaml's safe loader (libyaml's when there is one) that checks the alias expansion
+    before constructing anything."""
+    try:
+        from yaml import CSafeLoader as Base
+    except ImportError:  # PyYAML built without libyaml
+        from yaml import SafeLoader as Base  # type: ignore[assignment]
+
+    class BoundedSafeLoader(Base):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            # Every alias is written `*name`: text without a `*` has none to count.
+            self._may_alias = "*" in stream
+
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            if self._may_alias:
+                check_alias_expansion(node)
+            return self.construct_document(node)
+
+    return BoundedSafeLoader

@@ -1,0 +1,64 @@
+"""Hostile inputs end to end, where only a real ./adjust run shows the promise: servo gets
+one clear JSON line, a person gets one readable stderr line, and nothing is changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import AdjustRun, run_adjust, simple_driver, write_driver
+
+CPU = {"type": "range", "value": 1, "min": 0, "max": 4}
+MEM = {"type": "range", "value": 2, "min": 1, "max": 8}
+
+
+def assert_refused(run: AdjustRun, reason: str, says: str) -> None:
+    assert run.returncode == 1, run.lines
+    assert len(run.lines) == 1, run.lines
+    assert run.final["status"] == "failed"
+    assert run.final["reason"] == reason
+    assert says in run.final["message"]
+    assert f"servo-agg: error ({reason}): " in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+async def test_a_duplicate_key_in_the_request_changes_nothing(servo_root: Path,
+                                                              tag: str) -> None:
+    """Before: the second "db" silently dropped db.mem, the run said ok."""
+    write_driver(servo_root, "01db", simple_driver("db", {"cpu": CPU, "mem": MEM},
+                                                   log="db.log"))
+    stdin = ('{"application": {"components": {"db": {"settings": {"mem": {"value": 4}}},'
+             ' "db": {"settings": {"cpu": {"value": 2}}}}}}')
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
+    assert_refused(run, "bad-input", "key 'db' appears twice in application.components")
+    assert not (servo_root / "db.log").exists()
+
+
+async def test_a_request_over_the_cap_is_refused_without_reading_it_all(servo_root: Path,
+                                                                        tag: str) -> None:
+    write_driver(servo_root, "01db", simple_driver("db", {"cpu": CPU}, log="db.log"))
+    request = json.dumps({"application": {"components": {"db": {"settings": {
+        "cpu": {"value": 2}}}}}, "control": {"userdata": {"pad": "x" * 50_000_000}}})
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request)
+    assert_refused(run, "bad-input", "more than 16,777,216 bytes (16 MiB) on stdin")
+    assert not (servo_root / "db.log").exists()
+
+
+def info_driver(version: str) -> str:
+    return f"""
+        import json, sys
+        if "--info" in sys.argv:
+            print(json.dumps({{"version": {version!r}, "has_cancel": False}}))
+        """
+
+
+async def test_a_driver_version_with_line_breaks_shows_on_one_line(servo_root: Path,
+                                                                   tag: str) -> None:
+    write_driver(servo_root, "01web", info_driver("2.1\nbuild 7\r\n"))
+    write_driver(servo_root, "02db", info_driver("v" * 10_000))
+    run = await run_adjust(servo_root, "--version", tag=tag)
+    assert run.returncode == 0, run.stderr
+    assert len(run.lines) == 1, run.lines
+    assert run.lines[0].startswith("servo-agg 0.1.0 (2.1 build 7, vvv")
+    assert run.lines[0].endswith("...)")
+    assert len(run.lines[0]) < 300

@@ -1,0 +1,45 @@
+"""User data in messages: bounded however big it is, and on one line where it must be."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aggregator.limits import MAX_SHOWN_CHARS
+from aggregator.protocol.text import brief, clip, one_line
+
+
+def test_clip_keeps_short_text_and_marks_a_cut() -> None:
+    assert clip("short") == "short"
+    cut = clip("x" * 1000)
+    assert len(cut) == MAX_SHOWN_CHARS and cut.endswith("...")
+    assert clip("abcdef", 5) == "ab..."
+
+
+def test_brief_is_repr_when_small() -> None:
+    assert brief("web") == "'web'"
+    assert brief([1, 2]) == "[1, 2]"
+    assert brief(None) == "None"
+
+
+def test_brief_does_not_walk_a_huge_shared_structure() -> None:
+    """An alias-shared YAML value: 9**9 elements as nested lists; a plain repr of it is
+    gigabytes and takes a minute."""
+    value: Any = ["x"] * 9
+    for _ in range(8):
+        value = [value] * 9
+    started = time.monotonic()
+    shown = brief(value)
+    assert time.monotonic() - started < 0.1
+    assert len(shown) <= MAX_SHOWN_CHARS and shown.startswith("[[[")
+
+
+def test_brief_never_fails() -> None:
+    assert brief(10 ** 5000) == "<int>"  # str() of it raises ValueError since 3.11
+
+
+def test_one_line() -> None:
+    assert one_line("1.2.3") == "1.2.3"
+    assert one_line("") == ""
+    assert one_line("1.2\n") == "1.2"
+    assert one_line("1.2\nbuild 7\r\nextra\u2028x") == "1.2 build 7 extra x"
