@@ -27,6 +27,10 @@ SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
 POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
 
 
+#: The request log each of two_drivers' drivers writes when its adjust runs.
+TWO_DRIVERS_LOG = {"01web": "web.log", "02cache": "cache.log"}
+
+
 def two_drivers(root: Path) -> None:
     write_driver(root, "01web", simple_driver(
         "web", {"cpu": CPU, "replicas": REPLICAS}, version="1.2", log="web.log"))
@@ -316,14 +320,17 @@ async def test_adjust_runs_each_driver_with_its_share_and_reports_progress(
     assert all(p["message"].startswith(("01web: ", "02cache: ")) for p in progress)
 
 
+@pytest.mark.parametrize(("requested", "idle"), [("02cache", "01web"), ("01web", "02cache")],
+                         ids=["first-idle", "last-idle"])
 async def test_a_driver_with_nothing_to_change_is_not_run_and_is_no_share(
-        servo_root: Path, tag: str) -> None:
+        servo_root: Path, tag: str, requested: str, idle: str) -> None:
     two_drivers(servo_root)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({"cache": {"size": 32}}))
+    change = {"01web": {"web": {"cpu": 2}}, "02cache": {"cache": {"size": 32}}}[requested]
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request(change))
     assert run.returncode == 0, run.stderr
-    assert not (servo_root / "web.log").exists()
-    assert {"progress": 100, "message": "02cache: done"} in run.progress
-    assert all(not p["message"].startswith("01web") for p in run.progress)
+    assert not (servo_root / TWO_DRIVERS_LOG[idle]).exists()
+    assert {"progress": 100, "message": f"{requested}: done"} in run.progress
+    assert all(not p["message"].startswith(idle) for p in run.progress)
 
 
 async def test_an_empty_request_changes_nothing_and_succeeds(
