@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.fault_support import T
 from tests.support import (
     ADJUST,
     REPO,
@@ -186,6 +188,21 @@ async def test_query_passes_the_real_app_id(servo_root: Path, tag: str) -> None:
     assert json.loads((servo_root / "argv.log").read_text()) == ["--query", "shop-prod"]
 
 
+async def test_a_query_without_an_app_id_asks_the_drivers_without_one(
+        servo_root: Path, tag: str) -> None:
+    """`adjust --query` by hand: drivers get `--query`, not an invented empty app id."""
+    write_driver(servo_root, "01args", """
+        import json, sys
+        with open("argv.log", "a") as log:
+            log.write(json.dumps(sys.argv[1:]) + "\\n")
+        print(json.dumps({"components": {"c": {"settings": {"x": {"value": 1}}}}}))
+        """)
+    run = await run_adjust(servo_root, "--query", tag=tag)
+    assert run.returncode == 0, run.stderr
+    logged = [json.loads(line) for line in (servo_root / "argv.log").read_text().splitlines()]
+    assert logged == [["--query"]]
+
+
 async def test_query_accepts_a_legacy_descriptor(servo_root: Path, tag: str) -> None:
     write_driver(servo_root, "01old", """
         import json
@@ -258,6 +275,36 @@ async def test_a_bad_request_is_one_error_and_runs_nothing(
     assert says in error["message"]
     assert "no driver was run" in error["message"]
     assert not (servo_root / "ran.log").exists()
+
+
+async def test_a_request_that_never_ends_is_refused_before_servo_gives_up(
+        servo_root: Path, tag: str) -> None:
+    """servo's stdin left open: the error is on stdout within T, while servo still listens."""
+    write_driver(servo_root, "01never", "raise SystemExit(1)\n")
+    proc = await trio.lowlevel.open_process(
+        [str(ADJUST), "app"], cwd=servo_root,
+        env=adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    started = trio.current_time()
+    try:
+        await proc.stdin.send_all(b'{"application": ')  # and never the rest
+        output = b""
+        with trio.fail_after(3 * T):
+            while chunk := await proc.stdout.receive_some(1 << 16):
+                output += chunk
+                if output.endswith(b"\n"):
+                    break
+        answered_after = trio.current_time() - started
+        await proc.wait()
+    finally:
+        proc.kill()
+        await proc.wait()
+        await proc.stdin.aclose()
+    final = json.loads(output)
+    assert (final["status"], final["reason"]) == ("failed", "bad-input"), final
+    assert answered_after < T, answered_after
+    assert proc.returncode == 1
 
 
 async def test_unowned_settings_are_all_listed_and_no_driver_adjusts(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,36 @@ async def test_a_supervised_call_takes_over_the_early_process(servo_root: Path,
     assert headstart.waiting_pids == frozenset()
     log = (servo_root / "calls.log").read_text().split()
     assert int(log[-1]) == early_pid  # the early process did the work: no second start
+
+
+@pytest.mark.parametrize("stop", ["cancel", "terminate"])
+async def test_a_stop_before_trio_reaches_the_head_started_driver_as_a_running_one(
+        stop: str, servo_root: Path, tag: str) -> None:
+    """servo's signal came while trio was being imported: the driver the head start runs
+    is stopped under supervision (SIGUSR1 and its grace, or the kill cascade) and named."""
+    path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
+    env = {**os.environ, TAG_VAR: tag}
+    argv = [str(path), "--query", "app"]
+    headstart = Headstart()
+    headstart.start(argv, servo_root, env)
+    control = RunControl()
+    if stop == "cancel":
+        control.cancel()
+    else:
+        control.terminate(signal.SIGTERM)
+    sup = Supervision(servo_root, env, io_timeout=None, kill_grace=0.5, cancel_grace=0.5,
+                      control=control, headstart=headstart)
+    try:
+        outcome = await run_call(sup, CallSpec(Driver("01sleep", path), "query",
+                                               ("--query", "app")))
+        taken = headstart.waiting_pids == frozenset()
+    finally:
+        headstart.discard_all()
+    assert taken
+    assert outcome.exit_code is not None  # it ran, and was stopped and reaped by its call
+    expected = {"cancel": "canceled", "terminate": "terminated"}[stop]
+    assert outcome.problem is not None and outcome.problem.reason == expected, outcome
+    assert control.interrupted == ["01sleep"]
 
 
 def test_an_early_start_nobody_takes_up_is_killed_and_reaped(servo_root: Path,
