@@ -23,6 +23,8 @@ from tests.support import (
     write_driver,
 )
 
+pytestmark = pytest.mark.e2e
+
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
 REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
 SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}

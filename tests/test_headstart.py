@@ -19,6 +19,8 @@ from aggregator.supervision.call import CallSpec, Supervision, run_call
 from aggregator.supervision.control import RunControl
 from tests.support import TAG_VAR, run_adjust, write_driver
 
+pytestmark = pytest.mark.e2e
+
 # Every start of this driver leaves one line in calls.log: which call, and the pid.
 COUNTING = """
     import json, os, sys

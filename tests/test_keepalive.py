@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.fault_support import T
 from tests.support import adjust_env, run_adjust, write_driver
+
+pytestmark = pytest.mark.e2e
 
 SLOW_BUT_IN_TIME = """
     import json, sys, time

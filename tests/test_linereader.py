@@ -12,6 +12,8 @@ from aggregator.protocol.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from tests.streams import RepeatingStream, peak_memory, pipe_streams
 
+pytestmark = pytest.mark.unit
+
 
 async def read_all(reader: LineReader) -> list[bytes]:
     lines = []

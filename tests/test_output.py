@@ -13,6 +13,8 @@ from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.limits import MAX_MESSAGE_BYTES
 from aggregator.supervision.output import Output, clip_message
 
+pytestmark = pytest.mark.unit
+
 
 def read_all(fd: int) -> bytes:
     data = bytearray()

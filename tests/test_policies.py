@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fault_support import T
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
+
+pytestmark = pytest.mark.e2e
 
 CALLS = "calls.log"
 

@@ -22,6 +22,8 @@ from tests.fault_support import (
 )
 from tests.support import AdjustRun, adjust_env, alive, write_driver
 
+pytestmark = pytest.mark.e2e
+
 CANCEL_GRACE = 1.0
 
 

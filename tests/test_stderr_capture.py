@@ -12,6 +12,8 @@ from aggregator.protocol.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDE
 from aggregator.supervision.stderr import StderrCapture
 from tests.streams import RepeatingStream, peak_memory, pipe_streams
 
+pytestmark = pytest.mark.unit
+
 
 def test_small_stderr_is_kept_whole() -> None:
     capture = StderrCapture()

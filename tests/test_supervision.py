@@ -8,12 +8,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from aggregator.protocol.limits import MAX_LINE_BYTES
 from aggregator.root.discovery import Driver
 from aggregator.supervision.call import CallSpec, Supervision, run_call
 from tests.support import TAG_VAR, alive, write_driver
+
+pytestmark = pytest.mark.e2e
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = None,

@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from aggregator.root.discovery import Driver
 from aggregator.supervision.call import CallSpec, Supervision, run_call
 from aggregator.supervision.control import RunControl
 from tests.support import TAG_VAR, write_driver
+
+pytestmark = pytest.mark.e2e
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = 3.0,
