@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from aggregator.root.config import (
     load_document,
     parse_section,
 )
-from tests.support import REPO, run_adjust, simple_driver, write_driver
+from tests.support import REPO, TAG_VAR, run_adjust, simple_driver, write_driver
 
 
 @pytest.mark.unit
@@ -225,20 +226,21 @@ async def test_drivers_dir_is_used(tmp_path: Path, tag: str) -> None:
 
 
 @pytest.mark.e2e
-def test_config_without_an_aggregator_section_is_not_parsed(tmp_path: Path) -> None:
+def test_config_without_an_aggregator_section_is_not_parsed(tmp_path: Path, tag: str) -> None:
     """Most servo roots have no aggregator section: they must not pay for importing yaml."""
+    env = {**os.environ, TAG_VAR: tag}
     (tmp_path / "config.yaml").write_text("web:\n  replicas: 3\n# aggregator: (a comment)\n")
     code = ("import sys; from pathlib import Path; from aggregator.root.config import load_config; "
             f"c = load_config(Path({str(tmp_path)!r})); "
             "print(c.on_failure, 'yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout.split()
+                         cwd=REPO, env=env, check=True).stdout.split()
     assert out == ["continue", "False"]
     (tmp_path / "config.yaml").unlink()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout.split()
+                         cwd=REPO, env=env, check=True).stdout.split()
     assert out == ["continue", "False"]  # no config.yaml at all: nothing to parse either
     (tmp_path / "config.yaml").write_text("aggregator:\n  on_failure: stop\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout.split()
+                         cwd=REPO, env=env, check=True).stdout.split()
     assert out == ["stop", "True"]
