@@ -26,6 +26,7 @@ from bench.run import (
 from tests.support import REPO, adjust_env
 
 
+@pytest.mark.e2e
 def test_smoke_runs_every_row_and_prints_the_table(tmp_path: Path, tag: str) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -57,6 +58,7 @@ def test_smoke_runs_every_row_and_prints_the_table(tmp_path: Path, tag: str) -> 
     assert list(scratch.iterdir()) == []  # the throw-away servo roots are gone
 
 
+@pytest.mark.unit
 def test_relay_analysis_measures_each_driver_from_first_write_to_last_read() -> None:
     def line(arrived: float, stamp: float, driver: int, i: int) -> tuple[float, bytes]:
         text = json.dumps({"progress": i, "message": f"0{driver}: {stamp:.6f} d{driver} {i}"})
@@ -74,6 +76,7 @@ def test_relay_analysis_measures_each_driver_from_first_write_to_last_read() -> 
     assert sorted(relay.delays) == pytest.approx([0.002, 0.004, 0.010, 0.010])
 
 
+@pytest.mark.unit
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 50
@@ -82,6 +85,7 @@ def test_percentile_is_nearest_rank() -> None:
     assert math.isnan(percentile([], 50))
 
 
+@pytest.mark.unit
 def test_table_shows_ratios_against_the_first_aggregator_and_judges_targets() -> None:
     aggs = [Aggregator("A", Path("/a/adjust")), Aggregator("B", Path("/b/adjust"))]
     results = Results()
@@ -98,6 +102,7 @@ def test_table_shows_ratios_against_the_first_aggregator_and_judges_targets() ->
                                                                       "writes a"))
 
 
+@pytest.mark.unit
 def test_fewer_than_five_runs_are_refused_outside_smoke_mode() -> None:
     with pytest.raises(SystemExit):
         parse_args(["--runs", "3"])

@@ -18,6 +18,7 @@ POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
 
 # -- the descriptor rules ---------------------------------------------------------------
 
+@pytest.mark.unit
 @pytest.mark.parametrize("spec", [
     CPU,
     {"value": 3, "min": 1, "max": 10},  # type defaults to range
@@ -29,6 +30,7 @@ def test_settings_that_follow_the_rules(spec: dict[str, Any]) -> None:
     assert setting_problems(spec) == []
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("spec", "problem"), [
     ({"value": 1, "max": 4}, "range has no min"),
     ({"value": 1, "min": 0}, "range has no max"),
@@ -53,6 +55,7 @@ def test_each_rule(spec: dict[str, Any], problem: str) -> None:
     assert problem in setting_problems(spec)
 
 
+@pytest.mark.unit
 def test_requested_values_are_judged_by_the_same_rules() -> None:
     assert value_problems(CPU, 2.5) == []
     assert value_problems(CPU, 4.5) == ["4.5 is outside 0.5..4"]
@@ -63,6 +66,7 @@ def test_requested_values_are_judged_by_the_same_rules() -> None:
     assert value_problems({"type": "slider"}, 99) == []  # cannot be judged
 
 
+@pytest.mark.unit
 def test_describe_setting() -> None:
     assert describe_setting(CPU) == "range 1 (0.5..4 step 0.5 cores)"
     assert describe_setting(POLICY) == "enum lru (lru|lfu)"
@@ -87,6 +91,7 @@ def line_with(run_lines: list[str], *parts: str) -> str:
     raise AssertionError(f"no line with {parts!r} in:\n" + "\n".join(run_lines))
 
 
+@pytest.mark.e2e
 async def test_healthy_root(servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     run = await run_adjust(servo_root, "--check", "app", tag=tag)
@@ -108,6 +113,7 @@ async def test_healthy_root(servo_root: Path, tag: str) -> None:
     assert not any("[FAIL]" in line for line in lines)
 
 
+@pytest.mark.e2e
 async def test_descriptor_rules_are_enforced(servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     write_driver(servo_root, "30-bad", simple_driver("bad", {
@@ -130,6 +136,7 @@ async def test_descriptor_rules_are_enforced(servo_root: Path, tag: str) -> None
     assert "(1 problem," in lines[-1]
 
 
+@pytest.mark.e2e
 async def test_duplicate_settings_across_drivers(servo_root: Path, tag: str) -> None:
     write_driver(servo_root, "01a", simple_driver("web", {"cpu": CPU, "mem": CPU}))
     write_driver(servo_root, "02b", simple_driver("web", {"cpu": CPU, "mem": CPU}))
@@ -141,6 +148,7 @@ async def test_duplicate_settings_across_drivers(servo_root: Path, tag: str) -> 
     assert not any("web.disk is reported" in line for line in run.lines)
 
 
+@pytest.mark.e2e
 async def test_failing_drivers(servo_root: Path, tag: str) -> None:
     write_driver(servo_root, "01crash", """
         import sys
@@ -170,6 +178,7 @@ async def test_failing_drivers(servo_root: Path, tag: str) -> None:
     assert line_with(lines, "[FAIL]", "--query: output is not a descriptor")
 
 
+@pytest.mark.e2e
 async def test_hung_driver_is_killed_and_reported(servo_root: Path, tag: str) -> None:
     write_driver(servo_root, "01hang", """
         import json, sys, time
@@ -187,6 +196,7 @@ async def test_hung_driver_is_killed_and_reported(servo_root: Path, tag: str) ->
     assert line_with(run.lines, "[note]", "OPTUNE_IO_TIMEOUT=3", "at most 2 s")
 
 
+@pytest.mark.e2e
 async def test_config_problems(servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: later\n")
@@ -201,6 +211,7 @@ async def test_config_problems(servo_root: Path, tag: str) -> None:
     assert line_with(run.lines, "[FAIL]", "config.yaml", "line 3", "not valid YAML")
 
 
+@pytest.mark.e2e
 async def test_config_summary_and_policy_typos(servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     (servo_root / "config.yaml").write_text(
@@ -219,6 +230,7 @@ async def test_config_summary_and_policy_typos(servo_root: Path, tag: str) -> No
     assert "(0 problems, 2 warnings)" in lines[-1]
 
 
+@pytest.mark.e2e
 async def test_disabled_driver_is_listed_not_run(servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     write_driver(servo_root, "30-off", "import sys; sys.exit(1)\n")
@@ -229,6 +241,7 @@ async def test_disabled_driver_is_listed_not_run(servo_root: Path, tag: str) -> 
     assert line_with(run.lines, "[--]", "30-off", "disabled in config.yaml")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("env", "level", "says", "code"), [
     ({"OPTUNE_IO_TIMEOUT": "10"}, "[note]", "waits at most 9 s", 0),
     ({"OPTUNE_IO_TIMEOUT": "1.5"}, "[warn]", "is very short", 0),
@@ -243,6 +256,7 @@ async def test_environment(servo_root: Path, tag: str, env: dict[str, str], leve
     assert line_with(run.lines, level, says)
 
 
+@pytest.mark.e2e
 async def test_no_drivers(servo_root: Path, tag: str) -> None:
     run = await run_adjust(servo_root, "--check", "app", tag=tag)
     assert run.returncode == 1
@@ -258,6 +272,7 @@ async def test_no_drivers(servo_root: Path, tag: str) -> None:
     assert line_with(run.lines, "[FAIL]", "does not exist")
 
 
+@pytest.mark.e2e
 async def test_without_app_id_drivers_are_asked_without_one(servo_root: Path,
                                                             tag: str) -> None:
     write_driver(servo_root, "01args", """
@@ -281,6 +296,7 @@ async def test_without_app_id_drivers_are_asked_without_one(servo_root: Path,
         == [["--info", "shop"], ["--query", "shop"]]
 
 
+@pytest.mark.e2e
 async def test_verbose_check_traces_driver_lines(servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     run = await run_adjust(servo_root, "--check", "-v", "app", tag=tag)
@@ -289,6 +305,7 @@ async def test_verbose_check_traces_driver_lines(servo_root: Path, tag: str) -> 
     assert "timing: 10-web: info " in run.stderr
 
 
+@pytest.mark.unit
 def test_config_summary_stays_bounded_whatever_the_names(servo_root: Path) -> None:
     """A config.yaml with thousands of sections or a driver name of 100 k characters: the
     report quotes them cut, on one line each."""

@@ -21,6 +21,7 @@ def fake_stat(mode: int, uid: int) -> os.stat_result:
     return os.stat_result((mode, 0, 0, 1, uid, 0, 0, 0, 0, 0))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("mode", "uid", "says"), [
     (stat.S_IFDIR | 0o755, 0, []),
     (stat.S_IFREG | 0o700, 1000, []),  # servo's own user (below: euid 1000)
@@ -48,6 +49,7 @@ def warnings(report: Report) -> list[str]:
     return [line.strip() for line in report.lines if "[warn]" in line]
 
 
+@pytest.mark.unit
 def test_a_tidy_root_has_no_warnings(servo_root: Path) -> None:
     driver = write_driver(servo_root, "01web", "")
     (servo_root / "config.yaml").write_text("web: {}\n")
@@ -57,6 +59,7 @@ def test_a_tidy_root_has_no_warnings(servo_root: Path) -> None:
                for line in report.lines)
 
 
+@pytest.mark.unit
 def test_each_writable_path_is_a_warning(servo_root: Path) -> None:
     driver = write_driver(servo_root, "01web", "", mode=0o775)
     (servo_root / "config.yaml").write_text("web: {}\n")
@@ -73,6 +76,7 @@ def test_each_writable_path_is_a_warning(servo_root: Path) -> None:
     assert all("whoever can change it runs code as servo" in line for line in found)
 
 
+@pytest.mark.unit
 def test_a_driver_is_judged_by_what_its_symlink_points_to(servo_root: Path) -> None:
     target = servo_root / "real-driver"
     target.write_text("#!/bin/sh\n")
@@ -85,6 +89,7 @@ def test_a_driver_is_judged_by_what_its_symlink_points_to(servo_root: Path) -> N
     assert security(servo_root, drivers=[Driver("01web", target)]).warnings == 0
 
 
+@pytest.mark.unit
 def test_a_file_owned_by_another_user_is_a_warning(servo_root: Path) -> None:
     driver = write_driver(servo_root, "01web", "")
     if ME == 0:
@@ -99,6 +104,7 @@ def test_a_file_owned_by_another_user_is_a_warning(servo_root: Path) -> None:
         assert any("the servo root is owned by" in line for line in found)
 
 
+@pytest.mark.unit
 def test_root_owned_files_are_fine_for_any_servo_user(servo_root: Path) -> None:
     if ME != 0:
         pytest.skip("needs files owned by root")
@@ -106,6 +112,7 @@ def test_root_owned_files_are_fine_for_any_servo_user(servo_root: Path) -> None:
     assert security(servo_root, drivers=[Driver("01web", driver)], euid=1000).warnings == 0
 
 
+@pytest.mark.unit
 def test_a_drivers_dir_outside_the_servo_root_is_a_warning(tmp_path: Path) -> None:
     root, elsewhere = tmp_path / "servo", tmp_path / "elsewhere"
     root.mkdir()
@@ -124,6 +131,7 @@ def test_a_drivers_dir_outside_the_servo_root_is_a_warning(tmp_path: Path) -> No
     assert security(root, AggregatorConfig(drivers_dir="mine/../mine")).warnings == 0
 
 
+@pytest.mark.e2e
 async def test_check_reports_them_as_warnings_not_failures(servo_root: Path,
                                                            tag: str) -> None:
     write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1, "min": 0,

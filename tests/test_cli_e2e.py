@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.fault_support import T
 from tests.support import (
     ADJUST,
     REPO,
@@ -21,10 +23,16 @@ from tests.support import (
     write_driver,
 )
 
+pytestmark = pytest.mark.e2e
+
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
 REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
 SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
 POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
+
+
+#: The request log each of two_drivers' drivers writes when its adjust runs.
+TWO_DRIVERS_LOG = {"01web": "web.log", "02cache": "cache.log"}
 
 
 def two_drivers(root: Path) -> None:
@@ -182,6 +190,21 @@ async def test_query_passes_the_real_app_id(servo_root: Path, tag: str) -> None:
     assert json.loads((servo_root / "argv.log").read_text()) == ["--query", "shop-prod"]
 
 
+async def test_a_query_without_an_app_id_asks_the_drivers_without_one(
+        servo_root: Path, tag: str) -> None:
+    """`adjust --query` by hand: drivers get `--query`, not an invented empty app id."""
+    write_driver(servo_root, "01args", """
+        import json, sys
+        with open("argv.log", "a") as log:
+            log.write(json.dumps(sys.argv[1:]) + "\\n")
+        print(json.dumps({"components": {"c": {"settings": {"x": {"value": 1}}}}}))
+        """)
+    run = await run_adjust(servo_root, "--query", tag=tag)
+    assert run.returncode == 0, run.stderr
+    logged = [json.loads(line) for line in (servo_root / "argv.log").read_text().splitlines()]
+    assert logged == [["--query"]]
+
+
 async def test_query_accepts_a_legacy_descriptor(servo_root: Path, tag: str) -> None:
     write_driver(servo_root, "01old", """
         import json
@@ -256,6 +279,36 @@ async def test_a_bad_request_is_one_error_and_runs_nothing(
     assert not (servo_root / "ran.log").exists()
 
 
+async def test_a_request_that_never_ends_is_refused_before_servo_gives_up(
+        servo_root: Path, tag: str) -> None:
+    """servo's stdin left open: the error is on stdout within T, while servo still listens."""
+    write_driver(servo_root, "01never", "raise SystemExit(1)\n")
+    proc = await trio.lowlevel.open_process(
+        [str(ADJUST), "app"], cwd=servo_root,
+        env=adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    started = trio.current_time()
+    try:
+        await proc.stdin.send_all(b'{"application": ')  # and never the rest
+        output = b""
+        with trio.fail_after(3 * T):
+            while chunk := await proc.stdout.receive_some(1 << 16):
+                output += chunk
+                if output.endswith(b"\n"):
+                    break
+        answered_after = trio.current_time() - started
+        await proc.wait()
+    finally:
+        proc.kill()
+        await proc.wait()
+        await proc.stdin.aclose()
+    final = json.loads(output)
+    assert (final["status"], final["reason"]) == ("failed", "bad-input"), final
+    assert answered_after < T, answered_after
+    assert proc.returncode == 1
+
+
 async def test_unowned_settings_are_all_listed_and_no_driver_adjusts(
         servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
@@ -316,14 +369,17 @@ async def test_adjust_runs_each_driver_with_its_share_and_reports_progress(
     assert all(p["message"].startswith(("01web: ", "02cache: ")) for p in progress)
 
 
+@pytest.mark.parametrize(("requested", "idle"), [("02cache", "01web"), ("01web", "02cache")],
+                         ids=["first-idle", "last-idle"])
 async def test_a_driver_with_nothing_to_change_is_not_run_and_is_no_share(
-        servo_root: Path, tag: str) -> None:
+        servo_root: Path, tag: str, requested: str, idle: str) -> None:
     two_drivers(servo_root)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({"cache": {"size": 32}}))
+    change = {"01web": {"web": {"cpu": 2}}, "02cache": {"cache": {"size": 32}}}[requested]
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request(change))
     assert run.returncode == 0, run.stderr
-    assert not (servo_root / "web.log").exists()
-    assert {"progress": 100, "message": "02cache: done"} in run.progress
-    assert all(not p["message"].startswith("01web") for p in run.progress)
+    assert not (servo_root / TWO_DRIVERS_LOG[idle]).exists()
+    assert {"progress": 100, "message": f"{requested}: done"} in run.progress
+    assert all(not p["message"].startswith(idle) for p in run.progress)
 
 
 async def test_an_empty_request_changes_nothing_and_succeeds(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,10 @@ from aggregator.root.config import (
     load_document,
     parse_section,
 )
-from tests.support import REPO, run_adjust, simple_driver, write_driver
+from tests.support import REPO, TAG_VAR, run_adjust, simple_driver, write_driver
 
 
+@pytest.mark.unit
 def test_absent_file_section_or_empty_section_means_defaults(tmp_path: Path) -> None:
     assert load_config(tmp_path) == AggregatorConfig()
     (tmp_path / "config.yaml").write_text("web:\n  replicas: 3\n")
@@ -31,6 +33,7 @@ def test_absent_file_section_or_empty_section_means_defaults(tmp_path: Path) -> 
     assert load_config(tmp_path) == AggregatorConfig()
 
 
+@pytest.mark.unit
 def test_defaults() -> None:
     config = AggregatorConfig()
     assert config.drivers_dir == "adjust.d"
@@ -42,6 +45,7 @@ def test_defaults() -> None:
     assert config.disabled == frozenset()
 
 
+@pytest.mark.unit
 def test_every_key(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(
         "aggregator:\n"
@@ -70,11 +74,13 @@ def test_every_key(tmp_path: Path) -> None:
     assert config.disabled == frozenset({"20-cache"})
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("choice", ["continue", "stop", "rollback"])
 def test_on_failure_choices(choice: str) -> None:
     assert parse_section({"on_failure": choice}).on_failure == choice
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("section", "names", "says"), [
     ({"drivers_directory": "x"}, "aggregator.drivers_directory", "unknown key"),
     ({"drivers_dir": 3}, "aggregator.drivers_dir", "non-empty path"),
@@ -128,6 +134,7 @@ def test_each_bad_value_is_an_error_naming_its_key(section: dict[str, Any], name
     assert says in caught.value.message
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("key", ["kill_grace", "cancel_grace"])
 def test_grace_periods_may_be_zero_to_a_minute(key: str) -> None:
     """The documented range, ends included (a grace of 0 means SIGKILL at once)."""
@@ -136,12 +143,16 @@ def test_grace_periods_may_be_zero_to_a_minute(key: str) -> None:
     assert isinstance(getattr(parse_section({key: 60}), key), float)
 
 
+@pytest.mark.unit
 def test_weights_may_be_tiny_or_up_to_a_million() -> None:
     drivers = parse_section({"drivers": {"a": {"weight": 1e-9}, "b": {"weight": 1e6}}})
     assert drivers.policy("a").weight == 1e-9
     assert drivers.policy("b").weight == 1e6
 
 
+
+
+@pytest.mark.unit
 def test_unknown_key_error_lists_the_known_ones() -> None:
     with pytest.raises(AggregatorError) as caught:
         parse_section({"kill_grace": 1, "paralel_queries": True})
@@ -149,6 +160,7 @@ def test_unknown_key_error_lists_the_known_ones() -> None:
     assert "parallel_queries" in caught.value.message.split("known:")[1]
 
 
+@pytest.mark.unit
 def test_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("aggregator: [on_failure, stop]\n")
     with pytest.raises(AggregatorError) as caught:
@@ -156,6 +168,7 @@ def test_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert "aggregator: must be a mapping" in caught.value.message
 
 
+@pytest.mark.unit
 def test_document_that_is_not_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("- just\n- a list\n")
     with pytest.raises(AggregatorError) as caught:
@@ -164,6 +177,7 @@ def test_document_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert "must be a mapping of sections" in caught.value.message
 
 
+@pytest.mark.unit
 def test_yaml_that_does_not_parse_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(
         "web:\n"
@@ -181,6 +195,7 @@ def test_yaml_that_does_not_parse_names_file_and_line(tmp_path: Path) -> None:
     assert "not valid YAML" in message
 
 
+@pytest.mark.unit
 def test_tab_indentation_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("aggregator:\n\ton_failure: stop\n")
     with pytest.raises(AggregatorError) as caught:
@@ -188,6 +203,7 @@ def test_tab_indentation_names_the_line(tmp_path: Path) -> None:
     assert "line 2" in caught.value.message
 
 
+@pytest.mark.unit
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_bytes(b"aggregator:\n  drivers_dir: \xff\xfe\n")
     with pytest.raises(AggregatorError) as caught:
@@ -195,6 +211,7 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert "cannot be read" in caught.value.message
 
 
+@pytest.mark.e2e
 async def test_adjust_refuses_a_bad_section_with_a_json_error(servo_root: Path,
                                                               tag: str) -> None:
     """End to end: servo hears a bad-config failure naming the key; no driver runs."""
@@ -213,6 +230,7 @@ async def test_adjust_refuses_a_bad_section_with_a_json_error(servo_root: Path,
     assert not (servo_root / "web.log").exists()
 
 
+@pytest.mark.e2e
 async def test_adjust_refuses_unparsable_yaml_naming_the_line(servo_root: Path,
                                                               tag: str) -> None:
     write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1}}))
@@ -224,6 +242,7 @@ async def test_adjust_refuses_unparsable_yaml_naming_the_line(servo_root: Path,
     assert "line 3" in run.final["message"]
 
 
+@pytest.mark.e2e
 async def test_drivers_dir_is_used(tmp_path: Path, tag: str) -> None:
     (tmp_path / "config.yaml").write_text("aggregator:\n  drivers_dir: mine\n")
     (tmp_path / "mine").mkdir()
@@ -235,20 +254,22 @@ async def test_drivers_dir_is_used(tmp_path: Path, tag: str) -> None:
     assert "web" in run.final["application"]["components"]
 
 
-def test_config_without_an_aggregator_section_is_not_parsed(tmp_path: Path) -> None:
+@pytest.mark.e2e
+def test_config_without_an_aggregator_section_is_not_parsed(tmp_path: Path, tag: str) -> None:
     """Most servo roots have no aggregator section: they must not pay for importing yaml."""
+    env = {**os.environ, TAG_VAR: tag}
     (tmp_path / "config.yaml").write_text("web:\n  replicas: 3\n# aggregator: (a comment)\n")
     code = ("import sys; from pathlib import Path; from aggregator.root.config import load_config; "
             f"c = load_config(Path({str(tmp_path)!r})); "
             "print(c.on_failure, 'yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout.split()
+                         cwd=REPO, env=env, check=True).stdout.split()
     assert out == ["continue", "False"]
     (tmp_path / "config.yaml").unlink()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout.split()
+                         cwd=REPO, env=env, check=True).stdout.split()
     assert out == ["continue", "False"]  # no config.yaml at all: nothing to parse either
     (tmp_path / "config.yaml").write_text("aggregator:\n  on_failure: stop\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout.split()
+                         cwd=REPO, env=env, check=True).stdout.split()
     assert out == ["stop", "True"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from aggregator.root import safe_yaml
 from aggregator.root.config import AggregatorConfig, load_config, load_document
 from aggregator.root.config_probe import read_config_text
 from aggregator.root.safe_yaml import AliasExpansionError, check_alias_expansion
-from tests.support import REPO, run_adjust, simple_driver, write_driver
+from tests.support import run_adjust, simple_driver, write_driver
 
 
 @contextlib.contextmanager
@@ -69,6 +67,7 @@ def config_error(root: Path, *, whole_path: bool = True) -> str:
 
 # -- what is read ---------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "config.yaml")  # no writer: a plain open() blocks forever
     with fails_after(5):
@@ -76,6 +75,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     assert "is a FIFO (named pipe), not a regular file" in message
 
 
+@pytest.mark.unit
 def test_a_symlink_to_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").symlink_to("/dev/zero")
     with fails_after(5):
@@ -83,11 +83,13 @@ def test_a_symlink_to_a_device_is_refused_without_reading_it(tmp_path: Path) -> 
     assert "is a character device, not a regular file" in message
 
 
+@pytest.mark.unit
 def test_a_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").mkdir()
     assert "is a directory, not a regular file" in config_error(tmp_path)
 
 
+@pytest.mark.unit
 def test_a_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
     """Kubernetes mounts a ConfigMap's config.yaml as a symlink: that must keep working."""
     (tmp_path / "..data").mkdir()
@@ -96,6 +98,7 @@ def test_a_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
     assert load_config(tmp_path).on_failure == "stop"
 
 
+@pytest.mark.unit
 def test_a_file_over_the_cap_is_refused_without_reading_it(tmp_path: Path) -> None:
     with (tmp_path / "config.yaml").open("wb") as f:
         f.truncate(50 * 1024 * 1024)  # sparse: 50 MB that costs nothing to make
@@ -105,6 +108,7 @@ def test_a_file_over_the_cap_is_refused_without_reading_it(tmp_path: Path) -> No
     assert "is 52,428,800 bytes, over the 1 MiB servo-agg reads" in message
 
 
+@pytest.mark.unit
 def test_a_file_at_the_cap_is_read(tmp_path: Path) -> None:
     head = "aggregator:\n  on_failure: stop\n"
     text = head + "#" * (MAX_CONFIG_BYTES - len(head) - 1) + "\n"
@@ -114,6 +118,7 @@ def test_a_file_at_the_cap_is_read(tmp_path: Path) -> None:
     assert "over the 1 MiB" in config_error(tmp_path)
 
 
+@pytest.mark.unit
 def test_reading_stops_at_the_cap_whatever_the_size_claims(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file that grows between fstat and read (or claims a size it does not have)."""
@@ -138,6 +143,7 @@ def test_reading_stops_at_the_cap_whatever_the_size_claims(
     assert sum(read) == MAX_CONFIG_BYTES + 1
 
 
+@pytest.mark.unit
 def test_absent_or_dangling_symlink_is_no_config(tmp_path: Path) -> None:
     assert read_config_text(tmp_path) is None
     (tmp_path / "config.yaml").symlink_to("nowhere.yaml")
@@ -147,6 +153,7 @@ def test_absent_or_dangling_symlink_is_no_config(tmp_path: Path) -> None:
 
 # -- what YAML may cost ---------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_an_alias_bomb_is_refused_before_anything_is_built(tmp_path: Path) -> None:
     # 9**7 (4.8 million) nodes: before the fix this loaded and its repr made the message
     # tens of megabytes; the real 430-byte bomb (9**9) took a minute and gigabytes.
@@ -158,12 +165,14 @@ def test_an_alias_bomb_is_refused_before_anything_is_built(tmp_path: Path) -> No
     assert f"at most {MAX_CONFIG_ALIAS_NODES:,} are allowed" in message
 
 
+@pytest.mark.unit
 def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("aggregator:\n  drivers_dir: x\nweb: &w [1, *w]\n")
     message = config_error(tmp_path)
     assert "line 3" in message and "recursive" in message
 
 
+@pytest.mark.unit
 def test_ordinary_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(
         "base: &base {region: us-east-1, retries: 3}\n"
@@ -177,6 +186,7 @@ def test_ordinary_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:
     assert config.policy("20-db").weight == 3.0
 
 
+@pytest.mark.unit
 def test_the_expansion_bound_is_exact() -> None:
     # Ten uses of *a (a 3-node list) where the list is written once: 30 nodes more.
     text = "a: &a [1, 2]\nb: [" + ", ".join(["*a"] * 10) + "]\n"
@@ -187,6 +197,7 @@ def test_the_expansion_bound_is_exact() -> None:
         check_alias_expansion(node, limit=29)
 
 
+@pytest.mark.unit
 def test_the_pure_python_loader_is_bounded_too(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """PyYAML without libyaml: the same bound, and deep nesting is an error, not a
@@ -205,6 +216,7 @@ def test_the_pure_python_loader_is_bounded_too(tmp_path: Path,
     assert yaml.CSafeLoader in safe_yaml.bounded_loader().__mro__
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("text", "says"), [
     ("web:\n  when: 2001-13-01\n", "month must be in 1..12"),
     (f"web:\n  big: {'9' * 5000}\n", "Exceeds the limit (4300 digits)"),
@@ -218,6 +230,7 @@ def test_values_python_cannot_build_are_a_bad_config_error(tmp_path: Path, text:
     assert "a value cannot be loaded" in message and says in message
 
 
+@pytest.mark.unit
 def test_a_huge_bad_value_is_shown_clipped(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(f"aggregator:\n  drivers_dir: [{'x' * 100_000}]\n")
     message = config_error(tmp_path, whole_path=False)
@@ -229,6 +242,7 @@ def test_a_huge_bad_value_is_shown_clipped(tmp_path: Path) -> None:
 
 # -- --info stays instant -------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_info_parses_only_a_small_config(servo_root: Path) -> None:
     write_driver(servo_root, "10web", "")
     padding = "#" * MAX_INFO_CONFIG_BYTES + "\n"
@@ -239,6 +253,7 @@ def test_info_parses_only_a_small_config(servo_root: Path) -> None:
     assert info_version(servo_root).endswith("[10web]")  # nothing for --info to parse
 
 
+@pytest.mark.unit
 def test_info_answers_whatever_config_yaml_is(servo_root: Path) -> None:
     write_driver(servo_root, "10web", "")
     os.mkfifo(servo_root / "config.yaml")
@@ -269,6 +284,7 @@ def make_hostile(root: Path, kind: str) -> None:
         path.write_bytes(b"aggregator:\n  drivers: {}\n" + b"# padding\n" * 5_000_000)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", HOSTILE)
 async def test_info_is_instant_and_every_command_says_what_is_wrong(
         servo_root: Path, tag: str, kind: str) -> None:
@@ -293,12 +309,3 @@ async def test_info_is_instant_and_every_command_says_what_is_wrong(
         assert "servo-agg: error (bad-config): " in run.stderr
         assert "Traceback" not in run.stderr
     assert not (servo_root / "web.log").exists()
-
-
-def test_importing_the_bounded_loader_does_not_import_yaml() -> None:
-    """yaml is paid for only when a config.yaml section must really be read."""
-    code = ("import sys, aggregator.root.safe_yaml, aggregator.root.config; "
-            "print('yaml' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=REPO, check=True)
-    assert done.stdout.split() == ["False"]

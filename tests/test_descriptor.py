@@ -19,6 +19,8 @@ from aggregator.protocol.descriptor import (
 )
 from aggregator.protocol.errors import AggregatorError
 
+pytestmark = pytest.mark.unit
+
 
 def desc(components: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A wrapped descriptor with `settings` per component."""

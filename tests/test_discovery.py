@@ -10,6 +10,8 @@ import pytest
 from aggregator.protocol.errors import AggregatorError
 from aggregator.root.discovery import find_drivers, scan
 
+pytestmark = pytest.mark.unit
+
 
 def _file(directory: Path, name: str, mode: int = 0o755) -> Path:
     path = directory / name

@@ -10,6 +10,8 @@ import pytest
 
 from tests.support import run_adjust, write_driver
 
+pytestmark = pytest.mark.e2e
+
 ADJUSTED = "adjusted.log"
 
 

@@ -7,9 +7,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.support import ADJUST, adjust_env, simple_driver, write_driver
+
+pytestmark = pytest.mark.e2e
 
 
 async def _start_waiting_for_request(root: Path, tag: str) -> trio.Process:

@@ -14,6 +14,8 @@ from aggregator.protocol.environment import (
 )
 from aggregator.protocol.errors import AggregatorError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("raw", [None, "", "   ", "0", "0.0", " 0 ", "-0"])
 def test_unset_empty_or_zero_timeout_is_no_limit(raw: str | None) -> None:

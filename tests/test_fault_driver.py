@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fault_support import FAULT_DRIVER
 from tests.support import PYTHON_BIN, TAG_VAR
 
@@ -30,17 +32,20 @@ def fault(root: Path, *args: str, tag: str, stdin: str = "",
                           capture_output=True, env=environment, timeout=30, check=False)
 
 
+@pytest.mark.unit
 def test_it_is_an_executable_stdlib_script() -> None:
     assert os.access(FAULT_DRIVER, os.X_OK)
     assert FAULT_DRIVER.read_text().startswith("#!/usr/bin/env python3\n")
 
 
+@pytest.mark.e2e
 def test_every_mode_the_matrix_needs_is_there(tmp_path: Path, tag: str) -> None:
     listed = fault(tmp_path, "--modes", tag=tag).stdout
     names = {line.split()[0] for line in listed.split("Modes:\n")[1].splitlines()}
     assert set(REQUIRED_MODES) <= names
 
 
+@pytest.mark.e2e
 def test_elsewhere_than_its_phase_it_is_a_good_driver(tmp_path: Path, tag: str) -> None:
     info = json.loads(fault(tmp_path, "--info", tag=tag, FAULT_MODE="hang").stdout)
     assert info == {"version": "1.0", "has_cancel": True}
@@ -51,6 +56,7 @@ def test_elsewhere_than_its_phase_it_is_a_good_driver(tmp_path: Path, tag: str) 
     assert json.loads(adjusted.stdout.splitlines()[-1])["status"] == "ok"
 
 
+@pytest.mark.e2e
 def test_the_config_section_chooses_and_the_environment_wins(tmp_path: Path,
                                                              tag: str) -> None:
     (tmp_path / "config.yaml").write_text(
@@ -66,6 +72,7 @@ def test_the_config_section_chooses_and_the_environment_wins(tmp_path: Path,
     assert json.loads(overridden.stdout)["status"] == "ok"
 
 
+@pytest.mark.e2e
 def test_an_unknown_mode_says_which_ones_exist(tmp_path: Path, tag: str) -> None:
     done = fault(tmp_path, "app", tag=tag, stdin="{}", FAULT_MODE="explode")
     assert done.returncode == 2
@@ -73,6 +80,7 @@ def test_an_unknown_mode_says_which_ones_exist(tmp_path: Path, tag: str) -> None
     assert "unknown mode 'explode'" in done.stderr and "non-json" in done.stderr
 
 
+@pytest.mark.e2e
 def test_the_pidfile_lists_each_process_with_its_call_and_role(tmp_path: Path,
                                                                tag: str) -> None:
     pidfile = tmp_path / "pids"
@@ -82,6 +90,7 @@ def test_the_pidfile_lists_each_process_with_its_call_and_role(tmp_path: Path,
     assert (call, role) == ("query", "driver") and int(pid) > 1
 
 
+@pytest.mark.e2e
 def test_it_runs_on_the_system_python_too(tmp_path: Path, tag: str) -> None:
     """An operator's servo root may only have the system python3 (no venv, no yaml)."""
     system = Path("/usr/bin/python3")

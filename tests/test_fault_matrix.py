@@ -31,6 +31,8 @@ from tests.fault_support import (
 )
 from tests.support import AdjustRun, adjust_env, alive, write_driver
 
+pytestmark = pytest.mark.e2e
+
 MB = 1024 * 1024
 FLOOD_LINE_BYTES = len("stderr flood " * 78) + 1  # one line of the fault driver's stderr flood
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,11 @@ from aggregator.process.fork import child_environment
 from aggregator.process.headstart import Headstart
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
+from aggregator.supervision.control import RunControl
 from aggregator.supervision.spec import CallSpec
 from tests.support import TAG_VAR, real_supervisor, run_adjust, write_driver
+
+pytestmark = pytest.mark.e2e
 
 # Every start of this driver leaves one line in calls.log: which call, and the pid.
 COUNTING = """
@@ -96,6 +100,35 @@ async def test_a_supervised_call_takes_over_the_early_process(servo_root: Path,
     assert headstart.waiting_pids == frozenset()
     log = (servo_root / "calls.log").read_text().split()
     assert int(log[-1]) == early_pid  # the early process did the work: no second start
+
+
+@pytest.mark.parametrize("stop", ["cancel", "terminate"])
+async def test_a_stop_before_trio_reaches_the_head_started_driver_as_a_running_one(
+        stop: str, servo_root: Path, tag: str) -> None:
+    """servo's signal came while trio was being imported: the driver the head start runs
+    is stopped under supervision (SIGUSR1 and its grace, or the kill cascade) and named."""
+    path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
+    env = {**os.environ, TAG_VAR: tag}
+    spec = CallSpec(Driver("01sleep", path), Call.QUERY, ("--query", "app"))
+    headstart: Headstart[CallSpec] = Headstart()
+    headstart.start(spec, spec.argv, servo_root, child_environment(env, servo_root))
+    control = RunControl()
+    if stop == "cancel":
+        control.cancel()
+    else:
+        control.terminate(signal.SIGTERM)
+    sup = real_supervisor(servo_root, env, cancel_grace=0.5, control=control,
+                          headstart=headstart)
+    try:
+        outcome = await sup.call(spec)
+        taken = headstart.waiting_pids == frozenset()
+    finally:
+        headstart.discard_all()
+    assert taken
+    assert outcome.exit_code is not None  # it ran, and was stopped and reaped by its call
+    expected = {"cancel": "canceled", "terminate": "terminated"}[stop]
+    assert outcome.problem is not None and outcome.problem.reason == expected, outcome
+    assert control.interrupted == ["01sleep"]
 
 
 def test_an_early_start_nobody_takes_up_is_killed_and_reaped(servo_root: Path,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support import AdjustRun, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1, "min": 0, "max": 4}
@@ -22,6 +24,7 @@ def assert_refused(run: AdjustRun, reason: str, says: str) -> None:
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.e2e
 async def test_a_duplicate_key_in_the_request_changes_nothing(servo_root: Path,
                                                               tag: str) -> None:
     """Before: the second "db" silently dropped db.mem, the run said ok."""
@@ -34,6 +37,7 @@ async def test_a_duplicate_key_in_the_request_changes_nothing(servo_root: Path,
     assert not (servo_root / "db.log").exists()
 
 
+@pytest.mark.e2e
 async def test_a_request_over_the_cap_is_refused_without_reading_it_all(servo_root: Path,
                                                                         tag: str) -> None:
     write_driver(servo_root, "01db", simple_driver("db", {"cpu": CPU}, log="db.log"))
@@ -52,6 +56,7 @@ def info_driver(version: str) -> str:
         """
 
 
+@pytest.mark.e2e
 async def test_a_driver_version_with_line_breaks_shows_on_one_line(servo_root: Path,
                                                                    tag: str) -> None:
     write_driver(servo_root, "01web", info_driver("2.1\nbuild 7\r\n"))

@@ -11,6 +11,8 @@ from aggregator import __version__
 from aggregator.entry.info import info_version, print_info
 from tests.support import write_driver
 
+pytestmark = pytest.mark.unit
+
 
 def test_names_the_drivers_found_in_order(servo_root: Path) -> None:
     write_driver(servo_root, "20cache", "")

@@ -6,15 +6,19 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from tests.support import REPO, TAG_VAR
 
-pytestmark = pytest.mark.unit
+
+def tagged(tag: str) -> dict[str, str]:
+    return {**os.environ, TAG_VAR: tag}
+
 
 PACKAGE = REPO / "aggregator"
 
@@ -58,12 +62,14 @@ def layer_of(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else None
 
 
+@pytest.mark.unit
 def test_every_module_belongs_to_a_layer_or_is_a_leaf() -> None:
     stray = [m for m in modules() if layer_of(m) is None and m not in LEAVES
              and m != "aggregator.__main__"]
     assert stray == []
 
 
+@pytest.mark.unit
 def test_a_layer_imports_only_the_layers_below_it() -> None:
     crossings = []
     for module, path in modules().items():
@@ -78,12 +84,14 @@ def test_a_layer_imports_only_the_layers_below_it() -> None:
     assert crossings == []
 
 
+@pytest.mark.unit
 def test_the_leaves_import_nothing_of_the_package() -> None:
     for leaf in LEAVES:
         path = PACKAGE / ("__init__.py" if leaf == "aggregator" else "limits.py")
         assert imported(path) == set(), leaf
 
 
+@pytest.mark.unit
 def test_no_two_modules_import_each_other() -> None:
     graph = {m: imported(p) for m, p in modules().items()}
     cycles = [(a, b) for a, deps in graph.items() for b in deps
@@ -99,6 +107,7 @@ def declared_trio_free() -> list[str]:
     return names
 
 
+@pytest.mark.unit
 def test_the_declared_trio_free_modules_exist() -> None:
     known = modules()
     assert [m for m in declared_trio_free() if m not in known] == []
@@ -115,17 +124,19 @@ print(json.dumps(loaded))
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("module", declared_trio_free())
-def test_a_trio_free_module_loads_neither_trio_nor_yaml(module: str) -> None:
+def test_a_trio_free_module_loads_neither_trio_nor_yaml(module: str, tag: str) -> None:
     """Each in a fresh interpreter: one module's imports must not hide another's."""
     done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), module],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=tagged(tag))
     assert json.loads(done.stdout) == {module: []}
 
 
-def test_no_module_loads_yaml_just_by_being_imported() -> None:
+@pytest.mark.e2e
+def test_no_module_loads_yaml_just_by_being_imported(tag: str) -> None:
     """yaml is loaded only when a config.yaml section must be read, never at import."""
     every = [m for m in modules() if m != "aggregator.__main__"]
     done = subprocess.run([sys.executable, "-c", PROBE, str(REPO), *every],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, env=tagged(tag))
     assert {m: got for m, got in json.loads(done.stdout).items() if "yaml" in got} == {}

@@ -1,4 +1,6 @@
-"""The bounded line reader: whole lines, a hard length limit, and memory that never grows."""
+"""The bounded line reader: whole lines, a hard length limit, and memory that never grows;
+and its non-waiting side, which lets supervision take a burst of lines under one deadline
+and read whatever a driver wrote before it exited."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import trio.testing
 from aggregator.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from tests.streams import RepeatingStream, next_line, peak_memory, pipe_streams
+
+pytestmark = pytest.mark.unit
 
 
 async def read_all(reader: LineReader) -> list[bytes]:
@@ -24,6 +28,14 @@ async def reader_over(*sends: bytes, max_line: int = MAX_LINE_BYTES) -> LineRead
         await send.send_all(data)
     await send.aclose()
     return LineReader(receive, max_line)
+
+
+async def reader_left_open(data: bytes, max_line: int = MAX_LINE_BYTES
+                           ) -> tuple[LineReader, trio.abc.SendStream]:
+    """A reader over `data` on a stream that has not ended (nothing may wait for its end)."""
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    await send.send_all(data)
+    return LineReader(receive, max_line), send
 
 
 async def test_lines_come_whole_without_the_newline() -> None:
@@ -148,24 +160,44 @@ async def test_through_an_os_pipe() -> None:
     assert set(got) == {b"p" * 999}
 
 
+# -- the non-waiting side ---------------------------------------------------------------
+
 async def test_pop_line_hands_out_buffered_lines_without_waiting() -> None:
-    reader = await reader_over(b"one\ntwo\nthree")
-    assert reader.pop_line() is None  # nothing read yet, and it does not read
+    reader, _ = await reader_left_open(b"one\ntwo\nthree")
+    assert reader.pop_line() is None  # nothing read yet: it never waits for the stream
     assert await next_line(reader) == b"one"
     assert reader.pop_line() == b"two"
-    assert reader.pop_line() is None
+    assert reader.pop_line() is None  # "three" is not a whole line
+    assert reader.received == len(b"one\ntwo\nthree")
     leftover = reader.leftover()
     assert leftover is not None and leftover.fragment == b"three" and leftover.size == 5
 
 
-async def test_pop_line_refuses_an_overlong_buffered_line() -> None:
+async def test_leftover_is_the_unfinished_line_and_none_after_whole_lines() -> None:
+    reader, _ = await reader_left_open(b"whole\nhalf a li")
+    assert await next_line(reader) == b"whole"
+    assert reader.pop_line() is None
+    partial = reader.leftover()
+    assert partial is not None and partial.fragment == b"half a li" and partial.size == 9
+    done = await reader_over(b"one\n")
+    assert await next_line(done) == b"one"
+    assert done.leftover() is None
+
+
+async def test_pop_line_enforces_the_length_limit() -> None:
+    reader, _ = await reader_left_open(b"x" * 2000, max_line=1024)
+    with pytest.raises(LineTooLong):
+        await next_line(reader)  # no newline yet, and the stream has not ended
     reader = await reader_over(b"ok\n" + b"x" * 1001 + b"\n", max_line=1000)
     assert await next_line(reader) == b"ok"
     with pytest.raises(LineTooLong):
-        reader.pop_line()
+        reader.pop_line()  # the over-long line is already buffered, newline and all
 
 
-async def test_no_leftover_after_whole_lines() -> None:
-    reader = await reader_over(b"one\n")
-    assert await next_line(reader) == b"one"
-    assert reader.leftover() is None
+async def test_received_counts_every_byte_taken_from_the_stream() -> None:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    reader = LineReader(receive)
+    for part in (b"a\n", b"bb\n", b"ccc\n"):
+        await send.send_all(part)
+        await next_line(reader)
+    assert reader.received == 9

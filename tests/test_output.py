@@ -14,6 +14,8 @@ from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.text import clip_message
 from aggregator.supervision.output import Output
 
+pytestmark = pytest.mark.unit
+
 
 def read_all(fd: int) -> bytes:
     data = bytearray()

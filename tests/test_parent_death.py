@@ -29,7 +29,8 @@ from tests.fault_support import (
 )
 from tests.support import REPO, TAG_VAR, adjust_env, alive
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")]
 
 # A driver (or any child) that prints its parent-death signal as the kernel has it.
 REPORT_PDEATHSIG = textwrap.dedent("""

@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.fault_support import T
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
+
+pytestmark = pytest.mark.e2e
 
 CALLS = "calls.log"
 
@@ -260,6 +265,27 @@ async def test_parallel_query_kills_a_hung_driver_while_the_others_answer(
     assert run.final["reason"] == "timeout"
     assert "01hang" in run.final["message"]
     assert "02b" not in run.final["message"] and "03c" not in run.final["message"]
+
+
+async def test_a_parallel_query_ending_does_not_cut_a_siblings_kill_grace(
+        servo_root: Path, tag: str) -> None:
+    """Two stuck drivers time out together: the one that dies at once on SIGTERM must not
+    sweep the other away (as an orphan) while it uses its grace to clean up."""
+    write_driver(servo_root, "01cleans", """
+        import pathlib, signal, sys, time
+        def on_term(*_):
+            time.sleep(0.05)
+            pathlib.Path("cleaned").touch()
+            sys.exit(1)
+        signal.signal(signal.SIGTERM, on_term)
+        time.sleep(60)
+        """)
+    write_driver(servo_root, "02dies", "import time\ntime.sleep(60)\n")
+    (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
+    run = await run_adjust(servo_root, "--query", "app", tag=tag,
+                           env=adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}"))
+    assert run.final["failed_drivers"] == ["01cleans", "02dies"], run.final
+    assert (servo_root / "cleaned").exists(), "01cleans was killed before its grace was over"
 
 
 async def test_sequential_query_asks_one_driver_at_a_time(servo_root: Path,

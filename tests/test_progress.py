@@ -58,6 +58,7 @@ def relay(weights: dict[str, float], window: float = 1.0,
 EQUAL3 = {"a": 1.0, "b": 1.0, "c": 1.0}
 
 
+@pytest.mark.unit
 def test_equal_shares() -> None:
     r, out, _ = relay(EQUAL3)
     r.driver_progress("a", {"progress": 30, "message": "x"})  # 30 % of a third
@@ -70,6 +71,7 @@ def test_equal_shares() -> None:
     assert r.percent == 100
 
 
+@pytest.mark.unit
 def test_weighted_shares() -> None:
     r, out, _ = relay({"big": 3.0, "small": 1.0})
     r.driver_progress("big", {"progress": 50})
@@ -79,6 +81,7 @@ def test_weighted_shares() -> None:
     assert out.percents == [37, 75, 87, 100]
 
 
+@pytest.mark.unit
 def test_fractional_weights_end_at_exactly_100_in_any_order() -> None:
     r, out, _ = relay({"a": 0.1, "b": 0.2, "c": 0.3})
     for name in ["c", "b", "a"]:
@@ -86,6 +89,7 @@ def test_fractional_weights_end_at_exactly_100_in_any_order() -> None:
     assert out.percents[-1] == 100
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", range(101))
 def test_a_lone_driver_percentage_passes_through_unchanged(value: int) -> None:
     r, out, _ = relay({"only": 1.0})
@@ -93,6 +97,7 @@ def test_a_lone_driver_percentage_passes_through_unchanged(value: int) -> None:
     assert out.percents == [value]
 
 
+@pytest.mark.unit
 def test_output_is_an_integer_even_for_fractional_progress() -> None:
     r, out, _ = relay({"a": 1.0})
     r.driver_progress("a", {"progress": 33.7})
@@ -101,6 +106,7 @@ def test_output_is_an_integer_even_for_fractional_progress() -> None:
     assert all(type(p) is int for p in out.percents)
 
 
+@pytest.mark.unit
 def test_never_decreasing_but_the_message_still_gets_through() -> None:
     r, out, _ = relay({"a": 1.0})
     r.driver_progress("a", {"progress": 80, "message": "almost"})
@@ -109,6 +115,7 @@ def test_never_decreasing_but_the_message_still_gets_through() -> None:
                          {"progress": 80, "message": "a: second phase"}]
 
 
+@pytest.mark.unit
 def test_values_are_clamped_within_the_drivers_share() -> None:
     r, out, _ = relay({"a": 1.0, "b": 1.0})
     r.driver_progress("a", {"progress": -20})
@@ -118,6 +125,7 @@ def test_values_are_clamped_within_the_drivers_share() -> None:
     assert r.held_back == 1  # the inf line was the same line again: coalesced
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("junk", [None, "fast", [50], {"p": 1}, True, False, math.nan, "nan"])
 def test_a_progress_that_is_not_a_number_is_ignored_with_one_note(junk: Any) -> None:
     r, out, _ = relay({"a": 1.0, "b": 1.0})
@@ -133,6 +141,7 @@ def test_a_progress_that_is_not_a_number_is_ignored_with_one_note(junk: Any) -> 
     assert out.percents == [0, 0, 20]  # good values afterwards still count
 
 
+@pytest.mark.unit
 def test_message_is_prefixed_with_the_driver_name() -> None:
     r, out, _ = relay({"web": 1.0})
     r.driver_progress("web", {"progress": 1, "message": "scaling"})
@@ -143,6 +152,7 @@ def test_message_is_prefixed_with_the_driver_name() -> None:
     assert all(set(line) == {"progress", "message"} for line in out.lines)
 
 
+@pytest.mark.unit
 def test_driver_done_always_emits_even_without_progress() -> None:
     r, out, _ = relay(EQUAL3)
     r.driver_done("a")
@@ -151,6 +161,7 @@ def test_driver_done_always_emits_even_without_progress() -> None:
     assert out.lines[1:] == [{"progress": 66, "message": "b: failed"}]
 
 
+@pytest.mark.unit
 def test_driver_done_is_never_coalesced() -> None:
     r, out, _ = relay({"a": 1.0})
     r.driver_progress("a", {"progress": 100, "message": "done"})
@@ -158,6 +169,7 @@ def test_driver_done_is_never_coalesced() -> None:
     assert out.lines == [{"progress": 100, "message": "a: done"}] * 2
 
 
+@pytest.mark.unit
 def test_hold_keeps_the_current_percentage() -> None:
     r, out, _ = relay({"a": 1.0, "b": 1.0})
     r.driver_done("a")
@@ -165,6 +177,7 @@ def test_hold_keeps_the_current_percentage() -> None:
     assert out.lines[-1] == {"progress": 50, "message": "rollback: a"}
 
 
+@pytest.mark.unit
 def test_identical_lines_within_the_window_are_coalesced() -> None:
     r, out, clock = relay({"a": 1.0}, window=1.0)
     for _ in range(50):
@@ -180,6 +193,7 @@ def test_identical_lines_within_the_window_are_coalesced() -> None:
     assert r.sent == 3
 
 
+@pytest.mark.unit
 def test_same_percent_with_a_new_message_is_not_coalesced() -> None:
     r, out, _ = relay({"a": 1.0})
     r.driver_progress("a", {"progress": 10, "message": "one"})
@@ -187,6 +201,7 @@ def test_same_percent_with_a_new_message_is_not_coalesced() -> None:
     assert len(out.lines) == 2
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("limit", "window"), [(None, 1.0), (10.0, 1.0), (2.0, 1.0),
                                                 (1.0, 0.5), (0.2, 0.1)])
 def test_coalesce_window_is_a_second_at_most_half_the_line_limit(
@@ -194,6 +209,7 @@ def test_coalesce_window_is_a_second_at_most_half_the_line_limit(
     assert coalesce_window(limit) == pytest.approx(window)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("raw", "value"), [
     (0, 0.0), (100, 100.0), (55.5, 55.5), ("7", 7.0), (" 8 ", 8.0), (-1, 0.0), (101, 100.0),
     ("inf", 100.0), (-math.inf, 0.0), ("x", None), (None, None), (True, None), ([], None),
@@ -205,6 +221,7 @@ def test_progress_value(raw: Any, value: float | None) -> None:
 
 # -- the flusher, on trio's mock clock ----------------------------------------------------
 
+@pytest.mark.supervision
 async def test_flusher_sends_the_last_held_line_when_the_window_ends(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
@@ -227,6 +244,7 @@ async def test_flusher_sends_the_last_held_line_when_the_window_ends(
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.supervision
 async def test_flusher_paces_a_flood_to_one_line_per_window(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
@@ -253,6 +271,7 @@ async def test_flusher_paces_a_flood_to_one_line_per_window(
     assert sent_at[-1] - start >= 9.9  # the heartbeat kept coming to the end
 
 
+@pytest.mark.supervision
 async def test_a_held_line_superseded_by_a_change_is_not_sent_late(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
@@ -269,6 +288,7 @@ async def test_a_held_line_superseded_by_a_change_is_not_sent_late(
     assert out.percents == [5, 6]
 
 
+@pytest.mark.supervision
 async def test_driver_done_clears_a_held_line(autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
     r = ProgressRelay(out, {"a": 1.0}, 1.0, clock=trio.current_time)
@@ -297,6 +317,7 @@ EVENT = st.one_of(
 )
 
 
+@pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(st.lists(EVENT, max_size=40),
        st.dictionaries(st.sampled_from(DRIVERS), st.floats(0.01, 100), min_size=1))
@@ -317,6 +338,7 @@ def test_output_never_decreases_and_stays_within_0_to_100(
     assert percents == sorted(percents)
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text("abcdef", min_size=1, max_size=2), st.floats(0.01, 100),
                        min_size=1, max_size=6), st.randoms(use_true_random=False))
@@ -341,6 +363,7 @@ class RawRecorder(Output):
         self.raw.append(text)
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(st.text(), st.integers(0, 100))
 def test_progress_lines_are_exactly_what_json_dumps_writes(message: str, value: int) -> None:

@@ -17,6 +17,8 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import driver_request, parse_request
 
+pytestmark = pytest.mark.unit
+
 GOOD: dict[str, Any] = {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}}}},
         "control": {"userdata": {"a": [1, 2]}, "timeout": 30}}
 

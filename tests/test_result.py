@@ -14,6 +14,8 @@ from aggregator.root.discovery import Driver
 from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
 from aggregator.supervision.stderr import StderrCapture
 
+pytestmark = pytest.mark.unit
+
 
 def outcome(result: dict[str, Any] | None, exit_code: int | None = 0, *,
             call: str = "adjust", problem: Problem | None = None, stderr: bytes = b"",

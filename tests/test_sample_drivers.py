@@ -11,6 +11,8 @@ import pytest
 
 from tests.support import REPO, run_adjust
 
+pytestmark = pytest.mark.e2e
+
 REQUEST = (REPO / "examples" / "adjust-request.json").read_text()
 
 

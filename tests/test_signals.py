@@ -1,6 +1,7 @@
-"""servo's signals during an adjust: SIGUSR1 cancels (the driver may answer, else it is
-killed after the cancel grace), SIGTERM and SIGINT abort. In every case no further driver
-starts, the final line names what happened, and nothing the driver started survives."""
+"""servo's signals during an adjust (and during a query or a rollback): SIGUSR1 cancels
+(the driver may answer, else it is killed after the cancel grace), SIGTERM and SIGINT
+abort. In every case no further driver starts, the final line names what happened and
+the driver that was running, and nothing the driver started survives."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from tests.fault_support import (
     started_by_fault,
 )
 from tests.support import ADJUST, AdjustRun, adjust_env, alive, simple_driver, write_driver
+
+pytestmark = pytest.mark.e2e
 
 CANCEL_GRACE = 1.0
 
@@ -127,3 +130,66 @@ async def test_sighup_while_the_request_is_read_ends_the_run_as_sigterm_does(
     assert (final["status"], final["reason"]) == ("aborted", "terminated")
     assert "SIGHUP" in final["message"]
     assert proc.returncode == 128 + signal.SIGHUP
+
+
+HANGS_IN_QUERY = """
+    import json, pathlib, sys, time
+    if "--query" in sys.argv:
+        pathlib.Path("querying").touch()
+        time.sleep(60)
+    print(json.dumps({"version": "1", "has_cancel": False}))
+    """
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGUSR1, "canceled"),
+                                             (signal.SIGTERM, "aborted")])
+async def test_a_stop_during_a_query_names_the_driver_that_was_running(
+        sig: int, status: str, servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01hang", HANGS_IN_QUERY)
+    (servo_root / "config.yaml").write_text("aggregator:\n  cancel_grace: 0.5\n")
+    run, _ = await run_watched(servo_root, "--query", "app", tag=tag, env=adjust_env(tag),
+                               signals_after_start=(sig,),
+                               signal_when=(servo_root / "querying").exists)
+    assert run.final["status"] == status, run.final
+    assert "while 01hang was running" in run.final["message"], run.final
+
+
+ROLLBACK_HANGS = """
+    import json, pathlib, sys, time
+    if "--info" in sys.argv:
+        print(json.dumps({"version": "1", "has_cancel": False}))
+        sys.exit(0)
+    if "--query" in sys.argv:
+        print(json.dumps({"application": {"components": {"web": {"settings": {
+            "cpu": {"value": 1, "min": 0, "max": 4}}}}}}))
+        sys.exit(0)
+    request = json.load(sys.stdin)
+    if request["application"]["components"]["web"]["settings"]["cpu"]["value"] == 1:
+        pathlib.Path("rolling-back").touch()  # the rollback to the queried value
+        time.sleep(60)
+    print(json.dumps({"status": "ok", "reason": "success"}))
+    """
+
+FAILS = """
+    import json, sys
+    if "--query" in sys.argv:
+        print(json.dumps({"application": {"components": {"db": {"settings": {
+            "size": {"value": 1, "min": 0, "max": 4}}}}}}))
+        sys.exit(0)
+    sys.exit(1)
+    """
+
+
+async def test_a_stop_during_a_rollback_names_the_driver_being_rolled_back(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", ROLLBACK_HANGS)
+    write_driver(servo_root, "02db", FAILS)
+    (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: rollback\n")
+    request = {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}},
+                                              "db": {"settings": {"size": {"value": 2}}}}}}
+    run, _ = await run_watched(servo_root, "app", tag=tag, env=adjust_env(tag),
+                               stdin=json.dumps(request), signals_after_start=(signal.SIGTERM,),
+                               signal_when=(servo_root / "rolling-back").exists)
+    assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated"), run.final
+    assert "while 01web was running" in run.final["message"], run.final
+    assert run.returncode == 128 + signal.SIGTERM

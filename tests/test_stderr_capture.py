@@ -12,6 +12,8 @@ from aggregator.protocol.environment import STDERR_MODES
 from aggregator.supervision.stderr import StderrCapture
 from tests.streams import RepeatingStream, drain, peak_memory, pipe_streams
 
+pytestmark = pytest.mark.unit
+
 
 def test_small_stderr_is_kept_whole() -> None:
     capture = StderrCapture()

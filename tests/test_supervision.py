@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from aggregator.limits import MAX_LINE_BYTES
@@ -16,6 +17,8 @@ from aggregator.root.discovery import Driver
 from aggregator.supervision.call import Supervisor
 from aggregator.supervision.spec import CallSpec
 from tests.support import TAG_VAR, alive, real_supervisor, write_driver
+
+pytestmark = pytest.mark.e2e
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = None,

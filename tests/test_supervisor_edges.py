@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from aggregator.protocol.vocabulary import Call
@@ -17,6 +18,8 @@ from aggregator.supervision.call import Supervisor
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.spec import CallSpec
 from tests.support import TAG_VAR, real_supervisor, write_driver
+
+pytestmark = pytest.mark.e2e
 
 
 def supervision(root: Path, tag: str, io_timeout: float | None = 3.0,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from aggregator.limits import MAX_SHOWN_CHARS
 from aggregator.protocol.text import brief, clip, one_line
 
 
+@pytest.mark.unit
 def test_clip_keeps_short_text_and_marks_a_cut() -> None:
     assert clip("short") == "short"
     cut = clip("x" * 1000)
@@ -16,12 +19,14 @@ def test_clip_keeps_short_text_and_marks_a_cut() -> None:
     assert clip("abcdef", 5) == "ab..."
 
 
+@pytest.mark.unit
 def test_brief_is_repr_when_small() -> None:
     assert brief("web") == "'web'"
     assert brief([1, 2]) == "[1, 2]"
     assert brief(None) == "None"
 
 
+@pytest.mark.unit
 def test_brief_does_not_walk_a_huge_shared_structure() -> None:
     """An alias-shared YAML value: 9**9 elements as nested lists; a plain repr of it is
     gigabytes and takes a minute."""
@@ -34,10 +39,12 @@ def test_brief_does_not_walk_a_huge_shared_structure() -> None:
     assert len(shown) <= MAX_SHOWN_CHARS and shown.startswith("[[[")
 
 
+@pytest.mark.unit
 def test_brief_never_fails() -> None:
     assert brief(10 ** 5000) == "<int>"  # str() of it raises ValueError since 3.11
 
 
+@pytest.mark.unit
 def test_one_line() -> None:
     assert one_line("1.2.3") == "1.2.3"
     assert one_line("") == ""

@@ -13,6 +13,7 @@ import termios
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from aggregator.supervision.display import Display, LiveDisplay
@@ -33,6 +34,7 @@ def two_drivers(root: Path) -> None:
 
 # -- -v -----------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 async def test_verbose_traces_every_line_and_times_each_driver(servo_root: Path,
                                                                tag: str) -> None:
     two_drivers(servo_root)
@@ -53,6 +55,7 @@ async def test_verbose_traces_every_line_and_times_each_driver(servo_root: Path,
     assert "\x1b[" not in err  # stderr is a pipe here, as under servo: no live display
 
 
+@pytest.mark.e2e
 async def test_verbose_query_timing(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", "--verbose", tag=tag)
@@ -61,6 +64,7 @@ async def test_verbose_query_timing(servo_root: Path, tag: str) -> None:
     assert re.search(r"timing: 01web: info \d+\.\d{3} s\n", run.stderr)
 
 
+@pytest.mark.e2e
 async def test_no_live_display_under_servo_even_with_term(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST,
@@ -156,6 +160,7 @@ async def run_on_terminal(root: Path, *args: str, tag: str, stdin: str,
     return proc.returncode, out.decode().splitlines(), err.decode("utf-8", "replace")
 
 
+@pytest.mark.e2e
 async def test_live_display_on_a_terminal(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     write_driver(servo_root, "03db", simple_driver("db", {"pool": {"value": 1}}))
@@ -172,6 +177,7 @@ async def test_live_display_on_a_terminal(servo_root: Path, tag: str) -> None:
     assert re.fullmatch(r"  02cache \[#{20}\] 100%  done \d+\.\d s", shown[2])
 
 
+@pytest.mark.e2e
 async def test_live_display_with_verbose_keeps_notes_above_it(servo_root: Path,
                                                               tag: str) -> None:
     two_drivers(servo_root)
@@ -203,6 +209,7 @@ async def test_live_display_with_verbose_keeps_notes_above_it(servo_root: Path,
     assert sum("01web   [" in line for line in shown) == 1
 
 
+@pytest.mark.e2e
 async def test_no_live_display_for_query_or_dry_run(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     for args in (("--query", "app"), ("--dry-run", "app")):
@@ -218,6 +225,7 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+@pytest.mark.unit
 def test_wants_live_display() -> None:
     assert wants_live_display(FakeTerminal(), {"TERM": "xterm-256color"})
     assert not wants_live_display(FakeTerminal(), {"TERM": "dumb"})
@@ -225,6 +233,7 @@ def test_wants_live_display() -> None:
     assert not wants_live_display(io.StringIO(), {"TERM": "xterm"})
 
 
+@pytest.mark.unit
 def test_a_progress_flood_is_drawn_a_few_times() -> None:
     now = [0.0]
     term = FakeTerminal()
@@ -241,6 +250,7 @@ def test_a_progress_flood_is_drawn_a_few_times() -> None:
     assert display.render() == ["  01a [####################] 100%  done 1.0 s"]
 
 
+@pytest.mark.unit
 def test_rows_are_cut_to_the_terminal_width() -> None:
     display = LiveDisplay(FakeTerminal(), clock=lambda: 0.0, width=40)
     display.begin("h", ["01-a-rather-long-driver-name"])
@@ -249,6 +259,7 @@ def test_rows_are_cut_to_the_terminal_width() -> None:
     assert all(len(line) <= 39 for line in display.render())
 
 
+@pytest.mark.unit
 def test_rollback_and_not_started_states() -> None:
     display = LiveDisplay(FakeTerminal(), clock=lambda: 0.0, width=100)
     display.begin("h", ["01a", "02b", "03c"])
@@ -269,6 +280,7 @@ def test_rollback_and_not_started_states() -> None:
     assert rows[2].endswith("  0%  not started")
 
 
+@pytest.mark.unit
 def test_the_null_display_draws_nothing() -> None:
     display: Any = Display()
     display.begin("h", ["01a"])
