@@ -84,6 +84,9 @@ MAX_GRACE_SECONDS = 60.0
 #: and weight x 100 summed over the drivers stays far from float overflow (1e308 did not).
 MAX_WEIGHT = 1e6
 
+#: measure's overall limit: at most this long past the window its control implies.
+MAX_WINDOW_GRACE_SECONDS = 86400.0
+
 #: OPTUNE_IO_TIMEOUT may be 0..7 days. It bounds the wait for one line from a driver; a
 #: week is beyond any real servo setting and far below where timers give out (poll and
 #: epoll take milliseconds as a 32-bit int: ~24.8 days; Python's select overflows at

@@ -69,10 +69,13 @@ class _DriverCall:
 
     def __init__(self, sup: Supervisor, spec: CallSpec, proc: SupervisedProcess,
                  outcome: CallOutcome, on_progress: ProgressHandler | None,
-                 on_life: LifeHandler | None, deadline: float | None) -> None:
+                 on_life: LifeHandler | None, deadline: float | None,
+                 deadline_detail: str | None = None) -> None:
         self.policy = sup.policy
         self.trace = sup.trace
         self.deadline = deadline
+        self.deadline_detail = deadline_detail or ("did not answer within the time servo "
+                                                   "allows this command; killed")
         self.spec = spec
         self.name = spec.driver.name
         self.proc = proc
@@ -138,8 +141,7 @@ class _DriverCall:
             self._fail(Reason.CANCELED,
                        "did not finish within the cancel grace after SIGUSR1; killed")
         elif self.scope.cancelled_caught and not self.proc.has_exited():
-            self._fail(Reason.TIMEOUT, "did not answer within the time servo allows this command; "
-                                  "killed")
+            self._fail(Reason.TIMEOUT, self.deadline_detail)
 
     async def _feed_stdin(self) -> None:
         """Write the request; stopped once the driver exited (a child of it may hold its
@@ -308,11 +310,15 @@ class Supervisor:
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
-                   deadline: float | None = None) -> CallOutcome:
+                   deadline: float | None = None, deadline_detail: str | None = None,
+                   group: RunControl | None = None) -> CallOutcome:
         """Run one driver call to the end; never raises for anything the driver does.
 
         `deadline` (trio time) ends the call, kill cascade included: a one-line answer
-        such as --version cannot send keep-alive lines, so its calls share one budget.
+        such as --version cannot send keep-alive lines, so its calls share one budget
+        (`deadline_detail` says why, when it is another budget). `group` is a control of
+        some calls only (e.g. the siblings a failing measure driver cancels): the call
+        obeys it as well as the run's.
         """
         outcome = CallOutcome(spec)
         started = trio.current_time()
@@ -336,8 +342,11 @@ class Supervisor:
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
             return outcome
         started -= proc.age_at_open  # a head start counts from its real start
-        call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline)
+        call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline,
+                           deadline_detail)
         control.attach(call)
+        if group is not None:
+            group.attach(call)
         try:
             await call.run()
         finally:
@@ -346,6 +355,8 @@ class Supervisor:
             finally:
                 # Only now: until it is reaped, a sibling's orphan sweep must not take it.
                 control.detach(call)
+                if group is not None:
+                    group.detach(call)
             if (call.canceled and outcome.problem is None
                     and outcome.exit_code == -signal.SIGUSR1):
                 outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "

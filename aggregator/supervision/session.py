@@ -79,13 +79,14 @@ class Session:
     def policy(self) -> SupervisionPolicy:
         return self.supervisor.policy
 
-    def _on_life(self, spec: CallSpec) -> LifeHandler | None:
+    def life_handler(self, spec: CallSpec) -> LifeHandler | None:
+        """What tells the heartbeat this call's driver is alive (None: no heartbeat)."""
         return None if self.liveness is None else partial(self.liveness.life,
                                                           spec.driver.name)
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
                    *, deadline: float | None = None) -> CallOutcome:
-        return await self.supervisor.call(spec, on_progress, on_life=self._on_life(spec),
+        return await self.supervisor.call(spec, on_progress, on_life=self.life_handler(spec),
                                           deadline=deadline)
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
@@ -94,7 +95,7 @@ class Session:
         """`deadline` is for one-line answers (--version): they get no keep-alive."""
         return await self.supervisor.call_all(
             specs, parallel=parallel, between=between, deadline=deadline,
-            on_life=None if deadline is not None else self._on_life)
+            on_life=None if deadline is not None else self.life_handler)
 
     def keepalive(self, label: str, percent: int = 0) -> None:
         """Between driver calls: one progress line if the next call could outlast servo's

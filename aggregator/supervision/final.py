@@ -1,4 +1,5 @@
-"""The final line of an adjust-front-end command that ran its drivers to the end."""
+"""The final line of a command that ran its drivers to the end: ok, or every failure
+folded into one (any front-end)."""
 
 from __future__ import annotations
 
