@@ -1,5 +1,5 @@
 """Supervision timing on trio's MockClock (autojump): the line limit, the kill cascade,
-cancel and terminate, the exit drain and the call deadline, with fake driver
+cancel and terminate, the exit drain, the call deadline and keep-alive, with fake driver
 processes (tests/fakes.py), asserting the exact trio times the rules fix.
 
 Every test starts at trio time 0 and runs in milliseconds of wall time; what only a kernel
@@ -20,19 +20,25 @@ import pytest
 import trio
 import trio.testing
 
+from aggregator.adjust.calls import AdjustJob, Command
+from aggregator.adjust.queries import query, version
 from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
     MAX_LINE_BYTES,
     REAP_LIMIT_SECONDS,
 )
+from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.root.config import AggregatorConfig
 from aggregator.supervision.call import ProgressHandler, SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
+from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallOutcome
 from tests.fakes import (
     FakeMember,
     FakeProcess,
+    RecordingOutput,
     Script,
     fake_spec,
     open_fake_spawner,
@@ -654,3 +660,84 @@ async def test_progress_lines_reach_on_progress_as_they_come_and_the_last_other_
     assert ran.outcome.stderr.text() == "done\n"
     assert ran.proc.request == request
     assert ran.ended == exactly(4.5)
+
+
+# -- keep-alive between calls (the real --query over fake drivers) -------------------------
+
+def _descriptor(component: str) -> dict[str, Any]:
+    return {"application": {"components": {component: {"settings": {
+        "replicas": {"type": "range", "min": 1, "max": 4, "step": 1, "value": 2}}}}}}
+
+
+async def _query(drivers: dict[str, Script], io_timeout: float = 10.0, *,
+                 command: Command = Command.QUERY, silent_since: float = 0.0) -> RecordingOutput:
+    """The real --query (or --version) over fake drivers; servo last heard from us at
+    `silent_since` (our own start, before trio time 0)."""
+    assert trio.current_time() == 0
+    output = RecordingOutput()
+    output.last_write = silent_since
+    with trio.fail_after(TRIO_TIME_BOUND):
+        await _run_query(output, drivers, io_timeout, command)
+    return output
+
+
+async def _run_query(output: RecordingOutput, drivers: dict[str, Script],
+                     io_timeout: float, command: Command) -> None:
+    async with open_fake_spawner() as spawner:
+        for name, script in drivers.items():
+            spawner.script(name, script)
+        session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 3.0), spawner),
+                          output, ServoEnvironment(io_timeout, "all"))
+        job = AdjustJob(command, "app", AggregatorConfig(),
+                        tuple(fake_spec(name).driver for name in drivers))
+        await (version if command is Command.VERSION else query)(job, session)
+
+
+def answers_after(seconds: float, component: str) -> Script:
+    async def script(p: FakeMember) -> None:
+        await trio.sleep(seconds)
+        await p.say(_descriptor(component))
+    return script
+
+
+async def test_a_keepalive_goes_out_between_queries_when_the_next_could_outlast_servo(
+        autojump_clock: MockClock) -> None:
+    output = await _query({"10a": answers_after(8.5, "a"), "20b": answers_after(8.5, "b"),
+                           "30c": answers_after(8.5, "c")})
+    assert [(t, json.loads(text).get("message")) for t, text in output.lines] == [
+        (exactly(8.5), "queried 1 of 3 drivers"),
+        (exactly(17.0), "queried 2 of 3 drivers"),
+        (exactly(25.5), None),  # the merged descriptor
+    ]
+    assert set(json.loads(output.lines[-1][1])["application"]["components"]) == {"a", "b", "c"}
+
+
+async def test_no_keepalive_while_there_is_time_left(autojump_clock: MockClock) -> None:
+    """After 0.1 s of silence, the worst next call (9 + 0.5 + 0.25 s) still ends before T."""
+    output = await _query({"10a": answers_after(0.05, "a"), "20b": answers_after(0.05, "b"),
+                           "30c": answers_after(0.05, "c")})
+    assert [t for t, _ in output.lines] == [exactly(0.15)]
+
+
+async def test_servo_never_waits_t_for_a_line_however_the_queries_fail(
+        autojump_clock: MockClock) -> None:
+    output = await _query({"10a": stubborn, "20b": answers_after(8.9, "b"), "30c": stubborn})
+    assert [t for t, _ in output.lines] == [exactly(9.5), exactly(18.4), exactly(27.9)]
+    assert max(output.gaps()) < 10.0
+    assert json.loads(output.lines[-1][1])["reason"] == Reason.TIMEOUT
+
+
+async def test_version_answers_half_a_second_before_servos_timeout_with_a_driver_hanging(
+        autojump_clock: MockClock) -> None:
+    """One line, no keep-alive possible: every --info shares one budget that ends 0.5 s
+    before servo's timeout (T from our start, 0.2 s before trio time 0), cascade included,
+    and the hanging driver is killed alone while the other answers."""
+    async def info(p: FakeMember) -> None:
+        await trio.sleep(0.1)
+        await p.say({"version": "1.2"})
+
+    output = await _query({"10a": info, "20b": stubborn}, command=Command.VERSION,
+                          silent_since=-0.2)
+    [(written, line)] = output.lines
+    assert written == exactly(10.0 - 0.2 - 0.5)
+    assert line.endswith("(1.2, 20b: failing)")
