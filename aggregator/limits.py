@@ -37,6 +37,10 @@ REAP_LIMIT_SECONDS = 5.0
 #: Identical consecutive progress lines within this window are sent once.
 PROGRESS_COALESCE_SECONDS = 1.0
 
+#: The heartbeat waits this long after a driver's first unrelayed sign of life (its
+#: answer, often, which is passed on anyway); at most a quarter of its interval.
+HEARTBEAT_SETTLE_SECONDS = 0.25
+
 #: Safety margin kept between the aggregator's own silence and servo's timeout.
 KEEPALIVE_MARGIN_SECONDS = 0.25
 

@@ -86,6 +86,7 @@ class _DriverCall:
         self.stdout_scope = trio.CancelScope()  # the wait for the next line
         self.stderr_scope = trio.CancelScope()
         self.stdin_scope = trio.CancelScope()
+        self.exit_wait = trio.CancelScope()  # stdout closed, the driver not yet exited
         self.exited = trio.Event()
         self.exited_at: float | None = None
         self.reader = LineReader(proc.stdout)
@@ -193,6 +194,7 @@ class _DriverCall:
                 else:  # servo's rule: a byte on stderr is life as much as one on stdout
                     self._alive()
                     self.stdout_scope.deadline = self._stdout_deadline()
+                    self.exit_wait.deadline = self.last_life + self.patience
 
     async def _read_stdout(self) -> bool:
         """Read lines until EOF and exit; False when the call must be ended by force.
@@ -224,7 +226,8 @@ class _DriverCall:
                     # Recomputed after every chunk: the driver may have exited meanwhile.
                     wait.deadline = self._stdout_deadline()
                     await reader.receive()
-                    self._alive()  # any byte, even of an unfinished line
+                    if not reader.at_eof:
+                        self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
                 if not self._take_line(line):
@@ -239,10 +242,13 @@ class _DriverCall:
             # It exited, but something it started still holds stdout: done all the same.
             partial = reader.leftover()
             return True if partial is None else self._partial(partial)
-        with trio.move_on_after(self.patience) as wait_exit:
+        # Closing stdout is no sign of life: the line limit still counts from the last one.
+        with self.exit_wait:
+            self.exit_wait.deadline = self.last_life + self.patience
             await self.exited.wait()
-        if wait_exit.cancelled_caught:
-            self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s; killed")
+        if self.exit_wait.cancelled_caught:
+            self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s "
+                                       "of its last sign of life; killed")
             return False
         return True
 

@@ -49,6 +49,10 @@ class RunControl:
     def running_count(self) -> int:
         return len(self._running)
 
+    def is_running(self, name: str) -> bool:
+        """Whether a call of the driver `name` is running under this control."""
+        return any(call.name == name for call in self._running)
+
     def cancel(self) -> None:
         """servo's SIGUSR1: the running driver may finish its own way, no new one starts."""
         self.canceled = True

@@ -66,7 +66,8 @@ class Session:
         #: repeats a progress line while a driver lives but gives nothing to relay
         self.liveness: Heartbeat | None = None
         if heartbeat and timeout is not None:
-            self.liveness = Heartbeat(output, timeout / 2, self._still_working)
+            self.liveness = Heartbeat(output, timeout / 2, self._still_working,
+                                      supervisor.control.is_running)
 
     def _still_working(self, driver: str) -> None:
         self.output.json_line({"progress": 0, "message": f"{driver}: working"})
