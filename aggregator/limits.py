@@ -52,6 +52,11 @@ ANSWER_MARGIN_SECONDS = 0.5
 #: drivers not done by then are killed and shown as failing.
 UNTIMED_ANSWER_LIMIT_SECONDS = 30.0
 
+#: Real measure drivers print nothing for up to this long (the common driver base
+#: class's progress timer; a Prometheus reader sleeps through its window): `measure
+#: --check` warns when OPTUNE_IO_TIMEOUT is below it.
+MEASURE_SILENCE_SECONDS = 30.0
+
 #: Rounds of killing re-parented orphans before giving up (each round kills one generation).
 ORPHAN_SWEEP_ROUNDS = 64
 

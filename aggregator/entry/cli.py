@@ -10,15 +10,19 @@ import sys
 from typing import NoReturn
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+def main(argv: list[str] | None = None, program: str | None = None) -> int:
+    """`adjust ...` or `measure ...`, by the name it is run under (or `servo-agg adjust|
+    measure ...`)."""
+    from aggregator.root.front_end import front_end_for
+
+    front, args = front_end_for(program or sys.argv[0], sys.argv[1:] if argv is None else argv)
     if "--info" in args:  # the one place that answers it: before anything else loads
         from aggregator.entry.info import print_info
 
-        return print_info()
+        return print_info(front)
     from aggregator.entry.launch import run
 
-    return run(args)
+    return run(args, front)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -1,4 +1,5 @@
-"""`adjust --info`: instant, never hangs, never starts a driver, imports neither trio nor yaml.
+"""`adjust --info` and `measure --info`: instant, never hangs, never starts a driver,
+imports neither trio nor yaml.
 
 servo calls it before every command with no timeout of its own.
 """
@@ -18,14 +19,15 @@ from aggregator.root.config_probe import (
     may_move_or_disable_drivers,
     read_config_text,
 )
+from aggregator.root.front_end import FrontEnd, drivers_of
 
 
-def _drivers_dir_and_disabled(root: Path) -> tuple[Path, frozenset[str]]:
+def _drivers_dir_and_disabled(root: Path, front: FrontEnd) -> tuple[Path, frozenset[str]]:
     """The drivers directory; config.yaml is parsed only if it could change the answer,
     and only when it is small enough to parse at once."""
     text = read_config_text(root)  # bounded, never blocks; an unusable file raises
     if not may_move_or_disable_drivers(text):
-        return root / "adjust.d", frozenset()
+        return root / f"{front}.d", frozenset()
     assert text is not None
     if len(text) > MAX_INFO_CONFIG_BYTES:
         raise AggregatorError("bad-config", f"{CONFIG_FILE} is over the "
@@ -33,14 +35,15 @@ def _drivers_dir_and_disabled(root: Path) -> tuple[Path, frozenset[str]]:
     from aggregator.root.config import config_from_text
 
     config = config_from_text(root, text)
-    return root / config.drivers_dir, config.disabled
+    drivers_dir, disabled = drivers_of(config, front)
+    return root / drivers_dir, disabled
 
 
-def info_version(root: Path) -> str:
+def info_version(root: Path, front: FrontEnd = FrontEnd.ADJUST) -> str:
     try:
         from aggregator.root.discovery import find_drivers
 
-        drivers_dir, disabled = _drivers_dir_and_disabled(root)
+        drivers_dir, disabled = _drivers_dir_and_disabled(root, front)
         names = [d.name for d in find_drivers(drivers_dir, disabled)]
         found = ", ".join(names) if names else "no drivers"
     except Exception as exc:  # --info must answer whatever is wrong; the command will say
@@ -50,8 +53,8 @@ def info_version(root: Path) -> str:
     return f"{PRODUCT} {__version__} [{found}]"
 
 
-def print_info() -> int:
-    line = json.dumps({"version": info_version(Path(os.getcwd())), "has_cancel": True})
+def print_info(front: FrontEnd = FrontEnd.ADJUST) -> int:
+    line = json.dumps({"version": info_version(Path(os.getcwd()), front), "has_cancel": True})
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
     return 0

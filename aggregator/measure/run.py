@@ -89,13 +89,16 @@ class _Measurement:
             if problem is not None:
                 failure = DriverFailure(name, Call.MEASURE, Status.FAILED, Reason.BAD_OUTPUT,
                                         f"measure: {problem}")
-        self.relay.driver_done(name, f"{name}: {'done' if failure is None else 'failed'}")
+        canceled = (failure is not None and self.siblings.canceled
+                    and name in self.siblings.interrupted)  # because another one failed
+        ended = "done" if failure is None else "canceled" if canceled else "failed"
+        self.relay.driver_done(name, f"{name}: {ended}")
         session.display.finished(name, failure is None, failure.message if failure else "")
         if failure is None:
             self.results[name] = outcome.result or {}
             return
-        if self.siblings.canceled and name in self.siblings.interrupted:
-            return  # canceled because another failed: named as such, not as a failure
+        if canceled:
+            return  # named as canceled because of the failure, not as a failure itself
         self.failures.append(failure)
         if self.job.config.on_failure == "cancel" and not self.siblings.canceled:
             self.siblings.cancel()  # the others stop now, each its own way
