@@ -102,14 +102,14 @@ def started_by_fault(pidfile: Path) -> list[Started]:
 
 
 
-def aggregator_pid(tag: str) -> int | None:
-    """The running ./adjust among the processes carrying `tag`."""
+def aggregator_pid(tag: str, program: Path = ADJUST) -> int | None:
+    """The running ./adjust (or `program`) among the processes carrying `tag`."""
     for pid in tagged_pids(tag):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if os.fsencode(str(ADJUST)) in argv[:2]:
+        if os.fsencode(str(program)) in argv[:2]:
             return pid
     return None
 
@@ -138,7 +138,8 @@ async def wait_until(predicate: Any, within: float = 15.0, every: float = 0.02) 
 async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
                       stdin: bytes | str = b"",
                       signals_after_start: tuple[int, ...] = (),
-                      signal_when: Any = None) -> tuple[AdjustRun, int]:
+                      signal_when: Any = None,
+                      program: Path = ADJUST) -> tuple[AdjustRun, int]:
     """run_adjust, while sampling the aggregator's peak memory (returned, in bytes).
 
     With `signals_after_start`, each signal is sent to the aggregator once `signal_when()`
@@ -149,21 +150,22 @@ async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
     result: list[AdjustRun] = []
 
     async def run() -> None:
-        result.append(await run_adjust(root, *args, tag=tag, env=env, stdin=stdin))
+        result.append(await run_adjust(root, *args, tag=tag, env=env, stdin=stdin,
+                                       adjust=program))
         done.set()
 
     async def watch() -> None:
         nonlocal peak
         pid = None
         while not done.is_set():
-            pid = pid or aggregator_pid(tag)
+            pid = pid or aggregator_pid(tag, program)
             if pid is not None:
                 peak = max(peak, peak_rss(pid) or 0)
             await trio.sleep(0.02)
 
     async def send_signals() -> None:
         await wait_until(lambda: signal_when is None or signal_when(), within=30)
-        pid = aggregator_pid(tag)
+        pid = aggregator_pid(tag, program)
         assert pid is not None, "the aggregator is not running"
         for sig in signals_after_start:
             os.kill(pid, sig)

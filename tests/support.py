@@ -42,9 +42,10 @@ def real_supervisor(root: Path, env: dict[str, str], *, io_timeout: float | None
 
 
 def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None,
-                 mode: int = 0o755) -> Path:
-    """A driver script in root/adjust.d; `body` is Python unless a shebang is given."""
-    drivers = root / "adjust.d"
+                 mode: int = 0o755, folder: str = "adjust.d") -> Path:
+    """A driver script in root/adjust.d (or `folder`); `body` is Python unless a shebang
+    is given."""
+    drivers = root / folder
     drivers.mkdir(exist_ok=True)
     path = drivers / name
     head = shebang if shebang is not None else f"#!{sys.executable}"
@@ -93,6 +94,10 @@ class AdjustRun:
     @property
     def lines(self) -> list[str]:
         return [line for _, line in self.stdout_lines]
+
+    @property
+    def stdout_text(self) -> str:
+        return "\n".join(self.lines)
 
     @property
     def json_lines(self) -> list[dict[str, Any]]:

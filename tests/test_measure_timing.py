@@ -187,10 +187,11 @@ async def test_progress_is_the_slowest_driver_never_backwards(
     shown = progress(output)
     percents = [p for _, p, _ in shown]
     assert percents == sorted(percents) and all(0 <= p <= 100 for p in percents)
-    # While both run, the slower one sets the pace and is named; 10fast, done at 2 s,
-    # counts 100 from then on.
-    during = [(p, m) for t, p, m in shown if 1.0 <= t < 2.0]
-    assert during and all(m.startswith("20slow") for _, m in during)
+    # While both run, the slower one sets the pace (10fast is at 50 % at 1 s, 75 % at
+    # 1.5 s); once 10fast is done (at 2 s) it counts 100, and only 20slow is named.
+    assert {(t, p) for t, p, _ in shown if 1.0 <= t < 2.0} == {(1.0, 25), (1.5, 37)}
+    after = [m for t, _, m in shown if t > 2.0]
+    assert after and all(m.startswith("20slow") for m in after)
     assert shown[-1][1] == 100
 
 
