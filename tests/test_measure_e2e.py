@@ -179,3 +179,10 @@ async def test_a_copy_of_measure_and_the_package_works_in_another_root(
     run = await run_measure(root, "app", tag=tag, stdin='{"metrics": ["x"]}', env=env,
                             adjust=root / "measure")
     assert run.final == {"status": "ok", "metrics": {"x": {"value": 1}}}
+
+
+async def test_version_stays_one_line_whatever_a_driver_file_is_called(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10bad\nname", "import sys; sys.exit(3)\n", folder="measure.d")
+    run = await run_measure(servo_root, "--version", tag=tag)
+    assert len(run.lines) == 1 and run.lines[0].endswith("(10bad name: failing)"), run.lines

@@ -27,7 +27,7 @@ async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> i
             continue
         failed += 1
         why = failure.message if failure else "--info gave no version"
-        shown.append(f"{outcome.driver.name}: failing")
+        shown.append(f"{clip(one_line(outcome.driver.name))}: failing")  # a name is data too
         session.output.note(f"{outcome.driver.name}: {why}")
     session.output.write_line(f"{PRODUCT} {__version__} ({', '.join(shown)})")
     return 1 if failed else 0
