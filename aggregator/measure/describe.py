@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.measure.calls import MeasureJob
-from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import MetricsShapeError, described_metrics, merge_descriptions
 from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.vocabulary import Call, Reason, Status
-from aggregator.supervision.final import finish_with_failures
+from aggregator.supervision.final import could_not_ask, finish_with_failures
 from aggregator.supervision.session import Session
 
 
@@ -56,12 +55,8 @@ async def catalogue(job: MeasureJob, session: Session) -> tuple[dict[str, Any],
     found = await survey(job, session)
     session.stop_if_stopping()
     if found.failures:
-        names = ", ".join(f.driver for f in found.failures)
-        details = "\n".join(f.line() for f in found.failures)
-        raise AggregatorError(
-            found.failures[0].reason if len(found.failures) == 1 else Reason.DESCRIBE_FAILED,
-            f"could not learn which driver owns which metric: {names} could not be asked; "
-            f"no measurement was started\n{details}")
+        raise could_not_ask(found.failures, "metric", "no measurement was started",
+                            Reason.DESCRIBE_FAILED)
     return found.merged()
 
 

@@ -33,6 +33,10 @@ class DriverPolicy:
     enabled: bool = True
 
 
+def disabled_in(policies: Mapping[str, DriverPolicy]) -> frozenset[str]:
+    return frozenset(name for name, p in policies.items() if not p.enabled)
+
+
 @dataclass(frozen=True)
 class MeasureConfig:
     """`aggregator.measure`: how ./measure runs the drivers in its own directory."""
@@ -48,7 +52,7 @@ class MeasureConfig:
 
     @property
     def disabled(self) -> frozenset[str]:
-        return frozenset(name for name, p in self.drivers.items() if not p.enabled)
+        return disabled_in(self.drivers)
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class AggregatorConfig:
 
     @property
     def disabled(self) -> frozenset[str]:
-        return frozenset(name for name, p in self.drivers.items() if not p.enabled)
+        return disabled_in(self.drivers)
 
 
 def _bad(key: str, problem: str) -> AggregatorError:
