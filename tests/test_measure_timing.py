@@ -314,3 +314,23 @@ async def test_a_metric_two_drivers_describe_fails_before_any_measure(
     result = final(output)
     assert result["reason"] == "duplicate-metric"
     assert "metric x is described by both 10a and 20b" in result["message"]
+
+
+async def test_slow_descriptions_do_not_leave_servo_waiting_through_the_measure(
+        autojump_clock: MockClock) -> None:
+    """8.5 s of --describe, then silent measure drivers: servo (T=10) must hear a line
+    before the measurement could outlast its patience."""
+    async def slow_describe(p: FakeMember) -> int | None:
+        if p.proc.spec.call is Call.DESCRIBE:
+            await trio.sleep(8.5)
+            await p.say({"status": "ok", "metrics": {"x": {}}})
+            return 0
+        await p.read_request()
+        await trio.sleep(5.0)
+        await p.say({"status": "ok", "metrics": {"x": {"value": 1}}})
+        return 0
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {"10x": slow_describe}, {"metrics": ["x"]})
+    assert code == 0
+    assert max(output.gaps()) < 10.0, output.lines

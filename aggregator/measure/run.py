@@ -121,6 +121,9 @@ async def measure(job: MeasureJob, session: Session) -> int:
         session.liveness.use(relay.repeat_last)
     run = _Measurement(job, session, owned_by(owner, job.request.names), relay)
     run.set_overall_limit()
+    # The descriptions may have used up most of servo's patience with our silence: the
+    # measurement must not add a driver's whole line limit to it.
+    session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
     display = session.display
     display.begin(f"{PRODUCT}: measuring {job.app}: {len(job.drivers)} driver"
                   f"{'s' if len(job.drivers) != 1 else ''} at once "
