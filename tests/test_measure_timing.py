@@ -103,7 +103,7 @@ async def run_measure(spawner: FakeSpawner, drivers: dict[str, Measure],
                       request: dict[str, Any], *, io_timeout: float | None = 10.0,
                       config: MeasureConfig | None = None,
                       actions: tuple[tuple[float, Callable[[Session], None]], ...] = (),
-                      ) -> tuple[int, RecordingOutput]:
+                      heartbeat: bool = True) -> tuple[int, RecordingOutput]:
     for name, script in drivers.items():
         spawner.script(name, script)
     output = RecordingOutput()
@@ -120,7 +120,7 @@ async def run_measure(spawner: FakeSpawner, drivers: dict[str, Measure],
 
     with trio.fail_after(TRIO_TIME_BOUND):
         async with trio.open_nursery() as nursery:
-            if session.liveness is not None:
+            if session.liveness is not None and heartbeat:
                 nursery.start_soon(session.liveness.run)
             for when, action in actions:
                 nursery.start_soon(at, when, action)
@@ -319,7 +319,8 @@ async def test_a_metric_two_drivers_describe_fails_before_any_measure(
 async def test_slow_descriptions_do_not_leave_servo_waiting_through_the_measure(
         autojump_clock: MockClock) -> None:
     """8.5 s of --describe, then silent measure drivers: servo (T=10) must hear a line
-    before the measurement could outlast its patience."""
+    before the measurement could outlast its patience (the keep-alive's job: the
+    heartbeat is off here, to show it alone)."""
     async def slow_describe(p: FakeMember) -> int | None:
         if p.proc.spec.call is Call.DESCRIBE:
             await trio.sleep(8.5)
@@ -331,6 +332,7 @@ async def test_slow_descriptions_do_not_leave_servo_waiting_through_the_measure(
         return 0
 
     async with open_fake_spawner() as spawner:
-        code, output = await run_measure(spawner, {"10x": slow_describe}, {"metrics": ["x"]})
+        code, output = await run_measure(spawner, {"10x": slow_describe}, {"metrics": ["x"]},
+                                         heartbeat=False)
     assert code == 0
     assert max(output.gaps()) < 10.0, output.lines
