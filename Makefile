@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # ./adjust is run the way servo runs it: as an executable, with the venv's python3 first on PATH.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The whole suite, one xdist worker per core (what CI runs); -m unit/supervision/e2e picks a layer.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
+
+# The unit layer only (pure logic: no processes, no real sleeps), without lint: seconds.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m unit
 
 bench: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py
