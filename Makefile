@@ -28,11 +28,11 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The whole suite, one xdist worker per core (what CI runs); -m unit/supervision/e2e picks a layer.
+# The whole suite, every layer, spread over the machine's cores.
 test: lint
 	$(BIN)/python -m pytest -n auto
 
-# The unit layer only (pure logic: no processes, no real sleeps), without lint: seconds.
+# The unit layer only: pure logic, in seconds; no lint.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m unit
 
