@@ -142,6 +142,22 @@ def test_a_progress_that_is_not_a_number_is_ignored_with_one_note(junk: Any) -> 
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("junk", ["x" * 1_000_000, ["x" * 1000] * 1000, {"k" * 500: [1] * 5000}])
+def test_the_note_about_a_bad_progress_value_quotes_it_bounded(junk: Any) -> None:
+    r, out, _ = relay({"a": 1.0})
+    r.driver_progress("a", {"progress": junk})
+    assert len(out.notes) < 500, len(out.notes)
+
+
+@pytest.mark.unit
+def test_a_lone_surrogate_in_a_progress_message_reaches_servo_replaced() -> None:
+    out = RawRecorder()
+    r = ProgressRelay(out, {"x\udcffy": 1.0}, 1.0, FakeClock())
+    r.driver_progress("x\udcffy", {"progress": 10, "message": "half \ud800 done"})
+    assert out.raw == ['{"progress": 10, "message": "x\\ufffdy: half \\ufffd done"}']
+
+
+@pytest.mark.unit
 def test_message_is_prefixed_with_the_driver_name() -> None:
     r, out, _ = relay({"web": 1.0})
     r.driver_progress("web", {"progress": 1, "message": "scaling"})

@@ -5,7 +5,6 @@ servo calls it before every command with no timeout of its own.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from aggregator import PRODUCT, __version__
 from aggregator.limits import MAX_INFO_CONFIG_BYTES
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import dumps
 from aggregator.root.config_probe import (
     CONFIG_FILE,
     may_move_or_disable_drivers,
@@ -51,7 +51,7 @@ def info_version(root: Path) -> str:
 
 
 def print_info() -> int:
-    line = json.dumps({"version": info_version(Path(os.getcwd())), "has_cancel": True})
+    line = dumps({"version": info_version(Path(os.getcwd())), "has_cancel": True})
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
     return 0

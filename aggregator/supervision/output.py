@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any, Protocol, TextIO
 
 from aggregator.process.linux import process_age
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import dumps, utf8
 from aggregator.protocol.text import clip_message
 
 
@@ -48,7 +48,7 @@ class Output:
         return self._clock() - self.last_write
 
     def write_line(self, text: str) -> None:
-        data = (text + "\n").encode("utf-8")
+        data = utf8(text + "\n")  # a lone surrogate (e.g. from a file name) cannot break it
         self.last_write = self._clock()
         overlay = self.overlay if self._stdout_shares_terminal else None
         if overlay is not None:
@@ -66,7 +66,7 @@ class Output:
             overlay.draw()
 
     def json_line(self, obj: dict[str, Any]) -> None:
-        self.write_line(json.dumps(obj))  # default separators: json's fast cached encoder
+        self.write_line(dumps(obj))  # strict: no NaN or Infinity, no lone surrogate
 
     def note(self, text: str) -> None:
         """One readable line on stderr; never used as a heartbeat."""
