@@ -15,6 +15,8 @@ import json
 from json.encoder import encode_basestring_ascii
 from typing import Any, NoReturn
 
+from aggregator.protocol.text import clip
+
 #: Writes strict JSON, ASCII only: the bytes stay the same whatever reads them.
 _STRICT = json.JSONEncoder(allow_nan=False)
 #: The same without the ASCII escapes, so that a lone surrogate is seen (and replaced).
@@ -27,11 +29,12 @@ _SURROGATE_ESCAPE = "\\ud"
 
 
 class NotStrictJson(ValueError):
-    """A NaN, Infinity or -Infinity token: Python's json reads them, JSON has none."""
+    """A NaN, Infinity or -Infinity token (Python's json reads them, JSON has none), or a
+    number that reads as infinity."""
 
-    def __init__(self, token: str) -> None:
-        super().__init__(f"{token} is not a JSON value")
-        self.token = token
+    def __init__(self, token: str, why: str = "is not a JSON value") -> None:
+        self.token = clip(token, 40)
+        super().__init__(f"{self.token} {why}")
 
 
 def _refuse(token: str) -> NoReturn:
@@ -46,7 +49,7 @@ def _finite_float(text: str) -> float:
     """A JSON number too large for a float (1e400) reads as infinity: refused too."""
     value = float(text)
     if value - value != 0.0:
-        raise NotStrictJson(text)
+        raise NotStrictJson(text, "is out of range: it reads as infinity")
     return value
 
 
