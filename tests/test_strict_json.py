@@ -18,9 +18,9 @@ from aggregator.protocol.strict_json import (
     is_finite,
     json_string,
     loads_strict,
-    scrub,
     utf8,
 )
+from aggregator.protocol.text import clip_message, scrub
 
 pytestmark = pytest.mark.unit
 
@@ -71,6 +71,12 @@ def test_json_string_is_what_dumps_writes_for_the_string() -> None:
 @pytest.mark.parametrize("text", ["", "ascii", "é€😀", "\ud800", "a\udc80\udcff"])
 def test_utf8_never_fails_and_is_valid_utf8(text: str) -> None:
     assert utf8(text).decode("utf-8") == scrub(text)
+
+
+def test_a_message_with_a_lone_surrogate_is_clipped_without_an_error() -> None:
+    """A failing driver's message (or a driver's file name) in the final line."""
+    assert clip_message("x\udcffy: failed") == "x\ufffdy: failed"
+    assert clip_message("\ud800" * 100, limit=60).endswith("[... cut at 2 MiB ...]")
 
 
 #: Text with lone surrogates in it (hypothesis leaves them out unless asked).

@@ -15,7 +15,7 @@ import json
 from json.encoder import encode_basestring_ascii
 from typing import Any, NoReturn
 
-from aggregator.protocol.text import clip
+from aggregator.protocol.text import clip, scrub
 
 #: Writes strict JSON, ASCII only: the bytes stay the same whatever reads them.
 _STRICT = json.JSONEncoder(allow_nan=False)
@@ -71,19 +71,6 @@ def is_finite(value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def scrub(text: str) -> str:
-    """`text` with every lone surrogate replaced by U+FFFD, so that it is valid UTF-8."""
-    if text.isascii():  # O(1) in CPython: the usual case costs nothing
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # UTF-16 keeps lone surrogates as code units; decoding replaces each one (and
-        # joins a high and a low one that ended up side by side into one character).
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
 
 
 def utf8(text: str) -> bytes:
