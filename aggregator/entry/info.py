@@ -52,6 +52,15 @@ def info_version(root: Path) -> str:
 
 def print_info() -> int:
     line = dumps({"version": info_version(Path(os.getcwd())), "has_cancel": True})
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError as exc:  # EPIPE, /dev/full: servo cannot have the answer
+        try:
+            sys.stderr.write(f"servo-agg: error (bad-stdio): cannot write to stdout: "
+                             f"{exc.strerror}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        return 1
     return 0

@@ -3,6 +3,7 @@ checked before any driver starts; then the job handed to a Run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -25,14 +26,18 @@ if TYPE_CHECKING:
     from aggregator.supervision.session import Session
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], *, stdin_closed: bool = False) -> int:
+    """The command's exit code; never 0 when what it wrote could not all reach servo."""
     early = EarlySignals()
     early.install()
+    output = Output()
     try:
-        return _run(argv, early)
+        code = _run(argv, early, output, stdin_closed)
     finally:
         early.uninstall()
-        sys.stdout.flush()
+        with contextlib.suppress(OSError, ValueError):  # /dev/full, closed
+            sys.stdout.flush()
+    return 1 if code == 0 and output.lost is not None else code
 
 
 def _command(version: bool, query: bool, dry_run: bool) -> Command:
@@ -43,8 +48,7 @@ def _command(version: bool, query: bool, dry_run: bool) -> Command:
     return Command.DRY_RUN if dry_run else Command.ADJUST
 
 
-def _run(argv: list[str], early: EarlySignals) -> int:
-    output = Output()
+def _run(argv: list[str], early: EarlySignals, output: Output, stdin_closed: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         root = Path(os.getcwd())
@@ -63,6 +67,9 @@ def _run(argv: list[str], early: EarlySignals) -> int:
             if not args.app:
                 raise AggregatorError(Reason.BAD_USAGE, "no application id given; servo "
                                       "calls 'adjust <app>' with the request on stdin")
+            if stdin_closed:  # /dev/null stands in for it: nothing to read
+                raise AggregatorError(Reason.BAD_INPUT, "adjust request: stdin was closed, "
+                                      "so there is no request; no driver was run")
             with early.interrupting():
                 # within the line limit, not T: servo must hear the error while it listens
                 stdin = read_request(environment.line_limit)

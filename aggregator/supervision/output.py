@@ -34,6 +34,7 @@ class Output:
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
         self.closed = False  # servo went away: keep supervising, stop writing
+        self.lost: str | None = None  # why lines could not be written, once one could not
         self.overlay: Overlay | None = None
         self._stdout_shares_terminal = os.isatty(stdout_fd)  # lines there tear the overlay
 
@@ -57,20 +58,30 @@ class Output:
             try:
                 written = os.write(self._fd, data)
             except BrokenPipeError:
-                self.closed = True
+                self._lose("servo's end of stdout is closed (EPIPE)")
                 return
             except InterruptedError:
                 continue
+            except OSError as exc:  # e.g. /dev/full
+                self._lose(f"cannot write to stdout ({exc.strerror})")
+                return
             data = data[written:]
         if overlay is not None:
             overlay.draw()
+
+    def _lose(self, why: str) -> None:
+        """stdout cannot take lines any more: say so once, on stderr, and stop writing."""
+        self.closed = True
+        if self.lost is None:
+            self.lost = why
+            self.note(f"{why}: nothing more reaches servo")
 
     def json_line(self, obj: dict[str, Any]) -> None:
         self.write_line(dumps(obj))  # strict: no NaN or Infinity, no lone surrogate
 
     def note(self, text: str) -> None:
         """One readable line on stderr; never used as a heartbeat."""
-        with contextlib.suppress(BrokenPipeError, ValueError):
+        with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()
             print(f"servo-agg: {text}", file=self._stderr, flush=True)
