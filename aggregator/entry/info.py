@@ -57,8 +57,8 @@ def print_info() -> int:
         sys.stdout.flush()
     except OSError as exc:  # EPIPE, /dev/full: servo cannot have the answer
         try:
-            sys.stderr.write(f"servo-agg: error (bad-stdio): cannot write to stdout: "
-                             f"{exc.strerror}\n")
+            sys.stderr.write(f"servo-agg: error (bad-stdio): writing to stdout failed "
+                             f"({exc.strerror})\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass

@@ -30,11 +30,12 @@ def run(argv: list[str], *, stdin_closed: bool = False) -> int:
     """The command's exit code; never 0 when what it wrote could not all reach servo."""
     early = EarlySignals()
     early.install()
-    output = Output()
+    output = Output.for_servo()  # non-blocking, on a file description of its own
     try:
         code = _run(argv, early, output, stdin_closed)
     finally:
         early.uninstall()
+        output.close()
         with contextlib.suppress(OSError, ValueError):  # /dev/full, closed
             sys.stdout.flush()
     return 1 if code == 0 and output.lost is not None else code

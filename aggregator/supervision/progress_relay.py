@@ -76,7 +76,8 @@ class ProgressRelay:
         self.percent = line[0]
         self.sent += 1
         # The same bytes json.dumps would write for this dict, without its per-call cost.
-        self._output.write_line(f'{{"progress": {line[0]:d}, "message": {json_string(line[1])}}}')
+        self._output.write_line(
+            f'{{"progress": {line[0]:d}, "message": {json_string(line[1])}}}', progress=True)
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
