@@ -18,7 +18,7 @@ import trio.testing
 
 from aggregator.limits import FINAL_WRITE_SECONDS
 from aggregator.protocol.environment import ServoEnvironment
-from aggregator.supervision.output import Output, own_stdout
+from aggregator.supervision.output import Output, ServoProcess, own_stdout
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
@@ -297,3 +297,63 @@ def test_a_regular_file_is_written_as_it_is(tmp_path: Path) -> None:
         assert own_stdout(fd) == (fd, False)  # reopening would write from offset 0
     finally:
         os.close(fd)
+
+
+# -- servo itself ---------------------------------------------------------------------------
+
+@pytest.mark.supervision
+@pytest.mark.parametrize("gone_at_start", [False, True])
+async def test_when_servo_exits_the_run_stops_though_the_driver_is_silent(
+        autojump_clock: trio.testing.MockClock, gone_at_start: bool) -> None:
+    """servo's pidfd is readable once it exited (here a pipe stands in for it); servo may
+    also be gone before the watch was set up (its pid then is someone else's)."""
+    exited_r, exited_w = os.pipe()
+    out_r, out_w = os.pipe()
+    notes = io.StringIO()
+    servo = ServoProcess(4242, None if gone_at_start else exited_r, gone=gone_at_start)
+    output = Output(out_w, notes, clock=trio.current_time, servo=servo)
+    stamps: dict[str, float] = {}
+    spawner, command = one_call(Script(hang=True), stamps)
+
+    async def wrapped(session: Session) -> int:
+        async def servo_exits() -> None:
+            await trio.sleep(4.0)
+            os.write(exited_w, b"x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(servo_exits)
+            try:
+                return await command(session)
+            except RunStopped as stop:
+                return write_stopped(session, stop)
+
+    with trio.fail_after(60):  # (mock time) no line limit: it would hang forever
+        code = await run_for(output, timeout=None).supervised(wrapped, spawner)
+    assert code == 128 + signal.SIGHUP
+    if gone_at_start:
+        assert spawner.started == []  # not even started: servo was gone already
+    else:
+        assert stamps["ended"] - stamps["start"] == pytest.approx(4.0, abs=0.01)
+        assert spawner.started[0].signals[0] == signal.SIGTERM
+    final = json.loads(os.read(out_r, 1 << 16).decode().splitlines()[-1])
+    assert final["message"].startswith("servo-agg stopped because servo (pid 4242) exited")
+    assert output.lost is None  # someone may still read stdout: it is written on
+    for fd in (exited_r, exited_w, out_r, out_w):
+        os.close(fd)
+
+
+@pytest.mark.unit
+def test_no_servo_is_watched_where_our_parent_is_init() -> None:
+    assert ServoProcess.watch(1) is None
+    assert ServoProcess.watch(0) is None
+
+
+@pytest.mark.unit
+def test_a_parent_that_is_not_ours_any_more_is_gone() -> None:
+    """getppid() changes on the parent's death: a pid that is not our parent now is a
+    servo that exited before the watch was taken (whoever has its pid now)."""
+    me = ServoProcess.watch(os.getpid())  # alive, but not our parent
+    assert me is not None and me.gone and me.pidfd is None
+    parent = ServoProcess.watch(os.getppid())
+    assert parent is not None and not parent.gone and parent.pidfd is not None
+    parent.close()

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -153,3 +154,53 @@ async def test_servo_closing_its_end_of_stdout_stops_the_run(
     if command not in ("version", "check"):  # those report on the probes they ran instead
         assert s.proc.returncode == 128 + signal.SIGPIPE
         assert "while 02fault was running; the driver was stopped" in err, err
+
+
+SERVO_THAT_EXITS = """
+import json, os, subprocess, sys, time
+from pathlib import Path
+adjust, root, out, err, request, pidfile = sys.argv[1:7]
+proc = subprocess.Popen([adjust, *sys.argv[7:]], cwd=root, stdin=subprocess.PIPE,
+                        stdout=open(out, "wb"), stderr=open(err, "wb"))
+proc.stdin.write(request.encode())
+proc.stdin.close()
+print(proc.pid, os.getpid(), flush=True)
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:  # until the fault driver hangs
+    lines = Path(pidfile).read_text().splitlines() if Path(pidfile).exists() else []
+    if any(line.endswith(" hanging") for line in lines):
+        break
+    time.sleep(0.02)
+os._exit(0)  # servo on SIGTERM: gone at once, without a word to its driver
+"""
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+async def test_when_servo_exits_the_run_stops_though_every_driver_is_silent(
+        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    """stdout is a file here, so only servo's own exit can tell: the pidfd on it."""
+    args, phase = COMMANDS[command]
+    fault_root(servo_root)
+    pidfile, out, err = servo_root / "fault.pids", tmp_path / "out", tmp_path / "err"
+    env = adjust_env(tag, FAULT_MODE="hang", FAULT_PHASE=phase, FAULT_PIDFILE=str(pidfile))
+    request = json.dumps(REQUEST) if args[0] in ("app", "--dry-run") else ""
+    done = await trio.run_process(
+        [sys.executable, "-c", SERVO_THAT_EXITS, str(ADJUST), str(servo_root), str(out),
+         str(err), request, str(pidfile), *args], env=env, capture_stdout=True)
+    aggregator, servo_pid = map(int, done.stdout.split())
+    assert await wait_until(lambda: not alive(aggregator), within=10), "it ran on alone"
+    started = started_by_fault(pidfile)
+    assert any(s.role == "hanging" for s in started)
+    assert await wait_until(lambda: not any(alive(s.pid) for s in started), within=5)
+    text = err.read_text()
+    assert "Traceback" not in text, text
+    if command == "version":  # a line for every driver still; the stuck one failing
+        assert "02fault: failing" in out.read_text()
+        assert "02fault: info: killed because servo-agg was told to terminate" in text, text
+    elif command == "check":
+        assert "interrupted: the check did not finish" in out.read_text()
+    else:
+        assert (f"servo-agg stopped because servo (pid {servo_pid}) exited while 02fault "
+                "was running; the driver was stopped") in text, text
+        final = json.loads(out.read_text().splitlines()[-1])  # a file: still written
+        assert (final["status"], final["reason"]) == ("aborted", "terminated"), final

@@ -63,6 +63,7 @@ def stdout_closed_note() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     closed = open_closed_stdio()  # first: before anything opens a file
+    servo_pid = os.getppid()  # servo, taken as early as can be: it may exit without a word
     args = sys.argv[1:] if argv is None else argv
     if 1 in closed:
         stdout_closed_note()
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return print_info()
     from aggregator.entry.launch import run
 
-    return run(args, stdin_closed=0 in closed)
+    return run(args, stdin_closed=0 in closed, servo_pid=servo_pid)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     from aggregator.supervision.session import Session
 
 
-def run(argv: list[str], *, stdin_closed: bool = False) -> int:
-    """The command's exit code; never 0 when what it wrote could not all reach servo."""
+def run(argv: list[str], *, stdin_closed: bool = False, servo_pid: int | None = None) -> int:
+    """The command's exit code; never 0 when what it wrote could not all reach servo.
+    `servo_pid`: our parent at start, watched so that its exit stops the run."""
     early = EarlySignals()
     early.install()
-    output = Output.for_servo()  # non-blocking, on a file description of its own
+    output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
     try:
         code = _run(argv, early, output, stdin_closed)
     finally:

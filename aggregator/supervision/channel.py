@@ -6,8 +6,9 @@ The writer writes one whole line at a time, in order, waiting on trio's wait_wri
 while stdout is full; a servo that does not read holds up no timeout, kill cascade or
 signal. At the end, flush() waits for what is left at most FINAL_WRITE_SECONDS (shared
 with Output's plain writes). When servo's end of the pipe is closed (EPIPE, or the
-kernel's POLLERR on our end, noticed even while every driver is silent) or stdout fails,
-the run stops as on SIGTERM: the running driver is terminated, no further one starts.
+kernel's POLLERR on our end, noticed even while every driver is silent), when stdout
+fails, or when servo itself exits (a pidfd on our parent at start), the run stops as on
+SIGTERM: the running driver is terminated, no further one starts.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from aggregator.limits import FINAL_WRITE_SECONDS
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.output import Output, stdout_failure
 
-#: What a stop because servo went away is reported as, besides its cause: a pipe's end.
-GONE_SIGNAL = signal.SIGPIPE
+#: What a stop because servo went away is reported as, besides its cause: its pipe's end
+#: closed (exit 141), or servo itself gone (exit 129: the hangup of a controlling process).
+PIPE_GONE_SIGNAL = signal.SIGPIPE
+SERVO_GONE_SIGNAL = signal.SIGHUP
 
 
 class ServoChannel:
@@ -41,13 +44,14 @@ class ServoChannel:
     def _gone(self, why: str) -> None:
         """servo can no longer be told anything: stop writing, stop the run."""
         self._output.lose(why)
-        self._control.terminate(GONE_SIGNAL, why)
+        self._control.terminate(PIPE_GONE_SIGNAL, why)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         """Runs until cancelled (with the run); lines are queued from when it started."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_hangup)
+            nursery.start_soon(self._watch_servo)
             self._output.attach(self._wake, self._gone)
             task_status.started()
             await self._write_lines()
@@ -96,6 +100,18 @@ class ServoChannel:
             await trio.lowlevel.wait_readable(watch.fileno())
         if not self._output.closed:
             self._gone("servo's end of stdout was closed")
+
+    async def _watch_servo(self) -> None:
+        """Wakes when servo itself exits (on SIGTERM it exits at once without a word to
+        its driver), however long every driver is silent; stdout may still be read by
+        someone, so it is written on."""
+        servo = self._output.servo
+        if servo is None:
+            return
+        if not servo.gone:
+            assert servo.pidfd is not None
+            await trio.lowlevel.wait_readable(servo.pidfd)
+        self._control.terminate(SERVO_GONE_SIGNAL, f"servo (pid {servo.pid}) exited")
 
     async def flush(self) -> None:
         """Wait until everything queued is written, within what is left of

@@ -58,15 +58,51 @@ def own_stdout(fd: int = 1) -> tuple[int, bool]:
         return fd, False
 
 
+class ServoProcess:
+    """servo itself, our parent when we started: on SIGTERM it exits at once without a word
+    to its driver, so a pidfd on it is how its exit is noticed while drivers are silent.
+    `pidfd` is None when servo was already gone (`gone`) or cannot be watched."""
+
+    def __init__(self, pid: int, pidfd: int | None = None, *, gone: bool = False) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.gone = gone
+
+    @classmethod
+    def watch(cls, pid: int) -> ServoProcess | None:
+        """servo as `pid` (os.getppid() at our start); None where there is nothing to
+        watch: no parent but init, or no pidfd here."""
+        if pid <= 1 or not hasattr(os, "pidfd_open"):
+            return None
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return cls(pid, gone=True)
+        except OSError:  # kernel before 5.3, or not permitted
+            return None
+        if os.getppid() != pid:  # it exited before the pidfd was taken: the pid may be reused
+            os.close(pidfd)
+            return cls(pid, gone=True)
+        return cls(pid, pidfd)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
+
+
 class Output:
     """servo's channel: each stdout line written whole and in order, the sync API kept
     for every caller; remembers when it last wrote, which is when servo's patience with
     our silence started again."""
 
     def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic, *, owns_fd: bool = False) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, owns_fd: bool = False,
+                 servo: ServoProcess | None = None) -> None:
         self.fd = stdout_fd
         self._owns_fd = owns_fd
+        self.servo = servo  # watched by the channel under trio
         self._stderr = stderr if stderr is not None else sys.stderr
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
@@ -90,13 +126,17 @@ class Output:
                 os.set_blocking(stdout_fd, False)
 
     @classmethod
-    def for_servo(cls) -> Output:
-        """The channel to servo on fd 1, on a file description of its own if it can."""
+    def for_servo(cls, servo_pid: int | None = None) -> Output:
+        """The channel to servo on fd 1, on a file description of its own if it can; and
+        servo itself (our parent at start, `servo_pid`), watched while the run goes on."""
         fd, owned = own_stdout(1)
-        return cls(fd, owns_fd=owned)
+        servo = ServoProcess.watch(servo_pid) if servo_pid is not None else None
+        return cls(fd, owns_fd=owned, servo=servo)
 
     def close(self) -> None:
         """Give back what was borrowed: servo's description blocking again, ours closed."""
+        if self.servo is not None:
+            self.servo.close()
         with contextlib.suppress(OSError):
             if self._owns_fd:
                 os.close(self.fd)
