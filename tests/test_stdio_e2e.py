@@ -123,6 +123,21 @@ def test_stderr_on_dev_full_changes_nothing_on_stdout(
     assert stdout_lines(full, command) == stdout_lines(normal, command)
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_stdin_on_dev_full_is_a_request_too_big(command: str, servo_root: Path,
+                                                tmp_path: Path, tag: str) -> None:
+    """/dev/full reads as endless zeros: refused at the cap, without reading on."""
+    done = run(good_root(servo_root), tmp_path, "</dev/full", command, tag)
+    assert b"Traceback" not in done.stderr, done.stderr.decode()
+    lines = stdout_lines(done, command)
+    if command in ("adjust", "dry-run"):
+        assert done.returncode == 1
+        assert "more than 16,777,216 bytes" in json.loads(lines[-1])["message"]
+        assert not (servo_root / "web.log").exists()
+    else:
+        assert done.returncode == 0
+
+
 @pytest.mark.parametrize("fd", [0, 2])
 async def test_the_sigkill_guard_holds_with_a_standard_fd_closed(
         fd: int, servo_root: Path, tmp_path: Path, tag: str) -> None:
