@@ -53,7 +53,10 @@ def own_stdout(fd: int = 1) -> tuple[int, bool]:
     if not (stat.S_ISFIFO(kind) or stat.S_ISCHR(kind)):
         return fd, False  # a file (never waits) or a socket (cannot be reopened)
     try:
-        return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC), True
+        # O_NOCTTY: a terminal is never made ours (Linux already refuses that to a
+        # write-only open; older kernels did not)
+        flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+        return os.open(f"/proc/self/fd/{fd}", flags), True
     except OSError:
         return fd, False
 
