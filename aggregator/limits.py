@@ -44,6 +44,13 @@ HEARTBEAT_SETTLE_SECONDS = 0.25
 #: Safety margin kept between the aggregator's own silence and servo's timeout.
 KEEPALIVE_MARGIN_SECONDS = 0.25
 
+#: At the end of a run, servo-agg waits at most this long in all for servo to read what
+#: is still waiting to be written (the final line; --check's report), then drops it and
+#: exits: a servo that never reads cannot hold it longer. While the run goes on, a servo
+#: that does not read holds up nothing (lines wait in a queue; newer progress replaces
+#: older), so this is the only wait servo's end of stdout can cost.
+FINAL_WRITE_SECONDS = 10.0
+
 #: A one-line answer (--version), which no keep-alive can precede, is written at the
 #: latest this long before servo's timeout; drivers not done by then are reported failing.
 ANSWER_MARGIN_SECONDS = 0.5

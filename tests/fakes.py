@@ -484,7 +484,7 @@ class RecordingOutput(Output):
         self.last_write = trio.current_time()  # servo's patience starts with the test
         self.lines: list[tuple[float, str]] = []
 
-    def write_line(self, text: str) -> None:
+    def write_line(self, text: str, *, progress: bool = False) -> None:
         self.last_write = trio.current_time()
         self.lines.append((self.last_write, text))
 

@@ -103,13 +103,15 @@ def started_by_fault(pidfile: Path) -> list[Started]:
 
 
 def aggregator_pid(tag: str, program: Path = ADJUST) -> int | None:
-    """The running ./adjust (or `program`) among the processes carrying `tag`."""
+    """The running aggregator among the processes carrying `tag`: `program`, or ./adjust
+    or ./measure that a wrapper `program` exec'd."""
+    wanted = {os.fsencode(str(p)) for p in (program, ADJUST, ADJUST.parent / "measure")}
     for pid in tagged_pids(tag):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if os.fsencode(str(program)) in argv[:2]:
+        if wanted & set(argv[:2]):
             return pid
     return None
 
@@ -144,6 +146,7 @@ async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
 
     With `signals_after_start`, each signal is sent to the aggregator once `signal_when()`
     is true (e.g. once the fault driver's adjust has started), so the tests need no sleeps.
+    `adjust` may be a wrapper that execs ./adjust (e.g. with a standard fd closed).
     """
     peak = 0
     done = trio.Event()

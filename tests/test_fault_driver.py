@@ -19,7 +19,8 @@ REQUIRED_MODES = (
     "setsid-grandchild-holds-stdout", "non-json", "non-object", "partial-line",
     "exit-nonzero-silent", "exit-zero-silent", "ok-then-exit-1", "stderr-flood", "huge-line",
     "progress-flood", "bad-progress", "sigkill-self", "close-stdin", "slow-alive",
-    "cancel-aware", "no-cancel-handler", "ignore-sigusr1",
+    "cancel-aware", "no-cancel-handler", "ignore-sigusr1", "lone-surrogate", "invalid-utf8",
+    "non-finite-descriptor", "non-finite-result",
 )
 
 

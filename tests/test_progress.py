@@ -31,7 +31,8 @@ class Recorder(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.lines: list[dict[str, Any]] = []
 
-    def write_line(self, text: str) -> None:
+    def write_line(self, text: str, *, progress: bool = False) -> None:
+        assert progress, text  # the relay's lines may be superseded while servo is busy
         self.lines.append(json.loads(text))
 
     @property
@@ -147,6 +148,22 @@ def test_a_progress_that_is_not_a_number_is_ignored_with_one_note(junk: Any) -> 
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("junk", ["x" * 1_000_000, ["x" * 1000] * 1000, {"k" * 500: [1] * 5000}])
+def test_the_note_about_a_bad_progress_value_quotes_it_bounded(junk: Any) -> None:
+    r, out, _ = relay({"a": 1.0})
+    r.driver_progress("a", {"progress": junk})
+    assert len(out.notes) < 500, len(out.notes)
+
+
+@pytest.mark.unit
+def test_a_lone_surrogate_in_a_progress_message_reaches_servo_replaced() -> None:
+    out = RawRecorder()
+    r = ProgressRelay(out, WeightedShares({"x\udcffy": 1.0}), 1.0, FakeClock())
+    r.driver_progress("x\udcffy", {"progress": 10, "message": "half \ud800 done"})
+    assert out.raw == ['{"progress": 10, "message": "x\\ufffdy: half \\ufffd done"}']
+
+
+@pytest.mark.unit
 def test_message_is_prefixed_with_the_driver_name() -> None:
     r, out, _ = relay({"web": 1.0})
     r.driver_progress("web", {"progress": 1, "message": "scaling"})
@@ -257,9 +274,9 @@ async def test_flusher_paces_a_flood_to_one_line_per_window(
     sent_at: list[float] = []
     real_write = out.write_line
 
-    def stamped(text: str) -> None:
+    def stamped(text: str, *, progress: bool = False) -> None:
         sent_at.append(trio.current_time())
-        real_write(text)
+        real_write(text, progress=progress)
 
     out.write_line = stamped  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
@@ -364,7 +381,8 @@ class RawRecorder(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.raw: list[str] = []
 
-    def write_line(self, text: str) -> None:
+    def write_line(self, text: str, *, progress: bool = False) -> None:
+        assert progress, text
         self.raw.append(text)
 
 

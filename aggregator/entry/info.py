@@ -6,7 +6,6 @@ servo calls it before every command with no timeout of its own.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from aggregator import PRODUCT, __version__
 from aggregator.limits import MAX_INFO_CONFIG_BYTES
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import dumps
 from aggregator.root.config_probe import (
     CONFIG_FILE,
     may_move_or_disable_drivers,
@@ -54,7 +54,16 @@ def info_version(root: Path, front: FrontEnd = FrontEnd.ADJUST) -> str:
 
 
 def print_info(front: FrontEnd = FrontEnd.ADJUST) -> int:
-    line = json.dumps({"version": info_version(Path(os.getcwd()), front), "has_cancel": True})
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    line = dumps({"version": info_version(Path(os.getcwd()), front), "has_cancel": True})
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError as exc:  # EPIPE, /dev/full: servo cannot have the answer
+        try:
+            sys.stderr.write(f"servo-agg: error (bad-stdio): writing to stdout failed "
+                             f"({exc.strerror})\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        return 1
     return 0

@@ -4,6 +4,7 @@ checked before any driver starts; then the front-end's job handed to a Run."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -31,18 +32,26 @@ if TYPE_CHECKING:
 Job = AdjustJob | MeasureJob
 
 
-def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST) -> int:
+def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
+        servo_pid: int | None = None) -> int:
+    """The command's exit code; never 0 when what it wrote could not all reach servo.
+    `servo_pid`: our parent at start, watched so that its exit stops the run."""
     early = EarlySignals()
     early.install()
+    output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
     try:
-        return _run(argv, front, early)
+        code = _run(argv, front, early, output, stdin_closed)
     finally:
         early.uninstall()
-        sys.stdout.flush()
+        output.close()
+        with contextlib.suppress(OSError, ValueError):  # /dev/full, closed
+            sys.stdout.flush()
+    return 1 if code == 0 and output.lost is not None else code
 
 
 def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
-         environment: ServoEnvironment, root: Path, early: EarlySignals) -> Job:
+         environment: ServoEnvironment, root: Path, early: EarlySignals,
+         stdin_closed: bool) -> Job:
     """The front-end's job, the request read and checked (before any driver starts)."""
     drivers_dir, disabled = drivers_of(config, front)
     drivers = tuple(find_drivers(root / drivers_dir, disabled))
@@ -52,6 +61,9 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
         if not args.app:
             raise AggregatorError(Reason.BAD_USAGE, f"no application id given; servo calls "
                                   f"'{front} <app>' with the request on stdin")
+        if stdin_closed:  # /dev/null stands in for it: nothing to read
+            raise AggregatorError(Reason.BAD_INPUT, f"{front} request: stdin was closed, "
+                                  "so there is no request; no driver was run")
         with early.interrupting():
             # within the line limit, not T: servo must hear the error while it listens
             data = read_request(environment.line_limit)
@@ -68,8 +80,8 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                      parse_request(data) if wants_request else None, as_json=args.json)
 
 
-def _run(argv: list[str], front: FrontEnd, early: EarlySignals) -> int:
-    output = Output()
+def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
+         stdin_closed: bool) -> int:
     try:
         args = build_parser(front).parse_args(argv)
         root = Path(os.getcwd())
@@ -82,7 +94,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals) -> int:
                              front=front)
         environment = read_environment(os.environ)
         config = load_config(root)
-        job = _job(front, args, config, environment, root, early)
+        job = _job(front, args, config, environment, root, early, stdin_closed)
     except AggregatorError as err:
         output.error(err)
         return 1

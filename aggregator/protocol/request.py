@@ -8,6 +8,7 @@ from typing import Any
 
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import loads_strict
 from aggregator.protocol.text import brief, clip
 
 
@@ -77,12 +78,13 @@ def _path_to(root: Any, target: dict[str, Any]) -> str:
 
 def load_request(data: bytes, kind: str = "adjust") -> dict[str, Any]:
     """Any request servo writes (adjust or measure): one JSON object, no key twice in any
-    object, at most MAX_REQUEST_BYTES."""
+    object, no NaN or infinite number (json reads them, they are not JSON), at most
+    MAX_REQUEST_BYTES."""
     if len(data) > MAX_REQUEST_BYTES:
         raise request_too_big()
     duplicates = _DuplicateKeys()
     try:
-        document = json.loads(data, object_pairs_hook=duplicates)
+        document = loads_strict(data, object_pairs_hook=duplicates)  # NaN is not JSON
     except (ValueError, RecursionError) as exc:
         raise _bad(f"stdin is not JSON ({clip(str(exc))})", kind) from None
     if duplicates.found is not None:

@@ -11,7 +11,6 @@ the only clock is trio's.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from aggregator.limits import (
 )
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import kill_grace_for, line_limit_for
+from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
 from aggregator.protocol.vocabulary import Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
@@ -54,9 +54,6 @@ class SupervisionPolicy:
     @property
     def effective_kill_grace(self) -> float:
         return kill_grace_for(self.io_timeout, self.kill_grace)
-
-
-_decode_json = json.JSONDecoder().raw_decode
 
 
 def _excerpt(data: bytes, limit: int = 120) -> str:
@@ -136,6 +133,10 @@ class _DriverCall:
                 nursery.start_soon(self._watch_exit)
                 if not await self._read_stdout():
                     nursery.cancel_scope.cancel()
+        result = self.outcome.result  # the last one wins: checked once, not on every line
+        if result is not None and not is_finite(result):
+            self._fail(Reason.BAD_OUTPUT, "its result holds a number out of range (it reads "
+                                          "as infinity, which JSON cannot carry)")
         if self.terminated:
             self._fail(Reason.TERMINATED, "killed because servo-agg was told to terminate")
         elif self.canceled and not self.proc.has_exited():
@@ -264,9 +265,13 @@ class _DriverCall:
             return True  # blank lines carry nothing; servo skips them too
         try:
             text = stripped.decode("utf-8")
-            message, end = _decode_json(text)  # json.loads minus its whitespace passes
+            message, end = decode_value(text)  # json.loads minus its whitespace passes
             if end != len(text):
                 raise ValueError("extra data after the JSON value")
+        except NotStrictJson as exc:
+            self._fail(Reason.BAD_OUTPUT, f"printed {exc.token}, which is not a JSON value "
+                                          f"(only Python reads it): {_excerpt(stripped)}")
+            return False
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
             return False

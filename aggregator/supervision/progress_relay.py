@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Protocol
 
 import trio
 
 from aggregator.limits import PROGRESS_COALESCE_SECONDS
 from aggregator.protocol.progress import progress_value
+from aggregator.protocol.strict_json import json_string
+from aggregator.protocol.text import brief
 from aggregator.supervision.output import Output
 
 #: Absorbs float error when flooring a percentage (e.g. 28.999999999999996 -> 29).
@@ -126,7 +127,8 @@ class ProgressRelay:
         self.percent = line[0]
         self.sent += 1
         # The same bytes json.dumps would write for this dict, without its per-call cost.
-        self._output.write_line(f'{{"progress": {line[0]:d}, "message": {_json_string(line[1])}}}')
+        self._output.write_line(
+            f'{{"progress": {line[0]:d}, "message": {json_string(line[1])}}}', progress=True)
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
@@ -136,7 +138,7 @@ class ProgressRelay:
             if driver not in self._warned:
                 self._warned.add(driver)
                 self._output.note(f"{driver}: ignored a progress value that is not a number "
-                                  f"({message.get('progress')!r}); further ones are ignored "
+                                  f"({brief(message.get('progress'))}); further ones are ignored "
                                   "silently")
             # Still a sign of life, passed on at the current percentage (coalesced): a
             # driver that only sends such lines must not make servo think we are stuck.

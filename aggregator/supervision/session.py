@@ -140,11 +140,13 @@ class Session:
         where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
                  if names else "")
         if control.terminated_by is not None:
-            name = signal.Signals(control.terminated_by).name
+            cause = (f"servo-agg stopped because {control.terminated_because}"
+                     if control.terminated_because is not None else
+                     f"servo-agg received {signal.Signals(control.terminated_by).name}")
             result: dict[str, Any] = {
                 "status": Status.ABORTED, "reason": Reason.TERMINATED,
-                "message": f"servo-agg received {name}{where}; the driver was stopped and "
-                           "no further driver was started"}
+                "message": f"{cause}{where}; the driver was stopped and no further driver "
+                           "was started"}
             code = 128 + control.terminated_by
         else:
             result = {"status": Status.CANCELED, "reason": Reason.CANCELED,
