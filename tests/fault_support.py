@@ -138,7 +138,8 @@ async def wait_until(predicate: Any, within: float = 15.0, every: float = 0.02) 
 async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
                       stdin: bytes | str = b"",
                       signals_after_start: tuple[int, ...] = (),
-                      signal_when: Any = None) -> tuple[AdjustRun, int]:
+                      signal_when: Any = None,
+                      adjust: Path = ADJUST) -> tuple[AdjustRun, int]:
     """run_adjust, while sampling the aggregator's peak memory (returned, in bytes).
 
     With `signals_after_start`, each signal is sent to the aggregator once `signal_when()`
@@ -149,7 +150,8 @@ async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
     result: list[AdjustRun] = []
 
     async def run() -> None:
-        result.append(await run_adjust(root, *args, tag=tag, env=env, stdin=stdin))
+        result.append(await run_adjust(root, *args, tag=tag, env=env, stdin=stdin,
+                                       adjust=adjust))
         done.set()
 
     async def watch() -> None:

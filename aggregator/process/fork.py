@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES
+from aggregator.process.lineage import RUN_MARK_VAR, nested_mark, run_mark
 from aggregator.process.linux import parent_death_guard
-from aggregator.process.sentinel import RUN_MARK_VAR, run_mark
 
 
 def can_fork_here() -> bool:
@@ -35,8 +35,42 @@ def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, st
     if str(servo_root) not in parts:
         parts.append(str(servo_root))
     env["PYTHONPATH"] = os.pathsep.join(parts)
-    env[RUN_MARK_VAR] = run_mark()  # how the sentinel finds what a driver left running
+    # How the sentinel finds what a driver left running; an outer run's mark is kept.
+    env[RUN_MARK_VAR] = nested_mark(env.get(RUN_MARK_VAR), run_mark())
     return env
+
+
+@dataclass(frozen=True)
+class Guards:
+    """How each driver of a run is tied to it (the run decides, once).
+
+    Without a sentinel, the kernel kills a driver whose aggregator died (SIGKILL). With one
+    (sentinel.Sentinel.guards), the driver is stopped instead (SIGSTOP) and is a child
+    subreaper, so that what it started stays below it for the sentinel to find and kill;
+    it joins the run's cgroup where there is one, and the sentinel is told of it.
+    """
+
+    death_signal: int = signal.SIGKILL
+    subreaper: bool = False
+    join: Callable[[], None] | None = None  # in the child, before exec
+    report: Callable[[int], None] | None = None  # in the parent, with the new pid
+
+    def preexec(self) -> Callable[[], None]:
+        guard = parent_death_guard(self.death_signal, subreaper=self.subreaper)
+        assert guard is not None  # fork_driver runs only where can_fork_here()
+        join = self.join
+        if join is None:
+            return guard
+
+        def join_then_guard() -> None:
+            join()  # first: whatever the child does next, it does in the cgroup
+            guard()
+
+        return join_then_guard
+
+
+#: The guards where no sentinel watches: the kernel's SIGKILL when the aggregator dies.
+UNWATCHED = Guards()
 
 
 @dataclass(eq=False)
@@ -68,13 +102,14 @@ class StartedProcess:
                 os.close(fd)
 
 
-def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str]) -> StartedProcess:
+def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
+                guards: Guards = UNWATCHED) -> StartedProcess:
     """Fork+exec `argv` on the calling (main) thread; raises OSError if it cannot run.
 
     The main thread matters: Linux sends the parent-death signal when the *forking thread*
     exits, and trio's process helper forks from worker threads it retires after 10 s.
     """
-    guard = parent_death_guard(signal.SIGKILL)
+    guard = guards.preexec()
     opened: list[int] = []
     try:
         for _ in range(3):
@@ -102,10 +137,12 @@ def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str]) -
             os.close(fd)
     try:
         pidfd = os.pidfd_open(popen.pid)
-    except OSError:  # pragma: no cover - kernels before 5.3
+    except OSError:  # kernels before 5.3, or out of descriptors
         popen.kill()
         popen.wait()
         for fd in parent_ends:
             os.close(fd)
         raise
+    if guards.report is not None:
+        guards.report(popen.pid)
     return StartedProcess(popen, pidfd, *parent_ends)

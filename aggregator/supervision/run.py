@@ -60,6 +60,8 @@ class Run:
 
     def __enter__(self) -> Run:
         self.sentinel = start_sentinel()  # before any driver: it kills what they leave
+        if self.sentinel is not None:  # every driver, early or not, is started under it
+            self.headstart = Headstart(self.sentinel.guards())
         self.subreaper = become_subreaper()
         return self
 
