@@ -11,6 +11,16 @@ DRIVER_STDOUT_PIPE_BYTES = 4096
 #: How much is asked of a pipe per read.
 READ_CHUNK_BYTES = 64 * 1024
 
+#: Descriptors a started driver holds in the aggregator: its stdin, stdout and stderr pipe
+#: ends and a pidfd (a fork holds five more for a moment: the child's ends, the exec pipe).
+FDS_PER_DRIVER = 4
+
+#: Descriptors kept free of drivers, below the soft RLIMIT_NOFILE (`ulimit -n`): for trio
+#: (epoll, its wake-up socket pair), the imports and files read during a run, the pidfds
+#: of an orphan sweep and the fork under way. Head starts and parallel calls take only
+#: what is left: 150 drivers under `ulimit -n 256` are asked 54 at a time.
+FD_MARGIN = 32
+
 #: Stderr kept per driver call: this much from the start and this much from the end.
 STDERR_HEAD_BYTES = 64 * 1024
 STDERR_TAIL_BYTES = 64 * 1024

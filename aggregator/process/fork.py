@@ -8,8 +8,10 @@ Linux only; elsewhere driver_process.py uses trio's own process support.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES
+from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES, FD_MARGIN, FDS_PER_DRIVER
 from aggregator.process.lineage import RUN_MARK_VAR, nested_mark, run_mark
 from aggregator.process.linux import parent_death_guard
 
@@ -25,6 +27,29 @@ from aggregator.process.linux import parent_death_guard
 def can_fork_here() -> bool:
     """True where drivers are forked on the main thread with the guard and a pidfd."""
     return hasattr(os, "pidfd_open") and parent_death_guard(signal.SIGKILL) is not None
+
+
+def descriptor_limit() -> int:
+    """The soft RLIMIT_NOFILE (`ulimit -n`): the most descriptors this process may hold."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def drivers_that_fit() -> int:
+    """How many more drivers may run at once before descriptors run short: what the
+    limit leaves beyond those open now and FD_MARGIN, FDS_PER_DRIVER each."""
+    try:
+        open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    except OSError:  # no /proc (or not one descriptor left to list it with)
+        return 0
+    return max(0, (descriptor_limit() - open_now - FD_MARGIN) // FDS_PER_DRIVER)
+
+
+class OutOfDescriptors(OSError):
+    """A driver could not be started for want of descriptors (EMFILE), said in words."""
+
+    def __str__(self) -> str:
+        return f"too many open files: the limit is {descriptor_limit()} (ulimit -n)"
 
 
 def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, str]:
@@ -108,7 +133,18 @@ def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
 
     The main thread matters: Linux sends the parent-death signal when the *forking thread*
     exits, and trio's process helper forks from worker threads it retires after 10 s.
+    Out of descriptors, it raises OutOfDescriptors, which names the limit.
     """
+    try:
+        return _fork_driver(argv, servo_root, env, guards)
+    except OSError as exc:
+        if exc.errno == errno.EMFILE and not isinstance(exc, OutOfDescriptors):
+            raise OutOfDescriptors(errno.EMFILE, os.strerror(errno.EMFILE)) from exc
+        raise
+
+
+def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
+                 guards: Guards) -> StartedProcess:
     guard = guards.preexec()
     opened: list[int] = []
     try:

@@ -26,6 +26,7 @@ from aggregator.limits import (
     READ_CHUNK_BYTES,
     REAP_LIMIT_SECONDS,
 )
+from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import kill_grace_for, line_limit_for
 from aggregator.protocol.vocabulary import Reason
@@ -368,7 +369,10 @@ class Supervisor:
         """Each call, in order, or all at once; outcomes in the order of `specs`.
 
         `between` runs after each call of a sequential run (e.g. a keep-alive line);
-        `on_life` gives each call its life handler.
+        `on_life` gives each call its life handler. All at once means as many at once as
+        the descriptors left allow (process.fork.drivers_that_fit), head starts first, the
+        others as turns come free; a call still waiting for its turn when `deadline`
+        leaves no time for it is not started.
         """
         def life(spec: CallSpec) -> LifeHandler | None:
             return None if on_life is None else on_life(spec)
@@ -381,9 +385,31 @@ class Supervisor:
                     between(spec)
             return outcomes
         slots: list[CallOutcome | None] = [None] * len(specs)
+        # A head start holds its descriptors already: its turn is taken before any other.
+        at_once = max(1, len(self.spawner.early_pids) + drivers_that_fit())
+        turns = trio.CapacityLimiter(at_once)
+        tokens = [object() for _ in specs]
+        early = {i for i, spec in enumerate(specs) if self.spawner.is_running(spec)}
+        for i in early:
+            turns.acquire_on_behalf_of_nowait(tokens[i])
+        # Once a call would be cut off before its kill grace, it is not worth starting.
+        last_start = (math.inf if deadline is None
+                      else deadline - self.policy.effective_kill_grace)
 
         async def one(i: int, spec: CallSpec) -> None:
-            slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
+            if i not in early:
+                with trio.move_on_at(last_start) as waiting:
+                    await turns.acquire_on_behalf_of(tokens[i])
+                if waiting.cancelled_caught:
+                    slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
+                        f"not started in time: at most {at_once} drivers run at once "
+                        f"here, for want of descriptors (the limit is {descriptor_limit()}, "
+                        "ulimit -n)")))
+                    return
+            try:
+                slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
+            finally:
+                turns.release_on_behalf_of(tokens[i])
 
         async with trio.open_nursery() as nursery:
             for i, spec in enumerate(specs):

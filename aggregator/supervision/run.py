@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from aggregator.process.fork import can_fork_here, child_environment
+from aggregator.process.fork import can_fork_here, child_environment, drivers_that_fit
 from aggregator.process.headstart import Headstart
 from aggregator.process.linux import become_subreaper
 from aggregator.process.sentinel import Sentinel, start_sentinel
@@ -73,10 +73,11 @@ class Run:
             self.sentinel = None
 
     def start_early(self, calls: Sequence[CallSpec]) -> None:
-        """Start the calls the command declared it makes first, before trio is loaded."""
+        """Start the calls the command declared it makes first, before trio is loaded: as
+        many as the descriptors left allow (the rest start when their turn comes)."""
         if not can_fork_here() or self.early.received:
             return
-        for spec in calls:
+        for spec in calls[:drivers_that_fit()]:
             self.headstart.start(spec, spec.argv, self.servo_root, self.child_env)
 
     def execute(self, command: Command, spawner: Spawner | None = None) -> int:
