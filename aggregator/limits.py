@@ -1,7 +1,15 @@
 """Every limit the aggregator enforces, named once so docs and code agree."""
 
-#: A driver stdout line longer than this is a protocol error (the driver is killed).
+#: A driver stdout line longer than this is a protocol error (the driver is killed), unless
+#: its call answers with data servo keeps (MAX_RESULT_LINE_BYTES). Progress lines, --info
+#: answers and adjust results stay within this whatever the call.
 MAX_LINE_BYTES = 1024 * 1024
+
+#: The longest line from a driver whose call answers with data servo keeps: a --query
+#: descriptor (tens of MB are real, and servo takes them). Reading one costs about three
+#: times its size at its peak (buffer and line, then line, text and parsed value); a
+#: progress line this long is still refused (bad-output).
+MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
 
 #: Capacity of each driver's stdout pipe. A driver can run at most this far ahead of
 #: what servo has been told: a flooding driver blocks instead of queueing ~64 KiB

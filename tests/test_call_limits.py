@@ -1,8 +1,11 @@
-"""Supervision within the process's limits, on fake processes: parallel calls run only as
-many at once as descriptors allow."""
+"""Supervision within the process's limits, on fake processes: a descriptor answers with a
+line far over the progress cap, in memory of about three times its size, while progress
+stays capped; and parallel calls run only as many at once as descriptors allow."""
 
 from __future__ import annotations
 
+import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,13 +13,14 @@ import pytest
 import trio
 import trio.testing
 
-from aggregator.protocol.vocabulary import Call
+from aggregator.limits import MAX_LINE_BYTES, MAX_RESULT_LINE_BYTES
+from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision import call as call_module
-from aggregator.supervision.call import SupervisionPolicy, Supervisor
+from aggregator.supervision.call import SupervisionPolicy, Supervisor, line_cap
 from aggregator.supervision.spawner import SupervisedProcess
 from aggregator.supervision.spec import CallSpec
-from tests.streams import RepeatingStream
+from tests.streams import RepeatingStream, peak_memory
 
 pytestmark = pytest.mark.supervision
 
@@ -136,9 +140,79 @@ def spec_of(name: str, call: Call = Call.QUERY) -> CallSpec:
     return CallSpec(Driver(name, Path(f"/nonexistent/{name}")), call, ("app",))
 
 
+def a_line_of(size: int, head: bytes, tail: bytes) -> trio.abc.ReceiveStream:
+    body = RepeatingStream(b"d" * 4096, size - len(head) - len(tail), tail=tail)
+
+    class Headed(trio.abc.ReceiveStream):
+        sent_head = False
+
+        async def receive_some(self, max_bytes: int | None = None) -> bytes:
+            if not self.sent_head:
+                self.sent_head = True
+                await trio.lowlevel.checkpoint()
+                return head
+            return await body.receive_some(max_bytes)
+
+        async def aclose(self) -> None:
+            await body.aclose()
+
+    return Headed()
+
+
+DESCRIPTOR_HEAD = b'{"application": {"components": {"big": {"settings": {"x": {"d": "'
+DESCRIPTOR_TAIL = b'"}}}}}}\n'
+
+
 def supervisor(make: Callable[[CallSpec], FakeProcess]) -> tuple[Supervisor, FakeSpawner]:
     spawner = FakeSpawner(make)
     return Supervisor(SupervisionPolicy(None, 0.5, 1.0), spawner), spawner
+
+
+def test_only_a_descriptor_may_be_longer_than_a_progress_line() -> None:
+    assert line_cap(Call.QUERY) == MAX_RESULT_LINE_BYTES == 64 * 1024 * 1024
+    for call in (Call.INFO, Call.ADJUST, Call.ROLLBACK):
+        assert line_cap(call) == MAX_LINE_BYTES
+
+
+async def test_a_descriptor_of_tens_of_megabytes_is_read_in_about_twice_its_size(
+        autojump_clock: trio.testing.MockClock) -> None:
+    size = 40 * 1024 * 1024
+    sup, _ = supervisor(lambda spec: FakeProcess(
+        a_line_of(size, DESCRIPTOR_HEAD, DESCRIPTOR_TAIL)))
+    with peak_memory() as peak:
+        outcome = await sup.call(spec_of("10big"))
+        assert outcome.problem is None, outcome.problem
+        assert outcome.result is not None
+        described = outcome.result["application"]["components"]["big"]["settings"]["x"]
+        assert len(described["d"]) == size - len(DESCRIPTOR_HEAD) - len(DESCRIPTOR_TAIL)
+        del outcome, described
+    # the reader's buffer and the line it hands out (2x); then the line, its text and the
+    # string parsed from it (3x)
+    assert peak[0] < 3.3 * size, peak
+
+
+async def test_a_descriptor_over_the_result_cap_is_bad_output(
+        autojump_clock: trio.testing.MockClock) -> None:
+    endless = RepeatingStream(b"d" * 4096, 1 << 40)  # a terabyte, never sent
+    sup, _ = supervisor(lambda spec: FakeProcess(endless))
+    outcome = await sup.call(spec_of("10endless"))
+    assert outcome.problem is not None and outcome.problem.reason == Reason.BAD_OUTPUT
+    assert f"line longer than {MAX_RESULT_LINE_BYTES} bytes" in outcome.problem.detail
+    assert endless.delivered <= MAX_RESULT_LINE_BYTES + 2 * 64 * 1024
+    assert outcome.exit_code == -signal.SIGTERM
+
+
+@pytest.mark.parametrize("call", [Call.QUERY, Call.ADJUST])
+async def test_a_progress_line_over_1_mib_is_bad_output_in_any_call(
+        autojump_clock: trio.testing.MockClock, call: Call) -> None:
+    relayed: list[object] = []
+    line = json.dumps({"progress": 5, "message": "m" * (2 * MAX_LINE_BYTES)}).encode()
+    sup, _ = supervisor(lambda spec: FakeProcess(RepeatingStream(line + b"\n", len(line) + 1)))
+    outcome = await sup.call(spec_of("10chatty", call), relayed.append)
+    assert outcome.problem is not None and outcome.problem.reason == Reason.BAD_OUTPUT
+    wanted = "progress line of" if call is Call.QUERY else "line longer than 1048576 bytes"
+    assert wanted in outcome.problem.detail
+    assert relayed == []  # nothing of it reached servo
 
 
 async def test_parallel_calls_run_as_many_at_once_as_descriptors_allow(

@@ -1,6 +1,6 @@
 """servo-agg within the process's limits, end to end: many drivers under a low `ulimit -n`
 are all asked (not all at once) instead of a traceback; running out of descriptors is a
-spawn-failed error that names the limit."""
+spawn-failed error that names the limit; a descriptor of tens of MB gets through."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision.spec import CallSpec
-from tests.support import TAG_VAR, real_supervisor, run_adjust, write_driver
+from tests.fault_support import run_watched
+from tests.support import TAG_VAR, adjust_env, real_supervisor, run_adjust, write_driver
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
@@ -87,3 +89,28 @@ async def test_running_out_of_descriptors_is_spawn_failed_naming_the_limit(
     assert outcome.problem is not None and outcome.problem.reason == Reason.SPAWN_FAILED
     assert outcome.problem.detail == (
         f"could not be started: too many open files: the limit is {limit} (ulimit -n)")
+
+
+BIG_DESCRIPTOR = """
+    import json, sys
+    if "--query" not in sys.argv:
+        print(json.dumps({"version": "1"}))
+        sys.exit(0)
+    out = sys.stdout.buffer
+    out.write(b'{"application": {"components": {"big": {"settings": {"x": {"value": 1, "d": "')
+    block = b"d" * (1 << 20)
+    for _ in range(SIZE):
+        out.write(block)
+    out.write(b'"}}}}}}\\n')
+"""
+
+
+async def test_a_descriptor_of_50_mb_reaches_servo(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10big", BIG_DESCRIPTOR.replace("SIZE", "50"))
+    with trio.fail_after(60):
+        run, peak = await run_watched(servo_root, "--query", "app", tag=tag,
+                                      env=adjust_env(tag))
+    assert run.returncode == 0, run.stderr[-2000:]
+    described = run.final["application"]["components"]["big"]["settings"]["x"]
+    assert described["d"] == "d" * 50 * MIB
+    assert peak < 6 * 50 * MIB, f"peak RSS {peak // MIB} MiB"

@@ -23,13 +23,15 @@ import trio
 from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
+    MAX_LINE_BYTES,
+    MAX_RESULT_LINE_BYTES,
     READ_CHUNK_BYTES,
     REAP_LIMIT_SECONDS,
 )
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import kill_grace_for, line_limit_for
-from aggregator.protocol.vocabulary import Reason
+from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
@@ -59,6 +61,15 @@ class SupervisionPolicy:
 
 _decode_json = json.JSONDecoder().raw_decode
 
+#: Calls that answer with data servo keeps (a descriptor): their answer line may be up to
+#: MAX_RESULT_LINE_BYTES. Every other line, of every call, is held to MAX_LINE_BYTES.
+LARGE_ANSWER_CALLS = frozenset({Call.QUERY})
+
+
+def line_cap(call: Call) -> int:
+    """The longest stdout line a call of this kind may read."""
+    return MAX_RESULT_LINE_BYTES if call in LARGE_ANSWER_CALLS else MAX_LINE_BYTES
+
 
 def _excerpt(data: bytes, limit: int = 120) -> str:
     text = data[:limit].decode("utf-8", "replace")
@@ -86,7 +97,7 @@ class _DriverCall:
         self.stdin_scope = trio.CancelScope()
         self.exited = trio.Event()
         self.exited_at: float | None = None
-        self.reader = LineReader(proc.stdout)
+        self.reader = LineReader(proc.stdout, line_cap(spec.call))
         self.patience = math.inf if self.policy.line_limit is None else self.policy.line_limit
         self.last_life = trio.current_time()  # the driver's last byte on stdout or stderr
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
@@ -226,7 +237,10 @@ class _DriverCall:
                     self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
-                if not self._take_line(line):
+                if len(line) > MAX_LINE_BYTES:
+                    if not self._take_long_line(line):
+                        return False
+                elif not self._take_line(line):
                     return False
         if wait.cancelled_caught:
             if self.exited_at is None:
@@ -244,6 +258,22 @@ class _DriverCall:
             self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s; killed")
             return False
         return True
+
+    def _take_long_line(self, raw: bytes) -> bool:
+        """A line over MAX_LINE_BYTES (only a large answer's call reads one): an answer,
+        or bad output if it turns out to be progress."""
+        relay = self.on_progress
+        progress: list[dict[str, Any]] = []
+        self.on_progress = progress.append
+        try:
+            taken = self._take_line(raw)
+        finally:
+            self.on_progress = relay
+        if taken and progress:
+            self._fail(Reason.BAD_OUTPUT, f"printed a progress line of {len(raw)} bytes; "
+                                          f"a progress line may be at most {MAX_LINE_BYTES} bytes")
+            return False
+        return taken
 
     def _partial(self, exc: PartialLastLine) -> bool:
         self._fail(Reason.BAD_OUTPUT, f"output ended without a newline: {_excerpt(exc.fragment)}")
