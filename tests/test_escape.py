@@ -200,10 +200,9 @@ def test_the_sentinel_kills_a_reported_pid_only_while_it_is_the_same_process(
 
 def cgroup_here() -> bool:
     """True where this process may make a cgroup below its own (as ./adjust will)."""
-    probe = RunCgroup.create(f"servo-agg-probe.{os.getpid()}")
+    probe = RunCgroup.create(f"probe-{os.getpid()}")
     if probe is None:
         return False
-    probe.close()
     remove_cgroup(probe.path)
     return True
 
@@ -220,7 +219,7 @@ def cgroup_of(pid: int) -> str:
 
 
 @needs_cgroup
-async def test_a_driver_and_its_daemon_run_in_the_runs_cgroup_which_goes_with_the_run(
+async def test_a_driver_and_its_daemon_run_in_the_runs_cgroup_which_the_next_run_removes(
         servo_root: Path, tag: str) -> None:
     fault_root(servo_root)
     pidfile = servo_root / "fault.pids"
@@ -244,7 +243,11 @@ async def test_a_driver_and_its_daemon_run_in_the_runs_cgroup_which_goes_with_th
     run_cgroup = seen["hanging"]
     assert Path(run_cgroup).name.startswith("servo-agg."), seen
     assert seen["daemon"] == run_cgroup, seen
-    assert not cgroup_dir(run_cgroup).exists(), "the run's cgroup outlived the run"
+    left = cgroup_dir(run_cgroup)
+    assert (left / "cgroup.procs").read_text() == "", "a process outlived the run"
+    again = await run_adjust(servo_root, "--query", "app", tag=tag, env=adjust_env(tag))
+    assert again.returncode == 0, again.stderr
+    assert not left.exists(), "the next run did not remove the cgroup of the one before"
 
 
 def cgroup_dir(path: str) -> Path:
@@ -254,6 +257,29 @@ def cgroup_dir(path: str) -> Path:
     assert parent is not None
     mine = cgroup_of(os.getpid())
     return parent / os.path.relpath(path, mine)
+
+
+LEFT_IN_THE_CGROUP = """
+import os, subprocess, sys
+from aggregator.process.sentinel import start_sentinel
+sentinel = start_sentinel()
+assert sentinel.cgroup is not None
+sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                           start_new_session=True)
+sentinel.dismiss()
+sleeper.wait()
+print(sleeper.returncode, flush=True)
+"""
+
+
+@needs_cgroup
+def test_a_normal_end_leaves_nothing_in_the_runs_cgroup(tag: str) -> None:
+    """Whatever is still in the run's cgroup when the sentinel is dismissed (here: a
+    process the throw-away aggregator started and did not reap) is ours, and killed."""
+    done = subprocess.run([sys.executable, "-c", LEFT_IN_THE_CGROUP],
+                          env={**os.environ, TAG_VAR: tag, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.split() == [str(-signal.SIGKILL)], done.stderr
 
 
 HANG_IN_QUERY = """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.process.cgroup import own_cgroup
+from aggregator.process.cgroup import own_cgroup, stale
 from aggregator.process.lineage import RUN_MARK_VAR, Known, carries_mark, nested_mark
 from aggregator.process.linux import ProcStat, parse_stat
 from aggregator.process.sentinel import DISMISS, ours, parse_reports
@@ -87,3 +87,16 @@ def test_the_run_cgroup_goes_below_our_own_where_a_writable_mount_shows_it(
         cgroup: str, mountinfo: str, expected: str | None) -> None:
     found = own_cgroup(cgroup, mountinfo)
     assert found == (Path(expected) if expected is not None else None)
+
+
+def test_only_the_cgroup_of_a_run_that_is_gone_is_stale() -> None:
+    alive = {(100, 5)}
+
+    def running(pid: int, start: int) -> bool:
+        return (pid, start) in alive
+
+    assert stale("servo-agg.100.6", running)  # pid 100 now is a later process
+    assert stale("servo-agg.101.5", running)
+    assert not stale("servo-agg.100.5", running)  # its aggregator still runs
+    for other in ("servo-agg.probe-7.0", "servo-agg.100", "system.slice", "cgroup.procs"):
+        assert not stale(other, running)

@@ -1,13 +1,14 @@
 """The run's own cgroup (v2), where one can be made: the strongest containment there is
 without a pid namespace.
 
-Each driver joins it between fork and exec, and everything it starts is born in it. A
-process cannot leave a cgroup without write access to the cgroup files (root, or the
-owner of a delegated subtree), whatever it does to its environment, session or parent;
-so killing the cgroup kills all a run started: with cgroup.kill (Linux 5.14) in one
-step, before that by freezing it (5.2) and killing each member. A nested aggregator
-makes its cgroup inside the outer run's, which is killed with it. Trio-free: made before
-any driver starts, killed and removed by the sentinel.
+The aggregator moves into it before any driver starts, so every driver, and everything a
+driver starts, is born in it. A process cannot leave a cgroup without write access to
+the cgroup files (root, or the owner of a delegated subtree), whatever it does to its
+environment, session or parent; so killing the cgroup kills all a run started: with
+cgroup.kill (Linux 5.14) in one step, before that by freezing it (5.2) and killing each
+member. A nested aggregator makes its cgroup inside the outer run's, which is killed with
+it. The sentinel kills and removes it when the aggregator dies; after a normal end it
+stays, empty, until the next run below the same cgroup removes it. Trio-free.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.limits import REAP_LIMIT_SECONDS
+from aggregator.process.linux import read_stat
 
 
 def _unescape(field: str) -> str:
@@ -119,18 +122,39 @@ def remove_cgroup(path: Path) -> None:
             os.rmdir(directory)
 
 
-@dataclass
+#: A run's cgroup is named for its run mark: servo-agg.<pid>.<start time>.
+NAME_PREFIX = "servo-agg."
+
+
+def stale(name: str, alive: Callable[[int, int], bool]) -> bool:
+    """True for a run's cgroup whose aggregator (pid and start time) is gone."""
+    if not name.startswith(NAME_PREFIX):
+        return False
+    try:
+        pid, start = map(int, name[len(NAME_PREFIX):].split("."))
+    except ValueError:
+        return False
+    return not alive(pid, start)
+
+
+def _same_process(pid: int, start: int) -> bool:
+    stat = read_stat(pid)
+    return stat is not None and stat.running and stat.start == start
+
+
+@dataclass(frozen=True)
 class RunCgroup:
-    """The cgroup made for one run, and a descriptor on its cgroup.procs: a forked driver
-    writes "0" to it (itself) before exec."""
+    """The cgroup made for one run: the aggregator moves into it before its first driver,
+    so that every driver is born in it (moving each driver instead would cost each one a
+    wait of an RCU grace period, some milliseconds, at its start)."""
 
     path: Path
-    procs: int
 
     @classmethod
-    def create(cls, name: str) -> RunCgroup | None:
-        """Make the run's cgroup below our own; None where that is not allowed or possible
-        (no cgroup v2, a read-only mount, no write access, too deep or too many)."""
+    def create(cls, mark: str) -> RunCgroup | None:
+        """Make the run's cgroup below our own, after removing those of runs that are gone;
+        None where that is not allowed or possible (no cgroup v2, a read-only mount, no
+        write access, too deep or too many)."""
         try:
             with open("/proc/self/cgroup") as f:
                 cgroup_text = f.read()
@@ -143,22 +167,20 @@ class RunCgroup:
         # of the cgroup that holds both: ours.
         if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):
             return None
-        path = parent / name
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(parent):
+                if entry.is_dir(follow_symlinks=False) and stale(entry.name, _same_process):
+                    remove_cgroup(Path(entry.path))  # a populated one stays: rmdir refuses
+        path = parent / f"{NAME_PREFIX}{mark}"
         try:
             os.mkdir(path)
         except OSError:
             return None
-        try:
-            return cls(path, os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
-        except OSError:
-            remove_cgroup(path)
-            return None
+        return cls(path)
 
-    def join(self) -> None:
-        """Move the calling process into the cgroup (a driver, after fork, before exec)."""
-        with contextlib.suppress(OSError):
-            os.write(self.procs, b"0")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.procs)
+    def enter(self) -> bool:
+        """Move this process into the cgroup; on failure the cgroup is removed."""
+        if _write(self.path / "cgroup.procs", str(os.getpid())):
+            return True
+        remove_cgroup(self.path)
+        return False

@@ -71,27 +71,13 @@ class Guards:
 
     Without a sentinel, the kernel kills a driver whose aggregator died (SIGKILL). With one
     (sentinel.Sentinel.guards), the driver is stopped instead (SIGSTOP) and is a child
-    subreaper, so that what it started stays below it for the sentinel to find and kill;
-    it joins the run's cgroup where there is one, and the sentinel is told of it.
+    subreaper, so that what it started stays below it for the sentinel to find and kill,
+    and the sentinel is told of it.
     """
 
     death_signal: int = signal.SIGKILL
     subreaper: bool = False
-    join: Callable[[], None] | None = None  # in the child, before exec
     report: Callable[[int], None] | None = None  # in the parent, with the new pid
-
-    def preexec(self) -> Callable[[], None]:
-        guard = parent_death_guard(self.death_signal, subreaper=self.subreaper)
-        assert guard is not None  # fork_driver runs only where can_fork_here()
-        join = self.join
-        if join is None:
-            return guard
-
-        def join_then_guard() -> None:
-            join()  # first: whatever the child does next, it does in the cgroup
-            guard()
-
-        return join_then_guard
 
 
 #: The guards where no sentinel watches: the kernel's SIGKILL when the aggregator dies.
@@ -145,7 +131,7 @@ def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
 
 def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
                  guards: Guards) -> StartedProcess:
-    guard = guards.preexec()
+    guard = parent_death_guard(guards.death_signal, subreaper=guards.subreaper)
     opened: list[int] = []
     try:
         for _ in range(3):

@@ -1,16 +1,17 @@
 """A watcher that outlives the aggregator, so that SIGKILL on it leaves nothing behind.
 
 No cleanup code of ours runs after SIGKILL. So at start the aggregator makes the run's
-cgroup where it can (cgroup.py) and forks this sentinel into its own session, holding the
-read end of a pipe whose write end only the aggregator has. Over the pipe the aggregator
-tells it of each driver it forks (pid and start time). The pipe reads end-of-file once
-the aggregator is gone, however it went; then, round after round until nothing is left,
-the sentinel kills the run's cgroup, and every tree below a driver it was told of or a
-process carrying the run's mark (lineage.py), and exits.
+cgroup where it can (cgroup.py), forks this sentinel into its own session (and outside
+that cgroup), holding the read end of a pipe whose write end only the aggregator has,
+and moves into the cgroup. Over the pipe the aggregator tells it of each driver it forks
+(pid and start time). The pipe reads end-of-file once the aggregator is gone, however it
+went; then, round after round until nothing is left, the sentinel kills the run's
+cgroup, and every tree below a driver it was told of or a process carrying the run's mark
+(lineage.py), removes the cgroup and exits.
 
 On a normal end the aggregator dismisses it ("done", then EOF) and reaps it: every driver
-has been reaped by then, so the sentinel only checks that none it was told of still runs,
-kills what may be left in the cgroup, and removes the cgroup.
+has been reaped by then, so the sentinel only checks that none it was told of still runs
+and that nothing but the aggregator is left in the cgroup.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.limits import ORPHAN_SWEEP_ROUNDS
-from aggregator.process.cgroup import RunCgroup, kill_cgroup, remove_cgroup, wait_empty
+from aggregator.process.cgroup import (
+    RunCgroup,
+    kill_cgroup,
+    members,
+    remove_cgroup,
+    wait_empty,
+)
 from aggregator.process.fork import Guards
 from aggregator.process.lineage import Known, is_marked, kill_trees, marked_pids, run_mark
 from aggregator.process.linux import ProcStat, process_start_ticks, process_table, read_stat
@@ -82,7 +89,7 @@ class _Watch:
 
     def after_run(self) -> None:
         """Dismissed: every driver was reaped, so this finds nothing unless something
-        went wrong; the cgroup is removed."""
+        went wrong. The aggregator is still in the cgroup: the next run removes it."""
         alive = []
         for k in self._known():
             stat = read_stat(k.pid)
@@ -90,13 +97,10 @@ class _Watch:
                 alive.append(k.pid)
         if alive:
             kill_trees(alive, ours(self.known, self.mark))
-        if self.cgroup is None:
-            return
-        with contextlib.suppress(OSError):
-            os.rmdir(self.cgroup)  # empty, as it should be: done at once
-            return
-        kill_cgroup(self.cgroup)  # something was left in it, or a nested run's cgroup
-        self._remove_cgroup()
+        if self.cgroup is not None:
+            for pid in set(members(self.cgroup)) - {os.getppid()}:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)  # in the run's cgroup: ours, and left over
 
     def _known(self) -> list[Known]:
         return [Known(pid, start) for pid, start in self.known.items()]
@@ -154,9 +158,7 @@ class Sentinel:
 
     def guards(self) -> Guards:
         """How drivers are started while this sentinel watches (fork.Guards)."""
-        return Guards(death_signal=signal.SIGSTOP, subreaper=True,
-                      join=self.cgroup.join if self.cgroup is not None else None,
-                      report=self.report)
+        return Guards(death_signal=signal.SIGSTOP, subreaper=True, report=self.report)
 
     def dismiss(self) -> None:
         """Normal end (every driver reaped): tell the sentinel to stand down, then reap it."""
@@ -166,13 +168,11 @@ class Sentinel:
             os.close(self.write_end)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        if self.cgroup is not None:
-            self.cgroup.close()
 
 
 def start_sentinel() -> Sentinel | None:
-    """Make the run's cgroup where possible and fork the sentinel (call before any thread
-    or driver exists).
+    """Make the run's cgroup where possible, fork the sentinel, move into the cgroup (call
+    before any thread or driver exists).
 
     The write end of the pipe stays open until dismiss(); if this process dies first,
     the kernel closes it, which is the signal the sentinel waits for.
@@ -180,21 +180,12 @@ def start_sentinel() -> Sentinel | None:
     if not sys.platform.startswith("linux") or not hasattr(os, "pipe2"):
         return None
     mark = run_mark()
-    cgroup = RunCgroup.create(f"servo-agg.{mark}")
+    cgroup = RunCgroup.create(mark)
     try:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    except OSError:  # out of descriptors: the drivers' own guard is all there is
-        if cgroup is not None:
-            cgroup.close()
-            remove_cgroup(cgroup.path)
-        return None
-    try:
         pid = os.fork()
-    except OSError:  # out of processes: likewise
-        for fd in (read_end, write_end):
-            os.close(fd)
+    except OSError:  # out of descriptors or processes: the drivers' own guard is all
         if cgroup is not None:
-            cgroup.close()
             remove_cgroup(cgroup.path)
         return None
     if pid == 0:  # pragma: no cover - runs in the child, checked end to end
@@ -205,4 +196,6 @@ def start_sentinel() -> Sentinel | None:
             os._exit(0)
     os.close(read_end)
     os.set_blocking(write_end, False)  # a report never blocks the aggregator
+    if cgroup is not None and not cgroup.enter():
+        cgroup = None  # removed; the sentinel finds nothing where it was
     return Sentinel(pid, write_end, cgroup)

@@ -5,8 +5,9 @@ Trio-free at import: a Run is made and its guards are up before trio is imported
 that the calls a command declares first can start while trio loads (execute() imports
 the trio side, session.py). Order of a run:
 
-    Run(...) -> with run:  sentinel forked, subreaper set
-                 run.start_early(calls)   head start of the declared first calls
+    Run(...) -> with run:  sentinel forked, run's cgroup entered, subreaper set
+                 run.start_early(calls)   head start of the declared first calls (as
+                                          many as descriptors allow)
                  run.execute(command)     trio: signal listener, early signals replayed,
                                           the command, stopped-run result, final sweep
                exit:       unused head starts killed and reaped, sentinel dismissed
