@@ -1,7 +1,15 @@
 """Every limit the aggregator enforces, named once so docs and code agree."""
 
-#: A driver stdout line longer than this is a protocol error (the driver is killed).
+#: A driver stdout line longer than this is a protocol error (the driver is killed), unless
+#: its call answers with data servo keeps (MAX_RESULT_LINE_BYTES). Progress lines, --info
+#: answers and adjust results stay within this whatever the call.
 MAX_LINE_BYTES = 1024 * 1024
+
+#: The longest line from a driver whose call answers with data servo keeps: a --query
+#: descriptor (tens of MB are real, and servo takes them). Reading one costs about three
+#: times its size at its peak (buffer and line, then line, text and parsed value); a
+#: progress line this long is still refused (bad-output).
+MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
 
 #: Capacity of each driver's stdout pipe. A driver can run at most this far ahead of
 #: what servo has been told: a flooding driver blocks instead of queueing ~64 KiB
@@ -10,6 +18,16 @@ DRIVER_STDOUT_PIPE_BYTES = 4096
 
 #: How much is asked of a pipe per read.
 READ_CHUNK_BYTES = 64 * 1024
+
+#: Descriptors a started driver holds in the aggregator: its stdin, stdout and stderr pipe
+#: ends and a pidfd (a fork holds five more for a moment: the child's ends, the exec pipe).
+FDS_PER_DRIVER = 4
+
+#: Descriptors kept free of drivers, below the soft RLIMIT_NOFILE (`ulimit -n`): for trio
+#: (epoll, its wake-up socket pair), the imports and files read during a run, the pidfds
+#: of an orphan sweep and the fork under way. Head starts and parallel calls take only
+#: what is left: 150 drivers under `ulimit -n 256` are asked 54 at a time.
+FD_MARGIN = 32
 
 #: Stderr kept per driver call: this much from the start and this much from the end.
 STDERR_HEAD_BYTES = 64 * 1024

@@ -3,16 +3,19 @@ goes wrong, and that it is a good driver everywhere else."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.fault_support import FAULT_DRIVER
-from tests.support import PYTHON_BIN, TAG_VAR
+from tests.support import ADJUST, PYTHON_BIN, TAG_VAR
 
 REQUIRED_MODES = (
     "hang", "hang-after-progress", "ignore-sigterm", "grandchild-holds-stdout",
@@ -20,7 +23,8 @@ REQUIRED_MODES = (
     "exit-nonzero-silent", "exit-zero-silent", "ok-then-exit-1", "stderr-flood", "huge-line",
     "progress-flood", "bad-progress", "sigkill-self", "close-stdin", "slow-alive",
     "cancel-aware", "no-cancel-handler", "ignore-sigusr1", "lone-surrogate", "invalid-utf8",
-    "non-finite-descriptor", "non-finite-result",
+    "non-finite-descriptor", "non-finite-result", "envless-daemon", "envless-daemon-then-ok",
+    "nested-aggregator", "loadgen-child-holds-pipes",
 )
 
 
@@ -101,3 +105,39 @@ def test_it_runs_on_the_system_python_too(tmp_path: Path, tag: str) -> None:
                           capture_output=True, text=True, timeout=30, check=True,
                           env={**os.environ, TAG_VAR: tag})
     assert json.loads(done.stdout)["has_cancel"] is True
+
+
+@pytest.mark.e2e
+def test_the_envless_daemon_has_no_environment_and_a_session_of_its_own(
+        tmp_path: Path, tag: str) -> None:
+    pidfile = tmp_path / "pids"
+    done = fault(tmp_path, "--query", "app", tag=tag, FAULT_MODE="envless-daemon-then-ok",
+                 FAULT_PHASE="query", FAULT_PIDFILE=str(pidfile))
+    deadline = time.monotonic() + 10
+    while "daemon" not in pidfile.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)  # it records itself once it runs, after the driver is gone
+    records = [line.split() for line in pidfile.read_text().splitlines()]
+    daemons = [int(pid) for pid, _, role in records if role == "daemon"]
+    try:
+        assert done.returncode == 0 and "application" in json.loads(done.stdout)
+        (daemon,) = daemons
+        assert Path(f"/proc/{daemon}/environ").read_bytes() == b""
+        assert os.getsid(daemon) not in (os.getsid(0), daemon)  # its parent's session
+        assert os.getsid(daemon) != int(records[0][0])
+    finally:
+        for pid in daemons:  # it carries no tag: the tag check cannot see it
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_the_nested_aggregator_answers_as_the_aggregator_it_becomes(tmp_path: Path,
+                                                                    tag: str) -> None:
+    done = fault(tmp_path, "--info", tag=tag, FAULT_MODE="nested-aggregator",
+                 FAULT_PHASE="info", FAULT_ADJUST=str(ADJUST), FAULT_NESTED_MODE="hang")
+    assert json.loads(done.stdout)["version"].startswith("servo-agg "), done.stderr
+    assert (tmp_path / "fault-nested" / "adjust.d" / "fault").read_bytes() == \
+        FAULT_DRIVER.read_bytes()
+    forever = fault(tmp_path, "--info", tag=tag, FAULT_MODE="nested-aggregator",
+                    FAULT_PHASE="info", FAULT_NESTED_MODE="nested-aggregator")
+    assert forever.returncode == 2 and "nest forever" in forever.stderr

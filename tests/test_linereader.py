@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from aggregator.limits import MAX_LINE_BYTES, READ_CHUNK_BYTES
+from aggregator.limits import MAX_LINE_BYTES, MAX_RESULT_LINE_BYTES, READ_CHUNK_BYTES
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from tests.streams import RepeatingStream, next_line, peak_memory, pipe_streams
 
@@ -201,3 +201,16 @@ async def test_received_counts_every_byte_taken_from_the_stream() -> None:
         await send.send_all(part)
         await next_line(reader)
     assert reader.received == 9
+
+
+async def test_a_descriptor_line_is_copied_once_on_its_way_out() -> None:
+    """A --query reader takes lines up to MAX_RESULT_LINE_BYTES: one of 32 MiB costs its
+    buffer and the line handed out, no third copy."""
+    size = 32 * MAX_LINE_BYTES
+    stream = RepeatingStream(b"x" * 4096, size, tail=b"\n")
+    reader = LineReader(stream, MAX_RESULT_LINE_BYTES)
+    with peak_memory() as peak:
+        line = await next_line(reader)
+        assert line is not None and len(line) == size
+        del line
+    assert peak[0] < 2.3 * size, peak

@@ -205,7 +205,8 @@ def test_the_sentinel_kills_marked_processes_once_its_parent_is_gone(tag: str) -
     exit without any cleanup; the sleeper must die."""
     script = textwrap.dedent("""
         import os, subprocess, sys
-        from aggregator.process.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
+        from aggregator.process.lineage import RUN_MARK_VAR, run_mark
+        from aggregator.process.sentinel import start_sentinel
         sentinel = start_sentinel()
         env = {**os.environ, RUN_MARK_VAR: run_mark()}
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
@@ -225,14 +226,16 @@ def test_the_sentinel_kills_marked_processes_once_its_parent_is_gone(tag: str) -
 
 def test_a_dismissed_sentinel_is_reaped_and_kills_nothing(tag: str) -> None:
     """The normal end: the sentinel stands down at once, is reaped by its parent (no
-    zombie for init, or for a servo running as PID 1, to collect), and kills nothing."""
+    zombie for init, or for a servo running as PID 1, to collect), and kills nothing: not
+    even a marked process (started before the run's cgroup, so that it is not in it)."""
     script = textwrap.dedent("""
         import os, subprocess, sys
-        from aggregator.process.sentinel import RUN_MARK_VAR, run_mark, start_sentinel
-        sentinel = start_sentinel()
+        from aggregator.process.lineage import RUN_MARK_VAR, run_mark
+        from aggregator.process.sentinel import start_sentinel
         env = {**os.environ, RUN_MARK_VAR: run_mark()}
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                                    env=env, start_new_session=True)
+        sentinel = start_sentinel()
         sentinel.dismiss()
         try:
             os.waitpid(sentinel.pid, os.WNOHANG)

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import trio
 
-from aggregator.process.fork import StartedProcess, can_fork_here, fork_driver
+from aggregator.process.fork import (
+    UNWATCHED,
+    Guards,
+    StartedProcess,
+    can_fork_here,
+    fork_driver,
+)
 
 
 @dataclass(eq=False)
@@ -112,10 +118,10 @@ class DriverProcess:
 
 async def open_driver(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str],
-    early: StartedProcess | None = None,
+    early: StartedProcess | None = None, guards: Guards = UNWATCHED,
 ) -> DriverProcess:
-    """Start `argv` in a new session (or take over `early`, a head start already running
-    it); raises OSError if it cannot run."""
+    """Start `argv` in a new session with the run's `guards` (or take over `early`, a head
+    start already running it); raises OSError if it cannot run."""
     if early is None and not can_fork_here():
         proc = await trio.lowlevel.open_process(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -127,7 +133,7 @@ async def open_driver(
     started = early
     if started is None:
         # On the main thread on purpose (see fork.py); fork+exec takes a few ms.
-        started = fork_driver(argv, cwd, env)
+        started = fork_driver(argv, cwd, env, guards)
     await trio.lowlevel.checkpoint()
     return DriverProcess(
         started.pid,

@@ -13,21 +13,23 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from aggregator.process.fork import StartedProcess, fork_driver
+from aggregator.process.fork import UNWATCHED, Guards, StartedProcess, fork_driver
 
 Key = TypeVar("Key", bound=Hashable)
 
 
 class Headstart(Generic[Key]):
-    """Processes started early, each waiting for the call declared with its key."""
+    """Processes started early, each waiting for the call declared with its key; `guards`
+    are the run's, for these and for every driver started later (spawner.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, guards: Guards = UNWATCHED) -> None:
+        self.guards = guards
         self._waiting: dict[Key, StartedProcess] = {}
 
     def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
         """Start one process now; if it cannot start, its supervised call will say why."""
         with contextlib.suppress(OSError):
-            self._waiting[key] = fork_driver(argv, cwd, env)
+            self._waiting[key] = fork_driver(argv, cwd, env, self.guards)
 
     def take(self, key: Key) -> StartedProcess | None:
         """The process already running for `key`, handed over to its supervisor."""

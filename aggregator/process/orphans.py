@@ -11,37 +11,11 @@ import contextlib
 import os
 import signal
 from collections.abc import Collection
-from pathlib import Path
 
 import trio
 
 from aggregator.limits import ORPHAN_SWEEP_ROUNDS, REAP_LIMIT_SECONDS
-
-
-def child_pids() -> set[int]:
-    """Pids whose parent is this process (any of its threads)."""
-    me = os.getpid()
-    found: set[int] = set()
-    task_dir = Path(f"/proc/{me}/task")
-    try:
-        for task in task_dir.iterdir():
-            found.update(int(p) for p in (task / "children").read_text().split())
-        return found
-    except FileNotFoundError:
-        pass  # kernel without CONFIG_PROC_CHILDREN: scan every process instead
-    except OSError:
-        return found
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat_line = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat_line.rpartition(")")[2].split()
-        if len(fields) > 1 and int(fields[1]) == me:
-            found.add(int(entry.name))
-    return found
+from aggregator.process.linux import child_pids
 
 
 async def _kill_and_reap(pid: int) -> None:

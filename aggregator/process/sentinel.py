@@ -1,13 +1,17 @@
 """A watcher that outlives the aggregator, so that SIGKILL on it leaves nothing behind.
 
-PR_SET_PDEATHSIG (linux.py) stops a running driver when the aggregator dies, but not what
-the driver started, and no cleanup code of ours runs after SIGKILL. So at start the
-aggregator forks this sentinel into its own session, holding the read end of a pipe whose
-write end only the aggregator has. The pipe reads end-of-file once the aggregator is gone,
-however it went; the sentinel then kills every process that carries this run's mark in
-its environment (spawn.py gives it to each driver, and descendants inherit it), round
-after round until none is left, and exits. On a normal end the aggregator dismisses it
-(one byte, then EOF) and reaps it: no scan, and no process outlives the aggregator.
+No cleanup code of ours runs after SIGKILL. So at start the aggregator makes the run's
+cgroup where it can (cgroup.py), forks this sentinel into its own session (and outside
+that cgroup), holding the read end of a pipe whose write end only the aggregator has,
+and moves into the cgroup. Over the pipe the aggregator tells it of each driver it forks
+(pid and start time). The pipe reads end-of-file once the aggregator is gone, however it
+went; then, round after round until nothing is left, the sentinel kills the run's
+cgroup, and every tree below a driver it was told of or a process carrying the run's mark
+(lineage.py), removes the cgroup and exits.
+
+On a normal end the aggregator dismisses it ("done", then EOF) and reaps it: every driver
+has been reaped by then, so the sentinel only checks that none it was told of still runs
+and that nothing but the aggregator is left in the cgroup.
 """
 
 from __future__ import annotations
@@ -17,53 +21,97 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.limits import ORPHAN_SWEEP_ROUNDS
-from aggregator.process.linux import process_start_ticks
+from aggregator.process.cgroup import (
+    RunCgroup,
+    kill_cgroup,
+    members,
+    remove_cgroup,
+    wait_empty,
+)
+from aggregator.process.fork import Guards
+from aggregator.process.lineage import Known, is_marked, kill_trees, marked_pids, run_mark
+from aggregator.process.linux import ProcStat, process_start_ticks, process_table, read_stat
 
-#: The environment variable that marks every process started for one aggregator run.
-RUN_MARK_VAR = "SERVO_AGG_RUN"
-
-
-def run_mark(pid: int | None = None) -> str:
-    """This run's mark: the aggregator's pid and start time (pids alone are reused)."""
-    pid = pid or os.getpid()
-    return f"{pid}.{process_start_ticks(pid)}"
-
-
-def marked_pids(mark: str, exclude: int) -> list[int]:
-    """Running processes whose environment carries `mark` (zombies have none left)."""
-    needle = f"{RUN_MARK_VAR}={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == exclude:
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+#: The aggregator ended normally, every driver reaped: stand down.
+DISMISS = b"done"
 
 
-def kill_marked(mark: str, pause: float = 0.05) -> int:
-    """SIGKILL every marked process until none is left; returns how many were found."""
-    killed = 0
-    for _ in range(ORPHAN_SWEEP_ROUNDS):
-        pids = marked_pids(mark, exclude=os.getpid())
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        killed += len(pids)
-        time.sleep(pause)  # let them die before looking again
-    return killed
+def parse_reports(data: bytes) -> tuple[list[Known], bool, bytes]:
+    """Whole lines of `data` (b"<pid> <start>" each, or DISMISS): the processes reported,
+    whether the sentinel was dismissed, and the unfinished last line."""
+    *lines, rest = data.split(b"\n")
+    known: list[Known] = []
+    for line in lines:
+        if line == DISMISS:
+            return known, True, b""
+        with contextlib.suppress(ValueError):
+            pid, start = map(int, line.split())
+            known.append(Known(pid, start))
+    return known, False, rest
 
 
-def _watch(read_end: int, mark: str) -> None:
+def ours(known: dict[int, int], mark: str) -> Callable[[ProcStat], bool]:
+    """Whether a process is a root of the run's trees: one the aggregator reported, the
+    same one still (its start time matches), or one carrying the run's mark."""
+    def check(stat: ProcStat) -> bool:
+        return known.get(stat.pid) == stat.start or is_marked(stat.pid, mark)
+    return check
+
+
+@dataclass
+class _Watch:
+    """The sentinel's state: what it was told, and what it must clean up."""
+
+    mark: str
+    cgroup: Path | None
+    known: dict[int, int] = field(default_factory=dict)  # pid -> start time
+
+    def after_death(self, pause: float = 0.05) -> int:
+        """Everything of the run, killed round after round; returns how many were found."""
+        killed = 0
+        for _ in range(ORPHAN_SWEEP_ROUNDS):
+            found = kill_cgroup(self.cgroup) if self.cgroup is not None else 0
+            table = process_table()
+            roots = [k.pid for k in self._known() if k.found_in(table)]
+            roots += marked_pids(self.mark, table, exclude=os.getpid())
+            found += kill_trees(roots, ours(self.known, self.mark))
+            if not found:
+                break
+            killed += found
+            time.sleep(pause)  # let them die before looking again
+        self._remove_cgroup()
+        return killed
+
+    def after_run(self) -> None:
+        """Dismissed: every driver was reaped, so this finds nothing unless something
+        went wrong. The aggregator is still in the cgroup: the next run removes it."""
+        alive = []
+        for k in self._known():
+            stat = read_stat(k.pid)
+            if stat is not None and stat.running and stat.start == k.start:
+                alive.append(k.pid)
+        if alive:
+            kill_trees(alive, ours(self.known, self.mark))
+        if self.cgroup is not None:
+            for pid in set(members(self.cgroup)) - {os.getppid()}:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)  # in the run's cgroup: ours, and left over
+
+    def _known(self) -> list[Known]:
+        return [Known(pid, start) for pid, start in self.known.items()]
+
+    def _remove_cgroup(self) -> None:
+        if self.cgroup is not None:
+            wait_empty(self.cgroup)
+            remove_cgroup(self.cgroup)
+
+
+def _watch(read_end: int, watch: _Watch) -> None:
     """The sentinel's whole life (in the forked child; never returns to the caller)."""
     os.setsid()  # out of the aggregator's group and terminal: servo's signals are not ours
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGPIPE):
@@ -75,29 +123,47 @@ def _watch(read_end: int, mark: str) -> None:
         os.dup2(devnull, fd)  # servo waits for EOF on our stdout: do not hold it
     os.dup2(read_end, 3)
     os.closerange(4, 65536)
+    pending = b""
     while True:
         try:
-            if os.read(3, 512):
-                return  # dismissed: the aggregator ended normally and reaped its drivers
-            break
+            data = os.read(3, 4096)
         except InterruptedError:
             continue
         except OSError:
             break
-    kill_marked(mark)
+        if not data:
+            break
+        reported, dismissed, pending = parse_reports(pending + data)
+        watch.known.update((k.pid, k.start) for k in reported)
+        if dismissed:
+            watch.after_run()
+            return
+    watch.after_death()
 
 
 @dataclass
 class Sentinel:
-    """The aggregator's handle on its sentinel: its pid and the pipe it watches."""
+    """The aggregator's handle on its sentinel: its pid, the pipe it watches, the cgroup."""
 
     pid: int
     write_end: int
+    cgroup: RunCgroup | None = None
+
+    def report(self, pid: int) -> None:
+        """Tell the sentinel of a driver just forked (not reaped yet, so its pid is not
+        reused before its start time is read). A full pipe drops the report: the mark and
+        the cgroup still cover the driver, and the aggregator never blocks on this."""
+        with contextlib.suppress(OSError):
+            os.write(self.write_end, b"%d %d\n" % (pid, process_start_ticks(pid)))
+
+    def guards(self) -> Guards:
+        """How drivers are started while this sentinel watches (fork.Guards)."""
+        return Guards(death_signal=signal.SIGSTOP, subreaper=True, report=self.report)
 
     def dismiss(self) -> None:
         """Normal end (every driver reaped): tell the sentinel to stand down, then reap it."""
-        with contextlib.suppress(OSError):
-            os.write(self.write_end, b"done")
+        with contextlib.suppress(OSError):  # a full pipe: EOF then, after what it holds
+            os.write(self.write_end, DISMISS + b"\n")
         with contextlib.suppress(OSError):
             os.close(self.write_end)
         with contextlib.suppress(ChildProcessError):
@@ -105,7 +171,8 @@ class Sentinel:
 
 
 def start_sentinel() -> Sentinel | None:
-    """Fork the sentinel (call before any thread or driver exists).
+    """Make the run's cgroup where possible, fork the sentinel, move into the cgroup (call
+    before any thread or driver exists).
 
     The write end of the pipe stays open until dismiss(); if this process dies first,
     the kernel closes it, which is the signal the sentinel waits for.
@@ -113,13 +180,22 @@ def start_sentinel() -> Sentinel | None:
     if not sys.platform.startswith("linux") or not hasattr(os, "pipe2"):
         return None
     mark = run_mark()
-    read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    cgroup = RunCgroup.create(mark)
+    try:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+    except OSError:  # out of descriptors or processes: the drivers' own guard is all
+        if cgroup is not None:
+            remove_cgroup(cgroup.path)
+        return None
     if pid == 0:  # pragma: no cover - runs in the child, checked end to end
         try:
             os.close(write_end)
-            _watch(read_end, mark)
+            _watch(read_end, _Watch(mark, cgroup.path if cgroup is not None else None))
         finally:
             os._exit(0)
     os.close(read_end)
-    return Sentinel(pid, write_end)
+    os.set_blocking(write_end, False)  # a report never blocks the aggregator
+    if cgroup is not None and not cgroup.enter():
+        cgroup = None  # removed; the sentinel finds nothing where it was
+    return Sentinel(pid, write_end, cgroup)

@@ -22,13 +22,16 @@ import trio
 from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
+    MAX_LINE_BYTES,
+    MAX_RESULT_LINE_BYTES,
     READ_CHUNK_BYTES,
     REAP_LIMIT_SECONDS,
 )
+from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import kill_grace_for, line_limit_for
 from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
-from aggregator.protocol.vocabulary import Reason
+from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
@@ -54,6 +57,17 @@ class SupervisionPolicy:
     @property
     def effective_kill_grace(self) -> float:
         return kill_grace_for(self.io_timeout, self.kill_grace)
+
+
+#: Calls that answer with data servo keeps (an adjust descriptor, a measure description,
+#: a measure result with its time series): their answer line may be up to
+#: MAX_RESULT_LINE_BYTES. Every other line, of every call, is held to MAX_LINE_BYTES.
+LARGE_ANSWER_CALLS = frozenset({Call.QUERY, Call.DESCRIBE, Call.MEASURE})
+
+
+def line_cap(call: Call) -> int:
+    """The longest stdout line a call of this kind may read."""
+    return MAX_RESULT_LINE_BYTES if call in LARGE_ANSWER_CALLS else MAX_LINE_BYTES
 
 
 def _excerpt(data: bytes, limit: int = 120) -> str:
@@ -86,7 +100,7 @@ class _DriverCall:
         self.exit_wait = trio.CancelScope()  # stdout closed, the driver not yet exited
         self.exited = trio.Event()
         self.exited_at: float | None = None
-        self.reader = LineReader(proc.stdout)
+        self.reader = LineReader(proc.stdout, line_cap(spec.call))
         self.patience = math.inf if self.policy.line_limit is None else self.policy.line_limit
         self.last_life = trio.current_time()  # the driver's last byte on stdout or stderr
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
@@ -231,7 +245,10 @@ class _DriverCall:
                         self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
-                if not self._take_line(line):
+                if len(line) > MAX_LINE_BYTES:
+                    if not self._take_long_line(line):
+                        return False
+                elif not self._take_line(line):
                     return False
         if wait.cancelled_caught:
             if self.exited_at is None:
@@ -252,6 +269,22 @@ class _DriverCall:
                                        "of its last sign of life; killed")
             return False
         return True
+
+    def _take_long_line(self, raw: bytes) -> bool:
+        """A line over MAX_LINE_BYTES (only a large answer's call reads one): an answer,
+        or bad output if it turns out to be progress."""
+        relay = self.on_progress
+        progress: list[dict[str, Any]] = []
+        self.on_progress = progress.append
+        try:
+            taken = self._take_line(raw)
+        finally:
+            self.on_progress = relay
+        if taken and progress:
+            self._fail(Reason.BAD_OUTPUT, f"printed a progress line of {len(raw)} bytes; "
+                                          f"a progress line may be at most {MAX_LINE_BYTES} bytes")
+            return False
+        return taken
 
     def _partial(self, exc: PartialLastLine) -> bool:
         self._fail(Reason.BAD_OUTPUT, f"output ended without a newline: {_excerpt(exc.fragment)}")
@@ -390,7 +423,10 @@ class Supervisor:
         """Each call, in order, or all at once; outcomes in the order of `specs`.
 
         `between` runs after each call of a sequential run (e.g. a keep-alive line);
-        `on_life` gives each call its life handler.
+        `on_life` gives each call its life handler. All at once means as many at once as
+        the descriptors left allow (process.fork.drivers_that_fit), head starts first, the
+        others as turns come free; a call still waiting for its turn when `deadline`
+        leaves no time for it is not started.
         """
         def life(spec: CallSpec) -> LifeHandler | None:
             return None if on_life is None else on_life(spec)
@@ -403,9 +439,31 @@ class Supervisor:
                     between(spec)
             return outcomes
         slots: list[CallOutcome | None] = [None] * len(specs)
+        # A head start holds its descriptors already: its turn is taken before any other.
+        at_once = max(1, len(self.spawner.early_pids) + drivers_that_fit())
+        turns = trio.CapacityLimiter(at_once)
+        tokens = [object() for _ in specs]
+        early = {i for i, spec in enumerate(specs) if self.spawner.is_running(spec)}
+        for i in early:
+            turns.acquire_on_behalf_of_nowait(tokens[i])
+        # Once a call would be cut off before its kill grace, it is not worth starting.
+        last_start = (math.inf if deadline is None
+                      else deadline - self.policy.effective_kill_grace)
 
         async def one(i: int, spec: CallSpec) -> None:
-            slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
+            if i not in early:
+                with trio.move_on_at(last_start) as waiting:
+                    await turns.acquire_on_behalf_of(tokens[i])
+                if waiting.cancelled_caught:
+                    slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
+                        f"not started in time: at most {at_once} drivers run at once "
+                        f"here, for want of descriptors (the limit is {descriptor_limit()}, "
+                        "ulimit -n)")))
+                    return
+            try:
+                slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
+            finally:
+                turns.release_on_behalf_of(tokens[i])
 
         async with trio.open_nursery() as nursery:
             for i, spec in enumerate(specs):

@@ -40,7 +40,11 @@ class LineReader:
         if newline > self._max_line:  # the newline came in the same chunk as the excess
             raise LineTooLong(f"line longer than {self._max_line} bytes")
         if newline >= 0:
-            line = bytes(self._buffer[:newline])
+            if newline < READ_CHUNK_BYTES:  # the flood's case: short lines, cheapest path
+                line = bytes(self._buffer[:newline])
+            else:  # a long line (a descriptor): copied once, not twice as a slice would be
+                with memoryview(self._buffer) as view:
+                    line = view[:newline].tobytes()
             del self._buffer[: newline + 1]
             self._scanned = 0
             return line

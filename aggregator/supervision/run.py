@@ -5,8 +5,9 @@ Trio-free at import: a Run is made and its guards are up before trio is imported
 that the calls a command declares first can start while trio loads (execute() imports
 the trio side, session.py). Order of a run:
 
-    Run(...) -> with run:  sentinel forked, subreaper set
-                 run.start_early(calls)   head start of the declared first calls
+    Run(...) -> with run:  sentinel forked, run's cgroup entered, subreaper set
+                 run.start_early(calls)   head start of the declared first calls (as
+                                          many as descriptors allow)
                  run.execute(command)     trio: signal listener, early signals replayed,
                                           the command, stopped-run result, final sweep
                exit:       unused head starts killed and reaped, sentinel dismissed
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from aggregator.process.fork import can_fork_here, child_environment
+from aggregator.process.fork import can_fork_here, child_environment, drivers_that_fit
 from aggregator.process.headstart import Headstart
 from aggregator.process.linux import become_subreaper
 from aggregator.process.sentinel import Sentinel, start_sentinel
@@ -60,6 +61,8 @@ class Run:
 
     def __enter__(self) -> Run:
         self.sentinel = start_sentinel()  # before any driver: it kills what they leave
+        if self.sentinel is not None:  # every driver, early or not, is started under it
+            self.headstart = Headstart(self.sentinel.guards())
         self.subreaper = become_subreaper()
         return self
 
@@ -71,10 +74,11 @@ class Run:
             self.sentinel = None
 
     def start_early(self, calls: Sequence[CallSpec]) -> None:
-        """Start the calls the command declared it makes first, before trio is loaded."""
+        """Start the calls the command declared it makes first, before trio is loaded: as
+        many as the descriptors left allow (the rest start when their turn comes)."""
         if not can_fork_here() or self.early.received:
             return
-        for spec in calls:
+        for spec in calls[:drivers_that_fit()]:
             self.headstart.start(spec, spec.argv, self.servo_root, self.child_env)
 
     def execute(self, command: Command, spawner: Spawner | None = None) -> int:

@@ -82,6 +82,7 @@ class DriverSpawner:
     async def start(self, spec: CallSpec) -> SupervisedProcess:
         early = self._headstart.take(spec)
         try:
-            return await open_driver(spec.argv, self._root, self._env, early)
+            return await open_driver(spec.argv, self._root, self._env, early,
+                                     self._headstart.guards)
         except OSError as exc:
             raise SpawnError(spawn_failure(spec.driver.path, exc, self._root)) from exc

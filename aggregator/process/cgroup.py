@@ -1,0 +1,186 @@
+"""The run's own cgroup (v2), where one can be made: the strongest containment there is
+without a pid namespace.
+
+The aggregator moves into it before any driver starts, so every driver, and everything a
+driver starts, is born in it. A process cannot leave a cgroup without write access to
+the cgroup files (root, or the owner of a delegated subtree), whatever it does to its
+environment, session or parent; so killing the cgroup kills all a run started: with
+cgroup.kill (Linux 5.14) in one step, before that by freezing it (5.2) and killing each
+member. A nested aggregator makes its cgroup inside the outer run's, which is killed with
+it. The sentinel kills and removes it when the aggregator dies; after a normal end it
+stays, empty, until the next run below the same cgroup removes it. Trio-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aggregator.limits import REAP_LIMIT_SECONDS
+from aggregator.process.linux import read_stat
+
+
+def _unescape(field: str) -> str:
+    r"""mountinfo writes space, tab, newline and backslash in paths as \040 and so on."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def own_cgroup(cgroup_text: str, mountinfo_text: str) -> Path | None:
+    """This process's cgroup v2 directory, from /proc/self/cgroup and /proc/self/mountinfo;
+    None without a unified hierarchy, or when no writable mount of it shows our cgroup."""
+    path = next((line[3:] for line in cgroup_text.splitlines() if line.startswith("0::")),
+                None)
+    if path is None or not path.startswith("/"):
+        return None
+    for line in mountinfo_text.splitlines():
+        fields, dash, tail = line.partition(" - ")
+        head = fields.split()
+        if not dash or not tail.startswith("cgroup2 ") or len(head) < 6:
+            continue
+        root, mount, options = _unescape(head[3]), _unescape(head[4]), head[5].split(",")
+        if "ro" in options:
+            continue
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return Path(mount) / path[len(root):].lstrip("/")
+    return None
+
+
+def members(path: Path) -> list[int]:
+    """Every process in the cgroup at `path` and the cgroups below it."""
+    found: list[int] = []
+    for directory, _, _ in os.walk(path):
+        with contextlib.suppress(OSError, ValueError):
+            found.extend(int(p) for p in Path(directory, "cgroup.procs").read_text().split())
+    return found
+
+
+def _write(path: Path, text: str) -> bool:
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+        return True
+    except OSError:
+        return False
+
+
+def kill_cgroup(path: Path) -> int:
+    """SIGKILL every process in the cgroup and below it; returns how many there were."""
+    inside = members(path)
+    if not inside or _write(path / "cgroup.kill", "1"):
+        return len(inside)
+    frozen = _write(path / "cgroup.freeze", "1")  # before 5.14: none can fork meanwhile
+    for pid in members(path) if frozen else inside:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)  # a fatal signal gets through the v2 freezer
+    if frozen:
+        _write(path / "cgroup.freeze", "0")
+    return len(inside)
+
+
+def wait_empty(path: Path, within: float = REAP_LIMIT_SECONDS) -> bool:
+    """Wait until no process is left in the cgroup (zombies do not count), at most `within`
+    seconds: cgroup.events changes are signalled to poll(2) as POLLPRI."""
+    deadline = time.monotonic() + within
+    try:
+        fd = os.open(path / "cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return not members(path)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLPRI)
+        while True:
+            if b"populated 0" in os.pread(fd, 4096, 0):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            poller.poll(left * 1000)
+    except OSError:
+        return not members(path)
+    finally:
+        os.close(fd)
+
+
+def remove_cgroup(path: Path) -> None:
+    """Remove the cgroup and every cgroup made below it (a nested run's), deepest first."""
+    for directory, _, _ in os.walk(path, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
+#: A run's cgroup is named for its run mark: servo-agg.<pid>.<start time>.
+NAME_PREFIX = "servo-agg."
+
+
+def stale(name: str, alive: Callable[[int, int], bool]) -> bool:
+    """True for a run's cgroup whose aggregator (pid and start time) is gone."""
+    if not name.startswith(NAME_PREFIX):
+        return False
+    try:
+        pid, start = map(int, name[len(NAME_PREFIX):].split("."))
+    except ValueError:
+        return False
+    return not alive(pid, start)
+
+
+def _same_process(pid: int, start: int) -> bool:
+    stat = read_stat(pid)
+    return stat is not None and stat.running and stat.start == start
+
+
+@dataclass(frozen=True)
+class RunCgroup:
+    """The cgroup made for one run: the aggregator moves into it before its first driver,
+    so that every driver is born in it (moving each driver instead would cost each one a
+    wait of an RCU grace period, some milliseconds, at its start)."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, mark: str) -> RunCgroup | None:
+        """Make the run's cgroup below our own, after removing those of runs that are gone;
+        None where that is not allowed or possible (no cgroup v2, a read-only mount, no
+        write access, too deep or too many)."""
+        try:
+            with open("/proc/self/cgroup") as f:
+                cgroup_text = f.read()
+            with open("/proc/self/mountinfo") as f:
+                mountinfo_text = f.read()
+        except OSError:
+            return None
+        parent = own_cgroup(cgroup_text, mountinfo_text)
+        # A process may move between cgroups only with write access to the cgroup.procs
+        # of the cgroup that holds both: ours.
+        if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):
+            return None
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(parent):
+                if entry.is_dir(follow_symlinks=False) and stale(entry.name, _same_process):
+                    remove_cgroup(Path(entry.path))  # a populated one stays: rmdir refuses
+        path = parent / f"{NAME_PREFIX}{mark}"
+        try:
+            os.mkdir(path)
+        except OSError:
+            return None
+        return cls(path)
+
+    def enter(self) -> bool:
+        """Move this process into the cgroup; on failure the cgroup is removed."""
+        if _write(self.path / "cgroup.procs", str(os.getpid())):
+            return True
+        remove_cgroup(self.path)
+        return False
