@@ -30,6 +30,8 @@ SERVO_GONE_SIGNAL = signal.SIGHUP
 
 
 class ServoChannel:
+    """The trio side of one run's Output: its writer task, and the watches on servo."""
+
     def __init__(self, output: Output, control: RunControl) -> None:
         self._output = output
         self._control = control
