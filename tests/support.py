@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from aggregator import PRODUCT, __version__
 from aggregator.process.fork import child_environment
 from aggregator.process.headstart import Headstart
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
@@ -26,6 +27,8 @@ from aggregator.supervision.spawner import DriverSpawner
 from aggregator.supervision.spec import CallSpec
 
 REPO = Path(__file__).resolve().parent.parent
+#: How the aggregator names itself in --version and --info.
+AGGREGATOR = f"{PRODUCT} {__version__}"
 ADJUST = REPO / "adjust"
 TAG_VAR = "SERVO_AGG_TEST_TAG"
 PYTHON_BIN = str(Path(sys.executable).parent)

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import trio
 
+from aggregator import __version__
 from tests.fault_support import T
 from tests.support import (
     ADJUST,
+    AGGREGATOR,
     REPO,
     AdjustRun,
     adjust_env,
@@ -94,7 +96,7 @@ async def test_info_is_instant_names_the_drivers_and_starts_none(
     info = run.final
     assert set(info) == {"version", "has_cancel"}
     assert info["has_cancel"] is True
-    assert info["version"].startswith("servo-agg 0.1.0")
+    assert info["version"].startswith(f"{AGGREGATOR}")
     assert "01web" in info["version"] and "02cache" in info["version"]
     assert "notes.txt" not in info["version"]
     assert not (servo_root / "ran.log").exists()
@@ -138,7 +140,7 @@ async def test_info_without_app_and_without_drivers_dir_still_answers(
     run = await run_adjust(tmp_path, "--info", tag=tag)
     assert run.returncode == 0
     assert run.final["has_cancel"] is True
-    assert run.final["version"].startswith("servo-agg 0.1.0")
+    assert run.final["version"].startswith(f"{AGGREGATOR}")
 
 
 # -- --version ------------------------------------------------------------------------------
@@ -147,21 +149,21 @@ async def test_version_lists_each_drivers_version_in_order(servo_root: Path, tag
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
-    assert run.lines == ["servo-agg 0.1.0 (1.2, 0.9)"]
+    assert run.lines == [f"{AGGREGATOR} (1.2, 0.9)"]
 
 
 async def test_version_shows_a_failing_driver_by_name(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     write_driver(servo_root, "01zbroken", "import sys\nsys.exit(3)\n")
     run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.lines == ["servo-agg 0.1.0 (1.2, 01zbroken: failing, 0.9)"]
+    assert run.lines == [f"{AGGREGATOR} (1.2, 01zbroken: failing, 0.9)"]
     assert "01zbroken" in run.stderr
 
 
 async def test_version_with_no_drivers(servo_root: Path, tag: str) -> None:
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0
-    assert run.lines == ["servo-agg 0.1.0 ()"]
+    assert run.lines == [f"{AGGREGATOR} ()"]
 
 
 # -- --query / --describe -------------------------------------------------------------------
@@ -478,16 +480,16 @@ async def test_adjust_and_aggregator_copied_alone_into_a_servo_root_work(
                     ignore=shutil.ignore_patterns("__pycache__"))
     # Mark the copy, to be sure the copy (not the checkout or an install) is what runs.
     init = root / "aggregator" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "0.1.0"',
-                                             '__version__ = "0.1.0+copy"'))
+    init.write_text(init.read_text().replace(f'__version__ = "{__version__}"',
+                                             f'__version__ = "{__version__}+copy"'))
     two_drivers(root)
     env = adjust_env(tag)
     env.pop("PYTHONPATH", None)
     version = await run_adjust(root, "--version", tag=tag, env=dict(env),
                                adjust=root / "adjust")
-    assert version.lines == ["servo-agg 0.1.0+copy (1.2, 0.9)"], version.stderr
+    assert version.lines == [f"{AGGREGATOR}+copy (1.2, 0.9)"], version.stderr
     info = await run_adjust(root, "--info", tag=tag, env=dict(env), adjust=root / "adjust")
-    assert info.final["version"].startswith("servo-agg 0.1.0+copy")
+    assert info.final["version"].startswith(f"{AGGREGATOR}+copy")
     query = await run_adjust(root, "--query", "app", tag=tag, env=dict(env),
                              adjust=root / "adjust")
     assert set(query.final["application"]["components"]) == {"web", "cache"}

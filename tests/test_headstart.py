@@ -19,7 +19,7 @@ from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.spec import CallSpec
-from tests.support import TAG_VAR, real_supervisor, run_adjust, write_driver
+from tests.support import AGGREGATOR, TAG_VAR, real_supervisor, run_adjust, write_driver
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,7 @@ async def test_parallel_queries_run_each_driver_exactly_once(servo_root: Path,
 async def test_version_runs_each_info_exactly_once(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.lines == ["servo-agg 0.1.0 (v-01a, v-02b)"], run.stderr
+    assert run.lines == [f"{AGGREGATOR} (v-01a, v-02b)"], run.stderr
     assert sorted(calls(servo_root)) == ["01a --info", "02b --info"]
 
 

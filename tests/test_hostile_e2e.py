@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import AdjustRun, run_adjust, simple_driver, write_driver
+from tests.support import AGGREGATOR, AdjustRun, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1, "min": 0, "max": 4}
 MEM = {"type": "range", "value": 2, "min": 1, "max": 8}
@@ -64,6 +64,6 @@ async def test_a_driver_version_with_line_breaks_shows_on_one_line(servo_root: P
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1, run.lines
-    assert run.lines[0].startswith("servo-agg 0.1.0 (2.1 build 7, vvv")
+    assert run.lines[0].startswith(f"{AGGREGATOR} (2.1 build 7, vvv")
     assert run.lines[0].endswith("...)")
     assert len(run.lines[0]) < 300

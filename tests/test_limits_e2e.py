@@ -19,7 +19,7 @@ from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision.spec import CallSpec
 from tests.fault_support import run_watched
-from tests.support import TAG_VAR, adjust_env, real_supervisor, run_adjust, write_driver
+from tests.support import AGGREGATOR, TAG_VAR, adjust_env, real_supervisor, run_adjust, write_driver
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
@@ -61,7 +61,7 @@ async def test_150_drivers_in_parallel_under_ulimit_256_are_all_asked(
     if command[0] == "--query":
         assert sorted(run.final["application"]["components"]) == names
     elif command[0] == "--version":
-        assert run.lines == [f"servo-agg 0.1.0 ({', '.join(['1'] * 150)})"]
+        assert run.lines == [f"{AGGREGATOR} ({', '.join(['1'] * 150)})"]
     else:
         assert run.final == {"status": "ok", "reason": "success"}
 

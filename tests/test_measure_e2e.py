@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.measure_support import MEASURE, calls, measure_driver, requests, run_measure
-from tests.support import REPO, adjust_env, write_driver
+from tests.support import AGGREGATOR, REPO, adjust_env, write_driver
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ async def test_info_is_instant_and_names_the_measure_drivers(servo_root: Path,
     two_drivers(servo_root)
     run = await run_measure(servo_root, "--info", "app", tag=tag)
     assert run.returncode == 0
-    assert run.json_lines == [{"version": "servo-agg 0.1.0 [10load, 20prom]",
+    assert run.json_lines == [{"version": f"{AGGREGATOR} [10load, 20prom]",
                                "has_cancel": True}]
     assert calls(servo_root, "10load") == []  # no driver started
 
@@ -37,7 +37,7 @@ async def test_info_is_instant_and_names_the_measure_drivers(servo_root: Path,
 async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_measure(servo_root, "--version", tag=tag)
-    assert run.lines == ["servo-agg 0.1.0 (10load-1.0, 20prom-1.0)"]
+    assert run.lines == [f"{AGGREGATOR} (10load-1.0, 20prom-1.0)"]
 
 
 @pytest.mark.parametrize("flag", ["--describe", "--query"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, run_adjust
+from tests.support import AGGREGATOR, REPO, run_adjust
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def settings(query: dict[str, object]) -> dict[str, object]:
 async def test_version_names_both_sample_drivers(demo_root: Path, tag: str) -> None:
     run = await run_adjust(demo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
-    assert run.lines == ["servo-agg 0.1.0 (web 1.0.0, cache 1.0.0)"]
+    assert run.lines == [f"{AGGREGATOR} (web 1.0.0, cache 1.0.0)"]
 
 
 async def test_adjust_shows_in_the_next_query(demo_root: Path, tag: str) -> None:

@@ -18,7 +18,7 @@ import trio
 
 from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.output import wants_live_display
-from tests.support import ADJUST, adjust_env, run_adjust, simple_driver, write_driver
+from tests.support import ADJUST, AGGREGATOR, adjust_env, run_adjust, simple_driver, write_driver
 
 REQUEST = json.dumps({"application": {"components": {
     "web": {"settings": {"cpu": {"value": 2}}},
@@ -60,7 +60,7 @@ async def test_verbose_query_timing(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", "--verbose", tag=tag)
     assert run.returncode == 0
-    assert run.lines == ["servo-agg 0.1.0 (w1, c1)"]
+    assert run.lines == [f"{AGGREGATOR} (w1, c1)"]
     assert re.search(r"timing: 01web: info \d+\.\d{3} s\n", run.stderr)
 
 
