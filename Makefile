@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# ./adjust is run the way servo runs it: as an executable, with the venv's python3 first on PATH.
+# ./adjust and ./measure are run the way servo runs them: as an executable, with the venv's python3 first on PATH.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
+MEASURE := PATH="$(CURDIR)/$(BIN):$$PATH" ./measure
 
 .PHONY: demo test test-fast lint bench clean
 
@@ -20,9 +21,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.installed
 	@rm -rf .state
 	@echo '$$ ./adjust --version'; $(RUN) --version
+	@echo '$$ ./measure --version'; $(MEASURE) --version
 	@echo; echo '$$ ./adjust --query demo'; $(RUN) --query demo
+	@echo; echo '$$ ./measure --describe demo'; $(MEASURE) --describe demo
+	@echo; echo '$$ ./measure demo < examples/measure-request.json      # before'
+	@$(MEASURE) demo < examples/measure-request.json
 	@echo; echo '$$ ./adjust demo < examples/adjust-request.json'; $(RUN) demo < examples/adjust-request.json
-	@echo; echo '$$ ./adjust --query demo      # the new values'; $(RUN) --query demo
+	@echo; echo '$$ ./measure demo < examples/measure-request.json      # after: the new metrics'
+	@$(MEASURE) demo < examples/measure-request.json
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -55,8 +55,19 @@ REAP_LIMIT_SECONDS = 5.0
 #: Identical consecutive progress lines within this window are sent once.
 PROGRESS_COALESCE_SECONDS = 1.0
 
+#: The heartbeat waits this long after a driver's first unrelayed sign of life (its
+#: answer, often, which is passed on anyway); at most a quarter of its interval.
+HEARTBEAT_SETTLE_SECONDS = 0.25
+
 #: Safety margin kept between the aggregator's own silence and servo's timeout.
 KEEPALIVE_MARGIN_SECONDS = 0.25
+
+#: At the end of a run, servo-agg waits at most this long in all for servo to read what
+#: is still waiting to be written (the final line; --check's report), then drops it and
+#: exits: a servo that never reads cannot hold it longer. While the run goes on, a servo
+#: that does not read holds up nothing (lines wait in a queue; newer progress replaces
+#: older), so this is the only wait servo's end of stdout can cost.
+FINAL_WRITE_SECONDS = 10.0
 
 #: A one-line answer (--version), which no keep-alive can precede, is written at the
 #: latest this long before servo's timeout; drivers not done by then are reported failing.
@@ -65,6 +76,11 @@ ANSWER_MARGIN_SECONDS = 0.5
 #: Without OPTUNE_IO_TIMEOUT, a one-line answer (--version) is still out within this: the
 #: drivers not done by then are killed and shown as failing.
 UNTIMED_ANSWER_LIMIT_SECONDS = 30.0
+
+#: Real measure drivers print nothing for up to this long (the common driver base
+#: class's progress timer; a Prometheus reader sleeps through its window): `measure
+#: --check` warns when OPTUNE_IO_TIMEOUT is below it.
+MEASURE_SILENCE_SECONDS = 30.0
 
 #: Rounds of killing re-parented orphans before giving up (each round kills one generation).
 ORPHAN_SWEEP_ROUNDS = 64
@@ -101,6 +117,9 @@ MAX_GRACE_SECONDS = 60.0
 #: relative shares: at a million to one the small share is far below one percent point,
 #: and weight x 100 summed over the drivers stays far from float overflow (1e308 did not).
 MAX_WEIGHT = 1e6
+
+#: measure's overall limit: at most this long past the window its control implies.
+MAX_WINDOW_GRACE_SECONDS = 86400.0
 
 #: OPTUNE_IO_TIMEOUT may be 0..7 days. It bounds the wait for one line from a driver; a
 #: week is beyond any real servo setting and far below where timers give out (poll and

@@ -102,14 +102,16 @@ def started_by_fault(pidfile: Path) -> list[Started]:
 
 
 
-def aggregator_pid(tag: str) -> int | None:
-    """The running ./adjust among the processes carrying `tag`."""
+def aggregator_pid(tag: str, program: Path = ADJUST) -> int | None:
+    """The running aggregator among the processes carrying `tag`: `program`, or ./adjust
+    or ./measure that a wrapper `program` exec'd."""
+    wanted = {os.fsencode(str(p)) for p in (program, ADJUST, ADJUST.parent / "measure")}
     for pid in tagged_pids(tag):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if os.fsencode(str(ADJUST)) in argv[:2]:
+        if wanted & set(argv[:2]):
             return pid
     return None
 
@@ -139,11 +141,12 @@ async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
                       stdin: bytes | str = b"",
                       signals_after_start: tuple[int, ...] = (),
                       signal_when: Any = None,
-                      adjust: Path = ADJUST) -> tuple[AdjustRun, int]:
+                      program: Path = ADJUST) -> tuple[AdjustRun, int]:
     """run_adjust, while sampling the aggregator's peak memory (returned, in bytes).
 
     With `signals_after_start`, each signal is sent to the aggregator once `signal_when()`
     is true (e.g. once the fault driver's adjust has started), so the tests need no sleeps.
+    `adjust` may be a wrapper that execs ./adjust (e.g. with a standard fd closed).
     """
     peak = 0
     done = trio.Event()
@@ -151,21 +154,21 @@ async def run_watched(root: Path, *args: str, tag: str, env: dict[str, str],
 
     async def run() -> None:
         result.append(await run_adjust(root, *args, tag=tag, env=env, stdin=stdin,
-                                       adjust=adjust))
+                                       adjust=program))
         done.set()
 
     async def watch() -> None:
         nonlocal peak
         pid = None
         while not done.is_set():
-            pid = pid or aggregator_pid(tag)
+            pid = pid or aggregator_pid(tag, program)
             if pid is not None:
                 peak = max(peak, peak_rss(pid) or 0)
             await trio.sleep(0.02)
 
     async def send_signals() -> None:
         await wait_until(lambda: signal_when is None or signal_when(), within=30)
-        pid = aggregator_pid(tag)
+        pid = aggregator_pid(tag, program)
         assert pid is not None, "the aggregator is not running"
         for sig in signals_after_start:
             os.kill(pid, sig)

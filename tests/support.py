@@ -42,9 +42,10 @@ def real_supervisor(root: Path, env: dict[str, str], *, io_timeout: float | None
 
 
 def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None,
-                 mode: int = 0o755) -> Path:
-    """A driver script in root/adjust.d; `body` is Python unless a shebang is given."""
-    drivers = root / "adjust.d"
+                 mode: int = 0o755, folder: str = "adjust.d") -> Path:
+    """A driver script in root/adjust.d (or `folder`); `body` is Python unless a shebang
+    is given."""
+    drivers = root / folder
     drivers.mkdir(exist_ok=True)
     path = drivers / name
     head = shebang if shebang is not None else f"#!{sys.executable}"
@@ -93,6 +94,10 @@ class AdjustRun:
     @property
     def lines(self) -> list[str]:
         return [line for _, line in self.stdout_lines]
+
+    @property
+    def stdout_text(self) -> str:
+        return "\n".join(self.lines)
 
     @property
     def json_lines(self) -> list[dict[str, Any]]:
@@ -201,7 +206,7 @@ async def run_adjust(
 def alive(pid: int) -> bool:
     """Running: a zombie has finished running and only waits to be reaped."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()  # a command name may be any bytes
+        stat = Path(f"/proc/{pid}/stat").read_bytes()  # its name need not be UTF-8
     except OSError:
         return False
     return stat.rpartition(b")")[2].split()[0] != b"Z"
@@ -217,6 +222,8 @@ def tagged_pids(tag: str) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes()
+            # Bytes: any process on the machine is looked at, and its name (in stat) may
+            # be anything, not UTF-8 (another job's, another xdist worker's).
             state = (entry / "stat").read_bytes().rpartition(b")")[2].split()[0]
         except OSError:
             continue

@@ -70,6 +70,17 @@ def test_shape_errors_say_what_is_wrong(raw: dict[str, Any], says: str) -> None:
         normalize(raw)
 
 
+@pytest.mark.parametrize("raw", [
+    {"components": {"w" * 500_000: 3}},
+    {"components": {"w" * 500_000: {"settings": []}}},
+    {"components": {"web": {"settings": {"c" * 500_000: 1}}}},
+])
+def test_shape_errors_quote_a_drivers_names_bounded(raw: dict[str, Any]) -> None:
+    with pytest.raises(DescriptorShapeError) as caught:
+        normalize(raw)
+    assert len(str(caught.value)) < 300
+
+
 # -- merge -------------------------------------------------------------------------------
 
 def test_merge_joins_components_in_driver_order() -> None:

@@ -10,16 +10,34 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.fault_support import wait_until
 from tests.support import ADJUST, adjust_env, simple_driver, write_driver
 
 pytestmark = pytest.mark.e2e
+
+
+def reading_its_request(pid: int) -> bool:
+    """servo-agg has its stop-signal handlers in place and sleeps in select() on stdin."""
+    try:
+        status = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines())
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except (OSError, ValueError):
+        return False
+    caught = int(status["SigCgt"], 16)
+    handled = all(caught >> (sig - 1) & 1
+                  for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT))
+    # A kernel that hides where a task sleeps says "0": then sleeping must do.
+    in_select = "select" in wchan or "poll" in wchan or wchan in ("", "0")
+    return handled and status["State"].split()[0] == "S" and in_select
 
 
 async def _start_waiting_for_request(root: Path, tag: str) -> trio.Process:
     proc = await trio.lowlevel.open_process(
         [str(ADJUST), "app"], cwd=root, env=adjust_env(tag),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    await trio.sleep(1.0)  # well into the (blocked) read of stdin
+    # Well into the (blocked) read of stdin, however busy the machine is.
+    assert await wait_until(lambda: reading_its_request(proc.pid), within=30, every=0.01)
     return proc
 
 

@@ -115,7 +115,7 @@ async def sigkill_the_aggregator_once(pidfile: Path, roles: tuple[str, ...], roo
     environment = adjust_env(tag, FAULT_PIDFILE=str(pidfile), **env)
     run, _ = await run_watched(root, "app", tag=tag, env=environment,
                                stdin=json.dumps(REQUEST), signals_after_start=(signal.SIGKILL,),
-                               signal_when=lambda: recorded(pidfile, *roles), adjust=adjust)
+                               signal_when=lambda: recorded(pidfile, *roles), program=adjust)
     assert run.returncode == -signal.SIGKILL, run.stderr
 
 

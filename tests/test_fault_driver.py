@@ -22,8 +22,9 @@ REQUIRED_MODES = (
     "setsid-grandchild-holds-stdout", "non-json", "non-object", "partial-line",
     "exit-nonzero-silent", "exit-zero-silent", "ok-then-exit-1", "stderr-flood", "huge-line",
     "progress-flood", "bad-progress", "sigkill-self", "close-stdin", "slow-alive",
-    "cancel-aware", "no-cancel-handler", "ignore-sigusr1", "envless-daemon",
-    "envless-daemon-then-ok", "nested-aggregator",
+    "cancel-aware", "no-cancel-handler", "ignore-sigusr1", "lone-surrogate", "invalid-utf8",
+    "non-finite-descriptor", "non-finite-result", "envless-daemon", "envless-daemon-then-ok",
+    "nested-aggregator", "loadgen-child-holds-pipes",
 )
 
 

@@ -72,6 +72,11 @@ CASES = [
     Case("non-json", "failed", "bad-output", ("not JSON",), via_config=True),
     Case("non-object", "failed", "bad-output", ("not an object", "[1, 2, 3]")),
     Case("partial-line", "failed", "bad-output", ("without a newline", "succ")),
+    Case("invalid-utf8", "failed", "bad-output", ("not JSON",)),
+    Case("non-finite-result", "failed", "bad-output", ("printed Infinity",
+                                                       "not a JSON value")),
+    # valid JSON, but not valid Unicode: passed on with U+FFFD, never a crash
+    Case("lone-surrogate", "failed", "fault-injected", ("failed on purpose \ufffd",)),
     # -- exit and status disagree -------------------------------------------------------
     Case("exit-nonzero-silent", "failed", "driver-failed", ("exited with code 3",)),
     Case("exit-zero-silent", "failed", "no-result", ("without printing a result",)),
@@ -102,14 +107,23 @@ CASES = [
     Case("non-json", "failed", "bad-output", ("not JSON",), "query", "query"),
     Case("non-object", "failed", "bad-output", ("not an object",), "query", "query"),
     Case("bad-descriptor", "failed", "bad-output", ("not a descriptor",), "query", "query"),
+    Case("non-finite-descriptor", "failed", "bad-output", ("query: printed NaN",),
+         "query", "query"),
+    Case("non-finite-result", "failed", "bad-output", ("printed Infinity",), "query",
+         "query"),
     # ... and the same during an adjust: nothing is changed
     Case("hang", "failed", "timeout", ("02fault", "nothing was changed"), "query"),
     Case("non-object", "failed", "bad-output", ("02fault", "nothing was changed"), "query"),
+    Case("non-finite-descriptor", "failed", "bad-output", ("02fault", "printed NaN",
+                                                           "nothing was changed"), "query"),
     # -- --version --------------------------------------------------------------------------
     Case("hang", "failed", "timeout", ("did not answer",), "info", "version"),
     Case("ignore-sigterm", "failed", "timeout", ("did not answer",), "info", "version"),
     Case("non-json", "failed", "bad-output", ("not JSON",), "info", "version"),
     Case("non-object", "failed", "bad-output", ("not an object",), "info", "version"),
+    Case("non-finite-result", "failed", "bad-output", ("printed -Infinity",), "info",
+         "version"),
+    Case("lone-surrogate", "ok", "success", ("1.0 \ufffd",), "info", "version"),
 ]
 
 
@@ -158,10 +172,26 @@ def check_final(case: Case, run: AdjustRun) -> None:
 def check_version(case: Case, run: AdjustRun) -> None:
     assert len(run.lines) == 1, run.lines
     assert run.lines[0].startswith("servo-agg "), run.lines
+    if case.status == "ok":  # `says` is what the line shows for the fault driver
+        assert f"(a-1.0, {case.says[0]}, b-1.0)" in run.lines[0], run.lines
+        assert run.returncode == 0, run.stderr
+        return
     assert "(a-1.0, 02fault: failing, b-1.0)" in run.lines[0]
     assert run.returncode == 1
     for text in case.says:
         assert text in run.stderr, run.stderr
+
+
+def refuse(token: str) -> None:
+    raise AssertionError(f"{token} on stdout")
+
+
+def check_strict(run: AdjustRun) -> None:
+    """Strict JSON any parser takes: no NaN or Infinity, no lone surrogate, even escaped
+    (run_adjust already decoded every line as UTF-8)."""
+    for line in run.lines:
+        value = json.loads(line, parse_constant=refuse)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 def check_progress(run: AdjustRun) -> None:
@@ -229,6 +259,7 @@ async def test_a_faulty_driver_ends_in_one_clear_error(case: Case, servo_root: P
         check_version(case, run)
     else:
         assert run.json_lines, run.stderr  # every line parses as a JSON object
+        check_strict(run)
         check_final(case, run)
         check_progress(run)
     assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)

@@ -29,8 +29,9 @@ ALLOWED = {
     "root": {"protocol"},
     "supervision": {"protocol", "process", "root"},
     "adjust": {"protocol", "process", "root", "supervision"},
-    "tools": {"protocol", "process", "root", "supervision", "adjust"},
-    "entry": {"protocol", "process", "root", "supervision", "adjust", "tools"},
+    "measure": {"protocol", "process", "root", "supervision"},  # never adjust, nor it measure
+    "tools": {"protocol", "process", "root", "supervision", "adjust", "measure"},
+    "entry": {"protocol", "process", "root", "supervision", "adjust", "measure", "tools"},
 }
 #: Importable from anywhere: the version and the table of limits, both code-free.
 LEAVES = {"aggregator", "aggregator.limits"}

@@ -68,14 +68,22 @@ async def test_150_drivers_in_parallel_under_ulimit_256_are_all_asked(
 
 @contextlib.contextmanager
 def descriptors_left(count: int) -> Iterator[None]:
-    """This process may open only `count` more descriptors inside the block."""
+    """This process may open only `count` more descriptors inside the block. The gaps
+    below the highest open descriptor are filled first: a new descriptor takes the
+    lowest free number, and the limit counts numbers, not open descriptors."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers: list[int] = []
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < highest:
+        fillers.append(fd)
+    os.close(fd)
     resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1 + count, hard))
     try:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for held in fillers:
+            os.close(held)
 
 
 async def test_running_out_of_descriptors_is_spawn_failed_naming_the_limit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -60,6 +61,33 @@ def test_a_closed_stdout_stops_writing_without_an_error() -> None:
     assert out.closed
     out.json_line({"progress": 2})  # still no error
     os.close(w)
+
+
+def test_json_lines_are_strict_json_whatever_they_hold(tmp_path: Path) -> None:
+    """No NaN or Infinity token, no lone surrogate (escaped or not): any parser takes it."""
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    out = Output(fd, io.StringIO())
+    out.json_line({"message": "x\ud800y", "min": -math.inf, "max": math.nan})
+    os.close(fd)
+    data = path.read_bytes()
+    assert data.isascii() and data.endswith(b"\n")
+
+    def refuse(token: str) -> None:
+        raise AssertionError(token)
+
+    assert json.loads(data, parse_constant=refuse) == {
+        "message": "x\ufffdy", "min": None, "max": None}
+
+
+def test_a_text_line_with_a_lone_surrogate_is_valid_utf8(tmp_path: Path) -> None:
+    """--version and --check lines name drivers, whose file names need not be UTF-8."""
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    out = Output(fd, io.StringIO())
+    out.write_line("servo-agg 0.1.0 (x\udcffy: failing, 2.0 \ud800)")
+    os.close(fd)
+    assert path.read_bytes().decode("utf-8") == "servo-agg 0.1.0 (x\ufffdy: failing, 2.0 \ufffd)\n"
 
 
 def test_last_write_moves_on_each_line() -> None:

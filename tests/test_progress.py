@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from aggregator.protocol.progress import progress_value
 from aggregator.supervision.output import Output
-from aggregator.supervision.progress_relay import ProgressRelay, coalesce_window
+from aggregator.supervision.progress_relay import (
+    ProgressRelay,
+    SlowestDriver,
+    WeightedShares,
+    coalesce_window,
+)
 
 
 class Recorder(Output):
@@ -26,7 +31,8 @@ class Recorder(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.lines: list[dict[str, Any]] = []
 
-    def write_line(self, text: str) -> None:
+    def write_line(self, text: str, *, progress: bool = False) -> None:
+        assert progress, text  # the relay's lines may be superseded while servo is busy
         self.lines.append(json.loads(text))
 
     @property
@@ -52,7 +58,7 @@ def relay(weights: dict[str, float], window: float = 1.0,
           clock: Any = None) -> tuple[ProgressRelay, Recorder, FakeClock]:
     out = Recorder()
     fake = FakeClock()
-    return ProgressRelay(out, weights, window, clock or fake), out, fake
+    return ProgressRelay(out, WeightedShares(weights), window, clock or fake), out, fake
 
 
 EQUAL3 = {"a": 1.0, "b": 1.0, "c": 1.0}
@@ -142,6 +148,22 @@ def test_a_progress_that_is_not_a_number_is_ignored_with_one_note(junk: Any) -> 
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("junk", ["x" * 1_000_000, ["x" * 1000] * 1000, {"k" * 500: [1] * 5000}])
+def test_the_note_about_a_bad_progress_value_quotes_it_bounded(junk: Any) -> None:
+    r, out, _ = relay({"a": 1.0})
+    r.driver_progress("a", {"progress": junk})
+    assert len(out.notes) < 500, len(out.notes)
+
+
+@pytest.mark.unit
+def test_a_lone_surrogate_in_a_progress_message_reaches_servo_replaced() -> None:
+    out = RawRecorder()
+    r = ProgressRelay(out, WeightedShares({"x\udcffy": 1.0}), 1.0, FakeClock())
+    r.driver_progress("x\udcffy", {"progress": 10, "message": "half \ud800 done"})
+    assert out.raw == ['{"progress": 10, "message": "x\\ufffdy: half \\ufffd done"}']
+
+
+@pytest.mark.unit
 def test_message_is_prefixed_with_the_driver_name() -> None:
     r, out, _ = relay({"web": 1.0})
     r.driver_progress("web", {"progress": 1, "message": "scaling"})
@@ -225,7 +247,7 @@ def test_progress_value(raw: Any, value: float | None) -> None:
 async def test_flusher_sends_the_last_held_line_when_the_window_ends(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
-    r = ProgressRelay(out, {"a": 1.0}, 1.0, clock=trio.current_time)
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(r.run_flusher)
         start = trio.current_time()
@@ -248,13 +270,13 @@ async def test_flusher_sends_the_last_held_line_when_the_window_ends(
 async def test_flusher_paces_a_flood_to_one_line_per_window(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
-    r = ProgressRelay(out, {"a": 1.0}, 1.0, clock=trio.current_time)
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
     sent_at: list[float] = []
     real_write = out.write_line
 
-    def stamped(text: str) -> None:
+    def stamped(text: str, *, progress: bool = False) -> None:
         sent_at.append(trio.current_time())
-        real_write(text)
+        real_write(text, progress=progress)
 
     out.write_line = stamped  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
@@ -275,7 +297,7 @@ async def test_flusher_paces_a_flood_to_one_line_per_window(
 async def test_a_held_line_superseded_by_a_change_is_not_sent_late(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
-    r = ProgressRelay(out, {"a": 1.0}, 1.0, clock=trio.current_time)
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(r.run_flusher)
         r.driver_progress("a", {"progress": 5})
@@ -291,7 +313,7 @@ async def test_a_held_line_superseded_by_a_change_is_not_sent_late(
 @pytest.mark.supervision
 async def test_driver_done_clears_a_held_line(autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
-    r = ProgressRelay(out, {"a": 1.0}, 1.0, clock=trio.current_time)
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(r.run_flusher)
         r.driver_progress("a", {"progress": 5})
@@ -359,7 +381,8 @@ class RawRecorder(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.raw: list[str] = []
 
-    def write_line(self, text: str) -> None:
+    def write_line(self, text: str, *, progress: bool = False) -> None:
+        assert progress, text
         self.raw.append(text)
 
 
@@ -369,7 +392,51 @@ class RawRecorder(Output):
 def test_progress_lines_are_exactly_what_json_dumps_writes(message: str, value: int) -> None:
     """The hand-built line (for speed) must be byte for byte the JSON encoder's."""
     out = RawRecorder()
-    r = ProgressRelay(out, {"drv": 1.0}, 1.0, FakeClock())
+    r = ProgressRelay(out, WeightedShares({"drv": 1.0}), 1.0, FakeClock())
     r.driver_progress("drv", {"progress": value, "message": message})
     label = f"drv: {message}" if message else "drv"
     assert out.raw == [json.dumps({"progress": value, "message": label})]
+
+
+# -- measure: the slowest driver sets the pace -------------------------------------------
+@pytest.mark.unit
+def test_measure_progress_is_the_slowest_driver_and_names_it() -> None:
+    out = Recorder()
+    relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.0, clock=FakeClock())
+    relay.driver_progress("load", {"progress": 50, "message": "half way"})
+    assert relay.percent == 0  # prom has not reported: it counts 0
+    relay.driver_progress("prom", {"progress": 30, "message": "reading"})
+    assert relay.percent == 30
+    relay.driver_progress("load", {"progress": 90})
+    assert relay.percent == 30  # still prom's pace
+    relay.driver_done("prom", "prom: done")
+    assert relay.percent == 90  # a finished driver counts 100: load is now the slowest
+    relay.driver_done("load", "load: done")
+    assert relay.percent == 100
+    assert [line["message"] for line in out.lines] == [
+        "prom: starting", "prom: reading", "prom: reading", "load", "load: done"]
+    assert out.percents == [0, 30, 30, 90, 100]
+
+
+@pytest.mark.unit
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]),
+                          st.one_of(st.integers(-50, 150), st.none())), max_size=40))
+def test_measure_progress_never_goes_back_and_is_the_minimum(
+        events: list[tuple[str, int | None]]) -> None:
+    fold = SlowestDriver(["a", "b", "c"])
+    seen = {"a": 0.0, "b": 0.0, "c": 0.0}
+    shown = 0
+    for driver, value in events:
+        if value is None:
+            overall, _ = fold.done(driver, f"{driver}: done")
+            seen[driver] = 100.0
+        else:
+            clamped = float(min(100, max(0, value)))
+            overall, label = fold.progress(driver, clamped, f"{driver}: {value}")
+            seen[driver] = clamped
+            slowest = min(seen, key=seen.__getitem__)
+            assert label.startswith(slowest)
+        assert overall == min(seen.values())
+        shown = max(shown, int(overall))
+    assert 0 <= shown <= 100

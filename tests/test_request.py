@@ -68,6 +68,15 @@ def test_components_may_omit_settings() -> None:
      "setting web.cpu must be an object with a 'value'"),
     (b'{"application": {"components": {}}, "control": []}', "'control' is not an object"),
     (b"[" * 100_000, "stdin is not JSON"),
+    # json reads these, but they are not JSON: a driver would get them passed on
+    (b'{"application": {"components": {"web": {"settings": {"cpu": {"value": NaN}}}}}}',
+     "stdin is not JSON (NaN is not a JSON value)"),
+    (b'{"application": {"components": {}}, "control": {"t": Infinity}}',
+     "stdin is not JSON (Infinity is not a JSON value)"),
+    (b'{"application": {"components": {}}, "control": {"t": [-Infinity]}}',
+     "stdin is not JSON (-Infinity is not a JSON value)"),
+    (b'{"application": {"components": {"web": {"settings": {"cpu": {"value": 1e400}}}}}}',
+     "stdin is not JSON (1e400 is out of range: it reads as infinity)"),
 ])
 def test_bad_requests_are_bad_input_and_say_no_driver_ran(data: bytes, says: str) -> None:
     with pytest.raises(AggregatorError) as caught:

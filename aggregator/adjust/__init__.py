@@ -4,4 +4,4 @@ entry point can declare the first calls before trio is loaded.
 """
 
 #: Modules that import neither trio nor yaml (tests/test_layers.py holds them to it).
-TRIO_FREE: tuple[str, ...] = ("calls", "final")
+TRIO_FREE: tuple[str, ...] = ("calls",)

@@ -10,13 +10,17 @@ import trio
 
 from aggregator import PRODUCT
 from aggregator.adjust.calls import AdjustJob
-from aggregator.adjust.final import finish_with_failures
 from aggregator.adjust.plan import AdjustPlan, plan_adjust
 from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.display import Display
-from aggregator.supervision.progress_relay import ProgressRelay, coalesce_window
+from aggregator.supervision.final import finish_with_failures
+from aggregator.supervision.progress_relay import (
+    ProgressRelay,
+    WeightedShares,
+    coalesce_window,
+)
 from aggregator.supervision.session import Session
 
 
@@ -35,7 +39,8 @@ def _on_progress(relay: ProgressRelay, display: Display, driver: str,
 async def adjust(job: AdjustJob, session: Session) -> int:
     plan = await plan_adjust(job, session)
     weights = {name: job.config.policy(name).weight for name in plan.shares}
-    relay = ProgressRelay(session.output, weights, coalesce_window(session.policy.line_limit))
+    relay = ProgressRelay(session.output, WeightedShares(weights),
+                          coalesce_window(session.policy.line_limit))
     display = session.display
     control = session.control
     policy = job.config.on_failure

@@ -9,8 +9,8 @@ from typing import Any
 from aggregator.adjust.calls import AdjustJob
 from aggregator.adjust.queries import survey
 from aggregator.protocol.descriptor import Ownership, merge, split_request
-from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.vocabulary import Reason
+from aggregator.supervision.final import could_not_ask
 from aggregator.supervision.session import Session
 
 
@@ -39,13 +39,8 @@ async def plan_adjust(job: AdjustJob, session: Session) -> AdjustPlan:
     assert job.request is not None
     found = await survey(job, session)
     if found.failures:
-        names = ", ".join(f.driver for f in found.failures)
-        details = "\n".join(f.line() for f in found.failures)
-        raise AggregatorError(
-            found.failures[0].reason if len(found.failures) == 1 else Reason.QUERY_FAILED,
-            f"could not learn which driver owns which setting: {names} could not be asked; "
-            f"nothing was changed\n{details}",
-        )
+        raise could_not_ask(found.failures, "setting", "nothing was changed",
+                            Reason.QUERY_FAILED)
     _, ownership = merge(found.descriptors)
     order = [d.name for d in job.drivers]
     shares = split_request(job.request.components, ownership, order)

@@ -5,36 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aggregator import PRODUCT, __version__
 from aggregator.adjust.calls import AdjustJob
-from aggregator.adjust.final import finish_with_failures
 from aggregator.protocol.descriptor import Descriptor, DescriptorShapeError, merge, normalize
 from aggregator.protocol.result import DriverFailure, judge
-from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.vocabulary import Call, Reason, Status
+from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallOutcome, CallSpec
+from aggregator.supervision.versions import report_versions
 
 
 async def version(job: AdjustJob, session: Session) -> int:
-    """`servo-agg <version> (<driver versions>)`, asking each driver's --info."""
-    # All at once and within one budget: a one-line answer cannot be kept alive.
-    outcomes = await session.call_all([job.info_call(d) for d in job.drivers], parallel=True,
-                                      deadline=session.answer_deadline())
-    shown: list[str] = []
-    failed = 0
-    for outcome in outcomes:
-        failure = judge(outcome, session.environment.stderr_mode)
-        reported = (outcome.result or {}).get("version")
-        if failure is None and isinstance(reported, str | int | float):
-            shown.append(clip(one_line(str(reported))))  # one line, whatever it says
-            continue
-        failed += 1
-        why = failure.message if failure else "--info gave no version"
-        shown.append(f"{outcome.driver.name}: failing")
-        session.output.note(f"{outcome.driver.name}: {why}")
-    session.output.write_line(f"{PRODUCT} {__version__} ({', '.join(shown)})")
-    return 1 if failed else 0
+    return await report_versions(session, [job.info_call(d) for d in job.drivers])
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Entry point: `--info` answered at once, everything else handed to the trio app.
+"""Entry point: stdio made safe, `--info` answered at once, everything else handed to the
+trio app.
 
 This module imports nothing heavy, so `adjust --info` stays as cheap as Python's start.
 """
@@ -9,16 +10,75 @@ import os
 import sys
 from typing import NoReturn
 
+#: Each standard fd, the mode it is reopened in when closed, and its sys attribute.
+_STDIO = ((0, os.O_RDONLY, "stdin"), (1, os.O_WRONLY, "stdout"), (2, os.O_WRONLY, "stderr"))
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+
+def _hold_fd(fd: int, mode: int) -> None:
+    """Put /dev/null (or, without it, a pipe's matching end) on the closed `fd`."""
+    try:
+        held = os.open(os.devnull, mode)
+    except OSError:
+        read_end, write_end = os.pipe()  # reads see EOF; writes fail with EPIPE
+        held, other = (read_end, write_end) if mode == os.O_RDONLY else (write_end, read_end)
+        os.close(other)
+    if held != fd:
+        os.dup2(held, fd)
+        os.close(held)
+    os.set_inheritable(fd, True)
+
+
+def open_closed_stdio() -> frozenset[int]:
+    """Make sure fds 0, 1 and 2 are open; the ones that were closed at start.
+
+    Called before anything opens a file: a pipe or file opened later would otherwise land
+    on a closed standard fd and be taken for it (the sentinel's pipe on fd 0 or 2 was
+    overwritten, disabling the SIGKILL guard; a note meant for stderr went to stdout).
+    Python sets sys.stdin/stdout/stderr to None for a closed fd; they are made again.
+    """
+    closed = set()
+    for fd, mode, name in _STDIO:
+        try:
+            os.fstat(fd)
+        except OSError:
+            _hold_fd(fd, mode)
+            closed.add(fd)
+        if getattr(sys, name) is None:
+            closed.add(fd)  # closed when Python started: whatever is on it is not servo's
+            stream = open(fd, "r" if fd == 0 else "w", encoding="utf-8",  # noqa: SIM115
+                          errors="backslashreplace", closefd=False)  # sys owns it now
+            setattr(sys, name, stream)
+    return frozenset(closed)
+
+
+def stdout_closed_note() -> None:
+    """What is said when nothing can reach servo (stdout closed): on stderr, if open."""
+    try:
+        sys.stderr.write("servo-agg: error (bad-stdio): stdout was closed at start, so "
+                         "nothing could reach servo; nothing was run\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None, program: str | None = None) -> int:
+    """`adjust ...` or `measure ...`, by the name it is run under (or `servo-agg adjust|
+    measure ...`)."""
+    closed = open_closed_stdio()  # first: before anything opens a file
+    servo_pid = os.getppid()  # servo, taken as early as can be: it may exit without a word
+    from aggregator.root.front_end import front_end_for
+
+    front, args = front_end_for(program or sys.argv[0], sys.argv[1:] if argv is None else argv)
+    if 1 in closed:
+        stdout_closed_note()
+        return 1
     if "--info" in args:  # the one place that answers it: before anything else loads
         from aggregator.entry.info import print_info
 
-        return print_info()
+        return print_info(front)
     from aggregator.entry.launch import run
 
-    return run(args)
+    return run(args, front, stdin_closed=0 in closed, servo_pid=servo_pid)
 
 
 def exit_now(code: int) -> NoReturn:
@@ -29,7 +89,7 @@ def exit_now(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:  # noqa: SIM105 - contextlib would cost --info 4 ms of imports
             stream.flush()
-        except (BrokenPipeError, ValueError):
+        except (OSError, ValueError, AttributeError):  # /dev/full, closed, None
             pass
     os._exit(code)
 

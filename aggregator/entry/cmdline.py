@@ -14,6 +14,7 @@ from aggregator import PRODUCT
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import request_too_big
+from aggregator.root.front_end import FrontEnd
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,20 +22,28 @@ class _Parser(argparse.ArgumentParser):
         raise AggregatorError("bad-usage", f"{message} (see {PRODUCT} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="adjust",
-        description="Runs every adjust driver in ./adjust.d as one driver for servo.",
-    )
+_DESCRIPTION = {
+    FrontEnd.ADJUST: "Runs every adjust driver in ./adjust.d, one at a time, as one adjust "
+                     "driver for servo.",
+    FrontEnd.MEASURE: "Runs every measure driver in ./measure.d, all at once in one "
+                      "measurement window, as one measure driver for servo.",
+}
+_DESCRIBES = {FrontEnd.ADJUST: "all drivers' settings as one descriptor",
+              FrontEnd.MEASURE: "all drivers' metrics as one description"}
+
+
+def build_parser(front: FrontEnd = FrontEnd.ADJUST) -> argparse.ArgumentParser:
+    parser = _Parser(prog=front.value, description=_DESCRIPTION[front])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--version", action="store_true",
                       help="print the aggregator's and every driver's version")
     mode.add_argument("--info", action="store_true",
                       help="print {version, has_cancel} without starting any driver")
     mode.add_argument("--query", "--describe", action="store_true", dest="query",
-                      help="print all drivers' settings as one descriptor")
+                      help=f"print {_DESCRIBES[front]}")
     mode.add_argument("--dry-run", action="store_true", dest="dry_run",
-                      help="read an adjust request and show what each driver would get")
+                      help=f"read a{'n' if front is FrontEnd.ADJUST else ''} {front} request "
+                           "and show what each driver would get")
     mode.add_argument("--check", action="store_true",
                       help="check this servo root and report what servo would meet")
     parser.add_argument("--json", action="store_true", help="--dry-run: one JSON object")

@@ -1,8 +1,10 @@
 """Everything before trio: arguments, environment, config, drivers and the request, all
-checked before any driver starts; then the job handed to a Run."""
+checked before any driver starts; then the front-end's job handed to a Run."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -10,12 +12,15 @@ from typing import TYPE_CHECKING
 
 from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.entry.cmdline import build_parser, read_request
-from aggregator.protocol.environment import read_environment
+from aggregator.measure.calls import MeasureCommand, MeasureJob
+from aggregator.protocol.environment import ServoEnvironment, read_environment
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.request import AdjustRequest, parse_request
+from aggregator.protocol.measure import parse_measure_request
+from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Reason, Status
-from aggregator.root.config import load_config
+from aggregator.root.config import AggregatorConfig, load_config
 from aggregator.root.discovery import find_drivers
+from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output, wants_live_display
 from aggregator.supervision.run import Command as RunCommand
 from aggregator.supervision.run import Run
@@ -24,49 +29,72 @@ from aggregator.supervision.signals import EarlySignals, StoppedEarly
 if TYPE_CHECKING:
     from aggregator.supervision.session import Session
 
+Job = AdjustJob | MeasureJob
 
-def run(argv: list[str]) -> int:
+
+def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
+        servo_pid: int | None = None) -> int:
+    """The command's exit code; never 0 when what it wrote could not all reach servo.
+    `servo_pid`: our parent at start, watched so that its exit stops the run."""
     early = EarlySignals()
     early.install()
+    output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
     try:
-        return _run(argv, early)
+        code = _run(argv, front, early, output, stdin_closed)
     finally:
         early.uninstall()
-        sys.stdout.flush()
+        output.close()
+        with contextlib.suppress(OSError, ValueError):  # /dev/full, closed
+            sys.stdout.flush()
+    return 1 if code == 0 and output.lost is not None else code
 
 
-def _command(version: bool, query: bool, dry_run: bool) -> Command:
-    if version:
-        return Command.VERSION
-    if query:
-        return Command.QUERY
-    return Command.DRY_RUN if dry_run else Command.ADJUST
+def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
+         environment: ServoEnvironment, root: Path, early: EarlySignals,
+         stdin_closed: bool) -> Job:
+    """The front-end's job, the request read and checked (before any driver starts)."""
+    drivers_dir, disabled = drivers_of(config, front)
+    drivers = tuple(find_drivers(root / drivers_dir, disabled))
+    wants_request = not (args.version or args.query)
+    data = b""
+    if wants_request:
+        if not args.app:
+            raise AggregatorError(Reason.BAD_USAGE, f"no application id given; servo calls "
+                                  f"'{front} <app>' with the request on stdin")
+        if stdin_closed:  # /dev/null stands in for it: nothing to read
+            raise AggregatorError(Reason.BAD_INPUT, f"{front} request: stdin was closed, "
+                                  "so there is no request; no driver was run")
+        with early.interrupting():
+            # within the line limit, not T: servo must hear the error while it listens
+            data = read_request(environment.line_limit)
+    if front is FrontEnd.MEASURE:
+        command = (MeasureCommand.VERSION if args.version else MeasureCommand.DESCRIBE
+                   if args.query else MeasureCommand.DRY_RUN if args.dry_run
+                   else MeasureCommand.MEASURE)
+        return MeasureJob(command, args.app, config.measure, drivers,
+                          parse_measure_request(data) if wants_request else None,
+                          as_json=args.json)
+    adjust = (Command.VERSION if args.version else Command.QUERY if args.query
+              else Command.DRY_RUN if args.dry_run else Command.ADJUST)
+    return AdjustJob(adjust, args.app, config, drivers,
+                     parse_request(data) if wants_request else None, as_json=args.json)
 
 
-def _run(argv: list[str], early: EarlySignals) -> int:
-    output = Output()
+def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
+         stdin_closed: bool) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(front).parse_args(argv)
         root = Path(os.getcwd())
         if args.json and not args.dry_run:
             raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run only")
         if args.check:
             from aggregator.tools.check import run_check
 
-            return run_check(root, args.app, output, verbose=args.verbose, early=early)
+            return run_check(root, args.app, output, verbose=args.verbose, early=early,
+                             front=front)
         environment = read_environment(os.environ)
         config = load_config(root)
-        drivers = find_drivers(root / config.drivers_dir, config.disabled)
-        command = _command(args.version, args.query, args.dry_run)
-        request: AdjustRequest | None = None
-        if command in (Command.ADJUST, Command.DRY_RUN):
-            if not args.app:
-                raise AggregatorError(Reason.BAD_USAGE, "no application id given; servo "
-                                      "calls 'adjust <app>' with the request on stdin")
-            with early.interrupting():
-                # within the line limit, not T: servo must hear the error while it listens
-                stdin = read_request(environment.line_limit)
-            request = parse_request(stdin)  # a bad request is refused before any driver
+        job = _job(front, args, config, environment, root, early, stdin_closed)
     except AggregatorError as err:
         output.error(err)
         return 1
@@ -75,20 +103,25 @@ def _run(argv: list[str], early: EarlySignals) -> int:
                           "message": f"servo-agg received {stop} while reading the request; "
                                      "no driver was started"})
         return 128 + stop.signum
-    job = AdjustJob(command, args.app, config, tuple(drivers), request, as_json=args.json)
+    grace = config.measure if front is FrontEnd.MEASURE else config
+    runs_drivers = job.command in (Command.ADJUST, MeasureCommand.MEASURE)
     with Run(servo_root=root, env=os.environ, environment=environment,
-             kill_grace=config.kill_grace, cancel_grace=config.cancel_grace, output=output,
-             early=early, verbose=args.verbose, heartbeat=command is not Command.DRY_RUN,
-             live_display=command is Command.ADJUST and wants_live_display(sys.stderr,
-                                                                           os.environ),
-             driver_order=[d.name for d in drivers]) as run:
+             kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace, output=output,
+             early=early, verbose=args.verbose, heartbeat=not args.dry_run,
+             live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
+             driver_order=[d.name for d in job.drivers]) as run:
         run.start_early(job.opening_calls())
         return run.execute(_job_command(job, root))
 
 
-def _job_command(job: AdjustJob, root: Path) -> RunCommand:
+def _job_command(job: Job, root: Path) -> RunCommand:
     async def command(session: Session) -> int:
-        from aggregator.adjust.commands import run_job  # under trio, once it is loaded
+        # imported under trio, once it is loaded
+        if isinstance(job, MeasureJob):
+            from aggregator.measure.commands import run_measure_job
+
+            return await run_measure_job(job, session)
+        from aggregator.adjust.commands import run_job
 
         return await run_job(job, session, root)
 

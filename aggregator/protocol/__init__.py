@@ -7,6 +7,6 @@ only the standard library and aggregator.limits; never trio, never yaml.
 
 #: Modules that import neither trio nor yaml (tests/test_layers.py holds them to it).
 TRIO_FREE: tuple[str, ...] = (
-    "descriptor", "environment", "errors", "progress", "request", "result", "text",
-    "validation", "vocabulary",
+    "descriptor", "environment", "errors", "progress", "request", "result", "strict_json",
+    "text", "validation", "vocabulary",
 )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.text import brief, clip
 
 Descriptor = dict[str, Any]  # {"application": {"components": {...}}}
 SettingKey = tuple[str, str]  # (component, setting)
@@ -26,13 +27,14 @@ def normalize(raw: Mapping[str, Any]) -> Descriptor:
         raise DescriptorShapeError("it has no 'components' object")
     for name, component in components.items():
         if not isinstance(component, dict):
-            raise DescriptorShapeError(f"component {name!r} is not an object")
+            raise DescriptorShapeError(f"component {brief(name)} is not an object")
         settings = component.get("settings", {})
         if not isinstance(settings, dict):
-            raise DescriptorShapeError(f"component {name!r}: 'settings' is not an object")
+            raise DescriptorShapeError(f"component {brief(name)}: 'settings' is not an object")
         for setting, spec in settings.items():
             if not isinstance(spec, dict):
-                raise DescriptorShapeError(f"setting {name}.{setting} is not an object")
+                raise DescriptorShapeError(f"setting {clip(f'{name}.{setting}')} is not an "
+                                           "object")
     return {"application": application}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import loads_strict
 from aggregator.protocol.text import brief, clip
 
 
@@ -18,8 +19,11 @@ class AdjustRequest:
     extra: dict[str, Any]  # other top-level keys, passed on to every driver
 
 
-def _bad(message: str) -> AggregatorError:
-    return AggregatorError("bad-input", f"adjust request: {message}; no driver was run")
+def bad_request(message: str, kind: str = "adjust") -> AggregatorError:
+    return AggregatorError("bad-input", f"{kind} request: {message}; no driver was run")
+
+
+_bad = bad_request
 
 
 def request_too_big(limit: int = MAX_REQUEST_BYTES) -> AggregatorError:
@@ -72,22 +76,29 @@ def _path_to(root: Any, target: dict[str, Any]) -> str:
     return "an object"  # not reached: every object built is in the document
 
 
-def parse_request(data: bytes) -> AdjustRequest:
-    """The request, checked: a JSON object in servo's shape, no key twice in any object,
-    at most MAX_REQUEST_BYTES."""
+def load_request(data: bytes, kind: str = "adjust") -> dict[str, Any]:
+    """Any request servo writes (adjust or measure): one JSON object, no key twice in any
+    object, no NaN or infinite number (json reads them, they are not JSON), at most
+    MAX_REQUEST_BYTES."""
     if len(data) > MAX_REQUEST_BYTES:
         raise request_too_big()
     duplicates = _DuplicateKeys()
     try:
-        document = json.loads(data, object_pairs_hook=duplicates)
+        document = loads_strict(data, object_pairs_hook=duplicates)  # NaN is not JSON
     except (ValueError, RecursionError) as exc:
-        raise _bad(f"stdin is not JSON ({clip(str(exc))})") from None
+        raise _bad(f"stdin is not JSON ({clip(str(exc))})", kind) from None
     if duplicates.found is not None:
         obj, key = duplicates.found
         raise _bad(f"key {brief(key)} appears twice in {_path_to(document, obj)} "
-                   "(JSON would silently keep only the last one)")
+                   "(JSON would silently keep only the last one)", kind)
     if not isinstance(document, dict):
-        raise _bad(f"expected a JSON object, got {type(document).__name__}")
+        raise _bad(f"expected a JSON object, got {type(document).__name__}", kind)
+    return document
+
+
+def parse_request(data: bytes) -> AdjustRequest:
+    """The adjust request, checked: load_request's rules, in servo's shape."""
+    document = load_request(data)
     application = document.get("application")
     if not isinstance(application, dict):
         raise _bad("no 'application' object")

@@ -51,8 +51,24 @@ def one_line(text: str) -> str:
     return " ".join(part.strip() for part in parts)
 
 
+def scrub(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD, so that it is valid UTF-8: a
+    driver's "\\ud800" escape and a file name that is not UTF-8 (os.listdir gives it
+    surrogate-escaped) can neither be encoded nor shown as they are."""
+    if text.isascii():  # O(1) in CPython: the usual case costs nothing
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # UTF-16 keeps lone surrogates as code units; decoding replaces each one (and
+        # joins a high and a low one that ended up side by side into one character).
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
-    """Cut a message as servo does, on a character boundary."""
+    """Cut a message as servo does, on a character boundary (lone surrogates replaced)."""
+    message = scrub(message)
     encoded = message.encode("utf-8")
     if len(encoded) <= limit:
         return message

@@ -47,6 +47,11 @@ class Reason(StrEnum):
     UNKNOWN_SETTINGS = "unknown-settings"
     QUERY_FAILED = "query-failed"
     ROLLBACK_FAILED = "rollback-failed"
+    # measure
+    DUPLICATE_METRIC = "duplicate-metric"
+    DESCRIBE_FAILED = "describe-failed"
+    NO_METRICS = "no-metrics"
+    SIBLING_FAILED = "sibling-failed"  # canceled because another measure driver failed
 
 
 class Call(StrEnum):
@@ -56,3 +61,5 @@ class Call(StrEnum):
     QUERY = "query"
     ADJUST = "adjust"
     ROLLBACK = "rollback"
+    DESCRIBE = "describe"
+    MEASURE = "measure"

@@ -12,6 +12,7 @@ from aggregator.limits import (
     DEFAULT_KILL_GRACE,
     MAX_GRACE_SECONDS,
     MAX_WEIGHT,
+    MAX_WINDOW_GRACE_SECONDS,
 )
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.text import brief, clip, one_line
@@ -21,12 +22,37 @@ from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, 
 SECTION = "aggregator"
 OnFailure = Literal["continue", "stop", "rollback"]
 ON_FAILURE_CHOICES: tuple[OnFailure, ...] = ("continue", "stop", "rollback")
+#: measure: a failed driver cancels the others (`cancel`), or lets them finish.
+MeasureOnFailure = Literal["cancel", "continue"]
+MEASURE_ON_FAILURE_CHOICES: tuple[MeasureOnFailure, ...] = ("cancel", "continue")
 
 
 @dataclass(frozen=True)
 class DriverPolicy:
     weight: float = 1.0
     enabled: bool = True
+
+
+def disabled_in(policies: Mapping[str, DriverPolicy]) -> frozenset[str]:
+    return frozenset(name for name, p in policies.items() if not p.enabled)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """`aggregator.measure`: how ./measure runs the drivers in its own directory."""
+
+    drivers_dir: str = "measure.d"
+    kill_grace: float = DEFAULT_KILL_GRACE
+    cancel_grace: float = DEFAULT_CANCEL_GRACE
+    on_failure: MeasureOnFailure = "cancel"
+    #: the overall limit, off when None: a driver still running this long after the
+    #: window its control implies is killed as a timeout
+    window_grace: float | None = None
+    drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        return disabled_in(self.drivers)
 
 
 @dataclass(frozen=True)
@@ -37,13 +63,14 @@ class AggregatorConfig:
     on_failure: OnFailure = "continue"
     parallel_queries: bool = False
     drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
 
     def policy(self, driver_name: str) -> DriverPolicy:
         return self.drivers.get(driver_name, DriverPolicy())
 
     @property
     def disabled(self) -> frozenset[str]:
-        return frozenset(name for name, p in self.drivers.items() if not p.enabled)
+        return disabled_in(self.drivers)
 
 
 def _bad(key: str, problem: str) -> AggregatorError:
@@ -68,21 +95,23 @@ def _boolean(key: str, value: Any) -> bool:
     return value
 
 
-def _driver_policies(value: Any) -> dict[str, DriverPolicy]:
+def _driver_policies(value: Any, where: str = "drivers",
+                     keys: tuple[str, ...] = ("weight", "enabled")) -> dict[str, DriverPolicy]:
     if value is None:
         return {}
+    shown = ", ".join(keys)
     if not isinstance(value, dict):
-        raise _bad("drivers", "must map driver file names to {weight, enabled}")
+        raise _bad(where, f"must map driver file names to {{{shown}}}")
     policies: dict[str, DriverPolicy] = {}
     for name, raw in value.items():
-        key = f"drivers.{name}"
+        key = f"{where}.{name}"
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
-            raise _bad(key, "must be a mapping with optional 'weight' and 'enabled'")
-        unknown = sorted(set(map(str, raw)) - {"weight", "enabled"})
+            raise _bad(key, f"must be a mapping with optional {' and '.join(map(repr, keys))}")
+        unknown = sorted(set(map(str, raw)) - set(keys))
         if unknown:
-            raise _bad(f"{key}.{unknown[0]}", "unknown key (known: weight, enabled)")
+            raise _bad(f"{key}.{unknown[0]}", f"unknown key (known: {shown})")
         weight = raw.get("weight", 1.0)
         if (isinstance(weight, bool) or not isinstance(weight, int | float)
                 or not 0 < weight <= MAX_WEIGHT):  # NaN fails both comparisons
@@ -100,28 +129,74 @@ def parse_section(section: Any) -> AggregatorConfig:
     if not isinstance(section, dict):
         raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
-             "parallel_queries", "drivers"}
+             "parallel_queries", "drivers", "measure"}
     for key in section:
         if key not in known:
             raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
     defaults = AggregatorConfig()
-    drivers_dir = section.get("drivers_dir", defaults.drivers_dir)
-    if not isinstance(drivers_dir, str) or not drivers_dir:
-        raise _bad("drivers_dir", f"must be a non-empty path, not {brief(drivers_dir)}")
+    drivers_dir = _drivers_dir("drivers_dir", section.get("drivers_dir", defaults.drivers_dir))
     on_failure = section.get("on_failure", defaults.on_failure)
     if on_failure not in ON_FAILURE_CHOICES:
         raise _bad("on_failure", f"must be one of {', '.join(ON_FAILURE_CHOICES)}, "
                                  f"not {brief(on_failure)}")
+    kill_grace = _seconds("kill_grace", section.get("kill_grace", defaults.kill_grace))
+    cancel_grace = _seconds("cancel_grace", section.get("cancel_grace", defaults.cancel_grace))
     return AggregatorConfig(
         drivers_dir=drivers_dir,
-        kill_grace=_seconds("kill_grace", section.get("kill_grace", defaults.kill_grace)),
-        cancel_grace=_seconds("cancel_grace",
-                              section.get("cancel_grace", defaults.cancel_grace)),
+        kill_grace=kill_grace,
+        cancel_grace=cancel_grace,
         on_failure=on_failure,
         parallel_queries=_boolean("parallel_queries",
                                   section.get("parallel_queries", False)),
         drivers=_driver_policies(section.get("drivers")),
+        measure=_measure_section(section.get("measure"), kill_grace, cancel_grace),
     )
+
+
+def _drivers_dir(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(key, f"must be a non-empty path, not {brief(value)}")
+    return value
+
+
+def _measure_section(section: Any, kill_grace: float, cancel_grace: float) -> MeasureConfig:
+    """`aggregator.measure`; its graces default to the aggregator's own."""
+    if section is None:
+        return MeasureConfig(kill_grace=kill_grace, cancel_grace=cancel_grace)
+    if not isinstance(section, dict):
+        raise _bad("measure", "must be a mapping")
+    known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure", "window_grace",
+             "drivers"}
+    for key in section:
+        if key not in known:
+            raise _bad(f"measure.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+    on_failure = section.get("on_failure", "cancel")
+    if on_failure not in MEASURE_ON_FAILURE_CHOICES:
+        raise _bad("measure.on_failure", f"must be one of "
+                   f"{', '.join(MEASURE_ON_FAILURE_CHOICES)}, not {brief(on_failure)}")
+    grace = section.get("window_grace")
+    return MeasureConfig(
+        drivers_dir=_drivers_dir("measure.drivers_dir",
+                                 section.get("drivers_dir", MeasureConfig.drivers_dir)),
+        kill_grace=_seconds("measure.kill_grace", section.get("kill_grace", kill_grace)),
+        cancel_grace=_seconds("measure.cancel_grace",
+                              section.get("cancel_grace", cancel_grace)),
+        on_failure=on_failure,
+        window_grace=None if grace is None else _window_grace(grace),
+        drivers=_driver_policies(section.get("drivers"), "measure.drivers", ("enabled",)),
+    )
+
+
+def _window_grace(value: Any) -> float:
+    """Seconds past the measurement window; up to a day (a window is minutes)."""
+    key = "measure.window_grace"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(key, f"must be a number of seconds (or absent: no overall limit), "
+                        f"not {brief(value)}")
+    if not 0 <= value <= MAX_WINDOW_GRACE_SECONDS:
+        raise _bad(key, f"must be a finite number of seconds from 0 to "
+                        f"{show(MAX_WINDOW_GRACE_SECONDS)}, not {brief(value)}")
+    return float(value)
 
 
 def parse_document(text: str, path: Path) -> dict[str, Any] | None:

@@ -8,4 +8,4 @@ or measure. Imports process, protocol and root.
 """
 
 #: Modules that import neither trio nor yaml (tests/test_layers.py holds them to it).
-TRIO_FREE: tuple[str, ...] = ("output", "run", "signals", "spec", "stderr")
+TRIO_FREE: tuple[str, ...] = ("final", "output", "run", "signals", "spec", "stderr")

@@ -11,7 +11,6 @@ the only clock is trio's.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from aggregator.limits import (
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import kill_grace_for, line_limit_for
+from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
@@ -59,11 +59,10 @@ class SupervisionPolicy:
         return kill_grace_for(self.io_timeout, self.kill_grace)
 
 
-_decode_json = json.JSONDecoder().raw_decode
-
-#: Calls that answer with data servo keeps (a descriptor): their answer line may be up to
+#: Calls that answer with data servo keeps (an adjust descriptor, a measure description,
+#: a measure result with its time series): their answer line may be up to
 #: MAX_RESULT_LINE_BYTES. Every other line, of every call, is held to MAX_LINE_BYTES.
-LARGE_ANSWER_CALLS = frozenset({Call.QUERY})
+LARGE_ANSWER_CALLS = frozenset({Call.QUERY, Call.DESCRIBE, Call.MEASURE})
 
 
 def line_cap(call: Call) -> int:
@@ -81,10 +80,13 @@ class _DriverCall:
 
     def __init__(self, sup: Supervisor, spec: CallSpec, proc: SupervisedProcess,
                  outcome: CallOutcome, on_progress: ProgressHandler | None,
-                 on_life: LifeHandler | None, deadline: float | None) -> None:
+                 on_life: LifeHandler | None, deadline: float | None,
+                 deadline_detail: str | None = None) -> None:
         self.policy = sup.policy
         self.trace = sup.trace
         self.deadline = deadline
+        self.deadline_detail = deadline_detail or ("did not answer within the time servo "
+                                                   "allows this command; killed")
         self.spec = spec
         self.name = spec.driver.name
         self.proc = proc
@@ -95,6 +97,7 @@ class _DriverCall:
         self.stdout_scope = trio.CancelScope()  # the wait for the next line
         self.stderr_scope = trio.CancelScope()
         self.stdin_scope = trio.CancelScope()
+        self.exit_wait = trio.CancelScope()  # stdout closed, the driver not yet exited
         self.exited = trio.Event()
         self.exited_at: float | None = None
         self.reader = LineReader(proc.stdout, line_cap(spec.call))
@@ -144,14 +147,17 @@ class _DriverCall:
                 nursery.start_soon(self._watch_exit)
                 if not await self._read_stdout():
                     nursery.cancel_scope.cancel()
+        result = self.outcome.result  # the last one wins: checked once, not on every line
+        if result is not None and not is_finite(result):
+            self._fail(Reason.BAD_OUTPUT, "its result holds a number out of range (it reads "
+                                          "as infinity, which JSON cannot carry)")
         if self.terminated:
             self._fail(Reason.TERMINATED, "killed because servo-agg was told to terminate")
         elif self.canceled and not self.proc.has_exited():
             self._fail(Reason.CANCELED,
                        "did not finish within the cancel grace after SIGUSR1; killed")
         elif self.scope.cancelled_caught and not self.proc.has_exited():
-            self._fail(Reason.TIMEOUT, "did not answer within the time servo allows this command; "
-                                  "killed")
+            self._fail(Reason.TIMEOUT, self.deadline_detail)
 
     async def _feed_stdin(self) -> None:
         """Write the request; stopped once the driver exited (a child of it may hold its
@@ -203,6 +209,7 @@ class _DriverCall:
                 else:  # servo's rule: a byte on stderr is life as much as one on stdout
                     self._alive()
                     self.stdout_scope.deadline = self._stdout_deadline()
+                    self.exit_wait.deadline = self.last_life + self.patience
 
     async def _read_stdout(self) -> bool:
         """Read lines until EOF and exit; False when the call must be ended by force.
@@ -234,7 +241,8 @@ class _DriverCall:
                     # Recomputed after every chunk: the driver may have exited meanwhile.
                     wait.deadline = self._stdout_deadline()
                     await reader.receive()
-                    self._alive()  # any byte, even of an unfinished line
+                    if not reader.at_eof:
+                        self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
                 if len(line) > MAX_LINE_BYTES:
@@ -252,10 +260,13 @@ class _DriverCall:
             # It exited, but something it started still holds stdout: done all the same.
             partial = reader.leftover()
             return True if partial is None else self._partial(partial)
-        with trio.move_on_after(self.patience) as wait_exit:
+        # Closing stdout is no sign of life: the line limit still counts from the last one.
+        with self.exit_wait:
+            self.exit_wait.deadline = self.last_life + self.patience
             await self.exited.wait()
-        if wait_exit.cancelled_caught:
-            self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s; killed")
+        if self.exit_wait.cancelled_caught:
+            self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s "
+                                       "of its last sign of life; killed")
             return False
         return True
 
@@ -287,9 +298,13 @@ class _DriverCall:
             return True  # blank lines carry nothing; servo skips them too
         try:
             text = stripped.decode("utf-8")
-            message, end = _decode_json(text)  # json.loads minus its whitespace passes
+            message, end = decode_value(text)  # json.loads minus its whitespace passes
             if end != len(text):
                 raise ValueError("extra data after the JSON value")
+        except NotStrictJson as exc:
+            self._fail(Reason.BAD_OUTPUT, f"printed {exc.token}, which is not a JSON value "
+                                          f"(only Python reads it): {_excerpt(stripped)}")
+            return False
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
             return False
@@ -339,11 +354,15 @@ class Supervisor:
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
-                   deadline: float | None = None) -> CallOutcome:
+                   deadline: float | None = None, deadline_detail: str | None = None,
+                   group: RunControl | None = None) -> CallOutcome:
         """Run one driver call to the end; never raises for anything the driver does.
 
         `deadline` (trio time) ends the call, kill cascade included: a one-line answer
-        such as --version cannot send keep-alive lines, so its calls share one budget.
+        such as --version cannot send keep-alive lines, so its calls share one budget
+        (`deadline_detail` says why, when it is another budget). `group` is a control of
+        some calls only (e.g. the siblings a failing measure driver cancels): the call
+        obeys it as well as the run's.
         """
         outcome = CallOutcome(spec)
         started = trio.current_time()
@@ -367,8 +386,11 @@ class Supervisor:
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
             return outcome
         started -= proc.age_at_open  # a head start counts from its real start
-        call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline)
+        call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline,
+                           deadline_detail)
         control.attach(call)
+        if group is not None:
+            group.attach(call)
         try:
             await call.run()
         finally:
@@ -377,6 +399,8 @@ class Supervisor:
             finally:
                 # Only now: until it is reaped, a sibling's orphan sweep must not take it.
                 control.detach(call)
+                if group is not None:
+                    group.detach(call)
             if (call.canceled and outcome.problem is None
                     and outcome.exit_code == -signal.SIGUSR1):
                 outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "

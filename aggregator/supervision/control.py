@@ -23,6 +23,7 @@ class RunControl:
         self._running: set[RunningCall] = set()
         self.canceled = False
         self.terminated_by: int | None = None
+        self.terminated_because: str | None = None  # servo went away: how (not a signal)
         self.interrupted: list[str] = []  # drivers running when the stop came, for servo
 
     def _interrupt(self, call: RunningCall) -> None:
@@ -49,6 +50,10 @@ class RunControl:
     def running_count(self) -> int:
         return len(self._running)
 
+    def is_running(self, name: str) -> bool:
+        """Whether a call of the driver `name` is running under this control."""
+        return any(call.name == name for call in self._running)
+
     def cancel(self) -> None:
         """servo's SIGUSR1: the running driver may finish its own way, no new one starts."""
         self.canceled = True
@@ -56,10 +61,12 @@ class RunControl:
             self._interrupt(call)
             call.request_cancel()
 
-    def terminate(self, signum: int) -> None:
-        """SIGTERM/SIGINT: the running driver is killed now, no new one starts."""
+    def terminate(self, signum: int, because: str | None = None) -> None:
+        """SIGTERM/SIGINT: the running driver is killed now, no new one starts. The same
+        when servo went away (`because` says how; `signum` stands for it)."""
         if self.terminated_by is None:
             self.terminated_by = signum
+            self.terminated_because = because
         for call in sorted(self._running, key=lambda c: c.name):
             self._interrupt(call)
             call.request_terminate()

@@ -22,6 +22,8 @@ REDRAW_INTERVAL_SECONDS = 0.1
 #: While a driver runs, its elapsed time is redrawn this often even when it says nothing.
 TICK_SECONDS = 0.5
 BAR_WIDTH = 20
+#: What a row says while its driver's call runs.
+_DOING = {"adjust": "adjusting", "rollback": "rolling back", "measure": "measuring"}
 
 
 class Display:
@@ -31,7 +33,7 @@ class Display:
         """The drivers that will run, in order."""
 
     def started(self, driver: str, what: str = "adjust") -> None:
-        """A call of `driver` began (`what` is adjust or rollback)."""
+        """A call of `driver` began (`what` is adjust, rollback or measure)."""
 
     def progress(self, driver: str, message: Mapping[str, Any]) -> None:
         """A progress line from the running driver."""
@@ -77,8 +79,8 @@ class LiveDisplay(Display):
     def started(self, driver: str, what: str = "adjust") -> None:
         row = self._rows.setdefault(driver, _Row(driver))
         row.since, row.took, row.message = self._clock(), None, ""
-        row.state = "rolling back" if what == "rollback" else "adjusting"
-        if what == "adjust":
+        row.state = _DOING.get(what, what)
+        if what != "rollback":
             row.percent = 0.0
         self.draw()
 
@@ -87,7 +89,7 @@ class LiveDisplay(Display):
         if row is None:
             return
         value = progress_value(message.get("progress"))
-        if value is not None and row.state == "adjusting":
+        if value is not None and row.state != "rolling back":
             row.percent = value
         text = message.get("message")
         if isinstance(text, str):

@@ -11,23 +11,33 @@ silent driver as silent, and the aggregator kills it at T-1 anyway.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import trio
 
+from aggregator.limits import HEARTBEAT_SETTLE_SECONDS
 from aggregator.supervision.output import Output
 
 Repeat = Callable[[str], None]  # write a progress line again; gets the living driver's name
 
 
 class Heartbeat:
-    def __init__(self, output: Output, interval: float, repeat: Repeat) -> None:
+    """`running(name)` says whether that driver's call still runs: a driver that showed
+    life and then ended needs no cover (the next line servo gets is about what follows).
+
+    A repeat is due `interval` after our last line, and never sooner than `settle` after
+    the first life servo has not heard of: a driver's last bytes are often its answer,
+    which the front-end passes on itself a moment later.
+    """
+
+    def __init__(self, output: Output, interval: float, repeat: Repeat,
+                 running: Callable[[str], bool] = lambda name: True) -> None:
         self._output = output
         self._interval = interval
+        self._settle = min(HEARTBEAT_SETTLE_SECONDS, interval / 4)
         self._repeat = repeat
-        self._last_life = -math.inf
-        self._driver = ""
+        self._running = running
+        self._unheard: dict[str, float] = {}  # driver -> its first life since our last line
         self._woken = trio.Event()
         self.repeated = 0
 
@@ -37,19 +47,33 @@ class Heartbeat:
 
     def life(self, driver: str) -> None:
         """A byte came from `driver`: called per chunk read, so it must stay cheap."""
-        self._last_life = trio.current_time()
-        self._driver = driver
-        self._woken.set()
+        first = self._unheard.get(driver)
+        if first is None or first <= self._output.last_write:
+            self._unheard[driver] = trio.current_time()
+            self._woken.set()
+
+    def _first_unheard(self) -> tuple[float, str] | None:
+        """The earliest life of a running driver that servo has not heard of."""
+        since = self._output.last_write
+        pending = [(at, driver) for driver, at in self._unheard.items()
+                   if at > since and self._running(driver)]
+        return min(pending) if pending else None
 
     async def run(self) -> None:
         """Runs until cancelled (with the run)."""
         output = self._output
         while True:
             await self._woken.wait()
-            await trio.sleep_until(output.last_write + self._interval)
-            if trio.current_time() < output.last_write + self._interval:
-                continue  # we spoke meanwhile: count again from that line
             self._woken = trio.Event()
-            if self._last_life > output.last_write:
+            first = self._first_unheard()
+            if first is None:
+                continue
+            spoke = output.last_write
+            await trio.sleep_until(max(spoke + self._interval, first[0] + self._settle))
+            if output.last_write != spoke:
+                self._woken.set()  # we spoke meanwhile: count again from that line
+                continue
+            first = self._first_unheard()
+            if first is not None:
                 self.repeated += 1
-                self._repeat(self._driver)
+                self._repeat(first[1])

@@ -1,17 +1,33 @@
-"""The aggregator's own stdout (servo's channel) and stderr (for people)."""
+"""The aggregator's own stdout (servo's channel) and stderr (for people).
+
+Writing to servo must never stop supervision: a servo that does not read, a stdout that
+is full, non-blocking or closed must not hold the thread that times drivers out and
+handles signals. So stdout is written non-blocking, on a file description of our own
+where the system gives one (servo's own flags stay as they are). Under trio, a line is
+written at once as far as stdout takes it without waiting; what it cannot take goes into
+a queue that the channel's writer task (channel.py) drains when stdout has room again.
+Meanwhile a newer progress line replaces one still waiting; no other line is dropped.
+Outside trio (an error before the run, --check's report after it) a line is written at
+once, waiting for stdout with poll(). All waiting for servo to read at the end shares
+one bound, FINAL_WRITE_SECONDS. Trio-free: it is made before trio loads.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import select
+import stat
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
+from aggregator.limits import FINAL_WRITE_SECONDS
 from aggregator.process.linux import process_age
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import dumps, utf8
 from aggregator.protocol.text import clip_message
 
 
@@ -22,20 +38,113 @@ class Overlay(Protocol):
     def draw(self) -> None: ...
 
 
+def own_stdout(fd: int = 1) -> tuple[int, bool]:
+    """A file description of our own for `fd` (a pipe, FIFO or terminal), opened
+    non-blocking; else `fd` itself. Returns the fd to write to and whether it is ours.
+
+    Opening /proc/self/fd/N gives a new open file description, so O_NONBLOCK on it leaves
+    servo's (or a shell's, for a terminal) as it is. Regular files are not reopened
+    (that would write from offset 0) and need no care: they never make a writer wait.
+    """
+    try:
+        kind = os.fstat(fd).st_mode
+    except OSError:
+        return fd, False
+    if not (stat.S_ISFIFO(kind) or stat.S_ISCHR(kind)):
+        return fd, False  # a file (never waits) or a socket (cannot be reopened)
+    try:
+        # O_NOCTTY: a terminal is never made ours (Linux already refuses that to a
+        # write-only open; older kernels did not)
+        flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+        return os.open(f"/proc/self/fd/{fd}", flags), True
+    except OSError:
+        return fd, False
+
+
+class ServoProcess:
+    """servo itself, our parent when we started: on SIGTERM it exits at once without a word
+    to its driver, so a pidfd on it is how its exit is noticed while drivers are silent.
+    `pidfd` is None when servo was already gone (`gone`) or cannot be watched."""
+
+    def __init__(self, pid: int, pidfd: int | None = None, *, gone: bool = False) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.gone = gone
+
+    @classmethod
+    def watch(cls, pid: int) -> ServoProcess | None:
+        """servo as `pid` (os.getppid() at our start); None where there is nothing to
+        watch: no parent but init, or no pidfd here."""
+        if pid <= 1 or not hasattr(os, "pidfd_open"):
+            return None
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return cls(pid, gone=True)
+        except OSError:  # kernel before 5.3, or not permitted
+            return None
+        if os.getppid() != pid:  # it exited before the pidfd was taken: the pid may be reused
+            os.close(pidfd)
+            return cls(pid, gone=True)
+        return cls(pid, pidfd)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
+
+
 class Output:
-    """Writes each stdout line whole, in one write, flushed; remembers when it last wrote,
-    which is when servo's patience with our silence started again."""
+    """servo's channel: each stdout line written whole and in order, the sync API kept
+    for every caller; remembers when it last wrote, which is when servo's patience with
+    our silence started again."""
 
     def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._fd = stdout_fd
+                 clock: Callable[[], float] = time.monotonic, *, owns_fd: bool = False,
+                 servo: ServoProcess | None = None) -> None:
+        self.fd = stdout_fd
+        self._owns_fd = owns_fd
+        self.servo = servo  # watched by the channel under trio
         self._stderr = stderr if stderr is not None else sys.stderr
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
         self.closed = False  # servo went away: keep supervising, stop writing
+        self.lost: str | None = None  # why lines could not be written, once one could not
         self.overlay: Overlay | None = None
         self._stdout_shares_terminal = os.isatty(stdout_fd)  # lines there tear the overlay
+        #: seconds left, in all, to wait for servo to read at the end (FINAL_WRITE_SECONDS)
+        self.patience_left = FINAL_WRITE_SECONDS
+        self._queue: deque[_Line] = deque()
+        self._waiting_progress: _Line | None = None  # the one progress line queued, if any
+        self._wake: Callable[[], None] | None = None  # the writer's, while it runs
+        self._gone: Callable[[str], None] | None = None
+        self._busy = False  # the writer is writing a line it took
+        self.superseded = 0  # progress lines replaced by newer ones before servo read them
+        self._was_blocking = False
+        with contextlib.suppress(OSError):  # e.g. fd -1 in tests, a closed fd
+            self._was_blocking = os.get_blocking(stdout_fd)
+            if self._was_blocking:  # servo's own description: restored by close()
+                os.set_blocking(stdout_fd, False)
+
+    @classmethod
+    def for_servo(cls, servo_pid: int | None = None) -> Output:
+        """The channel to servo on fd 1, on a file description of its own if it can; and
+        servo itself (our parent at start, `servo_pid`), watched while the run goes on."""
+        fd, owned = own_stdout(1)
+        servo = ServoProcess.watch(servo_pid) if servo_pid is not None else None
+        return cls(fd, owns_fd=owned, servo=servo)
+
+    def close(self) -> None:
+        """Give back what was borrowed: servo's description blocking again, ours closed."""
+        if self.servo is not None:
+            self.servo.close()
+        with contextlib.suppress(OSError):
+            if self._owns_fd:
+                os.close(self.fd)
+            elif self._was_blocking:
+                os.set_blocking(self.fd, True)
 
     def use_clock(self, clock: Callable[[], float]) -> None:
         """Measure from now on with `clock` (trio's, once the run is under trio)."""
@@ -47,30 +156,144 @@ class Output:
         """Seconds since servo last heard from us."""
         return self._clock() - self.last_write
 
-    def write_line(self, text: str) -> None:
-        data = (text + "\n").encode("utf-8")
+    # -- lines -----------------------------------------------------------------------
+    def write_line(self, text: str, *, progress: bool = False) -> None:
+        """One line to servo. While stdout is full a progress line may be replaced by a
+        newer one; any other line is written, whatever comes after it."""
         self.last_write = self._clock()
-        overlay = self.overlay if self._stdout_shares_terminal else None
-        if overlay is not None:
-            overlay.clear()
-        while data and not self.closed:
+        if self.closed:
+            return
+        data = utf8(text + "\n")  # a lone surrogate (e.g. from a file name) cannot break it
+        if self._wake is None:
+            self._write_now(data)
+        elif self._queue or self._busy:  # the writer is waiting for stdout: queue it
+            self._enqueue(_Line(data, progress))
+        else:  # under trio, nothing waiting: as much as stdout takes now, never waiting
+            overlay = self.overlay if self._stdout_shares_terminal else None
+            if overlay is not None:
+                overlay.clear()
             try:
-                written = os.write(self._fd, data)
-            except BrokenPipeError:
-                self.closed = True
+                written = os.write(self.fd, data)  # the usual case: one call, all of it
+            except (BlockingIOError, InterruptedError):
+                written = 0
+            except OSError as exc:
+                self.fail(stdout_failure(exc))
                 return
-            except InterruptedError:
-                continue
-            data = data[written:]
-        if overlay is not None:
-            overlay.draw()
+            if written == len(data):
+                if overlay is not None:
+                    overlay.draw()
+            else:  # stdout is full: the writer does the rest (whole, if none went out)
+                self._enqueue(_Line(data, progress) if not written
+                              else _Line(data[written:], False))
 
     def json_line(self, obj: dict[str, Any]) -> None:
-        self.write_line(json.dumps(obj))  # default separators: json's fast cached encoder
+        # strict: no NaN or Infinity, no lone surrogate
+        self.write_line(dumps(obj), progress="progress" in obj)
 
+    def _enqueue(self, line: _Line) -> None:
+        if line.progress:
+            if self._waiting_progress is not None:
+                self._queue.remove(self._waiting_progress)
+                self.superseded += 1
+            self._waiting_progress = line
+        self._queue.append(line)
+        assert self._wake is not None
+        self._wake()
+
+    def _write_some(self, view: memoryview) -> memoryview:
+        """Write what stdout takes without waiting; the rest (empty once stdout failed)."""
+        while view and not self.closed:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                self.fail(stdout_failure(exc))
+                return view[:0]
+        return view
+
+    def _write_now(self, data: bytes | memoryview) -> None:
+        """Outside trio: write now, waiting with poll() while stdout is full, within what
+        is left of FINAL_WRITE_SECONDS."""
+        view = memoryview(data)
+        self.line_begins()
+        while (view := self._write_some(view)) and not self.closed:
+            if self.patience_left <= 0:
+                self.lose("servo did not read the last lines of stdout in time "
+                          f"({FINAL_WRITE_SECONDS:g} s)", dropped=1)
+                break
+            started = time.monotonic()
+            poller = select.poll()
+            poller.register(self.fd, select.POLLOUT)
+            poller.poll(self.patience_left * 1000)
+            self.patience_left -= time.monotonic() - started
+        self.line_ends()
+
+    # -- the writer's side (channel.py) ------------------------------------------------
+    def attach(self, wake: Callable[[], None], gone: Callable[[str], None]) -> None:
+        """From now on lines that stdout cannot take at once are queued for the writer,
+        which `wake` wakes; `gone` is told when stdout fails (servo is gone)."""
+        self._wake = wake
+        self._gone = gone
+
+    def detach(self, unfinished: memoryview | None = None) -> None:
+        """The writer stops: the rest of the line it was writing, and what is still
+        queued, are written the plain way (bounded), so that none is lost."""
+        self._wake = None
+        self._gone = None
+        self._busy = False
+        pending = [unfinished] if unfinished else []
+        pending.extend(memoryview(line.data) for line in self._queue)
+        self._queue.clear()
+        self._waiting_progress = None
+        for data in pending:
+            self._write_now(data)
+
+    def take(self) -> bytes | None:
+        """The next line for the writer, oldest first; None when none is waiting. The
+        writer owns it until line_ends()."""
+        if not self._queue:
+            return None
+        line = self._queue.popleft()
+        if line is self._waiting_progress:
+            self._waiting_progress = None
+        self._busy = True
+        return line.data
+
+    def line_begins(self) -> None:
+        if self.overlay is not None and self._stdout_shares_terminal:
+            self.overlay.clear()
+
+    def line_ends(self) -> None:
+        self._busy = False
+        if self.overlay is not None and self._stdout_shares_terminal:
+            self.overlay.draw()
+
+    def fail(self, why: str) -> None:
+        """stdout failed (EPIPE, /dev/full): under trio servo is gone and the run stops."""
+        if self._gone is not None:
+            self._gone(why)  # the channel's: it stops the run, and calls lose()
+        self.lose(why)
+
+    def lose(self, why: str, dropped: int = 0) -> None:
+        """stdout cannot take lines any more: say so once, on stderr, and stop writing."""
+        self.closed = True
+        self._busy = False
+        dropped += len(self._queue)
+        self._queue.clear()
+        self._waiting_progress = None
+        if self.lost is None:
+            self.lost = why
+            unsent = f" ({dropped} line{'s' if dropped != 1 else ''} not written)" \
+                if dropped else ""
+            self.note(f"{why}: nothing more reaches servo{unsent}")
+
+    # -- people ------------------------------------------------------------------------
     def note(self, text: str) -> None:
         """One readable line on stderr; never used as a heartbeat."""
-        with contextlib.suppress(BrokenPipeError, ValueError):
+        with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()
             print(f"servo-agg: {text}", file=self._stderr, flush=True)
@@ -83,6 +306,23 @@ class Output:
         result["message"] = clip_message(err.message)
         self.json_line(result)
         self.note(f"error ({err.reason}): {err.message}")
+
+
+class _Line:
+    """A queued stdout line (compared by identity: two equal lines are two lines)."""
+
+    __slots__ = ("data", "progress")
+
+    def __init__(self, data: bytes, progress: bool) -> None:
+        self.data = data
+        self.progress = progress
+
+
+def stdout_failure(exc: OSError) -> str:
+    """Why stdout took no more, in words (the note and, under trio, the stop's cause)."""
+    if isinstance(exc, BrokenPipeError):
+        return "servo's end of stdout was closed (EPIPE)"
+    return f"writing to stdout failed ({exc.strerror or exc})"
 
 
 def wants_live_display(stream: TextIO, env: Mapping[str, str]) -> bool:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import trio
 
 from aggregator.limits import PROGRESS_COALESCE_SECONDS
 from aggregator.protocol.progress import progress_value
+from aggregator.protocol.strict_json import json_string
+from aggregator.protocol.text import brief
 from aggregator.supervision.output import Output
 
 #: Absorbs float error when flooring a percentage (e.g. 28.999999999999996 -> 29).
@@ -24,25 +25,77 @@ def coalesce_window(line_limit: float | None) -> float:
     return min(PROGRESS_COALESCE_SECONDS, line_limit / 2)
 
 
-class ProgressRelay:
-    """Each running driver is a share (weighted); overall progress never goes backwards.
+class ProgressFold(Protocol):
+    """How each driver's progress makes the overall one (before flooring and clamping)."""
 
-    Identical consecutive lines within the coalescing window are held back, and the last
-    one held is sent when the window ends, so a flood costs servo one line per window
-    while a driver's heartbeat still gets through.
+    def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]: ...
+    def done(self, driver: str, label: str) -> tuple[float, str]: ...
+
+
+class WeightedShares:
+    """adjust: drivers run one after another, each a (weighted) share of the whole.
 
     Shares are computed as (done*100 + share*percent) / total and floored with a tiny
     tolerance: plain float rounding would show a lone driver's 29 % as 28, or end a run
     with weights 0.1/0.2/0.3 at 99 (exact fractions fix that too, at 3x the cost per line).
     """
 
-    def __init__(self, output: Output, weights: Mapping[str, float], window: float,
-                 clock: Callable[[], float] = trio.current_time) -> None:
-        self._output = output
+    def __init__(self, weights: Mapping[str, float]) -> None:
         self._weights = {name: float(w) for name, w in weights.items()}
         self._total = math.fsum(self._weights.values()) or 1.0
         self._done_weights: list[float] = []
         self._done = 0.0  # fsum of _done_weights, kept exact-ish across many drivers
+
+    def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]:
+        share = self._weights.get(driver, 0.0)
+        return (self._done * 100 + share * percent) / self._total, label
+
+    def done(self, driver: str, label: str) -> tuple[float, str]:
+        self._done_weights.append(self._weights.get(driver, 0.0))
+        self._done = math.fsum(self._done_weights)
+        return self._done * 100 / self._total, label
+
+
+class SlowestDriver:
+    """measure: drivers run together, so the whole is as far as the slowest driver; one
+    not reporting yet counts 0, one that finished 100. The message names the slowest."""
+
+    def __init__(self, drivers: Sequence[str]) -> None:
+        self._percent = dict.fromkeys(drivers, 0.0)
+        self._label = {name: f"{name}: starting" for name in drivers}
+
+    def _slowest(self) -> tuple[float, str]:
+        if not self._percent:
+            return 100.0, ""
+        name = min(self._percent, key=self._percent.__getitem__)  # first of equals
+        return self._percent[name], self._label[name]
+
+    def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]:
+        if driver in self._percent:
+            self._percent[driver] = percent
+            self._label[driver] = label
+        return self._slowest()
+
+    def done(self, driver: str, label: str) -> tuple[float, str]:
+        self._percent[driver] = 100.0
+        self._label[driver] = label
+        value, slowest = self._slowest()
+        return value, label if value >= 100 else slowest
+
+
+class ProgressRelay:
+    """Every driver's progress as one stream that never goes backwards, folded by a
+    ProgressFold.
+
+    Identical consecutive lines within the coalescing window are held back, and the last
+    one held is sent when the window ends, so a flood costs servo one line per window
+    while a driver's heartbeat still gets through.
+    """
+
+    def __init__(self, output: Output, fold: ProgressFold, window: float,
+                 clock: Callable[[], float] = trio.current_time) -> None:
+        self._output = output
+        self._fold = fold
         self._window = window
         self._clock = clock
         self._last_sent: tuple[int, str] | None = None
@@ -54,10 +107,9 @@ class ProgressRelay:
         self.sent = 0
         self.held_back = 0
 
-    def _overall(self, driver: str, percent: float) -> int:
-        share = self._weights.get(driver, 0.0)
-        value = math.floor((self._done * 100 + share * percent) / self._total + _TOLERANCE)
-        return max(self.percent, min(100, value))
+    def _overall(self, folded: tuple[float, str]) -> tuple[int, str]:
+        value = math.floor(folded[0] + _TOLERANCE)
+        return max(self.percent, min(100, value)), folded[1]
 
     def _offer(self, line: tuple[int, str], force: bool = False) -> None:
         now = self._clock()
@@ -75,7 +127,8 @@ class ProgressRelay:
         self.percent = line[0]
         self.sent += 1
         # The same bytes json.dumps would write for this dict, without its per-call cost.
-        self._output.write_line(f'{{"progress": {line[0]:d}, "message": {_json_string(line[1])}}}')
+        self._output.write_line(
+            f'{{"progress": {line[0]:d}, "message": {json_string(line[1])}}}', progress=True)
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
@@ -85,19 +138,18 @@ class ProgressRelay:
             if driver not in self._warned:
                 self._warned.add(driver)
                 self._output.note(f"{driver}: ignored a progress value that is not a number "
-                                  f"({message.get('progress')!r}); further ones are ignored "
+                                  f"({brief(message.get('progress'))}); further ones are ignored "
                                   "silently")
             # Still a sign of life, passed on at the current percentage (coalesced): a
             # driver that only sends such lines must not make servo think we are stuck.
             self.hold(label)
             return
-        self._offer((self._overall(driver, value), label))
+        self._offer(self._overall(self._fold.progress(driver, value, label)))
 
     def driver_done(self, driver: str, label: str | None = None) -> None:
         """A driver ended: its whole share is done, and servo hears it (never coalesced)."""
-        self._done_weights.append(self._weights.get(driver, 0.0))
-        self._done = math.fsum(self._done_weights)
-        self._offer((self._overall(driver, 0), label or f"{driver}: done"), force=True)
+        self._offer(self._overall(self._fold.done(driver, label or f"{driver}: done")),
+                    force=True)
 
     def repeat_last(self, driver: str) -> None:
         """The last line again (a keep-alive while `driver` lives but says nothing new)."""

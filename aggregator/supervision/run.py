@@ -86,7 +86,7 @@ class Run:
         given: tests hand fakes.)"""
         import trio  # ~90 ms: the head start runs meanwhile
 
-        return trio.run(self._supervised, command, spawner)
+        return trio.run(self.supervised, command, spawner)
 
     def _open_session(self, spawner: Spawner | None) -> Session:
         import sys
@@ -115,20 +115,25 @@ class Run:
         return Session(supervisor, output, self.environment, heartbeat=self.heartbeat,
                        display=display)
 
-    async def _supervised(self, command: Command, spawner: Spawner | None) -> int:
+    async def supervised(self, command: Command, spawner: Spawner | None = None) -> int:
+        """execute()'s trio side: the channel to servo, signals, the command, the
+        stopped-run result, the final sweep and flush. (Tests await it on MockClock.)"""
         import time
 
         import trio
 
         from aggregator.protocol.errors import AggregatorError
+        from aggregator.supervision.channel import ServoChannel
         from aggregator.supervision.control import listen_for_signals
         from aggregator.supervision.session import RunStopped, write_stopped
 
         session = self._open_session(spawner)
         control = session.control
+        channel = ServoChannel(session.output, control)
         code = 1
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(channel.run)  # from now on no write waits for servo
                 await nursery.start(listen_for_signals, control)
                 if session.liveness is not None:
                     nursery.start_soon(session.liveness.run)
@@ -151,6 +156,7 @@ class Run:
                     if self.verbose:
                         for line in session.timing_summary(self.driver_order):
                             session.output.note(f"timing: {line}")
+                    await channel.flush()  # bounded: FINAL_WRITE_SECONDS
                 nursery.cancel_scope.cancel()
         finally:
             session.output.use_clock(time.monotonic)  # the output outlives trio

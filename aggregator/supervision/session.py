@@ -66,7 +66,8 @@ class Session:
         #: repeats a progress line while a driver lives but gives nothing to relay
         self.liveness: Heartbeat | None = None
         if heartbeat and timeout is not None:
-            self.liveness = Heartbeat(output, timeout / 2, self._still_working)
+            self.liveness = Heartbeat(output, timeout / 2, self._still_working,
+                                      supervisor.control.is_running)
 
     def _still_working(self, driver: str) -> None:
         self.output.json_line({"progress": 0, "message": f"{driver}: working"})
@@ -79,13 +80,14 @@ class Session:
     def policy(self) -> SupervisionPolicy:
         return self.supervisor.policy
 
-    def _on_life(self, spec: CallSpec) -> LifeHandler | None:
+    def life_handler(self, spec: CallSpec) -> LifeHandler | None:
+        """What tells the heartbeat this call's driver is alive (None: no heartbeat)."""
         return None if self.liveness is None else partial(self.liveness.life,
                                                           spec.driver.name)
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
                    *, deadline: float | None = None) -> CallOutcome:
-        return await self.supervisor.call(spec, on_progress, on_life=self._on_life(spec),
+        return await self.supervisor.call(spec, on_progress, on_life=self.life_handler(spec),
                                           deadline=deadline)
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
@@ -94,7 +96,7 @@ class Session:
         """`deadline` is for one-line answers (--version): they get no keep-alive."""
         return await self.supervisor.call_all(
             specs, parallel=parallel, between=between, deadline=deadline,
-            on_life=None if deadline is not None else self._on_life)
+            on_life=None if deadline is not None else self.life_handler)
 
     def keepalive(self, label: str, percent: int = 0) -> None:
         """Between driver calls: one progress line if the next call could outlast servo's
@@ -138,11 +140,13 @@ class Session:
         where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
                  if names else "")
         if control.terminated_by is not None:
-            name = signal.Signals(control.terminated_by).name
+            cause = (f"servo-agg stopped because {control.terminated_because}"
+                     if control.terminated_because is not None else
+                     f"servo-agg received {signal.Signals(control.terminated_by).name}")
             result: dict[str, Any] = {
                 "status": Status.ABORTED, "reason": Reason.TERMINATED,
-                "message": f"servo-agg received {name}{where}; the driver was stopped and "
-                           "no further driver was started"}
+                "message": f"{cause}{where}; the driver was stopped and no further driver "
+                           "was started"}
             code = 128 + control.terminated_by
         else:
             result = {"status": Status.CANCELED, "reason": Reason.CANCELED,

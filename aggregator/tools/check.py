@@ -1,4 +1,5 @@
-"""`adjust --check [app]`: a deployment doctor for one servo root.
+"""`adjust --check [app]` and `measure --check [app]`: a deployment doctor for one
+servo root.
 
 It looks at everything servo would meet through the aggregator (config.yaml, the files
 in the drivers directory, who else could change them, each driver's --info and --query,
@@ -10,13 +11,13 @@ in words. It exits
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
-from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS
+from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
     ServoEnvironment,
@@ -26,12 +27,14 @@ from aggregator.protocol.environment import (
     parse_stderr_mode,
 )
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.measure import MetricsShapeError, described_metrics
 from aggregator.protocol.result import judge
 from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
 from aggregator.root.discovery import Candidate, Driver, scan
+from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
@@ -77,7 +80,8 @@ class Probe:
     query: CallOutcome
 
 
-def check_config(report: Report, root: Path) -> AggregatorConfig:
+def check_config(report: Report, root: Path,
+                 front: FrontEnd = FrontEnd.ADJUST) -> AggregatorConfig:
     """config.yaml and its aggregator section; the defaults when it cannot be used."""
     report.heading("config.yaml")
     try:
@@ -101,7 +105,17 @@ def check_config(report: Report, root: Path) -> AggregatorConfig:
                       f"parallel_queries {str(config.parallel_queries).lower()}, "
                       f"kill_grace {show(config.kill_grace)} s, "
                       f"cancel_grace {show(config.cancel_grace)} s")
-    for name, policy in config.drivers.items():
+    if front is FrontEnd.MEASURE:
+        m = config.measure
+        grace = "off" if m.window_grace is None else f"{show(m.window_grace)} s"
+        report.item("ok", f"measure: drivers_dir {clip(one_line(m.drivers_dir))}, "
+                          f"on_failure {m.on_failure}, window_grace {grace}, "
+                          f"kill_grace {show(m.kill_grace)} s, "
+                          f"cancel_grace {show(m.cancel_grace)} s")
+        for name, policy in m.drivers.items():
+            if not policy.enabled:
+                report.detail(f"driver {clip(one_line(name))}: disabled")
+    for name, policy in config.drivers.items() if front is FrontEnd.ADJUST else ():
         report.detail(f"driver {clip(one_line(name))}: weight {show(policy.weight)}"
                       + ("" if policy.enabled else ", disabled"))
     others = [str(key) for key in document if key != SECTION]
@@ -112,10 +126,12 @@ def check_config(report: Report, root: Path) -> AggregatorConfig:
     return config
 
 
-def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig) -> list[Driver]:
+def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
+                      front: FrontEnd = FrontEnd.ADJUST) -> list[Driver]:
     """Each file in the drivers directory and why it is or is not a driver."""
-    drivers_dir = root / config.drivers_dir
-    report.heading(f"{config.drivers_dir}/")
+    where, disabled = drivers_of(config, front)
+    drivers_dir = root / where
+    report.heading(f"{where}/")
     try:
         candidates = scan(drivers_dir)
     except AggregatorError as err:
@@ -124,59 +140,66 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig) -> l
     width = max((len(c.name) for c in candidates), default=0)
     drivers: list[Driver] = []
     for c in candidates:
-        if c.is_driver and c.name in config.disabled:
+        if c.is_driver and c.name in disabled:
             report.item("--", f"{c.name:<{width}}  not run: disabled in config.yaml")
         elif c.is_driver:
             report.item("ok", f"{c.name:<{width}}  driver ({c.why})")
             drivers.append(Driver(c.name, c.path))
         else:
             report.item("--", f"{c.name:<{width}}  not a driver: {c.why}")
-    _check_policy_names(report, candidates, config)
+    _check_policy_names(report, candidates, config, front)
     if not candidates:
-        report.item("FAIL", "empty: put the adjust drivers to aggregate here")
+        report.item("FAIL", f"empty: put the {front} drivers to aggregate here")
     elif not drivers:
-        report.item("FAIL", "no driver would run: servo would see no settings to adjust")
+        report.item("FAIL", "no driver would run: servo would see no "
+                            + ("metrics" if front is FrontEnd.MEASURE else "settings to adjust"))
     return drivers
 
 
 def check_security(report: Report, root: Path, config: AggregatorConfig,
-                   drivers: list[Driver], euid: int | None = None) -> None:
+                   drivers: list[Driver], euid: int | None = None,
+                   front: FrontEnd = FrontEnd.ADJUST) -> None:
     """Who besides servo's user could change what servo runs (see tools/security.py):
     warnings, not failures."""
     report.heading("security")
     euid = os.geteuid() if euid is None else euid
-    found = security_warnings(root, config.drivers_dir, drivers, euid)
+    drivers_dir, _ = drivers_of(config, front)
+    found = security_warnings(root, drivers_dir, drivers, euid)
     for line in found:
         report.item("warn", line)
     if not found:
-        report.item("ok", nobody_else(config.drivers_dir, euid))
+        report.item("ok", nobody_else(drivers_dir, euid))
 
 
 def _check_policy_names(report: Report, candidates: list[Candidate],
-                        config: AggregatorConfig) -> None:
+                        config: AggregatorConfig, front: FrontEnd) -> None:
     """A policy for a name that is no driver is most likely a typo: it does nothing."""
     by_name = {c.name: c for c in candidates}
-    for name in config.drivers:
+    policies = config.measure.drivers if front is FrontEnd.MEASURE else config.drivers
+    key = f"{SECTION}.measure.drivers" if front is FrontEnd.MEASURE else f"{SECTION}.drivers"
+    for name in policies:
         found = by_name.get(name)
         if found is None:
-            report.item("warn", f"config.yaml {SECTION}.drivers.{clip(one_line(name))}: no "
+            report.item("warn", f"config.yaml {key}.{clip(one_line(name))}: no "
                                 "such file here; the policy applies to nothing (names are "
                                 "file names)")
         elif not found.is_driver:
-            report.item("warn", f"config.yaml {SECTION}.drivers.{clip(one_line(name))}: not "
+            report.item("warn", f"config.yaml {key}.{clip(one_line(name))}: not "
                                 f"a driver ({found.why}); the policy applies to nothing")
 
 
-def probe_command(drivers: Sequence[Driver], app: str,
-                  probes: list[Probe]) -> Command:
-    """Every driver's --info, then every driver's --query, under the same supervision as a
-    real run; the probes are collected in `probes`."""
+def probe_command(drivers: Sequence[Driver], app: str, probes: list[Probe],
+                  front: FrontEnd = FrontEnd.ADJUST) -> Command:
+    """Every driver's --info, then every driver's --query (--describe for measure), under
+    the same supervision as a real run; the probes are collected in `probes`."""
     app_args = (app,) if app else ()
+    asked = (Call.DESCRIBE, "--describe") if front is FrontEnd.MEASURE else (Call.QUERY,
+                                                                             "--query")
 
     async def probe(session: Session) -> int:
         infos = await session.call_all([CallSpec(d, Call.INFO, ("--info", *app_args))
                                         for d in drivers], parallel=False)
-        queries = await session.call_all([CallSpec(d, Call.QUERY, ("--query", *app_args))
+        queries = await session.call_all([CallSpec(d, asked[0], (asked[1], *app_args))
                                           for d in drivers], parallel=False)
         probes.extend(Probe(d, i, q) for d, i, q in zip(drivers, infos, queries, strict=True))
         return 0 if not session.control.stopping else 128 + (
@@ -202,7 +225,8 @@ def _failed(report: Report, outcome: CallOutcome) -> bool:
     return True
 
 
-def check_info(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
+def check_info(report: Report, outcome: CallOutcome, line_limit: float | None,
+               front: FrontEnd = FrontEnd.ADJUST) -> None:
     if _failed(report, outcome):
         return
     result = outcome.result or {}
@@ -210,7 +234,7 @@ def check_info(report: Report, outcome: CallOutcome, line_limit: float | None) -
     report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
                       f"({outcome.elapsed:.2f} s)", indent=4)
     if not isinstance(version, str | int | float) or isinstance(version, bool):
-        report.item("warn", "--info gave no version: `adjust --version` will show this "
+        report.item("warn", f"--info gave no version: `{front} --version` will show this "
                             "driver as failing", indent=4)
     if not isinstance(has_cancel, bool):
         report.item("warn", "--info has no true/false has_cancel", indent=4)
@@ -248,25 +272,58 @@ def check_query(report: Report, outcome: CallOutcome,
     return settings
 
 
-def check_duplicates(report: Report,
-                     owned: list[tuple[str, dict[tuple[str, str], dict[str, Any]]]]) -> None:
-    report.heading("settings")
-    owners: dict[tuple[str, str], list[str]] = {}
-    for driver, settings in owned:
-        for key in settings:
+def check_describe(report: Report, outcome: CallOutcome,
+                   line_limit: float | None) -> dict[str, Any]:
+    """The driver's metrics (empty when its --describe cannot be used)."""
+    if _failed(report, outcome):
+        return {}
+    assert outcome.result is not None
+    try:
+        metrics = described_metrics(outcome.result)
+    except MetricsShapeError as exc:
+        report.item("FAIL", f"--describe: output is not a metrics description: {exc}",
+                    indent=4)
+        return {}
+    count = len(metrics)
+    report.item("ok", f"--describe: {count} metric{'s' if count != 1 else ''} "
+                      f"({outcome.elapsed:.2f} s)", indent=4)
+    for name, spec in metrics.items():
+        unit = spec.get("unit")
+        report.detail(clip(one_line(name)) + (f" ({clip(one_line(str(unit)), 40)})"
+                                              if unit is not None else ""), indent=4)
+    if not metrics:
+        report.item("note", "describes no metrics: fine for a load generator, which is "
+                            "useful only beside a driver that returns metrics", indent=4)
+    _slow(report, outcome, line_limit)
+    return metrics
+
+
+def check_duplicates(report: Report, owned: list[tuple[str, Collection[Hashable]]],
+                     front: FrontEnd = FrontEnd.ADJUST) -> None:
+    """Each setting (adjust) or metric (measure) must belong to exactly one driver."""
+    what = "metric" if front is FrontEnd.MEASURE else "setting"
+    report.heading(f"{what}s")
+    owners: dict[Hashable, list[str]] = {}
+    for driver, keys in owned:
+        for key in keys:
             owners.setdefault(key, []).append(driver)
     duplicates = {key: names for key, names in owners.items() if len(names) > 1}
-    for (component, setting), names in duplicates.items():
-        report.item("FAIL", f"{component}.{setting} is reported by {' and '.join(names)}: "
-                            "each setting must belong to exactly one driver")
-    if not duplicates:
-        components = {component for component, _ in owners}
-        report.item("ok", f"{len(owners)} settings in {len(components)} components, "
-                          "each reported by exactly one driver")
+    for key, names in duplicates.items():
+        shown = ".".join(key) if isinstance(key, tuple) else str(key)
+        report.item("FAIL", f"{clip(shown)} is reported by {' and '.join(names)}: "
+                            f"each {what} must belong to exactly one driver")
+    if duplicates:
+        return
+    if front is FrontEnd.MEASURE:
+        report.item("ok", f"{len(owners)} metrics, each described by exactly one driver")
+        return
+    components = {key[0] for key in owners if isinstance(key, tuple)}
+    report.item("ok", f"{len(owners)} settings in {len(components)} components, "
+                      "each reported by exactly one driver")
 
 
-def check_environment(report: Report, env: Mapping[str, str],
-                      kill_grace: float) -> ServoEnvironment:
+def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
+                      front: FrontEnd = FrontEnd.ADJUST) -> ServoEnvironment:
     """servo's variables and what OPTUNE_IO_TIMEOUT means here; a broken one counts as
     unset for the rest of the check."""
     report.heading("environment")
@@ -298,39 +355,48 @@ def check_environment(report: Report, env: Mapping[str, str],
         report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is very short: each driver "
                             f"gets {show(limit)} s per line, less than many drivers need "
                             "just to start")
+    elif front is FrontEnd.MEASURE and timeout < MEASURE_SILENCE_SECONDS:
+        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is below "
+                            f"{show(MEASURE_SILENCE_SECONDS)} s: real measure drivers print "
+                            "nothing for up to 30 s (a Prometheus reader sleeps through its "
+                            "whole window), so servo-agg would kill them as silent")
     return environment
 
 
 def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
-              env: Mapping[str, str] | None = None, early: EarlySignals | None = None) -> int:
+              env: Mapping[str, str] | None = None, early: EarlySignals | None = None,
+              front: FrontEnd = FrontEnd.ADJUST) -> int:
     """Print the report on stdout; 0 only when servo would work with this root."""
     env = os.environ if env is None else env
     report = Report()
-    report.lines.append(f"{PRODUCT} {__version__}: checking servo root {root}"
+    report.lines.append(f"{PRODUCT} {__version__}: checking servo root {root} for {front}"
                         + (f" for app {app}" if app else " (no app id given: drivers "
                                                          "are asked without one)"))
-    config = check_config(report, root)
-    drivers = check_drivers_dir(report, root, config)
-    check_security(report, root, config, drivers)
-    environment = check_environment(report, env, config.kill_grace)
+    config = check_config(report, root, front)
+    drivers = check_drivers_dir(report, root, config, front)
+    check_security(report, root, config, drivers, front=front)
+    grace = config.measure if front is FrontEnd.MEASURE else config
+    environment = check_environment(report, env, grace.kill_grace, front)
     stopped = None
     if drivers:
         bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
                                    environment.stderr_mode)
         probes: list[Probe] = []
         with Run(servo_root=root, env=env, environment=bounded,
-                 kill_grace=config.kill_grace, cancel_grace=config.cancel_grace,
+                 kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
                  driver_order=[d.name for d in drivers]) as run:
-            code = run.execute(probe_command(drivers, app, probes))
+            code = run.execute(probe_command(drivers, app, probes, front))
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
-        owned = []
+        owned: list[tuple[str, Collection[Hashable]]] = []
         for probe in probes:
             report.lines.append(f"  {probe.driver.name}")
-            check_info(report, probe.info, line_limit)
-            owned.append((probe.driver.name, check_query(report, probe.query, line_limit)))
-        check_duplicates(report, owned)
+            check_info(report, probe.info, line_limit, front)
+            described = (check_describe if front is FrontEnd.MEASURE else check_query)(
+                report, probe.query, line_limit)
+            owned.append((probe.driver.name, described))
+        check_duplicates(report, owned, front)
         if code != 0 or len(probes) < len(drivers):
             stopped = code - 128 if code > 128 else None
             report.item("FAIL", "interrupted: the check did not finish")

@@ -1,0 +1,66 @@
+"""One measure-front-end job, and every driver call it can make, built in one place.
+
+Trio-free: the entry point builds the job before trio is imported and starts the calls
+it declares it makes first (opening_calls) early; the commands build their calls with
+the same methods, so a head start is taken over by exactly the call it was started for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aggregator.protocol.measure import MeasureRequest, driver_request
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import MeasureConfig
+from aggregator.root.discovery import Driver
+from aggregator.supervision.spec import CallSpec
+
+
+class MeasureCommand(StrEnum):
+    VERSION = "version"
+    DESCRIBE = "describe"
+    MEASURE = "measure"
+    DRY_RUN = "dry-run"
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """What servo (or an operator) asked of the measure drivers, checked and ready."""
+
+    command: MeasureCommand
+    app: str
+    config: MeasureConfig
+    drivers: tuple[Driver, ...]
+    request: MeasureRequest | None = None  # measure and --dry-run only
+    as_json: bool = False  # --dry-run --json
+
+    @property
+    def _app_args(self) -> tuple[str, ...]:
+        return (self.app,) if self.app else ()
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.drivers]
+
+    def info_call(self, driver: Driver) -> CallSpec:
+        return CallSpec(driver, Call.INFO, ("--info", *self._app_args))
+
+    def describe_call(self, driver: Driver) -> CallSpec:
+        return CallSpec(driver, Call.DESCRIBE, ("--describe", *self._app_args))
+
+    def measure_call(self, driver: Driver, owned: Iterable[str]) -> CallSpec:
+        """A driver's measure: the requested metrics it described, and its control."""
+        assert self.request is not None
+        return CallSpec(driver, Call.MEASURE, (self.app,),
+                        driver_request(self.request, driver.name, owned, self.names))
+
+    def opening_calls(self) -> list[CallSpec]:
+        """The calls this job surely makes first: every driver's --info for --version,
+        every driver's --describe otherwise (all at once, as the commands make them)."""
+        if self.command is MeasureCommand.DRY_RUN:
+            return []
+        if self.command is MeasureCommand.VERSION:
+            return [self.info_call(d) for d in self.drivers]
+        return [self.describe_call(d) for d in self.drivers]

@@ -1,0 +1,81 @@
+"""`measure --dry-run app`: everything a measure does before its drivers' measure: the
+request read and checked, every driver described, the metrics split; then the plan is
+shown instead of run. No driver's measure is started."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aggregator.measure.calls import MeasureJob
+from aggregator.measure.describe import catalogue
+from aggregator.measure.run import owned_by
+from aggregator.protocol.measure import driver_control, share_of, unowned, window_seconds
+from aggregator.protocol.validation import show
+from aggregator.supervision.session import Session
+
+
+@dataclass
+class DriverShare:
+    driver: str
+    metrics: list[str] | dict[str, Any]
+    control: dict[str, Any] | None
+
+
+@dataclass
+class MeasurePlan:
+    app: str
+    on_failure: str
+    window: float | None
+    window_grace: float | None
+    drivers: list[DriverShare]
+    unowned: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": True, "app": self.app, "on_failure": self.on_failure,
+            "window_seconds": self.window, "window_grace": self.window_grace,
+            "drivers": [{"driver": d.driver, "metrics": d.metrics, "control": d.control}
+                        for d in self.drivers],
+            "unowned_metrics": self.unowned,
+        }
+
+    def text(self) -> list[str]:
+        count = len(self.drivers)
+        lines = [f"dry run of `measure {self.app}`: {count} driver{'s' if count != 1 else ''} "
+                 f"would run at once (on_failure: {self.on_failure})"]
+        if self.window is not None:
+            limit = ("no overall limit" if self.window_grace is None else
+                     f"killed {show(self.window_grace)} s after it")
+            lines.append(f"  measurement window: {show(self.window)} s ({limit})")
+        for d in self.drivers:
+            names = (", ".join(d.metrics) if d.metrics
+                     else "none requested of it (it runs all the same: it may generate load)")
+            lines.append(f"  {d.driver}: metrics {names}")
+            lines.append(f"    control {json.dumps(d.control, sort_keys=True)}")
+        if self.unowned:
+            lines.append(f"no driver describes: {', '.join(self.unowned)} (asked for anyway; "
+                         "the optimizer may derive them)")
+        lines.append("nothing was measured: no driver's measure was run")
+        return lines
+
+
+async def dry_run(job: MeasureJob, session: Session) -> int:
+    assert job.request is not None
+    request = job.request
+    _, owner = await catalogue(job, session)
+    mine = owned_by(owner, request.names)
+    plan = MeasurePlan(
+        job.app, job.config.on_failure, window_seconds(request.control),
+        job.config.window_grace,
+        [DriverShare(d.name, share_of(request, mine.get(d.name, [])),
+                     driver_control(request.control, d.name, job.names))
+         for d in job.drivers],
+        unowned(request, owner))
+    if job.as_json:
+        session.output.json_line(plan.as_json())
+    else:
+        for line in plan.text():
+            session.output.write_line(line)
+    return 0

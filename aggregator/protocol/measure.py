@@ -1,0 +1,204 @@
+"""servo's measure protocol as pure formats: the request, each driver's share of it, the
+drivers' metric descriptions, and their results folded into one. No I/O."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.request import bad_request, load_request
+from aggregator.protocol.text import brief, clip
+from aggregator.protocol.vocabulary import Reason
+
+Metrics = list[str] | dict[str, Any]  # the request's form: names, or {name: {...}}
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    metrics: Metrics
+    control: dict[str, Any] | None
+    extra: dict[str, Any]  # other top-level keys, passed on to every driver
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.metrics)
+
+
+def parse_measure_request(data: bytes) -> MeasureRequest:
+    """The optimizer's MEASURE parameter, checked before any driver runs."""
+    document = load_request(data, "measure")
+    metrics = document.get("metrics", [])
+    if isinstance(metrics, list):
+        for name in metrics:
+            if not isinstance(name, str):
+                raise bad_request(f"'metrics' must list metric names, not {brief(name)}",
+                                  "measure")
+    elif not isinstance(metrics, dict):
+        raise bad_request("'metrics' must be a list of names or an object keyed by name, "
+                          f"not {type(metrics).__name__}", "measure")
+    control = document.get("control")
+    if control is not None and not isinstance(control, dict):
+        raise bad_request("'control' is not an object", "measure")
+    extra = {k: v for k, v in document.items() if k not in ("metrics", "control")}
+    return MeasureRequest(metrics, control, extra)
+
+
+class MetricsShapeError(ValueError):
+    """A driver's --describe output is not a metrics description."""
+
+
+def described_metrics(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics a driver's --describe line offers (with or without `status`; a load
+    generator may describe none)."""
+    metrics = raw.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise MetricsShapeError("'metrics' is not an object keyed by metric name")
+    for name, spec in metrics.items():
+        if not isinstance(spec, dict):
+            raise MetricsShapeError(f"metric {clip(name)} is not an object")
+    return metrics
+
+
+def duplicate_metric(name: str, first: str, second: str, what: str) -> AggregatorError:
+    return AggregatorError(Reason.DUPLICATE_METRIC,
+                           f"metric {clip(name)} is {what} by both {first} and {second}; "
+                           "each metric must belong to exactly one driver")
+
+
+def merge_descriptions(
+        described: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any],
+                                                                        dict[str, str]]:
+    """All drivers' metrics as one description, and who owns each metric."""
+    merged: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for driver, metrics in described:
+        for name, spec in metrics.items():
+            if name in owner:
+                raise duplicate_metric(name, owner[name], driver, "described")
+            owner[name] = driver
+            merged[name] = spec
+    return merged, owner
+
+
+def share_of(request: MeasureRequest, owned: Iterable[str]) -> Metrics:
+    """The requested metrics `owned` by one driver, in the request's own form and order."""
+    mine = set(owned)
+    if isinstance(request.metrics, dict):
+        return {name: spec for name, spec in request.metrics.items() if name in mine}
+    return [name for name in request.metrics if name in mine]
+
+
+def unowned(request: MeasureRequest, owner: Mapping[str, str]) -> list[str]:
+    """Requested metrics no driver describes (derived ones: not an error)."""
+    return [name for name in request.names if name not in owner]
+
+
+def driver_control(control: Mapping[str, Any] | None, driver: str,
+                   drivers: Iterable[str]) -> dict[str, Any] | None:
+    """The control one driver receives.
+
+    `control.userdata.<driver file name>.control` is that driver's override: its keys are
+    merged over the top level. No driver sees any driver's override in userdata; the rest
+    of userdata reaches every driver unchanged.
+    """
+    if control is None:
+        return None
+    merged = dict(control)
+    userdata = control.get("userdata")
+    if not isinstance(userdata, dict):
+        return merged
+    names = set(drivers)
+    entry = userdata.get(driver)
+    if isinstance(entry, dict) and isinstance(entry.get("control"), dict):
+        merged.update({k: v for k, v in entry["control"].items() if k != "userdata"})
+    kept: dict[str, Any] = {}
+    for key, value in userdata.items():
+        if key in names and isinstance(value, dict) and "control" in value:
+            rest = {k: v for k, v in value.items() if k != "control"}
+            if rest:
+                kept[key] = rest
+            continue
+        kept[key] = value
+    merged["userdata"] = kept
+    return merged
+
+
+def driver_request(request: MeasureRequest, driver: str, owned: Iterable[str],
+                   drivers: Iterable[str]) -> bytes:
+    """One driver's request: its metrics (the key always there: some drivers fail
+    without it) and its control."""
+    document: dict[str, Any] = dict(request.extra)
+    document["metrics"] = share_of(request, owned)
+    control = driver_control(request.control, driver, drivers)
+    if control is not None:
+        document["control"] = control
+    return (json.dumps(document) + "\n").encode()
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def window_seconds(control: Mapping[str, Any] | None) -> float | None:
+    """How long a measurement lasts by its control: warmup + duration + delay (`past`
+    counts as delay), or load.t_warmup + load.t_limit, whichever is larger; None when
+    the control gives no timing at all."""
+    if not control:
+        return None
+    parts = [_seconds(control.get(key)) for key in ("warmup", "duration")]
+    parts.append(_seconds(control.get("delay", control.get("past"))))
+    load = control.get("load")
+    load_parts = ([_seconds(load.get("t_warmup")), _seconds(load.get("t_limit"))]
+                  if isinstance(load, dict) else [])
+    windows = [sum(p for p in group if p is not None)
+               for group in (parts, load_parts) if any(p is not None for p in group)]
+    return max(windows) if windows else None
+
+
+def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Every driver's metrics, untouched, and annotations, as one ok result. A metric
+    from two drivers is an error; an annotation two drivers set keeps both values, each
+    marked with its driver."""
+    metrics: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    annotations: dict[str, Any] = {}
+    annotated_by: dict[str, list[tuple[str, Any]]] = {}
+    for driver, result in results:
+        got = result.get("metrics") or {}
+        for name, value in got.items():
+            if name in source:
+                raise duplicate_metric(name, source[name], driver, "returned")
+            source[name] = driver
+            metrics[name] = value
+        extra = result.get("annotations") or {}
+        for key, value in extra.items():
+            annotated_by.setdefault(key, []).append((driver, value))
+    for key, values in annotated_by.items():
+        if len(values) == 1:
+            annotations[key] = values[0][1]
+            continue
+        marked: list[Any] = []
+        for driver, value in values:
+            items = value if isinstance(value, list) else [value]
+            marked.extend(f"{driver}: {item}" for item in items)
+        annotations[key] = marked
+    final: dict[str, Any] = {"status": "ok", "metrics": metrics}
+    if annotations:
+        final["annotations"] = annotations
+    return final
+
+
+def result_shape_problem(result: Mapping[str, Any]) -> str | None:
+    """Why a driver's measure result cannot be merged (None when it can)."""
+    if not isinstance(result.get("metrics", {}), dict):
+        return "'metrics' is not an object keyed by metric name"
+    annotations = result.get("annotations", {})
+    if annotations is not None and not isinstance(annotations, dict):
+        return "'annotations' is not an object"
+    return None

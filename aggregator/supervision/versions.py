@@ -1,0 +1,33 @@
+"""`--version` of any front-end: the aggregator's version and each driver's, asked of
+their --info all at once, within one budget (a one-line answer cannot be kept alive)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aggregator import PRODUCT, __version__
+from aggregator.protocol.result import judge
+from aggregator.protocol.text import clip, one_line
+from aggregator.supervision.session import Session
+from aggregator.supervision.spec import CallSpec
+
+
+async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> int:
+    """`servo-agg <version> (<driver versions>)`; a failing driver is named, and why is
+    said on stderr."""
+    outcomes = await session.call_all(info_calls, parallel=True,
+                                      deadline=session.answer_deadline())
+    shown: list[str] = []
+    failed = 0
+    for outcome in outcomes:
+        failure = judge(outcome, session.environment.stderr_mode)
+        reported = (outcome.result or {}).get("version")
+        if failure is None and isinstance(reported, str | int | float):
+            shown.append(clip(one_line(str(reported))))  # one line, whatever it says
+            continue
+        failed += 1
+        why = failure.message if failure else "--info gave no version"
+        shown.append(f"{clip(one_line(outcome.driver.name))}: failing")  # a name is data too
+        session.output.note(f"{outcome.driver.name}: {why}")
+    session.output.write_line(f"{PRODUCT} {__version__} ({', '.join(shown)})")
+    return 1 if failed else 0

@@ -1,0 +1,494 @@
+"""Fake driver processes for supervision tests on trio's MockClock.
+
+A FakeProcess is what supervision sees of a driver (the SupervisedProcess protocol): its
+pipes are trio in-memory streams, its exit is an event, and every signal supervision sends
+is recorded with the trio time. Behind it runs a scripted "process group": the driver (the
+leader) and any descendants it starts, each a task with signal dispositions (default: die
+of the signal; ignore; catch) and a hold on the pipes it inherited. A pipe reads end of
+file only once every process holding its write end let go of it, as with real pipes, so a
+grandchild can keep stdout open after the driver exited.
+
+Every task of a fake runs in the nursery of `open_fake_spawner`, which the test opens:
+nothing outlives the test, and on a clean exit the spawner checks that supervision left
+nothing behind (every driver exited, was reaped and had its pipes closed; no descendant in
+its group alive; no signal sent after the reap).
+
+A script is `async def script(p: FakeMember) -> int | None` (None: exit 0):
+
+    async def driver(p):
+        p.ignore(signal.SIGTERM)
+        await p.say({"progress": 10})
+        await trio.sleep(2)
+        await p.say({"status": "ok", "reason": "success"})
+        return 0
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import trio
+import trio.testing
+
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.discovery import Driver
+from aggregator.supervision.output import Output
+from aggregator.supervision.spec import CallSpec
+
+Script = Callable[["FakeMember"], Awaitable[int | None]]
+Disposition = Literal["default", "ignore", "catch"]
+PipeName = Literal["stdin", "stdout", "stderr"]
+SignalRecord = tuple[float, str, int]  # (trio time, "group" | "leader", signal)
+
+
+def fake_spec(name: str = "10web", call: Call = Call.ADJUST, stdin: bytes = b"",
+              args: tuple[str, ...] = ("app",)) -> CallSpec:
+    """A call of a driver that exists only in a FakeSpawner."""
+    return CallSpec(Driver(name, Path("/fake/adjust.d") / name), call, args, stdin)
+
+
+class _ReadEnd(trio.abc.ReceiveStream):
+    """The supervisor's end of a driver's output pipe; counts what it took."""
+
+    def __init__(self, inner: trio.testing.MemoryReceiveStream) -> None:
+        self._inner = inner
+        self.taken = 0
+        self.closed = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        data = bytes(await self._inner.receive_some(max_bytes))
+        self.taken += len(data)
+        return data
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self._inner.aclose()
+
+
+class _OutputPipe:
+    """A driver's stdout or stderr: one write end shared by the processes holding it."""
+
+    def __init__(self, name: PipeName) -> None:
+        self.name = name
+        self._send, receive = trio.testing.memory_stream_one_way_pair()
+        self.read_end = _ReadEnd(receive)
+        self.holders = 0
+        self.written = 0
+        self._lock = trio.Lock()  # two writers: one send_all at a time, as the stream wants
+
+    @property
+    def pending(self) -> int:
+        """Bytes written and not yet read (what FIONREAD says of a real pipe)."""
+        return self.written - self.read_end.taken
+
+    @property
+    def at_eof(self) -> bool:
+        return self.holders == 0
+
+    def release(self) -> None:
+        self.holders -= 1
+        assert self.holders >= 0
+        if self.holders == 0:
+            self._send.close()  # the reader sees end of file after what is buffered
+
+    async def write(self, data: bytes) -> bool:
+        """False when the read end is closed (a real writer would get SIGPIPE)."""
+        async with self._lock:
+            self.written += len(data)  # counted before the reader can take any of it
+            try:
+                await self._send.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.written -= len(data)
+                return False
+            except BaseException:  # cancelled before the data went in
+                self.written -= len(data)
+                raise
+        return True
+
+
+class _InputPipe:
+    """A driver's stdin: the supervisor writes and closes; the holders may read.
+
+    In lockstep (a pipe with no room at all): a write waits until the driver side read it,
+    so a request nobody reads blocks the supervisor's feed, as a large one would."""
+
+    def __init__(self) -> None:
+        self.write_end, self._receive = trio.testing.lockstep_stream_one_way_pair()
+        self.holders = 0
+        self.received = bytearray()  # what the driver side read
+        self.eof = False
+
+    def release(self) -> None:
+        self.holders -= 1
+        assert self.holders >= 0
+        if self.holders == 0:
+            # The supervisor's write breaks (EPIPE). Lockstep streams close synchronously.
+            cast(Any, self._receive).close()
+
+    async def read_all(self) -> bytes:
+        while chunk := await self._receive.receive_some():
+            self.received += chunk
+        self.eof = True
+        return bytes(self.received)
+
+
+class FakeMember:
+    """One process of a fake driver's group: the driver itself, or a descendant of it.
+
+    The script's side of it: say/write to the pipes it holds, read the request, choose
+    what signals do, start descendants, close stdout, exit.
+    """
+
+    def __init__(self, proc: FakeProcess, name: str, script: Script | None,
+                 holds: set[PipeName], *, own_session: bool = False) -> None:
+        self.proc = proc
+        self.name = name
+        self._script = script
+        self.holds = set(holds)
+        self.own_session = own_session  # setsid(): group signals no longer reach it
+        self.dispositions: dict[int, Disposition] = {}
+        self.exit_code: int | None = None  # negative: died of that signal
+        self.ended_at: float | None = None
+        self.ended = trio.Event()
+        self._scope = trio.CancelScope()
+        self._caught_send, self._caught = trio.open_memory_channel[int](math.inf)
+        self._in_kernel = False  # uninterruptible sleep: signals wait until it is over
+        self._deferred: list[int] = []
+        for pipe in self.holds:
+            self.proc._pipe(pipe).holders += 1
+
+    @property
+    def alive(self) -> bool:
+        return self.exit_code is None
+
+    # -- what the script does ------------------------------------------------------
+    def ignore(self, *sigs: int) -> None:
+        for sig in sigs:
+            self.dispositions[sig] = "ignore"
+
+    def catch(self, *sigs: int) -> None:
+        """These signals are queued for next_signal() instead of acting."""
+        for sig in sigs:
+            self.dispositions[sig] = "catch"
+
+    async def next_signal(self) -> int:
+        return await self._caught.receive()
+
+    async def write(self, data: bytes | str, pipe: PipeName = "stdout") -> None:
+        """Write to stdout or stderr, which this process must hold."""
+        assert pipe in self.holds, f"{self.name} does not hold {pipe}"
+        raw = data.encode() if isinstance(data, str) else data
+        target = self.proc._pipe(pipe)
+        assert isinstance(target, _OutputPipe)
+        if not await target.write(raw):
+            self._end(-signal.SIGPIPE)
+            await trio.lowlevel.checkpoint()  # cancelled: this process is gone
+
+    async def say(self, message: dict[str, Any]) -> None:
+        """One protocol line (a JSON object and a newline) on stdout."""
+        await self.write(json.dumps(message) + "\n")
+
+    async def complain(self, text: str) -> None:
+        await self.write(text, "stderr")
+
+    async def read_request(self) -> bytes:
+        """All of stdin, to its end."""
+        assert "stdin" in self.holds, f"{self.name} does not hold stdin"
+        return await self.proc._stdin.read_all()
+
+    def close(self, pipe: PipeName) -> None:
+        """Close this process's copy of a pipe (close(1) for stdout)."""
+        assert pipe in self.holds
+        self.holds.discard(pipe)
+        self.proc._pipe(pipe).release()
+
+    def spawn(self, script: Script | None = None, *, name: str | None = None,
+              holds: set[PipeName] | None = None, own_session: bool = False) -> FakeMember:
+        """A child of this process; it inherits the pipes this one holds (or `holds`).
+        Without a script it sleeps until killed."""
+        inherited = set(self.holds) if holds is None else holds
+        assert inherited <= self.holds
+        child = FakeMember(self.proc, name or f"{self.name}.child", script, inherited,
+                           own_session=own_session)
+        self.proc.members.append(child)
+        self.proc._nursery.start_soon(child._run)
+        return child
+
+    async def in_kernel(self, seconds: float) -> None:
+        """Uninterruptible sleep (D state): even SIGKILL waits until it is over."""
+        self._in_kernel = True
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(seconds)
+        finally:
+            self._in_kernel = False
+        deferred, self._deferred = self._deferred, []
+        for sig in deferred:
+            self.deliver(sig)
+        await trio.lowlevel.checkpoint()
+
+    # -- what the kernel does ------------------------------------------------------
+    def deliver(self, sig: int) -> None:
+        if not self.alive:
+            return  # a zombie: signals do nothing
+        if self._in_kernel:
+            self._deferred.append(sig)
+            return
+        how = "default" if sig == signal.SIGKILL else self.dispositions.get(sig, "default")
+        if how == "ignore":
+            return
+        if how == "catch":
+            self._caught_send.send_nowait(sig)
+            return
+        self._end(-sig)  # SIGTERM, SIGKILL, SIGUSR1, SIGPIPE: all terminate by default
+
+    def _end(self, code: int) -> None:
+        """Exit (or die): every pipe it holds is closed, and its task stops."""
+        if not self.alive:
+            return
+        self.exit_code = code
+        self.ended_at = trio.current_time()
+        self._scope.cancel()  # first: a read blocked on a pipe closed below is cancelled
+        for pipe in sorted(self.holds):
+            self.proc._pipe(pipe).release()
+        self.holds.clear()
+        self.ended.set()
+
+    async def _run(self) -> None:
+        with self._scope:
+            if self._script is None:
+                await trio.sleep_forever()
+            code = await self._script(self)
+            self._end(0 if code is None else code)
+
+
+class FakeProcess:
+    """A fake driver as supervision sees it (implements SupervisedProcess)."""
+
+    def __init__(self, nursery: trio.Nursery, spec: CallSpec, script: Script, pid: int) -> None:
+        self._nursery = nursery
+        self.spec = spec
+        self.pid = pid
+        self.started_at = trio.current_time()
+        self._age_at_open = 0.0
+        self._stdin = _InputPipe()
+        self._stdout = _OutputPipe("stdout")
+        self._stderr = _OutputPipe("stderr")
+        self.signals: list[SignalRecord] = []
+        self.reaped = False
+        self.reaped_at: float | None = None
+        self.pipes_closed = False
+        self.violations: list[str] = []  # what supervision did that it must not
+        self.leader = FakeMember(self, spec.driver.name, script, {"stdin", "stdout", "stderr"})
+        self.members: list[FakeMember] = [self.leader]
+
+    def _pipe(self, name: PipeName) -> _InputPipe | _OutputPipe:
+        if name == "stdin":
+            return self._stdin
+        return self._stdout if name == "stdout" else self._stderr
+
+    def _start(self) -> None:
+        self._nursery.start_soon(self.leader._run)
+
+    # -- for tests -------------------------------------------------------------------
+    @property
+    def exit_code(self) -> int | None:
+        return self.leader.exit_code
+
+    @property
+    def exited_at(self) -> float | None:
+        return self.leader.ended_at
+
+    @property
+    def request(self) -> bytes:
+        """What the driver side read from stdin."""
+        return bytes(self._stdin.received)
+
+    def sent(self, sig: int) -> list[SignalRecord]:
+        return [record for record in self.signals if record[2] == sig]
+
+    def problems(self) -> list[str]:
+        """What supervision left behind or did wrong with this process."""
+        found = list(self.violations)
+        if self.leader.alive:
+            found.append(f"{self.leader.name} still running")
+        elif not self.reaped:
+            found.append(f"{self.leader.name} exited but was never reaped")
+        if not self.pipes_closed:
+            found.append(f"{self.leader.name}: pipes not closed")
+        found += [f"{m.name} (in the driver's group) still running"
+                  for m in self.members[1:] if m.alive and not m.own_session]
+        return found
+
+    # -- SupervisedProcess -----------------------------------------------------------
+    @property
+    def stdin(self) -> trio.abc.SendStream:
+        return self._stdin.write_end
+
+    @property
+    def stdout(self) -> trio.abc.ReceiveStream:
+        return self._stdout.read_end
+
+    @property
+    def stderr(self) -> trio.abc.ReceiveStream:
+        return self._stderr.read_end
+
+    @property
+    def age_at_open(self) -> float:
+        return self._age_at_open
+
+    async def wait_exited(self) -> None:
+        await self.leader.ended.wait()
+
+    def has_exited(self) -> bool:
+        return not self.leader.alive
+
+    def stdout_pending(self) -> int:
+        return self._stdout.pending
+
+    def _record(self, target: str, sig: int) -> None:
+        self.signals.append((trio.current_time(), target, signal.Signals(sig)))
+        if self.reaped:
+            self.violations.append(f"{signal.Signals(sig).name} to the {target} after the reap "
+                                   "(its pid may belong to another process by now)")
+
+    def signal_group(self, sig: int) -> None:
+        self._record("group", sig)
+        if self.reaped:
+            return
+        for member in list(self.members):
+            if not member.own_session:
+                member.deliver(sig)
+
+    def signal_leader(self, sig: int) -> None:
+        self._record("leader", sig)
+        if not self.reaped:
+            self.leader.deliver(sig)
+
+    def reap(self) -> int | None:
+        if self.leader.alive:
+            return None
+        if not self.reaped:
+            self.reaped = True
+            self.reaped_at = trio.current_time()
+        return self.leader.exit_code
+
+    async def aclose_pipes(self) -> None:
+        self.pipes_closed = True
+        await self._stdin.write_end.aclose()
+        await self._stdout.read_end.aclose()
+        await self._stderr.read_end.aclose()
+
+
+class FakeSpawner:
+    """Hands supervision scripted FakeProcesses (implements Spawner).
+
+    Scripts are registered per CallSpec or per driver name (the spec wins); a registered
+    OSError is raised instead, as when a driver cannot be executed.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._plans: dict[CallSpec | str, Script | OSError] = {}
+        self._early: dict[CallSpec, FakeProcess] = {}
+        self._pids = itertools.count(4001)
+        self.started: list[FakeProcess] = []
+        self.spawn_seconds = 0.0  # how long each start takes (fork + exec)
+        self.check_on_exit = True
+
+    def script(self, key: CallSpec | str, script: Script) -> None:
+        self._plans[key] = script
+
+    def fail(self, key: CallSpec | str, error: OSError) -> None:
+        self._plans[key] = error
+
+    def _plan(self, spec: CallSpec) -> Script | OSError:
+        for key in (spec, spec.driver.name):
+            if key in self._plans:
+                return self._plans[key]
+        raise AssertionError(f"no script for {spec.driver.name} {spec.call}")
+
+    def _new(self, spec: CallSpec, script: Script) -> FakeProcess:
+        proc = FakeProcess(self._nursery, spec, script, next(self._pids))
+        self.started.append(proc)
+        proc._start()
+        return proc
+
+    def head_start(self, spec: CallSpec, script: Script) -> FakeProcess:
+        """Start the process of `spec` now, before supervision asks for it."""
+        proc = self._new(spec, script)
+        self._early[spec] = proc
+        return proc
+
+    def process(self, name: str) -> FakeProcess:
+        """The one process started for driver `name`."""
+        found = [p for p in self.started if p.spec.driver.name == name]
+        assert len(found) == 1, f"{len(found)} processes of {name}"
+        return found[0]
+
+    def problems(self) -> list[str]:
+        found = [f"head start of {s.driver.name} never taken" for s in self._early]
+        for proc in self.started:
+            found += proc.problems()
+        return found
+
+    # -- Spawner ---------------------------------------------------------------------
+    def is_running(self, spec: CallSpec) -> bool:
+        return spec in self._early
+
+    @property
+    def early_pids(self) -> frozenset[int]:
+        return frozenset(p.pid for p in self._early.values())
+
+    async def start(self, spec: CallSpec) -> FakeProcess:
+        await trio.sleep(self.spawn_seconds)
+        early = self._early.pop(spec, None)
+        if early is not None:
+            early._age_at_open = trio.current_time() - early.started_at
+            return early
+        plan = self._plan(spec)
+        if isinstance(plan, OSError):
+            raise plan
+        return self._new(spec, plan)
+
+
+@asynccontextmanager
+async def open_fake_spawner() -> AsyncIterator[FakeSpawner]:
+    """A FakeSpawner whose processes run in a nursery of the test's.
+
+    When the block ends without an error, supervision must have left nothing behind
+    (unless the test set `check_on_exit = False`); what escaped the driver's group
+    (own_session descendants, reaped by the orphan sweep in real runs) is then cancelled.
+    """
+    async with trio.open_nursery() as nursery:
+        spawner = FakeSpawner(nursery)
+        yield spawner
+        if spawner.check_on_exit:
+            assert not spawner.problems(), spawner.problems()
+        nursery.cancel_scope.cancel()
+
+
+class RecordingOutput(Output):
+    """servo's channel, kept in memory: each stdout line with the trio time it was written."""
+
+    def __init__(self) -> None:
+        super().__init__(stdout_fd=-1, stderr=io.StringIO(), clock=trio.current_time)
+        self.last_write = trio.current_time()  # servo's patience starts with the test
+        self.lines: list[tuple[float, str]] = []
+
+    def write_line(self, text: str, *, progress: bool = False) -> None:
+        self.last_write = trio.current_time()
+        self.lines.append((self.last_write, text))
+
+    def gaps(self, since: float = 0.0) -> list[float]:
+        """servo's waits for each line, from `since`."""
+        times = [since] + [t for t, _ in self.lines]
+        return [b - a for a, b in itertools.pairwise(times)]

@@ -1,0 +1,188 @@
+"""./measure end to end, run as servo runs it, against drivers written into a temporary
+servo root: every command, the request split, the override, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.measure_support import MEASURE, calls, measure_driver, requests, run_measure
+from tests.support import REPO, adjust_env, write_driver
+
+pytestmark = pytest.mark.e2e
+
+
+def two_drivers(root: Path, window: float = 0.3) -> None:
+    measure_driver(root, "10load", {}, window=window, annotations={"load": "ab -c 4"})
+    measure_driver(root, "20prom", {"throughput": {"unit": "rpm"}, "p99": {"unit": "ms"}},
+                   window=window, annotations={"load": "prom"})
+
+
+async def test_info_is_instant_and_names_the_measure_drivers(servo_root: Path,
+                                                             tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_measure(servo_root, "--info", "app", tag=tag)
+    assert run.returncode == 0
+    assert run.json_lines == [{"version": "servo-agg 0.1.0 [10load, 20prom]",
+                               "has_cancel": True}]
+    assert calls(servo_root, "10load") == []  # no driver started
+
+
+async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_measure(servo_root, "--version", tag=tag)
+    assert run.lines == ["servo-agg 0.1.0 (10load-1.0, 20prom-1.0)"]
+
+
+@pytest.mark.parametrize("flag", ["--describe", "--query"])
+async def test_describe_merges_every_drivers_metrics(flag: str, servo_root: Path,
+                                                     tag: str) -> None:
+    two_drivers(servo_root)
+    write_driver(servo_root, "30old", """
+        import json
+        print(json.dumps({"metrics": {"errors": {"unit": "count"}}}))  # no status: ok
+        """, folder="measure.d")
+    run = await run_measure(servo_root, flag, "app", tag=tag)
+    assert run.final == {"status": "ok", "metrics": {
+        "throughput": {"unit": "rpm"}, "p99": {"unit": "ms"}, "errors": {"unit": "count"}}}
+    assert run.returncode == 0
+
+
+async def test_a_measure_splits_metrics_merges_results_and_names_the_unowned(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    request = {"metrics": ["throughput", "perf"], "extra": "kept",
+               "control": {"duration": 1, "userdata": {
+                   "10load": {"control": {"duration": 9}}, "slo": {"p99": 20}}}}
+    run = await run_measure(servo_root, "app", tag=tag, stdin=json.dumps(request))
+    assert run.final == {"status": "ok", "metrics": {"throughput": {"value": 1}},
+                         "annotations": {"load": ["10load: ab -c 4", "20prom: prom"]}}
+    assert run.returncode == 0
+    assert requests(servo_root, "10load") == [{
+        "metrics": [], "extra": "kept",
+        "control": {"duration": 9, "userdata": {"slo": {"p99": 20}}}}]
+    assert requests(servo_root, "20prom") == [{
+        "metrics": ["throughput"], "extra": "kept",
+        "control": {"duration": 1, "userdata": {"slo": {"p99": 20}}}}]
+    assert "no driver describes perf" in run.stderr
+    values = [p["progress"] for p in run.progress]
+    assert values == sorted(values) and values[-1] == 100
+
+
+async def test_metrics_as_an_object_reach_each_driver_as_a_sub_object(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    request = {"metrics": {"p99": {"unit": "ms"}, "throughput": {}}}
+    run = await run_measure(servo_root, "app", tag=tag, stdin=json.dumps(request))
+    assert run.returncode == 0, run.stderr
+    assert requests(servo_root, "20prom")[0]["metrics"] == {"p99": {"unit": "ms"},
+                                                           "throughput": {}}
+    assert requests(servo_root, "10load")[0]["metrics"] == {}
+
+
+@pytest.mark.parametrize(("stdin", "says"), [
+    ("not json", "stdin is not JSON"),
+    ("[]", "expected a JSON object"),
+    ('{"metrics": "throughput"}', "'metrics' must be a list of names or an object"),
+    ('{"metrics": ["x"], "metrics": ["y"]}', "appears twice"),
+])
+async def test_a_bad_request_is_refused_before_any_driver_runs(
+        stdin: str, says: str, servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_measure(servo_root, "app", tag=tag, stdin=stdin)
+    assert (run.final["status"], run.final["reason"]) == ("failed", "bad-input")
+    assert says in run.final["message"]
+    assert run.returncode == 1
+    assert calls(servo_root, "10load") == calls(servo_root, "20prom") == []
+    assert len(run.lines) == 1 and "error (bad-input)" in run.stderr
+
+
+async def test_no_application_id_is_bad_usage(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_measure(servo_root, tag=tag, stdin="{}")
+    assert run.final["reason"] == "bad-usage" and "'measure <app>'" in run.final["message"]
+
+
+async def test_requested_metrics_none_returned_is_a_failure(servo_root: Path,
+                                                            tag: str) -> None:
+    measure_driver(servo_root, "10load", {"x": {}}, returns={})
+    run = await run_measure(servo_root, "app", tag=tag, stdin='{"metrics": ["x"]}')
+    assert (run.final["status"], run.final["reason"]) == ("failed", "no-metrics")
+    assert run.returncode == 1
+
+
+async def test_sigterm_terminates_every_driver(servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root, window=30.0)
+    run = await run_measure(servo_root, "app", tag=tag, stdin='{"metrics": ["throughput"]}',
+                            signals=((1.5, signal.SIGTERM),))
+    assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated")
+    assert "10load, 20prom were running" in run.final["message"]
+    assert run.returncode == 128 + signal.SIGTERM
+    assert run.elapsed < 10
+
+
+async def test_dry_run_shows_each_drivers_metrics_and_control(servo_root: Path,
+                                                              tag: str) -> None:
+    two_drivers(servo_root)
+    request = {"metrics": ["p99", "perf"],
+               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}}}}}
+    run = await run_measure(servo_root, "--dry-run", "--json", "app", tag=tag,
+                            stdin=json.dumps(request))
+    plan = run.final
+    assert plan["drivers"] == [
+        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": {}}},
+        {"driver": "20prom", "metrics": ["p99"],
+         "control": {"duration": 60, "delay": 5, "userdata": {}}}]
+    assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
+    assert "app" not in calls(servo_root, "20prom")  # described, never measured
+    text = await run_measure(servo_root, "--dry-run", "app", tag=tag,
+                             stdin=json.dumps(request))
+    assert "no driver describes: perf" in text.stdout_text
+    assert "nothing was measured" in text.stdout_text
+
+
+async def test_check_warns_when_servos_timeout_is_below_what_measure_drivers_need(
+        servo_root: Path, tag: str) -> None:
+    two_drivers(servo_root)
+    run = await run_measure(servo_root, "--check", "app", tag=tag,
+                            env=adjust_env(tag, OPTUNE_IO_TIMEOUT="10"))
+    text = run.stdout_text
+    assert "measure.d/" in text and "--describe: 2 metrics" in text
+    assert "OPTUNE_IO_TIMEOUT=10 is below 30 s" in text
+    assert "servo would work with this root" in text and run.returncode == 0
+
+
+async def test_check_fails_on_a_metric_two_drivers_describe(servo_root: Path,
+                                                            tag: str) -> None:
+    measure_driver(servo_root, "10a", {"x": {}})
+    measure_driver(servo_root, "20b", {"x": {}})
+    run = await run_measure(servo_root, "--check", "app", tag=tag)
+    assert "x is reported by 10a and 20b" in run.stdout_text and run.returncode == 1
+
+
+async def test_a_copy_of_measure_and_the_package_works_in_another_root(
+        tmp_path: Path, tag: str) -> None:
+    root = tmp_path / "servo"
+    root.mkdir()
+    shutil.copy(MEASURE, root / "measure")
+    shutil.copytree(REPO / "aggregator", root / "aggregator",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    measure_driver(root, "10m", {"x": {}})
+    env = adjust_env(tag)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    run = await run_measure(root, "app", tag=tag, stdin='{"metrics": ["x"]}', env=env,
+                            adjust=root / "measure")
+    assert run.final == {"status": "ok", "metrics": {"x": {"value": 1}}}
+
+
+async def test_version_stays_one_line_whatever_a_driver_file_is_called(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10bad\nname", "import sys; sys.exit(3)\n", folder="measure.d")
+    run = await run_measure(servo_root, "--version", tag=tag)
+    assert len(run.lines) == 1 and run.lines[0].endswith("(10bad name: failing)"), run.lines

@@ -1,0 +1,338 @@
+"""The measure front-end on trio's MockClock, over fake drivers: concurrency, one driver
+stuck while another reports, a failure canceling the others, servo's cancel, the overall
+limit, and the folding of progress and results. Every time asserted is trio time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from signal import SIGKILL, SIGTERM, SIGUSR1
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import MockClock
+
+from aggregator.measure.calls import MeasureCommand, MeasureJob
+from aggregator.measure.commands import run_measure_job
+from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.measure import parse_measure_request
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import MeasureConfig
+from aggregator.supervision.call import SupervisionPolicy, Supervisor
+from aggregator.supervision.session import RunStopped, Session, write_stopped
+from tests.fakes import (
+    FakeMember,
+    FakeProcess,
+    FakeSpawner,
+    RecordingOutput,
+    fake_spec,
+    open_fake_spawner,
+)
+
+pytestmark = pytest.mark.supervision
+
+TRIO_TIME_BOUND = 600.0
+Measure = Callable[[FakeMember], Awaitable[int | None]]
+
+
+def exactly(value: float) -> Any:
+    return pytest.approx(value, abs=1e-9)
+
+
+def driver(metrics: dict[str, Any], measure: Measure) -> Measure:
+    """A fake measure driver: `metrics` to --describe, `measure` to the measure call."""
+    async def script(p: FakeMember) -> int | None:
+        if p.proc.spec.call is Call.DESCRIBE:
+            await p.say({"status": "ok", "metrics": metrics})
+            return 0
+        return await measure(p)
+    return script
+
+
+def returns(seconds: float, metrics: dict[str, Any], *, every: float = 0.0,
+            annotations: dict[str, Any] | None = None) -> Measure:
+    """Measures for `seconds` (progress every `every` s, if set), then returns metrics;
+    on SIGUSR1 it says canceled and exits 3, as real drivers do."""
+    async def measure(p: FakeMember) -> int:
+        json.loads(await p.read_request())
+        p.catch(SIGUSR1)
+        started = trio.current_time()
+        canceled = False
+        async with trio.open_nursery() as nursery:
+            async def watch_for_cancel() -> None:
+                nonlocal canceled
+                await p.next_signal()
+                canceled = True
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_for_cancel)
+            with trio.move_on_after(seconds):
+                while every:
+                    await trio.sleep(every)
+                    done = (trio.current_time() - started) * 100 / seconds
+                    await p.say({"progress": min(99, int(done)), "message": "measuring"})
+                await trio.sleep_forever()
+            nursery.cancel_scope.cancel()
+        if canceled:
+            await p.say({"status": "canceled", "reason": "canceled", "message": "stopped"})
+            return 3
+        result: dict[str, Any] = {"status": "ok", "metrics": metrics}
+        if annotations:
+            result["annotations"] = annotations
+        await p.say(result)
+        return 0
+    return measure
+
+
+async def hangs(p: FakeMember) -> None:
+    await p.read_request()
+    await trio.sleep_forever()
+
+
+async def fails_at(p: FakeMember, when: float = 1.0) -> int:
+    await p.read_request()
+    await trio.sleep(when)
+    await p.say({"status": "failed", "reason": "target-down", "message": "no target"})
+    return 1
+
+
+async def run_measure(spawner: FakeSpawner, drivers: dict[str, Measure],
+                      request: dict[str, Any], *, io_timeout: float | None = 10.0,
+                      config: MeasureConfig | None = None,
+                      actions: tuple[tuple[float, Callable[[Session], None]], ...] = (),
+                      heartbeat: bool = True) -> tuple[int, RecordingOutput]:
+    for name, script in drivers.items():
+        spawner.script(name, script)
+    output = RecordingOutput()
+    session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 2.0), spawner),
+                      output, ServoEnvironment(io_timeout, "all"))
+    job = MeasureJob(MeasureCommand.MEASURE, "app", config or MeasureConfig(cancel_grace=2.0),
+                     tuple(fake_spec(name, Call.MEASURE).driver for name in drivers),
+                     parse_measure_request(json.dumps(request).encode()))
+    code = -1
+
+    async def at(when: float, action: Callable[[Session], None]) -> None:
+        await trio.sleep_until(when)
+        action(session)
+
+    with trio.fail_after(TRIO_TIME_BOUND):
+        async with trio.open_nursery() as nursery:
+            if session.liveness is not None and heartbeat:
+                nursery.start_soon(session.liveness.run)
+            for when, action in actions:
+                nursery.start_soon(at, when, action)
+            try:
+                code = await run_measure_job(job, session)
+            except RunStopped as stop:  # what the Run does with these
+                code = write_stopped(session, stop)
+            except AggregatorError as err:
+                output.error(err)
+                code = 1
+            nursery.cancel_scope.cancel()
+    return code, output
+
+
+def measured(spawner: FakeSpawner, name: str) -> FakeProcess:
+    """The process of `name`'s measure call (its --describe was another)."""
+    return next(p for p in spawner.started
+                if p.spec.driver.name == name and p.spec.call is Call.MEASURE)
+
+
+def final(output: RecordingOutput) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(output.lines[-1][1])
+    return result
+
+
+def progress(output: RecordingOutput) -> list[tuple[float, int, str]]:
+    lines = [(t, json.loads(text)) for t, text in output.lines]
+    return [(t, line["progress"], line["message"]) for t, line in lines if "progress" in line]
+
+
+REQUEST = {"metrics": ["throughput", "latency"], "control": {"duration": 5}}
+
+
+async def test_drivers_run_at_once_the_run_lasts_the_longest_window(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10load": driver({}, returns(5.0, {}, annotations={"load": "ab -c 10"})),
+            "20prom": driver({"throughput": {"unit": "rpm"}, "latency": {"unit": "ms"}},
+                             returns(3.0, {"throughput": {"value": 12.5},
+                                           "latency": {"values": [{"data": [[1, 2]]}]}})),
+        }, REQUEST)
+    assert code == 0
+    assert output.lines[-1][0] == exactly(5.0)  # the longest window, not the sum (8 s)
+    assert final(output) == {"status": "ok",
+                             "metrics": {"throughput": {"value": 12.5},
+                                         "latency": {"values": [{"data": [[1, 2]]}]}},
+                             "annotations": {"load": "ab -c 10"}}
+    requests = {p.spec.driver.name: json.loads(p.request) for p in spawner.started
+                if p.spec.call is Call.MEASURE}
+    assert requests["10load"]["metrics"] == []  # the key is always there
+    assert requests["20prom"]["metrics"] == ["throughput", "latency"]
+
+
+async def test_progress_is_the_slowest_driver_never_backwards(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10fast": driver({}, returns(2.0, {}, every=0.5)),
+            "20slow": driver({"throughput": {}}, returns(4.0, {"throughput": {"value": 1}},
+                                                         every=0.5)),
+        }, REQUEST)
+    assert code == 0
+    shown = progress(output)
+    percents = [p for _, p, _ in shown]
+    assert percents == sorted(percents) and all(0 <= p <= 100 for p in percents)
+    # While both run, the slower one sets the pace (10fast is at 50 % at 1 s, 75 % at
+    # 1.5 s); once 10fast is done (at 2 s) it counts 100, and only 20slow is named.
+    assert {(t, p) for t, p, _ in shown if 1.0 <= t < 2.0} == {(1.0, 25), (1.5, 37)}
+    after = [m for t, _, m in shown if t > 2.0]
+    assert after and all(m.startswith("20slow") for m in after)
+    assert shown[-1][1] == 100
+
+
+async def test_a_stuck_driver_is_killed_alone_at_t_minus_1_while_the_other_reports(
+        autojump_clock: MockClock) -> None:
+    """The aggregate stream is busy (the other driver reports every second), so servo
+    cannot see that one driver is stuck: the aggregator must, per driver."""
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10stuck": driver({}, hangs),
+            "20prom": driver({"throughput": {}}, returns(30.0, {"throughput": {"value": 1}},
+                                                         every=1.0)),
+        }, REQUEST, config=MeasureConfig(on_failure="continue", cancel_grace=2.0))
+        stuck = measured(spawner, "10stuck")
+    assert stuck.signals[0] == (exactly(9.0), "group", SIGTERM)  # T-1 of its own silence
+    assert code == 1
+    result = final(output)
+    assert result["failed_drivers"] == ["10stuck"] and result["reason"] == "timeout"
+    assert "canceled_drivers" not in result  # on_failure: continue let 20prom finish
+    assert output.lines[-1][0] == exactly(30.0)
+
+
+async def test_a_failure_cancels_the_others_at_once(autojump_clock: MockClock) -> None:
+    async def ignores_usr1(p: FakeMember) -> None:
+        p.ignore(SIGUSR1)  # a load generator deaf to the cancel: the cascade ends it
+        await p.read_request()
+        while True:
+            await trio.sleep(1.0)
+            await p.say({"progress": 1})
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10fails": driver({}, fails_at),
+            "20load": driver({}, ignores_usr1),
+            "30prom": driver({"throughput": {}}, returns(60.0, {"throughput": {"value": 1}})),
+        }, REQUEST)
+        load = measured(spawner, "20load")
+        prom = measured(spawner, "30prom")
+    assert load.signals[:3] == [(exactly(1.0), "leader", SIGUSR1),
+                                (exactly(3.0), "group", SIGTERM),  # after the 2 s grace
+                                (exactly(3.0), "group", SIGKILL)]  # what is left of it
+    assert prom.signals[0] == (exactly(1.0), "leader", SIGUSR1)  # it stopped its own way
+    assert code == 1
+    result = final(output)
+    assert result["status"] == "failed" and result["failed_drivers"] == ["10fails"]
+    assert result["canceled_drivers"] == ["20load", "30prom"]
+    assert "canceled because 10fails failed: 20load, 30prom" in result["message"]
+    assert output.lines[-1][0] < 4.0  # not 60 s: the others did not run out their window
+
+
+async def test_servo_cancel_reaches_every_driver_once_and_the_run_is_canceled(
+        autojump_clock: MockClock) -> None:
+    def cancel(session: Session) -> None:
+        session.control.cancel()
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10load": driver({}, returns(60.0, {})),
+            "20prom": driver({"throughput": {}}, returns(60.0, {"throughput": {"value": 1}})),
+        }, REQUEST, actions=((2.0, cancel), (2.5, cancel), (3.0, cancel)))  # repeated
+        measured = [p for p in spawner.started if p.spec.call is Call.MEASURE]
+    for proc in measured:
+        assert [s for s in proc.signals if s[2] == SIGUSR1] == [(exactly(2.0), "leader",
+                                                                 SIGUSR1)]
+    assert final(output)["status"] == "canceled"
+    assert code == 1
+
+
+async def test_the_overall_limit_kills_a_driver_past_its_window(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10prom": driver({"throughput": {}}, hangs),
+        }, {"metrics": ["throughput"], "control": {"duration": 3, "warmup": 1}},
+            io_timeout=None, config=MeasureConfig(window_grace=2.0))
+        prom = measured(spawner, "10prom")
+    # window 4 s + grace 2 s = 6 s for the whole call, the cascade's 0.5 s kill grace in it
+    assert prom.signals[:2] == [(exactly(5.5), "group", SIGTERM),
+                                (exactly(5.5), "group", SIGKILL)]
+    result = final(output)
+    assert result["reason"] == "timeout" and "measurement window" in result["message"]
+    assert code == 1
+
+
+async def test_no_overall_limit_by_default(autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10prom": driver({"throughput": {}}, returns(100.0, {"throughput": {"value": 1}},
+                                                         every=5.0)),
+        }, {"metrics": ["throughput"], "control": {"duration": 3}})
+    assert code == 0 and output.lines[-1][0] == exactly(100.0)
+
+
+@pytest.mark.parametrize(("drivers", "reason", "says"), [
+    ({"10a": driver({"x": {}}, returns(1.0, {})), "20b": driver({}, returns(1.0, {}))},
+     "no-metrics", "no driver returned any"),
+    ({"10a": driver({"x": {}}, returns(1.0, {"x": {"value": 1}})),
+      "20b": driver({}, returns(1.0, {"x": {"value": 2}}))},
+     "duplicate-metric", "metric x is returned by both 10a and 20b"),
+])
+async def test_results_that_cannot_be_one_result_fail(
+        autojump_clock: MockClock, drivers: dict[str, Measure], reason: str,
+        says: str) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, drivers, {"metrics": ["x"]})
+    assert code == 1
+    result = final(output)
+    assert (result["status"], result["reason"]) == ("failed", reason)
+    assert says in result["message"]
+
+
+async def test_a_metric_two_drivers_describe_fails_before_any_measure(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10a": driver({"x": {}}, hangs), "20b": driver({"x": {}}, hangs)},
+            {"metrics": ["x"]})
+        measured = [p for p in spawner.started if p.spec.call is Call.MEASURE]
+    assert code == 1 and measured == []
+    result = final(output)
+    assert result["reason"] == "duplicate-metric"
+    assert "metric x is described by both 10a and 20b" in result["message"]
+
+
+async def test_slow_descriptions_do_not_leave_servo_waiting_through_the_measure(
+        autojump_clock: MockClock) -> None:
+    """8.5 s of --describe, then silent measure drivers: servo (T=10) must hear a line
+    before the measurement could outlast its patience (the keep-alive's job: the
+    heartbeat is off here, to show it alone)."""
+    async def slow_describe(p: FakeMember) -> int | None:
+        if p.proc.spec.call is Call.DESCRIBE:
+            await trio.sleep(8.5)
+            await p.say({"status": "ok", "metrics": {"x": {}}})
+            return 0
+        await p.read_request()
+        await trio.sleep(5.0)
+        await p.say({"status": "ok", "metrics": {"x": {"value": 1}}})
+        return 0
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {"10x": slow_describe}, {"metrics": ["x"]},
+                                         heartbeat=False)
+    assert code == 0
+    assert max(output.gaps()) < 10.0, output.lines

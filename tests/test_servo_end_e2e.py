@@ -1,0 +1,206 @@
+"""servo's end of stdout, with a real ./adjust and real drivers: a servo that stops
+reading holds up no timeout and no signal, and a servo that closes its end stops the run
+as SIGTERM does, for every command, leaving nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.fault_support import REQUEST, fault_root, started_by_fault, wait_until
+from tests.support import ADJUST, adjust_env, alive
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Servo:
+    """A stand-in for servo that holds the reading end of ./adjust's stdout itself."""
+
+    proc: trio.Process
+    read_end: int
+    junk: int  # bytes put in the pipe beforehand (servo had not read them yet)
+    pidfile: Path
+
+    def read_all(self) -> list[str]:
+        """Read until ./adjust closes stdout; its lines, the junk cut off."""
+        os.set_blocking(self.read_end, True)
+        data = bytearray()
+        while chunk := os.read(self.read_end, 1 << 16):
+            data += chunk
+        return bytes(data[self.junk:]).decode().splitlines()
+
+    def fault(self, role: str) -> list[int]:
+        return [s.pid for s in started_by_fault(self.pidfile) if s.role == role]
+
+    def fault_running(self) -> bool:
+        pids = self.fault("hanging") + self.fault("working")
+        return bool(pids) and all(alive(p) for p in pids)
+
+    def fault_gone(self) -> bool:
+        return bool(self.fault("driver")) and not any(alive(p) for p in self.fault("driver"))
+
+
+@contextlib.asynccontextmanager
+async def servo(root: Path, tag: str, args: tuple[str, ...], *, fill: bool = False,
+                non_blocking: bool = False, **fault: str) -> AsyncIterator[Servo]:
+    fault_root(root)
+    pidfile = root / "fault.pids"
+    read_end, write_end = os.pipe()
+    junk = 0
+    if fill:  # servo is busy elsewhere (e.g. posting a progress line) and reads nothing
+        os.set_blocking(write_end, False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                junk += os.write(write_end, b"x" * 4096)
+    os.set_blocking(write_end, not non_blocking)  # as servo's own parent may leave it
+    env = adjust_env(tag, FAULT_PIDFILE=str(pidfile), **fault)
+    proc = await trio.lowlevel.open_process(
+        [str(ADJUST), *args], cwd=root, env=env, stdin=subprocess.PIPE, stdout=write_end,
+        stderr=subprocess.PIPE)
+    os.close(write_end)
+    assert proc.stdin is not None
+    if args[0] in ("app", "--dry-run"):  # the commands that read a request
+        await proc.stdin.send_all(json.dumps(REQUEST).encode())
+    await proc.stdin.aclose()
+    try:
+        yield Servo(proc, read_end, junk, pidfile)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+        with contextlib.suppress(OSError):
+            os.close(read_end)
+
+
+async def stderr_of(proc: trio.Process) -> str:
+    assert proc.stderr is not None
+    data = bytearray()
+    while chunk := await proc.stderr.receive_some(1 << 16):
+        data += chunk
+    return data.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("non_blocking", [False, True], ids=["blocking", "non-blocking"])
+async def test_a_servo_that_does_not_read_holds_up_no_timeout(
+        non_blocking: bool, servo_root: Path, tag: str) -> None:
+    """Before: the first progress line blocked the aggregator in os.write (or raised
+    BlockingIOError): the stuck driver was never killed at T-1."""
+    async with servo(servo_root, tag, ("app",), fill=True, non_blocking=non_blocking,
+                     FAULT_MODE="hang", OPTUNE_IO_TIMEOUT="3") as s:
+        assert await wait_until(s.fault_running, within=15)
+        started = time.monotonic()
+        assert await wait_until(s.fault_gone, within=10), "the stuck driver was not killed"
+        assert time.monotonic() - started < 4
+        lines = s.read_all()  # servo reads again: every line, whole and in order
+        await s.proc.wait()
+        err = await stderr_of(s.proc)
+    finals = [json.loads(line) for line in lines]
+    assert finals[-1]["reason"] == "timeout", lines
+    assert finals[-1]["failed_drivers"] == ["02fault"]
+    assert s.proc.returncode == 1
+    assert "Traceback" not in err, err
+
+
+async def test_sigterm_works_while_servo_does_not_read(servo_root: Path, tag: str) -> None:
+    async with servo(servo_root, tag, ("app",), fill=True, FAULT_MODE="hang") as s:
+        assert await wait_until(s.fault_running, within=15)
+        s.proc.send_signal(signal.SIGTERM)
+        assert await wait_until(s.fault_gone, within=5), "SIGTERM had no effect"
+        lines = s.read_all()
+        await s.proc.wait()
+    assert s.proc.returncode == 128 + signal.SIGTERM
+    final = json.loads(lines[-1])
+    assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
+
+
+#: each command, and the call of the fault driver that hangs in it
+COMMANDS = {
+    "adjust": (("app",), "adjust"),
+    "query": (("--query", "app"), "query"),
+    "version": (("--version",), "info"),
+    "check": (("--check", "app"), "info"),
+    "dry-run": (("--dry-run", "app"), "query"),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+async def test_servo_closing_its_end_of_stdout_stops_the_run(
+        command: str, servo_root: Path, tag: str) -> None:
+    """No time limit and a silent driver: only noticing servo's closed end ends it."""
+    args, phase = COMMANDS[command]
+    async with servo(servo_root, tag, args, FAULT_MODE="hang", FAULT_PHASE=phase) as s:
+        assert await wait_until(s.fault_running, within=15)
+        os.close(s.read_end)  # servo is gone (its reader, at least)
+        with trio.fail_after(10):
+            await s.proc.wait()
+        err = await stderr_of(s.proc)
+    assert await wait_until(s.fault_gone, within=5)
+    assert s.proc.returncode != 0
+    assert "servo's end of stdout was closed" in err, err
+    assert "Traceback" not in err, err
+    if command not in ("version", "check"):  # those report on the probes they ran instead
+        assert s.proc.returncode == 128 + signal.SIGPIPE
+        assert "while 02fault was running; the driver was stopped" in err, err
+
+
+SERVO_THAT_EXITS = """
+import json, os, subprocess, sys, time
+from pathlib import Path
+adjust, root, out, err, request, pidfile = sys.argv[1:7]
+proc = subprocess.Popen([adjust, *sys.argv[7:]], cwd=root, stdin=subprocess.PIPE,
+                        stdout=open(out, "wb"), stderr=open(err, "wb"))
+proc.stdin.write(request.encode())
+proc.stdin.close()
+print(proc.pid, os.getpid(), flush=True)
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:  # until the fault driver hangs
+    lines = Path(pidfile).read_text().splitlines() if Path(pidfile).exists() else []
+    if any(line.endswith(" hanging") for line in lines):
+        break
+    time.sleep(0.02)
+os._exit(0)  # servo on SIGTERM: gone at once, without a word to its driver
+"""
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+async def test_when_servo_exits_the_run_stops_though_every_driver_is_silent(
+        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    """stdout is a file here, so only servo's own exit can tell: the pidfd on it."""
+    args, phase = COMMANDS[command]
+    fault_root(servo_root)
+    pidfile, out, err = servo_root / "fault.pids", tmp_path / "out", tmp_path / "err"
+    env = adjust_env(tag, FAULT_MODE="hang", FAULT_PHASE=phase, FAULT_PIDFILE=str(pidfile))
+    request = json.dumps(REQUEST) if args[0] in ("app", "--dry-run") else ""
+    done = await trio.run_process(
+        [sys.executable, "-c", SERVO_THAT_EXITS, str(ADJUST), str(servo_root), str(out),
+         str(err), request, str(pidfile), *args], env=env, capture_stdout=True)
+    aggregator, servo_pid = map(int, done.stdout.split())
+    assert await wait_until(lambda: not alive(aggregator), within=10), "it ran on alone"
+    started = started_by_fault(pidfile)
+    assert any(s.role == "hanging" for s in started)
+    assert await wait_until(lambda: not any(alive(s.pid) for s in started), within=5)
+    text = err.read_text()
+    assert "Traceback" not in text, text
+    if command == "version":  # a line for every driver still; the stuck one failing
+        assert "02fault: failing" in out.read_text()
+        assert "02fault: info: killed because servo-agg was told to terminate" in text, text
+    elif command == "check":
+        assert "interrupted: the check did not finish" in out.read_text()
+    else:
+        assert (f"servo-agg stopped because servo (pid {servo_pid}) exited while 02fault "
+                "was running; the driver was stopped") in text, text
+        final = json.loads(out.read_text().splitlines()[-1])  # a file: still written
+        assert (final["status"], final["reason"]) == ("aborted", "terminated"), final

@@ -1,0 +1,161 @@
+"""Odd stdio at start, for every command: stdin, stdout or stderr closed, or pointing at
+/dev/full. A clear message where one can still be written, never a traceback; a closed
+stderr never sends notes to stdout; and the SIGKILL guard holds whichever fd is closed."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fault_support import fault_root, run_watched, started_by_fault, wait_until
+from tests.support import ADJUST, adjust_env, alive, simple_driver, write_driver
+
+pytestmark = pytest.mark.e2e
+
+#: argv of each command, and whether its stdout is JSON lines
+COMMANDS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "adjust": (("app",), True),
+    "query": (("--query", "app"), True),
+    "version": (("--version",), False),
+    "info": (("--info", "app"), True),
+    "check": (("--check", "app"), False),
+    "dry-run": (("--dry-run", "app"), False),
+}
+GOOD_REQUEST = json.dumps({"application": {"components": {"web": {"settings": {
+    "cpu": {"value": 2}}}}}})
+
+
+def wrapper(tmp: Path, redirect: str) -> Path:
+    """An executable that runs ./adjust with one standard fd closed or redirected (as
+    servo's own parent, a supervisor or a shell might leave it)."""
+    path = tmp / "adjust-with-odd-stdio"
+    path.write_text(f'#!/bin/sh\nexec "{ADJUST}" "$@" {redirect}\n')
+    path.chmod(0o755)
+    return path
+
+
+def good_root(root: Path) -> Path:
+    write_driver(root, "10web", simple_driver("web", {"cpu": {"value": 1, "min": 0,
+                                                              "max": 4}}, log="web.log"))
+    return root
+
+
+def run(root: Path, tmp: Path, redirect: str, command: str,
+        tag: str) -> subprocess.CompletedProcess[bytes]:
+    argv, _ = COMMANDS[command]
+    return subprocess.run([str(wrapper(tmp, redirect)), *argv], cwd=root,
+                          env=adjust_env(tag), input=GOOD_REQUEST.encode(),
+                          capture_output=True, timeout=60)
+
+
+def stdout_lines(done: subprocess.CompletedProcess[bytes], command: str) -> list[str]:
+    """What a run wrote on stdout, each line checked; timings (--check's) blanked."""
+    lines = [re.sub(r"\d+\.\d+ s\b", "_ s", line)
+             for line in done.stdout.decode("utf-8").splitlines()]
+    if COMMANDS[command][1]:
+        assert all(isinstance(json.loads(line), dict) for line in lines), lines
+    return lines
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_closed_stdin_is_an_empty_request(command: str, servo_root: Path, tmp_path: Path,
+                                            tag: str) -> None:
+    done = run(good_root(servo_root), tmp_path, "<&-", command, tag)
+    assert b"Traceback" not in done.stderr, done.stderr.decode()
+    lines = stdout_lines(done, command)
+    if command in ("adjust", "dry-run"):
+        assert done.returncode == 1
+        assert len(lines) == 1, lines
+        final = json.loads(lines[0])
+        assert final["reason"] == "bad-input"
+        assert "stdin was closed, so there is no request" in final["message"]
+        assert not (servo_root / "web.log").exists()
+    else:  # nothing to read: the command runs as ever
+        assert done.returncode == 0, done.stderr.decode()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
+        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    done = run(good_root(servo_root), tmp_path, ">&-", command, tag)
+    assert done.returncode == 1
+    assert done.stderr.decode() == ("servo-agg: error (bad-stdio): stdout was closed at "
+                                    "start, so nothing could reach servo; nothing was run\n")
+    assert not (servo_root / "web.log").exists()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_with_stderr_closed_notes_go_nowhere_never_to_stdout(
+        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    good_root(servo_root)  # and a driver that fails every call, so that there are notes
+    write_driver(servo_root, "20bad", "import sys\nsys.exit(3)\n")
+    normal = run(servo_root, tmp_path, "", command, tag)
+    closed = run(servo_root, tmp_path, "2>&-", command, tag)
+    if command not in ("info", "check"):  # the others have something to note
+        assert b"servo-agg: " in normal.stderr
+    assert closed.returncode == normal.returncode
+    assert stdout_lines(closed, command) == stdout_lines(normal, command)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_stdout_on_dev_full_is_one_clear_message_and_a_failure(
+        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    done = run(good_root(servo_root), tmp_path, ">/dev/full", command, tag)
+    stderr = done.stderr.decode()
+    assert done.returncode != 0, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "writing to stdout failed (No space left on device)" in stderr, stderr
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_stderr_on_dev_full_changes_nothing_on_stdout(
+        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    good_root(servo_root)  # and a driver that fails every call, so that there are notes
+    write_driver(servo_root, "20bad", "import sys\nsys.exit(3)\n")
+    normal = run(servo_root, tmp_path, "", command, tag)
+    full = run(servo_root, tmp_path, "2>/dev/full", command, tag)
+    assert full.returncode == normal.returncode
+    assert stdout_lines(full, command) == stdout_lines(normal, command)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_stdin_on_dev_full_is_a_request_too_big(command: str, servo_root: Path,
+                                                tmp_path: Path, tag: str) -> None:
+    """/dev/full reads as endless zeros: refused at the cap, without reading on."""
+    done = run(good_root(servo_root), tmp_path, "</dev/full", command, tag)
+    assert b"Traceback" not in done.stderr, done.stderr.decode()
+    lines = stdout_lines(done, command)
+    if command in ("adjust", "dry-run"):
+        assert done.returncode == 1
+        assert "more than 16,777,216 bytes" in json.loads(lines[-1])["message"]
+        assert not (servo_root / "web.log").exists()
+    else:
+        assert done.returncode == 0
+
+
+@pytest.mark.parametrize("fd", [0, 2])
+async def test_the_sigkill_guard_holds_with_a_standard_fd_closed(
+        fd: int, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    """The sentinel's pipe landed on the closed fd, was overwritten, and the guard exited
+    at once: what the driver started outlived a SIGKILLed aggregator."""
+    fault_root(servo_root)
+    pidfile = servo_root / "fault.pids"
+    env = adjust_env(tag, FAULT_MODE="children-then-hang", FAULT_PIDFILE=str(pidfile),
+                     FAULT_PHASE="query")  # the query: a closed stdin still gets that far
+
+    def hanging() -> bool:
+        return {"child", "setsid-child", "hanging"} <= {s.role for s in
+                                                        started_by_fault(pidfile)}
+
+    run_, _ = await run_watched(servo_root, "--query", "app", tag=tag, env=env,
+                                signals_after_start=(signal.SIGKILL,), signal_when=hanging,
+                                program=wrapper(tmp_path, f"{fd}<&-" if fd == 0 else "2>&-"))
+    assert run_.returncode == -signal.SIGKILL
+    started = [s for s in started_by_fault(pidfile) if s.call == "query"]
+    assert await wait_until(lambda: not any(alive(s.pid) for s in started), within=10), \
+        [s for s in started if alive(s.pid)]
