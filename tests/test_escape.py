@@ -152,7 +152,7 @@ async def test_a_nested_aggregators_drivers_and_what_they_started_die_with_the_o
     with killing_what_is_recorded(pidfile, tag):
         await sigkill_the_aggregator_once(
             pidfile, roles, servo_root, tag, adjust, FAULT_MODE="nested-aggregator",
-            FAULT_ADJUST=str(ADJUST), FAULT_NESTED_MODE=nested_mode)
+            FAULT_AGGREGATOR=str(ADJUST), FAULT_NESTED_MODE=nested_mode)
         started = [s.role for s in started_by_fault(pidfile) if s.call == "adjust"]
         # the outer fault driver (now the inner aggregator), the inner one, what it started
         assert started.count("driver") == 2 and set(roles) <= set(started), started
