@@ -168,8 +168,9 @@ def supervisor(make: Callable[[CallSpec], FakeProcess]) -> tuple[Supervisor, Fak
     return Supervisor(SupervisionPolicy(None, 0.5, 1.0), spawner), spawner
 
 
-def test_only_a_descriptor_may_be_longer_than_a_progress_line() -> None:
-    assert line_cap(Call.QUERY) == MAX_RESULT_LINE_BYTES == 64 * 1024 * 1024
+def test_only_a_descriptor_or_a_measurement_may_be_longer_than_a_progress_line() -> None:
+    for call in (Call.QUERY, Call.DESCRIBE, Call.MEASURE):
+        assert line_cap(call) == MAX_RESULT_LINE_BYTES == 64 * 1024 * 1024
     for call in (Call.INFO, Call.ADJUST, Call.ROLLBACK):
         assert line_cap(call) == MAX_LINE_BYTES
 

@@ -152,7 +152,7 @@ async def test_a_nested_aggregators_drivers_and_what_they_started_die_with_the_o
     with killing_what_is_recorded(pidfile, tag):
         await sigkill_the_aggregator_once(
             pidfile, roles, servo_root, tag, adjust, FAULT_MODE="nested-aggregator",
-            FAULT_ADJUST=str(ADJUST), FAULT_NESTED_MODE=nested_mode)
+            FAULT_AGGREGATOR=str(ADJUST), FAULT_NESTED_MODE=nested_mode)
         started = [s.role for s in started_by_fault(pidfile) if s.call == "adjust"]
         # the outer fault driver (now the inner aggregator), the inner one, what it started
         assert started.count("driver") == 2 and set(roles) <= set(started), started
@@ -317,3 +317,29 @@ async def test_the_daemon_of_a_driver_already_gone_dies_with_the_cgroup(
                                    signals_after_start=(signal.SIGKILL,), signal_when=ready)
         assert run.returncode == -signal.SIGKILL, run.stderr
         await assert_all_die(pidfile)
+
+
+TWO_RUNS = """
+import os
+from aggregator.process.sentinel import start_sentinel
+paths = []
+for _ in range(2):
+    sentinel = start_sentinel()
+    paths.append(str(sentinel.cgroup.path))
+    sentinel.dismiss()
+print(*paths)
+print([name for name in os.listdir(paths[0]) if name.startswith("servo-agg.")])
+"""
+
+
+@needs_cgroup
+def test_a_process_that_runs_twice_uses_one_cgroup(tag: str) -> None:
+    """Tests (and anything else that runs a Run in process) run many in one process: each
+    run takes up the cgroup the last one left it in, instead of one more inside it."""
+    done = subprocess.run([sys.executable, "-c", TWO_RUNS],
+                          env={**os.environ, TAG_VAR: tag, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=30, check=True)
+    paths, nested = done.stdout.splitlines()
+    first, second = paths.split()
+    assert first == second and Path(first).name.startswith("servo-agg.")
+    assert nested == "[]"

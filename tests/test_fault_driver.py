@@ -134,10 +134,19 @@ def test_the_envless_daemon_has_no_environment_and_a_session_of_its_own(
 def test_the_nested_aggregator_answers_as_the_aggregator_it_becomes(tmp_path: Path,
                                                                     tag: str) -> None:
     done = fault(tmp_path, "--info", tag=tag, FAULT_MODE="nested-aggregator",
-                 FAULT_PHASE="info", FAULT_ADJUST=str(ADJUST), FAULT_NESTED_MODE="hang")
+                 FAULT_PHASE="info", FAULT_AGGREGATOR=str(ADJUST), FAULT_NESTED_MODE="hang")
     assert json.loads(done.stdout)["version"].startswith("servo-agg "), done.stderr
     assert (tmp_path / "fault-nested" / "adjust.d" / "fault").read_bytes() == \
         FAULT_DRIVER.read_bytes()
     forever = fault(tmp_path, "--info", tag=tag, FAULT_MODE="nested-aggregator",
                     FAULT_PHASE="info", FAULT_NESTED_MODE="nested-aggregator")
     assert forever.returncode == 2 and "nest forever" in forever.stderr
+
+
+@pytest.mark.e2e
+def test_a_measure_fault_driver_nests_the_measure_aggregator(tmp_path: Path, tag: str) -> None:
+    done = fault(tmp_path, "--describe", "app", tag=tag, FAULT_KIND="measure",
+                 FAULT_MODE="nested-aggregator", FAULT_PHASE="describe",
+                 FAULT_AGGREGATOR=str(ADJUST.parent / "measure"), FAULT_NESTED_MODE="ok")
+    assert "fault_level" in json.loads(done.stdout.splitlines()[-1])["metrics"], done.stderr
+    assert (tmp_path / "fault-nested" / "measure.d" / "fault").exists()

@@ -149,6 +149,7 @@ class RunCgroup:
     wait of an RCU grace period, some milliseconds, at its start)."""
 
     path: Path
+    entered: bool = False  # the process is in it already (an earlier run of its own)
 
     @classmethod
     def create(cls, mark: str) -> RunCgroup | None:
@@ -167,6 +168,10 @@ class RunCgroup:
         # of the cgroup that holds both: ours.
         if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):
             return None
+        if parent.name == f"{NAME_PREFIX}{mark}":
+            # A process that ran a run before (tests do, in process) is still in that
+            # run's cgroup, which has this run's name: it serves again, and no move.
+            return cls(parent, entered=True)
         with contextlib.suppress(OSError):
             for entry in os.scandir(parent):
                 if entry.is_dir(follow_symlinks=False) and stale(entry.name, _same_process):
@@ -180,7 +185,7 @@ class RunCgroup:
 
     def enter(self) -> bool:
         """Move this process into the cgroup; on failure the cgroup is removed."""
-        if _write(self.path / "cgroup.procs", str(os.getpid())):
+        if self.entered or _write(self.path / "cgroup.procs", str(os.getpid())):
             return True
         remove_cgroup(self.path)
         return False

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +77,7 @@ class _Watch:
         for _ in range(ORPHAN_SWEEP_ROUNDS):
             found = kill_cgroup(self.cgroup) if self.cgroup is not None else 0
             table = process_table()
-            roots = [k.pid for k in self._known() if k.found_in(table)]
+            roots = self._still_running(table)
             roots += marked_pids(self.mark, table, exclude=os.getpid())
             found += kill_trees(roots, ours(self.known, self.mark))
             if not found:
@@ -90,20 +90,17 @@ class _Watch:
     def after_run(self) -> None:
         """Dismissed: every driver was reaped, so this finds nothing unless something
         went wrong. The aggregator is still in the cgroup: the next run removes it."""
-        alive = []
-        for k in self._known():
-            stat = read_stat(k.pid)
-            if stat is not None and stat.running and stat.start == k.start:
-                alive.append(k.pid)
-        if alive:
+        reported = {pid: stat for pid in self.known if (stat := read_stat(pid)) is not None}
+        if alive := self._still_running(reported):
             kill_trees(alive, ours(self.known, self.mark))
         if self.cgroup is not None:
             for pid in set(members(self.cgroup)) - {os.getppid()}:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)  # in the run's cgroup: ours, and left over
 
-    def _known(self) -> list[Known]:
-        return [Known(pid, start) for pid, start in self.known.items()]
+    def _still_running(self, table: Mapping[int, ProcStat]) -> list[int]:
+        """The reported drivers that still run (and are still themselves)."""
+        return [pid for pid, start in self.known.items() if Known(pid, start).found_in(table)]
 
     def _remove_cgroup(self) -> None:
         if self.cgroup is not None:
