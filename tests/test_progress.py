@@ -415,7 +415,7 @@ EVENT = st.one_of(
        st.dictionaries(st.sampled_from(DRIVERS), st.floats(0.01, 100), min_size=1))
 def test_output_never_decreases_and_stays_within_0_to_100(
         events: list[tuple[str, str, Any]], weights: dict[str, float]) -> None:
-    r, out, clock = relay(weights)
+    r, out, clock = relay(weights, interval=1.0)  # ticks of 0..2 s: some lines wait
     for kind, driver, value in events:
         if kind == "progress":
             r.driver_progress(driver, {"progress": value, "message": "m"})
@@ -511,3 +511,56 @@ def test_measure_progress_never_goes_back_and_is_the_minimum(
         assert overall == min(seen.values())
         shown = max(shown, int(overall))
     assert 0 <= shown <= 100
+
+
+# -- the rate-limited stream against every line relayed -------------------------------------
+
+FOLD_EVENTS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]),
+                                 st.one_of(st.none(), st.integers(-20, 120), st.just("x"))),
+                       max_size=40)
+
+
+def fold_of(kind: str) -> Any:
+    return WeightedShares(dict.fromkeys("abc", 1.0)) if kind == "shares" \
+        else SlowestDriver(["a", "b", "c"])
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None)
+@given(FOLD_EVENTS, st.sampled_from(["shares", "slowest"]))
+def test_rate_limited_relay_shows_every_milestone_and_ends_in_the_same_state(
+        events: list[tuple[str, int | str | None]], kind: str) -> None:
+    """Within one interval (nothing written but the first line until close), servo still
+    gets every driver's first line and every end, in order, and the newest state last."""
+    every = Recorder()
+    every_relay = ProgressRelay(every, fold_of(kind), 0.0, clock=FakeClock())
+    limited = Recorder()
+    limited_relay = ProgressRelay(limited, fold_of(kind), 1.0, clock=FakeClock())
+    milestones: list[int] = []  # indexes into every.lines
+    started: set[str] = set()
+    for driver, value in events:
+        for r in (every_relay, limited_relay):
+            if value is None:
+                r.driver_done(driver)
+            else:
+                r.driver_progress(driver, {"progress": value, "message": f"{value}"})
+        if value is None or driver not in started:  # an end, or its first progress line
+            milestones.append(len(every.lines) - 1)
+        if value is not None:
+            started.add(driver)
+    limited_relay.close()
+    if not events:
+        assert limited.lines == []
+        return
+    shown = limited.lines
+    assert len(limited.writes) <= 2  # the first line at once, the rest at close
+    expected = [every.lines[0]["message"]] + [every.lines[i]["message"] for i in milestones
+                                              if i != 0]
+    got = [line["message"] for line in shown]
+    # Every milestone, in order; then the newest state unless a milestone was the newest.
+    assert got[:len(expected)] == expected
+    assert got[-1] == every.lines[-1]["message"]
+    assert len(got) - len(expected) <= 1
+    percents = [line["progress"] for line in shown]
+    assert percents == sorted(percents)
+    assert percents[-1] <= every.lines[-1]["progress"]  # the newest state, never higher

@@ -98,8 +98,10 @@ class ProgressRelay:
     command writes its final line) writes what is pending; after it nothing is written,
     so no progress line can follow the final one.
 
-    Lines are kept as (percent, label) and encoded only when written: in a flood most are
-    replaced unseen, and each costs only its fold.
+    A flood costs as little per line as it can: while a line is pending, a driver's next
+    ordinary line is only stored, its value and message as they came; folding, labelling
+    and encoding wait until a line is written, and only the newest state of each driver
+    is folded then (percentages still never go down).
     """
 
     def __init__(self, output: Output, fold: ProgressFold, interval: float,
@@ -111,6 +113,8 @@ class ProgressRelay:
         self._clock = clock
         self._milestones: list[tuple[int, str]] = []  # pending, in order
         self._newest: tuple[int, str] | None = None  # pending, replaceable
+        #: newer than _newest: each driver's latest (value, message text), not folded yet
+        self._unfolded: dict[str, tuple[float, Any]] = {}
         self._due = False  # something is pending and the flusher is told
         self._wake = trio.Event()
         self._last_write = -math.inf
@@ -118,7 +122,7 @@ class ProgressRelay:
         self._closed = False
         self._started: set[str] = set()  # drivers whose first progress line was offered
         self._warned: set[str] = set()
-        self.percent = 0  # of the newest line offered
+        self._percent = 0
         self.sent = 0  # lines written
         self.superseded = 0  # lines replaced by a newer one before servo saw them
 
@@ -127,14 +131,32 @@ class ProgressRelay:
         """A line is waiting for the end of the interval (it will go out within one)."""
         return self._due
 
+    @property
+    def percent(self) -> int:
+        """The overall percentage of the newest state."""
+        self._fold_unfolded()
+        return self._percent
+
     def _overall(self, folded: tuple[float, str]) -> tuple[int, str]:
         value = math.floor(folded[0] + _TOLERANCE)
-        percent = self.percent = max(self.percent, min(100, value))
+        percent = self._percent = max(self._percent, min(100, value))
         return percent, folded[1]
+
+    def _fold_unfolded(self) -> None:
+        """Each driver's stored line into the fold, the newest driver's last; the state
+        after all of them (not one in between, which may never have been true) becomes
+        the pending line."""
+        if self._unfolded:
+            unfolded, self._unfolded = self._unfolded, {}
+            for driver, (value, text) in unfolded.items():
+                label = f"{driver}: {text}" if isinstance(text, str) and text else driver
+                folded = self._fold.progress(driver, value, label)
+            self._newest = self._overall(folded)
 
     def _offer(self, line: tuple[int, str], milestone: bool = False) -> None:
         if self._closed:
             return
+        self._fold_unfolded()
         if self._newest is not None:
             self.superseded += 1
         if milestone:
@@ -152,6 +174,7 @@ class ProgressRelay:
             self._wake.set()
 
     def _flush(self, now: float) -> None:
+        self._fold_unfolded()
         lines = self._milestones
         if self._newest is not None:
             lines.append(self._newest)
@@ -173,6 +196,15 @@ class ProgressRelay:
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
+        if self._due and value is not None and driver in self._started and not self._closed:
+            # A flood's usual line: stored as it came, folded only if still the newest
+            # when the interval ends.
+            if self._unfolded or self._newest is not None:
+                self.superseded += 1
+            self._unfolded.pop(driver, None)  # re-inserted last: the newest driver
+            self._unfolded[driver] = (value, message.get("message"))
+            return
+        self._fold_unfolded()  # what came before this line is older: folded first
         text = message.get("message")
         label = f"{driver}: {text}" if isinstance(text, str) and text else driver
         first = driver not in self._started
@@ -186,12 +218,13 @@ class ProgressRelay:
                                   "silently")
             # Still a sign of life, passed on at the current percentage: a driver that only
             # sends such lines must not make servo think we are stuck.
-            self._offer((self.percent, label), first)
+            self._offer((self.percent, label), first)  # (percent folds what is stored)
             return
         self._offer(self._overall(self._fold.progress(driver, value, label)), first)
 
     def driver_done(self, driver: str, label: str | None = None) -> None:
         """A driver ended: its whole share is done, and servo hears it (never replaced)."""
+        self._fold_unfolded()
         self._offer(self._overall(self._fold.done(driver, label or f"{driver}: done")),
                     milestone=True)
 
