@@ -206,10 +206,10 @@ async def run_adjust(
 def alive(pid: int) -> bool:
     """Running: a zombie has finished running and only waits to be reaped."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_bytes()  # its name need not be UTF-8
     except OSError:
         return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return stat.rpartition(b")")[2].split()[0] != b"Z"
 
 
 def tagged_pids(tag: str) -> list[int]:
@@ -222,10 +222,11 @@ def tagged_pids(tag: str) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            # bytes: a process name (any process's, on a shared machine) need not be UTF-8
+            state = (entry / "stat").read_bytes().rpartition(b")")[2].split()[0]
         except OSError:
             continue
-        if state != "Z" and needle in environ.split(b"\0"):
+        if state != b"Z" and needle in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
 
