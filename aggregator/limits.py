@@ -53,8 +53,15 @@ EXIT_DRAIN_MAX_SECONDS = 1.0
 #: Upper bound on waiting for a SIGKILLed process to be reaped (a process in D state).
 REAP_LIMIT_SECONDS = 5.0
 
-#: Identical consecutive progress lines within this window are sent once.
-PROGRESS_COALESCE_SECONDS = 1.0
+#: Progress is relayed to servo at most once per this many seconds (config.yaml:
+#: `progress_interval`), the newest state at the end of each interval: servo makes one
+#: synchronous request to the optimizer per progress line, so a driver printing 10,000
+#: lines must not cost it 10,000 requests. Never more than half the per-line limit.
+DEFAULT_PROGRESS_INTERVAL_SECONDS = 0.25
+
+#: `progress_interval` may be 0 (every line relayed) to 60 s: beyond a minute the
+#: optimizer would see a run that is moving as one that is stuck.
+MAX_PROGRESS_INTERVAL_SECONDS = 60.0
 
 #: The heartbeat waits this long after a driver's first unrelayed sign of life (its
 #: answer, often, which is passed on anyway); at most a quarter of its interval.

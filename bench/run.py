@@ -16,6 +16,7 @@ temporary directory that is removed afterwards.
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import functools
 import json
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import venv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ MIB = 1 << 20
 DRIVER_START_SECONDS = 0.070
 CYCLE_DRIVERS = 8
 RELAY_DRIVERS = 4
+#: servo-agg's default progress_interval: the relay's newest state may wait that long.
+PROGRESS_INTERVAL = 0.25
 #: Nothing in the bench should take this long; past it the run is killed and reported.
 CALL_TIMEOUT = 120.0
 #: How often the aggregator's VmHWM is read while it runs.
@@ -91,11 +95,13 @@ def rows(params: Params) -> list[Row]:
     line_mib = params.line_bytes // MIB
     over = "    overhead (cycle − floor)"
     table = [
-        Row("startup.python", "(a) python3 -c pass", "ms", baseline=True),
+        Row("startup.python", "(a) python3 -c pass (a plain python3)", "ms", baseline=True),
         Row("startup.info", "(a) adjust --info app", "ms"),
-        Row("startup.info.over", "    overhead (− python3 -c pass)", "ms", target=30),
+        Row("startup.info.over", "    overhead (− python3 -c pass)", "ms", target=5),
         Row("startup.info_cfg", "(a) adjust --info app, with aggregator: section", "ms"),
-        Row("startup.info_cfg.over", "    overhead (− python3 -c pass)", "ms", target=30),
+        Row("startup.info_cfg.over", "    overhead (− python3 -c pass)", "ms", target=5),
+        Row("startup.minfo", "(a) measure --info app", "ms"),
+        Row("startup.minfo.over", "    overhead (− python3 -c pass)", "ms", target=5),
     ]
     for mode, how, queries in (("seq", "sequential", "one after another"),
                                ("par", "parallel_queries", "concurrently")):
@@ -110,16 +116,19 @@ def rows(params: Params) -> list[Row]:
             Row(f"adjust.{mode}.cycle", f"(b) ADJUST ({how}): --info, adjust", "ms"),
             Row(f"adjust.{mode}.over", over, "ms", target=150),
         ]
+    newest = "    delay, a driver's write → servo sees that state or a newer one"
     table += [
         Row("relay.floor.wall", f"(d) drivers straight to the bench: {RELAY_DRIVERS}×{n} lines",
             "ms", baseline=True),
         Row("relay.floor.p99", "    delay write → read, p99 (measuring floor)", "ms",
             baseline=True),
-        Row("relay.wall", f"(d) {RELAY_DRIVERS}×{n} progress lines relayed", "ms",
-            target=300 * n / 10_000),
+        Row("relay.read", f"(d) {RELAY_DRIVERS}×{n} progress lines relayed: reading "
+            "(each driver's first write → last)", "ms", target=300 * n / 10_000),
         Row("relay.rate", "    lines read per second", "lines/s"),
-        Row("relay.p50", "    delay driver write → aggregator write, p50", "ms"),
-        Row("relay.p99", "    delay driver write → aggregator write, p99", "ms", target=5),
+        Row("relay.wall", "    each driver's first write → servo sees its last state", "ms"),
+        Row("relay.cpu", "    aggregator CPU time, user + sys, whole command", "ms"),
+        Row("relay.p50", f"{newest}, p50", "ms"),
+        Row("relay.p99", f"{newest}, p99", "ms", target=(PROGRESS_INTERVAL + 0.005) * 1000),
         Row("relay.out", f"    progress lines out (of {total})", "lines"),
         Row("rss.stderr", f"(e) peak RSS, a driver writes {stderr_mib} MiB to stderr", "MiB",
             target=60),
@@ -180,18 +189,24 @@ json.load(sys.stdin)
 '''
 
 # Writes LINES progress lines as fast as it can, each stamped with CLOCK_MONOTONIC (system
-# wide on Linux) just before its own write, and each different so none is coalesced.
+# wide on Linux) just before its own write, and each different. The stamps also go to
+# stamps.ID in its working directory (the servo root) once its result is written: the
+# bench needs every write's time, also of lines a rate-limiting aggregator never passes on.
 RELAY_DRIVER = r'''#!/usr/bin/env python3
 """Benchmark driver: a progress flood, every line stamped with the time it was written."""
 import json, os, sys, time
 
 ID = @INDEX@
 LINES = @LINES@
-''' + QUICK_ANSWERS + r'''now, write = time.monotonic, os.write
+''' + QUICK_ANSWERS + r'''now, write, stamps = time.monotonic, os.write, []
 for i in range(LINES):
-    line = '{"progress": %d, "message": "%.6f d%d %d"}\n' % (i * 100 // LINES, now(), ID, i)
+    stamp = now()
+    stamps.append(stamp)
+    line = '{"progress": %d, "message": "%.6f d%d %d"}\n' % (i * 100 // LINES, stamp, ID, i)
     write(1, line.encode())
 write(1, b'{"status": "ok", "reason": "success"}\n')
+with open("stamps.%d" % ID, "w") as out:
+    out.write("\n".join("%.6f" % stamp for stamp in stamps))
 '''
 
 # Floods a pipe from a small, reused buffer, so the driver itself stays small.
@@ -245,6 +260,7 @@ class Done:
     returncode: int
     stdout: bytes
     stderr: bytes
+    cpu: float = math.nan  # the process's own user + sys seconds, where measured
 
     def check(self, what: str, code: int = 0) -> Done:
         if self.returncode != code:
@@ -296,9 +312,18 @@ def run_concurrently(argvs: Sequence[Sequence[str]], cwd: Path,
     return seconds, [Done(seconds, code, out, err) for code, out, err in outs]
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """User + system time of the exited but not yet reaped process itself (not of its
+    children): /proc/PID/stat's utime and stime, in clock ticks."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_stamped(argv: Sequence[str], cwd: Path, env: dict[str, str],
                 stdin: bytes) -> tuple[list[tuple[float, bytes]], Done]:
-    """Like run(), but every stdout line is stamped (CLOCK_MONOTONIC) when it is read."""
+    """Like run(), but every stdout line is stamped (CLOCK_MONOTONIC) when it is read, and
+    the process's own CPU time is taken between its exit and its reaping."""
     lines: list[tuple[float, bytes]] = []
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -322,6 +347,15 @@ def run_stamped(argv: Sequence[str], cwd: Path, env: dict[str, str],
                 if b"\n" in buffer:
                     *complete, buffer = buffer.split(b"\n")
                     lines.extend((arrived, line) for line in complete)
+            pidfd = os.pidfd_open(proc.pid)
+            try:
+                exited, _, _ = select.select([pidfd], [], [], CALL_TIMEOUT)
+            finally:
+                os.close(pidfd)
+            if not exited:
+                raise BenchFailure(f"{' '.join(argv)}: closed stdout but did not exit")
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+            cpu = own_cpu_seconds(proc.pid)
         except BaseException:
             proc.kill()
             raise
@@ -330,7 +364,7 @@ def run_stamped(argv: Sequence[str], cwd: Path, env: dict[str, str],
             proc.stdout.close()
         seconds = time.perf_counter() - started
         err.seek(0)
-        done = Done(seconds, code, b"\n".join(line for _, line in lines[-3:]), err.read())
+        done = Done(seconds, code, b"\n".join(line for _, line in lines[-3:]), err.read(), cpu)
     return lines, done
 
 
@@ -385,13 +419,18 @@ def run_sampling_rss(argv: Sequence[str], cwd: Path, env: dict[str, str],
 # -- delays ----------------------------------------------------------------------------------
 
 STAMP = re.compile(r"(\d+\.\d{6}) d(\d+) (\d+)")
+#: A relay driver's end as servo-agg reports it: the driver's file name is NNflood.
+DRIVER_END = re.compile(r"^0*(\d+)flood: (?:done|failed)$")
+
+State = tuple[int, float]  # (driver, its line number); math.inf once it ended
 
 
 @dataclass
 class Relay:
-    wall: float  # seconds: per driver, its first write to its last line read; summed
-    delays: list[float]
-    out: int  # stamped progress lines that came out
+    wall: float  # seconds: per driver, its first write until servo saw its last state; summed
+    read: float  # seconds: per driver, its first write to its last (its pipe is small); summed
+    delays: list[float]  # per line written: until servo saw that state or a newer one
+    out: int  # progress lines that came out
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -403,11 +442,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def analyse_relay(lines: Sequence[tuple[float, bytes]]) -> Relay:
-    """Every stamped progress line: its delay; per driver, first stamp to last arrival."""
-    first: dict[str, float] = {}
-    last: dict[str, float] = {}
-    delays: list[float] = []
+def line_state(message: dict[str, Any]) -> State | None:
+    """Which state of which relay driver a progress line shows (None: not a driver's)."""
+    text = str(message.get("message", ""))
+    found = STAMP.search(text)
+    if found is not None:
+        return int(found.group(2)), float(found.group(3))
+    ended = DRIVER_END.match(text)
+    return None if ended is None else (int(ended.group(1)), math.inf)
+
+
+def analyse_relay(lines: Sequence[tuple[float, bytes]],
+                  written: dict[int, list[float]]) -> Relay:
+    """For every line a driver wrote (`written`: each driver's write times), when servo
+    first saw it or a newer state (a rate-limited relay passes on only the newest; the
+    drivers run one after another, so newer is later in (driver, line) order); per
+    driver, its first write to its last, and to servo seeing its last state."""
+    arrivals: list[float] = []
+    states: list[State] = []  # the newest state shown so far, at each progress line
+    newest: State = (-1, -math.inf)
+    out = 0
     for arrived, raw in lines:
         try:
             message = json.loads(raw)
@@ -415,15 +469,40 @@ def analyse_relay(lines: Sequence[tuple[float, bytes]]) -> Relay:
             raise BenchFailure(f"a stdout line is not JSON: {raw[:200]!r}") from None
         if not isinstance(message, dict) or "progress" not in message:
             continue
-        found = STAMP.search(str(message.get("message", "")))
-        if found is None:
-            continue
-        stamp, driver = float(found.group(1)), found.group(2)
-        delays.append(arrived - stamp)
-        first[driver] = min(first.get(driver, math.inf), stamp)
-        last[driver] = max(last.get(driver, -math.inf), arrived)
-    wall = sum(last[d] - first[d] for d in first)
-    return Relay(wall, delays, len(delays))
+        out += 1
+        state = line_state(message)
+        if state is not None:
+            newest = max(newest, state)
+            arrivals.append(arrived)
+            states.append(newest)
+
+    def seen(driver: int, line: int) -> float:
+        at = bisect.bisect_left(states, (driver, float(line)))
+        if at == len(states):
+            raise BenchFailure(f"servo never saw line {line} of driver {driver} nor a newer "
+                               "state")
+        return arrivals[at]
+
+    delays: list[float] = []
+    wall = read = 0.0
+    for driver, stamps in sorted(written.items()):
+        delays += [seen(driver, i) - stamp for i, stamp in enumerate(stamps)]
+        wall += seen(driver, len(stamps) - 1) - stamps[0]
+        read += stamps[-1] - stamps[0]
+    return Relay(wall, read, delays, out)
+
+
+def take_stamps(root: Path, drivers: Sequence[int]) -> dict[int, list[float]]:
+    """The write times the relay drivers left in the servo root (removed once read)."""
+    written = {}
+    for driver in drivers:
+        path = root / f"stamps.{driver}"
+        try:
+            written[driver] = [float(v) for v in path.read_text().split()]
+        except (OSError, ValueError) as exc:
+            raise BenchFailure(f"relay driver {driver} left no write times: {exc}") from None
+        path.unlink()
+    return written
 
 
 # -- the bench ---------------------------------------------------------------------------------
@@ -474,12 +553,22 @@ class Bench:
         self.aggregators = aggregators
         self.work = work
         self.env = bench_env()
+        self.plain_env = self.env  # start-up rows: a python3 with nothing installed (below)
         self.results = Results()
         self.driver_sleep = 0.0
         self.driver_start = 0.0
         self.roots = Roots(*(work / name for name in ("seq", "par", "relay", "stderr", "line")))
 
     # -- set-up -------------------------------------------------------------------------
+    def make_plain_python(self) -> None:
+        """The start-up rows run under a venv with nothing installed: the python3 of a
+        servo host where servo-agg is copied in, not the dev venv, whose editable install
+        pre-imports modules (pathlib, re) at every start and so hides what --info imports."""
+        where = self.work / "plain-python"
+        venv.create(where, with_pip=False, symlinks=True)
+        self.plain_env = dict(self.env)
+        self.plain_env["PATH"] = str(where / "bin") + os.pathsep + self.env["PATH"]
+
     def calibrate(self) -> None:
         """How long a driver takes to start without its sleep; the sleep makes up the rest."""
         probe = write_executable(self.work / "probe", fill(
@@ -497,9 +586,10 @@ class Bench:
             (root / "adjust.d").mkdir(parents=True)
             (root / "config.yaml").write_text(sections + extra)
             for k in range(1, CYCLE_DRIVERS + 1):
-                write_executable(root / "adjust.d" / f"{k:02d}drv", fill(
-                    CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                    DESCRIPTOR=descriptor(f"c{k}")))
+                for folder in ("adjust.d", "measure.d"):  # measure.d: for measure --info
+                    write_executable(root / folder / f"{k:02d}drv", fill(
+                        CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
+                        DESCRIPTOR=descriptor(f"c{k}")))
         for k in range(1, RELAY_DRIVERS + 1):
             write_executable(self.roots.relay / "adjust.d" / f"{k:02d}flood", fill(
                 RELAY_DRIVER, INDEX=k, LINES=self.params.relay_lines,
@@ -518,6 +608,8 @@ class Bench:
         page cache, and stops the run early if an aggregator does not work at all."""
         for agg in self.aggregators:
             for root in (self.roots.seq, self.roots.par):
+                info = run([str(agg.path), "--info", "app"], root, self.plain_env)
+                info.check(f"{agg.path} --info app (plain python3)")
                 info = run([str(agg.path), "--info", "app"], root, self.env)
                 info.check(f"{agg.path} --info app")
                 query = run([str(agg.path), "--query", "app"], root, self.env)
@@ -544,14 +636,19 @@ class Bench:
             raise BenchFailure(f"{what}: final line {final}")
         return final
 
-    def info(self, agg: Aggregator, root: Path) -> float:
-        done = run([str(agg.path), "--info", "app"], root, self.env)
-        if "version" not in done.check("--info app").final("--info app"):
-            raise BenchFailure("--info app: no version")
+    def info(self, agg: Aggregator, root: Path, env: dict[str, str] | None = None,
+             front: str = "adjust") -> float:
+        """`--info app` of the adjust (or measure) front-end beside `agg`."""
+        program = agg.path if front == "adjust" else agg.path.parent / front
+        done = run([str(program), "--info", "app"], root, env or self.env)
+        info = done.check(f"{front} --info app").final(f"{front} --info app")
+        if "01drv" not in str(info.get("version")):
+            raise BenchFailure(f"{front} --info app: no version naming the drivers: {info}")
         return done.seconds
 
     def python_pass(self) -> float:
-        return run(["python3", "-c", "pass"], self.work, self.env).check("python3 -c pass").seconds
+        return run(["python3", "-c", "pass"], self.work, self.plain_env).check(
+            "python3 -c pass").seconds
 
     def cycle(self, agg: Aggregator, root: Path, kind: str, value: int) -> float:
         """servo's cycle: --info, then the command, as two processes one after the other."""
@@ -582,25 +679,28 @@ class Bench:
                 seconds += done.seconds
         return seconds
 
-    def relay(self, agg: Aggregator | None) -> Relay:
-        """The flood through the aggregator, or (agg None) each driver straight to us."""
+    def relay(self, agg: Aggregator | None) -> tuple[Relay, float]:
+        """The flood through the aggregator, or (agg None) each driver straight to us; and
+        the aggregator's CPU seconds."""
         root = self.roots.relay
-        components = [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]
+        ids = range(1, RELAY_DRIVERS + 1)
+        components = [f"r{k}" for k in ids]
         if agg is not None:
             lines, done = run_stamped([str(agg.path), "app"], root, self.env,
                                       request(components, 2))
             self.check_ok(done, "adjust app (progress flood)")
-            return analyse_relay(lines)
-        walls, delays, out = 0.0, [], 0
-        for driver, component in zip(self.drivers(root), components, strict=True):
+            return analyse_relay(lines, take_stamps(root, ids)), done.cpu
+        total = Relay(0.0, 0.0, [], 0)
+        for k, driver, component in zip(ids, self.drivers(root), components, strict=True):
             lines, done = run_stamped([str(driver), "app"], root, self.env,
                                       request([component], 2))
             self.check_ok(done, "flood driver")
-            part = analyse_relay(lines)
-            walls += part.wall
-            delays += part.delays
-            out += part.out
-        return Relay(walls, delays, out)
+            part = analyse_relay(lines, take_stamps(root, [k]))
+            total.wall += part.wall
+            total.read += part.read
+            total.delays += part.delays
+            total.out += part.out
+        return total, math.nan
 
     def rss(self, agg: Aggregator, root: Path, expect_ok: bool) -> dict[str, float]:
         """Peak RSS of the aggregator process alone while its driver floods it."""
@@ -666,19 +766,19 @@ class Bench:
             return {"startup.python": self.python_pass() * 1000}
 
         def startup(agg: Aggregator) -> dict[str, float]:
-            return {"startup.info": self.info(agg, self.roots.seq) * 1000,
-                    "startup.info_cfg": self.info(agg, self.roots.par) * 1000}
+            plain = self.plain_env
+            return {"startup.info": self.info(agg, self.roots.seq, plain) * 1000,
+                    "startup.info_cfg": self.info(agg, self.roots.par, plain) * 1000,
+                    "startup.minfo": self.info(agg, self.roots.seq, plain, "measure") * 1000}
 
+        keys = ["startup.info", "startup.info_cfg", "startup.minfo"]
         for rep in range(self.params.startup_reps):
-            got = self.measure_group(r + rep, ["startup.info", "startup.info.over",
-                                               "startup.info_cfg", "startup.info_cfg.over"],
+            got = self.measure_group(r + rep, keys + [f"{k}.over" for k in keys],
                                      python_pass, startup)
             base = got[FLOOR]["startup.python"]
             for column, values in got.items():
                 if column != FLOOR:
-                    self.results.add(column, {
-                        "startup.info.over": values["startup.info"] - base,
-                        "startup.info_cfg.over": values["startup.info_cfg"] - base})
+                    self.results.add(column, {f"{k}.over": values[k] - base for k in keys})
 
     def round_cycles(self, r: int, kind: str) -> None:
         value = 2 + r % 2  # every round asks for a different value than the last
@@ -704,19 +804,20 @@ class Bench:
 
     def round_relay(self, r: int) -> None:
         def relay_floor() -> dict[str, float]:
-            got = self.relay(None)
+            got, _ = self.relay(None)
             return {"relay.floor.wall": got.wall * 1000,
                     "relay.floor.p99": percentile(got.delays, 99) * 1000}
 
         def relay(agg: Aggregator) -> dict[str, float]:
-            got = self.relay(agg)
+            got, cpu = self.relay(agg)
             lines = RELAY_DRIVERS * self.params.relay_lines
-            return {"relay.wall": got.wall * 1000, "relay.rate": lines / got.wall,
+            return {"relay.read": got.read * 1000, "relay.rate": lines / got.read,
+                    "relay.wall": got.wall * 1000, "relay.cpu": cpu * 1000,
                     "relay.p50": percentile(got.delays, 50) * 1000,
                     "relay.p99": percentile(got.delays, 99) * 1000, "relay.out": got.out}
 
-        self.measure_group(r, ["relay.wall", "relay.rate", "relay.p50", "relay.p99",
-                               "relay.out"], relay_floor, relay)
+        self.measure_group(r, ["relay.read", "relay.rate", "relay.wall", "relay.cpu",
+                               "relay.p50", "relay.p99", "relay.out"], relay_floor, relay)
 
     def round_rss(self, r: int) -> None:
         self.measure_group(r, ["rss.stderr"], None,
@@ -747,9 +848,10 @@ def machine(env: dict[str, str]) -> tuple[str, list[str]]:
     notes = []
     if editable == "True":
         notes.append("python3 imports an editable-install finder (pip install -e) at every "
-                     "start: python3 -c pass, the drivers and the aggregator all pay for it, "
-                     "and it pre-imports modules (pathlib, re) that --info would otherwise pay "
-                     "for itself")
+                     "start: the drivers and the aggregator in rows (b)-(e) all pay for it, "
+                     "and it pre-imports modules (pathlib, re); row (a) runs under a plain "
+                     "python3 (a venv with nothing installed), where --info pays for all it "
+                     "imports")
     text = (f"{model}, {os.cpu_count()} cores ({usable} usable), Python {version} "
             f"({executable}), {platform.system()} {platform.release()}")
     return text, notes
@@ -888,6 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, notes = machine(bench.env)
         load_before = os.getloadavg()[0]
         bench.calibrate()
+        bench.make_plain_python()
         bench.build()
         try:
             bench.warm_up()

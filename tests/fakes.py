@@ -483,10 +483,13 @@ class RecordingOutput(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO(), clock=trio.current_time)
         self.last_write = trio.current_time()  # servo's patience starts with the test
         self.lines: list[tuple[float, str]] = []
+        self.writes: list[str] = []  # each write_line, as written
 
     def write_line(self, text: str, *, progress: bool = False) -> None:
         self.last_write = trio.current_time()
-        self.lines.append((self.last_write, text))
+        self.writes.append(text)
+        # One write may carry several whole lines (the progress relay's): each is a line.
+        self.lines += [(self.last_write, line) for line in text.split("\n")]
 
     def gaps(self, since: float = 0.0) -> list[float]:
         """servo's waits for each line, from `since`."""

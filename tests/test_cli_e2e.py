@@ -365,9 +365,10 @@ async def test_adjust_runs_each_driver_with_its_share_and_reports_progress(
     assert percents[-1] == 100
     assert {"progress": 50, "message": "01web: done"} in progress
     assert {"progress": 100, "message": "02cache: done"} in progress
-    # simple_driver's steps at 33 % and 66 % of each half:
+    # simple_driver's first step, at 33 % of each half (a driver's first line always gets
+    # through; its later ones may be replaced by a newer state within the interval):
     assert {"progress": 16, "message": "01web: step 0"} in progress
-    assert {"progress": 83, "message": "02cache: step 1"} in progress
+    assert {"progress": 66, "message": "02cache: step 0"} in progress
     assert all(p["message"].startswith(("01web: ", "02cache: ")) for p in progress)
 
 

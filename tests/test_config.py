@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from aggregator.limits import DEFAULT_CANCEL_GRACE, DEFAULT_KILL_GRACE
+from aggregator.limits import (
+    DEFAULT_CANCEL_GRACE,
+    DEFAULT_KILL_GRACE,
+    DEFAULT_PROGRESS_INTERVAL_SECONDS,
+)
 from aggregator.protocol.errors import AggregatorError
 from aggregator.root.config import (
     AggregatorConfig,
@@ -41,6 +45,8 @@ def test_defaults() -> None:
     assert config.cancel_grace == DEFAULT_CANCEL_GRACE
     assert config.on_failure == "continue"
     assert config.parallel_queries is False
+    assert config.progress_interval == DEFAULT_PROGRESS_INTERVAL_SECONDS == 0.25
+    assert config.measure.progress_interval == 0.25
     assert config.policy("anything") == DriverPolicy(weight=1.0, enabled=True)
     assert config.disabled == frozenset()
 
@@ -54,6 +60,7 @@ def test_every_key(tmp_path: Path) -> None:
         "  cancel_grace: 1.5\n"
         "  on_failure: rollback\n"
         "  parallel_queries: true\n"
+        "  progress_interval: 2\n"
         "  drivers:\n"
         "    10-web: {weight: 3}\n"
         "    20-cache: {enabled: false}\n"
@@ -67,6 +74,8 @@ def test_every_key(tmp_path: Path) -> None:
     assert config.cancel_grace == 1.5
     assert config.on_failure == "rollback"
     assert config.parallel_queries is True
+    assert config.progress_interval == 2.0
+    assert config.measure.progress_interval == 2.0  # one key for both front-ends
     assert config.policy("10-web") == DriverPolicy(3.0, True)
     assert config.policy("20-cache") == DriverPolicy(1.0, False)
     assert config.policy("30-db") == DriverPolicy(0.5, True)
@@ -98,6 +107,13 @@ def test_on_failure_choices(choice: str) -> None:
     ({"cancel_grace": float("nan")}, "aggregator.cancel_grace", "finite"),
     ({"on_failure": "abort"}, "aggregator.on_failure", "continue, stop, rollback"),
     ({"on_failure": True}, "aggregator.on_failure", "continue, stop, rollback"),
+    ({"progress_interval": "1s"}, "aggregator.progress_interval", "number of seconds"),
+    ({"progress_interval": False}, "aggregator.progress_interval", "number of seconds"),
+    ({"progress_interval": -0.25}, "aggregator.progress_interval", "from 0 to 60, not -0.25"),
+    ({"progress_interval": 61}, "aggregator.progress_interval", "from 0 to 60, not 61"),
+    ({"progress_interval": float("nan")}, "aggregator.progress_interval", "finite"),
+    ({"measure": {"progress_interval": 1}}, "aggregator.measure.progress_interval",
+     "unknown key"),
     ({"parallel_queries": "sometimes"}, "aggregator.parallel_queries", "true or false"),
     ({"parallel_queries": 1}, "aggregator.parallel_queries", "true or false"),
     ({"drivers": ["10-web"]}, "aggregator.drivers", "must map driver file names"),
@@ -141,6 +157,15 @@ def test_grace_periods_may_be_zero_to_a_minute(key: str) -> None:
     assert getattr(parse_section({key: 0}), key) == 0.0
     assert getattr(parse_section({key: 60}), key) == 60.0
     assert isinstance(getattr(parse_section({key: 60}), key), float)
+
+
+@pytest.mark.unit
+def test_progress_interval_may_be_zero_to_a_minute_and_measure_shares_it() -> None:
+    """0: every line relayed; the measure section takes the aggregator's own."""
+    assert parse_section({"progress_interval": 0}).progress_interval == 0.0
+    top = parse_section({"progress_interval": 60, "measure": {"kill_grace": 1}})
+    assert top.progress_interval == top.measure.progress_interval == 60.0
+    assert isinstance(top.progress_interval, float)
 
 
 @pytest.mark.unit

@@ -230,7 +230,9 @@ def check_nothing_left(case: Case, root: Path) -> None:
 def bad_progress_is_ignored_with_one_note(run: AdjustRun) -> None:
     assert run.stderr.count("ignored a progress value") == 1, run.stderr
     sent = {p["message"] for p in run.progress}
-    assert {"02fault: odd value 250", "02fault: odd value 30"} <= sent, sent
+    # Its first line is relayed (a sign of life, at the current percentage); the later
+    # ones come within one interval and the newest state replaces them.
+    assert "02fault: odd value 'abc'" in sent, sent
 
 
 def a_progress_flood_reaches_servo_coalesced(run: AdjustRun) -> None:

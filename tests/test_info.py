@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator import __version__
-from aggregator.entry.info import info_version, print_info
+from aggregator.entry.info import info_line, info_version, json_string, print_info
+from aggregator.protocol.strict_json import dumps as strict_dumps
+from aggregator.protocol.strict_json import json_string as strict_json_string
+from aggregator.protocol.text import scrub
+from aggregator.root.config_probe import mentions
+from aggregator.root.front_end import FrontEnd
 from tests.support import write_driver
 
 pytestmark = pytest.mark.unit
@@ -76,3 +84,72 @@ def test_quoted_or_flow_style_section_is_still_read(tmp_path: Path) -> None:
                  '{aggregator: {drivers_dir: elsewhere}}\n'):
         (tmp_path / "config.yaml").write_text(text)
         assert "[01x]" in info_version(tmp_path)
+
+
+# -- the line, written without json (which would load re) ------------------------------------
+
+#: Every code point, lone surrogates included (hypothesis leaves those out by default).
+ANY_TEXT = st.text(st.characters(exclude_categories=()))
+
+
+@settings(max_examples=500, deadline=None)
+@given(ANY_TEXT)
+def test_json_string_is_exactly_what_every_stdout_line_holds(text: str) -> None:
+    """The same bytes as strict_json.json_string, the one rule for stdout: json.dumps's
+    ASCII escapes, each lone surrogate replaced."""
+    written = json_string(text)
+    assert written == strict_json_string(text)
+    assert written.isascii() and written.isprintable()  # one line, valid UTF-8 as it is
+    assert json.loads(written) == scrub(text)
+
+
+@pytest.mark.parametrize("text", ["", "plain", 'a "quoted" \\ back', "tab\tnew\nline\r",
+                                  "\x00\x1f\x7f", "héllo", "日本", "🎉", "\ud800", "\udfff x"])
+def test_json_string_edge_cases(text: str) -> None:
+    assert json_string(text) == strict_json_string(text)
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        assert json_string(text) == json.dumps(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_TEXT)
+def test_info_line_is_what_every_other_stdout_line_would_be(name: str) -> None:
+    version = f"servo-agg {__version__} [{name}]"
+    line = f'{{"version": {json_string(version)}, "has_cancel": true}}'
+    assert line == strict_dumps({"version": version, "has_cancel": True})
+
+
+def test_info_line_names_the_drivers(servo_root: Path) -> None:
+    write_driver(servo_root, "10wéb\n", "")  # a name json must escape
+    assert info_line(servo_root) == json.dumps(
+        {"version": f"servo-agg {__version__} [10wéb\n]", "has_cancel": True})
+
+
+def test_measure_info_reads_measure_d(tmp_path: Path) -> None:
+    write_driver(tmp_path, "01load", "", folder="measure.d")
+    write_driver(tmp_path, "01web", "")
+    assert info_version(tmp_path, "measure") == f"servo-agg {__version__} [01load]"
+    assert info_version(tmp_path, FrontEnd.MEASURE) == f"servo-agg {__version__} [01load]"
+
+
+# -- the cheap look at config.yaml, without re ------------------------------------------------
+
+#: What the look was before it went without re: a mention on a line, before any '#'.
+MENTION = {word: re.compile(rf"^[^#\n]*{word}", re.MULTILINE)
+           for word in ("aggregator", "drivers")}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(list("agregtorsdiv #\n\r\t:'\"{}x")), max_size=60),
+       st.sampled_from(sorted(MENTION)))
+def test_mentions_is_the_multiline_regex_it_replaced(text: str, word: str) -> None:
+    assert mentions(text, word) == bool(MENTION[word].search(text))
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("aggregator:\n", True), ("# aggregator:\n", False), ("web: 1 # aggregator\n", False),
+    ("web:\n  x: 1\n'aggregator': {}\n", True), ("#\naggregator", True),
+    ("a: 1\r# aggregator\n", False),  # \r does not end a line for the look (nor did it)
+])
+def test_mentions_outside_comments_only(text: str, found: bool) -> None:
+    assert mentions(text, "aggregator") is found

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator.limits import MAX_LINE_BYTES, MAX_RESULT_LINE_BYTES, READ_CHUNK_BYTES
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
@@ -214,3 +216,55 @@ async def test_a_descriptor_line_is_copied_once_on_its_way_out() -> None:
         assert line is not None and len(line) == size
         del line
     assert peak[0] < 2.3 * size, peak
+
+
+class Chunked(trio.abc.ReceiveStream):
+    """`data` handed out in the given chunk sizes (cycled), as a pipe might."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self._data, self._sizes, self._at, self._turn = data, sizes, 0, 0
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint()
+        size = self._sizes[self._turn % len(self._sizes)]
+        self._turn += 1
+        chunk = self._data[self._at:self._at + size]
+        self._at += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200).map(lambda b: b.replace(b"\x00", b"\n")),
+       st.lists(st.integers(1, 40), min_size=1, max_size=5), st.integers(0, 12))
+async def test_any_chunking_yields_the_lines_of_the_data_in_order(
+        data: bytes, sizes: list[int], max_line: int) -> None:
+    """Lines as data.split would give them, however the stream cuts the data; the first
+    line over the limit (whole or unfinished) ends it with LineTooLong, an unfinished last
+    line within the limit with PartialLastLine."""
+    *whole, tail = data.split(b"\n")
+    expected: list[bytes] = []
+    ending: type[Exception] | None = None
+    for part in whole:
+        if len(part) > max_line:
+            ending = LineTooLong
+            break
+        expected.append(part)
+    else:
+        if len(tail) > max_line:
+            ending = LineTooLong
+        elif tail:
+            ending = PartialLastLine
+    reader = LineReader(Chunked(data, sizes), max_line)
+    got: list[bytes] = []
+    try:
+        while (line := await next_line(reader)) is not None:
+            got.append(line)
+    except (LineTooLong, PartialLastLine) as exc:
+        assert type(exc) is ending
+    else:
+        assert ending is None
+    assert got == expected
+    assert reader.received <= len(data)

@@ -14,26 +14,29 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.limits import DEFAULT_PROGRESS_INTERVAL_SECONDS
 from aggregator.protocol.progress import progress_value
 from aggregator.supervision.output import Output
 from aggregator.supervision.progress_relay import (
     ProgressRelay,
     SlowestDriver,
     WeightedShares,
-    coalesce_window,
+    progress_interval,
 )
 
 
 class Recorder(Output):
-    """An Output that keeps the stdout lines it would have written."""
+    """An Output that keeps the stdout lines it would have written, and each write."""
 
     def __init__(self) -> None:
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.lines: list[dict[str, Any]] = []
+        self.writes: list[tuple[float, list[dict[str, Any]]]] = []  # (trio time, lines)
 
     def write_line(self, text: str, *, progress: bool = False) -> None:
-        assert progress, text  # the relay's lines may be superseded while servo is busy
-        self.lines.append(json.loads(text))
+        lines = [json.loads(part) for part in text.split("\n")]  # whole lines, each JSON
+        self.lines += lines
+        self.writes.append((trio.current_time() if in_trio() else math.nan, lines))
 
     @property
     def percents(self) -> list[int]:
@@ -46,6 +49,14 @@ class Recorder(Output):
         return stream.getvalue()
 
 
+def in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -54,11 +65,12 @@ class FakeClock:
         return self.now
 
 
-def relay(weights: dict[str, float], window: float = 1.0,
+def relay(weights: dict[str, float], interval: float = 0.0,
           clock: Any = None) -> tuple[ProgressRelay, Recorder, FakeClock]:
+    """A relay on a fake clock; interval 0 (every line at once) for the folding tests."""
     out = Recorder()
     fake = FakeClock()
-    return ProgressRelay(out, WeightedShares(weights), window, clock or fake), out, fake
+    return ProgressRelay(out, WeightedShares(weights), interval, clock or fake), out, fake
 
 
 EQUAL3 = {"a": 1.0, "b": 1.0, "c": 1.0}
@@ -127,8 +139,7 @@ def test_values_are_clamped_within_the_drivers_share() -> None:
     r.driver_progress("a", {"progress": -20})
     r.driver_progress("a", {"progress": 250})
     r.driver_progress("a", {"progress": math.inf})
-    assert out.percents == [0, 50]  # a's share is half, whatever it claims
-    assert r.held_back == 1  # the inf line was the same line again: coalesced
+    assert out.percents == [0, 50, 50]  # a's share is half, whatever it claims
 
 
 @pytest.mark.unit
@@ -138,13 +149,13 @@ def test_a_progress_that_is_not_a_number_is_ignored_with_one_note(junk: Any) -> 
     r.driver_progress("a", {"progress": junk, "message": "m"})
     r.driver_progress("a", {"progress": junk, "message": "m"})
     r.driver_progress("b", {"progress": junk})
-    assert out.percents == [0, 0]  # signs of life at the current percentage, coalesced
+    assert out.percents == [0, 0, 0]  # signs of life at the current percentage
     notes = out.notes.splitlines()
     assert len(notes) == 2  # once per driver, however often it happens
     assert notes[0].startswith("servo-agg: a: ignored a progress value that is not a number")
     assert notes[1].startswith("servo-agg: b: ")
     r.driver_progress("a", {"progress": 40})
-    assert out.percents == [0, 0, 20]  # good values afterwards still count
+    assert out.percents == [0, 0, 0, 20]  # good values afterwards still count
 
 
 @pytest.mark.unit
@@ -184,14 +195,6 @@ def test_driver_done_always_emits_even_without_progress() -> None:
 
 
 @pytest.mark.unit
-def test_driver_done_is_never_coalesced() -> None:
-    r, out, _ = relay({"a": 1.0})
-    r.driver_progress("a", {"progress": 100, "message": "done"})
-    r.driver_done("a")  # the very same line, within the window: sent all the same
-    assert out.lines == [{"progress": 100, "message": "a: done"}] * 2
-
-
-@pytest.mark.unit
 def test_hold_keeps_the_current_percentage() -> None:
     r, out, _ = relay({"a": 1.0, "b": 1.0})
     r.driver_done("a")
@@ -200,35 +203,13 @@ def test_hold_keeps_the_current_percentage() -> None:
 
 
 @pytest.mark.unit
-def test_identical_lines_within_the_window_are_coalesced() -> None:
-    r, out, clock = relay({"a": 1.0}, window=1.0)
-    for _ in range(50):
-        r.driver_progress("a", {"progress": 10, "message": "waiting"})
-        clock.now += 0.01
-    assert out.percents == [10]
-    assert r.held_back == 49
-    r.driver_progress("a", {"progress": 11, "message": "waiting"})  # a change passes at once
-    assert out.percents == [10, 11]
-    clock.now += 1.5
-    r.driver_progress("a", {"progress": 11, "message": "waiting"})  # window over: sent
-    assert out.percents == [10, 11, 11]
-    assert r.sent == 3
-
-
-@pytest.mark.unit
-def test_same_percent_with_a_new_message_is_not_coalesced() -> None:
-    r, out, _ = relay({"a": 1.0})
-    r.driver_progress("a", {"progress": 10, "message": "one"})
-    r.driver_progress("a", {"progress": 10, "message": "two"})
-    assert len(out.lines) == 2
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(("limit", "window"), [(None, 1.0), (10.0, 1.0), (2.0, 1.0),
-                                                (1.0, 0.5), (0.2, 0.1)])
-def test_coalesce_window_is_a_second_at_most_half_the_line_limit(
-        limit: float | None, window: float) -> None:
-    assert coalesce_window(limit) == pytest.approx(window)
+@pytest.mark.parametrize(("configured", "limit", "interval"), [
+    (0.25, None, 0.25), (0.25, 10.0, 0.25), (5.0, 2.0, 1.0), (1.0, 0.2, 0.1), (0.0, 2.0, 0.0),
+])
+def test_progress_interval_is_the_configured_one_at_most_half_the_line_limit(
+        configured: float, limit: float | None, interval: float) -> None:
+    assert progress_interval(configured, limit) == pytest.approx(interval)
+    assert progress_interval() == DEFAULT_PROGRESS_INTERVAL_SECONDS == 0.25
 
 
 @pytest.mark.unit
@@ -241,87 +222,192 @@ def test_progress_value(raw: Any, value: float | None) -> None:
     assert progress_value(raw) == value
 
 
+# -- the rate limit, on a fake clock -----------------------------------------------------
+
+@pytest.mark.unit
+def test_within_an_interval_a_newer_line_replaces_the_pending_one() -> None:
+    r, out, clock = relay({"a": 1.0}, interval=1.0)
+    r.driver_progress("a", {"progress": 1})  # the relay was idle: out at once
+    for value in range(2, 50):
+        clock.now += 0.01
+        r.driver_progress("a", {"progress": value})
+    assert out.percents == [1]
+    assert r.pending and r.superseded == 47
+    r.close()  # what the flusher does when the interval ends: the newest state only
+    assert out.percents == [1, 49]
+
+
+@pytest.mark.unit
+def test_a_line_after_a_quiet_interval_goes_out_at_once() -> None:
+    r, out, clock = relay({"a": 1.0}, interval=1.0)
+    r.driver_progress("a", {"progress": 1})
+    clock.now += 1.0
+    r.driver_progress("a", {"progress": 2})
+    assert out.percents == [1, 2] and not r.pending
+
+
+@pytest.mark.unit
+def test_milestones_are_never_replaced_and_go_out_in_order_in_one_write() -> None:
+    r, out, _ = relay(EQUAL3, interval=1.0)
+    r.driver_progress("a", {"progress": 10, "message": "first"})  # idle: at once
+    r.driver_progress("a", {"progress": 50})  # replaced by a's done
+    r.driver_done("a")
+    r.driver_progress("b", {"progress": 30, "message": "b's first"})  # a milestone too
+    r.driver_progress("b", {"progress": 60})  # replaced
+    r.driver_progress("b", {"progress": 90, "message": "newest"})
+    assert len(out.writes) == 1
+    r.close()
+    assert len(out.writes) == 2
+    assert out.writes[1][1] == [{"progress": 33, "message": "a: done"},
+                                {"progress": 43, "message": "b: b's first"},
+                                {"progress": 63, "message": "b: newest"}]
+    assert r.sent == 4 and r.superseded == 2
+
+
+@pytest.mark.unit
+def test_nothing_is_written_after_close() -> None:
+    r, out, _ = relay({"a": 1.0, "b": 1.0}, interval=1.0)
+    r.driver_progress("a", {"progress": 50})
+    r.driver_progress("a", {"progress": 60})
+    r.close()
+    assert out.percents == [25, 30]
+    r.driver_progress("a", {"progress": 70})
+    r.driver_done("a")
+    r.hold("late")
+    r.repeat_last("a")
+    r.close()
+    assert out.percents == [25, 30]  # the final line comes next: nothing may follow it
+
+
+@pytest.mark.unit
+def test_a_keep_alive_writes_the_pending_state_at_once_or_the_last_line_again() -> None:
+    r, out, clock = relay({"a": 1.0}, interval=1.0)
+    r.repeat_last("a")  # nothing sent yet
+    assert out.lines == [{"progress": 0, "message": "a: working"}]
+    clock.now += 5
+    r.driver_progress("a", {"progress": 10})
+    r.driver_progress("a", {"progress": 20})  # pending
+    r.repeat_last("a")
+    assert out.percents == [0, 10, 20] and not r.pending
+    r.repeat_last("a")
+    assert out.percents == [0, 10, 20, 20]
+
+
+@pytest.mark.unit
+def test_interval_zero_relays_every_line() -> None:
+    r, out, _ = relay({"a": 1.0}, interval=0.0)
+    for value in range(100):
+        r.driver_progress("a", {"progress": value})
+    assert out.percents == list(range(100)) and r.superseded == 0
+
+
 # -- the flusher, on trio's mock clock ----------------------------------------------------
 
+async def flood(r: ProgressRelay, driver: str, lines: int, every: float,
+                offered: list[tuple[float, str, int]]) -> None:
+    """`lines` progress lines, one per `every` s, each with its own message."""
+    for i in range(lines):
+        offered.append((trio.current_time(), driver, i))
+        r.driver_progress(driver, {"progress": i * 100 // lines, "message": f"line {i}"})
+        await trio.sleep(every)
+
+
+def seen_at(out: Recorder, driver: str, i: int) -> float:
+    """When servo first saw line i of `driver` or a newer state of it."""
+    for at, lines in out.writes:
+        for line in lines:
+            name, _, rest = line["message"].partition(": ")
+            if name == driver and (rest == "done" or int(rest.split()[-1]) >= i):
+                return at
+    raise AssertionError(f"{driver} line {i} never seen")
+
+
 @pytest.mark.supervision
-async def test_flusher_sends_the_last_held_line_when_the_window_ends(
+async def test_a_flood_is_relayed_once_per_interval_newest_state_within_one_interval(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
-    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 0.25, clock=trio.current_time)
+    offered: list[tuple[float, str, int]] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(r.run_flusher)
         start = trio.current_time()
-        r.driver_progress("a", {"progress": 5, "message": "tick"})
-        for _ in range(20):
-            await trio.sleep(0.02)
-            r.driver_progress("a", {"progress": 5, "message": "tick"})
-        assert len(out.lines) == 1
-        await trio.sleep(0.7)  # past the window from the first line
-        assert len(out.lines) == 2, "the trailing line was sent when the window ended"
-        assert out.lines[1] == {"progress": 5, "message": "a: tick"}
-        await trio.sleep(5)
-        assert len(out.lines) == 2, "nothing held, nothing more sent"
-        assert r.held_back == 20
-        assert trio.current_time() - start == pytest.approx(6.1)
-        nursery.cancel_scope.cancel()
-
-
-@pytest.mark.supervision
-async def test_flusher_paces_a_flood_to_one_line_per_window(
-        autojump_clock: trio.testing.MockClock) -> None:
-    out = Recorder()
-    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
-    sent_at: list[float] = []
-    real_write = out.write_line
-
-    def stamped(text: str, *, progress: bool = False) -> None:
-        sent_at.append(trio.current_time())
-        real_write(text, progress=progress)
-
-    out.write_line = stamped  # type: ignore[method-assign]
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(r.run_flusher)
-        start = trio.current_time()
-        for _ in range(1000):  # 10 s of a line every 10 ms
-            r.driver_progress("a", {"progress": 50, "message": "busy"})
-            await trio.sleep(0.01)
-        await trio.sleep(2)
-        nursery.cancel_scope.cancel()
-    assert 9 <= len(out.lines) <= 12
-    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
-    assert all(g >= 1.0 - 1e-6 for g in gaps), gaps  # never more than one per window
-    assert sent_at[-1] - start >= 9.9  # the heartbeat kept coming to the end
-
-
-@pytest.mark.supervision
-async def test_a_held_line_superseded_by_a_change_is_not_sent_late(
-        autojump_clock: trio.testing.MockClock) -> None:
-    out = Recorder()
-    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(r.run_flusher)
-        r.driver_progress("a", {"progress": 5})
-        await trio.sleep(0.1)
-        r.driver_progress("a", {"progress": 5})  # held
-        await trio.sleep(0.1)
-        r.driver_progress("a", {"progress": 6})  # newer: sent now, the held one is moot
-        await trio.sleep(3)
-        nursery.cancel_scope.cancel()
-    assert out.percents == [5, 6]
-
-
-@pytest.mark.supervision
-async def test_driver_done_clears_a_held_line(autojump_clock: trio.testing.MockClock) -> None:
-    out = Recorder()
-    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(r.run_flusher)
-        r.driver_progress("a", {"progress": 5})
-        r.driver_progress("a", {"progress": 5})
+        await flood(r, "a", 10_000, 0.001, offered)  # 10 s of a line every ms
         r.driver_done("a")
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    times = [at for at, _ in out.writes]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= 0.25 - 1e-9 for g in gaps), min(gaps)  # never more than one per interval
+    assert 40 <= len(out.lines) <= 43  # 10 s / 0.25 s, the first line and a's done
+    assert times[0] == start  # the first line at once
+    assert out.lines[-1] == {"progress": 100, "message": "a: done"}
+    delays = [seen_at(out, d, i) - at for at, d, i in offered]
+    assert max(delays) <= 0.25 + 1e-9  # servo is never more than one interval behind
+    assert r.superseded == 10_001 - len(out.lines)
+
+
+@pytest.mark.supervision
+async def test_every_driver_is_heard_first_and_done_each_within_one_interval(
+        autojump_clock: trio.testing.MockClock) -> None:
+    out = Recorder()
+    names = ["a", "b", "c", "d"]
+    r = ProgressRelay(out, WeightedShares(dict.fromkeys(names, 1.0)), 0.25,
+                      clock=trio.current_time)
+    offered: dict[str, float] = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(r.run_flusher)
+        for name in names:  # quick drivers, one after another: 30 ms each, 10 lines
+            offered[f"{name} first"] = trio.current_time()
+            await flood(r, name, 10, 0.003, [])
+            offered[f"{name} done"] = trio.current_time()
+            r.driver_done(name)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    for name in names:
+        first = next(at for at, lines in out.writes for line in lines
+                     if line["message"] == f"{name}: line 0")
+        done = next(at for at, lines in out.writes for line in lines
+                    if line["message"] == f"{name}: done")
+        assert first - offered[f"{name} first"] <= 0.25 + 1e-9
+        assert done - offered[f"{name} done"] <= 0.25 + 1e-9
+    assert len(out.writes) == 1 + math.ceil(0.12 / 0.25)  # all of it, 4 drivers in 0.12 s
+    assert out.percents == sorted(out.percents) and out.percents[-1] == 100
+
+
+@pytest.mark.supervision
+async def test_cancelling_the_flusher_writes_what_is_pending_then_nothing(
+        autojump_clock: trio.testing.MockClock) -> None:
+    out = Recorder()
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 0.25, clock=trio.current_time)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(r.run_flusher)
+        r.driver_progress("a", {"progress": 10})
+        await trio.sleep(0.1)
+        r.driver_progress("a", {"progress": 20})  # pending until 0.25
+        nursery.cancel_scope.cancel()  # the command is over: its final line comes next
+    assert out.percents == [10, 20]
+    assert [at for at, _ in out.writes] == [0.0, 0.1]
+    r.driver_progress("a", {"progress": 30})
+    assert out.percents == [10, 20]
+
+
+@pytest.mark.supervision
+async def test_after_a_keep_alive_the_next_line_waits_a_whole_interval(
+        autojump_clock: trio.testing.MockClock) -> None:
+    out = Recorder()
+    r = ProgressRelay(out, WeightedShares({"a": 1.0}), 1.0, clock=trio.current_time)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(r.run_flusher)
+        r.driver_progress("a", {"progress": 10})  # at 0
+        await trio.sleep(0.5)
+        r.driver_progress("a", {"progress": 20})  # due at 1.0
+        await trio.sleep(0.2)
+        r.repeat_last("a")  # at 0.7: the pending line goes now
+        r.driver_progress("a", {"progress": 30})  # due at 1.7, not at 1.0
         await trio.sleep(3)
         nursery.cancel_scope.cancel()
-    assert out.lines == [{"progress": 5, "message": "a"}, {"progress": 100, "message": "a: done"}]
+    assert [(at, [line["progress"] for line in lines]) for at, lines in out.writes] == [
+        (0.0, [10]), (pytest.approx(0.7), [20]), (pytest.approx(1.7), [30])]
 
 
 # -- properties ---------------------------------------------------------------------------
@@ -345,7 +431,7 @@ EVENT = st.one_of(
        st.dictionaries(st.sampled_from(DRIVERS), st.floats(0.01, 100), min_size=1))
 def test_output_never_decreases_and_stays_within_0_to_100(
         events: list[tuple[str, str, Any]], weights: dict[str, float]) -> None:
-    r, out, clock = relay(weights)
+    r, out, clock = relay(weights, interval=1.0)  # ticks of 0..2 s: some lines wait
     for kind, driver, value in events:
         if kind == "progress":
             r.driver_progress(driver, {"progress": value, "message": "m"})
@@ -355,6 +441,7 @@ def test_output_never_decreases_and_stays_within_0_to_100(
             r.hold("held")
         else:
             clock.now += value
+    r.close()
     percents = out.percents
     assert all(type(p) is int and 0 <= p <= 100 for p in percents)
     assert percents == sorted(percents)
@@ -365,12 +452,13 @@ def test_output_never_decreases_and_stays_within_0_to_100(
 @given(st.dictionaries(st.text("abcdef", min_size=1, max_size=2), st.floats(0.01, 100),
                        min_size=1, max_size=6), st.randoms(use_true_random=False))
 def test_all_drivers_done_is_100_percent(weights: dict[str, float], rnd: Any) -> None:
-    r, out, _ = relay(weights)
+    r, out, _ = relay(weights, interval=1.0)  # all within one interval: milestones wait
     order = list(weights)
     rnd.shuffle(order)
     for name in order:
         r.driver_progress(name, {"progress": rnd.randint(0, 100)})
         r.driver_done(name)
+    r.close()
     assert out.percents[-1] == 100
     done_lines = [line for line in out.lines if line["message"].endswith(": done")]
     assert len(done_lines) == len(weights)
@@ -382,7 +470,6 @@ class RawRecorder(Output):
         self.raw: list[str] = []
 
     def write_line(self, text: str, *, progress: bool = False) -> None:
-        assert progress, text
         self.raw.append(text)
 
 
@@ -440,3 +527,78 @@ def test_measure_progress_never_goes_back_and_is_the_minimum(
         assert overall == min(seen.values())
         shown = max(shown, int(overall))
     assert 0 <= shown <= 100
+
+
+# -- the rate-limited stream against every line relayed -------------------------------------
+
+FOLD_EVENTS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]),
+                                 st.one_of(st.none(), st.integers(-20, 120), st.just("x"))),
+                       max_size=40)
+
+
+def fold_of(kind: str) -> Any:
+    return WeightedShares(dict.fromkeys("abc", 1.0)) if kind == "shares" \
+        else SlowestDriver(["a", "b", "c"])
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None)
+@given(FOLD_EVENTS, st.sampled_from(["shares", "slowest"]))
+def test_rate_limited_relay_shows_every_milestone_and_ends_in_the_same_state(
+        events: list[tuple[str, int | str | None]], kind: str) -> None:
+    """Within one interval (nothing written but the first line until close), servo still
+    gets every driver's first line and every end, in order, and the newest state last."""
+    every = Recorder()
+    every_relay = ProgressRelay(every, fold_of(kind), 0.0, clock=FakeClock())
+    limited = Recorder()
+    limited_relay = ProgressRelay(limited, fold_of(kind), 1.0, clock=FakeClock())
+    milestones: list[int] = []  # indexes into every.lines
+    started: set[str] = set()
+    for driver, value in events:
+        for r in (every_relay, limited_relay):
+            if value is None:
+                r.driver_done(driver)
+            else:
+                r.driver_progress(driver, {"progress": value, "message": f"{value}"})
+        if value is None or driver not in started:  # an end, or its first progress line
+            milestones.append(len(every.lines) - 1)
+        if value is not None:
+            started.add(driver)
+    limited_relay.close()
+    if not events:
+        assert limited.lines == []
+        return
+    shown = limited.lines
+    assert len(limited.writes) <= 2  # the first line at once, the rest at close
+    expected = [every.lines[0]["message"]] + [every.lines[i]["message"] for i in milestones
+                                              if i != 0]
+    got = [line["message"] for line in shown]
+    # Every milestone, in order; then the newest state unless a milestone was the newest.
+    assert got[:len(expected)] == expected
+    assert got[-1] == every.lines[-1]["message"]
+    assert len(got) - len(expected) <= 1
+    percents = [line["progress"] for line in shown]
+    assert percents == sorted(percents)
+    assert percents[-1] <= every.lines[-1]["progress"]  # the newest state, never higher
+
+
+@pytest.mark.unit
+def test_a_write_with_a_milestone_is_never_marked_replaceable() -> None:
+    """servo's channel may replace a waiting progress write by a newer one while stdout is
+    full: a driver's first line and its done line must not be among those."""
+    marks: list[tuple[str, bool]] = []
+
+    class Marking(Output):
+        def __init__(self) -> None:
+            super().__init__(stdout_fd=-1, stderr=io.StringIO())
+
+        def write_line(self, text: str, *, progress: bool = False) -> None:
+            marks.append((text, progress))
+
+    clock = FakeClock()
+    r = ProgressRelay(Marking(), WeightedShares({"a": 1.0}), 1.0, clock)
+    r.driver_progress("a", {"progress": 10})  # its first line: a milestone, out at once
+    clock.now += 0.1
+    r.driver_progress("a", {"progress": 20})  # held: within the interval
+    r.driver_done("a")  # a milestone too
+    assert marks and all(not replaceable for _, replaceable in marks), marks

@@ -10,6 +10,7 @@ instant as a supervision deadline: trio orders simultaneous wake-ups arbitrarily
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ import pytest
 import trio
 import trio.testing
 
+from aggregator.adjust.apply import adjust
 from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.adjust.queries import query, version
 from aggregator.limits import (
@@ -29,6 +31,7 @@ from aggregator.limits import (
     REAP_LIMIT_SECONDS,
 )
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.config import AggregatorConfig
 from aggregator.supervision.call import ProgressHandler, SupervisionPolicy, Supervisor
@@ -792,3 +795,55 @@ async def test_version_answers_half_a_second_before_servos_timeout_with_a_driver
     [(written, line)] = output.lines
     assert written == exactly(10.0 - 0.2 - 0.5)
     assert line.endswith("(1.2, 20b: failing)")
+
+
+# -- progress at a rate servo can afford (the real adjust over fake drivers) ----------------
+
+def floods(component: str, lines: int, every: float) -> Script:
+    """--query: its descriptor; adjust: `lines` distinct progress lines, one per `every` s."""
+    async def script(p: FakeMember) -> None:
+        if p.proc.spec.call is Call.QUERY:
+            await p.say(_descriptor(component))
+            return
+        await p.read_request()
+        for i in range(lines):
+            await p.say({"progress": i * 100 // lines, "message": f"step {i}"})
+            await trio.sleep(every)
+        await p.say(OK)
+    return script
+
+
+async def test_an_adjust_flood_reaches_servo_once_per_interval_and_never_after_the_final(
+        autojump_clock: MockClock) -> None:
+    drivers = {"10a": floods("a", 3000, 0.001), "20b": floods("b", 5, 0.001),
+               "30c": floods("c", 3000, 0.001)}
+    request = {"application": {"components": {c: {"settings": {"replicas": {"value": 3}}}
+                                              for c in "abc"}}}
+    output = RecordingOutput()
+    async with open_fake_spawner() as spawner:
+        for name, script in drivers.items():
+            spawner.script(name, script)
+        session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner),
+                          output, ServoEnvironment(10.0, "all"))
+        job = AdjustJob(Command.ADJUST, "app", AggregatorConfig(),
+                        tuple(fake_spec(name).driver for name in drivers),
+                        parse_request(json.dumps(request).encode()))
+        with trio.fail_after(TRIO_TIME_BOUND):
+            async with trio.open_nursery() as nursery:
+                if session.liveness is not None:
+                    nursery.start_soon(session.liveness.run)
+                code = await adjust(job, session)
+                nursery.cancel_scope.cancel()
+    assert code == 0
+    lines = [json.loads(text) for _, text in output.lines]
+    assert lines[-1] == {"status": "ok", "reason": "success"}  # the final line is last
+    assert all("progress" in line for line in lines[:-1])
+    messages = [line["message"] for line in lines[:-1]]
+    for name in drivers:  # each driver's first line and its done, however quick it was
+        assert f"{name}: step 0" in messages and f"{name}: done" in messages
+    assert messages[-1] == "30c: done" and lines[-2]["progress"] == 100
+    times = sorted({t for t, text in output.lines if "progress" in text})
+    # The last write (the relay closing, the command's final line due) is never held back.
+    assert times[-1] == output.lines[-1][0]
+    assert all(b - a >= 0.25 - 1e-9 for a, b in itertools.pairwise(times[:-1]))
+    assert len(lines) < 40  # ~6 s of floods: ~24 intervals, not 6,005 lines

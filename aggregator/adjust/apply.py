@@ -19,7 +19,7 @@ from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
     ProgressRelay,
     WeightedShares,
-    coalesce_window,
+    progress_interval,
 )
 from aggregator.supervision.session import Session
 
@@ -40,7 +40,8 @@ async def adjust(job: AdjustJob, session: Session) -> int:
     plan = await plan_adjust(job, session)
     weights = {name: job.config.policy(name).weight for name in plan.shares}
     relay = ProgressRelay(session.output, WeightedShares(weights),
-                          coalesce_window(session.policy.line_limit))
+                          progress_interval(job.config.progress_interval,
+                                            session.policy.line_limit))
     display = session.display
     control = session.control
     policy = job.config.on_failure
@@ -63,7 +64,10 @@ async def adjust(job: AdjustJob, session: Session) -> int:
                 spec = job.change_call(job.driver(name), components)
                 # The queries may have used up most of servo's patience (the survey sends
                 # no keep-alive after the last one): the first adjust must not add to it.
-                session.keepalive(f"{name}: starting", relay.percent)
+                # A pending progress line is one: it goes out within the interval, and a
+                # keep-alive now would let it follow, stale, after this newer line.
+                if not relay.pending:
+                    session.keepalive(f"{name}: starting", relay.percent)
                 display.started(name)
                 outcome = await session.call(spec, partial(_on_progress, relay, display, name))
                 failure = judge(outcome, session.environment.stderr_mode)

@@ -30,7 +30,11 @@ from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.display import Display
-from aggregator.supervision.progress_relay import ProgressRelay, SlowestDriver, coalesce_window
+from aggregator.supervision.progress_relay import (
+    ProgressRelay,
+    SlowestDriver,
+    progress_interval,
+)
 from aggregator.supervision.session import Session
 
 
@@ -116,7 +120,8 @@ async def measure(job: MeasureJob, session: Session) -> int:
         session.output.note(f"no driver describes {', '.join(missing)}; asked for anyway "
                             "(the optimizer may derive them)")
     relay = ProgressRelay(session.output, SlowestDriver(job.names),
-                          coalesce_window(session.policy.line_limit))
+                          progress_interval(job.config.progress_interval,
+                                            session.policy.line_limit))
     if session.liveness is not None:
         session.liveness.use(relay.repeat_last)
     run = _Measurement(job, session, owned_by(owner, job.request.names), relay)

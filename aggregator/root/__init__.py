@@ -4,4 +4,4 @@ imported only when config.yaml has an aggregator section to read.
 """
 
 #: Modules that import neither trio nor yaml (tests/test_layers.py holds them to it).
-TRIO_FREE: tuple[str, ...] = ("config", "config_probe", "discovery", "front_end")
+TRIO_FREE: tuple[str, ...] = ("config", "config_probe", "discovery", "front_end", "layout")

@@ -10,7 +10,9 @@ from typing import Any, Literal
 from aggregator.limits import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_KILL_GRACE,
+    DEFAULT_PROGRESS_INTERVAL_SECONDS,
     MAX_GRACE_SECONDS,
+    MAX_PROGRESS_INTERVAL_SECONDS,
     MAX_WEIGHT,
     MAX_WINDOW_GRACE_SECONDS,
 )
@@ -49,6 +51,8 @@ class MeasureConfig:
     #: window its control implies is killed as a timeout
     window_grace: float | None = None
     drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
+    #: the aggregator's own `progress_interval`: servo's cost per line is the same for both
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
 
     @property
     def disabled(self) -> frozenset[str]:
@@ -62,6 +66,8 @@ class AggregatorConfig:
     cancel_grace: float = DEFAULT_CANCEL_GRACE
     on_failure: OnFailure = "continue"
     parallel_queries: bool = False
+    #: at most one progress line per this many seconds to servo (the newest state)
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
     drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
 
@@ -78,14 +84,14 @@ def _bad(key: str, problem: str) -> AggregatorError:
                                          f"{problem}")
 
 
-def _seconds(key: str, value: Any) -> float:
-    """A grace period in seconds, within 0..MAX_GRACE_SECONDS (compared before float(),
-    which a 400-digit YAML int would overflow)."""
+def _seconds(key: str, value: Any, most: float = MAX_GRACE_SECONDS) -> float:
+    """A grace period (or another time) in seconds, within 0..most (compared before
+    float(), which a 400-digit YAML int would overflow)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _bad(key, f"must be a number of seconds, not {brief(value)}")
-    if not 0 <= value <= MAX_GRACE_SECONDS:  # NaN fails both comparisons
+    if not 0 <= value <= most:  # NaN fails both comparisons
         raise _bad(key, f"must be a finite number of seconds from 0 to "
-                        f"{show(MAX_GRACE_SECONDS)}, not {brief(value)}")
+                        f"{show(most)}, not {brief(value)}")
     return float(value)
 
 
@@ -129,7 +135,7 @@ def parse_section(section: Any) -> AggregatorConfig:
     if not isinstance(section, dict):
         raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
-             "parallel_queries", "drivers", "measure"}
+             "parallel_queries", "progress_interval", "drivers", "measure"}
     for key in section:
         if key not in known:
             raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
@@ -141,6 +147,9 @@ def parse_section(section: Any) -> AggregatorConfig:
                                  f"not {brief(on_failure)}")
     kill_grace = _seconds("kill_grace", section.get("kill_grace", defaults.kill_grace))
     cancel_grace = _seconds("cancel_grace", section.get("cancel_grace", defaults.cancel_grace))
+    interval = _seconds("progress_interval", section.get("progress_interval",
+                                                         defaults.progress_interval),
+                        MAX_PROGRESS_INTERVAL_SECONDS)
     return AggregatorConfig(
         drivers_dir=drivers_dir,
         kill_grace=kill_grace,
@@ -148,8 +157,9 @@ def parse_section(section: Any) -> AggregatorConfig:
         on_failure=on_failure,
         parallel_queries=_boolean("parallel_queries",
                                   section.get("parallel_queries", False)),
+        progress_interval=interval,
         drivers=_driver_policies(section.get("drivers")),
-        measure=_measure_section(section.get("measure"), kill_grace, cancel_grace),
+        measure=_measure_section(section.get("measure"), kill_grace, cancel_grace, interval),
     )
 
 
@@ -159,10 +169,13 @@ def _drivers_dir(key: str, value: Any) -> str:
     return value
 
 
-def _measure_section(section: Any, kill_grace: float, cancel_grace: float) -> MeasureConfig:
-    """`aggregator.measure`; its graces default to the aggregator's own."""
+def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
+                     progress_interval: float) -> MeasureConfig:
+    """`aggregator.measure`; its graces default to the aggregator's own, and the progress
+    interval is the aggregator's (one key: what a line costs servo is the same)."""
     if section is None:
-        return MeasureConfig(kill_grace=kill_grace, cancel_grace=cancel_grace)
+        return MeasureConfig(kill_grace=kill_grace, cancel_grace=cancel_grace,
+                             progress_interval=progress_interval)
     if not isinstance(section, dict):
         raise _bad("measure", "must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure", "window_grace",
@@ -184,6 +197,7 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float) -> Me
         on_failure=on_failure,
         window_grace=None if grace is None else _window_grace(grace),
         drivers=_driver_policies(section.get("drivers"), "measure.drivers", ("enabled",)),
+        progress_interval=progress_interval,
     )
 
 

@@ -1,5 +1,5 @@
-"""Reading config.yaml safely, and a cheap look at it before paying for PyYAML (stdlib
-only, used by --info).
+"""Reading config.yaml safely, and a cheap look at it before paying for PyYAML (used by
+--info: it imports only os and stat, which Python's start has loaded already).
 
 Most servo roots have no `aggregator:` section; for them, importing yaml and parsing
 every driver's section would cost --info and every command ~12-25 ms for nothing.
@@ -8,40 +8,34 @@ every driver's section would cost --info and every command ~12-25 ms for nothing
 from __future__ import annotations
 
 import os
-import re
 import stat
-from pathlib import Path
 
 from aggregator.limits import MAX_CONFIG_BYTES
 from aggregator.protocol.errors import AggregatorError
 
 CONFIG_FILE = "config.yaml"
 
-# A mention outside a comment, in any YAML style (block, quoted, flow): then parse for real.
-_AGGREGATOR = re.compile(r"^[^#\n]*aggregator", re.MULTILINE)
-_DRIVERS = re.compile(r"^[^#\n]*drivers", re.MULTILINE)
-
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"))
 
 
-def _unusable(path: Path, problem: str) -> AggregatorError:
+def _unusable(path: str, problem: str) -> AggregatorError:
     return AggregatorError("bad-config", f"{path}: {problem}")
 
 
-def _not_regular(path: Path, mode: int) -> AggregatorError:
+def _not_regular(path: str, mode: int) -> AggregatorError:
     kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
     return _unusable(path, f"is {kind}, not a regular file (servo-agg reads config.yaml "
                            "only from a regular file)")
 
 
-def _too_big(path: Path, size: str) -> AggregatorError:
+def _too_big(path: str, size: str) -> AggregatorError:
     return _unusable(path, f"is {size}, over the {MAX_CONFIG_BYTES / 2**20:g} MiB "
                            "servo-agg reads")
 
 
-def read_config_text(servo_root: Path) -> str | None:
+def read_config_text(servo_root: str | os.PathLike[str]) -> str | None:
     """The text of config.yaml, or None when there is none.
 
     Anything else that cannot be used is a bad-config error naming file and problem: not
@@ -51,7 +45,7 @@ def read_config_text(servo_root: Path) -> str | None:
     opened non-blocking and the opened file checked again (it may have been swapped), and
     never more than the cap plus one byte is read, whatever its size claims.
     """
-    path = servo_root / CONFIG_FILE
+    path = os.path.join(servo_root, CONFIG_FILE)
     try:
         if not stat.S_ISREG(mode := os.stat(path).st_mode):
             raise _not_regular(path, mode)
@@ -85,11 +79,20 @@ def read_config_text(servo_root: Path) -> str | None:
                               f"{data[exc.start]:#04x})") from None
 
 
+def mentions(text: str, word: str) -> bool:
+    """`word` on some line before any `#`: a mention outside a comment, in any YAML style
+    (block, quoted, flow), after which the text is parsed for real. Plain string search,
+    not a regex: --info must not pay for importing re."""
+    if word not in text:  # the usual answer, at the cost of one scan
+        return False
+    return any(word in line.partition("#")[0] for line in text.split("\n"))
+
+
 def may_configure_aggregator(text: str | None) -> bool:
     """False when config.yaml is absent or cannot mention the aggregator."""
-    return text is not None and bool(_AGGREGATOR.search(text))
+    return text is not None and mentions(text, "aggregator")
 
 
 def may_move_or_disable_drivers(text: str | None) -> bool:
     """Only drivers_dir and drivers.<name>.enabled change what --info reports."""
-    return text is not None and bool(_AGGREGATOR.search(text)) and bool(_DRIVERS.search(text))
+    return text is not None and mentions(text, "aggregator") and mentions(text, "drivers")

@@ -1,4 +1,5 @@
-"""Folding each driver's progress into one stream, as servo expects from one driver."""
+"""Folding each driver's progress into one stream, as servo expects from one driver, at a
+rate servo can afford: it makes one synchronous request to the optimizer per line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Protocol
 
 import trio
 
-from aggregator.limits import PROGRESS_COALESCE_SECONDS
+from aggregator.limits import DEFAULT_PROGRESS_INTERVAL_SECONDS
 from aggregator.protocol.progress import progress_value
 from aggregator.protocol.strict_json import json_string
 from aggregator.protocol.text import brief
@@ -18,11 +19,13 @@ from aggregator.supervision.output import Output
 _TOLERANCE = 1e-9
 
 
-def coalesce_window(line_limit: float | None) -> float:
-    """About a second, never more than half the per-line timeout (a heartbeat must pass)."""
+def progress_interval(configured: float = DEFAULT_PROGRESS_INTERVAL_SECONDS,
+                      line_limit: float | None = None) -> float:
+    """The configured interval, never more than half the per-line limit: a pending line
+    must go out well before servo's patience with our silence runs out."""
     if line_limit is None:
-        return PROGRESS_COALESCE_SECONDS
-    return min(PROGRESS_COALESCE_SECONDS, line_limit / 2)
+        return configured
+    return min(configured, line_limit / 2)
 
 
 class ProgressFold(Protocol):
@@ -85,85 +88,183 @@ class SlowestDriver:
 
 class ProgressRelay:
     """Every driver's progress as one stream that never goes backwards, folded by a
-    ProgressFold.
+    ProgressFold, written at most once per `interval`.
 
-    Identical consecutive lines within the coalescing window are held back, and the last
-    one held is sent when the window ends, so a flood costs servo one line per window
-    while a driver's heartbeat still gets through.
+    A line offered when the last write is at least an interval old goes out at once;
+    otherwise it waits for the interval to end, and a newer line replaces it, so servo
+    always sees the newest state, at most one interval late. Milestones (a driver's first
+    progress line, the end of its share) are never replaced: they wait like any line and
+    go out in order, whole lines in one write, with the newest state after them. A
+    keep-alive (`repeat_last`) writes at once. `close` (when the flusher ends, before the
+    command writes its final line) writes what is pending; after it nothing is written,
+    so no progress line can follow the final one.
+
+    A flood costs as little per line as it can: while a line is pending, a driver's next
+    ordinary line is only stored, its value and message as they came; folding, labelling
+    and encoding wait until a line is written, and only the newest state of each driver
+    is folded then (percentages still never go down).
     """
 
-    def __init__(self, output: Output, fold: ProgressFold, window: float,
+    def __init__(self, output: Output, fold: ProgressFold, interval: float,
                  clock: Callable[[], float] = trio.current_time) -> None:
+        """`clock` must be trio's when `run_flusher` runs (it sleeps on trio's clock)."""
         self._output = output
         self._fold = fold
-        self._window = window
+        self._interval = interval
         self._clock = clock
+        self._milestones: list[tuple[int, str]] = []  # pending, in order
+        self._newest: tuple[int, str] | None = None  # pending, replaceable
+        #: newer than _newest: each driver's latest (value, message text), not folded yet
+        self._unfolded: dict[str, tuple[float, Any]] = {}
+        self._due = False  # something is pending and the flusher is told
+        self._wake = trio.Event()
+        self._last_write = -math.inf
         self._last_sent: tuple[int, str] | None = None
-        self._last_sent_at = -math.inf
-        self._held: tuple[int, str] | None = None
-        self._held_event = trio.Event()
+        self._closed = False
+        self._started: set[str] = set()  # drivers whose first progress line was offered
         self._warned: set[str] = set()
-        self.percent = 0
-        self.sent = 0
-        self.held_back = 0
+        self._percent = 0
+        self.sent = 0  # lines written
+        self.superseded = 0  # lines replaced by a newer one before servo saw them
+
+    @property
+    def pending(self) -> bool:
+        """A line is waiting for the end of the interval (it will go out within one)."""
+        return self._due
+
+    @property
+    def percent(self) -> int:
+        """The overall percentage of the newest state."""
+        self._fold_unfolded()
+        return self._percent
 
     def _overall(self, folded: tuple[float, str]) -> tuple[int, str]:
         value = math.floor(folded[0] + _TOLERANCE)
-        return max(self.percent, min(100, value)), folded[1]
+        percent = self._percent = max(self._percent, min(100, value))
+        return percent, folded[1]
 
-    def _offer(self, line: tuple[int, str], force: bool = False) -> None:
-        now = self._clock()
-        if not force and line == self._last_sent and now - self._last_sent_at < self._window:
-            self._held = line
-            self.held_back += 1
-            self._held_event.set()
+    def _fold_unfolded(self) -> None:
+        """Each driver's stored line into the fold, the newest driver's last; the state
+        after all of them (not one in between, which may never have been true) becomes
+        the pending line."""
+        if self._unfolded:
+            unfolded, self._unfolded = self._unfolded, {}
+            for driver, (value, text) in unfolded.items():
+                label = f"{driver}: {text}" if isinstance(text, str) and text else driver
+                folded = self._fold.progress(driver, value, label)
+            self._newest = self._overall(folded)
+
+    def _offer(self, line: tuple[int, str], milestone: bool = False) -> None:
+        if self._closed:
             return
-        self._send(line, now)
+        self._fold_unfolded()
+        if self._newest is not None:
+            self.superseded += 1
+        if milestone:
+            self._milestones.append(line)
+            self._newest = None
+        else:
+            self._newest = line
+        if self._due:  # the flood's usual case: the flusher writes it when the time comes
+            return
+        now = self._clock()
+        if now - self._last_write >= self._interval:
+            self._flush(now)
+        else:
+            self._due = True
+            self._wake.set()
 
-    def _send(self, line: tuple[int, str], now: float) -> None:
-        self._held = None
-        self._last_sent = line
-        self._last_sent_at = now
-        self.percent = line[0]
-        self.sent += 1
-        # The same bytes json.dumps would write for this dict, without its per-call cost.
-        self._output.write_line(
-            f'{{"progress": {line[0]:d}, "message": {json_string(line[1])}}}', progress=True)
+    def _flush(self, now: float) -> None:
+        self._fold_unfolded()
+        lines = self._milestones
+        milestones = bool(lines)
+        if self._newest is not None:
+            lines.append(self._newest)
+        self._milestones = []
+        self._newest = None
+        self._due = False
+        if lines:
+            self._write(lines, now, milestones)
+
+    def _write(self, lines: list[tuple[int, str]], now: float,
+               milestones: bool = False) -> None:
+        self._last_write = now
+        self._last_sent = lines[-1]
+        self.sent += len(lines)
+        # The bytes json.dumps would write for each dict, without its per-call cost; whole
+        # lines, one write. Only a write without a milestone may be superseded by a newer
+        # one while servo does not read.
+        self._output.write_line("\n".join(
+            f'{{"progress": {percent:d}, "message": {json_string(label)}}}'
+            for percent, label in lines), progress=not milestones)
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
+        if self._due and value is not None and driver in self._started and not self._closed:
+            # A flood's usual line: stored as it came, folded only if still the newest
+            # when the interval ends.
+            if self._unfolded or self._newest is not None:
+                self.superseded += 1
+            self._unfolded.pop(driver, None)  # re-inserted last: the newest driver
+            self._unfolded[driver] = (value, message.get("message"))
+            return
+        self._fold_unfolded()  # what came before this line is older: folded first
         text = message.get("message")
         label = f"{driver}: {text}" if isinstance(text, str) and text else driver
+        first = driver not in self._started
+        if first:
+            self._started.add(driver)
         if value is None:
             if driver not in self._warned:
                 self._warned.add(driver)
                 self._output.note(f"{driver}: ignored a progress value that is not a number "
                                   f"({brief(message.get('progress'))}); further ones are ignored "
                                   "silently")
-            # Still a sign of life, passed on at the current percentage (coalesced): a
-            # driver that only sends such lines must not make servo think we are stuck.
-            self.hold(label)
+            # Still a sign of life, passed on at the current percentage: a driver that only
+            # sends such lines must not make servo think we are stuck.
+            self._offer((self.percent, label), first)  # (percent folds what is stored)
             return
-        self._offer(self._overall(self._fold.progress(driver, value, label)))
+        self._offer(self._overall(self._fold.progress(driver, value, label)), first)
 
     def driver_done(self, driver: str, label: str | None = None) -> None:
-        """A driver ended: its whole share is done, and servo hears it (never coalesced)."""
+        """A driver ended: its whole share is done, and servo hears it (never replaced)."""
+        self._fold_unfolded()
         self._offer(self._overall(self._fold.done(driver, label or f"{driver}: done")),
-                    force=True)
+                    milestone=True)
 
     def repeat_last(self, driver: str) -> None:
-        """The last line again (a keep-alive while `driver` lives but says nothing new)."""
-        self._send(self._last_sent or (self.percent, f"{driver}: working"), self._clock())
+        """A keep-alive while `driver` lives but says nothing new, written now: what is
+        pending if anything is (the newest state), else the last line again."""
+        if self._closed:
+            return
+        now = self._clock()
+        if self._due:
+            self._flush(now)
+        else:
+            self._write([self._last_sent or (self.percent, f"{driver}: working")], now)
 
     def hold(self, label: str) -> None:
         """A line that keeps the current percentage (e.g. during a rollback)."""
         self._offer((self.percent, label))
 
+    def close(self) -> None:
+        """Write what is pending, then nothing more: the command's final line is next."""
+        if not self._closed:
+            self._flush(self._clock())
+            self._closed = True
+
     async def run_flusher(self) -> None:
-        """Sends the held line once its window has passed; runs until cancelled."""
-        while True:
-            await self._held_event.wait()
-            self._held_event = trio.Event()
-            await trio.sleep(max(0.0, self._last_sent_at + self._window - self._clock()))
-            if self._held is not None:
-                self._send(self._held, self._clock())
+        """Writes what is pending when its interval ends; runs until cancelled, and then
+        closes the relay (the command's nursery ends before its final line is written)."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                while self._due:  # again only if a keep-alive moved the end meanwhile
+                    end = self._last_write + self._interval
+                    if self._clock() >= end:
+                        self._flush(self._clock())
+                        break
+                    await trio.sleep_until(end)
+        finally:
+            self.close()

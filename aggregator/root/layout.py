@@ -1,0 +1,85 @@
+"""The servo root's layout as plain values: which front-end a program name asks for, and
+which files of a drivers directory are drivers, in what order.
+
+The one place these rules live. `--info` answers from here, so this module imports only
+os and stat (both loaded by Python's own start): no dataclasses, pathlib, re or enum,
+each of which costs --info milliseconds on every servo command. `front_end.py` builds its
+enum and `discovery.py` its dataclasses on top.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from aggregator.protocol.errors import AggregatorError
+
+ADJUST = "adjust"
+MEASURE = "measure"
+FRONT_ENDS = (ADJUST, MEASURE)
+
+#: Suffixes left behind by editors, patch and package managers: never drivers.
+BACKUP_SUFFIXES = (".bak", ".orig", ".rej", ".swp", ".rpmnew", ".rpmsave")
+
+
+def front_end_name(program: str, args: list[str]) -> tuple[str, list[str]]:
+    """The front-end and its arguments: `measure ...` and `adjust ...` by the program's
+    name (a copy or a symlink in the servo root), `servo-agg measure ...` by subcommand;
+    anything else is adjust, as servo-agg always was."""
+    name = os.path.basename(program)
+    if name in FRONT_ENDS:
+        return name, args
+    if args and args[0] in FRONT_ENDS:
+        return args[0], args[1:]
+    return ADJUST, args
+
+
+def classify(entry: os.DirEntry[str]) -> tuple[bool, str]:
+    """Whether a directory entry is a driver, and why (for `--check`)."""
+    name = entry.name
+    if name.startswith("."):
+        return False, "hidden file (name starts with '.')"
+    if name.endswith("~"):
+        return False, "editor backup (name ends with '~')"
+    if name.endswith(BACKUP_SUFFIXES) or ".dpkg-" in name:
+        return False, "backup or package-manager leftover"
+    try:
+        st = os.stat(entry.path)  # follows symlinks: a link to a driver is a driver
+    except OSError as exc:
+        return False, f"cannot stat ({exc.strerror}; broken symlink?)"
+    if stat.S_ISDIR(st.st_mode):
+        return False, "directory"
+    if not stat.S_ISREG(st.st_mode):
+        return False, "not a regular file"
+    if not os.access(entry.path, os.X_OK):
+        return False, "not executable (data for the drivers)"
+    return True, "executable regular file"
+
+
+def listing(drivers_dir: str | os.PathLike[str]) -> list[tuple[str, str, bool, str]]:
+    """Every entry of `drivers_dir` as (name, path, is_driver, why), in bytewise name
+    order; a missing or unreadable directory is an error that says what to do."""
+    shown = repr(os.fspath(drivers_dir))
+    try:
+        with os.scandir(drivers_dir) as entries:
+            found = [(e.name, e.path, *classify(e)) for e in entries]
+    except FileNotFoundError:
+        raise AggregatorError(
+            "no-drivers-dir",
+            f"drivers directory {shown} does not exist; create it and put "
+            "the adjust drivers to aggregate in it (run from the servo root)",
+        ) from None
+    except NotADirectoryError:
+        raise AggregatorError("no-drivers-dir", f"{shown} is not a directory") from None
+    except PermissionError:
+        raise AggregatorError("no-drivers-dir",
+                              f"drivers directory {shown} cannot be read") from None
+    found.sort(key=lambda item: os.fsencode(item[0]))
+    return found
+
+
+def driver_names(drivers_dir: str | os.PathLike[str],
+                 disabled: frozenset[str] = frozenset()) -> list[str]:
+    """The drivers to run, by file name in bytewise order, leaving out disabled ones."""
+    return [name for name, _, is_driver, _ in listing(drivers_dir)
+            if is_driver and name not in disabled]
