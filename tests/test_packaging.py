@@ -1,6 +1,6 @@
 """What an install of servo-agg gets: the whole package, one console script that is
 `adjust` or `measure` by the name it runs under, and one list of supported Pythons that
-pyproject.toml and the README agree on."""
+pyproject.toml, the README and the CI (noxfile.py) agree on."""
 
 from __future__ import annotations
 
