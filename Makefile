@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
 MEASURE := PATH="$(CURDIR)/$(BIN):$$PATH" ./measure
 
-.PHONY: demo test test-one test-fast lint bench clean
+.PHONY: demo test test-one test-fast lint wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ test-one: lint
 # The unit layer only: pure logic, in seconds; no lint.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m unit
+
+# The sdist and wheel built, the wheel installed into a fresh venv, a servo root run through
+# `adjust` and `measure` symlinked to its servo-agg and through a copy (.ci/wheel_check.py;
+# it installs what it needs and removes what it made).
+wheel-check:
+	$(PYTHON) .ci/wheel_check.py
 
 bench: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py

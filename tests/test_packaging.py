@@ -1,6 +1,7 @@
 """What an install of servo-agg gets: the whole package, one console script that is
 `adjust` or `measure` by the name it runs under, and one list of supported Pythons that
-pyproject.toml, the README and the CI (noxfile.py) agree on."""
+pyproject.toml, the README and the CI (noxfile.py) agree on. The wheel itself is built,
+installed and run by `make wheel-check` (.ci/wheel_check.py)."""
 
 from __future__ import annotations
 
