@@ -1,4 +1,5 @@
 # Two commands from a fresh clone:  make demo  (sample drivers end to end)  |  make test
+# Quicker while developing:  make test-fast  (the unit layer)  |  make test-one  (this Python)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
 MEASURE := PATH="$(CURDIR)/$(BIN):$$PATH" ./measure
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-one test-fast lint wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,16 +35,27 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The whole suite, every layer, spread over the machine's cores.
+# Lint once, then the whole suite on every supported Python found here (noxfile.py: a
+# line for each, found or not; fails without the oldest), each in its own venv in .nox/.
 test: lint
+	$(BIN)/nox --reuse-existing-virtualenvs
+
+# Lint, then the whole suite on the venv's Python only, every layer over the machine's cores.
+test-one: lint
 	$(BIN)/python -m pytest -n auto
 
 # The unit layer only: pure logic, in seconds; no lint.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m unit
 
+# The sdist and wheel built, the wheel installed into a fresh venv, a servo root run through
+# `adjust` and `measure` symlinked to its servo-agg and through a copy (.ci/wheel_check.py;
+# it installs what it needs and removes what it made).
+wheel-check:
+	$(PYTHON) .ci/wheel_check.py
+
 bench: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .nox .state .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,117 @@
+"""The whole suite on every supported Python this machine has, each in its own venv under
+.nox/ (`make test` runs this after linting once in .venv).
+
+    .venv/bin/nox                     the report below, then the suite on each Python found
+    .venv/bin/nox -s pythons          only the report: which supported Pythons are here
+    .venv/bin/nox -s "tests(3.13)"    the suite on one of them; arguments after -- go to pytest
+
+The supported versions are pyproject.toml's `Programming Language :: Python :: 3.N`
+classifiers; the oldest of them (requires-python's floor) must be found, the others are
+reported when missing. Each is looked for among pyenv's versions (the newest patch release)
+and then as `python3.N` on PATH, and run once to be sure it is that version and can make a
+venv. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["pythons", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+#: Run by each candidate: its version, and proof that it can make a venv with pip.
+PROBE = "import sys, venv, ensurepip; print('%d.%d.%d' % sys.version_info[:3])"
+
+
+def supported_pythons() -> list[str]:
+    """"3.11", "3.12", ...: the versions pyproject.toml's classifiers name, oldest first."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    found = [m.group(1) for c in project["classifiers"]
+             if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))]
+    return sorted(found, key=lambda v: int(v.split(".")[1]))
+
+
+def _pyenv_root() -> Path | None:
+    if root := os.environ.get("PYENV_ROOT"):
+        return Path(root)
+    if pyenv := shutil.which("pyenv"):
+        done = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip():
+            return Path(done.stdout.strip())
+    default = Path.home() / ".pyenv"
+    return default if default.is_dir() else None
+
+
+def _candidates(version: str, pyenv_root: Path | None) -> list[Path]:
+    """Where `python<version>` may be: pyenv's releases of it, newest first (no -dev, no
+    free-threaded `t` builds), then PATH without pyenv's shims (a shim of a version that is
+    not selected only prints an error)."""
+    found: list[Path] = []
+    if pyenv_root is not None and (pyenv_root / "versions").is_dir():
+        pattern = re.compile(re.escape(version) + r"\.(\d+)")
+        releases = [(int(m.group(1)), entry) for entry in (pyenv_root / "versions").iterdir()
+                    if (m := pattern.fullmatch(entry.name))]
+        found += [entry / "bin" / f"python{version}" for _, entry in sorted(releases,
+                                                                            reverse=True)]
+    shims = (pyenv_root / "shims").resolve() if pyenv_root is not None else None
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and Path(folder).resolve() != shims:
+            found.append(Path(folder) / f"python{version}")
+    return found
+
+
+def find_python(version: str, pyenv_root: Path | None) -> tuple[str, str] | None:
+    """(path, full version) of the first working interpreter of `version`, or None."""
+    seen: set[Path] = set()
+    for path in _candidates(version, pyenv_root):
+        if not (path.is_file() and os.access(path, os.X_OK)) or path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        try:
+            done = subprocess.run([str(path), "-c", PROBE], capture_output=True, text=True,
+                                  timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        full = done.stdout.strip()
+        if done.returncode == 0 and full.startswith(version + "."):
+            return str(path), full
+    return None
+
+
+SUPPORTED = supported_pythons()
+PYENV_ROOT = _pyenv_root()
+FOUND = {version: find_python(version, PYENV_ROOT) for version in SUPPORTED}
+
+
+@nox.session(python=False)
+def pythons(session: nox.Session) -> None:
+    """Which supported Pythons this machine has: a line for each; fails without the oldest."""
+    pyenv = f"{PYENV_ROOT}/versions and " if PYENV_ROOT is not None else ""
+    for version, found in FOUND.items():
+        if found is None:
+            session.log(f"Python {version}: not found (looked in {pyenv}for "
+                        f"python{version} on PATH)")
+        else:
+            session.log(f"Python {version}: found at {found[0]} ({found[1]})")
+    if FOUND[SUPPORTED[0]] is None:
+        session.error(f"Python {SUPPORTED[0]}, the oldest supported version, is missing: "
+                      f"install it (e.g. `pyenv install {SUPPORTED[0]}`)")
+
+
+@nox.session
+@nox.parametrize("python", [found[0] for found in FOUND.values() if found is not None],
+                 ids=[version for version, found in FOUND.items() if found is not None])
+def tests(session: nox.Session) -> None:
+    """Every layer of the suite, spread over the machine's cores, on one interpreter."""
+    session.install("--quiet", "-e", ".[test]")
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
