@@ -3,5 +3,5 @@
 Kept free of imports so that `adjust --info` stays instant.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 PRODUCT = "servo-agg"
