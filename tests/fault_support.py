@@ -58,8 +58,9 @@ def recording_driver(component: str, setting: str, version: str, root: Path,
     return prelude + textwrap.dedent(body).lstrip("\n")
 
 
-def install_fault(root: Path, name: str = FAULT) -> Path:
-    path = root / "adjust.d" / name
+def install_fault(root: Path, name: str = FAULT, folder: str = "adjust.d") -> Path:
+    path = root / folder / name
+    path.parent.mkdir(exist_ok=True)
     shutil.copyfile(FAULT_DRIVER, path)
     path.chmod(0o755)
     return path
@@ -78,8 +79,8 @@ def calls_of(root: Path, name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def requests_of(root: Path, name: str) -> list[dict[str, Any]]:
-    path = root / f"{name}.log"
+def requests_of(root: Path, name: str, suffix: str = "log") -> list[dict[str, Any]]:
+    path = root / f"{name}.{suffix}"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 

@@ -3,12 +3,10 @@ were asked, and running ./measure as servo does."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.fault_support import FAULT_DRIVER
+from tests.fault_support import install_fault, requests_of
 from tests.support import REPO, AdjustRun, run_adjust, write_driver
 
 MEASURE = REPO / "measure"
@@ -59,21 +57,11 @@ def measure_driver(root: Path, name: str, metrics: dict[str, Any], *, window: fl
 
 
 def install_measure_fault(root: Path, name: str = "02fault") -> Path:
-    path = root / "measure.d" / name
-    path.parent.mkdir(exist_ok=True)
-    shutil.copyfile(FAULT_DRIVER, path)
-    path.chmod(0o755)
-    return path
-
-
-def calls(root: Path, name: str) -> list[str]:
-    log = root / f"{name}.calls"
-    return log.read_text().splitlines() if log.exists() else []
+    return install_fault(root, name, "measure.d")
 
 
 def requests(root: Path, name: str) -> list[dict[str, Any]]:
-    log = root / f"{name}.requests"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return requests_of(root, name, "requests")
 
 
 async def run_measure(root: Path, *args: str, tag: str, stdin: bytes | str = b"",

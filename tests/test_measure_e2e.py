@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.measure_support import MEASURE, calls, measure_driver, requests, run_measure
+from tests.fault_support import calls_of
+from tests.measure_support import MEASURE, measure_driver, requests, run_measure
 from tests.support import AGGREGATOR, REPO, adjust_env, write_driver
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ async def test_info_is_instant_and_names_the_measure_drivers(servo_root: Path,
     assert run.returncode == 0
     assert run.json_lines == [{"version": f"{AGGREGATOR} [10load, 20prom]",
                                "has_cancel": True}]
-    assert calls(servo_root, "10load") == []  # no driver started
+    assert calls_of(servo_root, "10load") == []  # no driver started
 
 
 async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -> None:
@@ -99,7 +100,7 @@ async def test_a_bad_request_is_refused_before_any_driver_runs(
     assert (run.final["status"], run.final["reason"]) == ("failed", "bad-input")
     assert says in run.final["message"]
     assert run.returncode == 1
-    assert calls(servo_root, "10load") == calls(servo_root, "20prom") == []
+    assert calls_of(servo_root, "10load") == calls_of(servo_root, "20prom") == []
     assert len(run.lines) == 1 and "error (bad-input)" in run.stderr
 
 
@@ -140,7 +141,7 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(servo_root: Path,
         {"driver": "20prom", "metrics": ["p99"],
          "control": {"duration": 60, "delay": 5, "userdata": {}}}]
     assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
-    assert "app" not in calls(servo_root, "20prom")  # described, never measured
+    assert "app" not in calls_of(servo_root, "20prom")  # described, never measured
     text = await run_measure(servo_root, "--dry-run", "app", tag=tag,
                              stdin=json.dumps(request))
     assert "no driver describes: perf" in text.stdout_text

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault_support import T, run_watched, started_by_fault
-from tests.measure_support import MEASURE, calls, install_measure_fault, measure_driver
+from tests.fault_support import T, calls_of, run_watched, started_by_fault
+from tests.measure_support import MEASURE, install_measure_fault, measure_driver
 from tests.support import AdjustRun, adjust_env, alive
 
 pytestmark = pytest.mark.e2e
@@ -94,7 +94,7 @@ async def test_a_faulty_measure_driver_ends_in_one_clear_error(case: Case, servo
     survivors = [s for s in started_by_fault(servo_root / "fault.pids") if alive(s.pid)]
     assert not survivors, f"still running after the aggregator exited: {survivors}"
     if not case.good_measures:  # a describe failed: no measure started at all
-        assert "app" not in calls(servo_root, GOOD), calls(servo_root, GOOD)
+        assert "app" not in calls_of(servo_root, GOOD), calls_of(servo_root, GOOD)
     elif case.cancel_after is None:  # a failure: the good driver was started and canceled
         assert final["canceled_drivers"] == [GOOD], final
     # concurrent: a failure or a cancel cuts the good driver's window short
