@@ -5,8 +5,8 @@ other xdist workers' and other jobs' included, and must not trip over any of the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,12 +18,17 @@ pytestmark = pytest.mark.e2e
 
 def test_a_process_whose_name_is_not_utf8_is_found_by_its_tag(tmp_path: Path,
                                                              tag: str) -> None:
-    sleep = shutil.which("sleep")
-    assert sleep is not None
-    odd = os.path.join(os.fsencode(tmp_path), b"\xffnot-utf8")  # its name in /proc/*/stat
-    os.symlink(sleep, odd)
-    proc = subprocess.Popen([odd, "60"], env={**os.environ, TAG_VAR: tag})
+    # Python under an odd name: its name in /proc/*/stat is the name it was started by.
+    odd = os.path.join(os.fsencode(tmp_path), b"\xffnot-utf8")
+    os.symlink(os.path.realpath(sys.executable), odd)
+    # It says so once it runs: the kernel renames a process before its new environment
+    # is readable, so the name in /proc is not yet proof that the exec is over.
+    program = "import sys, time; print('up', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([odd, "-I", "-S", "-c", program], stdout=subprocess.PIPE,
+                            env={**os.environ, TAG_VAR: tag})
     try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"up\n"
         assert Path(f"/proc/{proc.pid}/stat").read_bytes().startswith(
             f"{proc.pid} (".encode() + b"\xff")
         assert tagged_pids(tag) == [proc.pid]
@@ -31,3 +36,5 @@ def test_a_process_whose_name_is_not_utf8_is_found_by_its_tag(tmp_path: Path,
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
