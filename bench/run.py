@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What the aggregator costs servo, measured: start-up, the DESCRIBE and ADJUST cycles
-against the floor of the same driver calls made directly, progress relay, and peak memory
+"""What the aggregator costs servo, measured: start-up, the DESCRIBE, ADJUST and MEASURE
+cycles against the floor of the same driver calls made directly, progress relay, and peak memory
 while a driver floods it.
 
     python bench/run.py [--adjust PATH ...] [--runs N] [--smoke] [--only GROUP ...]
@@ -44,6 +44,8 @@ MIB = 1 << 20
 #: Wall time of one call of a generated driver, start to exit, when it has a core to itself.
 DRIVER_START_SECONDS = 0.070
 CYCLE_DRIVERS = 8
+#: Measure drivers in the MEASURE rows: three metric readers and one load generator.
+MEASURE_DRIVERS = 4
 RELAY_DRIVERS = 4
 #: servo-agg's default progress_interval: the relay's newest state may wait that long.
 PROGRESS_INTERVAL = 0.25
@@ -69,7 +71,7 @@ class Params:
 
 
 #: The groups of rows, in the order a round runs them (row keys start with the name).
-GROUPS = ("startup", "describe", "adjust", "relay", "rss")
+GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss")
 
 FULL = Params(runs=7, startup_reps=3, relay_lines=10_000,
               stderr_bytes=200 * MIB, line_bytes=50 * MIB, groups=GROUPS)
@@ -116,6 +118,18 @@ def rows(params: Params) -> list[Row]:
             Row(f"adjust.{mode}.cycle", f"(b) ADJUST ({how}): --info, adjust", "ms"),
             Row(f"adjust.{mode}.over", over, "ms", target=150),
         ]
+    m = MEASURE_DRIVERS
+    table += [
+        Row("measure.describe.floor", f"(c) {m} measure drivers' --describe, concurrently",
+            "ms", baseline=True),
+        Row("measure.describe.cycle", "(b) MEASURE DESCRIBE: --info, --describe", "ms"),
+        Row("measure.describe.over", over, "ms", target=150),
+        Row("measure.measure.floor",
+            f"(c) {m} --describe concurrently, then {m} measures concurrently", "ms",
+            baseline=True),
+        Row("measure.measure.cycle", "(b) MEASURE: --info, measure", "ms"),
+        Row("measure.measure.over", over, "ms", target=150),
+    ]
     newest = "    delay, a driver's write → servo sees that state or a newer one"
     table += [
         Row("relay.floor.wall", f"(d) drivers straight to the bench: {RELAY_DRIVERS}×{n} lines",
@@ -177,6 +191,39 @@ print(json.dumps({"progress": 100, "message": "done"}), flush=True)
 print(json.dumps({"status": "ok", "reason": "success"}))
 '''
 
+# A measure driver that starts like a real Python one (as CYCLE_DRIVER does), then
+# describes METRICS and measures them at once. One with no METRICS is a load generator:
+# it describes nothing and returns no metrics, as hey does.
+MEASURE_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark measure driver @INDEX@: starts like a real Python driver, then answers."""
+import argparse, json, logging, os, subprocess, sys, time
+
+SLEEP = @SLEEP@
+METRICS = @METRICS@
+
+
+def ready():
+    if SLEEP > 0:
+        time.sleep(SLEEP)
+
+
+args = sys.argv[1:]
+if "--info" in args:
+    ready()
+    print(json.dumps({"version": "1.0", "has_cancel": True}))
+    sys.exit(0)
+if "--describe" in args or "--query" in args:
+    ready()
+    print(json.dumps({"status": "ok", "metrics": {m: {"unit": "rpm"} for m in METRICS}}))
+    sys.exit(0)
+request = json.load(sys.stdin)
+ready()
+print(json.dumps({"progress": 50, "message": "measuring"}), flush=True)
+wanted = [m for m in request["metrics"] if m in METRICS]
+print(json.dumps({"status": "ok", "metrics": {m: {"value": 1.0, "unit": "rpm"} for m in wanted},
+                  "annotations": {"driver": "@INDEX@"}}))
+'''
+
 # How the flood drivers below answer --info and --query, and read the request: quickly,
 # since only their adjust is measured.
 QUICK_ANSWERS = r'''if "--info" in sys.argv:
@@ -229,6 +276,21 @@ print(json.dumps({"status": "ok", "reason": "success"}))
 def descriptor(component: str) -> dict[str, Any]:
     return {"application": {"components": {component: {"settings": {
         "x": {"type": "range", "value": 1, "min": 0, "max": 100, "step": 1}}}}}}
+
+
+def measured_metrics(k: int) -> list[str]:
+    """What measure driver k describes: the last one is a load generator, describing none."""
+    return [] if k == MEASURE_DRIVERS else [f"m{k}"]
+
+
+#: Every metric the MEASURE rows ask for, and so expect back.
+MEASURE_METRICS = [m for k in range(1, MEASURE_DRIVERS + 1) for m in measured_metrics(k)]
+
+
+def measure_request(metrics: Sequence[str]) -> bytes:
+    body = {"metrics": list(metrics),
+            "control": {"duration": 0, "warmup": 0, "userdata": {"bench": True}}}
+    return json.dumps(body).encode()
 
 
 def request(components: Sequence[str], value: int) -> bytes:
@@ -292,12 +354,16 @@ def run(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bytes = b"")
     return Done(time.perf_counter() - started, proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_concurrently(argvs: Sequence[Sequence[str]], cwd: Path,
-                     env: dict[str, str]) -> tuple[float, list[Done]]:
-    """All started at once (no stdin), all waited for; the time is until the last exit."""
+def run_concurrently(argvs: Sequence[Sequence[str]], cwd: Path, env: dict[str, str],
+                     stdin: Path | None = None) -> tuple[float, list[Done]]:
+    """All started at once, all waited for; the time is until the last exit. Each reads
+    the file `stdin` (its own open file, so none waits for another to be fed)."""
     started = time.perf_counter()
-    procs = [subprocess.Popen(list(a), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a in argvs]
+    procs = []
+    for argv in argvs:
+        with open(stdin or os.devnull, "rb") as feed:
+            procs.append(subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=feed,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     outs = []
     for proc in procs:
         try:
@@ -517,6 +583,7 @@ class Aggregator:
 class Roots:
     seq: Path
     par: Path
+    measure: Path
     relay: Path
     stderr: Path
     line: Path
@@ -557,7 +624,8 @@ class Bench:
         self.results = Results()
         self.driver_sleep = 0.0
         self.driver_start = 0.0
-        self.roots = Roots(*(work / name for name in ("seq", "par", "relay", "stderr", "line")))
+        self.roots = Roots(*(work / name
+                             for name in ("seq", "par", "measure", "relay", "stderr", "line")))
 
     # -- set-up -------------------------------------------------------------------------
     def make_plain_python(self) -> None:
@@ -590,6 +658,11 @@ class Bench:
                     write_executable(root / folder / f"{k:02d}drv", fill(
                         CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
                         DESCRIPTOR=descriptor(f"c{k}")))
+        for k in range(1, MEASURE_DRIVERS + 1):
+            write_executable(self.roots.measure / "measure.d" / f"{k:02d}drv", fill(
+                MEASURE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
+                METRICS=measured_metrics(k)))
+        (self.roots.measure / "request.json").write_bytes(measure_request(MEASURE_METRICS))
         for k in range(1, RELAY_DRIVERS + 1):
             write_executable(self.roots.relay / "adjust.d" / f"{k:02d}flood", fill(
                 RELAY_DRIVER, INDEX=k, LINES=self.params.relay_lines,
@@ -614,10 +687,13 @@ class Bench:
                 info.check(f"{agg.path} --info app")
                 query = run([str(agg.path), "--query", "app"], root, self.env)
                 self.check_descriptor(query, f"{agg.path} --query app in {root.name}")
+            measure = agg.path.parent / "measure"
+            if "measure" in self.params.groups and os.access(measure, os.X_OK):
+                self.measure_cycle(agg, "describe")  # one without: its rows show the error
 
     # -- single measurements ------------------------------------------------------------
-    def drivers(self, root: Path) -> list[Path]:
-        return sorted((root / "adjust.d").iterdir())
+    def drivers(self, root: Path, folder: str = "adjust.d") -> list[Path]:
+        return sorted((root / folder).iterdir())
 
     @staticmethod
     def check_descriptor(done: Done, what: str) -> None:
@@ -677,6 +753,44 @@ class Bench:
                 done = run([str(driver), "app"], root, self.env, request([f"c{k}"], value))
                 self.check_ok(done, "driver adjust")
                 seconds += done.seconds
+        return seconds
+
+    @staticmethod
+    def check_metrics(done: Done, what: str, key: str = "metrics") -> None:
+        final = Bench.check_ok(done, what)
+        if sorted(final.get(key) or {}) != sorted(MEASURE_METRICS):
+            raise BenchFailure(f"{what}: metrics {sorted(final.get(key) or {})}, not "
+                               f"{sorted(MEASURE_METRICS)}")
+
+    def measure_cycle(self, agg: Aggregator, kind: str) -> float:
+        """servo's measure cycle: --info, then --describe or a measurement, of the measure
+        front-end beside `agg`."""
+        root, program = self.roots.measure, str(agg.path.parent / "measure")
+        seconds = self.info(agg, root, front="measure")
+        if kind == "describe":
+            done = run([program, "--describe", "app"], root, self.env)
+            self.check_metrics(done, "measure --describe app")
+        else:
+            done = run([program, "app"], root, self.env,
+                       (root / "request.json").read_bytes())
+            self.check_metrics(done, "measure app")
+        return seconds + done.seconds
+
+    def measure_floor(self, kind: str) -> float:
+        """What ./measure calls, made directly: every driver's --describe at once, then (for
+        a measurement) every driver's measure at once."""
+        root = self.roots.measure
+        drivers = self.drivers(root, "measure.d")
+        seconds, dones = run_concurrently([[str(d), "--describe", "app"] for d in drivers],
+                                          root, self.env)
+        for done in dones:
+            done.check("measure driver --describe")
+        if kind == "measure":
+            more, dones = run_concurrently([[str(d), "app"] for d in drivers], root,
+                                           self.env, root / "request.json")
+            for done in dones:
+                self.check_ok(done, "measure driver")
+            seconds += more
         return seconds
 
     def relay(self, agg: Aggregator | None) -> tuple[Relay, float]:
@@ -801,6 +915,19 @@ class Bench:
 
     def round_adjust(self, r: int) -> None:
         self.round_cycles(r, "adjust")
+
+    def round_measure(self, r: int) -> None:
+        for kind in ("describe", "measure"):
+            key = f"measure.{kind}"
+
+            def floor(kind: str = kind, key: str = key) -> dict[str, float]:
+                return {f"{key}.floor": self.measure_floor(kind) * 1000}
+
+            def cycle(agg: Aggregator, kind: str = kind, key: str = key) -> dict[str, float]:
+                return {f"{key}.cycle": self.measure_cycle(agg, kind) * 1000}
+
+            got = self.measure_group(r, [f"{key}.cycle", f"{key}.over"], floor, cycle)
+            self.add_overhead(got, key)
 
     def round_relay(self, r: int) -> None:
         def relay_floor() -> dict[str, float]:
@@ -929,7 +1056,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Measures what an adjust aggregator costs servo (see the README).")
     parser.add_argument("--adjust", action="append", type=Path, default=[], metavar="PATH",
                         help="another aggregator to run side by side with ./adjust "
-                             "(repeatable); ratios are against ./adjust")
+                             "(repeatable; the MEASURE rows use the measure beside it); "
+                             "ratios are against ./adjust")
     parser.add_argument("--runs", type=int, help=f"rounds (default {FULL.runs}; at least 5, "
                         "unless --smoke)")
     parser.add_argument("--smoke", action="store_true",
@@ -957,6 +1085,7 @@ def write_roots(params: Params, aggs: list[Aggregator], where: Path) -> int:
     (where / "probe").unlink()
     bench.build()
     cycle = [f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)]
+    # (the measure root's request.json is written by build())
     for root, components in ((bench.roots.seq, cycle), (bench.roots.par, cycle),
                              (bench.roots.relay, [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]),
                              (bench.roots.stderr, ["f"]), (bench.roots.line, ["f"])):
