@@ -4,7 +4,7 @@
 1. Builds the sdist and the wheel with `build` (from PyPI, into a venv of its own), from a
    copy of the source tree, so that nothing is written into the checkout.
 2. Checks what they hold: every module of the aggregator package and nothing else (no
-   tests, no sample drivers, no bench), and the `servo-agg` console script.
+   tests, no sample drivers, no bench), and `bin/servo-agg` as the one script, as it is.
 3. Installs the wheel into a fresh venv and makes a servo root of the sample drivers with
    `adjust` and `measure` symlinked to the installed `servo-agg`, and no copy of the
    package: `--info`, `--version`, `--query`, `--describe`, an adjust and a measure, run
@@ -12,8 +12,8 @@
 4. Does the same with the copy-the-files way (`adjust`, `measure` and `aggregator/` copied
    into a servo root), on the same venv's Python; and starts `--info` and `--version`
    through `adjust` and `measure` copied alone, which load the installed package.
-5. Says what pip's console-script wrapper imports before servo-agg's code, and whether
-   `--info` imports it anyway (a figure to read, not a check).
+5. Checks that `--info` through the installed `servo-agg` imports nothing that a copied
+   `./adjust --info` does not (the script is servo-agg's own, not a wrapper pip writes).
 
 Needs only this Python (3.11+, with venv) and PyPI; everything it makes is in one
 temporary directory, removed at the end. Prints one line per check and a closing
@@ -127,18 +127,20 @@ class WheelCheck:
         assert self.wheel is not None
         with zipfile.ZipFile(self.wheel) as wheel:
             names = wheel.namelist()
-            info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-            entry_points = wheel.read(info).decode()
+            scripts = {n: wheel.read(n) for n in names if ".data/scripts/" in n}
         modules = {n for n in names if n.startswith("aggregator/")}
         missing, extra = package_modules() - modules, modules - package_modules()
         stray = [n for n in names if not n.startswith("aggregator/")
-                 and ".dist-info/" not in n]
+                 and ".dist-info/" not in n and n not in scripts]
         if missing or extra or stray:
             raise CheckFailed(f"missing {sorted(missing)}, not in the checkout "
                               f"{sorted(extra)}, outside the package {stray}")
-        if "servo-agg = aggregator.entry.cli:console_main" not in entry_points:
-            raise CheckFailed(f"no servo-agg console script in {entry_points!r}")
-        return f"{len(modules)} modules of aggregator/, the servo-agg console script"
+        # Verbatim but for the #! line, which pip sets to the Python it installs into.
+        ours = (REPO / "bin" / "servo-agg").read_bytes().split(b"\n", 1)[1]
+        if [(n.rsplit("/", 1)[1], text.split(b"\n", 1)) for n, text in scripts.items()] != [
+                ("servo-agg", [b"#!python", ours])]:
+            raise CheckFailed(f"scripts {sorted(scripts)}: not bin/servo-agg alone, as it is")
+        return f"{len(modules)} modules of aggregator/, bin/servo-agg as the one script"
 
     def sdist_contents(self) -> str:
         assert self.sdist is not None
@@ -267,9 +269,9 @@ class WheelCheck:
                        info(servo_agg, "--info", drivers=web_cache))
 
     def info_imports(self, installed: Path, copied: Path) -> str:
-        """What pip's console-script wrapper imports before servo-agg's own code, and
-        whether `--info` through a copied ./adjust imports it anyway: a figure to read, not
-        a check (for the time, see bench/README.md)."""
+        """`--info` through the installed servo-agg imports what it does through a copied
+        ./adjust, and nothing more: no installer's wrapper in between (for the time, see
+        bench/README.md)."""
         def modules(root: Path) -> dict[str, int]:
             """Each module --info imports: its cumulative import time, in µs."""
             err = must([self.bin / "python", "-X", "importtime", root / "adjust", "--info"],
@@ -281,21 +283,13 @@ class WheelCheck:
                     found[parts[2].strip()] = int(parts[1])
             return found
 
-        wrapper = (self.bin / "servo-agg").read_text().splitlines()
-        own = [line.split()[1] for line in wrapper if line.startswith("import ")]
-        through_wrapper, through_copy = modules(installed), modules(copied)
-        said = []
-        for name in own:
-            cost = through_wrapper.get(name)
-            if cost is None:
-                continue  # loaded by Python's own start (sys): costs nothing more
-            took = f" ({cost / 1000:.1f} ms with what it imports)"
-            anyway = ("a copied ./adjust --info imports it too" if name in through_copy
-                      else "a copied ./adjust --info does not")
-            said.append(f"{name}{took}: {anyway}")
-        extra = sorted(set(through_wrapper) - set(through_copy))
-        return (f"pip's wrapper imports {'; '.join(said) or 'nothing'}; "
-                f"modules only the console script loads: {', '.join(extra) or 'none'}")
+        through_install, through_copy = modules(installed), modules(copied)
+        if "aggregator.entry.info" not in through_install:
+            raise CheckFailed("-X importtime shows no aggregator.entry.info: not --info's path")
+        extra = sorted(set(through_install) - set(through_copy))
+        if extra:
+            raise CheckFailed(f"the installed servo-agg also imports {', '.join(extra)}")
+        return f"the same {len(through_install)} modules installed and copied"
 
     def main(self) -> int:
         if not self.check("python -m build: sdist and wheel", self.build):
@@ -309,7 +303,7 @@ class WheelCheck:
         copied = self.servo_root("copied")
         self.commands(copied, "copied")
         self.commands(self.servo_root("launchers"), "launchers")
-        self.check("--info imports, console script vs copy",
+        self.check("--info imports nothing more installed than copied",
                    lambda: self.info_imports(installed, copied))
         return self.close()
 

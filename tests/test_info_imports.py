@@ -100,3 +100,26 @@ def test_info_parses_a_section_that_moves_the_drivers_and_still_loads_no_trio(
     assert answer == {"version": f"servo-agg {__version__} [01web]", "has_cancel": True}
     assert "yaml" in modules  # parsed for real: the probe can see yaml when it is there
     assert loaded(modules, FORBIDDEN_WITH_PARSE) == []
+
+
+def imported_by(argv: list[str], cwd: Path, tag: str) -> set[str]:
+    """Every module Python imports running argv under `python -S -X importtime`."""
+    done = subprocess.run([sys.executable, "-S", "-X", "importtime", *argv], cwd=cwd,
+                          env=adjust_env(tag, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    return {parts[2].strip() for line in done.stderr.splitlines()
+            if len(parts := line.split("|")) == 3 and parts[1].strip().isdigit()}
+
+
+@pytest.mark.parametrize("launcher", ["adjust", "measure", "bin/servo-agg"])
+def test_the_launchers_import_nothing_on_the_way_to_info(tmp_path: Path, tag: str,
+                                                        launcher: str) -> None:
+    """The files servo starts (the copied launchers, the installed command) add no import
+    of their own to --info's: what a generated wrapper would (pip's imported re)."""
+    write_driver(tmp_path, "01web", "", folder="adjust.d")
+    write_driver(tmp_path, "01web", "", folder="measure.d")
+    python_alone = imported_by(["-c", "pass"], tmp_path, tag)
+    through = imported_by([str(REPO / launcher), "--info", "app"], tmp_path, tag)
+    assert "aggregator.entry.info" in through  # the probe is looking at the right thing
+    assert loaded(through - python_alone, FORBIDDEN) == []
