@@ -104,6 +104,8 @@ def rows(params: Params) -> list[Row]:
         Row("startup.info_cfg.over", "    overhead (− python3 -c pass)", "ms", target=5),
         Row("startup.minfo", "(a) measure --info app", "ms"),
         Row("startup.minfo.over", "    overhead (− python3 -c pass)", "ms", target=5),
+        Row("startup.iinfo", "(a) servo-agg --info app, installed (bin/servo-agg)", "ms"),
+        Row("startup.iinfo.over", "    overhead (− python3 -c pass)", "ms", target=5),
     ]
     for mode, how, queries in (("seq", "sequential", "one after another"),
                                ("par", "parallel_queries", "concurrently")):
@@ -621,6 +623,7 @@ class Bench:
         self.work = work
         self.env = bench_env()
         self.plain_env = self.env  # start-up rows: a python3 with nothing installed (below)
+        self.installed: dict[str, Path] = {}  # each aggregator's bin/servo-agg, installed
         self.results = Results()
         self.driver_sleep = 0.0
         self.driver_start = 0.0
@@ -636,6 +639,24 @@ class Bench:
         venv.create(where, with_pip=False, symlinks=True)
         self.plain_env = dict(self.env)
         self.plain_env["PATH"] = str(where / "bin") + os.pathsep + self.env["PATH"]
+        for agg in self.aggregators:
+            self.install(agg)
+
+    def install(self, agg: Aggregator) -> None:
+        """`agg` as pip installs it (its package in site-packages, its bin/servo-agg with
+        the venv's python in its `#!` line), into a venv of its own with nothing else."""
+        script = agg.path.parent / "bin" / "servo-agg"
+        if not script.is_file():
+            return  # a version without the installed command: its row shows "-"
+        where = self.work / f"installed-{agg.letter}"
+        venv.create(where, with_pip=False, symlinks=True)
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        shutil.copytree(agg.path.parent / "aggregator",
+                        where / "lib" / version / "site-packages" / "aggregator",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        _, rest = script.read_text().split("\n", 1)
+        self.installed[agg.letter] = write_executable(
+            where / "bin" / "servo-agg", f"#!{where / 'bin' / 'python3'}\n{rest}")
 
     def calibrate(self) -> None:
         """How long a driver takes to start without its sleep; the sleep makes up the rest."""
@@ -683,6 +704,8 @@ class Bench:
             for root in (self.roots.seq, self.roots.par):
                 info = run([str(agg.path), "--info", "app"], root, self.plain_env)
                 info.check(f"{agg.path} --info app (plain python3)")
+                if agg.letter in self.installed:
+                    self.info(agg, root, self.plain_env, "installed")
                 info = run([str(agg.path), "--info", "app"], root, self.env)
                 info.check(f"{agg.path} --info app")
                 query = run([str(agg.path), "--query", "app"], root, self.env)
@@ -714,8 +737,12 @@ class Bench:
 
     def info(self, agg: Aggregator, root: Path, env: dict[str, str] | None = None,
              front: str = "adjust") -> float:
-        """`--info app` of the adjust (or measure) front-end beside `agg`."""
-        program = agg.path if front == "adjust" else agg.path.parent / front
+        """`--info app` of the adjust (or measure) front-end beside `agg`, or of its
+        installed servo-agg (an adjust, by its name)."""
+        program = {"adjust": agg.path, "measure": agg.path.parent / "measure",
+                   "installed": self.installed.get(agg.letter)}[front]
+        if program is None:
+            raise BenchFailure(f"{agg.path}: no bin/servo-agg beside it to install")
         done = run([str(program), "--info", "app"], root, env or self.env)
         info = done.check(f"{front} --info app").final(f"{front} --info app")
         if "01drv" not in str(info.get("version")):
@@ -881,18 +908,23 @@ class Bench:
 
         def startup(agg: Aggregator) -> dict[str, float]:
             plain = self.plain_env
-            return {"startup.info": self.info(agg, self.roots.seq, plain) * 1000,
-                    "startup.info_cfg": self.info(agg, self.roots.par, plain) * 1000,
-                    "startup.minfo": self.info(agg, self.roots.seq, plain, "measure") * 1000}
+            got = {"startup.info": self.info(agg, self.roots.seq, plain) * 1000,
+                   "startup.info_cfg": self.info(agg, self.roots.par, plain) * 1000,
+                   "startup.minfo": self.info(agg, self.roots.seq, plain, "measure") * 1000}
+            if agg.letter in self.installed:
+                got["startup.iinfo"] = self.info(agg, self.roots.seq, plain,
+                                                 "installed") * 1000
+            return got
 
-        keys = ["startup.info", "startup.info_cfg", "startup.minfo"]
+        keys = ["startup.info", "startup.info_cfg", "startup.minfo", "startup.iinfo"]
         for rep in range(self.params.startup_reps):
             got = self.measure_group(r + rep, keys + [f"{k}.over" for k in keys],
                                      python_pass, startup)
             base = got[FLOOR]["startup.python"]
             for column, values in got.items():
                 if column != FLOOR:
-                    self.results.add(column, {f"{k}.over": values[k] - base for k in keys})
+                    self.results.add(column, {f"{k}.over": values[k] - base for k in keys
+                                              if k in values})
 
     def round_cycles(self, r: int, kind: str) -> None:
         value = 2 + r % 2  # every round asks for a different value than the last
