@@ -260,8 +260,35 @@ async def test_servo_cancel_reaches_every_driver_once_and_the_run_is_canceled(
     for proc in measured:
         assert [s for s in proc.signals if s[2] == SIGUSR1] == [(exactly(2.0), "leader",
                                                                  SIGUSR1)]
-    assert final(output)["status"] == "canceled"
+    result = final(output)
+    assert result["status"] == "canceled"
+    # servo canceled them all: the first to stop is not a failure that canceled the rest
+    assert "because" not in result["message"], result["message"]
+    assert "canceled_drivers" not in result
+    for name in ("10load", "20prom"):
+        assert f"{name}: canceled" in result["message"], result["message"]
     assert code == 1
+
+
+async def test_a_sigterm_stops_every_driver_and_blames_none_of_them_for_the_others(
+        autojump_clock: MockClock) -> None:
+    def terminate(session: Session) -> None:
+        session.control.terminate(SIGTERM)
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10load": driver({}, returns(60.0, {})),
+            "20prom": driver({"throughput": {}}, returns(60.0, {"throughput": {"value": 1}})),
+        }, REQUEST, actions=((2.0, terminate),))
+        measured_calls = [p for p in spawner.started if p.spec.call is Call.MEASURE]
+    for proc in measured_calls:
+        assert proc.signals[0] == (exactly(2.0), "group", SIGTERM)
+        assert SIGUSR1 not in [s[2] for s in proc.signals]  # no sibling cancel after it
+    result = final(output)
+    assert result["status"] == "aborted"
+    assert "failed:" not in result["message"], result["message"]  # not "canceled because"
+    assert "while 10load, 20prom were running; the drivers were stopped" in result["message"]
+    assert code == 128 + SIGTERM
 
 
 async def test_the_overall_limit_kills_a_driver_past_its_window(

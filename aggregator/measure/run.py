@@ -95,7 +95,10 @@ class _Measurement:
                                         f"measure: {problem}")
         canceled = (failure is not None and self.siblings.canceled
                     and name in self.siblings.interrupted)  # because another one failed
-        ended = "done" if failure is None else "canceled" if canceled else "failed"
+        # servo's cancel (or SIGTERM) stopped every driver at once: the first of them to
+        # end is not a failure that stopped the others.
+        stopped = failure is not None and self.session.control.stopping
+        ended = "done" if failure is None else "canceled" if canceled or stopped else "failed"
         self.relay.driver_done(name, f"{name}: {ended}")
         session.display.finished(name, failure is None, failure.message if failure else "")
         if failure is None:
@@ -104,7 +107,8 @@ class _Measurement:
         if canceled:
             return  # named as canceled because of the failure, not as a failure itself
         self.failures.append(failure)
-        if self.job.config.on_failure == "cancel" and not self.siblings.canceled:
+        if (self.job.config.on_failure == "cancel" and not self.siblings.canceled
+                and not stopped):
             self.siblings.cancel()  # the others stop now, each its own way
 
     def canceled_siblings(self) -> list[str]:
