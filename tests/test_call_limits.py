@@ -1,6 +1,10 @@
 """Supervision within the process's limits, on fake processes: a descriptor answers with a
 line far over the progress cap, in memory of about three times its size, while progress
-stays capped; and parallel calls run only as many at once as descriptors allow."""
+stays capped; and parallel calls run only as many at once as descriptors allow.
+
+Its FakeProcess is its own, not tests.fakes': its stdout is a generated stream
+(tests.streams) that makes hundreds of MiB without holding them, so the peak memory
+measured is supervision's alone; the general fakes write through in-memory pipes."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import io
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from aggregator.supervision.output import Output, ServoProcess, own_stdout
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
-from tests.fake_process import FakeSpawner, Script, fake_spec
+from tests.fakes import FakeMember, FakeSpawner, Script, fake_spec, open_fake_spawner
 
 T = 3.0  # OPTUNE_IO_TIMEOUT: a driver gets T-1 = 2 s per line, then the kill cascade
 
@@ -79,10 +79,35 @@ def run_for(output: Output, timeout: float | None = T) -> Run:
                cancel_grace=1.0, output=output, heartbeat=False)
 
 
-def one_call(script: Script, stamps: dict[str, float]) -> tuple[FakeSpawner, Command]:
+@pytest.fixture
+async def spawner() -> AsyncIterator[FakeSpawner]:
+    async with open_fake_spawner() as fakes:
+        yield fakes
+
+
+async def hangs(p: FakeMember) -> None:
+    await trio.sleep_forever()
+
+
+async def hangs_deaf_to_sigterm(p: FakeMember) -> None:
+    p.ignore(signal.SIGTERM)
+    await trio.sleep_forever()
+
+
+async def says_ok(p: FakeMember) -> None:
+    await trio.sleep(0.1)
+    await p.say({"status": "ok"})
+
+
+def signals_of(spawner: FakeSpawner) -> list[int]:
+    """The signals supervision sent the one driver process, in order."""
+    return [sig for _, _, sig in spawner.started[0].signals]
+
+
+def one_call(spawner: FakeSpawner, script: Script, stamps: dict[str, float]) -> Command:
     """A command like an adjust of one driver: a progress line, the call, the final line
     (the stopped-run line if servo stopped it)."""
-    spawner = FakeSpawner({"02fault": script})
+    spawner.script("02fault", script)
 
     async def command(session: Session) -> int:
         stamps["start"] = trio.current_time()
@@ -95,19 +120,20 @@ def one_call(script: Script, stamps: dict[str, float]) -> tuple[FakeSpawner, Com
                                   else "none", "message": "x" * 200_000})
         return 1
 
-    return spawner, command
+    return command
 
 
 @pytest.mark.supervision
 @pytest.mark.parametrize("blocking", [True, False])  # servo's stdout as it was given to us
 async def test_a_stuck_driver_is_killed_at_t_minus_1_while_servo_does_not_read(
-        autojump_clock: trio.testing.MockClock, blocking: bool) -> None:
+        autojump_clock: trio.testing.MockClock, spawner: FakeSpawner, blocking: bool
+) -> None:
     """Before: the first line blocked in os.write on the trio thread (or raised
     BlockingIOError on a non-blocking stdout); the driver was never killed."""
     pipe = Pipe(blocking=blocking)
     output = Output(pipe.w, io.StringIO(), clock=trio.current_time)
     stamps: dict[str, float] = {}
-    spawner, command = one_call(Script(hang=True, ignore_term=True), stamps)
+    command = one_call(spawner, hangs_deaf_to_sigterm, stamps)
     got: list[int] = []
 
     async def servo_reads_again_after(delay: float, data: bytearray) -> None:
@@ -123,7 +149,7 @@ async def test_a_stuck_driver_is_killed_at_t_minus_1_while_servo_does_not_read(
         got.append(await run_for(output).supervised(command, spawner))
     lines = data.decode().splitlines()
     assert stamps["ended"] - stamps["start"] == pytest.approx(2.0 + 0.5, abs=0.01)
-    assert spawner.started[0].signals == [signal.SIGTERM, signal.SIGKILL]
+    assert signals_of(spawner) == [signal.SIGTERM, signal.SIGKILL]
     assert [json.loads(line)["progress"] for line in lines[:1]] == [0]
     assert json.loads(lines[1])["reason"] == "timeout"  # whole, in order, once servo read
     assert len(lines) == 2
@@ -134,10 +160,10 @@ async def test_a_stuck_driver_is_killed_at_t_minus_1_while_servo_does_not_read(
 
 @pytest.mark.supervision
 async def test_servos_sigterm_works_while_stdout_is_full(
-        autojump_clock: trio.testing.MockClock, pipe: Pipe) -> None:
+        autojump_clock: trio.testing.MockClock, spawner: FakeSpawner, pipe: Pipe) -> None:
     output = Output(pipe.w, io.StringIO(), clock=trio.current_time)
     stamps: dict[str, float] = {}
-    spawner, command = one_call(Script(hang=True), stamps)
+    command = one_call(spawner, hangs, stamps)
     run = run_for(output, timeout=None)  # no line limit: only the signal ends the driver
 
     async def wrapped(session: Session) -> int:
@@ -156,17 +182,17 @@ async def test_servos_sigterm_works_while_stdout_is_full(
         code = await run.supervised(wrapped, spawner)  # never reading: the flush gives up
     assert code == 128 + signal.SIGTERM
     assert stamps["ended"] - stamps["start"] == pytest.approx(1.0, abs=0.01)
-    assert spawner.started[0].signals[0] == signal.SIGTERM  # the kill cascade
+    assert signals_of(spawner)[0] == signal.SIGTERM  # the kill cascade
     assert output.lost is not None and "did not read" in output.lost
 
 
 @pytest.mark.supervision
 async def test_a_servo_that_never_reads_holds_the_end_for_the_bound_only(
-        autojump_clock: trio.testing.MockClock, pipe: Pipe) -> None:
+        autojump_clock: trio.testing.MockClock, spawner: FakeSpawner, pipe: Pipe) -> None:
     notes = io.StringIO()
     output = Output(pipe.w, notes, clock=trio.current_time)
     stamps: dict[str, float] = {}
-    spawner, command = one_call(Script([(0.1, b'{"status": "ok"}\n')]), stamps)
+    command = one_call(spawner, says_ok, stamps)
     code = await run_for(output).supervised(command, spawner)
     assert code == 1
     assert trio.current_time() - stamps["ended"] == pytest.approx(FINAL_WRITE_SECONDS,
@@ -181,13 +207,13 @@ async def test_a_servo_that_never_reads_holds_the_end_for_the_bound_only(
 
 @pytest.mark.supervision
 async def test_when_servos_end_of_stdout_closes_the_run_stops_as_on_sigterm(
-        autojump_clock: trio.testing.MockClock) -> None:
+        autojump_clock: trio.testing.MockClock, spawner: FakeSpawner) -> None:
     """Noticed while every driver is silent and nothing is written (no line limit)."""
     r, w = os.pipe()
     notes = io.StringIO()
     output = Output(w, notes, clock=trio.current_time)
     stamps: dict[str, float] = {}
-    spawner, command = one_call(Script(hang=True), stamps)
+    command = one_call(spawner, hangs, stamps)
 
     async def wrapped(session: Session) -> int:
         async def servo_goes_away() -> None:
@@ -206,7 +232,7 @@ async def test_when_servos_end_of_stdout_closes_the_run_stops_as_on_sigterm(
     os.close(w)
     assert code == 128 + signal.SIGPIPE
     assert stamps["ended"] - stamps["start"] == pytest.approx(4.0, abs=0.01)
-    assert spawner.started[0].signals[0] == signal.SIGTERM  # the kill cascade
+    assert signals_of(spawner)[0] == signal.SIGTERM  # the kill cascade
     stderr = notes.getvalue()
     assert "servo-agg stopped because servo's end of stdout was closed while 02fault " \
            "was running; the driver was stopped and no further driver was started" in stderr
@@ -215,12 +241,12 @@ async def test_when_servos_end_of_stdout_closes_the_run_stops_as_on_sigterm(
 
 @pytest.mark.supervision
 async def test_epipe_on_a_write_stops_the_run_too(
-        autojump_clock: trio.testing.MockClock) -> None:
+        autojump_clock: trio.testing.MockClock, spawner: FakeSpawner) -> None:
     r, w = os.pipe()
     os.close(r)
     output = Output(w, io.StringIO(), clock=trio.current_time)
     stamps: dict[str, float] = {}
-    spawner, command = one_call(Script(hang=True), stamps)
+    command = one_call(spawner, hangs, stamps)
 
     async def wrapped(session: Session) -> int:
         try:
@@ -232,7 +258,7 @@ async def test_epipe_on_a_write_stops_the_run_too(
         code = await run_for(output, timeout=None).supervised(wrapped, spawner)
     os.close(w)
     assert code == 128 + signal.SIGPIPE
-    assert spawner.started == [] or spawner.started[0].signals[0] == signal.SIGTERM
+    assert spawner.started == [] or signals_of(spawner)[0] == signal.SIGTERM
     assert output.lost in ("servo's end of stdout was closed (EPIPE)",
                            "servo's end of stdout was closed")
 
@@ -304,7 +330,8 @@ def test_a_regular_file_is_written_as_it_is(tmp_path: Path) -> None:
 @pytest.mark.supervision
 @pytest.mark.parametrize("gone_at_start", [False, True])
 async def test_when_servo_exits_the_run_stops_though_the_driver_is_silent(
-        autojump_clock: trio.testing.MockClock, gone_at_start: bool) -> None:
+        autojump_clock: trio.testing.MockClock, spawner: FakeSpawner, gone_at_start: bool
+) -> None:
     """servo's pidfd is readable once it exited (here a pipe stands in for it); servo may
     also be gone before the watch was set up (its pid then is someone else's)."""
     exited_r, exited_w = os.pipe()
@@ -313,7 +340,7 @@ async def test_when_servo_exits_the_run_stops_though_the_driver_is_silent(
     servo = ServoProcess(4242, None if gone_at_start else exited_r, gone=gone_at_start)
     output = Output(out_w, notes, clock=trio.current_time, servo=servo)
     stamps: dict[str, float] = {}
-    spawner, command = one_call(Script(hang=True), stamps)
+    command = one_call(spawner, hangs, stamps)
 
     async def wrapped(session: Session) -> int:
         async def servo_exits() -> None:
@@ -334,7 +361,7 @@ async def test_when_servo_exits_the_run_stops_though_the_driver_is_silent(
         assert spawner.started == []  # not even started: servo was gone already
     else:
         assert stamps["ended"] - stamps["start"] == pytest.approx(4.0, abs=0.01)
-        assert spawner.started[0].signals[0] == signal.SIGTERM
+        assert signals_of(spawner)[0] == signal.SIGTERM
     final = json.loads(os.read(out_r, 1 << 16).decode().splitlines()[-1])
     assert final["message"].startswith("servo-agg stopped because servo (pid 4242) exited")
     assert output.lost is None  # someone may still read stdout: it is written on

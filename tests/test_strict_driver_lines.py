@@ -10,16 +10,22 @@ import trio
 import trio.testing
 
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
-from tests.fake_process import FakeSpawner, Script, fake_spec
+from tests.fakes import FakeMember, FakeSpawner, fake_spec, open_fake_spawner
 
 pytestmark = pytest.mark.supervision
 
 
 async def call_with(lines: list[bytes]) -> tuple[Any, list[dict[str, Any]], FakeSpawner]:
-    spawner = FakeSpawner({"02fault": Script([(0.1, line + b"\n") for line in lines])})
-    supervisor = Supervisor(SupervisionPolicy(3.0, 0.5, 1.0), spawner)
+    async def driver(p: FakeMember) -> None:
+        for line in lines:
+            await trio.sleep(0.1)
+            await p.write(line + b"\n")
+
     seen: list[dict[str, Any]] = []
-    outcome = await supervisor.call(fake_spec("02fault"), seen.append)
+    async with open_fake_spawner() as spawner:
+        spawner.script("02fault", driver)
+        supervisor = Supervisor(SupervisionPolicy(3.0, 0.5, 1.0), spawner)
+        outcome = await supervisor.call(fake_spec("02fault"), seen.append)
     return outcome, seen, spawner
 
 
