@@ -505,6 +505,11 @@ def test_measure_progress_is_the_slowest_driver_and_names_it() -> None:
     assert out.percents == [0, 30, 30, 90, 100]
 
 
+def collapsed(messages: list[str]) -> list[str]:
+    """Runs of one message as one."""
+    return [m for i, m in enumerate(messages) if i == 0 or m != messages[i - 1]]
+
+
 @pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]),
@@ -568,16 +573,19 @@ def test_rate_limited_relay_shows_every_milestone_and_ends_in_the_same_state(
     if not events:
         assert limited.lines == []
         return
-    shown = limited.lines
     assert len(limited.writes) <= 2  # the first line at once, the rest at close
-    expected = [every.lines[0]["message"]] + [every.lines[i]["message"] for i in milestones
-                                              if i != 0]
-    got = [line["message"] for line in shown]
+    shown = [(line["progress"], line["message"]) for line in limited.lines]
+    # A line that repeats the one before it is not sent, so a run of the same message is
+    # compared as one.
+    expected = collapsed([every.lines[0]["message"]] + [every.lines[i]["message"]
+                                                        for i in milestones if i != 0])
+    got = collapsed([message for _, message in shown])
     # Every milestone, in order; then the newest state unless a milestone was the newest.
     assert got[:len(expected)] == expected
     assert got[-1] == every.lines[-1]["message"]
     assert len(got) - len(expected) <= 1
-    percents = [line["progress"] for line in shown]
+    assert all(a != b for a, b in itertools.pairwise(shown))  # no line twice in a row
+    percents = [percent for percent, _ in shown]
     assert percents == sorted(percents)
     assert percents[-1] <= every.lines[-1]["progress"]  # the newest state, never higher
 
@@ -602,3 +610,37 @@ def test_a_write_with_a_milestone_is_never_marked_replaceable() -> None:
     r.driver_progress("a", {"progress": 20})  # held: within the interval
     r.driver_done("a")  # a milestone too
     assert marks and all(not replaceable for _, replaceable in marks), marks
+
+
+@pytest.mark.unit
+def test_at_a_bounded_rate_a_line_that_repeats_the_last_one_is_not_sent() -> None:
+    """servo makes a request to the optimizer per line: a change it cannot see (a driver
+    that is not the slowest starting or ending) is not worth one."""
+    out, clock = Recorder(), FakeClock()
+    relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.25, clock=clock)
+    relay.driver_progress("load", {"progress": 0, "message": "loading"})  # at once
+    relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # pending
+    clock.now += 0.25
+    relay.close()  # prom's first line folds to "load: loading" at 0 again: not sent
+    assert [(line["progress"], line["message"]) for line in out.lines] == [
+        (0, "load: loading")]
+
+
+@pytest.mark.unit
+def test_a_keep_alive_repeats_the_last_line_even_when_nothing_new_is_pending() -> None:
+    out, clock = Recorder(), FakeClock()
+    relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.25, clock=clock)
+    relay.driver_progress("load", {"progress": 0, "message": "loading"})
+    relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # pending, same
+    clock.now += 0.1
+    relay.repeat_last("load")
+    assert [line["message"] for line in out.lines] == ["load: loading"] * 2
+
+
+@pytest.mark.unit
+def test_interval_0_relays_every_line_even_a_repeat() -> None:
+    out = Recorder()
+    relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.0, clock=FakeClock())
+    relay.driver_progress("load", {"progress": 0, "message": "loading"})
+    relay.driver_progress("prom", {"progress": 0, "message": "reading"})
+    assert [line["message"] for line in out.lines] == ["load: loading"] * 2

@@ -174,17 +174,31 @@ class ProgressRelay:
             self._due = True
             self._wake.set()
 
-    def _flush(self, now: float) -> None:
+    def _flush(self, now: float) -> bool:
+        """Write what is pending; False if servo would have seen nothing new."""
         self._fold_unfolded()
-        lines = self._milestones
-        milestones = bool(lines)
+        pending = self._milestones
+        milestones = bool(pending)
         if self._newest is not None:
-            lines.append(self._newest)
+            pending.append(self._newest)
         self._milestones = []
         self._newest = None
         self._due = False
-        if lines:
-            self._write(lines, now, milestones)
+        # servo forwards each line as a request to the optimizer: at a bounded rate, one
+        # that repeats the line before it (a change servo cannot see, such as a driver
+        # that is not the slowest) is not worth one. Interval 0 relays every line as it
+        # came; keep-alives repeat on purpose, elsewhere.
+        lines, before = pending, self._last_sent
+        if self._interval > 0:
+            lines = []
+            for line in pending:
+                if line != before:
+                    lines.append(line)
+                    before = line
+        if not lines:
+            return False
+        self._write(lines, now, milestones)
+        return True
 
     def _write(self, lines: list[tuple[int, str]], now: float,
                milestones: bool = False) -> None:
@@ -238,9 +252,7 @@ class ProgressRelay:
         if self._closed:
             return
         now = self._clock()
-        if self._due:
-            self._flush(now)
-        else:
+        if not (self._due and self._flush(now)):
             self._write([self._last_sent or (self.percent, f"{driver}: working")], now)
 
     def hold(self, label: str) -> None:
