@@ -485,8 +485,7 @@ class RecordingOutput(Output):
         self.lines: list[tuple[float, str]] = []
         self.writes: list[str] = []  # each write_line, as written
 
-    def write_line(self, text: str, *, progress: bool = False) -> None:
-        self.last_write = trio.current_time()
+    def transmit(self, text: str, progress: bool) -> None:
         self.writes.append(text)
         # One write may carry several whole lines (the progress relay's): each is a line.
         self.lines += [(self.last_write, line) for line in text.split("\n")]

@@ -33,7 +33,7 @@ class Recorder(Output):
         self.lines: list[dict[str, Any]] = []
         self.writes: list[tuple[float, list[dict[str, Any]]]] = []  # (trio time, lines)
 
-    def write_line(self, text: str, *, progress: bool = False) -> None:
+    def transmit(self, text: str, progress: bool) -> None:
         lines = [json.loads(part) for part in text.split("\n")]  # whole lines, each JSON
         self.lines += lines
         self.writes.append((trio.current_time() if in_trio() else math.nan, lines))
@@ -469,7 +469,7 @@ class RawRecorder(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.raw: list[str] = []
 
-    def write_line(self, text: str, *, progress: bool = False) -> None:
+    def transmit(self, text: str, progress: bool) -> None:
         self.raw.append(text)
 
 
@@ -600,7 +600,7 @@ def test_a_write_with_a_milestone_is_never_marked_replaceable() -> None:
         def __init__(self) -> None:
             super().__init__(stdout_fd=-1, stderr=io.StringIO())
 
-        def write_line(self, text: str, *, progress: bool = False) -> None:
+        def transmit(self, text: str, progress: bool) -> None:
             marks.append((text, progress))
 
     clock = FakeClock()
@@ -644,3 +644,15 @@ def test_interval_0_relays_every_line_even_a_repeat() -> None:
     relay.driver_progress("load", {"progress": 0, "message": "loading"})
     relay.driver_progress("prom", {"progress": 0, "message": "reading"})
     assert [line["message"] for line in out.lines] == ["load: loading"] * 2
+
+
+@pytest.mark.unit
+def test_a_repeat_is_judged_against_the_line_servo_was_given_last_whoever_wrote_it() -> None:
+    out, clock = Recorder(), FakeClock()
+    relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.25, clock=clock)
+    relay.driver_progress("load", {"progress": 0, "message": "loading"})
+    out.json_line({"progress": 0, "message": "measuring: 2 drivers starting"})  # a keep-alive
+    clock.now += 0.3
+    relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # "load: loading"
+    assert [line["message"] for line in out.lines] == [
+        "load: loading", "measuring: 2 drivers starting", "load: loading"]

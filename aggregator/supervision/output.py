@@ -110,6 +110,8 @@ class Output:
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
+        self.last_line: str | None = None  # the newest line servo was given (the relay's
+        # repeats of it are not worth a request to the optimizer)
         self.closed = False  # servo went away: keep supervising, stop writing
         self.lost: str | None = None  # why lines could not be written, once one could not
         self.overlay: Overlay | None = None
@@ -158,11 +160,15 @@ class Output:
 
     # -- lines -----------------------------------------------------------------------
     def write_line(self, text: str, *, progress: bool = False) -> None:
-        """One line to servo. While stdout is full a progress line may be replaced by a
-        newer one; any other line is written, whatever comes after it."""
+        """One line to servo (or several whole ones). While stdout is full a progress line
+        may be replaced by a newer one; any other line is written, whatever comes after."""
         self.last_write = self._clock()
-        if self.closed:
-            return
+        self.last_line = text.rpartition("\n")[2]
+        if not self.closed:
+            self.transmit(text, progress)
+
+    def transmit(self, text: str, progress: bool) -> None:
+        """The bytes on their way (the seam test doubles replace to keep lines instead)."""
         data = utf8(text + "\n")  # a lone surrogate (e.g. from a file name) cannot break it
         if self._wake is None:
             self._write_now(data)

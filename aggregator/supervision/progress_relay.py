@@ -19,6 +19,12 @@ from aggregator.supervision.output import Output
 _TOLERANCE = 1e-9
 
 
+def encoded(line: tuple[int, str]) -> str:
+    """The bytes json.dumps would write for the progress line, without its per-call cost."""
+    percent, label = line
+    return f'{{"progress": {percent:d}, "message": {json_string(label)}}}'
+
+
 def progress_interval(configured: float = DEFAULT_PROGRESS_INTERVAL_SECONDS,
                       line_limit: float | None = None) -> float:
     """The configured interval, never more than half the per-line limit: a pending line
@@ -95,7 +101,9 @@ class ProgressRelay:
     always sees the newest state, at most one interval late. Milestones (a driver's first
     progress line, the end of its share) are never replaced: they wait like any line and
     go out in order, whole lines in one write, with the newest state after them. A
-    keep-alive (`repeat_last`) writes at once. `close` (when the flusher ends, before the
+    keep-alive (`repeat_last`) writes at once. At a bounded rate, a line that would only
+    repeat the one servo was given last is not written: servo would pass it on to the
+    optimizer as a request that says nothing new. `close` (when the flusher ends, before the
     command writes its final line) writes what is pending; after it nothing is written,
     so no progress line can follow the final one.
 
@@ -177,40 +185,38 @@ class ProgressRelay:
     def _flush(self, now: float) -> bool:
         """Write what is pending; False if servo would have seen nothing new."""
         self._fold_unfolded()
-        pending = self._milestones
-        milestones = bool(pending)
+        pending = [(line, encoded(line), True) for line in self._milestones]
         if self._newest is not None:
-            pending.append(self._newest)
+            pending.append((self._newest, encoded(self._newest), False))
         self._milestones = []
         self._newest = None
         self._due = False
-        # servo forwards each line as a request to the optimizer: at a bounded rate, one
-        # that repeats the line before it (a change servo cannot see, such as a driver
-        # that is not the slowest) is not worth one. Interval 0 relays every line as it
-        # came; keep-alives repeat on purpose, elsewhere.
-        lines, before = pending, self._last_sent
         if self._interval > 0:
-            lines = []
-            for line in pending:
-                if line != before:
-                    lines.append(line)
-                    before = line
-        if not lines:
+            # servo forwards each line as a request to the optimizer: at a bounded rate,
+            # one that repeats the line servo was given last (a change servo cannot see,
+            # such as a driver that is not the slowest) is not worth one. Interval 0
+            # relays every line as it came; keep-alives repeat on purpose (repeat_last).
+            before, kept = self._output.last_line, []
+            for entry in pending:
+                if entry[1] != before:
+                    kept.append(entry)
+                    before = entry[1]
+            pending = kept
+        if not pending:
+            self._last_write = now  # paced as a write: a flood servo cannot see stays cheap
             return False
-        self._write(lines, now, milestones)
+        self._write(pending, now)
         return True
 
-    def _write(self, lines: list[tuple[int, str]], now: float,
-               milestones: bool = False) -> None:
+    def _write(self, lines: list[tuple[tuple[int, str], str, bool]], now: float) -> None:
+        """Whole lines in one write: (line, its text, whether it is a milestone) each. Only
+        a write without a milestone may be superseded by a newer one while servo does not
+        read."""
         self._last_write = now
-        self._last_sent = lines[-1]
+        self._last_sent = lines[-1][0]
         self.sent += len(lines)
-        # The bytes json.dumps would write for each dict, without its per-call cost; whole
-        # lines, one write. Only a write without a milestone may be superseded by a newer
-        # one while servo does not read.
-        self._output.write_line("\n".join(
-            f'{{"progress": {percent:d}, "message": {json_string(label)}}}'
-            for percent, label in lines), progress=not milestones)
+        self._output.write_line("\n".join(text for _, text, _ in lines),
+                                progress=not any(milestone for _, _, milestone in lines))
 
     def driver_progress(self, driver: str, message: dict[str, Any]) -> None:
         value = progress_value(message.get("progress"))
@@ -253,7 +259,8 @@ class ProgressRelay:
             return
         now = self._clock()
         if not (self._due and self._flush(now)):
-            self._write([self._last_sent or (self.percent, f"{driver}: working")], now)
+            line = self._last_sent or (self.percent, f"{driver}: working")
+            self._write([(line, encoded(line), False)], now)
 
     def hold(self, label: str) -> None:
         """A line that keeps the current percentage (e.g. during a rollback)."""
