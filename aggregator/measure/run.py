@@ -97,8 +97,11 @@ class _Measurement:
                     and name in self.siblings.interrupted)  # because another one failed
         # servo's cancel (or SIGTERM) stopped every driver at once: the first of them to
         # end is not a failure that stopped the others.
-        stopped = failure is not None and self.session.control.stopping
-        ended = "done" if failure is None else "canceled" if canceled or stopped else "failed"
+        control = self.session.control
+        stopped = failure is not None and control.stopping
+        ended = ("done" if failure is None else
+                 "canceled" if canceled or (stopped and control.terminated_by is None) else
+                 "stopped" if stopped else "failed")
         self.relay.driver_done(name, f"{name}: {ended}")
         session.display.finished(name, failure is None, failure.message if failure else "")
         if failure is None:

@@ -139,9 +139,9 @@ class Session:
         names = [stop.running] if stop.running else control.interrupted
         where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
                  if names else "")
-        stopped = ("" if not names else "the driver was stopped and " if len(names) == 1
-                   else "the drivers were stopped and ")
         if control.terminated_by is not None:
+            stopped = ("" if not names else "the driver was stopped and " if len(names) == 1
+                       else "the drivers were stopped and ")
             cause = (f"servo-agg stopped because {control.terminated_because}"
                      if control.terminated_because is not None else
                      f"servo-agg received {signal.Signals(control.terminated_by).name}")
