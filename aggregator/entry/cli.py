@@ -99,5 +99,6 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def console_main() -> None:
+def console_main() -> NoReturn:
+    """bin/servo-agg, the installed command: no launcher of a servo root's own around it."""
     exit_now(main())
