@@ -92,6 +92,8 @@ async def test_metrics_as_an_object_reach_each_driver_as_a_sub_object(
     ("[]", "expected a JSON object"),
     ('{"metrics": "throughput"}', "'metrics' must be a list of names or an object"),
     ('{"metrics": ["x"], "metrics": ["y"]}', "appears twice"),
+    ('{"metrics": [], "control": {"userdata": {"20prom": {"control": [1]}}}}',
+     "20prom's override) must be an object"),
 ])
 async def test_a_bad_request_is_refused_before_any_driver_runs(
         stdin: str, says: str, servo_root: Path, tag: str) -> None:

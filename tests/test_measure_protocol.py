@@ -49,6 +49,28 @@ def test_a_bad_request_is_refused_naming_the_problem(data: bytes, says: str) -> 
     assert caught.value.message.startswith("measure request: ")
 
 
+@pytest.mark.parametrize(("override", "says"), [
+    (5, "control.userdata.10load.control (10load's override) must be an object"),
+    ("fast", "must be an object of control keys, not str"),
+    ({"duration": 1, "userdata": {"x": 1}}, "may not hold userdata"),
+])
+def test_an_override_that_could_not_be_applied_is_refused(override: Any, says: str) -> None:
+    """Dropped, it would leave that driver measuring with settings nobody asked for."""
+    data = json.dumps({"metrics": [], "control": {"duration": 5, "userdata": {
+        "10load": {"control": override}}}}).encode()
+    with pytest.raises(AggregatorError) as caught:
+        parse_measure_request(data, ["10load", "20prom"])
+    assert caught.value.reason == "bad-input"
+    assert says in caught.value.message and "no driver was run" in caught.value.message
+
+
+def test_userdata_keyed_by_something_that_is_not_a_driver_is_anyones_data() -> None:
+    data = json.dumps({"metrics": [], "control": {"userdata": {
+        "slo": {"control": 5}, "10load": "not an override"}}}).encode()
+    parsed = parse_measure_request(data, ["10load"])
+    assert parsed.control == {"userdata": {"slo": {"control": 5}, "10load": "not an override"}}
+
+
 def test_metrics_as_names_or_as_an_object_keep_their_form() -> None:
     names = request({"metrics": ["a", "b", "c"]})
     assert share_of(names, ["c", "a"]) == ["a", "c"]  # the request's own order

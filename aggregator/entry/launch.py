@@ -72,7 +72,8 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                    if args.query else MeasureCommand.DRY_RUN if args.dry_run
                    else MeasureCommand.MEASURE)
         return MeasureJob(command, args.app, config.measure, drivers,
-                          parse_measure_request(data) if wants_request else None,
+                          parse_measure_request(data, [d.name for d in drivers])
+                          if wants_request else None,
                           as_json=args.json)
     adjust = (Command.VERSION if args.version else Command.QUERY if args.query
               else Command.DRY_RUN if args.dry_run else Command.ADJUST)

@@ -28,8 +28,9 @@ class MeasureRequest:
         return list(self.metrics)
 
 
-def parse_measure_request(data: bytes) -> MeasureRequest:
-    """The optimizer's MEASURE parameter, checked before any driver runs."""
+def parse_measure_request(data: bytes, drivers: Iterable[str] = ()) -> MeasureRequest:
+    """The optimizer's MEASURE parameter, checked before any driver runs; `drivers` are
+    the names an override in control.userdata may be keyed by."""
     document = load_request(data, "measure")
     metrics = document.get("metrics", [])
     if isinstance(metrics, list):
@@ -43,8 +44,28 @@ def parse_measure_request(data: bytes) -> MeasureRequest:
     control = document.get("control")
     if control is not None and not isinstance(control, dict):
         raise bad_request("'control' is not an object", "measure")
+    if control is not None:
+        _check_overrides(control.get("userdata"), drivers)
     extra = {k: v for k, v in document.items() if k not in ("metrics", "control")}
     return MeasureRequest(metrics, control, extra)
+
+
+def _check_overrides(userdata: Any, drivers: Iterable[str]) -> None:
+    """A driver's override that could not be applied would be dropped without a word."""
+    if not isinstance(userdata, dict):
+        return
+    for driver in drivers:
+        entry = userdata.get(driver)
+        if not isinstance(entry, dict) or "control" not in entry:
+            continue
+        where = f"control.userdata.{clip(driver)}.control ({clip(driver)}'s override)"
+        override = entry["control"]
+        if not isinstance(override, dict):
+            raise bad_request(f"{where} must be an object of control keys, not "
+                              f"{type(override).__name__}", "measure")
+        if "userdata" in override:
+            raise bad_request(f"{where} may not hold userdata: every driver gets "
+                              "control.userdata itself", "measure")
 
 
 class MetricsShapeError(ValueError):
@@ -114,7 +135,7 @@ def driver_control(control: Mapping[str, Any] | None, driver: str,
     names = set(drivers)
     entry = userdata.get(driver)
     if isinstance(entry, dict) and isinstance(entry.get("control"), dict):
-        merged.update({k: v for k, v in entry["control"].items() if k != "userdata"})
+        merged.update(entry["control"])  # parse_measure_request refused anything else
     kept: dict[str, Any] = {}
     for key, value in userdata.items():
         if key in names and isinstance(value, dict) and "control" in value:
