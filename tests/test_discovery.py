@@ -125,12 +125,15 @@ def test_disabled_drivers_are_left_out(tmp_path: Path) -> None:
     assert [d.name for d in find_drivers(tmp_path, frozenset({"b"}))] == ["a", "c"]
 
 
-def test_missing_directory_is_a_no_drivers_dir_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "other"), [("adjust.d", "measure"), ("measure.d", "adjust")])
+def test_missing_directory_is_a_no_drivers_dir_error(tmp_path: Path, folder: str,
+                                                     other: str) -> None:
     with pytest.raises(AggregatorError) as caught:
-        find_drivers(tmp_path / "adjust.d")
+        find_drivers(tmp_path / folder)
     assert caught.value.reason == "no-drivers-dir"
-    assert "adjust.d" in caught.value.message
+    assert folder in caught.value.message
     assert "does not exist" in caught.value.message
+    assert other not in caught.value.message  # not "the measure drivers" for adjust.d
 
 
 def test_a_file_where_the_directory_should_be_is_a_no_drivers_dir_error(

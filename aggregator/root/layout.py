@@ -67,7 +67,7 @@ def listing(drivers_dir: str | os.PathLike[str]) -> list[tuple[str, str, bool, s
         raise AggregatorError(
             "no-drivers-dir",
             f"drivers directory {shown} does not exist; create it and put "
-            "the adjust drivers to aggregate in it (run from the servo root)",
+            "the drivers to aggregate in it (run from the servo root)",
         ) from None
     except NotADirectoryError:
         raise AggregatorError("no-drivers-dir", f"{shown} is not a directory") from None
