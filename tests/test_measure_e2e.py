@@ -189,3 +189,28 @@ async def test_version_stays_one_line_whatever_a_driver_file_is_called(
     write_driver(servo_root, "10bad\nname", "import sys; sys.exit(3)\n", folder="measure.d")
     run = await run_measure(servo_root, "--version", tag=tag)
     assert len(run.lines) == 1 and run.lines[0].endswith("(10bad name: failing)"), run.lines
+
+
+NO_STATUS = """
+    import json, sys
+    if "--info" in sys.argv:
+        print(json.dumps({"version": "1", "has_cancel": False}))
+        sys.exit(0)
+    if "--describe" in sys.argv:
+        print(json.dumps({"metrics": {"errors": {}}}))  # a description may omit status
+        sys.exit(0)
+    json.load(sys.stdin)
+    print(json.dumps({"message": "could not reach the metrics API"}))  # and exits 0
+    """
+
+
+async def test_a_measurement_without_status_ok_fails_naming_its_driver(
+        servo_root: Path, tag: str) -> None:
+    """As servo run directly would: its metrics, or its words, are not a success."""
+    measure_driver(servo_root, "10prom", {"throughput": {}})
+    write_driver(servo_root, "20api", NO_STATUS, folder="measure.d")
+    run = await run_measure(servo_root, "app", tag=tag,
+                            stdin=json.dumps({"metrics": ["throughput", "errors"]}))
+    assert run.final["status"] == "failed", run.final
+    assert "20api" in run.final["message"] and "has no status" in run.final["message"]
+    assert run.returncode == 1

@@ -34,10 +34,11 @@ def test_ok_adjust_is_no_failure() -> None:
     assert judge(outcome(OK), "all") is None
 
 
-@pytest.mark.parametrize("call", ["query", "info"])
-def test_query_and_info_need_no_status(call: str) -> None:
+@pytest.mark.parametrize("call", ["query", "info", "describe"])
+def test_query_describe_and_info_need_no_status(call: str) -> None:
     assert judge(outcome({"application": {"components": {}}}, call=call), "all") is None
     assert judge(outcome({"version": "1", "has_cancel": False}, call=call), "all") is None
+    assert judge(outcome({"metrics": {"x": {"unit": "u"}}}, call=call), "all") is None
 
 
 def test_exit_non_zero_after_ok_is_failed() -> None:
@@ -75,10 +76,19 @@ def test_exit_zero_without_a_result_is_no_result() -> None:
     assert "without printing a result line" in f.message
 
 
-def test_adjust_result_without_status_is_no_result() -> None:
-    f = judge(outcome({"reason": "success"}, 0), "all")
+@pytest.mark.parametrize(("call", "result"), [
+    ("adjust", {"reason": "success"}),
+    ("rollback", {"reason": "success"}),
+    # servo fails a measurement without status ok, metrics or not (it would hide an
+    # {"error": ...} a driver printed before exiting 0)
+    ("measure", {"metrics": {"x": {"value": 1}}}),
+    ("measure", {"message": "connection refused"}),
+])
+def test_a_result_without_status_is_no_result(call: str, result: dict[str, Any]) -> None:
+    f = judge(outcome(result, 0, call=call), "all")
     assert f is not None
     assert (f.status, f.reason) == ("failed", "no-result")
+    assert "has no status" in f.message
 
 
 def test_exit_zero_with_a_failure_status_is_that_failure() -> None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from aggregator.protocol.environment import StderrMode
 from aggregator.protocol.text import brief, clip, clip_message
-from aggregator.protocol.vocabulary import SERVO_STATUSES, Reason, Status
+from aggregator.protocol.vocabulary import SERVO_STATUSES, Call, Reason, Status
 
 
 class _Named(Protocol):
@@ -81,8 +81,8 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     """None when the call succeeded; otherwise why it failed, in servo's terms.
 
     A driver has failed when the aggregator had to stop it, when it exited non-zero or
-    by a signal (whatever it printed), or when it printed no result line. For adjust a
-    result line must also say `status: ok`.
+    by a signal (whatever it printed), or when it printed no result line. An adjust,
+    rollback or measure result line must also say `status: ok`.
     """
     name, call = outcome.driver.name, outcome.spec.call
     stderr = outcome.stderr.for_message(stderr_mode)
@@ -123,7 +123,8 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
         return failure(Status.FAILED, Reason.BAD_STATUS, f"{said} ({unknown})" if said else unknown)
     if failed_as is not None:
         return failure(failed_as, driver_reason, said or f"status {status}")
-    if call in ("adjust", "rollback") and status != "ok":
+    if call in (Call.ADJUST, Call.ROLLBACK, Call.MEASURE) and status != "ok":
+        # servo fails these without `status: ok` (only a description may omit it)
         return failure("failed", "no-result", f"result line has no status: {result!r:.200}")
     return None
 
