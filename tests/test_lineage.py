@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.process.cgroup import own_cgroup, stale
+from aggregator.process.cgroup import RunCgroup, own_cgroup, stale
 from aggregator.process.lineage import RUN_MARK_VAR, Known, carries_mark, nested_mark
 from aggregator.process.linux import ProcStat, parse_stat
-from aggregator.process.sentinel import DISMISS, ours, parse_reports
+from aggregator.process.sentinel import DISMISS, Sentinel, containment, ours, parse_reports
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +100,13 @@ def test_only_the_cgroup_of_a_run_that_is_gone_is_stale() -> None:
     assert not stale("servo-agg.100.5", running)  # its aggregator still runs
     for other in ("servo-agg.probe-7.0", "servo-agg.100", "system.slice", "cgroup.procs"):
         assert not stale(other, running)
+
+
+def test_the_operator_is_told_what_ends_the_drivers_if_servo_agg_is_sigkilled() -> None:
+    """--check and -v name the tier in force: the cgroup, the tree walk, or neither."""
+    whole, text = containment(Sentinel(1, -1, RunCgroup(Path("/sys/fs/cgroup/x/run"))))
+    assert whole and "the run's cgroup /sys/fs/cgroup/x/run" in text
+    whole, text = containment(Sentinel(1, -1, None))
+    assert whole and "every process tree below a driver" in text and "no cgroup" in text
+    whole, text = containment(None)
+    assert not whole and "children may stay" in text

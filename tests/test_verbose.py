@@ -50,6 +50,7 @@ async def test_verbose_traces_every_line_and_times_each_driver(servo_root: Path,
     assert '01web: <- {"progress": 33, "message": "step 0"}' in err
     assert '02cache: <- {"status": "ok", "reason": "success"}' in err
     assert re.search(r"02cache: exit 0 after \d+\.\d{3} s", err)
+    assert err.startswith("servo-agg: if servo-agg is SIGKILLed: ")  # its first words
     assert re.search(r"timing: 01web: query \d+\.\d{3} s, adjust \d+\.\d{3} s\n", err)
     assert re.search(r"timing: 02cache: query \d+\.\d{3} s, adjust \d+\.\d{3} s\n", err)
     assert "\x1b[" not in err  # stderr is a pipe here, as under servo: no live display

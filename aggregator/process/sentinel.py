@@ -167,6 +167,20 @@ class Sentinel:
             os.waitpid(self.pid, 0)
 
 
+def containment(sentinel: Sentinel | None) -> tuple[bool, str]:
+    """What ends a run's processes if the aggregator is SIGKILLed, in words for the
+    operator (--check, -v), and whether that reaches every descendant."""
+    if sentinel is None:
+        return False, ("no sentinel (not Linux, or no process could be forked): only each "
+                       "driver's parent-death signal, so a driver's own children may stay")
+    if sentinel.cgroup is not None:
+        return True, (f"the run's cgroup {sentinel.cgroup.path}, killed whole by the "
+                      "sentinel, daemons that left their session included")
+    return True, ("the sentinel kills every process tree below a driver, by pid and start "
+                  "time (no cgroup here: that needs cgroup v2 and write access to "
+                  "servo-agg's own cgroup)")
+
+
 def start_sentinel() -> Sentinel | None:
     """Make the run's cgroup where possible, fork the sentinel, move into the cgroup (call
     before any thread or driver exists).

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from aggregator.process.fork import can_fork_here, child_environment, drivers_that_fit
 from aggregator.process.headstart import Headstart
 from aggregator.process.linux import become_subreaper
-from aggregator.process.sentinel import Sentinel, start_sentinel
+from aggregator.process.sentinel import Sentinel, containment, start_sentinel
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
@@ -64,7 +64,13 @@ class Run:
         if self.sentinel is not None:  # every driver, early or not, is started under it
             self.headstart = Headstart(self.sentinel.guards())
         self.subreaper = become_subreaper()
+        if self.verbose:
+            self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
         return self
+
+    def containment(self) -> tuple[bool, str]:
+        """What would end this run's processes if servo-agg were SIGKILLed now."""
+        return containment(self.sentinel)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

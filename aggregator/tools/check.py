@@ -387,6 +387,9 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                  output=output, early=early, verbose=verbose, heartbeat=False,
                  driver_order=[d.name for d in drivers]) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
+            whole, how = run.containment()
+        report.heading("if servo-agg is SIGKILLed")
+        report.item("ok" if whole else "warn", how)
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
