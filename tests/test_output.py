@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -13,7 +14,7 @@ import pytest
 from aggregator.limits import MAX_MESSAGE_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.text import clip_message
-from aggregator.supervision.output import Output
+from aggregator.supervision.output import Output, StderrLines
 
 pytestmark = pytest.mark.unit
 
@@ -161,3 +162,48 @@ def test_clip_message_cuts_on_a_character_boundary_within_the_limit() -> None:
 def test_clip_message_with_a_small_limit() -> None:
     assert clip_message("x" * 100, limit=50).encode() == (
         b"x" * (50 - len("\n[... cut at 2 MiB ...]")) + b"\n[... cut at 2 MiB ...]")
+
+
+def full_pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 4096)
+    return read_end, write_end
+
+
+def test_a_note_to_a_stderr_nobody_reads_is_dropped_not_waited_for() -> None:
+    read_end, write_end = full_pipe()
+    os.set_blocking(write_end, True)  # as servo hands it over
+    sink = StderrLines.for_fd(write_end)
+    assert sink is not None
+    try:
+        output = Output(-1, sink)
+        output.note("a driver was killed")  # returns: the line does not fit, it is dropped
+        assert sink.dropped == 1
+        assert os.get_blocking(write_end)  # servo's own description is left as it was
+    finally:
+        sink.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_note_to_a_stderr_with_room_arrives_whole() -> None:
+    read_end, write_end = os.pipe()
+    sink = StderrLines.for_fd(write_end)
+    assert sink is not None
+    try:
+        Output(-1, sink).note("lone \udcff surrogate")
+        assert os.read(read_end, 4096) == "servo-agg: lone \ufffd surrogate\n".encode()
+        assert sink.dropped == 0
+    finally:
+        sink.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_stderr_that_is_a_file_keeps_the_plain_stream(tmp_path: Path) -> None:
+    with open(tmp_path / "err", "w") as f:
+        assert StderrLines.for_fd(f.fileno()) is None  # a file never makes a writer wait
+    assert StderrLines.for_fd(987) is None  # not open at all

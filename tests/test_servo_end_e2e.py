@@ -204,3 +204,55 @@ async def test_when_servo_exits_the_run_stops_though_every_driver_is_silent(
                 "was running; the driver was stopped") in text, text
         final = json.loads(out.read_text().splitlines()[-1])  # a file: still written
         assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
+
+
+def full_pipe() -> tuple[int, int, int]:
+    """A pipe whose reader is busy elsewhere: (read end, write end, bytes in it)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    junk = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            junk += os.write(write_end, b"x" * 4096)
+    os.set_blocking(write_end, True)
+    return read_end, write_end, junk
+
+
+def drain(fd: int, junk: int) -> bytes:
+    os.set_blocking(fd, True)
+    data = bytearray()
+    while chunk := os.read(fd, 1 << 16):
+        data += chunk
+    os.close(fd)
+    return bytes(data[junk:])
+
+
+async def test_a_servo_that_reads_neither_stdout_nor_stderr_gets_no_hang(
+        servo_root: Path, tag: str) -> None:
+    """servo reads both pipes in one loop, so when it is busy neither drains. Before: the
+    note about the killed driver blocked on the full stderr, and the run never ended."""
+    fault_root(servo_root)
+    out_r, out_w, out_junk = full_pipe()
+    err_r, err_w, err_junk = full_pipe()
+    env = adjust_env(tag, FAULT_MODE="hang", OPTUNE_IO_TIMEOUT="3")
+    proc = await trio.lowlevel.open_process(
+        [str(ADJUST), "app"], cwd=servo_root, env=env, stdin=subprocess.PIPE,
+        stdout=out_w, stderr=err_w)
+    os.close(out_w)
+    os.close(err_w)
+    try:
+        assert proc.stdin is not None
+        await proc.stdin.send_all(json.dumps(REQUEST).encode())
+        await proc.stdin.aclose()
+        with trio.move_on_after(60):  # T-1, the kill cascade, the bounded final flush
+            await proc.wait()
+        assert proc.returncode is not None, "the run never ended"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+        stdout, _ = drain(out_r, out_junk), drain(err_r, err_junk)
+    assert proc.returncode == 1
+    # servo could not read in time: the final line may be lost, never a torn one
+    assert all(json.loads(line) for line in stdout.decode().splitlines())

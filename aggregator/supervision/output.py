@@ -61,6 +61,57 @@ def own_stdout(fd: int = 1) -> tuple[int, bool]:
         return fd, False
 
 
+class StderrLines:
+    """Our lines for people on stderr when stderr is a pipe (servo's): written through a
+    non-blocking file description of our own, each line whole or not at all. servo reads
+    stderr in the same loop as stdout, so when it stops reading (a slow request to the
+    optimizer) a line that does not fit is dropped and counted, never waited for: stderr
+    must not stall supervision any more than stdout may. A terminal or a file keeps the
+    blocking stream (`for_fd` returns None for those)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.dropped = 0  # lines that did not fit
+        self._pending: list[str] = []
+
+    @classmethod
+    def for_fd(cls, fd: int = 2) -> StderrLines | None:
+        try:
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                return None
+        except OSError:
+            return None
+        own, owned = own_stdout(fd)
+        return cls(own) if owned else None
+
+    def write(self, text: str) -> int:
+        self._pending.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """What was written since the last flush, in one write (print flushes per line)."""
+        data = utf8("".join(self._pending))
+        self._pending.clear()
+        if not data:
+            return
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            self.dropped += 1
+            return
+        if written < len(data):  # only a line longer than PIPE_BUF can be cut
+            self.dropped += 1
+            with contextlib.suppress(OSError):
+                os.write(self.fd, b"\n")
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 class ServoProcess:
     """servo itself, our parent when we started: on SIGTERM it exits at once without a word
     to its driver, so a pidfd on it is how its exit is noticed while drivers are silent.
@@ -100,7 +151,7 @@ class Output:
     for every caller; remembers when it last wrote, which is when servo's patience with
     our silence started again."""
 
-    def __init__(self, stdout_fd: int = 1, stderr: TextIO | None = None,
+    def __init__(self, stdout_fd: int = 1, stderr: TextIO | StderrLines | None = None,
                  clock: Callable[[], float] = time.monotonic, *, owns_fd: bool = False,
                  servo: ServoProcess | None = None) -> None:
         self.fd = stdout_fd
@@ -136,12 +187,14 @@ class Output:
         servo itself (our parent at start, `servo_pid`), watched while the run goes on."""
         fd, owned = own_stdout(1)
         servo = ServoProcess.watch(servo_pid) if servo_pid is not None else None
-        return cls(fd, owns_fd=owned, servo=servo)
+        return cls(fd, StderrLines.for_fd(2), owns_fd=owned, servo=servo)
 
     def close(self) -> None:
         """Give back what was borrowed: servo's description blocking again, ours closed."""
         if self.servo is not None:
             self.servo.close()
+        if isinstance(self._stderr, StderrLines):
+            self._stderr.close()
         with contextlib.suppress(OSError):
             if self._owns_fd:
                 os.close(self.fd)
