@@ -111,7 +111,7 @@ async def test_healthy_root(servo_root: Path, tag: str) -> None:
     assert line_with(lines, "[note]", "OPTUNE_IO_TIMEOUT is not set")
     # what would end the drivers if servo-agg died: the run's cgroup or the tree walk
     tier = lines[lines.index("if servo-agg is SIGKILLed") + 1]
-    assert tier.startswith("  [ok]") and ("the run's cgroup" in tier
+    assert tier.startswith("  [ok]") and ("the run's own cgroup" in tier
                                           or "every process tree below a driver" in tier)
     assert lines[-1] == "result: servo would work with this root (0 problems, 0 warnings)"
     assert not any("[FAIL]" in line for line in lines)

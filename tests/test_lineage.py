@@ -105,7 +105,7 @@ def test_only_the_cgroup_of_a_run_that_is_gone_is_stale() -> None:
 def test_the_operator_is_told_what_ends_the_drivers_if_servo_agg_is_sigkilled() -> None:
     """--check and -v name the tier in force: the cgroup, the tree walk, or neither."""
     whole, text = containment(Sentinel(1, -1, RunCgroup(Path("/sys/fs/cgroup/x/run"))))
-    assert whole and "the run's cgroup /sys/fs/cgroup/x/run" in text
+    assert whole and "own cgroup (servo-agg.<pid>.<start>) below /sys/fs/cgroup/x," in text
     whole, text = containment(Sentinel(1, -1, None))
     assert whole and "every process tree below a driver" in text and "no cgroup" in text
     whole, text = containment(None)

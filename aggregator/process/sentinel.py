@@ -174,8 +174,9 @@ def containment(sentinel: Sentinel | None) -> tuple[bool, str]:
         return False, ("no sentinel (not Linux, or no process could be forked): only each "
                        "driver's parent-death signal, so a driver's own children may stay")
     if sentinel.cgroup is not None:
-        return True, (f"the run's cgroup {sentinel.cgroup.path}, killed whole by the "
-                      "sentinel, daemons that left their session included")
+        return True, (f"the run's own cgroup (servo-agg.<pid>.<start>) below "
+                      f"{sentinel.cgroup.path.parent}, killed whole by the sentinel, daemons "
+                      "that left their session included")
     return True, ("the sentinel kills every process tree below a driver, by pid and start "
                   "time (no cgroup here: that needs cgroup v2 and write access to "
                   "servo-agg's own cgroup)")
