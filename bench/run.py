@@ -161,12 +161,9 @@ def rows(params: Params) -> list[Row]:
 # Sleeping rather than burning CPU keeps the floor a property of the drivers, not of the
 # core count: eight CPU-bound drivers started together on two cores would measure the
 # machine, and would hide the aggregator's own CPU time behind theirs.
-CYCLE_DRIVER = r'''#!/usr/bin/env python3
-"""Benchmark driver @INDEX@: starts like a real Python driver, then answers at once."""
-import argparse, json, logging, os, subprocess, sys, time
+REAL_START = r'''import argparse, json, logging, os, subprocess, sys, time
 
 SLEEP = @SLEEP@
-DESCRIPTOR = @DESCRIPTOR@
 
 
 def ready():
@@ -175,6 +172,11 @@ def ready():
 
 
 args = sys.argv[1:]
+'''
+
+CYCLE_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark driver @INDEX@: starts like a real Python driver, then answers at once."""
+''' + REAL_START + r'''DESCRIPTOR = @DESCRIPTOR@
 if "--info" in args:
     ready()
     print(json.dumps({"version": "1.0", "has_cancel": False}))
@@ -193,23 +195,12 @@ print(json.dumps({"progress": 100, "message": "done"}), flush=True)
 print(json.dumps({"status": "ok", "reason": "success"}))
 '''
 
-# A measure driver that starts like a real Python one (as CYCLE_DRIVER does), then
+# A measure driver that starts like a real Python one (REAL_START, as CYCLE_DRIVER), then
 # describes METRICS and measures them at once. One with no METRICS is a load generator:
 # it describes nothing and returns no metrics, as hey does.
 MEASURE_DRIVER = r'''#!/usr/bin/env python3
 """Benchmark measure driver @INDEX@: starts like a real Python driver, then answers."""
-import argparse, json, logging, os, subprocess, sys, time
-
-SLEEP = @SLEEP@
-METRICS = @METRICS@
-
-
-def ready():
-    if SLEEP > 0:
-        time.sleep(SLEEP)
-
-
-args = sys.argv[1:]
+''' + REAL_START + r'''METRICS = @METRICS@
 if "--info" in args:
     ready()
     print(json.dumps({"version": "1.0", "has_cancel": True}))
