@@ -917,21 +917,22 @@ class Bench:
                     self.results.add(column, {f"{k}.over": values[k] - base for k in keys
                                               if k in values})
 
+    def cycle_rows(self, r: int, key: str, floor: Callable[[], float],
+                   cycle: Callable[[Aggregator], float]) -> None:
+        """One round of a cycle against its floor (seconds each): `key`.floor, .cycle and
+        the per-round .over."""
+        got = self.measure_group(
+            r, [f"{key}.cycle", f"{key}.over"], lambda: {f"{key}.floor": floor() * 1000},
+            lambda agg: {f"{key}.cycle": cycle(agg) * 1000})
+        self.add_overhead(got, key)
+
     def round_cycles(self, r: int, kind: str) -> None:
         value = 2 + r % 2  # every round asks for a different value than the last
         for mode, root, parallel in (("seq", self.roots.seq, False),
                                      ("par", self.roots.par, True)):
-            key = f"{kind}.{mode}"
-
-            def floor(root: Path = root, parallel: bool = parallel,
-                      key: str = key) -> dict[str, float]:
-                return {f"{key}.floor": self.floor(root, kind, parallel, value) * 1000}
-
-            def cycle(agg: Aggregator, root: Path = root, key: str = key) -> dict[str, float]:
-                return {f"{key}.cycle": self.cycle(agg, root, kind, value) * 1000}
-
-            got = self.measure_group(r, [f"{key}.cycle", f"{key}.over"], floor, cycle)
-            self.add_overhead(got, key)
+            self.cycle_rows(r, f"{kind}.{mode}",
+                            functools.partial(self.floor, root, kind, parallel, value),
+                            functools.partial(self.cycle, root=root, kind=kind, value=value))
 
     def round_describe(self, r: int) -> None:
         self.round_cycles(r, "describe")
@@ -941,16 +942,8 @@ class Bench:
 
     def round_measure(self, r: int) -> None:
         for kind in ("describe", "measure"):
-            key = f"measure.{kind}"
-
-            def floor(kind: str = kind, key: str = key) -> dict[str, float]:
-                return {f"{key}.floor": self.measure_floor(kind) * 1000}
-
-            def cycle(agg: Aggregator, kind: str = kind, key: str = key) -> dict[str, float]:
-                return {f"{key}.cycle": self.measure_cycle(agg, kind) * 1000}
-
-            got = self.measure_group(r, [f"{key}.cycle", f"{key}.over"], floor, cycle)
-            self.add_overhead(got, key)
+            self.cycle_rows(r, f"measure.{kind}", functools.partial(self.measure_floor, kind),
+                            functools.partial(self.measure_cycle, kind=kind))
 
     def round_relay(self, r: int) -> None:
         def relay_floor() -> dict[str, float]:
