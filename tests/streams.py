@@ -1,7 +1,9 @@
-"""Test streams that produce a lot of data without holding it, and a memory meter."""
+"""Test streams that produce a lot of data without holding it, a memory meter, and a pipe
+that is full."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tracemalloc
 from collections.abc import Iterator
@@ -87,3 +89,17 @@ async def drain(capture: StderrCapture, stream: trio.abc.ReceiveStream) -> None:
     """Everything from `stream` into `capture`, chunk by chunk, as the supervised call feeds it."""
     while chunk := await stream.receive_some(READ_CHUNK_BYTES):
         capture.feed(chunk)
+
+
+def full_pipe(*, blocking: bool = True) -> tuple[int, int, int]:
+    """A pipe whose reader is busy elsewhere (servo, posting a progress line): its read
+    end, its write end (blocking or not, as servo may hand it over) and the bytes already
+    in it, which that reader has not read yet."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    junk = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            junk += os.write(write_end, b"x" * 4096)
+    os.set_blocking(write_end, blocking)
+    return read_end, write_end, junk

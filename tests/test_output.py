@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -15,6 +14,7 @@ from aggregator.limits import MAX_MESSAGE_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.text import clip_message
 from aggregator.supervision.output import Output, StderrLines
+from tests.streams import full_pipe
 
 pytestmark = pytest.mark.unit
 
@@ -164,18 +164,8 @@ def test_clip_message_with_a_small_limit() -> None:
         b"x" * (50 - len("\n[... cut at 2 MiB ...]")) + b"\n[... cut at 2 MiB ...]")
 
 
-def full_pipe() -> tuple[int, int]:
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            os.write(write_end, b"x" * 4096)
-    return read_end, write_end
-
-
 def test_a_note_to_a_stderr_nobody_reads_is_dropped_not_waited_for() -> None:
-    read_end, write_end = full_pipe()
-    os.set_blocking(write_end, True)  # as servo hands it over
+    read_end, write_end, _ = full_pipe()  # blocking, as servo hands it over
     sink = StderrLines.for_fd(write_end)
     assert sink is not None
     try:

@@ -23,6 +23,7 @@ from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
 from tests.fakes import FakeMember, FakeSpawner, Script, fake_spec, open_fake_spawner
+from tests.streams import full_pipe
 
 T = 3.0  # OPTUNE_IO_TIMEOUT: a driver gets T-1 = 2 s per line, then the kill cascade
 
@@ -31,15 +32,7 @@ class Pipe:
     """servo's end (`r`) and ours (`w`) of a stdout pipe, filled up so that no line fits."""
 
     def __init__(self, *, blocking: bool = True) -> None:
-        self.r, self.w = os.pipe()
-        os.set_blocking(self.w, False)
-        self.junk = 0
-        try:
-            while True:
-                self.junk += os.write(self.w, b"x" * 4096)
-        except BlockingIOError:
-            pass
-        os.set_blocking(self.w, blocking)
+        self.r, self.w, self.junk = full_pipe(blocking=blocking)
         os.set_blocking(self.r, False)
 
     def read(self) -> bytes:

@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from tests.fault_support import REQUEST, fault_root, started_by_fault, wait_until
+from tests.streams import full_pipe
 from tests.support import ADJUST, adjust_env, alive
 
 pytestmark = pytest.mark.e2e
@@ -57,14 +58,13 @@ async def servo(root: Path, tag: str, args: tuple[str, ...], *, fill: bool = Fal
                 non_blocking: bool = False, **fault: str) -> AsyncIterator[Servo]:
     fault_root(root)
     pidfile = root / "fault.pids"
-    read_end, write_end = os.pipe()
-    junk = 0
+    # as servo's own parent may leave it: blocking or not
     if fill:  # servo is busy elsewhere (e.g. posting a progress line) and reads nothing
-        os.set_blocking(write_end, False)
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                junk += os.write(write_end, b"x" * 4096)
-    os.set_blocking(write_end, not non_blocking)  # as servo's own parent may leave it
+        read_end, write_end, junk = full_pipe(blocking=not non_blocking)
+    else:
+        read_end, write_end = os.pipe()
+        junk = 0
+        os.set_blocking(write_end, not non_blocking)
     env = adjust_env(tag, FAULT_PIDFILE=str(pidfile), **fault)
     proc = await trio.lowlevel.open_process(
         [str(ADJUST), *args], cwd=root, env=env, stdin=subprocess.PIPE, stdout=write_end,
@@ -204,18 +204,6 @@ async def test_when_servo_exits_the_run_stops_though_every_driver_is_silent(
                 "was running; the driver was stopped") in text, text
         final = json.loads(out.read_text().splitlines()[-1])  # a file: still written
         assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
-
-
-def full_pipe() -> tuple[int, int, int]:
-    """A pipe whose reader is busy elsewhere: (read end, write end, bytes in it)."""
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    junk = 0
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            junk += os.write(write_end, b"x" * 4096)
-    os.set_blocking(write_end, True)
-    return read_end, write_end, junk
 
 
 def drain(fd: int, junk: int) -> bytes:
