@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, load_request
@@ -50,13 +50,18 @@ def parse_measure_request(data: bytes, drivers: Iterable[str] = ()) -> MeasureRe
     return MeasureRequest(metrics, control, extra)
 
 
+def _holds_override(entry: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether userdata's entry under a driver's name is that driver's override."""
+    return isinstance(entry, dict) and "control" in entry
+
+
 def _check_overrides(userdata: Any, drivers: Iterable[str]) -> None:
     """A driver's override that could not be applied would be dropped without a word."""
     if not isinstance(userdata, dict):
         return
     for driver in drivers:
         entry = userdata.get(driver)
-        if not isinstance(entry, dict) or "control" not in entry:
+        if not _holds_override(entry):
             continue
         where = f"control.userdata.{clip(driver)}.control ({clip(driver)}'s override)"
         override = entry["control"]
@@ -138,7 +143,7 @@ def driver_control(control: Mapping[str, Any] | None, driver: str,
         merged.update(entry["control"])  # parse_measure_request refused anything else
     kept: dict[str, Any] = {}
     for key, value in userdata.items():
-        if key in names and isinstance(value, dict) and "control" in value:
+        if key in names and _holds_override(value):
             rest = {k: v for k, v in value.items() if k != "control"}
             if rest:
                 kept[key] = rest
