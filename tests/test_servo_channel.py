@@ -18,7 +18,7 @@ import trio.testing
 
 from aggregator.limits import FINAL_WRITE_SECONDS
 from aggregator.protocol.environment import ServoEnvironment
-from aggregator.supervision.output import Output, ServoProcess, own_stdout
+from aggregator.supervision.output import Output, ServoProcess, own_description
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
@@ -295,10 +295,10 @@ def test_a_line_stdout_takes_in_part_is_finished_whole_never_superseded(pipe: Pi
 
 
 @pytest.mark.unit
-def test_own_stdout_is_a_new_file_description_of_the_same_pipe() -> None:
+def test_own_description_is_a_new_file_description_of_the_same_pipe() -> None:
     r, w = os.pipe()
     try:
-        fd, owned = own_stdout(w)
+        fd, owned = own_description(w)
         assert owned and fd != w
         assert os.get_blocking(w) and not os.get_blocking(fd)  # servo's flags untouched
         os.write(fd, b"through ours\n")
@@ -313,7 +313,7 @@ def test_own_stdout_is_a_new_file_description_of_the_same_pipe() -> None:
 def test_a_regular_file_is_written_as_it_is(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
-        assert own_stdout(fd) == (fd, False)  # reopening would write from offset 0
+        assert own_description(fd) == (fd, False)  # reopening would write from offset 0
     finally:
         os.close(fd)
 

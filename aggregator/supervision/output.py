@@ -38,9 +38,10 @@ class Overlay(Protocol):
     def draw(self) -> None: ...
 
 
-def own_stdout(fd: int = 1) -> tuple[int, bool]:
-    """A file description of our own for `fd` (a pipe, FIFO or terminal), opened
-    non-blocking; else `fd` itself. Returns the fd to write to and whether it is ours.
+def own_description(fd: int = 1, *, terminals: bool = True) -> tuple[int, bool]:
+    """A file description of our own for `fd` (a pipe, FIFO or, with `terminals`, a
+    terminal), opened non-blocking; else `fd` itself. Returns the fd to write to and
+    whether it is ours.
 
     Opening /proc/self/fd/N gives a new open file description, so O_NONBLOCK on it leaves
     servo's (or a shell's, for a terminal) as it is. Regular files are not reopened
@@ -50,7 +51,7 @@ def own_stdout(fd: int = 1) -> tuple[int, bool]:
         kind = os.fstat(fd).st_mode
     except OSError:
         return fd, False
-    if not (stat.S_ISFIFO(kind) or stat.S_ISCHR(kind)):
+    if not (stat.S_ISFIFO(kind) or (terminals and stat.S_ISCHR(kind))):
         return fd, False  # a file (never waits) or a socket (cannot be reopened)
     try:
         # O_NOCTTY: a terminal is never made ours (Linux already refuses that to a
@@ -76,12 +77,7 @@ class StderrLines:
 
     @classmethod
     def for_fd(cls, fd: int = 2) -> StderrLines | None:
-        try:
-            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-                return None
-        except OSError:
-            return None
-        own, owned = own_stdout(fd)
+        own, owned = own_description(fd, terminals=False)
         return cls(own) if owned else None
 
     def write(self, text: str) -> int:
@@ -185,7 +181,7 @@ class Output:
     def for_servo(cls, servo_pid: int | None = None) -> Output:
         """The channel to servo on fd 1, on a file description of its own if it can; and
         servo itself (our parent at start, `servo_pid`), watched while the run goes on."""
-        fd, owned = own_stdout(1)
+        fd, owned = own_description(1)
         servo = ServoProcess.watch(servo_pid) if servo_pid is not None else None
         return cls(fd, StderrLines.for_fd(2), owns_fd=owned, servo=servo)
 
