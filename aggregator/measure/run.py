@@ -99,9 +99,12 @@ class _Measurement:
         # end is not a failure that stopped the others.
         control = self.session.control
         stopped = failure is not None and control.stopping
-        ended = ("done" if failure is None else
-                 "canceled" if canceled or (stopped and control.terminated_by is None) else
-                 "stopped" if stopped else "failed")
+        if failure is None:
+            ended = "done"
+        elif canceled or (stopped and control.terminated_by is None):
+            ended = "canceled"  # by a sibling's failure, or by servo
+        else:
+            ended = "stopped" if stopped else "failed"
         self.relay.driver_done(name, f"{name}: {ended}")
         session.display.finished(name, failure is None, failure.message if failure else "")
         if failure is None:
