@@ -15,7 +15,7 @@ from aggregator.protocol.request import AdjustRequest, driver_request
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig
 from aggregator.root.discovery import Driver
-from aggregator.supervision.spec import CallSpec
+from aggregator.supervision.spec import CallSpec, question
 
 
 class Command(StrEnum):
@@ -36,18 +36,14 @@ class AdjustJob:
     request: AdjustRequest | None = None  # adjust and --dry-run only
     as_json: bool = False  # --dry-run --json
 
-    @property
-    def _app_args(self) -> tuple[str, ...]:
-        return (self.app,) if self.app else ()  # `adjust --query` by hand: no invented id
-
     def driver(self, name: str) -> Driver:
         return next(d for d in self.drivers if d.name == name)
 
     def info_call(self, driver: Driver) -> CallSpec:
-        return CallSpec(driver, Call.INFO, ("--info", *self._app_args))
+        return question(driver, Call.INFO, self.app)
 
     def query_call(self, driver: Driver) -> CallSpec:
-        return CallSpec(driver, Call.QUERY, ("--query", *self._app_args))
+        return question(driver, Call.QUERY, self.app)
 
     def change_call(self, driver: Driver, components: dict[str, Any],
                     call: Call = Call.ADJUST) -> CallSpec:

@@ -15,7 +15,7 @@ from aggregator.protocol.measure import MeasureRequest, driver_request
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import MeasureConfig
 from aggregator.root.discovery import Driver
-from aggregator.supervision.spec import CallSpec
+from aggregator.supervision.spec import CallSpec, question
 
 
 class MeasureCommand(StrEnum):
@@ -37,18 +37,14 @@ class MeasureJob:
     as_json: bool = False  # --dry-run --json
 
     @property
-    def _app_args(self) -> tuple[str, ...]:
-        return (self.app,) if self.app else ()
-
-    @property
     def names(self) -> list[str]:
         return [d.name for d in self.drivers]
 
     def info_call(self, driver: Driver) -> CallSpec:
-        return CallSpec(driver, Call.INFO, ("--info", *self._app_args))
+        return question(driver, Call.INFO, self.app)
 
     def describe_call(self, driver: Driver) -> CallSpec:
-        return CallSpec(driver, Call.DESCRIBE, ("--describe", *self._app_args))
+        return question(driver, Call.DESCRIBE, self.app)
 
     def measure_call(self, driver: Driver, owned: Iterable[str]) -> CallSpec:
         """A driver's measure: the requested metrics it described, and its control."""

@@ -25,6 +25,12 @@ class CallSpec:
         return (str(self.driver.path), *self.args)
 
 
+def question(driver: Driver, call: Call, app: str) -> CallSpec:
+    """A call that asks a driver something: `--info`, `--query` or `--describe`, then the
+    app id if there is one (an operator's `--query` by hand may have none: none invented)."""
+    return CallSpec(driver, call, (f"--{call}", *((app,) if app else ())))
+
+
 @dataclass(frozen=True)
 class Problem:
     """Why the aggregator, not the driver, ended a call."""

@@ -39,7 +39,7 @@ from aggregator.supervision.output import Output
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
-from aggregator.supervision.spec import CallOutcome, CallSpec
+from aggregator.supervision.spec import CallOutcome, question
 from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
@@ -192,15 +192,13 @@ def probe_command(drivers: Sequence[Driver], app: str, probes: list[Probe],
                   front: FrontEnd = FrontEnd.ADJUST) -> Command:
     """Every driver's --info, then every driver's --query (--describe for measure), under
     the same supervision as a real run; the probes are collected in `probes`."""
-    app_args = (app,) if app else ()
-    asked = (Call.DESCRIBE, "--describe") if front is FrontEnd.MEASURE else (Call.QUERY,
-                                                                             "--query")
+    asked = Call.DESCRIBE if front is FrontEnd.MEASURE else Call.QUERY
 
     async def probe(session: Session) -> int:
-        infos = await session.call_all([CallSpec(d, Call.INFO, ("--info", *app_args))
-                                        for d in drivers], parallel=False)
-        queries = await session.call_all([CallSpec(d, asked[0], (asked[1], *app_args))
-                                          for d in drivers], parallel=False)
+        infos = await session.call_all([question(d, Call.INFO, app) for d in drivers],
+                                       parallel=False)
+        queries = await session.call_all([question(d, asked, app) for d in drivers],
+                                         parallel=False)
         probes.extend(Probe(d, i, q) for d, i, q in zip(drivers, infos, queries, strict=True))
         return 0 if not session.control.stopping else 128 + (
             session.control.terminated_by or 0)
