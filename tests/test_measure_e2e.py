@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,82 @@ async def test_a_measurement_without_status_ok_fails_naming_its_driver(
     assert run.final["status"] == "failed", run.final
     assert "20api" in run.final["message"] and "has no status" in run.final["message"]
     assert run.returncode == 1
+
+
+SILENT_READER = """
+    import json, signal, sys, time
+    if "--describe" in sys.argv:
+        print(json.dumps({"status": "ok", "metrics": {"throughput": {}}}))
+        sys.exit(0)
+    json.load(sys.stdin)
+
+    def cancel(signum, frame):
+        print(json.dumps({"status": "canceled", "reason": "canceled", "message": "stopped"}))
+        sys.exit(3)
+
+    signal.signal(signal.SIGUSR1, cancel)
+    time.sleep(WINDOW)  # a Prometheus reader: silent through its window
+    print(json.dumps({"status": "ok", "metrics": {"throughput": {"value": 1}}}))
+    """
+
+SILENT_LOADGEN = """
+    import json, signal, subprocess, sys, time
+    if "--describe" in sys.argv:
+        print(json.dumps({"status": "ok", "metrics": {}}))
+        sys.exit(0)
+    json.load(sys.stdin)
+    # The load tool, a child in the driver's group: it stamps the time while it loads.
+    subprocess.Popen([sys.executable, "-c", "import time\\nwhile True:\\n"
+                      "    open('load.stamps', 'a').write(f'{time.time()}\\\\n')\\n"
+                      "    time.sleep(0.05)"], stdout=subprocess.DEVNULL)
+
+    def cancel(signum, frame):  # like ab's driver: it leaves its tool running
+        print(json.dumps({"status": "canceled", "reason": "canceled", "message": "stopped"}))
+        sys.exit(3)
+
+    signal.signal(signal.SIGUSR1, cancel)
+    time.sleep(WINDOW)
+    print(json.dumps({"status": "ok", "metrics": {}}))
+    """
+
+CHATTY = """
+    import json, sys, time
+    if "--describe" in sys.argv:
+        print(json.dumps({"status": "ok", "metrics": {}}))
+        sys.exit(0)
+    json.load(sys.stdin)
+    started = time.monotonic()
+    while time.monotonic() - started < WINDOW:  # no SIGUSR1 handler: dies of it
+        print(json.dumps({"progress": 50, "message": "ticking"}), flush=True)
+        time.sleep(0.2)
+    print(json.dumps({"status": "ok", "metrics": {}}))
+    """
+
+
+async def test_servo_can_cancel_mid_window_when_one_driver_of_three_reports_progress(
+        servo_root: Path, tag: str) -> None:
+    """Issue 14: two drivers are silent through their window, the third prints progress
+    every 0.2 s, so the aggregate reads the same all along. A stand-in servo answers the
+    first progress line after 1 s with a cancel (SIGUSR1), as servo does when the
+    optimizer replies cancel to a progress post: it must get that line mid-window, and
+    the cancel must end the run and stop the silent load generator's tool."""
+    window = 6.0
+    for name, body in (("10prom", SILENT_READER), ("20ab", SILENT_LOADGEN),
+                       ("30chatty", CHATTY)):
+        write_driver(servo_root, name, f"WINDOW = {window}\n" + textwrap.dedent(body),
+                     folder="measure.d")
+    canceled_at: list[float] = []
+
+    def servo(at: float, line: str) -> int | None:
+        if canceled_at or at < 1.0 or "progress" not in json.loads(line):
+            return None
+        canceled_at.append(at)
+        return signal.SIGUSR1
+
+    run = await run_measure(servo_root, "app", tag=tag, stdin='{"metrics": ["throughput"]}',
+                            answer=servo)
+    assert (run.final["status"], run.final["reason"]) == ("canceled", "canceled"), run.final
+    assert canceled_at and canceled_at[0] / window < 0.4, (canceled_at, run.lines)
+    assert run.elapsed / window < 0.6, run.elapsed  # ended well before its window
+    stamps = [float(t) for t in (servo_root / "load.stamps").read_text().split()]
+    assert (stamps[-1] - stamps[0]) / window < 0.6  # the load stopped with the cancel
