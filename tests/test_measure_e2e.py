@@ -140,14 +140,16 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(servo_root: Path,
                             stdin=json.dumps(request))
     plan = run.final
     assert plan["drivers"] == [
-        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": {}}},
+        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": {}},
+         "window_seconds": 60},
         {"driver": "20prom", "metrics": ["p99"],
-         "control": {"duration": 60, "delay": 5, "userdata": {}}}]
+         "control": {"duration": 60, "delay": 5, "userdata": {}}, "window_seconds": 65}]
     assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
     assert "app" not in calls_of(servo_root, "20prom")  # described, never measured
     text = await run_measure(servo_root, "--dry-run", "app", tag=tag,
                              stdin=json.dumps(request))
     assert "no driver describes: perf" in text.stdout_text
+    assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
     assert "nothing was measured" in text.stdout_text
 
 

@@ -21,11 +21,9 @@ from aggregator.protocol.measure import (
     merge_results,
     result_shape_problem,
     unowned,
-    window_seconds,
 )
 from aggregator.protocol.result import DriverFailure, fold, judge
 from aggregator.protocol.text import clip_message
-from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
@@ -65,19 +63,6 @@ class _Measurement:
         self.siblings = RunControl()  # what a failure cancels: the other drivers
         self.failures: list[DriverFailure] = []
         self.results: dict[str, dict[str, Any]] = {}
-        self.deadline: float | None = None
-        self.deadline_detail: str | None = None
-
-    def set_overall_limit(self) -> None:
-        """The optional overall limit: the window the control implies, plus a grace."""
-        grace = self.job.config.window_grace
-        assert self.job.request is not None
-        window = window_seconds(self.job.request.control)
-        if grace is None or window is None:
-            return
-        self.deadline = trio.current_time() + window + grace
-        self.deadline_detail = (f"still running {show(grace)} s after its "
-                                f"{show(window)} s measurement window; killed")
 
     async def run_driver(self, driver: Driver) -> None:
         session, name = self.session, driver.name
@@ -85,8 +70,8 @@ class _Measurement:
         session.display.started(name, "measure")
         outcome = await session.supervisor.call(
             spec, partial(_on_progress, self.relay, session.display, name),
-            on_life=session.life_handler(spec), deadline=self.deadline,
-            deadline_detail=self.deadline_detail, group=self.siblings)
+            on_life=session.life_handler(spec), limit=self.job.window_limit(driver),
+            group=self.siblings)
         failure = judge(outcome, session.environment.stderr_mode)
         if failure is None and outcome.result is not None:
             problem = result_shape_problem(outcome.result)
@@ -135,7 +120,6 @@ async def measure(job: MeasureJob, session: Session) -> int:
     if session.liveness is not None:
         session.liveness.use(relay.repeat_last)
     run = _Measurement(job, session, owned_by(owner, job.request.names), relay)
-    run.set_overall_limit()
     # The descriptions may have used up most of servo's patience with our silence: the
     # measurement must not add a driver's whole line limit to it.
     session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
