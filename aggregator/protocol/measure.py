@@ -11,7 +11,7 @@ from typing import Any, TypeGuard
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, load_request
-from aggregator.protocol.text import brief, clip
+from aggregator.protocol.text import DistinctNames, brief, clash_message, clip
 from aggregator.protocol.vocabulary import Reason
 
 Metrics = list[str] | dict[str, Any]  # the request's form: names, or {name: {...}}
@@ -95,16 +95,27 @@ def duplicate_metric(name: str, first: str, second: str, what: str) -> Aggregato
                            "each metric must belong to exactly one driver")
 
 
+def _distinct_metric(names: DistinctNames, name: str, driver: str) -> None:
+    """A metric whose name servo would get as another's is as ambiguous as a duplicate."""
+    first = names.clash((name,), driver)
+    if first is not None:
+        raise AggregatorError(Reason.DUPLICATE_METRIC,
+                              clash_message("metric", first, (name,), driver))
+
+
 def merge_descriptions(
         described: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any],
                                                                         dict[str, str]]:
-    """All drivers' metrics as one description, and who owns each metric."""
+    """All drivers' metrics as one description, and who owns each metric. A metric two
+    drivers describe, or two names servo would get as one, is an error."""
     merged: dict[str, Any] = {}
     owner: dict[str, str] = {}
+    names = DistinctNames()
     for driver, metrics in described:
         for name, spec in metrics.items():
             if name in owner:
                 raise duplicate_metric(name, owner[name], driver, "described")
+            _distinct_metric(names, name, driver)
             owner[name] = driver
             merged[name] = spec
     return merged, owner
@@ -189,22 +200,28 @@ def window_seconds(control: Mapping[str, Any] | None) -> float | None:
 
 def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """Every driver's metrics, untouched, and annotations, as one ok result. A metric
-    from two drivers is an error; an annotation two drivers set keeps both values, each
-    marked with its driver."""
+    from two drivers (or two names servo would get as one) is an error; an annotation
+    two drivers set keeps both values, each marked with its driver (so do two keys servo
+    would get as one: under the first key)."""
     metrics: dict[str, Any] = {}
     source: dict[str, str] = {}
+    names = DistinctNames()
     annotations: dict[str, Any] = {}
     annotated_by: dict[str, list[tuple[str, Any]]] = {}
+    keys = DistinctNames()
     for driver, result in results:
         got = result.get("metrics") or {}
         for name, value in got.items():
             if name in source:
                 raise duplicate_metric(name, source[name], driver, "returned")
+            _distinct_metric(names, name, driver)
             source[name] = driver
             metrics[name] = value
         extra = result.get("annotations") or {}
         for key, value in extra.items():
-            annotated_by.setdefault(key, []).append((driver, value))
+            first = keys.clash((key,), driver)
+            annotated_by.setdefault(key if first is None else first[0][0],
+                                    []).append((driver, value))
     for key, values in annotated_by.items():
         if len(values) == 1:
             annotations[key] = values[0][1]
