@@ -63,8 +63,10 @@ async def test_a_measure_splits_metrics_merges_results_and_names_the_unowned(
                "control": {"duration": 1, "userdata": {
                    "10load": {"control": {"duration": 9}}, "slo": {"p99": 20}}}}
     run = await run_measure(servo_root, "app", tag=tag, stdin=json.dumps(request))
+    unowned = "no driver describes perf; asked for anyway (the optimizer may derive them)"
     assert run.final == {"status": "ok", "metrics": {"throughput": {"value": 1}},
-                         "annotations": {"load": ["10load: ab -c 4", "20prom: prom"]}}
+                         "annotations": {"load": ["10load: ab -c 4", "20prom: prom"],
+                                         "servo-agg": [unowned]}}
     assert run.returncode == 0
     assert requests(servo_root, "10load") == [{
         "metrics": [], "extra": "kept",
@@ -72,7 +74,7 @@ async def test_a_measure_splits_metrics_merges_results_and_names_the_unowned(
     assert requests(servo_root, "20prom") == [{
         "metrics": ["throughput"], "extra": "kept",
         "control": {"duration": 1, "userdata": {"slo": {"p99": 20}}}}]
-    assert "no driver describes perf" in run.stderr
+    assert f"servo-agg: {unowned}" in run.stderr
     values = [p["progress"] for p in run.progress]
     assert values == sorted(values) and values[-1] == 100
 
@@ -135,20 +137,27 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(servo_root: Path,
                                                               tag: str) -> None:
     two_drivers(servo_root)
     request = {"metrics": ["p99", "perf"],
-               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}}}}}
+               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}},
+                                                        "99gone": {"control": {"delay": 1}}}}}
     run = await run_measure(servo_root, "--dry-run", "--json", "app", tag=tag,
                             stdin=json.dumps(request))
     plan = run.final
+    others = {"99gone": {"control": {"delay": 1}}}  # anyone's data: passed on
     assert plan["drivers"] == [
-        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": {}},
+        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": others},
          "window_seconds": 60},
         {"driver": "20prom", "metrics": ["p99"],
-         "control": {"duration": 60, "delay": 5, "userdata": {}}, "window_seconds": 65}]
+         "control": {"duration": 60, "delay": 5, "userdata": others}, "window_seconds": 65}]
     assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
+    assert plan["unused_overrides"] == ["99gone"]
+    notices = ["no driver describes perf; asked for anyway (the optimizer may derive them)",
+               "control.userdata.99gone.control took effect nowhere: no measure driver is "
+               "called 99gone"]
+    assert plan["notices"] == notices
     assert "app" not in calls_of(servo_root, "20prom")  # described, never measured
     text = await run_measure(servo_root, "--dry-run", "app", tag=tag,
                              stdin=json.dumps(request))
-    assert "no driver describes: perf" in text.stdout_text
+    assert all(f"note: {notice}" in text.lines for notice in notices), text.lines
     assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
     assert "nothing was measured" in text.stdout_text
 

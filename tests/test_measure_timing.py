@@ -21,7 +21,7 @@ from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import MeasureConfig
+from aggregator.root.config import DriverPolicy, MeasureConfig
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from tests.fakes import (
@@ -445,3 +445,56 @@ async def test_a_progress_flood_of_drivers_at_once_reaches_servo_once_per_interv
     messages = [m for _, _, m in shown]
     assert messages[-1] == "10load: done"  # (20prom's done names the slowest: 10load)
     assert shown[-1][1] == 100
+
+
+# -- what was asked for and did not come --------------------------------------------------
+
+ASKED_IN_VAIN = {"metrics": ["x", "y", "perf"],
+                 "control": {"duration": 1,
+                             "userdata": {"99gone": {"control": {"duration": 5}},
+                                          "30off": {"control": {"duration": 5}}}}}
+
+
+async def test_every_requested_metric_that_did_not_come_is_in_the_ok_lines_annotations(
+        autojump_clock: MockClock) -> None:
+    """servo and the optimizer see only the final line: a metric described and not
+    returned, one no driver describes and an override that took effect nowhere are in
+    it, as servo-agg's own annotation (and on stderr)."""
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10a": driver({"x": {}, "y": {}}, returns(1.0, {"x": {"value": 1}})),
+            "20load": driver({}, returns(1.0, {}, annotations={"load": "ab"})),
+        }, ASKED_IN_VAIN,
+            config=MeasureConfig(cancel_grace=2.0,
+                                 drivers={"30off": DriverPolicy(enabled=False)}))
+    assert code == 0
+    notices = [
+        "no driver describes perf; asked for anyway (the optimizer may derive them)",
+        "control.userdata.99gone.control took effect nowhere: no measure driver is called "
+        "99gone",
+        "control.userdata.30off.control took effect nowhere: 30off is disabled "
+        "(measure.drivers.30off.enabled)",
+        "10a did not return y, which it describes and was asked for",
+    ]
+    assert final(output) == {"status": "ok", "metrics": {"x": {"value": 1}},
+                             "annotations": {"load": "ab", "servo-agg": notices}}
+    assert output.notes.splitlines() == [f"servo-agg: {notice}" for notice in notices]
+
+
+async def test_missing_metrics_fail_fails_the_driver_naming_it_and_the_metric(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10a": driver({"x": {}, "y": {}}, returns(1.0, {"x": {"value": 1}})),
+            "20load": driver({}, returns(60.0, {})),
+        }, {"metrics": ["x", "y"]},
+            config=MeasureConfig(cancel_grace=2.0, missing_metrics="fail"))
+        load = measured(spawner, "20load")
+    assert code == 1
+    result = final(output)
+    assert (result["status"], result["reason"]) == ("failed", "missing-metrics")
+    assert result["failed_drivers"] == ["10a"] and result["canceled_drivers"] == ["20load"]
+    assert result["message"].startswith(
+        "10a: failed: measure: 10a did not return y, which it describes and was asked for "
+        "(measure.missing_metrics: fail)")
+    assert load.signals[0] == (exactly(1.0), "leader", SIGUSR1)  # a failure like any

@@ -10,8 +10,8 @@ from typing import Any
 
 from aggregator.measure.calls import MeasureJob
 from aggregator.measure.describe import catalogue
-from aggregator.measure.run import owned_by
-from aggregator.protocol.measure import share_of, unowned, window_seconds
+from aggregator.measure.run import asked_in_vain, owned_by
+from aggregator.protocol.measure import share_of, unowned, unused_overrides, window_seconds
 from aggregator.protocol.validation import show
 from aggregator.supervision.session import Session
 
@@ -32,6 +32,8 @@ class MeasurePlan:
     window_grace: float | None
     drivers: list[DriverShare]
     unowned: list[str]
+    unused_overrides: list[str]
+    notices: list[str]  # what the final line's own annotation would start with
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -39,7 +41,8 @@ class MeasurePlan:
             "window_seconds": self.window, "window_grace": self.window_grace,
             "drivers": [{"driver": d.driver, "metrics": d.metrics, "control": d.control,
                          "window_seconds": d.window} for d in self.drivers],
-            "unowned_metrics": self.unowned,
+            "unowned_metrics": self.unowned, "unused_overrides": self.unused_overrides,
+            "notices": self.notices,
         }
 
     def text(self) -> list[str]:
@@ -59,9 +62,7 @@ class MeasurePlan:
                 own = "none" if d.window is None else f"{show(d.window)} s"
                 lines.append(f"    its own window (its override): {own}"
                              + (f" ({limit})" if d.window is not None else ""))
-        if self.unowned:
-            lines.append(f"no driver describes: {', '.join(self.unowned)} (asked for anyway; "
-                         "the optimizer may derive them)")
+        lines += [f"note: {notice}" for notice in self.notices]
         lines.append("nothing was measured: no driver's measure was run")
         return lines
 
@@ -77,7 +78,8 @@ async def dry_run(job: MeasureJob, session: Session) -> int:
         [DriverShare(d.name, share_of(request, mine.get(d.name, [])), job.control_of(d),
                      job.window_of(d))
          for d in job.drivers],
-        unowned(request, owner))
+        unowned(request, owner), unused_overrides(request.control, job.names),
+        asked_in_vain(job, owner))
     if job.as_json:
         session.output.json_line(plan.as_json())
     else:

@@ -11,7 +11,7 @@ from typing import Any, TypeGuard
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, load_request
-from aggregator.protocol.text import DistinctNames, brief, clash_message, clip
+from aggregator.protocol.text import DistinctNames, brief, clash_message, clip, shown_name
 from aggregator.protocol.vocabulary import Reason
 
 Metrics = list[str] | dict[str, Any]  # the request's form: names, or {name: {...}}
@@ -134,6 +134,48 @@ def unowned(request: MeasureRequest, owner: Mapping[str, str]) -> list[str]:
     return [name for name in request.names if name not in owner]
 
 
+def unused_overrides(control: Mapping[str, Any] | None, drivers: Iterable[str]) -> list[str]:
+    """Keys of control.userdata that hold an override (`{"control": {...}}`) but name no
+    driver that runs: the override takes effect nowhere."""
+    userdata = control.get("userdata") if control else None
+    if not isinstance(userdata, dict):
+        return []
+    names = set(drivers)
+    return [key for key, entry in userdata.items()
+            if key not in names and _holds_override(entry)]
+
+
+def not_returned(asked: Iterable[str], result: Mapping[str, Any]) -> list[str]:
+    """The metrics a driver was asked for (and describes) that its result lacks."""
+    got = result.get("metrics") or {}
+    return [name for name in asked if name not in got]
+
+
+#: The key of servo-agg's own entry in an ok measure result's `annotations`: a list of
+#: what was asked for and did not come (servo passes annotations on to the optimizer).
+OWN_ANNOTATION = "servo-agg"
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(shown_name(name) for name in names)
+
+
+def not_returned_notice(driver: str, names: Sequence[str]) -> str:
+    return (f"{driver} did not return {_names(names)}, which it describes and was asked "
+            "for")
+
+
+def undescribed_notice(names: Sequence[str]) -> str:
+    return (f"no driver describes {_names(names)}; asked for anyway (the optimizer may "
+            "derive them)")
+
+
+def unused_override_notice(key: str, disabled: bool) -> str:
+    why = (f"{shown_name(key)} is disabled (measure.drivers.{shown_name(key)}.enabled)"
+           if disabled else f"no measure driver is called {shown_name(key)}")
+    return f"control.userdata.{shown_name(key)}.control took effect nowhere: {why}"
+
+
 def driver_control(control: Mapping[str, Any] | None, driver: str,
                    drivers: Iterable[str]) -> dict[str, Any] | None:
     """The control one driver receives.
@@ -198,11 +240,14 @@ def window_seconds(control: Mapping[str, Any] | None) -> float | None:
     return max(windows) if windows else None
 
 
-def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]],
+                  notices: Sequence[str] = ()) -> dict[str, Any]:
     """Every driver's metrics, untouched, and annotations, as one ok result. A metric
     from two drivers (or two names servo would get as one) is an error; an annotation
     two drivers set keeps both values, each marked with its driver (so do two keys servo
-    would get as one: under the first key)."""
+    would get as one: under the first key). `notices` (what was asked for and did not
+    come) are servo-agg's own annotation, OWN_ANNOTATION, marked like a driver's should a
+    driver use that key too."""
     metrics: dict[str, Any] = {}
     source: dict[str, str] = {}
     names = DistinctNames()
@@ -222,6 +267,8 @@ def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str,
             first = keys.clash((key,), driver)
             annotated_by.setdefault(key if first is None else first[0][0],
                                     []).append((driver, value))
+    if notices:
+        annotated_by.setdefault(OWN_ANNOTATION, []).append((OWN_ANNOTATION, list(notices)))
     for key, values in annotated_by.items():
         if len(values) == 1:
             annotations[key] = values[0][1]

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     DUPLICATE_METRIC = "duplicate-metric"
     DESCRIBE_FAILED = "describe-failed"
     NO_METRICS = "no-metrics"
+    MISSING_METRICS = "missing-metrics"  # a driver's result lacks what it describes
     SIBLING_FAILED = "sibling-failed"  # canceled because another measure driver failed
 
 
