@@ -111,6 +111,11 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
              early=early, verbose=args.verbose, heartbeat=not args.dry_run,
              live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
              driver_order=[d.name for d in job.drivers]) as run:
+        try:
+            run.require_room(*job.at_once())  # before any driver, head starts included
+        except AggregatorError as err:
+            output.error(err)
+            return 1
         run.start_early(job.opening_calls())
         return run.execute(_job_command(job, root))
 

@@ -77,6 +77,16 @@ class MeasureJob:
         return TimeLimit(window + grace, f"its {show(window)} s measurement window and the "
                                          f"{show(grace)} s window_grace")
 
+    def at_once(self) -> tuple[int, str]:
+        """How many drivers this job must run at the same time, and why (for
+        Run.require_room): all of them, to describe and to measure. --version's --info
+        calls take turns within its budget instead."""
+        if self.command is MeasureCommand.VERSION:
+            return 0, ""
+        return len(self.drivers), ("every measure driver's --describe runs at once" if
+                                   self.command is MeasureCommand.DESCRIBE else
+                                   "measure drivers describe and measure all at once")
+
     def opening_calls(self) -> list[CallSpec]:
         """The calls this job surely makes first: every driver's --info for --version,
         every driver's --describe otherwise (all at once, as the commands make them)."""

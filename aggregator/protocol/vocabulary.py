@@ -47,6 +47,7 @@ class Reason(StrEnum):
     UNKNOWN_SETTINGS = "unknown-settings"
     QUERY_FAILED = "query-failed"
     ROLLBACK_FAILED = "rollback-failed"
+    TOO_MANY_DRIVERS = "too-many-drivers"  # more at once than descriptors allow
     # measure
     DUPLICATE_METRIC = "duplicate-metric"
     DESCRIBE_FAILED = "describe-failed"
