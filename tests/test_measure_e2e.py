@@ -97,6 +97,7 @@ async def test_metrics_as_an_object_reach_each_driver_as_a_sub_object(
     ('{"metrics": ["x"], "metrics": ["y"]}', "appears twice"),
     ('{"metrics": [], "control": {"userdata": {"20prom": {"control": [1]}}}}',
      "20prom's override) must be an object"),
+    (" " * (16 * 1024 * 1024 + 1), "measure request: more than 16,777,216 bytes"),
 ])
 async def test_a_bad_request_is_refused_before_any_driver_runs(
         stdin: str, says: str, servo_root: Path, tag: str) -> None:

@@ -66,7 +66,7 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                                   "so there is no request; no driver was run")
         with early.interrupting():
             # within the line limit, not T: servo must hear the error while it listens
-            data = read_request(environment.line_limit)
+            data = read_request(environment.line_limit, front)
     if front is FrontEnd.MEASURE:
         command = (MeasureCommand.VERSION if args.version else MeasureCommand.DESCRIBE
                    if args.query else MeasureCommand.DRY_RUN if args.dry_run
