@@ -7,9 +7,9 @@ MAX_LINE_BYTES = 1024 * 1024
 
 #: The longest line from a driver whose call answers with data servo keeps: a --query
 #: descriptor, a measure driver's --describe or its measurement (tens of MB are real, and
-#: servo takes them). Reading one costs about three times its size at its peak (buffer
-#: and line, then line, text and parsed value); a progress line this long is still
-#: refused (bad-output).
+#: servo takes them). Reading one costs twice its size besides the value parsed from it
+#: (buffer and line, then text and value; docs/supervision.md has what a value costs); a
+#: progress line this long is still refused (bad-output).
 MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
 
 #: Capacity of each driver's stdout pipe. A driver can run at most this far ahead of

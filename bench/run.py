@@ -67,6 +67,7 @@ class Params:
     relay_lines: int  # per relay driver
     stderr_bytes: int
     line_bytes: int
+    series_points: int  # in the measure result of the (e) time-series row
     groups: tuple[str, ...]  # which of GROUPS run
 
 
@@ -74,9 +75,11 @@ class Params:
 GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss")
 
 FULL = Params(runs=7, startup_reps=3, relay_lines=10_000,
-              stderr_bytes=200 * MIB, line_bytes=50 * MIB, groups=GROUPS)
+              stderr_bytes=200 * MIB, line_bytes=50 * MIB, series_points=1_000_000,
+              groups=GROUPS)
 SMOKE = Params(runs=1, startup_reps=1, relay_lines=1_000,
-               stderr_bytes=20 * MIB, line_bytes=5 * MIB, groups=GROUPS)
+               stderr_bytes=20 * MIB, line_bytes=5 * MIB, series_points=100_000,
+               groups=GROUPS)
 
 
 # -- the rows ------------------------------------------------------------------------------
@@ -150,6 +153,10 @@ def rows(params: Params) -> list[Row]:
             target=60),
         Row("rss.line", f"(e) peak RSS, a driver writes a {line_mib} MiB line", "MiB",
             target=60),
+        Row("rss.series", f"(e) peak RSS, ./measure relays a result of a "
+            f"{params.series_points:,}-point time series ({series_mib(params):.1f} MiB)",
+            "MiB", target=series_bound(params)),
+        Row("rss.series.ratio", "    peak RSS ÷ result size", "x"),
     ]
     return [row for row in table if row.key.split(".")[0] in params.groups]
 
@@ -264,6 +271,42 @@ except BrokenPipeError:
     os._exit(1)
 print(json.dumps({"status": "ok", "reason": "success"}))
 '''
+
+
+# A measure driver whose result is one large time series, as a Prometheus reader's: it
+# copies series.json (written by the bench) to stdout.
+SERIES_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark measure driver: one metric, a time series of many points."""
+import json, shutil, sys
+
+if "--describe" in sys.argv:
+    print(json.dumps({"status": "ok", "metrics": {"p99": {"unit": "ms"}}}))
+    sys.exit(0)
+json.load(sys.stdin)
+with open("series.json", "rb") as series:
+    shutil.copyfileobj(series, sys.stdout.buffer)
+'''
+
+
+@functools.cache
+def series_result(points: int) -> bytes:
+    """A measure result holding one metric, a time series of `points` [timestamp, value]
+    pairs (about 20 bytes of JSON each), and its newline."""
+    data = [[1_700_000_000 + i, i % 1000 / 10 + 0.5] for i in range(points)]
+    result = {"status": "ok",
+              "metrics": {"p99": {"unit": "ms", "values": [{"id": "pod-1", "data": data}]}}}
+    return json.dumps(result).encode() + b"\n"
+
+
+def series_mib(params: Params) -> float:
+    return len(series_result(params.series_points)) / MIB
+
+
+def series_bound(params: Params) -> float:
+    """docs/supervision.md's bound: about 30 MiB of its own, plus 12 times the result (the
+    parsed series, ~160 bytes of Python objects per ~20-byte point, and two copies of the
+    final line as it is written)."""
+    return 30 + 12 * series_mib(params)
 
 
 def descriptor(component: str) -> dict[str, Any]:
@@ -580,6 +623,7 @@ class Roots:
     relay: Path
     stderr: Path
     line: Path
+    series: Path
 
 
 @dataclass
@@ -619,7 +663,8 @@ class Bench:
         self.driver_sleep = 0.0
         self.driver_start = 0.0
         self.roots = Roots(*(work / name
-                             for name in ("seq", "par", "measure", "relay", "stderr", "line")))
+                             for name in ("seq", "par", "measure", "relay", "stderr", "line",
+                                          "series")))
 
     # -- set-up -------------------------------------------------------------------------
     def make_plain_python(self) -> None:
@@ -687,6 +732,11 @@ class Bench:
             write_executable(root / "adjust.d" / "01flood", fill(
                 FLOOD_DRIVER, BYTES=size, FD=fd, CHUNK=chunk, WHAT=what,
                 DESCRIPTOR=descriptor("f")))
+
+        write_executable(self.roots.series / "measure.d" / "01series", SERIES_DRIVER)
+        (self.roots.series / "series.json").write_bytes(
+            series_result(self.params.series_points))
+        (self.roots.series / "request.json").write_bytes(measure_request(["p99"]))
 
     def warm_up(self) -> None:
         """One unmeasured call of each kind per aggregator: compiles its bytecode, fills the
@@ -849,6 +899,18 @@ class Bench:
                 self.results.notes.append(note)
         return {f"rss.{root.name}": peak}
 
+    def rss_series(self, agg: Aggregator) -> dict[str, float]:
+        """Peak RSS of ./measure (beside `agg`) relaying one large time series."""
+        root = self.roots.series
+        peak, done = run_sampling_rss([str(agg.path.parent / "measure"), "app"], root,
+                                      self.env, (root / "request.json").read_bytes())
+        final = self.check_ok(done, "measure app (a large time series)")
+        points = len(final["metrics"]["p99"]["values"][0]["data"])
+        if points != self.params.series_points:
+            raise BenchFailure(f"measure app: {points} points of "
+                               f"{self.params.series_points} came back")
+        return {"rss.series": peak, "rss.series.ratio": peak / series_mib(self.params)}
+
     # -- rounds ---------------------------------------------------------------------------
     def rotated(self, items: list[Any], round_no: int) -> list[Any]:
         shift = round_no % len(items)
@@ -967,6 +1029,7 @@ class Bench:
                            lambda agg: self.rss(agg, self.roots.stderr, True))
         self.measure_group(r, ["rss.line"], None,
                            lambda agg: self.rss(agg, self.roots.line, False))
+        self.measure_group(r, ["rss.series", "rss.series.ratio"], None, self.rss_series)
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -1007,6 +1070,8 @@ def fmt(value: float | None, unit: str, digits: int = 1) -> str:
         return f"{value:.{digits}f} {unit}"
     if unit == "lines/s":
         return f"{value:,.0f}/s"
+    if unit == "x":
+        return f"{value:.{digits}f}x"
     return f"{value:,.0f}"
 
 

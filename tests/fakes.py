@@ -485,7 +485,8 @@ class RecordingOutput(Output):
         self.lines: list[tuple[float, str]] = []
         self.writes: list[str] = []  # each write_line, as written
 
-    def transmit(self, text: str, progress: bool) -> None:
+    def transmit(self, data: bytes, progress: bool) -> None:
+        text = data.decode().removesuffix("\n")  # whole lines, each with its newline
         self.writes.append(text)
         # One write may carry several whole lines (the progress relay's): each is a line.
         self.lines += [(self.last_write, line) for line in text.split("\n")]

@@ -33,7 +33,8 @@ class Recorder(Output):
         self.lines: list[dict[str, Any]] = []
         self.writes: list[tuple[float, list[dict[str, Any]]]] = []  # (trio time, lines)
 
-    def transmit(self, text: str, progress: bool) -> None:
+    def transmit(self, data: bytes, progress: bool) -> None:
+        text = data.decode().removesuffix("\n")  # whole lines, each with its newline
         lines = [json.loads(part) for part in text.split("\n")]  # whole lines, each JSON
         self.lines += lines
         self.writes.append((trio.current_time() if in_trio() else math.nan, lines))
@@ -497,7 +498,8 @@ class RawRecorder(Output):
         super().__init__(stdout_fd=-1, stderr=io.StringIO())
         self.raw: list[str] = []
 
-    def transmit(self, text: str, progress: bool) -> None:
+    def transmit(self, data: bytes, progress: bool) -> None:
+        text = data.decode().removesuffix("\n")  # whole lines, each with its newline
         self.raw.append(text)
 
 
@@ -635,8 +637,8 @@ def test_a_write_with_a_milestone_is_never_marked_replaceable() -> None:
         def __init__(self) -> None:
             super().__init__(stdout_fd=-1, stderr=io.StringIO())
 
-        def transmit(self, text: str, progress: bool) -> None:
-            marks.append((text, progress))
+        def transmit(self, data: bytes, progress: bool) -> None:
+            marks.append((data.decode(), progress))
 
     clock = FakeClock()
     r = ProgressRelay(Marking(), WeightedShares({"a": 1.0}), 1.0, clock)

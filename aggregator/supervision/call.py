@@ -30,7 +30,7 @@ from aggregator.limits import (
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import kill_grace_for, line_limit_for
-from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
+from aggregator.protocol.strict_json import LineDecoder, NotStrictJson
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
@@ -70,8 +70,8 @@ def line_cap(call: Call) -> int:
     return MAX_RESULT_LINE_BYTES if call in LARGE_ANSWER_CALLS else MAX_LINE_BYTES
 
 
-def _excerpt(data: bytes, limit: int = 120) -> str:
-    text = data[:limit].decode("utf-8", "replace")
+def _excerpt(data: bytes | str, limit: int = 120) -> str:
+    text = data[:limit] if isinstance(data, str) else data[:limit].decode("utf-8", "replace")
     return repr(text) + ("..." if len(data) > limit else "")
 
 
@@ -104,6 +104,8 @@ class _DriverCall:
         self.exited = trio.Event()
         self.exited_at: float | None = None
         self.reader = LineReader(proc.stdout, line_cap(spec.call))
+        self.decoder = LineDecoder()
+        self.result_overflowed = False  # the result holds a number that reads as infinity
         self.patience = math.inf if self.policy.line_limit is None else self.policy.line_limit
         self.last_life = trio.current_time()  # the driver's last byte on stdout or stderr
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
@@ -163,8 +165,7 @@ class _DriverCall:
                 nursery.start_soon(self._watch_exit)
                 if not await self._read_stdout():
                     nursery.cancel_scope.cancel()
-        result = self.outcome.result  # the last one wins: checked once, not on every line
-        if result is not None and not is_finite(result):
+        if self.outcome.result is not None and self.result_overflowed:  # (the last wins)
             self._fail(Reason.BAD_OUTPUT, "its result holds a number out of range (it reads "
                                           "as infinity, which JSON cannot carry)")
         if self.terminated:
@@ -241,11 +242,11 @@ class _DriverCall:
         with wait:
             while True:
                 try:
-                    line = reader.pop_line()
+                    size = reader.next_size()
                 except LineTooLong as exc:
                     self._fail(Reason.BAD_OUTPUT, f"{exc}; a protocol line must be one JSON object")
                     return False
-                if line is None:
+                if size is None:
                     if burst:  # the line limit counts from the last line of a burst
                         self._alive()
                         burst = False
@@ -261,10 +262,11 @@ class _DriverCall:
                         self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
-                if len(line) > MAX_LINE_BYTES:
-                    if not self._take_long_line(line):
+                # The line is handed over, never held here: its bytes can go once decoded.
+                if size > MAX_LINE_BYTES:
+                    if not self._take_long_line(size):
                         return False
-                elif not self._take_line(line):
+                elif not self._take_line(reader.take_line()):
                     return False
         if wait.cancelled_caught:
             if self.exited_at is None:
@@ -286,18 +288,18 @@ class _DriverCall:
             return False
         return True
 
-    def _take_long_line(self, raw: bytes) -> bool:
-        """A line over MAX_LINE_BYTES (only a large answer's call reads one): an answer,
-        or bad output if it turns out to be progress."""
+    def _take_long_line(self, size: int) -> bool:
+        """The next line, over MAX_LINE_BYTES (only a large answer's call reads one): an
+        answer, or bad output if it turns out to be progress."""
         relay = self.on_progress
         progress: list[dict[str, Any]] = []
         self.on_progress = progress.append
         try:
-            taken = self._take_line(raw)
+            taken = self._take_line(self.reader.take_line())
         finally:
             self.on_progress = relay
         if taken and progress:
-            self._fail(Reason.BAD_OUTPUT, f"printed a progress line of {len(raw)} bytes; "
+            self._fail(Reason.BAD_OUTPUT, f"printed a progress line of {size} bytes; "
                                           f"a progress line may be at most {MAX_LINE_BYTES} bytes")
             return False
         return taken
@@ -307,32 +309,41 @@ class _DriverCall:
         return False
 
     def _take_line(self, raw: bytes) -> bool:
+        """One line, handed over: its bytes are let go once decoded, so a line of tens of
+        MB is held as text and value, not also as bytes."""
         if self.trace is not None:  # checked first: this runs for every line of a flood
             self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
         stripped = raw.strip()
+        del raw
         if not stripped:
             return True  # blank lines carry nothing; servo skips them too
         try:
             text = stripped.decode("utf-8")
-            message, end = decode_value(text)  # json.loads minus its whitespace passes
+        except ValueError:  # UnicodeDecodeError
+            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
+            return False
+        del stripped
+        try:
+            message, end = self.decoder.decode(text)  # json.loads minus its whitespace passes
             if end != len(text):
                 raise ValueError("extra data after the JSON value")
         except NotStrictJson as exc:
             self._fail(Reason.BAD_OUTPUT, f"printed {exc.token}, which is not a JSON value "
-                                          f"(only Python reads it): {_excerpt(stripped)}")
+                                          f"(only Python reads it): {_excerpt(text)}")
             return False
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
+        except (ValueError, RecursionError):
+            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(text)}")
             return False
         if not isinstance(message, dict):
             self._fail(Reason.BAD_OUTPUT,
-                       f"printed JSON that is not an object: {_excerpt(stripped)}")
+                       f"printed JSON that is not an object: {_excerpt(text)}")
             return False
         if "progress" in message:
             if self.on_progress is not None:
                 self.on_progress(message)
         else:
             self.outcome.result = message
+            self.result_overflowed = self.decoder.overflowed
         return True
 
     async def finish(self) -> None:

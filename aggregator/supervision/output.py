@@ -211,14 +211,27 @@ class Output:
     def write_line(self, text: str, *, progress: bool = False) -> None:
         """One line to servo (or several whole ones). While stdout is full a progress line
         may be replaced by a newer one; any other line is written, whatever comes after."""
-        self.last_write = self._clock()
-        self.last_line = text.rpartition("\n")[2]
-        if not self.closed:
-            self.transmit(text, progress)
+        # a lone surrogate (e.g. from a file name) cannot break it
+        self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2])
 
-    def transmit(self, text: str, progress: bool) -> None:
-        """The bytes on their way (the seam test doubles replace to keep lines instead)."""
-        data = utf8(text + "\n")  # a lone surrogate (e.g. from a file name) cannot break it
+    def json_line(self, obj: dict[str, Any]) -> None:
+        """`obj` as one line of strict JSON (no NaN or Infinity, no lone surrogate). A
+        measure result may be tens of MB: its text is a temporary, dropped once encoded,
+        so no more than two copies of the line exist at once."""
+        progress = "progress" in obj
+        data = (dumps(obj) + "\n").encode("ascii")  # dumps writes ASCII only
+        # only a progress line is ever compared with the last one (the relay's repeats)
+        self._send(data, progress, data[:-1].decode("ascii") if progress else None)
+
+    def _send(self, data: bytes, progress: bool, text: str | None) -> None:
+        self.last_write = self._clock()
+        self.last_line = text
+        if not self.closed:
+            self.transmit(data, progress)
+
+    def transmit(self, data: bytes, progress: bool) -> None:
+        """Whole lines on their way, each with its newline (the seam test doubles replace
+        to keep lines instead)."""
         if self._wake is None:
             self._write_now(data)
         elif self._queue or self._busy:  # the writer is waiting for stdout: queue it
@@ -240,10 +253,6 @@ class Output:
             else:  # stdout is full: the writer does the rest (whole, if none went out)
                 self._enqueue(_Line(data, progress) if not written
                               else _Line(data[written:], False))
-
-    def json_line(self, obj: dict[str, Any]) -> None:
-        # strict: no NaN or Infinity, no lone surrogate
-        self.write_line(dumps(obj), progress="progress" in obj)
 
     def _enqueue(self, line: _Line) -> None:
         if line.progress:
