@@ -12,6 +12,7 @@ from aggregator.limits import (
     DEFAULT_KILL_GRACE,
     DEFAULT_PROGRESS_INTERVAL_SECONDS,
     MAX_GRACE_SECONDS,
+    MAX_IO_TIMEOUT_SECONDS,
     MAX_PROGRESS_INTERVAL_SECONDS,
     MAX_WEIGHT,
     MAX_WINDOW_GRACE_SECONDS,
@@ -70,6 +71,8 @@ class AggregatorConfig:
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
     drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
+    #: T where servo sets no OPTUNE_IO_TIMEOUT (or 0), used exactly as servo's; None: none
+    io_timeout: float | None = None
 
     def policy(self, driver_name: str) -> DriverPolicy:
         return self.drivers.get(driver_name, DriverPolicy())
@@ -135,7 +138,7 @@ def parse_section(section: Any) -> AggregatorConfig:
     if not isinstance(section, dict):
         raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
-             "parallel_queries", "progress_interval", "drivers", "measure"}
+             "parallel_queries", "progress_interval", "drivers", "measure", "io_timeout"}
     for key in section:
         if key not in known:
             raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
@@ -160,7 +163,17 @@ def parse_section(section: Any) -> AggregatorConfig:
         progress_interval=interval,
         drivers=_driver_policies(section.get("drivers")),
         measure=_measure_section(section.get("measure"), kill_grace, cancel_grace, interval),
+        io_timeout=_io_timeout(section.get("io_timeout")),
     )
+
+
+def _io_timeout(value: Any) -> float | None:
+    """servo's T when servo sets none: 0..MAX_IO_TIMEOUT_SECONDS as OPTUNE_IO_TIMEOUT
+    takes it (absent or 0: no limit)."""
+    if value is None:
+        return None
+    seconds = _seconds("io_timeout", value, MAX_IO_TIMEOUT_SECONDS)
+    return seconds or None
 
 
 def _drivers_dir(key: str, value: Any) -> str:

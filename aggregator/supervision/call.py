@@ -29,7 +29,7 @@ from aggregator.limits import (
 )
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
-from aggregator.protocol.environment import kill_grace_for, line_limit_for
+from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
 from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.control import RunControl
@@ -49,6 +49,8 @@ class SupervisionPolicy:
     io_timeout: float | None
     kill_grace: float
     cancel_grace: float
+    #: where io_timeout (T) came from, named in every message about the line limit
+    io_timeout_source: str = IO_TIMEOUT_VAR
 
     @property
     def line_limit(self) -> float | None:
@@ -255,7 +257,7 @@ class _DriverCall:
                 silent = trio.current_time() - self.last_life
                 self._fail(Reason.TIMEOUT, f"sent nothing for {silent:.1f} s on stdout "
                                            f"or stderr (limit {limit:g} s from "
-                                           "OPTUNE_IO_TIMEOUT); killed")
+                                           f"{self.policy.io_timeout_source}); killed")
                 return False
             # It exited, but something it started still holds stdout: done all the same.
             partial = reader.leftover()
@@ -266,7 +268,8 @@ class _DriverCall:
             await self.exited.wait()
         if self.exit_wait.cancelled_caught:
             self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s "
-                                       "of its last sign of life; killed")
+                                       "of its last sign of life (the line limit, from "
+                                       f"{self.policy.io_timeout_source}); killed")
             return False
         return True
 

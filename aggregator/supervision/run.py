@@ -111,7 +111,7 @@ class Run:
         if self.subreaper:
             sweeper = OrphanSweeper(spare=[self.sentinel.pid] if self.sentinel else [])
         policy = SupervisionPolicy(self.environment.io_timeout, self.kill_grace,
-                                   self.cancel_grace)
+                                   self.cancel_grace, self.environment.io_timeout_source)
         supervisor = Supervisor(
             policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart),
             sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None)

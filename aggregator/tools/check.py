@@ -20,6 +20,8 @@ from aggregator import PRODUCT, __version__
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
+    CONFIG_IO_TIMEOUT,
+    IO_TIMEOUT_VAR,
     ServoEnvironment,
     kill_grace_for,
     line_limit_for,
@@ -43,6 +45,9 @@ from aggregator.supervision.spec import CallOutcome, question
 from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
+
+#: Where T comes from in --check's own run when neither servo nor config.yaml sets one.
+CHECK_IO_TIMEOUT = "--check's own default"
 
 
 @dataclass
@@ -321,9 +326,11 @@ def check_duplicates(report: Report, owned: list[tuple[str, Collection[Hashable]
 
 
 def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
-                      front: FrontEnd = FrontEnd.ADJUST) -> ServoEnvironment:
-    """servo's variables and what OPTUNE_IO_TIMEOUT means here; a broken one counts as
-    unset for the rest of the check."""
+                      front: FrontEnd = FrontEnd.ADJUST,
+                      io_timeout: float | None = None) -> ServoEnvironment:
+    """servo's variables and what OPTUNE_IO_TIMEOUT means here, config.yaml's `io_timeout`
+    standing in where servo sets none; a broken variable counts as unset for the rest of
+    the check."""
     report.heading("environment")
     try:
         stderr_mode = parse_stderr_mode(env.get("OPTUNE_VERBOSE_STDERR"))
@@ -335,29 +342,33 @@ def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
                                        stderr_mode)
     except AggregatorError as err:
         report.item("FAIL", err.message)
-        return ServoEnvironment(None, stderr_mode)
+        environment = ServoEnvironment(None, stderr_mode)
+    environment = environment.with_fallback(io_timeout, CONFIG_IO_TIMEOUT)
     timeout, limit = environment.io_timeout, environment.line_limit
     if timeout is None or limit is None:
-        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here: servo-agg would wait "
-                            "for each driver line as long as it takes.\n"
+        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here, nor io_timeout in "
+                            "config.yaml: servo-agg would wait for each driver line as long "
+                            "as it takes.\n"
                             "When servo sets it to T, servo-agg waits at most T-1 s per line "
                             "(T/2 when T <= 2) and kills only the silent driver.\n"
                             "This check allowed each driver "
                             f"{show(line_limit_for(CHECK_IO_TIMEOUT_SECONDS))} s per line.")
         return environment
+    servos = environment.io_timeout_source == IO_TIMEOUT_VAR
+    named = (f"OPTUNE_IO_TIMEOUT={show(timeout)}" if servos else
+             f"io_timeout={show(timeout)} (config.yaml: servo sets no OPTUNE_IO_TIMEOUT here)")
     grace = kill_grace_for(timeout, kill_grace)
-    report.item("note", f"OPTUNE_IO_TIMEOUT={show(timeout)}: servo-agg waits at most "
-                        f"{show(limit)} s for each line from a driver, then kills it "
-                        f"(SIGTERM, {show(grace)} s grace, SIGKILL) before servo gives up")
+    report.item("note", f"{named}: servo-agg waits at most {show(limit)} s for each line "
+                        f"from a driver, then kills it (SIGTERM, {show(grace)} s grace, "
+                        "SIGKILL)" + (" before servo gives up" if servos else ""))
     if timeout <= 2:
-        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is very short: each driver "
-                            f"gets {show(limit)} s per line, less than many drivers need "
-                            "just to start")
+        report.item("warn", f"{named} is very short: each driver gets {show(limit)} s per "
+                            "line, less than many drivers need just to start")
     elif front is FrontEnd.MEASURE and timeout < MEASURE_SILENCE_SECONDS:
-        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is below "
-                            f"{show(MEASURE_SILENCE_SECONDS)} s: real measure drivers print "
-                            "nothing for up to 30 s (a Prometheus reader sleeps through its "
-                            "whole window), so servo-agg would kill them as silent")
+        report.item("warn", f"{named} is below {show(MEASURE_SILENCE_SECONDS)} s: real "
+                            "measure drivers print nothing for up to 30 s (a Prometheus "
+                            "reader sleeps through its whole window), so servo-agg would "
+                            "kill them as silent")
     return environment
 
 
@@ -374,11 +385,10 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     drivers = check_drivers_dir(report, root, config, front)
     check_security(report, root, config, drivers, front=front)
     grace = config.measure if front is FrontEnd.MEASURE else config
-    environment = check_environment(report, env, grace.kill_grace, front)
+    environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
     stopped = None
     if drivers:
-        bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
-                                   environment.stderr_mode)
+        bounded = environment.with_fallback(CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
         probes: list[Probe] = []
         with Run(servo_root=root, env=env, environment=bounded,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
