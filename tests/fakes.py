@@ -38,6 +38,7 @@ from typing import Any, Literal, cast
 import trio
 import trio.testing
 
+from aggregator.process.resources import LimitHits, ResourceUse
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
@@ -287,6 +288,8 @@ class FakeProcess:
         self.reaped_at: float | None = None
         self.pipes_closed = False
         self.violations: list[str] = []  # what supervision did that it must not
+        self.use: ResourceUse | None = None  # what the reap reports it used
+        self.hits = LimitHits()  # how often its cgroup saw it hit a limit (set by scripts)
         self.leader = FakeMember(self, spec.driver.name, script, {"stdin", "stdout", "stderr"})
         self.members: list[FakeMember] = [self.leader]
 
@@ -380,6 +383,12 @@ class FakeProcess:
             self.reaped = True
             self.reaped_at = trio.current_time()
         return self.leader.exit_code
+
+    def resource_use(self) -> ResourceUse | None:
+        return self.use if self.reaped else None
+
+    def limit_hits(self) -> LimitHits:
+        return self.hits
 
     async def aclose_pipes(self) -> None:
         self.pipes_closed = True

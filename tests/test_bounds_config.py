@@ -14,7 +14,12 @@ from aggregator.protocol.environment import (
     read_environment,
 )
 from aggregator.protocol.errors import AggregatorError
-from aggregator.root.config import AggregatorConfig, parse_section
+from aggregator.root.config import (
+    AggregatorConfig,
+    DriverBounds,
+    ResourceLimits,
+    parse_section,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,3 +57,84 @@ def test_servos_timeout_wins_and_config_stands_in_only_where_servo_sets_none() -
             3.0, 2.0, CONFIG_IO_TIMEOUT)
     none = ServoEnvironment(None, "all")
     assert none.with_fallback(None, CONFIG_IO_TIMEOUT) == none
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(("memory", "size"), [
+    ("512M", 512 * MIB), ("64m", 64 * MIB), ("2G", 2 << 30), ("4096K", 4 * MIB),
+    (" 1G ", 1 << 30), (1048576, MIB), ("1048576", MIB), ("1024G", 1 << 40),
+])
+def test_memory_is_bytes_with_an_optional_binary_suffix(memory: Any, size: int) -> None:
+    assert parse_section({"limits": {"memory": memory}}).limits == ResourceLimits(memory=size)
+
+
+@pytest.mark.parametrize("memory", ["1.5G", "512MB", "512 M", "1T", "-1M", "M", "", "1023K",
+                                    1048575, "1025G", True, 5.0, "9" * 4000, [512]])
+def test_a_bad_memory_limit_is_bad_config_naming_the_key(memory: Any) -> None:
+    message = bad_config({"limits": {"memory": memory}})
+    assert message.startswith("config.yaml: aggregator.limits.memory: must be a number of "
+                              "bytes with an optional K, M or G (binary: 512M is 512 MiB), "
+                              "from 1M to 1024G, not ")
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("pids", 0, "must be a whole number of processes from 1 to 4194304, not 0"),
+    ("pids", 4194305, "must be a whole number of processes from 1 to 4194304"),
+    ("pids", 1.5, "must be a whole number of processes"),
+    ("pids", "512", "must be a whole number of processes"),
+    ("pids", True, "must be a whole number of processes"),
+    ("cpu", 0, "must be a number of CPUs from 0.01 to 1024 (1.5 is one and a half), not 0"),
+    ("cpu", 0.001, "must be a number of CPUs from 0.01 to 1024"),
+    ("cpu", 1025, "must be a number of CPUs"),
+    ("cpu", float("nan"), "must be a number of CPUs"),
+    ("cpu", "1.5", "must be a number of CPUs"),
+    ("cpu", False, "must be a number of CPUs"),
+])
+def test_bad_pids_and_cpu_limits_are_bad_config_naming_the_key(key: str, value: Any,
+                                                               problem: str) -> None:
+    assert bad_config({"limits": {key: value}}).startswith(
+        f"config.yaml: aggregator.limits.{key}: {problem}")
+
+
+@pytest.mark.parametrize(("section", "key", "problem"), [
+    ({"limits": {"memroy": "1G"}}, "aggregator.limits.memroy",
+     "unknown key (known: memory, pids, cpu)"),
+    ({"limits": "512M"}, "aggregator.limits", "must be a mapping with optional memory, "
+                                              "pids, cpu"),
+    ({"drivers": {"10-web": {"limits": {"pids": 0}}}}, "aggregator.drivers.10-web.limits.pids",
+     "must be a whole number"),
+    ({"measure": {"drivers": {"10-ab": {"limits": {"cpu": -1}}}}},
+     "aggregator.measure.drivers.10-ab.limits.cpu", "must be a number of CPUs"),
+    ({"measure": {"limits": {"cpu": 1}}}, "aggregator.measure.limits", "unknown key"),
+])
+def test_limits_are_checked_wherever_they_are_set(section: dict[str, Any], key: str,
+                                                  problem: str) -> None:
+    assert bad_config(section).startswith(f"config.yaml: {key}: {problem}")
+
+
+def test_limits_are_off_unless_set() -> None:
+    config = AggregatorConfig()
+    assert config.bounds("10-web") == DriverBounds()
+    assert config.measure.bounds("10-ab") == DriverBounds()
+    assert DriverBounds().limits.limited == ()
+
+
+def test_a_drivers_own_limits_replace_the_global_ones_key_by_key_in_both_front_ends() -> None:
+    config = parse_section({
+        "limits": {"memory": "512M", "pids": 512, "cpu": 1.5},
+        "drivers": {"10-web": {"limits": {"memory": "1G"}}, "20-db": {"weight": 2}},
+        "measure": {"drivers": {"10-ab": {"limits": {"cpu": 4, "pids": 64}}}},
+    })
+    everyone = ResourceLimits(memory=512 * MIB, pids=512, cpu=1.5)
+    assert config.bounds("10-web").limits == ResourceLimits(memory=1 << 30, pids=512, cpu=1.5)
+    assert config.bounds("20-db").limits == everyone  # a policy without limits of its own
+    assert config.bounds("30-other").limits == everyone  # no policy at all
+    assert config.measure.bounds("10-ab").limits == ResourceLimits(memory=512 * MIB, pids=64,
+                                                                   cpu=4.0)
+    assert config.measure.bounds("20-prom").limits == everyone  # the global is for both
+    assert config.measure.bounds("10-web").limits == everyone  # adjust's policy is not its
+    assert everyone.limited == ("memory", "pids", "cpu")

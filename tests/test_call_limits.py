@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from aggregator.limits import MAX_LINE_BYTES, MAX_RESULT_LINE_BYTES
+from aggregator.process.resources import LimitHits, ResourceUse
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision import call as call_module
@@ -98,6 +99,12 @@ class FakeProcess:
 
     def reap(self) -> int | None:
         return self.code
+
+    def resource_use(self) -> ResourceUse | None:
+        return None
+
+    def limit_hits(self) -> LimitHits:
+        return LimitHits()
 
     async def aclose_pipes(self) -> None:
         await self.stdout.aclose()

@@ -116,7 +116,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
              kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace, output=output,
              early=early, verbose=args.verbose, heartbeat=not args.dry_run,
              live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
-             driver_order=[d.name for d in job.drivers]) as run:
+             driver_order=[d.name for d in job.drivers],
+             bounds={d.name: grace.bounds(d.name) for d in job.drivers}) as run:
         run.start_early(job.opening_calls())
         return run.execute(_job_command(job, root))
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 
+from aggregator.process.confine import PreparedCall
 from aggregator.process.fork import (
     UNWATCHED,
     Guards,
@@ -30,6 +31,7 @@ from aggregator.process.fork import (
     can_fork_here,
     fork_driver,
 )
+from aggregator.process.resources import LimitHits, Limits, ResourceUse, use_from_rusage
 
 
 @dataclass(eq=False)
@@ -45,6 +47,9 @@ class DriverProcess:
     _trio_process: trio.Process | None = None
     _exited: bool = field(default=False)
     _age_at_open: float = 0.0  # how long a head start had been running when taken over
+    _limited: PreparedCall | None = None  # its limits: its own cgroup, if any
+    _use: ResourceUse | None = None  # measured at the reap
+    _hits: LimitHits = field(default_factory=LimitHits)
 
     @property
     def age_at_open(self) -> float:
@@ -100,9 +105,12 @@ class DriverProcess:
             os.kill(self.pid, sig)
 
     def reap(self) -> int | None:
-        """Collect the exit status of an exited process; safe to call twice."""
+        """Collect the exit status of an exited process, with what it used (its cgroup's
+        counts, or wait4's rusage); safe to call twice."""
         if self._popen is not None:
-            code = self._popen.wait() if self.has_exited() else self._popen.poll()
+            if self._popen.returncode is None:
+                self._collect(block=self.has_exited())
+            code = self._popen.returncode
             if self._pidfd is not None and code is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
@@ -110,6 +118,33 @@ class DriverProcess:
             return code
         assert self._trio_process is not None
         return self._trio_process.poll()
+
+    def _collect(self, block: bool) -> None:
+        """wait4() instead of Popen.wait(): the same status, and the rusage with it."""
+        assert self._popen is not None
+        try:
+            pid, status, usage = os.wait4(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: what it used is lost with it
+            self._popen.poll()
+            return
+        if pid == 0:
+            return
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        self._use = use_from_rusage(usage)
+        limited = self._limited
+        if limited is not None and limited.cgroup is not None:
+            self._use = limited.cgroup.use() or self._use
+            self._hits = limited.cgroup.hits()
+        if limited is not None:
+            limited.discard()
+
+    def resource_use(self) -> ResourceUse | None:
+        """What it used, once reaped (None where that cannot be known)."""
+        return self._use
+
+    def limit_hits(self) -> LimitHits:
+        """How often it ran into a limit its cgroup counts, once reaped."""
+        return self._hits
 
     async def aclose_pipes(self) -> None:
         for stream in (self.stdin, self.stdout, self.stderr):
@@ -119,9 +154,11 @@ class DriverProcess:
 async def open_driver(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str],
     early: StartedProcess | None = None, guards: Guards = UNWATCHED,
+    limits: Limits | None = None,
 ) -> DriverProcess:
-    """Start `argv` in a new session with the run's `guards` (or take over `early`, a head
-    start already running it); raises OSError if it cannot run."""
+    """Start `argv` in a new session with the run's `guards`, held to `limits` (or take
+    over `early`, a head start already running it); raises OSError if it cannot run.
+    Outside Linux no limit is enforced."""
     if early is None and not can_fork_here():
         proc = await trio.lowlevel.open_process(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -133,7 +170,7 @@ async def open_driver(
     started = early
     if started is None:
         # On the main thread on purpose (see fork.py); fork+exec takes a few ms.
-        started = fork_driver(argv, cwd, env, guards)
+        started = fork_driver(argv, cwd, env, guards, limits)
     await trio.lowlevel.checkpoint()
     return DriverProcess(
         started.pid,
@@ -141,4 +178,5 @@ async def open_driver(
         trio.lowlevel.FdStream(started.stdout),
         trio.lowlevel.FdStream(started.stderr),
         _popen=started.popen, _pidfd=started.pidfd, _age_at_open=started.age(),
+        _limited=started.limited,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from aggregator.process.fork import UNWATCHED, Guards, StartedProcess, fork_driver
+from aggregator.process.resources import Limits
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -26,10 +27,12 @@ class Headstart(Generic[Key]):
         self.guards = guards
         self._waiting: dict[Key, StartedProcess] = {}
 
-    def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
-        """Start one process now; if it cannot start, its supervised call will say why."""
+    def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str],
+              limits: Limits | None = None) -> None:
+        """Start one process now, held to `limits`; if it cannot start, its supervised
+        call will say why."""
         with contextlib.suppress(OSError):
-            self._waiting[key] = fork_driver(argv, cwd, env, self.guards)
+            self._waiting[key] = fork_driver(argv, cwd, env, self.guards, limits)
 
     def take(self, key: Key) -> StartedProcess | None:
         """The process already running for `key`, handed over to its supervisor."""

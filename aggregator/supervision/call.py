@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,8 @@ from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
 from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
 from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.root.config import DriverBounds
+from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reached
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
@@ -338,6 +340,7 @@ class _DriverCall:
                 # reused: whatever is left of the group (a grandchild on our pipes) goes.
                 self.proc.signal_group(signal.SIGKILL)
             self.outcome.exit_code = self.proc.reap()
+            self.outcome.use = self.proc.resource_use()
             await self.proc.aclose_pipes()
 
 
@@ -347,13 +350,31 @@ class Supervisor:
 
     def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
                  control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
-                 trace: TraceHandler | None = None) -> None:
+                 trace: TraceHandler | None = None,
+                 bounds: Mapping[str, DriverBounds] | None = None) -> None:
         self.policy = policy
         self.spawner = spawner
         self.control = control if control is not None else RunControl()
         self.sweeper = sweeper
         self.trace = trace
+        self.bounds = bounds or {}  # by driver name; a driver not in it has none
         self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
+
+    def bounds_of(self, driver_name: str) -> DriverBounds:
+        return self.bounds.get(driver_name, DriverBounds())
+
+    def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
+        """A call its memory limit stopped is out-of-memory (unless supervision had
+        stopped it for another reason already); a pids limit reached is said in its
+        failure."""
+        limits = self.bounds_of(outcome.driver.name).limits
+        hits = proc.limit_hits()
+        if outcome.problem is None:
+            starved = out_of_memory(limits.memory, hits, outcome.exit_code,
+                                    outcome.stderr.text())
+            if starved is not None:
+                outcome.problem = Problem(Reason.OUT_OF_MEMORY, starved)
+        outcome.limit_note = pids_reached(limits.pids, hits)
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
@@ -408,14 +429,17 @@ class Supervisor:
                     and outcome.exit_code == -signal.SIGUSR1):
                 outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "
                                                            "which it does not handle)")
+            self._judge_limits(outcome, proc)
             outcome.elapsed = trio.current_time() - started
             self.timings.append((spec.driver.name, spec.call, outcome.elapsed))
             if self.sweeper is not None and control.running_count == 0:
                 await self.sweeper.sweep(keep=self.spawner.early_pids)
             if trace is not None:
                 trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
+                      f"; {describe_use(outcome.use)}"
                       + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
-                         if outcome.problem else ""))
+                         if outcome.problem else "")
+                      + (f" ({outcome.limit_note})" if outcome.limit_note else ""))
         return outcome
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,

@@ -16,15 +16,23 @@ the trio side, session.py). Order of a run:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from aggregator.process.fork import can_fork_here, child_environment, drivers_that_fit
+from aggregator.process.confine import Confinement
+from aggregator.process.fork import (
+    UNWATCHED,
+    can_fork_here,
+    child_environment,
+    drivers_that_fit,
+)
 from aggregator.process.headstart import Headstart
 from aggregator.process.linux import become_subreaper
 from aggregator.process.sentinel import Sentinel, containment, start_sentinel
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.root.config import LIMIT_KEYS, DriverBounds
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallSpec
@@ -43,7 +51,8 @@ class Run:
                  environment: ServoEnvironment, kill_grace: float, cancel_grace: float,
                  output: Output, early: EarlySignals | None = None,
                  verbose: bool = False, heartbeat: bool = True,
-                 live_display: bool = False, driver_order: Sequence[str] = ()) -> None:
+                 live_display: bool = False, driver_order: Sequence[str] = (),
+                 bounds: Mapping[str, DriverBounds] | None = None) -> None:
         self.servo_root = servo_root
         self.child_env = child_environment(env, servo_root)
         self.environment = environment
@@ -55,18 +64,34 @@ class Run:
         self.heartbeat = heartbeat  # off where stdout is not servo's (--dry-run, --check)
         self.live_display = live_display
         self.driver_order = tuple(driver_order)  # for the -v timing summary
+        self.bounds = dict(bounds or {})  # each driver's, by name: its limits, its deadline
         self.headstart: Headstart[CallSpec] = Headstart()
         self.sentinel: Sentinel | None = None
+        self.confinement = Confinement()
         self.subreaper = False
 
     def __enter__(self) -> Run:
         self.sentinel = start_sentinel()  # before any driver: it kills what they leave
-        if self.sentinel is not None:  # every driver, early or not, is started under it
-            self.headstart = Headstart(self.sentinel.guards())
+        # Every driver, early or not, is started under the sentinel, held to its limits.
+        guards = self.sentinel.guards() if self.sentinel is not None else UNWATCHED
+        self.confinement = Confinement.for_run(
+            self.sentinel.cgroup if self.sentinel is not None else None, self.limited)
+        self.headstart = Headstart(replace(guards, confinement=self.confinement))
         self.subreaper = become_subreaper()
         if self.verbose:
             self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
+            for key in self.limited:
+                self.output.note(f"limits.{key}: {self.confinement.describe(key)}")
         return self
+
+    @property
+    def limited(self) -> list[str]:
+        """The resource limits some driver of this run has (of LIMIT_KEYS, in order)."""
+        found = {key for bounds in self.bounds.values() for key in bounds.limits.limited}
+        return [key for key in LIMIT_KEYS if key in found]
+
+    def bounds_of(self, driver_name: str) -> DriverBounds:
+        return self.bounds.get(driver_name, DriverBounds())
 
     def containment(self) -> tuple[bool, str]:
         """What would end this run's processes if servo-agg were SIGKILLed now."""
@@ -85,7 +110,8 @@ class Run:
         if not can_fork_here() or self.early.received:
             return
         for spec in calls[:drivers_that_fit()]:
-            self.headstart.start(spec, spec.argv, self.servo_root, self.child_env)
+            self.headstart.start(spec, spec.argv, self.servo_root, self.child_env,
+                                 self.bounds_of(spec.driver.name).limits)
 
     def execute(self, command: Command, spawner: Spawner | None = None) -> int:
         """Run the command under trio and supervision; its exit code. (A spawner may be
@@ -113,8 +139,10 @@ class Run:
         policy = SupervisionPolicy(self.environment.io_timeout, self.kill_grace,
                                    self.cancel_grace, self.environment.io_timeout_source)
         supervisor = Supervisor(
-            policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart),
-            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None)
+            policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart,
+                                             self.bounds),
+            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None,
+            bounds=self.bounds)
         display: Display | None = None
         if self.live_display:
             display = output.overlay = LiveDisplay(sys.stderr)

@@ -15,6 +15,8 @@ import trio
 
 from aggregator.process.driver_process import open_driver
 from aggregator.process.headstart import Headstart
+from aggregator.process.resources import LimitHits, ResourceUse
+from aggregator.root.config import DriverBounds
 from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.spec import CallSpec
 
@@ -43,6 +45,8 @@ class SupervisedProcess(Protocol):
     def signal_group(self, sig: int) -> None: ...
     def signal_leader(self, sig: int) -> None: ...
     def reap(self) -> int | None: ...
+    def resource_use(self) -> ResourceUse | None: ...
+    def limit_hits(self) -> LimitHits: ...
     async def aclose_pipes(self) -> None: ...
 
 
@@ -64,13 +68,16 @@ class Spawner(Protocol):
 
 class DriverSpawner:
     """Starts drivers with cwd = servo root and `env`, the drivers' environment as
-    process.fork.child_environment makes it (the servo root on PYTHONPATH, the run mark)."""
+    process.fork.child_environment makes it (the servo root on PYTHONPATH, the run mark),
+    each held to the resource limits of its `bounds`."""
 
     def __init__(self, servo_root: Path, env: Mapping[str, str],
-                 headstart: Headstart[CallSpec] | None = None) -> None:
+                 headstart: Headstart[CallSpec] | None = None,
+                 bounds: Mapping[str, DriverBounds] | None = None) -> None:
         self._root = servo_root
         self._env = env
         self._headstart = headstart if headstart is not None else Headstart()
+        self._bounds = bounds or {}
 
     def is_running(self, spec: CallSpec) -> bool:
         return self._headstart.has(spec)
@@ -82,7 +89,8 @@ class DriverSpawner:
     async def start(self, spec: CallSpec) -> SupervisedProcess:
         early = self._headstart.take(spec)
         try:
+            limits = self._bounds.get(spec.driver.name, DriverBounds()).limits
             return await open_driver(spec.argv, self._root, self._env, early,
-                                     self._headstart.guards)
+                                     self._headstart.guards, limits)
         except OSError as exc:
             raise SpawnError(spawn_failure(spec.driver.path, exc, self._root)) from exc

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
+from aggregator.process.confine import Confinement
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
     CONFIG_IO_TIMEOUT,
@@ -31,10 +32,18 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import MetricsShapeError, described_metrics
 from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.text import clip, one_line, show_bytes
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
+from aggregator.root.config import (
+    LIMIT_KEYS,
+    SECTION,
+    AggregatorConfig,
+    DriverBounds,
+    ResourceLimits,
+    load_document,
+    parse_section,
+)
 from aggregator.root.discovery import Candidate, Driver, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output
@@ -372,6 +381,55 @@ def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
     return environment
 
 
+def _by_value(values: Mapping[str, str | None]) -> str:
+    """`512 MiB (10-web, 20-db), none (30-x)`: drivers grouped by what they have."""
+    groups: dict[str | None, list[str]] = {}
+    for name, value in values.items():
+        groups.setdefault(value, []).append(clip(one_line(name)))
+    if len(groups) == 1:
+        return f"{next(iter(groups)) or 'none'} for every driver"
+    return ", ".join(f"{value or 'none'} ({', '.join(names)})" for value, names in
+                     groups.items())
+
+
+def _shown_limit(key: str, limits: ResourceLimits) -> str | None:
+    value = getattr(limits, key)
+    if value is None:
+        return None
+    if key == "memory":
+        return show_bytes(value)
+    return f"{show(value)} CPU{'s' if value != 1 else ''}" if key == "cpu" else str(value)
+
+
+def check_bounds(report: Report, bounds: Mapping[str, DriverBounds],
+                 environment: ServoEnvironment, confinement: Confinement) -> None:
+    """What bounds each driver's calls here: which could hang forever, and how each
+    resource limit is enforced on this host (warnings where one is not)."""
+    report.heading("bounds")
+    if environment.io_timeout is None:
+        unbounded = [clip(one_line(name)) for name in bounds]
+        if unbounded:
+            who, them = ((f"{unbounded[0]} could", "it") if len(unbounded) == 1
+                         else (f"{', '.join(unbounded)} could each", "them"))
+            report.item("warn", f"{who} hang forever, and servo with {them}: servo "
+                                "sets no OPTUNE_IO_TIMEOUT here, and config.yaml no "
+                                "io_timeout (set one)")
+    else:
+        report.item("ok", f"each driver's lines: within {show(environment.line_limit)} s "
+                          f"(T={show(environment.io_timeout)} from "
+                          f"{environment.io_timeout_source})")
+    limited = [key for key in LIMIT_KEYS if any(getattr(b.limits, key) is not None
+                                                for b in bounds.values())]
+    for key in limited:
+        values = _by_value({name: _shown_limit(key, b.limits) for name, b in bounds.items()})
+        report.item("ok" if confinement.enforced(key) else "warn",
+                    f"limits.{key} {values}: {confinement.describe(key)}")
+    unset = [f"limits.{key}" for key in LIMIT_KEYS if key not in limited]
+    if unset:
+        report.item("note", f"no {', '.join(unset)}: a driver may take all of it that "
+                            "servo-agg may (limits: in config.yaml)")
+
+
 def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
               env: Mapping[str, str] | None = None, early: EarlySignals | None = None,
               front: FrontEnd = FrontEnd.ADJUST) -> int:
@@ -393,11 +451,13 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
         with Run(servo_root=root, env=env, environment=bounded,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
-                 driver_order=[d.name for d in drivers]) as run:
+                 driver_order=[d.name for d in drivers],
+                 bounds={d.name: grace.bounds(d.name) for d in drivers}) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed")
         report.item("ok" if whole else "warn", how)
+        check_bounds(report, run.bounds, environment, run.confinement)
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
