@@ -31,7 +31,7 @@ from pathlib import Path
 
 from aggregator.limits import CPU_PERIOD_MICROSECONDS, REAP_LIMIT_SECONDS
 from aggregator.process.linux import read_stat
-from aggregator.process.resources import LimitHits, Limits, ResourceUse
+from aggregator.process.resources import CallLimits, LimitHits, ResourceUse
 
 
 def _unescape(field: str) -> str:
@@ -269,7 +269,7 @@ class CallCgroup:
     controllers: frozenset[str]  # those of memory, pids, cpu its limits are set for
 
     @classmethod
-    def create(cls, parent: Path, name: str, limits: Limits,
+    def create(cls, parent: Path, name: str, limits: CallLimits,
                controllers: Collection[str]) -> CallCgroup | None:
         """The cgroup `parent`/`name` with each limit of `limits` that one of the
         `controllers` (enabled for `parent`'s children) enforces; None where it cannot

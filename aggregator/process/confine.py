@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from aggregator.process.cgroup import CALL_PREFIX, CallCgroup, RunCgroup
-from aggregator.process.resources import Limits
+from aggregator.process.resources import CallLimits
 
 Mechanism = Literal["cgroup", "rlimit", "none"]
 
@@ -119,7 +119,7 @@ class Confinement:
         return mechanism == "cgroup" or (mechanism == "rlimit" and not (
             key == "pids" and os.geteuid() == 0))
 
-    def prepare(self, limits: Limits) -> PreparedCall | None:
+    def prepare(self, limits: CallLimits) -> PreparedCall | None:
         """One call's limits, before its fork (None: it has none)."""
         values = {"memory": limits.memory, "pids": limits.pids, "cpu": limits.cpu}
         limited = {key for key, value in values.items() if value is not None}

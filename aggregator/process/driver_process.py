@@ -31,7 +31,7 @@ from aggregator.process.fork import (
     can_fork_here,
     fork_driver,
 )
-from aggregator.process.resources import LimitHits, Limits, ResourceUse, use_from_rusage
+from aggregator.process.resources import CallLimits, LimitHits, ResourceUse, use_from_rusage
 
 
 @dataclass(eq=False)
@@ -154,7 +154,7 @@ class DriverProcess:
 async def open_driver(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str],
     early: StartedProcess | None = None, guards: Guards = UNWATCHED,
-    limits: Limits | None = None,
+    limits: CallLimits | None = None,
 ) -> DriverProcess:
     """Start `argv` in a new session with the run's `guards`, held to `limits` (or take
     over `early`, a head start already running it); raises OSError if it cannot run.

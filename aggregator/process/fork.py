@@ -23,7 +23,7 @@ from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES, FD_MARGIN, FDS_PER_DRIVE
 from aggregator.process.confine import Confinement, PreparedCall
 from aggregator.process.lineage import RUN_MARK_VAR, nested_mark, run_mark
 from aggregator.process.linux import parent_death_guard
-from aggregator.process.resources import Limits
+from aggregator.process.resources import CallLimits
 
 
 def can_fork_here() -> bool:
@@ -121,7 +121,7 @@ class StartedProcess:
 
 
 def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
-                guards: Guards = UNWATCHED, limits: Limits | None = None) -> StartedProcess:
+                guards: Guards = UNWATCHED, limits: CallLimits | None = None) -> StartedProcess:
     """Fork+exec `argv` on the calling (main) thread, held to `limits` from before its
     exec; raises OSError if it cannot run.
 

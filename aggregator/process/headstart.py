@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from aggregator.process.fork import UNWATCHED, Guards, StartedProcess, fork_driver
-from aggregator.process.resources import Limits
+from aggregator.process.resources import CallLimits
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -28,7 +28,7 @@ class Headstart(Generic[Key]):
         self._waiting: dict[Key, StartedProcess] = {}
 
     def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str],
-              limits: Limits | None = None) -> None:
+              limits: CallLimits | None = None) -> None:
         """Start one process now, held to `limits`; if it cannot start, its supervised
         call will say why."""
         with contextlib.suppress(OSError):

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 UseSource = Literal["rusage", "cgroup"]
 
 
-class Limits(Protocol):
+class CallLimits(Protocol):
     """A driver's resource limits, as config.yaml sets them (root.config.ResourceLimits);
     None: no limit."""
 

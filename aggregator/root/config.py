@@ -43,7 +43,7 @@ LIMIT_KEYS = ("memory", "pids", "cpu")
 @dataclass(frozen=True)
 class ResourceLimits:
     """What one driver call may use (`limits:`); None: no limit. The process layer reads
-    these fields (process.resources.Limits)."""
+    these fields (process.resources.CallLimits)."""
 
     memory: int | None = None  # bytes, as memory.max takes them
     pids: int | None = None  # processes and threads at once, as pids.max
