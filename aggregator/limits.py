@@ -26,8 +26,9 @@ FDS_PER_DRIVER = 4
 
 #: Descriptors kept free of drivers, below the soft RLIMIT_NOFILE (`ulimit -n`): for trio
 #: (epoll, its wake-up socket pair), the imports and files read during a run, the pidfds
-#: of an orphan sweep and the fork under way. Head starts and parallel calls take only
-#: what is left: 150 drivers under `ulimit -n 256` are asked 54 at a time.
+#: of an orphan sweep and the fork under way. Drivers take only what is left: measure
+#: drivers and parallel queries must all fit or are refused before any starts; --version's
+#: --info calls take turns (150 drivers under `ulimit -n 256`: about 50 at a time).
 FD_MARGIN = 32
 
 #: Stderr kept per driver call: this much from the start and this much from the end.

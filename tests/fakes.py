@@ -499,6 +499,13 @@ class RecordingOutput(Output):
         # One write may carry several whole lines (the progress relay's): each is a line.
         self.lines += [(self.last_write, line) for line in text.split("\n")]
 
+    @property
+    def notes(self) -> str:
+        """What was written to stderr (people's notes)."""
+        stream = self._stderr
+        assert isinstance(stream, io.StringIO)
+        return stream.getvalue()
+
     def gaps(self, since: float = 0.0) -> list[float]:
         """servo's waits for each line, from `since`."""
         times = [since] + [t for t, _ in self.lines]

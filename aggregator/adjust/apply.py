@@ -102,7 +102,7 @@ def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,
     """A rolling-back driver's progress holds the overall percentage: it never goes back."""
     text = message.get("message")
     relay.hold(f"rollback: {driver}: {text}" if isinstance(text, str) and text
-               else f"rollback: {driver}")
+               else f"rollback: {driver}", reported=True)
     display.progress(driver, message)
 
 

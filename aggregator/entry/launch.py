@@ -70,7 +70,7 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                                   "so there is no request; no driver was run")
         with early.interrupting():
             # within the line limit, not T: servo must hear the error while it listens
-            data = read_request(environment.line_limit,
+            data = read_request(environment.line_limit, front,
                                 source=environment.io_timeout_source)
     if front is FrontEnd.MEASURE:
         command = (MeasureCommand.VERSION if args.version else MeasureCommand.DESCRIBE
@@ -118,6 +118,11 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
              live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
              driver_order=[d.name for d in job.drivers],
              bounds={d.name: grace.bounds(d.name) for d in job.drivers}) as run:
+        try:
+            run.require_room(*job.at_once())  # before any driver, head starts included
+        except AggregatorError as err:
+            output.error(err)
+            return 1
         run.start_early(job.opening_calls())
         return run.execute(_job_command(job, root))
 

@@ -37,6 +37,12 @@ def descriptor_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
+def fitting(limit: int, open_now: int) -> int:
+    """How many drivers fit in `limit` descriptors with `open_now` open: FDS_PER_DRIVER
+    each, FD_MARGIN kept free."""
+    return max(0, (limit - open_now - FD_MARGIN) // FDS_PER_DRIVER)
+
+
 def drivers_that_fit() -> int:
     """How many more drivers may run at once before descriptors run short: what the
     limit leaves beyond those open now and FD_MARGIN, FDS_PER_DRIVER each."""
@@ -44,7 +50,47 @@ def drivers_that_fit() -> int:
         open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
     except OSError:  # no /proc (or not one descriptor left to list it with)
         return 0
-    return max(0, (descriptor_limit() - open_now - FD_MARGIN) // FDS_PER_DRIVER)
+    return fitting(descriptor_limit(), open_now)
+
+
+#: An RLIMIT_NOFILE (soft, hard) pair.
+Limits = tuple[int, int]
+
+
+def _ceiling(hard: int) -> int:
+    """The most the soft limit can be raised to: the hard limit, or where that is
+    unlimited, the kernel's own bound on descriptors per process (fs.nr_open)."""
+    if hard != resource.RLIM_INFINITY:
+        return hard
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def raise_descriptor_limit() -> Limits | None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as supervisors do: drivers run at
+    once, each holding FDS_PER_DRIVER of ours, and the soft limit servo left us (often
+    1024, or 256) is no bound a supervisor should keep. Returns the limits we had, which
+    each driver gets back (Guards.descriptors) and restore_descriptor_limit puts back;
+    None when nothing changed."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = _ceiling(hard)
+        if soft == resource.RLIM_INFINITY or soft >= target:
+            return None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        return None
+    return soft, hard
+
+
+def restore_descriptor_limit(inherited: Limits | None) -> None:
+    """Our limits as they were before raise_descriptor_limit (a run in a process that
+    lives on, as in tests, leaves them as it found them)."""
+    if inherited is not None:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, inherited)
 
 
 class OutOfDescriptors(OSError):
@@ -69,7 +115,8 @@ def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, st
 
 @dataclass(frozen=True)
 class Guards:
-    """How each driver of a run is tied to it (the run decides, once).
+    """How each driver of a run is tied to it, and what it gets back of what the run
+    changed for itself (the run decides, once).
 
     Without a sentinel, the kernel kills a driver whose aggregator died (SIGKILL). With one
     (sentinel.Sentinel.guards), the driver is stopped instead (SIGSTOP) and is a child
@@ -80,6 +127,9 @@ class Guards:
     death_signal: int = signal.SIGKILL
     subreaper: bool = False
     report: Callable[[int], None] | None = None  # in the parent, with the new pid
+    #: the RLIMIT_NOFILE each driver gets, set between fork and exec: the limits servo-agg
+    #: had before it raised its own (None: ours, unchanged)
+    descriptors: Limits | None = None
     #: how a driver's resource limits are enforced in this run (None: by rlimits alone)
     confinement: Confinement | None = None
 
@@ -118,6 +168,22 @@ class StartedProcess:
         for fd in (self.pidfd, self.stdin, self.stdout, self.stderr):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _prepare_child(guards: Guards) -> Callable[[], None] | None:
+    """What the child does between fork and exec: the parent-death guard, and the
+    descriptor limit it would have had without us."""
+    guard = parent_death_guard(guards.death_signal, subreaper=guards.subreaper)
+    limits = guards.descriptors
+    if limits is None:
+        return guard
+
+    def prepare() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        if guard is not None:
+            guard()
+
+    return prepare
 
 
 def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
@@ -162,8 +228,7 @@ def _in_child(*steps: Callable[[], None] | None) -> Callable[[], None] | None:
 
 def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
                  guards: Guards, limited: PreparedCall | None) -> StartedProcess:
-    guard = parent_death_guard(guards.death_signal, subreaper=guards.subreaper)
-    preexec = _in_child(guard, None if limited is None else limited.in_child)
+    preexec = _in_child(_prepare_child(guards), None if limited is None else limited.in_child)
     opened: list[int] = []
     try:
         for _ in range(3):

@@ -48,10 +48,12 @@ class Reason(StrEnum):
     UNKNOWN_SETTINGS = "unknown-settings"
     QUERY_FAILED = "query-failed"
     ROLLBACK_FAILED = "rollback-failed"
+    TOO_MANY_DRIVERS = "too-many-drivers"  # more at once than descriptors allow
     # measure
     DUPLICATE_METRIC = "duplicate-metric"
     DESCRIBE_FAILED = "describe-failed"
     NO_METRICS = "no-metrics"
+    MISSING_METRICS = "missing-metrics"  # a driver's result lacks what it describes
     SIBLING_FAILED = "sibling-failed"  # canceled because another measure driver failed
 
 

@@ -34,6 +34,10 @@ ON_FAILURE_CHOICES: tuple[OnFailure, ...] = ("continue", "stop", "rollback")
 #: measure: a failed driver cancels the others (`cancel`), or lets them finish.
 MeasureOnFailure = Literal["cancel", "continue"]
 MEASURE_ON_FAILURE_CHOICES: tuple[MeasureOnFailure, ...] = ("cancel", "continue")
+#: measure: a requested metric that its driver describes but does not return is noted
+#: (stderr and the result's annotations) or fails that driver.
+MissingMetrics = Literal["note", "fail"]
+MISSING_METRICS_CHOICES: tuple[MissingMetrics, ...] = ("note", "fail")
 
 
 #: The keys of `limits:`.
@@ -96,6 +100,7 @@ class MeasureConfig:
     drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
     #: the aggregator's own `progress_interval`: servo's cost per line is the same for both
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
+    missing_metrics: MissingMetrics = "note"
     #: the aggregator's global `limits`: they apply to both front-ends
     limits: ResourceLimits = ResourceLimits()
 
@@ -305,7 +310,7 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
     if not isinstance(section, dict):
         raise _bad("measure", "must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure", "window_grace",
-             "drivers"}
+             "drivers", "missing_metrics"}
     for key in section:
         if key not in known:
             raise _bad(f"measure.{key}", f"unknown key (known: {', '.join(sorted(known))})")
@@ -314,6 +319,10 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
         raise _bad("measure.on_failure", f"must be one of "
                    f"{', '.join(MEASURE_ON_FAILURE_CHOICES)}, not {brief(on_failure)}")
     grace = section.get("window_grace")
+    missing_metrics = section.get("missing_metrics", "note")
+    if missing_metrics not in MISSING_METRICS_CHOICES:
+        raise _bad("measure.missing_metrics", f"must be one of "
+                   f"{', '.join(MISSING_METRICS_CHOICES)}, not {brief(missing_metrics)}")
     return MeasureConfig(
         drivers_dir=_drivers_dir("measure.drivers_dir",
                                  section.get("drivers_dir", MeasureConfig.drivers_dir)),
@@ -325,6 +334,7 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
         drivers=_driver_policies(section.get("drivers"), "measure.drivers",
                                  ("enabled", "limits")),
         progress_interval=progress_interval,
+        missing_metrics=missing_metrics,
         limits=limits,
     )
 

@@ -37,7 +37,7 @@ from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reac
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
-from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
+from aggregator.supervision.spec import CallOutcome, CallSpec, Problem, TimeLimit
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 TraceHandler = Callable[[str, str], None]  # (driver name, text)
@@ -85,10 +85,13 @@ class _DriverCall:
     def __init__(self, sup: Supervisor, spec: CallSpec, proc: SupervisedProcess,
                  outcome: CallOutcome, on_progress: ProgressHandler | None,
                  on_life: LifeHandler | None, deadline: float | None,
-                 deadline_detail: str | None = None) -> None:
+                 deadline_detail: str | None = None, *, started: float,
+                 limit: TimeLimit | None = None) -> None:
         self.policy = sup.policy
         self.trace = sup.trace
         self.deadline = deadline
+        self.started = started  # the driver's own start (trio time)
+        self.limit = limit
         self.deadline_detail = deadline_detail or ("did not answer within the time servo "
                                                    "allows this command; killed")
         self.spec = spec
@@ -141,9 +144,22 @@ class _DriverCall:
         if self.trace is not None:
             self.trace(self.spec.driver.name, text)
 
+    def _kill_times(self) -> tuple[float, float]:
+        """When the cascade starts for the answer deadline (it must be over by then) and
+        for the time limit (it starts then)."""
+        answer = (math.inf if self.deadline is None
+                  else self.deadline - self.policy.effective_kill_grace)
+        limit = math.inf if self.limit is None else self.started + self.limit.seconds
+        return answer, limit
+
+    def _timeout_detail(self) -> str:
+        answer, limit = self._kill_times()
+        if self.limit is not None and limit <= answer:
+            return self.limit.detail(trio.current_time() - self.started)
+        return self.deadline_detail
+
     async def run(self) -> None:
-        if self.deadline is not None:
-            self.scope.deadline = self.deadline - self.policy.effective_kill_grace
+        self.scope.deadline = min(self._kill_times())
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_stdin)
@@ -161,7 +177,7 @@ class _DriverCall:
             self._fail(Reason.CANCELED,
                        "did not finish within the cancel grace after SIGUSR1; killed")
         elif self.scope.cancelled_caught and not self.proc.has_exited():
-            self._fail(Reason.TIMEOUT, self.deadline_detail)
+            self._fail(Reason.TIMEOUT, self._timeout_detail())
 
     async def _feed_stdin(self) -> None:
         """Write the request; stopped once the driver exited (a child of it may hold its
@@ -379,17 +395,19 @@ class Supervisor:
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
                    deadline: float | None = None, deadline_detail: str | None = None,
+                   limit: TimeLimit | None = None,
                    group: RunControl | None = None) -> CallOutcome:
         """Run one driver call to the end; never raises for anything the driver does.
 
-        `deadline` (trio time) ends the call, kill cascade included: a one-line answer
-        such as --version cannot send keep-alive lines, so its calls share one budget
-        (`deadline_detail` says why, when it is another budget). `group` is a control of
-        some calls only (e.g. the siblings a failing measure driver cancels): the call
-        obeys it as well as the run's.
+        Two bounds, either or both. `deadline` (trio time) is when the answer must be in:
+        the call ends by then, kill cascade included, because a one-line answer such as
+        --version cannot send keep-alive lines, so its calls share one budget
+        (`deadline_detail` says why, when it is another budget). `limit` is how long the
+        driver may run from its own start: the cascade starts when it runs out, never
+        sooner. `group` is a control of some calls only (e.g. the siblings a failing
+        measure driver cancels): the call obeys it as well as the run's.
         """
         outcome = CallOutcome(spec)
-        started = trio.current_time()
         control = self.control
         # A head start already runs: it is stopped like any running driver (and named).
         if control.stopping and not self.spawner.is_running(spec):
@@ -409,9 +427,10 @@ class Supervisor:
             detail = str(exc) if isinstance(exc, SpawnError) else f"could not be started: {exc}"
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
             return outcome
-        started -= proc.age_at_open  # a head start counts from its real start
+        # The driver's own start: a head start counts from its real start.
+        started = trio.current_time() - proc.age_at_open
         call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline,
-                           deadline_detail)
+                           deadline_detail, started=started, limit=limit)
         control.attach(call)
         if group is not None:
             group.attach(call)

@@ -5,12 +5,15 @@ Trio-free at import: a Run is made and its guards are up before trio is imported
 that the calls a command declares first can start while trio loads (execute() imports
 the trio side, session.py). Order of a run:
 
-    Run(...) -> with run:  sentinel forked, run's cgroup entered, subreaper set
+    Run(...) -> with run:  descriptor limit raised, sentinel forked, run's cgroup
+                          entered, subreaper set
+                 run.require_room(n)      refuse before any driver if n at once cannot fit
                  run.start_early(calls)   head start of the declared first calls (as
                                           many as descriptors allow)
                  run.execute(command)     trio: signal listener, early signals replayed,
                                           the command, stopped-run result, final sweep
-               exit:       unused head starts killed and reaped, sentinel dismissed
+               exit:       unused head starts killed and reaped, sentinel dismissed,
+                           descriptor limit restored
 """
 
 from __future__ import annotations
@@ -21,17 +24,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from aggregator.limits import FD_MARGIN, FDS_PER_DRIVER
 from aggregator.process.confine import Confinement
 from aggregator.process.fork import (
     UNWATCHED,
+    Limits,
     can_fork_here,
     child_environment,
+    descriptor_limit,
     drivers_that_fit,
+    raise_descriptor_limit,
+    restore_descriptor_limit,
 )
 from aggregator.process.headstart import Headstart
 from aggregator.process.linux import become_subreaper
 from aggregator.process.sentinel import Sentinel, containment, start_sentinel
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.vocabulary import Reason
 from aggregator.root.config import LIMIT_KEYS, DriverBounds
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
@@ -69,14 +79,19 @@ class Run:
         self.sentinel: Sentinel | None = None
         self.confinement = Confinement()
         self.subreaper = False
+        self.inherited_descriptors: Limits | None = None  # what we raised, to give back
 
     def __enter__(self) -> Run:
+        if can_fork_here():  # (elsewhere drivers could not be given back the old limit)
+            self.inherited_descriptors = raise_descriptor_limit()
         self.sentinel = start_sentinel()  # before any driver: it kills what they leave
-        # Every driver, early or not, is started under the sentinel, held to its limits.
+        # Every driver, early or not, is started under the sentinel, with the descriptor
+        # limit it would have had without us, and held to its resource limits.
         guards = self.sentinel.guards() if self.sentinel is not None else UNWATCHED
         self.confinement = Confinement.for_run(
             self.sentinel.cgroup if self.sentinel is not None else None, self.limited)
-        self.headstart = Headstart(replace(guards, confinement=self.confinement))
+        self.headstart = Headstart(replace(guards, descriptors=self.inherited_descriptors,
+                                           confinement=self.confinement))
         self.subreaper = become_subreaper()
         if self.verbose:
             self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
@@ -103,6 +118,24 @@ class Run:
         if self.sentinel is not None:
             self.sentinel.dismiss()
             self.sentinel = None
+        restore_descriptor_limit(self.inherited_descriptors)
+        self.inherited_descriptors = None
+
+    def require_room(self, at_once: int, why: str) -> None:
+        """Refuse, before any driver starts, a command that must run `at_once` drivers at
+        the same time (`why`) when they cannot all hold their descriptors: they would
+        start, some would fail with "too many open files", and the others would be
+        canceled. The one place that budget is judged."""
+        fit = drivers_that_fit()
+        if at_once <= fit:
+            return
+        raised = ("" if self.inherited_descriptors is None else
+                  f", raised from {self.inherited_descriptors[0]} to the hard limit")
+        raise AggregatorError(Reason.TOO_MANY_DRIVERS, (
+            f"{at_once} drivers must run at once ({why}), but only {fit} fit in this "
+            f"process's file descriptors: the limit is {descriptor_limit()} (ulimit -n"
+            f"{raised}), each driver holds {FDS_PER_DRIVER} and {FD_MARGIN} are kept free; "
+            "no driver was started (raise the hard limit, ulimit -Hn, or run fewer drivers)"))
 
     def start_early(self, calls: Sequence[CallSpec]) -> None:
         """Start the calls the command declared it makes first, before trio is loaded: as

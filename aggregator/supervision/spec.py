@@ -33,6 +33,24 @@ def question(driver: Driver, call: Call, app: str) -> CallSpec:
 
 
 @dataclass(frozen=True)
+class TimeLimit:
+    """How long one call may run, counted from its driver's own start (a head start's
+    real start): once `seconds` have passed, the kill cascade starts (never sooner) and
+    the call fails as `timeout`, saying how long it ran and what it overran. Unlike a
+    call's answer `deadline` (Supervisor.call), by which the cascade must be over, this is
+    when the cascade begins. measure's window_grace is one: the driver's own window plus
+    the grace."""
+
+    seconds: float
+    #: what the call overran, as the message says it: "its 1 s measurement window and the
+    #: 3 s window_grace"
+    past: str
+
+    def detail(self, ran: float) -> str:
+        return f"ran {ran:.1f} s, past {self.past}; killed"
+
+
+@dataclass(frozen=True)
 class Problem:
     """Why the aggregator, not the driver, ended a call."""
 

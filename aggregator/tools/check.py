@@ -124,6 +124,7 @@ def check_config(report: Report, root: Path,
         grace = "off" if m.window_grace is None else f"{show(m.window_grace)} s"
         report.item("ok", f"measure: drivers_dir {clip(one_line(m.drivers_dir))}, "
                           f"on_failure {m.on_failure}, window_grace {grace}, "
+                          f"missing_metrics {m.missing_metrics}, "
                           f"kill_grace {show(m.kill_grace)} s, "
                           f"cancel_grace {show(m.cancel_grace)} s")
         for name, policy in m.drivers.items():
