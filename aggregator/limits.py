@@ -153,3 +153,7 @@ MAX_PIDS_LIMIT = 4_194_304
 MIN_CPU_LIMIT = 0.01
 MAX_CPU_LIMIT = 1024.0
 CPU_PERIOD_MICROSECONDS = 100_000
+
+#: `deadline` (config.yaml): a driver call may be given up to 7 days in all, as
+#: OPTUNE_IO_TIMEOUT may; a measurement of hours fits, a typo such as 1e12 does not.
+MAX_DEADLINE_SECONDS = 7 * 86400.0

@@ -138,3 +138,32 @@ def test_a_drivers_own_limits_replace_the_global_ones_key_by_key_in_both_front_e
     assert config.measure.bounds("20-prom").limits == everyone  # the global is for both
     assert config.measure.bounds("10-web").limits == everyone  # adjust's policy is not its
     assert everyone.limited == ("memory", "pids", "cpu")
+
+
+# -- deadline -------------------------------------------------------------------------------
+
+def test_a_deadline_is_off_unless_set_and_a_drivers_own_replaces_the_global_one() -> None:
+    assert AggregatorConfig().bounds("10-web").deadline is None
+    config = parse_section({"deadline": 600,
+                            "drivers": {"10-web": {"deadline": 30}, "20-db": {"weight": 2}},
+                            "measure": {"drivers": {"10-ab": {"deadline": 1.5}}}})
+    assert config.bounds("10-web").deadline == 30.0
+    assert config.bounds("20-db").deadline == 600.0
+    assert config.measure.bounds("10-ab").deadline == 1.5
+    assert config.measure.bounds("20-prom").deadline == 600.0  # the global is for both
+    assert parse_section({"drivers": {"10-web": {"deadline": 30}}}).bounds("20-db") == (
+        DriverBounds())
+
+
+@pytest.mark.parametrize("key", ["deadline", "drivers.10-web.deadline",
+                                 "measure.drivers.10-ab.deadline"])
+@pytest.mark.parametrize("value", [0, -1, 604801, float("nan"), float("inf"), "30", True])
+def test_a_bad_deadline_is_bad_config_naming_the_key(key: str, value: Any) -> None:
+    section: dict[str, Any] = {"deadline": value}
+    if key.startswith("drivers."):
+        section = {"drivers": {"10-web": {"deadline": value}}}
+    elif key.startswith("measure."):
+        section = {"measure": {"drivers": {"10-ab": {"deadline": value}}}}
+    assert bad_config(section).startswith(
+        f"config.yaml: aggregator.{key}: must be a number of seconds above 0 and up to "
+        "604800 (absent: no deadline), not ")

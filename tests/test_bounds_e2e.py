@@ -1,16 +1,17 @@
-"""Every driver bounded, end to end: ./adjust and ./measure run as servo runs them, against
-drivers that hang, chatter forever or take too much memory."""
+"""Every driver bounded, end to end: ./adjust run as servo runs it, against drivers that
+hang, chatter forever, take too much memory or fork too much."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from aggregator.process.cgroup import own_cgroup
-from tests.support import run_adjust, write_driver
+from tests.support import adjust_env, run_adjust, write_driver
 
 pytestmark = pytest.mark.e2e
 
@@ -163,3 +164,32 @@ async def test_a_driver_that_reaches_its_pids_limit_fails_saying_so(servo_root: 
     assert run.returncode == 1, run.stderr
     assert run.final["reason"] == "fork-failed"  # its own failure
     assert "its pids limit of 8 was reached" in run.final["message"]
+
+
+# -- deadline -------------------------------------------------------------------------------
+
+async def test_a_chattering_driver_is_killed_at_its_deadline(servo_root: Path,
+                                                             tag: str) -> None:
+    """A progress line every 0.1 s is life to the line limit (T=3: 2 s), not progress:
+    its deadline of 1 s ends it all the same; its sibling's global deadline is 60 s."""
+    descriptor = {"application": {"components": {"c": {"settings": {"x": {"value": 1}}}}}}
+    write_driver(servo_root, "10-chatty", f"""
+        import json, sys, time
+        if "--query" in sys.argv:
+            print(json.dumps({descriptor!r}))
+            sys.exit(0)
+        sys.stdin.read()
+        while True:
+            print(json.dumps({{"progress": 1, "message": "almost there"}}), flush=True)
+            time.sleep(0.1)
+        """)
+    write_driver(servo_root, "20-fine", allocating_driver("fine", 1))
+    (servo_root / "config.yaml").write_text(
+        "aggregator:\n  deadline: 60\n  drivers:\n    10-chatty: {deadline: 1}\n")
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_for("c", "fine"),
+                           env=adjust_env(tag, OPTUNE_IO_TIMEOUT="3"))
+    assert run.returncode == 1, run.stderr
+    assert (run.final["reason"], run.final["failed_drivers"]) == ("timeout", ["10-chatty"])
+    assert re.match(r"10-chatty: failed: adjust: ran 1\.\d s, past its deadline of 1 s; "
+                    r"killed$", run.final["message"].splitlines()[0]), run.final["message"]
+    assert (servo_root / "fine.done").exists()  # the sibling ran, within its own deadline

@@ -1,10 +1,13 @@
 """Every driver call bounded, on trio's MockClock over fake drivers: config.yaml's
-`io_timeout` standing in for servo's T, and what the reap tells of a call's resource
-limits. Every time asserted is trio time."""
+`io_timeout` standing in for servo's T, what the reap tells of a call's resource limits,
+and each driver's own deadline against chatter, the silence limit, servo's cancel,
+window_grace, --version's budget and the kill cascade. Every time asserted is trio
+time."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from signal import SIGKILL, SIGTERM, SIGUSR1
@@ -14,20 +17,24 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from aggregator.measure.calls import MeasureCommand, MeasureJob
+from aggregator.measure.commands import run_measure_job
 from aggregator.process.resources import LimitHits, ResourceUse
 from aggregator.protocol.environment import CONFIG_IO_TIMEOUT, ServoEnvironment
+from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.result import judge
-from aggregator.protocol.vocabulary import Reason
-from aggregator.root.config import DriverBounds, ResourceLimits
+from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.root.config import DriverBounds, MeasureConfig, ResourceLimits
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Run
 from aggregator.supervision.session import Session
-from aggregator.supervision.spec import CallOutcome
+from aggregator.supervision.spec import CallOutcome, Problem
 from tests.fakes import (
     FakeMember,
     FakeProcess,
     FakeSpawner,
+    RecordingOutput,
     Script,
     fake_spec,
     open_fake_spawner,
@@ -225,3 +232,166 @@ async def test_the_pids_limit_reached_is_in_the_drivers_own_failure_and_in_v(
                                "of 32 was reached: 2 forks refused (pids.events: max 2)")
     assert trace[-1] == ("exit 1 after 0.000 s; cpu 0.250 s, peak 3 MiB (cgroup) (its pids "
                          "limit of 32 was reached: 2 forks refused (pids.events: max 2))")
+
+
+# -- the deadline ---------------------------------------------------------------------------
+
+def with_deadline(seconds: float, name: str = NAME) -> dict[str, DriverBounds]:
+    return {name: DriverBounds(deadline=seconds)}
+
+
+async def deadline_call(script: Script, deadline: float, *, io_timeout: float | None = None,
+                        kill_grace: float = 0.5, cancel_grace: float = 3.0,
+                        call: Call = Call.ADJUST, cancel_at: float | None = None,
+                        head_start: float | None = None) -> tuple[CallOutcome, FakeProcess]:
+    """One call of NAME, whose own deadline is `deadline`; `head_start`: its process was
+    started that long before supervision took it over."""
+    spec = fake_spec(NAME, call)
+    async with open_fake_spawner() as spawner:
+        supervisor = Supervisor(SupervisionPolicy(io_timeout, kill_grace, cancel_grace),
+                                spawner, bounds=with_deadline(deadline))
+        with trio.fail_after(600):
+            if head_start is not None:
+                spawner.head_start(spec, script)
+                await trio.sleep(head_start)
+            else:
+                spawner.script(NAME, script)
+            async with trio.open_nursery() as nursery:
+                if cancel_at is not None:
+                    async def cancel() -> None:
+                        await trio.sleep_until(cancel_at)
+                        supervisor.control.cancel()
+                    nursery.start_soon(cancel)
+                outcome = await supervisor.call(spec)
+                nursery.cancel_scope.cancel()
+    return outcome, spawner.process(NAME)
+
+
+def chatter(every: float, *, deaf: bool = True) -> Script:
+    """A progress line every `every` s forever (deaf: ignoring SIGTERM and SIGUSR1)."""
+    async def script(p: FakeMember) -> None:
+        if deaf:
+            p.ignore(SIGTERM, SIGUSR1)
+        while True:
+            await p.say({"progress": 1, "message": "still going"})
+            await trio.sleep(every)
+    return script
+
+
+@pytest.mark.parametrize("call", list(Call))
+async def test_chatter_is_no_progress_every_call_is_killed_at_its_deadline(
+        autojump_clock: MockClock, call: Call) -> None:
+    """A line every 0.5 s never trips the silence limit (T=3: 2 s); the deadline still
+    ends it, the cascade starting at the deadline itself."""
+    outcome, proc = await deadline_call(chatter(0.5), 5.0, io_timeout=3.0, call=call)
+    assert proc.signals == [(exactly(5.0), "group", SIGTERM), (exactly(5.5), "group", SIGKILL)]
+    assert outcome.problem == Problem(Reason.TIMEOUT, "ran 5.0 s, past its deadline of 5 s; "
+                                                      "killed")
+    failure = judge(outcome, "all")
+    assert failure is not None and failure.line() == (
+        f"10web: failed: {call}: ran 5.0 s, past its deadline of 5 s; killed")
+
+
+async def test_the_deadline_holds_with_no_t_at_all(autojump_clock: MockClock) -> None:
+    outcome, proc = await deadline_call(chatter(0.5), 7.0, io_timeout=None, kill_grace=2.0)
+    assert proc.signals == [(exactly(7.0), "group", SIGTERM), (exactly(9.0), "group", SIGKILL)]
+    assert outcome.problem is not None and outcome.problem.reason == Reason.TIMEOUT
+
+
+@pytest.mark.parametrize(("deadline", "killed_at", "detail"), [
+    (5.0, 5.0, "ran 5.0 s, past its deadline of 5 s; killed"),  # before the silence limit
+    (20.0, 9.0, "sent nothing for 9.0 s on stdout or stderr (limit 9 s from "
+                "OPTUNE_IO_TIMEOUT); killed"),  # after it: the silence limit ends it
+])
+async def test_the_deadline_and_the_silence_limit_whichever_comes_first(
+        autojump_clock: MockClock, deadline: float, killed_at: float, detail: str) -> None:
+    outcome, proc = await deadline_call(stubborn, deadline, io_timeout=10.0)
+    assert proc.sent(SIGTERM) == [(exactly(killed_at), "group", SIGTERM)]
+    assert outcome.problem == Problem(Reason.TIMEOUT, detail)
+
+
+async def test_a_driver_done_before_its_deadline_is_not_touched(
+        autojump_clock: MockClock) -> None:
+    async def answers(p: FakeMember) -> None:
+        await trio.sleep(4.9)
+        await p.say({"status": "ok", "reason": "success"})
+
+    outcome, proc = await deadline_call(answers, 5.0)
+    assert proc.signals == [(exactly(4.9), "group", SIGKILL)]  # only what is left of its group
+    assert outcome.problem is None and outcome.exit_code == 0
+
+
+async def test_a_head_start_counts_its_deadline_from_its_real_start(
+        autojump_clock: MockClock) -> None:
+    outcome, proc = await deadline_call(chatter(0.5), 5.0, head_start=1.5)
+    assert proc.sent(SIGTERM) == [(exactly(5.0), "group", SIGTERM)]  # started at 0, not 1.5
+    assert outcome.problem is not None and "ran 5.0 s" in outcome.problem.detail
+
+
+@pytest.mark.parametrize(("cancel_at", "killed_at"), [
+    (1.0, 4.0),  # the cancel grace (3 s) runs out first
+    (4.0, 5.0),  # the deadline comes first: the cascade does not wait for the grace
+])
+async def test_servos_cancel_and_the_deadline_whichever_comes_first(
+        autojump_clock: MockClock, cancel_at: float, killed_at: float) -> None:
+    outcome, proc = await deadline_call(chatter(0.5), 5.0, cancel_at=cancel_at)
+    assert proc.signals == [(exactly(cancel_at), "leader", SIGUSR1),
+                            (exactly(killed_at), "group", SIGTERM),
+                            (exactly(killed_at + 0.5), "group", SIGKILL)]
+    assert outcome.problem is not None and outcome.problem.reason == Reason.CANCELED
+
+
+@pytest.mark.parametrize(("deadline", "killed_at", "past"), [
+    (5.0, 3.0, "its 2 s measurement window and the 1 s window_grace"),
+    (2.5, 2.5, "its deadline of 2.5 s"),
+])
+async def test_in_measure_the_deadline_and_window_grace_the_earlier_applies(
+        autojump_clock: MockClock, deadline: float, killed_at: float, past: str) -> None:
+    """The measure front-end's own path: its window limit, and the driver's deadline."""
+    async def measures_too_long(p: FakeMember) -> int | None:
+        if p.proc.spec.call is Call.DESCRIBE:
+            await p.say({"status": "ok", "metrics": {"rps": {"unit": "1/s"}}})
+            return 0
+        await p.read_request()
+        await chatter(0.5)(p)
+        return None
+
+    async with open_fake_spawner() as spawner:
+        spawner.script(NAME, measures_too_long)
+        output = RecordingOutput()
+        session = Session(Supervisor(SupervisionPolicy(None, 0.5, 2.0), spawner,
+                                     bounds=with_deadline(deadline)),
+                          output, ServoEnvironment(None, "all"))
+        job = MeasureJob(MeasureCommand.MEASURE, "app", MeasureConfig(window_grace=1.0),
+                         (fake_spec(NAME, Call.MEASURE).driver,),
+                         parse_measure_request(json.dumps(
+                             {"metrics": ["rps"], "control": {"duration": 2}}).encode()))
+        with trio.fail_after(600):
+            code = await run_measure_job(job, session)
+    assert code == 1
+    measured = next(p for p in spawner.started if p.spec.call is Call.MEASURE)
+    assert measured.sent(SIGTERM) == [(exactly(killed_at), "group", SIGTERM)]
+    final = json.loads(output.lines[-1][1])
+    assert final["reason"] == "timeout"
+    assert f"10web: failed: measure: ran {killed_at:.1f} s, past {past}; killed" in (
+        final["message"])
+
+
+async def test_the_deadline_and_versions_answer_budget_whichever_comes_first(
+        autojump_clock: MockClock) -> None:
+    """--version's --info calls share an answer deadline (its cascade over by then); a
+    driver's own deadline still starts the cascade at its end when that is earlier."""
+    async with open_fake_spawner() as spawner:
+        for name in ("10web", "20db"):
+            spawner.script(name, chatter(0.5))
+        supervisor = Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner,
+                                bounds=with_deadline(2.0, "10web"))
+        with trio.fail_after(600):
+            outcomes = await supervisor.call_all(
+                [fake_spec(n, Call.INFO) for n in ("10web", "20db")], parallel=True,
+                deadline=9.5)
+    assert spawner.process("10web").sent(SIGTERM) == [(exactly(2.0), "group", SIGTERM)]
+    assert spawner.process("20db").sent(SIGTERM) == [(exactly(9.0), "group", SIGTERM)]
+    details = [o.problem.detail if o.problem else "" for o in outcomes]
+    assert details[0] == "ran 2.0 s, past its deadline of 2 s; killed"
+    assert details[1].startswith("did not answer within the time servo allows")

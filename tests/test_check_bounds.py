@@ -61,10 +61,22 @@ def test_drivers_that_could_hang_forever_are_a_warning() -> None:
     report = bounds_report({"10-web": DriverBounds(), "20-db": DriverBounds()}, NONE)
     assert line_with(report, "[warn]", "10-web, 20-db could each hang forever, and servo "
                      "with them: servo sets no OPTUNE_IO_TIMEOUT here, and config.yaml no "
-                     "io_timeout (set one)")
+                     "io_timeout, nor a deadline for them (set one)")
     assert report.warnings == 1
     one = bounds_report({"10-web": DriverBounds()}, NONE)
     assert line_with(one, "[warn]", "10-web could hang forever, and servo with it")
+
+
+def test_a_driver_with_a_deadline_cannot_hang_forever() -> None:
+    report = bounds_report({"10-web": DriverBounds(deadline=30.0), "20-db": DriverBounds()},
+                           NONE)
+    assert line_with(report, "[warn]", "20-db could hang forever, and servo with it",
+                     "nor a deadline for it")
+    assert "10-web" not in line_with(report, "[warn]")
+    assert line_with(report, "[ok]", "deadline of each call: 30 s (10-web), none (20-db)")
+    every = bounds_report({"10-web": DriverBounds(deadline=30.0)}, NONE)
+    assert every.warnings == 0
+    assert line_with(every, "[ok]", "deadline of each call: 30 s for every driver")
 
 
 def test_with_t_from_anywhere_no_driver_could_hang_forever() -> None:

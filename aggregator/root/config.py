@@ -13,6 +13,7 @@ from aggregator.limits import (
     DEFAULT_KILL_GRACE,
     DEFAULT_PROGRESS_INTERVAL_SECONDS,
     MAX_CPU_LIMIT,
+    MAX_DEADLINE_SECONDS,
     MAX_GRACE_SECONDS,
     MAX_IO_TIMEOUT_SECONDS,
     MAX_MEMORY_LIMIT_BYTES,
@@ -73,6 +74,9 @@ class DriverBounds:
     """Everything one driver's calls are held to besides servo's line limit."""
 
     limits: ResourceLimits = ResourceLimits()
+    #: seconds each call of it may run from its start, however much it prints; None: no
+    #: deadline
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class DriverPolicy:
     weight: float = 1.0
     enabled: bool = True
     limits: ResourceLimits = ResourceLimits()  # its own: the global ones fill the rest
+    deadline: float | None = None  # its own: None takes the global one
 
 
 def disabled_in(policies: Mapping[str, DriverPolicy]) -> frozenset[str]:
@@ -101,15 +106,17 @@ class MeasureConfig:
     #: the aggregator's own `progress_interval`: servo's cost per line is the same for both
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
     missing_metrics: MissingMetrics = "note"
-    #: the aggregator's global `limits`: they apply to both front-ends
+    #: the aggregator's global `limits` and `deadline`: they apply to both front-ends
     limits: ResourceLimits = ResourceLimits()
+    deadline: float | None = None
 
     @property
     def disabled(self) -> frozenset[str]:
         return disabled_in(self.drivers)
 
     def bounds(self, driver_name: str) -> DriverBounds:
-        return bounds_of(self.drivers.get(driver_name, DriverPolicy()), self.limits)
+        return bounds_of(self.drivers.get(driver_name, DriverPolicy()), self.limits,
+                         self.deadline)
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class AggregatorConfig:
     io_timeout: float | None = None
     #: every driver's resource limits, unless its own replace them (key by key)
     limits: ResourceLimits = ResourceLimits()
+    #: every driver call's total time, unless the driver has its own; None: none
+    deadline: float | None = None
 
     def policy(self, driver_name: str) -> DriverPolicy:
         return self.drivers.get(driver_name, DriverPolicy())
@@ -136,12 +145,14 @@ class AggregatorConfig:
         return disabled_in(self.drivers)
 
     def bounds(self, driver_name: str) -> DriverBounds:
-        return bounds_of(self.policy(driver_name), self.limits)
+        return bounds_of(self.policy(driver_name), self.limits, self.deadline)
 
 
-def bounds_of(policy: DriverPolicy, limits: ResourceLimits) -> DriverBounds:
+def bounds_of(policy: DriverPolicy, limits: ResourceLimits,
+              deadline: float | None) -> DriverBounds:
     """A driver's bounds: its own, the global ones where it sets none."""
-    return DriverBounds(limits=policy.limits.over(limits))
+    return DriverBounds(limits=policy.limits.over(limits),
+                        deadline=deadline if policy.deadline is None else policy.deadline)
 
 
 def _bad(key: str, problem: str) -> AggregatorError:
@@ -167,7 +178,7 @@ def _boolean(key: str, value: Any) -> bool:
 
 
 def _driver_policies(value: Any, where: str = "drivers",
-                     keys: tuple[str, ...] = ("weight", "enabled", "limits"),
+                     keys: tuple[str, ...] = ("weight", "enabled", "limits", "deadline"),
                      ) -> dict[str, DriverPolicy]:
     if value is None:
         return {}
@@ -191,8 +202,22 @@ def _driver_policies(value: Any, where: str = "drivers",
                                         f"{show(MAX_WEIGHT)}, not {brief(weight)}")
         enabled = _boolean(f"{key}.enabled", raw.get("enabled", True))
         policies[str(name)] = DriverPolicy(weight=float(weight), enabled=enabled,
-                                           limits=_limits(f"{key}.limits", raw.get("limits")))
+                                           limits=_limits(f"{key}.limits", raw.get("limits")),
+                                           deadline=_deadline(f"{key}.deadline",
+                                                              raw.get("deadline")))
     return policies
+
+
+def _deadline(key: str, value: Any) -> float | None:
+    """Seconds a driver call may run in all, above 0 and up to MAX_DEADLINE_SECONDS."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value <= MAX_DEADLINE_SECONDS):  # NaN fails both comparisons
+        raise _bad(key, f"must be a number of seconds above 0 and up to "
+                        f"{show(MAX_DEADLINE_SECONDS)} (absent: no deadline), "
+                        f"not {brief(value)}")
+    return float(value)
 
 
 _MEMORY = re.compile(r"([0-9]+)([KMG]?)", re.IGNORECASE)
@@ -251,7 +276,7 @@ def parse_section(section: Any) -> AggregatorConfig:
         raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
              "parallel_queries", "progress_interval", "drivers", "measure", "io_timeout",
-             "limits"}
+             "limits", "deadline"}
     for key in section:
         if key not in known:
             raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
@@ -267,6 +292,7 @@ def parse_section(section: Any) -> AggregatorConfig:
                                                          defaults.progress_interval),
                         MAX_PROGRESS_INTERVAL_SECONDS)
     limits = _limits("limits", section.get("limits"))
+    deadline = _deadline("deadline", section.get("deadline"))
     return AggregatorConfig(
         drivers_dir=drivers_dir,
         kill_grace=kill_grace,
@@ -277,9 +303,10 @@ def parse_section(section: Any) -> AggregatorConfig:
         progress_interval=interval,
         drivers=_driver_policies(section.get("drivers")),
         measure=_measure_section(section.get("measure"), kill_grace, cancel_grace, interval,
-                                 limits),
+                                 limits, deadline),
         io_timeout=_io_timeout(section.get("io_timeout")),
         limits=limits,
+        deadline=deadline,
     )
 
 
@@ -300,13 +327,15 @@ def _drivers_dir(key: str, value: Any) -> str:
 
 def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
                      progress_interval: float,
-                     limits: ResourceLimits = ResourceLimits()) -> MeasureConfig:
+                     limits: ResourceLimits = ResourceLimits(),
+                     deadline: float | None = None) -> MeasureConfig:
     """`aggregator.measure`; its graces default to the aggregator's own, and the progress
-    interval and the global limits are the aggregator's (one key each: what a line costs
-    servo is the same, and a limit is for every driver)."""
+    interval, the global limits and deadline are the aggregator's (one key each: what a
+    line costs servo is the same, and a bound is for every driver)."""
     if section is None:
         return MeasureConfig(kill_grace=kill_grace, cancel_grace=cancel_grace,
-                             progress_interval=progress_interval, limits=limits)
+                             progress_interval=progress_interval, limits=limits,
+                             deadline=deadline)
     if not isinstance(section, dict):
         raise _bad("measure", "must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure", "window_grace",
@@ -332,10 +361,11 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
         on_failure=on_failure,
         window_grace=None if grace is None else _window_grace(grace),
         drivers=_driver_policies(section.get("drivers"), "measure.drivers",
-                                 ("enabled", "limits")),
+                                 ("enabled", "limits", "deadline")),
         progress_interval=progress_interval,
         missing_metrics=missing_metrics,
         limits=limits,
+        deadline=deadline,
     )
 
 

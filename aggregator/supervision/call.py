@@ -31,6 +31,7 @@ from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
 from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
+from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.config import DriverBounds
 from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reached
@@ -360,6 +361,20 @@ class _DriverCall:
             await self.proc.aclose_pipes()
 
 
+def deadline_of(bounds: DriverBounds) -> TimeLimit | None:
+    """A driver's `deadline` as the time limit of each of its calls, whatever the call."""
+    if bounds.deadline is None:
+        return None
+    return TimeLimit(bounds.deadline, f"its deadline of {show(bounds.deadline)} s")
+
+
+def earlier(a: TimeLimit | None, b: TimeLimit | None) -> TimeLimit | None:
+    """The time limit that runs out first (both count from the driver's own start)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a if a.seconds <= b.seconds else b
+
+
 class Supervisor:
     """Runs one run's driver calls: each supervised, each attached to the run's control,
     and orphans swept whenever no call is left running."""
@@ -404,9 +419,11 @@ class Supervisor:
         --version cannot send keep-alive lines, so its calls share one budget
         (`deadline_detail` says why, when it is another budget). `limit` is how long the
         driver may run from its own start: the cascade starts when it runs out, never
-        sooner. `group` is a control of some calls only (e.g. the siblings a failing
-        measure driver cancels): the call obeys it as well as the run's.
+        sooner; the driver's own `deadline` (its bounds) is one too, and of the two the
+        earlier applies. `group` is a control of some calls only (e.g. the siblings a
+        failing measure driver cancels): the call obeys it as well as the run's.
         """
+        limit = earlier(limit, deadline_of(self.bounds_of(spec.driver.name)))
         outcome = CallOutcome(spec)
         control = self.control
         # A head start already runs: it is stopped like any running driver (and named).

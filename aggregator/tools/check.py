@@ -408,17 +408,22 @@ def check_bounds(report: Report, bounds: Mapping[str, DriverBounds],
     resource limit is enforced on this host (warnings where one is not)."""
     report.heading("bounds")
     if environment.io_timeout is None:
-        unbounded = [clip(one_line(name)) for name in bounds]
+        unbounded = [clip(one_line(name)) for name, b in bounds.items() if b.deadline is None]
         if unbounded:
             who, them = ((f"{unbounded[0]} could", "it") if len(unbounded) == 1
                          else (f"{', '.join(unbounded)} could each", "them"))
             report.item("warn", f"{who} hang forever, and servo with {them}: servo "
                                 "sets no OPTUNE_IO_TIMEOUT here, and config.yaml no "
-                                "io_timeout (set one)")
+                                "io_timeout, nor a deadline for "
+                                f"{them} (set one)")
     else:
         report.item("ok", f"each driver's lines: within {show(environment.line_limit)} s "
                           f"(T={show(environment.io_timeout)} from "
                           f"{environment.io_timeout_source})")
+    if any(b.deadline is not None for b in bounds.values()):
+        deadlines = {name: None if b.deadline is None else f"{show(b.deadline)} s"
+                     for name, b in bounds.items()}
+        report.item("ok", f"deadline of each call: {_by_value(deadlines)}")
     limited = [key for key in LIMIT_KEYS if any(getattr(b.limits, key) is not None
                                                 for b in bounds.values())]
     for key in limited:
