@@ -38,7 +38,8 @@ from typing import Any, Literal, cast
 import trio
 import trio.testing
 
-from aggregator.process.resources import LimitHits, ResourceUse
+from aggregator.process.call_limits import LimitHits
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
@@ -286,9 +287,10 @@ class FakeProcess:
         self.signals: list[SignalRecord] = []
         self.reaped = False
         self.reaped_at: float | None = None
+        #: what the kernel would report for it once reaped (a test may set it)
+        self.resource_use: ResourceUse | None = None
         self.pipes_closed = False
         self.violations: list[str] = []  # what supervision did that it must not
-        self.use: ResourceUse | None = None  # what the reap reports it used
         self.hits = LimitHits()  # how often its cgroup saw it hit a limit (set by scripts)
         self.leader = FakeMember(self, spec.driver.name, script, {"stdin", "stdout", "stderr"})
         self.members: list[FakeMember] = [self.leader]
@@ -383,9 +385,6 @@ class FakeProcess:
             self.reaped = True
             self.reaped_at = trio.current_time()
         return self.leader.exit_code
-
-    def resource_use(self) -> ResourceUse | None:
-        return self.use if self.reaped else None
 
     def limit_hits(self) -> LimitHits:
         return self.hits

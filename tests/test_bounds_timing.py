@@ -19,7 +19,8 @@ from trio.testing import MockClock
 
 from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.measure.commands import run_measure_job
-from aggregator.process.resources import LimitHits, ResourceUse
+from aggregator.process.call_limits import LimitHits
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.environment import CONFIG_IO_TIMEOUT, ServoEnvironment
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.result import judge
@@ -218,7 +219,7 @@ async def test_the_pids_limit_reached_is_in_the_drivers_own_failure_and_in_v(
         autojump_clock: MockClock) -> None:
     async def cannot_fork(p: FakeMember) -> int:
         p.proc.hits = LimitHits(oom_kills=0, pids_refused=2)
-        p.proc.use = ResourceUse(0.25, 3 * MIB, "cgroup")
+        p.proc.resource_use = ResourceUse(0.2, 0.05, 3 * MIB, "cgroup")
         await p.say({"status": "failed", "reason": "fork-failed",
                      "message": "could not start helper"})
         return 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.process.call_limits import LimitHits
 from aggregator.process.cgroup import (
     AGGREGATOR_LEAF,
     CallCgroup,
@@ -20,7 +21,7 @@ from aggregator.process.cgroup import (
     remove_cgroup,
 )
 from aggregator.process.confine import Confinement
-from aggregator.process.resources import LimitHits, ResourceUse, use_from_rusage
+from aggregator.process.resources import ResourceUse
 from aggregator.root.config import ResourceLimits
 
 pytestmark = pytest.mark.unit
@@ -156,7 +157,7 @@ def test_use_is_read_from_cpu_stat_and_memory_peak(tmp_path: Path) -> None:
     (call.path / "cpu.stat").write_text("usage_usec 1250000\nuser_usec 1000000\n"
                                         "system_usec 250000\n")
     (call.path / "memory.peak").write_text("52428800\n")
-    assert call.use() == ResourceUse(1.25, 50 * MIB, "cgroup")
+    assert call.use() == ResourceUse(1.0, 0.25, 50 * MIB, "cgroup")
 
 
 def test_use_needs_memory_peak_of_the_memory_controller(tmp_path: Path) -> None:
@@ -190,14 +191,6 @@ def test_the_run_cgroup_is_removed_with_the_aggregators_leaf_and_the_calls(
 def test_flat_keyed_files() -> None:
     assert flat_keyed("max 3\nmax.imposed 1\n") == {"max": 3, "max.imposed": 1}
     assert flat_keyed("usage_usec 12\nnr_periods x\n\n") == {"usage_usec": 12}
-
-
-def test_rusage_gives_cpu_seconds_and_peak_bytes() -> None:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    use = use_from_rusage(usage)
-    assert use.source == "rusage"
-    assert use.cpu_seconds == usage.ru_utime + usage.ru_stime > 0
-    assert use.peak_memory_bytes == usage.ru_maxrss * 1024
 
 
 # -- which limit goes where -----------------------------------------------------------------

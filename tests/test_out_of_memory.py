@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.process.resources import LimitHits, ResourceUse
+from aggregator.process.call_limits import LimitHits
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.result import judge
 from aggregator.protocol.text import show_bytes
 from aggregator.protocol.vocabulary import Call
@@ -92,9 +93,10 @@ def test_the_failure_of_a_driver_that_reached_its_pids_limit_says_so() -> None:
 
 
 def test_use_in_words() -> None:
-    assert describe_use(ResourceUse(0.0412, 12 * MIB + 300 * 1024, "rusage")) == (
+    assert describe_use(ResourceUse(0.0312, 0.01, 12 * MIB + 300 * 1024, "rusage")) == (
         "cpu 0.041 s, peak 12.3 MiB (rusage)")
-    assert describe_use(ResourceUse(2.0, 3 << 30, "cgroup")) == "cpu 2.000 s, peak 3 GiB (cgroup)"
+    assert describe_use(ResourceUse(1.5, 0.5, 3 << 30, "cgroup")) == (
+        "cpu 2.000 s, peak 3 GiB (cgroup)")
     assert describe_use(None) == "use unknown"
 
 

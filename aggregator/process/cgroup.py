@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.limits import CPU_PERIOD_MICROSECONDS, REAP_LIMIT_SECONDS
+from aggregator.process.call_limits import CallLimits, LimitHits
 from aggregator.process.linux import read_stat
-from aggregator.process.resources import CallLimits, LimitHits, ResourceUse
+from aggregator.process.resources import ResourceUse
 
 
 def _unescape(field: str) -> str:
@@ -310,11 +311,15 @@ class CallCgroup:
     def use(self) -> ResourceUse | None:
         """CPU time and peak memory of everything that ran in it (None without the memory
         controller's memory.peak, Linux 5.19)."""
-        usec = _count(self.path / "cpu.stat", "usage_usec")
+        stat = _read(self.path / "cpu.stat")
         peak = _read(self.path / "memory.peak") if "memory" in self.controllers else None
-        if usec is None or peak is None or not peak.strip().isdigit():
+        if stat is None or peak is None or not peak.strip().isdigit():
             return None
-        return ResourceUse(usec / 1e6, int(peak), "cgroup")
+        usec = flat_keyed(stat)
+        if "user_usec" not in usec or "system_usec" not in usec:
+            return None
+        return ResourceUse(usec["user_usec"] / 1e6, usec["system_usec"] / 1e6, int(peak),
+                           "cgroup")
 
     def hits(self) -> LimitHits:
         """How often the OOM killer struck in it, and how many forks pids.max refused."""

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from aggregator.process.call_limits import CallLimits
 from aggregator.process.cgroup import CALL_PREFIX, CallCgroup, RunCgroup
-from aggregator.process.resources import CallLimits
 
 Mechanism = Literal["cgroup", "rlimit", "none"]
 

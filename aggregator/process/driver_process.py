@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 
+from aggregator.process.call_limits import CallLimits, LimitHits
 from aggregator.process.confine import PreparedCall
 from aggregator.process.fork import (
     UNWATCHED,
@@ -31,7 +32,7 @@ from aggregator.process.fork import (
     can_fork_here,
     fork_driver,
 )
-from aggregator.process.resources import CallLimits, LimitHits, ResourceUse, use_from_rusage
+from aggregator.process.resources import ResourceUse
 
 
 @dataclass(eq=False)
@@ -47,8 +48,9 @@ class DriverProcess:
     _trio_process: trio.Process | None = None
     _exited: bool = field(default=False)
     _age_at_open: float = 0.0  # how long a head start had been running when taken over
+    #: what the driver (and the descendants it waited for) used, once reaped here
+    resource_use: ResourceUse | None = None
     _limited: PreparedCall | None = None  # its limits: its own cgroup, if any
-    _use: ResourceUse | None = None  # measured at the reap
     _hits: LimitHits = field(default_factory=LimitHits)
 
     @property
@@ -105,12 +107,10 @@ class DriverProcess:
             os.kill(self.pid, sig)
 
     def reap(self) -> int | None:
-        """Collect the exit status of an exited process, with what it used (its cgroup's
-        counts, or wait4's rusage); safe to call twice."""
+        """Collect the exit status of an exited process, and what it used; safe to call
+        twice."""
         if self._popen is not None:
-            if self._popen.returncode is None:
-                self._collect(block=self.has_exited())
-            code = self._popen.returncode
+            code = self._wait4(block=self.has_exited())
             if self._pidfd is not None and code is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
@@ -119,28 +119,33 @@ class DriverProcess:
         assert self._trio_process is not None
         return self._trio_process.poll()
 
-    def _collect(self, block: bool) -> None:
-        """wait4() instead of Popen.wait(): the same status, and the rusage with it."""
-        assert self._popen is not None
+    def _wait4(self, *, block: bool) -> int | None:
+        """Popen.wait()/poll() through wait4(2), which also says what the process used."""
+        popen = self._popen
+        assert popen is not None
+        if popen.returncode is not None:
+            return popen.returncode
         try:
             pid, status, usage = os.wait4(self.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:  # reaped elsewhere: what it used is lost with it
-            self._popen.poll()
-            return
+        except ChildProcessError:  # reaped by someone else: subprocess's own answer
+            return popen.poll()
         if pid == 0:
-            return
-        self._popen.returncode = os.waitstatus_to_exitcode(status)
-        self._use = use_from_rusage(usage)
-        limited = self._limited
-        if limited is not None and limited.cgroup is not None:
-            self._use = limited.cgroup.use() or self._use
-            self._hits = limited.cgroup.hits()
-        if limited is not None:
-            limited.discard()
+            return None
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        self.resource_use = ResourceUse.of_rusage(usage)
+        self._read_limits()
+        return popen.returncode
 
-    def resource_use(self) -> ResourceUse | None:
-        """What it used, once reaped (None where that cannot be known)."""
-        return self._use
+    def _read_limits(self) -> None:
+        """Its own cgroup, if it had one: what all in it used (rather than the rusage of
+        the driver and what it waited for) and the limits it hit; then the cgroup goes."""
+        limited = self._limited
+        if limited is None:
+            return
+        if limited.cgroup is not None:
+            self.resource_use = limited.cgroup.use() or self.resource_use
+            self._hits = limited.cgroup.hits()
+        limited.discard()
 
     def limit_hits(self) -> LimitHits:
         """How often it ran into a limit its cgroup counts, once reaped."""

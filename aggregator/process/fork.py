@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES, FD_MARGIN, FDS_PER_DRIVER
+from aggregator.process.call_limits import CallLimits
 from aggregator.process.confine import Confinement, PreparedCall
 from aggregator.process.lineage import RUN_MARK_VAR, nested_mark, run_mark
 from aggregator.process.linux import parent_death_guard
-from aggregator.process.resources import CallLimits
 
 
 def can_fork_here() -> bool:

@@ -13,8 +13,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from aggregator.process.call_limits import CallLimits
 from aggregator.process.fork import UNWATCHED, Guards, StartedProcess, fork_driver
-from aggregator.process.resources import CallLimits
 
 Key = TypeVar("Key", bound=Hashable)
 

@@ -5,7 +5,8 @@ failure, and -v shows what each call used. Trio-free.
 
 from __future__ import annotations
 
-from aggregator.process.resources import LimitHits, ResourceUse
+from aggregator.process.call_limits import LimitHits
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.text import show_bytes
 
 #: What a program that failed for want of memory says on stderr, where only its exit can
@@ -57,5 +58,5 @@ def describe_use(use: ResourceUse | None) -> str:
     """One call's use for -v: `cpu 0.041 s, peak 12.3 MiB (rusage)`."""
     if use is None:
         return "use unknown"
-    return (f"cpu {use.cpu_seconds:.3f} s, peak {show_bytes(use.peak_memory_bytes)} "
+    return (f"cpu {use.user_cpu + use.system_cpu:.3f} s, peak {show_bytes(use.peak_memory)} "
             f"({use.source})")

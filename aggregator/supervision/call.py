@@ -357,7 +357,7 @@ class _DriverCall:
                 # reused: whatever is left of the group (a grandchild on our pipes) goes.
                 self.proc.signal_group(signal.SIGKILL)
             self.outcome.exit_code = self.proc.reap()
-            self.outcome.use = self.proc.resource_use()
+            self.outcome.resource_use = self.proc.resource_use
             await self.proc.aclose_pipes()
 
 
@@ -472,7 +472,7 @@ class Supervisor:
                 await self.sweeper.sweep(keep=self.spawner.early_pids)
             if trace is not None:
                 trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
-                      f"; {describe_use(outcome.use)}"
+                      f"; {describe_use(outcome.resource_use)}"
                       + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
                          if outcome.problem else "")
                       + (f" ({outcome.limit_note})" if outcome.limit_note else ""))

@@ -13,9 +13,10 @@ from typing import Protocol
 
 import trio
 
+from aggregator.process.call_limits import LimitHits
 from aggregator.process.driver_process import open_driver
 from aggregator.process.headstart import Headstart
-from aggregator.process.resources import LimitHits, ResourceUse
+from aggregator.process.resources import ResourceUse
 from aggregator.root.config import DriverBounds
 from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.spec import CallSpec
@@ -45,7 +46,10 @@ class SupervisedProcess(Protocol):
     def signal_group(self, sig: int) -> None: ...
     def signal_leader(self, sig: int) -> None: ...
     def reap(self) -> int | None: ...
-    def resource_use(self) -> ResourceUse | None: ...
+    @property
+    def resource_use(self) -> ResourceUse | None:
+        """What it used, once reaped (None where that is not known)."""
+        ...
     def limit_hits(self) -> LimitHits: ...
     async def aclose_pipes(self) -> None: ...
 

@@ -66,7 +66,7 @@ class CallOutcome:
     problem: Problem | None = None
     stderr: StderrCapture = field(default_factory=StderrCapture)
     elapsed: float = 0.0
-    use: ResourceUse | None = None  # CPU time and peak memory, measured at the reap
+    resource_use: ResourceUse | None = None
     limit_note: str | None = None  # a limit it ran into, said in its failure (pids)
 
     @property
