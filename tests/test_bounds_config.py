@@ -18,6 +18,7 @@ from aggregator.root.config import (
     AggregatorConfig,
     DriverBounds,
     ResourceLimits,
+    RunBounds,
     parse_section,
 )
 
@@ -167,3 +168,14 @@ def test_a_bad_deadline_is_bad_config_naming_the_key(key: str, value: Any) -> No
     assert bad_config(section).startswith(
         f"config.yaml: aggregator.{key}: must be a number of seconds above 0 and up to "
         "604800 (absent: no deadline), not ")
+
+
+def test_a_runs_bounds_name_the_limits_some_driver_has_and_default_to_none() -> None:
+    config = parse_section({"drivers": {"10-web": {"limits": {"cpu": 2}}},
+                            "measure": {"drivers": {"10-ab": {"limits": {"memory": "1G"}}}}})
+    bounds = config.run_bounds(["10-web", "20-db"])
+    assert bounds.limited == ("cpu",)
+    assert bounds.of("10-web").limits.cpu == 2.0
+    assert bounds.of("30-not-in-the-run") == DriverBounds()
+    assert config.measure.run_bounds(["10-ab"]).limited == ("memory",)
+    assert RunBounds().limited == ()

@@ -25,7 +25,7 @@ from aggregator.protocol.environment import CONFIG_IO_TIMEOUT, ServoEnvironment
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.result import judge
 from aggregator.protocol.vocabulary import Call, Reason
-from aggregator.root.config import DriverBounds, MeasureConfig, ResourceLimits
+from aggregator.root.config import DriverBounds, MeasureConfig, ResourceLimits, RunBounds
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Run
@@ -147,7 +147,7 @@ async def test_without_t_from_servo_or_config_a_silent_driver_is_not_timed_out(
 # -- resource limits: what the reap tells ---------------------------------------------------
 
 MIB = 1 << 20
-LIMITED = {NAME: DriverBounds(limits=ResourceLimits(memory=64 * MIB, pids=32))}
+LIMITED = RunBounds({NAME: DriverBounds(limits=ResourceLimits(memory=64 * MIB, pids=32))})
 
 
 async def limited_call(script: Script, *, io_timeout: float | None = 10.0,
@@ -237,8 +237,8 @@ async def test_the_pids_limit_reached_is_in_the_drivers_own_failure_and_in_v(
 
 # -- the deadline ---------------------------------------------------------------------------
 
-def with_deadline(seconds: float, name: str = NAME) -> dict[str, DriverBounds]:
-    return {name: DriverBounds(deadline=seconds)}
+def with_deadline(seconds: float, name: str = NAME) -> RunBounds:
+    return RunBounds({name: DriverBounds(deadline=seconds)})
 
 
 async def deadline_call(script: Script, deadline: float, *, io_timeout: float | None = None,

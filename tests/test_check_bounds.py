@@ -10,7 +10,7 @@ import pytest
 
 from aggregator.process.confine import Confinement
 from aggregator.protocol.environment import CONFIG_IO_TIMEOUT, IO_TIMEOUT_VAR, ServoEnvironment
-from aggregator.root.config import DriverBounds, ResourceLimits
+from aggregator.root.config import DriverBounds, ResourceLimits, RunBounds
 from aggregator.tools.check import Report, check_bounds, check_environment
 
 pytestmark = pytest.mark.unit
@@ -50,7 +50,7 @@ def test_a_short_io_timeout_is_warned_of_as_servos_would_be() -> None:
 def bounds_report(bounds: dict[str, DriverBounds], environment: ServoEnvironment,
                   confinement: Confinement | None = None) -> Report:
     report = Report()
-    check_bounds(report, bounds, environment, confinement or Confinement())
+    check_bounds(report, RunBounds(bounds), environment, confinement or Confinement())
     return report
 
 

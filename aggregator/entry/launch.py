@@ -117,7 +117,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
              early=early, verbose=args.verbose, heartbeat=not args.dry_run,
              live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
              driver_order=[d.name for d in job.drivers],
-             bounds={d.name: grace.bounds(d.name) for d in job.drivers}) as run:
+             bounds=grace.run_bounds(d.name for d in job.drivers)) as run:
         try:
             run.require_room(*job.at_once())  # before any driver, head starts included
         except AggregatorError as err:

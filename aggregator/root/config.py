@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -80,6 +80,22 @@ class DriverBounds:
 
 
 @dataclass(frozen=True)
+class RunBounds:
+    """Each driver's bounds in one run, by file name; a driver not in it has none."""
+
+    drivers: Mapping[str, DriverBounds] = field(default_factory=dict)
+
+    def of(self, driver_name: str) -> DriverBounds:
+        return self.drivers.get(driver_name, DriverBounds())
+
+    @property
+    def limited(self) -> tuple[str, ...]:
+        """The resource limits some driver has, in LIMIT_KEYS order."""
+        found = {key for bounds in self.drivers.values() for key in bounds.limits.limited}
+        return tuple(key for key in LIMIT_KEYS if key in found)
+
+
+@dataclass(frozen=True)
 class DriverPolicy:
     weight: float = 1.0
     enabled: bool = True
@@ -118,6 +134,9 @@ class MeasureConfig:
         return bounds_of(self.drivers.get(driver_name, DriverPolicy()), self.limits,
                          self.deadline)
 
+    def run_bounds(self, driver_names: Iterable[str]) -> RunBounds:
+        return RunBounds({name: self.bounds(name) for name in driver_names})
+
 
 @dataclass(frozen=True)
 class AggregatorConfig:
@@ -146,6 +165,9 @@ class AggregatorConfig:
 
     def bounds(self, driver_name: str) -> DriverBounds:
         return bounds_of(self.policy(driver_name), self.limits, self.deadline)
+
+    def run_bounds(self, driver_names: Iterable[str]) -> RunBounds:
+        return RunBounds({name: self.bounds(name) for name in driver_names})
 
 
 def bounds_of(policy: DriverPolicy, limits: ResourceLimits,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line
 from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
-from aggregator.root.config import DriverBounds
+from aggregator.root.config import DriverBounds, RunBounds
 from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reached
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
@@ -382,23 +382,20 @@ class Supervisor:
     def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
                  control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
                  trace: TraceHandler | None = None,
-                 bounds: Mapping[str, DriverBounds] | None = None) -> None:
+                 bounds: RunBounds | None = None) -> None:
         self.policy = policy
         self.spawner = spawner
         self.control = control if control is not None else RunControl()
         self.sweeper = sweeper
         self.trace = trace
-        self.bounds = bounds or {}  # by driver name; a driver not in it has none
+        self.bounds = bounds or RunBounds()
         self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
-
-    def bounds_of(self, driver_name: str) -> DriverBounds:
-        return self.bounds.get(driver_name, DriverBounds())
 
     def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
         """A call its memory limit stopped is out-of-memory (unless supervision had
         stopped it for another reason already); a pids limit reached is said in its
         failure."""
-        limits = self.bounds_of(outcome.driver.name).limits
+        limits = self.bounds.of(outcome.driver.name).limits
         hits = proc.limit_hits()
         if outcome.problem is None:
             starved = out_of_memory(limits.memory, hits, outcome.exit_code,
@@ -423,7 +420,7 @@ class Supervisor:
         earlier applies. `group` is a control of some calls only (e.g. the siblings a
         failing measure driver cancels): the call obeys it as well as the run's.
         """
-        limit = earlier(limit, deadline_of(self.bounds_of(spec.driver.name)))
+        limit = earlier(limit, deadline_of(self.bounds.of(spec.driver.name)))
         outcome = CallOutcome(spec)
         control = self.control
         # A head start already runs: it is stopped like any running driver (and named).

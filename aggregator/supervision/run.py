@@ -42,7 +42,7 @@ from aggregator.process.sentinel import Sentinel, containment, start_sentinel
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.vocabulary import Reason
-from aggregator.root.config import LIMIT_KEYS, DriverBounds
+from aggregator.root.config import RunBounds
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallSpec
@@ -62,7 +62,7 @@ class Run:
                  output: Output, early: EarlySignals | None = None,
                  verbose: bool = False, heartbeat: bool = True,
                  live_display: bool = False, driver_order: Sequence[str] = (),
-                 bounds: Mapping[str, DriverBounds] | None = None) -> None:
+                 bounds: RunBounds | None = None) -> None:
         self.servo_root = servo_root
         self.child_env = child_environment(env, servo_root)
         self.environment = environment
@@ -74,7 +74,7 @@ class Run:
         self.heartbeat = heartbeat  # off where stdout is not servo's (--dry-run, --check)
         self.live_display = live_display
         self.driver_order = tuple(driver_order)  # for the -v timing summary
-        self.bounds = dict(bounds or {})  # each driver's, by name: its limits, its deadline
+        self.bounds = bounds or RunBounds()  # each driver's limits and deadline
         self.headstart: Headstart[CallSpec] = Headstart()
         self.sentinel: Sentinel | None = None
         self.confinement = Confinement()
@@ -89,24 +89,15 @@ class Run:
         # limit it would have had without us, and held to its resource limits.
         guards = self.sentinel.guards() if self.sentinel is not None else UNWATCHED
         self.confinement = Confinement.for_run(
-            self.sentinel.cgroup if self.sentinel is not None else None, self.limited)
+            self.sentinel.cgroup if self.sentinel is not None else None, self.bounds.limited)
         self.headstart = Headstart(replace(guards, descriptors=self.inherited_descriptors,
                                            confinement=self.confinement))
         self.subreaper = become_subreaper()
         if self.verbose:
             self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
-            for key in self.limited:
+            for key in self.bounds.limited:
                 self.output.note(f"limits.{key}: {self.confinement.describe(key)}")
         return self
-
-    @property
-    def limited(self) -> list[str]:
-        """The resource limits some driver of this run has (of LIMIT_KEYS, in order)."""
-        found = {key for bounds in self.bounds.values() for key in bounds.limits.limited}
-        return [key for key in LIMIT_KEYS if key in found]
-
-    def bounds_of(self, driver_name: str) -> DriverBounds:
-        return self.bounds.get(driver_name, DriverBounds())
 
     def containment(self) -> tuple[bool, str]:
         """What would end this run's processes if servo-agg were SIGKILLed now."""
@@ -144,7 +135,7 @@ class Run:
             return
         for spec in calls[:drivers_that_fit()]:
             self.headstart.start(spec, spec.argv, self.servo_root, self.child_env,
-                                 self.bounds_of(spec.driver.name).limits)
+                                 self.bounds.of(spec.driver.name).limits)
 
     def execute(self, command: Command, spawner: Spawner | None = None) -> int:
         """Run the command under trio and supervision; its exit code. (A spawner may be

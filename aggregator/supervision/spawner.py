@@ -17,7 +17,7 @@ from aggregator.process.call_limits import LimitHits
 from aggregator.process.driver_process import open_driver
 from aggregator.process.headstart import Headstart
 from aggregator.process.resources import ResourceUse
-from aggregator.root.config import DriverBounds
+from aggregator.root.config import RunBounds
 from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.spec import CallSpec
 
@@ -77,11 +77,11 @@ class DriverSpawner:
 
     def __init__(self, servo_root: Path, env: Mapping[str, str],
                  headstart: Headstart[CallSpec] | None = None,
-                 bounds: Mapping[str, DriverBounds] | None = None) -> None:
+                 bounds: RunBounds | None = None) -> None:
         self._root = servo_root
         self._env = env
         self._headstart = headstart if headstart is not None else Headstart()
-        self._bounds = bounds or {}
+        self._bounds = bounds or RunBounds()
 
     def is_running(self, spec: CallSpec) -> bool:
         return self._headstart.has(spec)
@@ -93,7 +93,7 @@ class DriverSpawner:
     async def start(self, spec: CallSpec) -> SupervisedProcess:
         early = self._headstart.take(spec)
         try:
-            limits = self._bounds.get(spec.driver.name, DriverBounds()).limits
+            limits = self._bounds.of(spec.driver.name).limits
             return await open_driver(spec.argv, self._root, self._env, early,
                                      self._headstart.guards, limits)
         except OSError as exc:

@@ -39,8 +39,8 @@ from aggregator.root.config import (
     LIMIT_KEYS,
     SECTION,
     AggregatorConfig,
-    DriverBounds,
     ResourceLimits,
+    RunBounds,
     load_document,
     parse_section,
 )
@@ -402,11 +402,12 @@ def _shown_limit(key: str, limits: ResourceLimits) -> str | None:
     return f"{show(value)} CPU{'s' if value != 1 else ''}" if key == "cpu" else str(value)
 
 
-def check_bounds(report: Report, bounds: Mapping[str, DriverBounds],
-                 environment: ServoEnvironment, confinement: Confinement) -> None:
+def check_bounds(report: Report, run_bounds: RunBounds, environment: ServoEnvironment,
+                 confinement: Confinement) -> None:
     """What bounds each driver's calls here: which could hang forever, and how each
     resource limit is enforced on this host (warnings where one is not)."""
     report.heading("bounds")
+    bounds = run_bounds.drivers
     if environment.io_timeout is None:
         unbounded = [clip(one_line(name)) for name, b in bounds.items() if b.deadline is None]
         if unbounded:
@@ -424,8 +425,7 @@ def check_bounds(report: Report, bounds: Mapping[str, DriverBounds],
         deadlines = {name: None if b.deadline is None else f"{show(b.deadline)} s"
                      for name, b in bounds.items()}
         report.item("ok", f"deadline of each call: {_by_value(deadlines)}")
-    limited = [key for key in LIMIT_KEYS if any(getattr(b.limits, key) is not None
-                                                for b in bounds.values())]
+    limited = run_bounds.limited
     for key in limited:
         values = _by_value({name: _shown_limit(key, b.limits) for name, b in bounds.items()})
         report.item("ok" if confinement.enforced(key) else "warn",
@@ -458,7 +458,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
                  driver_order=[d.name for d in drivers],
-                 bounds={d.name: grace.bounds(d.name) for d in drivers}) as run:
+                 bounds=grace.run_bounds(d.name for d in drivers)) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed")
