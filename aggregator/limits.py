@@ -139,3 +139,21 @@ MAX_IO_TIMEOUT_SECONDS = 7 * 86400.0
 #: An adjust request on stdin is read up to this size (16 MiB) and refused beyond it,
 #: without reading the rest: a real request is a few KiB, and parsing costs ~4x its size.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+#: `limits.memory` (config.yaml) may be 1 MiB to 1 TiB: below a mebibyte no interpreter
+#: starts; beyond a tebibyte the limit would bound nothing on a host servo runs on.
+MIN_MEMORY_LIMIT_BYTES = 1 << 20
+MAX_MEMORY_LIMIT_BYTES = 1 << 40
+
+#: `limits.pids` may be 1 to 4194304, the kernel's highest pid_max.
+MAX_PIDS_LIMIT = 4_194_304
+
+#: `limits.cpu` may be 0.01 to 1024 CPUs: cpu.max takes a quota of at least 1 ms per
+#: period (CPU_PERIOD_MICROSECONDS, 100 ms), and a host has no more CPUs than this.
+MIN_CPU_LIMIT = 0.01
+MAX_CPU_LIMIT = 1024.0
+CPU_PERIOD_MICROSECONDS = 100_000
+
+#: `deadline` (config.yaml): a driver call may be given up to 7 days in all, as
+#: OPTUNE_IO_TIMEOUT may; a measurement of hours fits, a typo such as 1e12 does not.
+MAX_DEADLINE_SECONDS = 7 * 86400.0

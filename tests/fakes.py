@@ -38,6 +38,8 @@ from typing import Any, Literal, cast
 import trio
 import trio.testing
 
+from aggregator.process.call_limits import LimitHits
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
@@ -285,8 +287,11 @@ class FakeProcess:
         self.signals: list[SignalRecord] = []
         self.reaped = False
         self.reaped_at: float | None = None
+        #: what the kernel would report for it once reaped (a test may set it)
+        self.resource_use: ResourceUse | None = None
         self.pipes_closed = False
         self.violations: list[str] = []  # what supervision did that it must not
+        self.hits = LimitHits()  # how often its cgroup saw it hit a limit (set by scripts)
         self.leader = FakeMember(self, spec.driver.name, script, {"stdin", "stdout", "stderr"})
         self.members: list[FakeMember] = [self.leader]
 
@@ -380,6 +385,9 @@ class FakeProcess:
             self.reaped = True
             self.reaped_at = trio.current_time()
         return self.leader.exit_code
+
+    def limit_hits(self) -> LimitHits:
+        return self.hits
 
     async def aclose_pipes(self) -> None:
         self.pipes_closed = True

@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from aggregator.limits import MAX_LINE_BYTES, MAX_RESULT_LINE_BYTES
+from aggregator.process.call_limits import LimitHits
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision import call as call_module
@@ -70,6 +71,7 @@ class FakeProcess:
         self.runs_for = runs_for
         self.exited = trio.Event()
         self.code: int | None = None
+        self.resource_use = None  # what a reaped driver used: not known here
 
     async def live(self) -> None:
         await self.stdout.done.wait()
@@ -98,6 +100,9 @@ class FakeProcess:
 
     def reap(self) -> int | None:
         return self.code
+
+    def limit_hits(self) -> LimitHits:
+        return LimitHits()
 
     async def aclose_pipes(self) -> None:
         await self.stdout.aclose()

@@ -233,7 +233,7 @@ def test_measure_settings_default_and_inherit_the_graces() -> None:
     ({"measure": {"window_grace": "1m"}}, "aggregator.measure.window_grace", "number"),
     ({"measure": {"kill_grace": 1e9}}, "aggregator.measure.kill_grace", "from 0 to 60"),
     ({"measure": {"drivers": {"10x": {"weight": 2}}}}, "aggregator.measure.drivers.10x.weight",
-     "unknown key (known: enabled)"),
+     "unknown key (known: enabled, limits, deadline)"),
     ({"measure": {"drivers_dir": ""}}, "aggregator.measure.drivers_dir", "non-empty"),
     ({"measure": {"missing_metrics": "warn"}}, "aggregator.measure.missing_metrics",
      "must be one of note, fail, not 'warn'"),

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from aggregator import PRODUCT
 from aggregator.limits import MAX_REQUEST_BYTES
+from aggregator.protocol.environment import IO_TIMEOUT_VAR
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, request_too_big
 from aggregator.root.front_end import FrontEnd
@@ -53,11 +54,12 @@ def build_parser(front: FrontEnd = FrontEnd.ADJUST) -> argparse.ArgumentParser:
     return parser
 
 
-def read_request(timeout: float | None, kind: str, limit: int = MAX_REQUEST_BYTES) -> bytes:
+def read_request(timeout: float | None, kind: str, limit: int = MAX_REQUEST_BYTES,
+                 source: str = IO_TIMEOUT_VAR) -> bytes:
     """All of stdin, up to `limit` bytes: a longer request is refused as soon as its
-    `limit`+1st byte arrives, without reading (or holding) the rest. With
-    OPTUNE_IO_TIMEOUT set, give up rather than wait forever. `kind`: the front-end
-    reading it, which its errors name."""
+    `limit`+1st byte arrives, without reading (or holding) the rest. With a line limit
+    (from T, which came from `source`), give up rather than wait forever. `kind`: the
+    front-end reading it, which its errors name."""
     fd = sys.stdin.fileno()
     deadline = math.inf if timeout is None else time.monotonic() + timeout
     chunks: list[bytes] = []
@@ -65,7 +67,8 @@ def read_request(timeout: float | None, kind: str, limit: int = MAX_REQUEST_BYTE
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise bad_request(f"no complete request on stdin within {timeout:g} s", kind)
+            raise bad_request(f"no complete request on stdin within {timeout:g} s (the "
+                              f"line limit, from {source})", kind)
         ready, _, _ = select.select([fd], [], [], None if math.isinf(remaining) else remaining)
         if not ready:
             continue

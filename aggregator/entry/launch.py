@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING
 from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.entry.cmdline import build_parser, read_request
 from aggregator.measure.calls import MeasureCommand, MeasureJob
-from aggregator.protocol.environment import ServoEnvironment, read_environment
+from aggregator.protocol.environment import (
+    CONFIG_IO_TIMEOUT,
+    ServoEnvironment,
+    read_environment,
+)
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
@@ -66,7 +70,8 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                                   "so there is no request; no driver was run")
         with early.interrupting():
             # within the line limit, not T: servo must hear the error while it listens
-            data = read_request(environment.line_limit, front)
+            data = read_request(environment.line_limit, front,
+                                source=environment.io_timeout_source)
     if front is FrontEnd.MEASURE:
         command = (MeasureCommand.VERSION if args.version else MeasureCommand.DESCRIBE
                    if args.query else MeasureCommand.DRY_RUN if args.dry_run
@@ -95,6 +100,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
                              front=front)
         environment = read_environment(os.environ)
         config = load_config(root)
+        environment = environment.with_fallback(config.io_timeout, CONFIG_IO_TIMEOUT)
         job = _job(front, args, config, environment, root, early, stdin_closed)
     except AggregatorError as err:
         output.error(err)
@@ -110,7 +116,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
              kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace, output=output,
              early=early, verbose=args.verbose, heartbeat=not args.dry_run,
              live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
-             driver_order=[d.name for d in job.drivers]) as run:
+             driver_order=[d.name for d in job.drivers],
+             bounds=grace.run_bounds(d.name for d in job.drivers)) as run:
         try:
             run.require_room(*job.at_once())  # before any driver, head starts included
         except AggregatorError as err:

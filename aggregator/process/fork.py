@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES, FD_MARGIN, FDS_PER_DRIVER
+from aggregator.process.call_limits import CallLimits
+from aggregator.process.confine import Confinement, PreparedCall
 from aggregator.process.lineage import RUN_MARK_VAR, nested_mark, run_mark
 from aggregator.process.linux import parent_death_guard
 
@@ -128,6 +130,8 @@ class Guards:
     #: the RLIMIT_NOFILE each driver gets, set between fork and exec: the limits servo-agg
     #: had before it raised its own (None: ours, unchanged)
     descriptors: Limits | None = None
+    #: how a driver's resource limits are enforced in this run (None: by rlimits alone)
+    confinement: Confinement | None = None
 
 
 #: The guards where no sentinel watches: the kernel's SIGKILL when the aggregator dies.
@@ -143,6 +147,7 @@ class StartedProcess:
     stdin: int
     stdout: int
     stderr: int
+    limited: PreparedCall | None = None  # its limits: its cgroup, to read and remove
     _started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -158,6 +163,8 @@ class StartedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait()
+        if self.limited is not None:
+            self.limited.discard()
         for fd in (self.pidfd, self.stdin, self.stdout, self.stderr):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -180,24 +187,48 @@ def _prepare_child(guards: Guards) -> Callable[[], None] | None:
 
 
 def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
-                guards: Guards = UNWATCHED) -> StartedProcess:
-    """Fork+exec `argv` on the calling (main) thread; raises OSError if it cannot run.
+                guards: Guards = UNWATCHED, limits: CallLimits | None = None) -> StartedProcess:
+    """Fork+exec `argv` on the calling (main) thread, held to `limits` from before its
+    exec; raises OSError if it cannot run.
 
     The main thread matters: Linux sends the parent-death signal when the *forking thread*
     exits, and trio's process helper forks from worker threads it retires after 10 s.
     Out of descriptors, it raises OutOfDescriptors, which names the limit.
     """
+    limited = None
+    if limits is not None:
+        limited = (guards.confinement or Confinement()).prepare(limits)
     try:
-        return _fork_driver(argv, servo_root, env, guards)
+        return _fork_driver(argv, servo_root, env, guards, limited)
     except OSError as exc:
+        if limited is not None:
+            limited.discard()
         if exc.errno == errno.EMFILE and not isinstance(exc, OutOfDescriptors):
             raise OutOfDescriptors(errno.EMFILE, os.strerror(errno.EMFILE)) from exc
         raise
+    except subprocess.SubprocessError as exc:  # the child could not be held to its limits
+        if limited is not None:
+            limited.discard()
+        raise OSError(errno.EPERM, "could not be held to its resource limits before it "
+                                   f"started ({exc})") from exc
+
+
+def _in_child(*steps: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One preexec_fn doing each step in order (None: nothing to do in the child)."""
+    todo = [step for step in steps if step is not None]
+    if not todo:
+        return None
+
+    def run_all() -> None:
+        for step in todo:
+            step()
+
+    return run_all
 
 
 def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
-                 guards: Guards) -> StartedProcess:
-    guard = _prepare_child(guards)
+                 guards: Guards, limited: PreparedCall | None) -> StartedProcess:
+    preexec = _in_child(_prepare_child(guards), None if limited is None else limited.in_child)
     opened: list[int] = []
     try:
         for _ in range(3):
@@ -213,7 +244,7 @@ def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
     try:
         popen = subprocess.Popen(
             list(argv), stdin=stdin_r, stdout=stdout_w, stderr=stderr_w,
-            cwd=servo_root, env=env, start_new_session=True, preexec_fn=guard,
+            cwd=servo_root, env=env, start_new_session=True, preexec_fn=preexec,
             close_fds=True,
         )
     except BaseException:
@@ -233,4 +264,4 @@ def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
         raise
     if guards.report is not None:
         guards.report(popen.pid)
-    return StartedProcess(popen, pidfd, *parent_ends)
+    return StartedProcess(popen, pidfd, *parent_ends, limited=limited)

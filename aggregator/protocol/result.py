@@ -48,6 +48,8 @@ class CallOutcome(Protocol):
     def problem(self) -> _Problem | None: ...
     @property
     def stderr(self) -> _Stderr: ...
+    @property
+    def limit_note(self) -> str | None: ...
 
 
 
@@ -91,6 +93,8 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     said = str(result.get("message") or result.get("reason") or "")
 
     def failure(status: str, reason: str, message: str) -> DriverFailure:
+        if outcome.limit_note:  # e.g. its pids limit was reached: likely why it failed
+            message += f"; {outcome.limit_note}"
         return DriverFailure(name, call, status, reason, f"{call}: {message}", stderr)
 
     if outcome.problem is not None:

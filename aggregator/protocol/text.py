@@ -110,3 +110,14 @@ def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
         return message
     marker = "\n[... cut at 2 MiB ...]"
     return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+
+
+_BINARY_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
+
+def show_bytes(size: int) -> str:
+    """A size in binary units, to one decimal at most: 64 MiB, 12.3 MiB, 1.5 GiB."""
+    for unit, scale in _BINARY_UNITS:
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     DRIVER_FAILED = "driver-failed"
     NO_RESULT = "no-result"
     BAD_STATUS = "bad-status"  # a status servo does not know
+    OUT_OF_MEMORY = "out-of-memory"  # stopped by its memory limit (`limits.memory`)
     # what the aggregator refused before running anything
     BAD_USAGE = "bad-usage"
     BAD_INPUT = "bad-input"

@@ -29,9 +29,12 @@ from aggregator.limits import (
 )
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
-from aggregator.protocol.environment import kill_grace_for, line_limit_for
+from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
 from aggregator.protocol.strict_json import LineDecoder, NotStrictJson
+from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.root.config import DriverBounds, RunBounds
+from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reached
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
@@ -49,6 +52,8 @@ class SupervisionPolicy:
     io_timeout: float | None
     kill_grace: float
     cancel_grace: float
+    #: where io_timeout (T) came from, named in every message about the line limit
+    io_timeout_source: str = IO_TIMEOUT_VAR
 
     @property
     def line_limit(self) -> float | None:
@@ -273,7 +278,7 @@ class _DriverCall:
                 silent = trio.current_time() - self.last_life
                 self._fail(Reason.TIMEOUT, f"sent nothing for {silent:.1f} s on stdout "
                                            f"or stderr (limit {limit:g} s from "
-                                           "OPTUNE_IO_TIMEOUT); killed")
+                                           f"{self.policy.io_timeout_source}); killed")
                 return False
             # It exited, but something it started still holds stdout: done all the same.
             partial = reader.leftover()
@@ -284,7 +289,8 @@ class _DriverCall:
             await self.exited.wait()
         if self.exit_wait.cancelled_caught:
             self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s "
-                                       "of its last sign of life; killed")
+                                       "of its last sign of life (the line limit, from "
+                                       f"{self.policy.io_timeout_source}); killed")
             return False
         return True
 
@@ -362,7 +368,22 @@ class _DriverCall:
                 # reused: whatever is left of the group (a grandchild on our pipes) goes.
                 self.proc.signal_group(signal.SIGKILL)
             self.outcome.exit_code = self.proc.reap()
+            self.outcome.resource_use = self.proc.resource_use
             await self.proc.aclose_pipes()
+
+
+def deadline_of(bounds: DriverBounds) -> TimeLimit | None:
+    """A driver's `deadline` as the time limit of each of its calls, whatever the call."""
+    if bounds.deadline is None:
+        return None
+    return TimeLimit(bounds.deadline, f"its deadline of {show(bounds.deadline)} s")
+
+
+def earlier(a: TimeLimit | None, b: TimeLimit | None) -> TimeLimit | None:
+    """The time limit that runs out first (both count from the driver's own start)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a if a.seconds <= b.seconds else b
 
 
 class Supervisor:
@@ -371,13 +392,28 @@ class Supervisor:
 
     def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
                  control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
-                 trace: TraceHandler | None = None) -> None:
+                 trace: TraceHandler | None = None,
+                 bounds: RunBounds | None = None) -> None:
         self.policy = policy
         self.spawner = spawner
         self.control = control if control is not None else RunControl()
         self.sweeper = sweeper
         self.trace = trace
+        self.bounds = bounds or RunBounds()
         self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
+
+    def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
+        """A call its memory limit stopped is out-of-memory (unless supervision had
+        stopped it for another reason already); a pids limit reached is said in its
+        failure."""
+        limits = self.bounds.of(outcome.driver.name).limits
+        hits = proc.limit_hits()
+        if outcome.problem is None:
+            starved = out_of_memory(limits.memory, hits, outcome.exit_code,
+                                    outcome.stderr.text())
+            if starved is not None:
+                outcome.problem = Problem(Reason.OUT_OF_MEMORY, starved)
+        outcome.limit_note = pids_reached(limits.pids, hits)
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
@@ -391,9 +427,11 @@ class Supervisor:
         --version cannot send keep-alive lines, so its calls share one budget
         (`deadline_detail` says why, when it is another budget). `limit` is how long the
         driver may run from its own start: the cascade starts when it runs out, never
-        sooner. `group` is a control of some calls only (e.g. the siblings a failing
-        measure driver cancels): the call obeys it as well as the run's.
+        sooner; the driver's own `deadline` (its bounds) is one too, and of the two the
+        earlier applies. `group` is a control of some calls only (e.g. the siblings a
+        failing measure driver cancels): the call obeys it as well as the run's.
         """
+        limit = earlier(limit, deadline_of(self.bounds.of(spec.driver.name)))
         outcome = CallOutcome(spec)
         control = self.control
         # A head start already runs: it is stopped like any running driver (and named).
@@ -435,14 +473,17 @@ class Supervisor:
                     and outcome.exit_code == -signal.SIGUSR1):
                 outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "
                                                            "which it does not handle)")
+            self._judge_limits(outcome, proc)
             outcome.elapsed = trio.current_time() - started
             self.timings.append((spec.driver.name, spec.call, outcome.elapsed))
             if self.sweeper is not None and control.running_count == 0:
                 await self.sweeper.sweep(keep=self.spawner.early_pids)
             if trace is not None:
                 trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
+                      f"; {describe_use(outcome.resource_use)}"
                       + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
-                         if outcome.problem else ""))
+                         if outcome.problem else "")
+                      + (f" ({outcome.limit_note})" if outcome.limit_note else ""))
         return outcome
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from aggregator.limits import FD_MARGIN, FDS_PER_DRIVER
+from aggregator.process.confine import Confinement
 from aggregator.process.fork import (
     UNWATCHED,
     Limits,
@@ -41,6 +42,7 @@ from aggregator.process.sentinel import Sentinel, containment, start_sentinel
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.vocabulary import Reason
+from aggregator.root.config import RunBounds
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallSpec
@@ -59,7 +61,8 @@ class Run:
                  environment: ServoEnvironment, kill_grace: float, cancel_grace: float,
                  output: Output, early: EarlySignals | None = None,
                  verbose: bool = False, heartbeat: bool = True,
-                 live_display: bool = False, driver_order: Sequence[str] = ()) -> None:
+                 live_display: bool = False, driver_order: Sequence[str] = (),
+                 bounds: RunBounds | None = None) -> None:
         self.servo_root = servo_root
         self.child_env = child_environment(env, servo_root)
         self.environment = environment
@@ -71,8 +74,10 @@ class Run:
         self.heartbeat = heartbeat  # off where stdout is not servo's (--dry-run, --check)
         self.live_display = live_display
         self.driver_order = tuple(driver_order)  # for the -v timing summary
+        self.bounds = bounds or RunBounds()  # each driver's limits and deadline
         self.headstart: Headstart[CallSpec] = Headstart()
         self.sentinel: Sentinel | None = None
+        self.confinement = Confinement()
         self.subreaper = False
         self.inherited_descriptors: Limits | None = None  # what we raised, to give back
 
@@ -80,13 +85,18 @@ class Run:
         if can_fork_here():  # (elsewhere drivers could not be given back the old limit)
             self.inherited_descriptors = raise_descriptor_limit()
         self.sentinel = start_sentinel()  # before any driver: it kills what they leave
-        # every driver, early or not, is started under the sentinel, with the limit it
-        # would have had without us
+        # Every driver, early or not, is started under the sentinel, with the descriptor
+        # limit it would have had without us, and held to its resource limits.
         guards = self.sentinel.guards() if self.sentinel is not None else UNWATCHED
-        self.headstart = Headstart(replace(guards, descriptors=self.inherited_descriptors))
+        self.confinement = Confinement.for_run(
+            self.sentinel.cgroup if self.sentinel is not None else None, self.bounds.limited)
+        self.headstart = Headstart(replace(guards, descriptors=self.inherited_descriptors,
+                                           confinement=self.confinement))
         self.subreaper = become_subreaper()
         if self.verbose:
             self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
+            for key in self.bounds.limited:
+                self.output.note(f"limits.{key}: {self.confinement.describe(key)}")
         return self
 
     def containment(self) -> tuple[bool, str]:
@@ -124,7 +134,8 @@ class Run:
         if not can_fork_here() or self.early.received:
             return
         for spec in calls[:drivers_that_fit()]:
-            self.headstart.start(spec, spec.argv, self.servo_root, self.child_env)
+            self.headstart.start(spec, spec.argv, self.servo_root, self.child_env,
+                                 self.bounds.of(spec.driver.name).limits)
 
     def execute(self, command: Command, spawner: Spawner | None = None) -> int:
         """Run the command under trio and supervision; its exit code. (A spawner may be
@@ -150,10 +161,12 @@ class Run:
         if self.subreaper:
             sweeper = OrphanSweeper(spare=[self.sentinel.pid] if self.sentinel else [])
         policy = SupervisionPolicy(self.environment.io_timeout, self.kill_grace,
-                                   self.cancel_grace)
+                                   self.cancel_grace, self.environment.io_timeout_source)
         supervisor = Supervisor(
-            policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart),
-            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None)
+            policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart,
+                                             self.bounds),
+            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None,
+            bounds=self.bounds)
         display: Display | None = None
         if self.live_display:
             display = output.overlay = LiveDisplay(sys.stderr)

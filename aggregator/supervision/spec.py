@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision.stderr import StderrCapture
@@ -65,6 +66,8 @@ class CallOutcome:
     problem: Problem | None = None
     stderr: StderrCapture = field(default_factory=StderrCapture)
     elapsed: float = 0.0
+    resource_use: ResourceUse | None = None
+    limit_note: str | None = None  # a limit it ran into, said in its failure (pids)
 
     @property
     def driver(self) -> Driver:

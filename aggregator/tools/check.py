@@ -18,8 +18,11 @@ from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
+from aggregator.process.confine import Confinement
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
+    CONFIG_IO_TIMEOUT,
+    IO_TIMEOUT_VAR,
     ServoEnvironment,
     kill_grace_for,
     line_limit_for,
@@ -29,10 +32,18 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import MetricsShapeError, described_metrics
 from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.text import clip, one_line, show_bytes
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
+from aggregator.root.config import (
+    LIMIT_KEYS,
+    SECTION,
+    AggregatorConfig,
+    ResourceLimits,
+    RunBounds,
+    load_document,
+    parse_section,
+)
 from aggregator.root.discovery import Candidate, Driver, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output
@@ -43,6 +54,9 @@ from aggregator.supervision.spec import CallOutcome, question
 from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
+
+#: Where T comes from in --check's own run when neither servo nor config.yaml sets one.
+CHECK_IO_TIMEOUT = "--check's own default"
 
 
 @dataclass
@@ -322,9 +336,11 @@ def check_duplicates(report: Report, owned: list[tuple[str, Collection[Hashable]
 
 
 def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
-                      front: FrontEnd = FrontEnd.ADJUST) -> ServoEnvironment:
-    """servo's variables and what OPTUNE_IO_TIMEOUT means here; a broken one counts as
-    unset for the rest of the check."""
+                      front: FrontEnd = FrontEnd.ADJUST,
+                      io_timeout: float | None = None) -> ServoEnvironment:
+    """servo's variables and what OPTUNE_IO_TIMEOUT means here, config.yaml's `io_timeout`
+    standing in where servo sets none; a broken variable counts as unset for the rest of
+    the check."""
     report.heading("environment")
     try:
         stderr_mode = parse_stderr_mode(env.get("OPTUNE_VERBOSE_STDERR"))
@@ -336,30 +352,88 @@ def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
                                        stderr_mode)
     except AggregatorError as err:
         report.item("FAIL", err.message)
-        return ServoEnvironment(None, stderr_mode)
+        environment = ServoEnvironment(None, stderr_mode)
+    environment = environment.with_fallback(io_timeout, CONFIG_IO_TIMEOUT)
     timeout, limit = environment.io_timeout, environment.line_limit
     if timeout is None or limit is None:
-        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here: servo-agg would wait "
-                            "for each driver line as long as it takes.\n"
+        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here, nor io_timeout in "
+                            "config.yaml: servo-agg would wait for each driver line as long "
+                            "as it takes.\n"
                             "When servo sets it to T, servo-agg waits at most T-1 s per line "
                             "(T/2 when T <= 2) and kills only the silent driver.\n"
                             "This check allowed each driver "
                             f"{show(line_limit_for(CHECK_IO_TIMEOUT_SECONDS))} s per line.")
         return environment
+    servos = environment.io_timeout_source == IO_TIMEOUT_VAR
+    named = (f"OPTUNE_IO_TIMEOUT={show(timeout)}" if servos else
+             f"io_timeout={show(timeout)} (config.yaml: servo sets no OPTUNE_IO_TIMEOUT here)")
     grace = kill_grace_for(timeout, kill_grace)
-    report.item("note", f"OPTUNE_IO_TIMEOUT={show(timeout)}: servo-agg waits at most "
-                        f"{show(limit)} s for each line from a driver, then kills it "
-                        f"(SIGTERM, {show(grace)} s grace, SIGKILL) before servo gives up")
+    report.item("note", f"{named}: servo-agg waits at most {show(limit)} s for each line "
+                        f"from a driver, then kills it (SIGTERM, {show(grace)} s grace, "
+                        "SIGKILL)" + (" before servo gives up" if servos else ""))
     if timeout <= 2:
-        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is very short: each driver "
-                            f"gets {show(limit)} s per line, less than many drivers need "
-                            "just to start")
+        report.item("warn", f"{named} is very short: each driver gets {show(limit)} s per "
+                            "line, less than many drivers need just to start")
     elif front is FrontEnd.MEASURE and timeout < MEASURE_SILENCE_SECONDS:
-        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is below "
-                            f"{show(MEASURE_SILENCE_SECONDS)} s: real measure drivers print "
-                            "nothing for up to 30 s (a Prometheus reader sleeps through its "
-                            "whole window), so servo-agg would kill them as silent")
+        report.item("warn", f"{named} is below {show(MEASURE_SILENCE_SECONDS)} s: real "
+                            "measure drivers print nothing for up to 30 s (a Prometheus "
+                            "reader sleeps through its whole window), so servo-agg would "
+                            "kill them as silent")
     return environment
+
+
+def _by_value(values: Mapping[str, str | None]) -> str:
+    """`512 MiB (10-web, 20-db), none (30-x)`: drivers grouped by what they have."""
+    groups: dict[str | None, list[str]] = {}
+    for name, value in values.items():
+        groups.setdefault(value, []).append(clip(one_line(name)))
+    if len(groups) == 1:
+        return f"{next(iter(groups)) or 'none'} for every driver"
+    return ", ".join(f"{value or 'none'} ({', '.join(names)})" for value, names in
+                     groups.items())
+
+
+def _shown_limit(key: str, limits: ResourceLimits) -> str | None:
+    value = getattr(limits, key)
+    if value is None:
+        return None
+    if key == "memory":
+        return show_bytes(value)
+    return f"{show(value)} CPU{'s' if value != 1 else ''}" if key == "cpu" else str(value)
+
+
+def check_bounds(report: Report, run_bounds: RunBounds, environment: ServoEnvironment,
+                 confinement: Confinement) -> None:
+    """What bounds each driver's calls here: which could hang forever, and how each
+    resource limit is enforced on this host (warnings where one is not)."""
+    report.heading("bounds")
+    bounds = run_bounds.drivers
+    if environment.io_timeout is None:
+        unbounded = [clip(one_line(name)) for name, b in bounds.items() if b.deadline is None]
+        if unbounded:
+            who, them = ((f"{unbounded[0]} could", "it") if len(unbounded) == 1
+                         else (f"{', '.join(unbounded)} could each", "them"))
+            report.item("warn", f"{who} hang forever, and servo with {them}: servo "
+                                "sets no OPTUNE_IO_TIMEOUT here, and config.yaml no "
+                                "io_timeout, nor a deadline for "
+                                f"{them} (set one)")
+    else:
+        report.item("ok", f"each driver's lines: within {show(environment.line_limit)} s "
+                          f"(T={show(environment.io_timeout)} from "
+                          f"{environment.io_timeout_source})")
+    if any(b.deadline is not None for b in bounds.values()):
+        deadlines = {name: None if b.deadline is None else f"{show(b.deadline)} s"
+                     for name, b in bounds.items()}
+        report.item("ok", f"deadline of each call: {_by_value(deadlines)}")
+    limited = run_bounds.limited
+    for key in limited:
+        values = _by_value({name: _shown_limit(key, b.limits) for name, b in bounds.items()})
+        report.item("ok" if confinement.enforced(key) else "warn",
+                    f"limits.{key} {values}: {confinement.describe(key)}")
+    unset = [f"limits.{key}" for key in LIMIT_KEYS if key not in limited]
+    if unset:
+        report.item("note", f"no {', '.join(unset)}: a driver may take all of it that "
+                            "servo-agg may (limits: in config.yaml)")
 
 
 def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
@@ -375,20 +449,21 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     drivers = check_drivers_dir(report, root, config, front)
     check_security(report, root, config, drivers, front=front)
     grace = config.measure if front is FrontEnd.MEASURE else config
-    environment = check_environment(report, env, grace.kill_grace, front)
+    environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
     stopped = None
     if drivers:
-        bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
-                                   environment.stderr_mode)
+        bounded = environment.with_fallback(CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
         probes: list[Probe] = []
         with Run(servo_root=root, env=env, environment=bounded,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
-                 driver_order=[d.name for d in drivers]) as run:
+                 driver_order=[d.name for d in drivers],
+                 bounds=grace.run_bounds(d.name for d in drivers)) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed")
         report.item("ok" if whole else "warn", how)
+        check_bounds(report, run.bounds, environment, run.confinement)
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
