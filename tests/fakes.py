@@ -38,6 +38,7 @@ from typing import Any, Literal, cast
 import trio
 import trio.testing
 
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
@@ -285,6 +286,8 @@ class FakeProcess:
         self.signals: list[SignalRecord] = []
         self.reaped = False
         self.reaped_at: float | None = None
+        #: what the kernel would report for it once reaped (a test may set it)
+        self.resource_use: ResourceUse | None = None
         self.pipes_closed = False
         self.violations: list[str] = []  # what supervision did that it must not
         self.leader = FakeMember(self, spec.driver.name, script, {"stdin", "stdout", "stderr"})

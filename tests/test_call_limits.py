@@ -70,6 +70,7 @@ class FakeProcess:
         self.runs_for = runs_for
         self.exited = trio.Event()
         self.code: int | None = None
+        self.resource_use = None  # what a reaped driver used: not known here
 
     async def live(self) -> None:
         await self.stdout.done.wait()

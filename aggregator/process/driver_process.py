@@ -30,6 +30,7 @@ from aggregator.process.fork import (
     can_fork_here,
     fork_driver,
 )
+from aggregator.process.resources import ResourceUse
 
 
 @dataclass(eq=False)
@@ -45,6 +46,8 @@ class DriverProcess:
     _trio_process: trio.Process | None = None
     _exited: bool = field(default=False)
     _age_at_open: float = 0.0  # how long a head start had been running when taken over
+    #: what the driver (and the descendants it waited for) used, once reaped here
+    resource_use: ResourceUse | None = None
 
     @property
     def age_at_open(self) -> float:
@@ -100,9 +103,10 @@ class DriverProcess:
             os.kill(self.pid, sig)
 
     def reap(self) -> int | None:
-        """Collect the exit status of an exited process; safe to call twice."""
+        """Collect the exit status of an exited process, and what it used; safe to call
+        twice."""
         if self._popen is not None:
-            code = self._popen.wait() if self.has_exited() else self._popen.poll()
+            code = self._wait4(block=self.has_exited())
             if self._pidfd is not None and code is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
@@ -110,6 +114,22 @@ class DriverProcess:
             return code
         assert self._trio_process is not None
         return self._trio_process.poll()
+
+    def _wait4(self, *, block: bool) -> int | None:
+        """Popen.wait()/poll() through wait4(2), which also says what the process used."""
+        popen = self._popen
+        assert popen is not None
+        if popen.returncode is not None:
+            return popen.returncode
+        try:
+            pid, status, usage = os.wait4(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: subprocess's own answer
+            return popen.poll()
+        if pid == 0:
+            return None
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        self.resource_use = ResourceUse.of_rusage(usage)
+        return popen.returncode
 
     async def aclose_pipes(self) -> None:
         for stream in (self.stdin, self.stdout, self.stderr):

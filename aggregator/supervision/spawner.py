@@ -15,6 +15,7 @@ import trio
 
 from aggregator.process.driver_process import open_driver
 from aggregator.process.headstart import Headstart
+from aggregator.process.resources import ResourceUse
 from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.spec import CallSpec
 
@@ -43,6 +44,10 @@ class SupervisedProcess(Protocol):
     def signal_group(self, sig: int) -> None: ...
     def signal_leader(self, sig: int) -> None: ...
     def reap(self) -> int | None: ...
+    @property
+    def resource_use(self) -> ResourceUse | None:
+        """What it used, once reaped (None where that is not known)."""
+        ...
     async def aclose_pipes(self) -> None: ...
 
 
