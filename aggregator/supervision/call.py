@@ -22,6 +22,7 @@ import trio
 from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
+    JOURNAL_RESULT_BYTES,
     MAX_LINE_BYTES,
     MAX_RESULT_LINE_BYTES,
     READ_CHUNK_BYTES,
@@ -33,9 +34,10 @@ from aggregator.protocol.environment import kill_grace_for, line_limit_for
 from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.control import RunControl
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
-from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec, Problem
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 TraceHandler = Callable[[str, str], None]  # (driver name, text)
@@ -312,18 +314,27 @@ class _DriverCall:
             self._fail(Reason.BAD_OUTPUT,
                        f"printed JSON that is not an object: {_excerpt(stripped)}")
             return False
+        outcome = self.outcome
         if "progress" in message:
+            outcome.progress_count += 1
+            if outcome.first_progress is None:
+                outcome.first_progress = stripped
+            outcome.last_progress = stripped
             if self.on_progress is not None:
                 self.on_progress(message)
         else:
-            self.outcome.result = message
+            outcome.result = message
+            outcome.result_line = stripped[:JOURNAL_RESULT_BYTES]
+            outcome.result_bytes = len(stripped)
         return True
 
     async def finish(self) -> None:
         """The kill cascade if needed, then reap and close: runs whatever was cancelled."""
         self.finishing = True
+        killed = False
         with trio.CancelScope(shield=True):
             if not self.proc.has_exited():
+                killed = True
                 self.proc.signal_group(signal.SIGTERM)
                 with trio.move_on_after(self.policy.effective_kill_grace):
                     await self.proc.wait_exited()
@@ -335,7 +346,23 @@ class _DriverCall:
                 # reused: whatever is left of the group (a grandchild on our pipes) goes.
                 self.proc.signal_group(signal.SIGKILL)
             self.outcome.exit_code = self.proc.reap()
+            self.outcome.resource_use = self.proc.resource_use
+            self.outcome.end = self._end(killed)
             await self.proc.aclose_pipes()
+
+    def _end(self, killed: bool) -> CallEnd:
+        """How the call ended, for the record: what servo-agg did to it first."""
+        problem = self.outcome.problem
+        if problem is not None and problem.reason == Reason.TIMEOUT:
+            return CallEnd.TIMEOUT
+        if self.terminated:
+            return CallEnd.STOPPED
+        if self.canceled:
+            return CallEnd.CANCELED
+        if killed:
+            return CallEnd.KILLED
+        code = self.outcome.exit_code
+        return CallEnd.SIGNALED if code is not None and code < 0 else CallEnd.EXITED
 
 
 class Supervisor:
@@ -344,13 +371,14 @@ class Supervisor:
 
     def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
                  control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
-                 trace: TraceHandler | None = None) -> None:
+                 trace: TraceHandler | None = None, facts: RunFacts | None = None) -> None:
         self.policy = policy
         self.spawner = spawner
         self.control = control if control is not None else RunControl()
         self.sweeper = sweeper
         self.trace = trace
-        self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
+        #: the run's record: every call is added as it ends, started or not
+        self.facts = facts if facts is not None else RunFacts()
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
@@ -373,6 +401,7 @@ class Supervisor:
                 Reason.TERMINATED if control.terminated_by is not None else Reason.CANCELED,
                 "not started: servo-agg was stopping",
             )
+            self.facts.call_ended(outcome)
             return outcome
         trace = self.trace
         if trace is not None:
@@ -384,6 +413,7 @@ class Supervisor:
         except OSError as exc:
             detail = str(exc) if isinstance(exc, SpawnError) else f"could not be started: {exc}"
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
+            self.facts.call_ended(outcome)
             return outcome
         started -= proc.age_at_open  # a head start counts from its real start
         call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline,
@@ -406,7 +436,7 @@ class Supervisor:
                 outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "
                                                            "which it does not handle)")
             outcome.elapsed = trio.current_time() - started
-            self.timings.append((spec.driver.name, spec.call, outcome.elapsed))
+            self.facts.call_ended(outcome)
             if self.sweeper is not None and control.running_count == 0:
                 await self.sweeper.sweep(keep=self.spawner.early_pids)
             if trace is not None:
@@ -455,10 +485,11 @@ class Supervisor:
                 with trio.move_on_at(last_start) as waiting:
                     await turns.acquire_on_behalf_of(tokens[i])
                 if waiting.cancelled_caught:
-                    slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
+                    unstarted = slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
                         f"not started in time: at most {at_once} drivers run at once "
                         f"here, for want of descriptors (the limit is {descriptor_limit()}, "
                         "ulimit -n)")))
+                    self.facts.call_ended(unstarted)
                     return
             try:
                 slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)

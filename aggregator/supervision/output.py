@@ -24,11 +24,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
-from aggregator.limits import FINAL_WRITE_SECONDS
+from aggregator.limits import FINAL_WRITE_SECONDS, JOURNAL_NOTE_CHARS, JOURNAL_NOTES
 from aggregator.process.linux import process_age
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps, utf8
-from aggregator.protocol.text import clip_message
+from aggregator.protocol.text import clip, clip_message
 
 
 class Overlay(Protocol):
@@ -159,6 +159,10 @@ class Output:
         self.last_write = clock() - process_age()
         self.last_line: str | None = None  # the newest line servo was given (the relay's
         # repeats of it are not worth a request to the optimizer)
+        self.last_object: dict[str, Any] | None = None  # ... the object, if json_line wrote it
+        #: what was said on stderr for people (not -v's trace), for the run's record: the
+        #: first JOURNAL_NOTES, each cut to JOURNAL_NOTE_CHARS
+        self.said: list[str] = []
         self.closed = False  # servo went away: keep supervising, stop writing
         self.lost: str | None = None  # why lines could not be written, once one could not
         self.overlay: Overlay | None = None
@@ -213,6 +217,7 @@ class Output:
         may be replaced by a newer one; any other line is written, whatever comes after."""
         self.last_write = self._clock()
         self.last_line = text.rpartition("\n")[2]
+        self.last_object = None
         if not self.closed:
             self.transmit(text, progress)
 
@@ -244,6 +249,7 @@ class Output:
     def json_line(self, obj: dict[str, Any]) -> None:
         # strict: no NaN or Infinity, no lone surrogate
         self.write_line(dumps(obj), progress="progress" in obj)
+        self.last_object = obj
 
     def _enqueue(self, line: _Line) -> None:
         if line.progress:
@@ -346,8 +352,11 @@ class Output:
             self.note(f"{why}: nothing more reaches servo{unsent}")
 
     # -- people ------------------------------------------------------------------------
-    def note(self, text: str) -> None:
-        """One readable line on stderr; never used as a heartbeat."""
+    def note(self, text: str, *, trace: bool = False) -> None:
+        """One readable line on stderr; never used as a heartbeat. Kept for the run's
+        record unless it is `-v`'s `trace`."""
+        if not trace and len(self.said) < JOURNAL_NOTES:
+            self.said.append(clip(text, JOURNAL_NOTE_CHARS))
         with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()

@@ -25,6 +25,7 @@ from aggregator.process.headstart import Headstart
 from aggregator.process.linux import become_subreaper
 from aggregator.process.sentinel import Sentinel, containment, start_sentinel
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallSpec
@@ -43,9 +44,12 @@ class Run:
                  environment: ServoEnvironment, kill_grace: float, cancel_grace: float,
                  output: Output, early: EarlySignals | None = None,
                  verbose: bool = False, heartbeat: bool = True,
-                 live_display: bool = False, driver_order: Sequence[str] = ()) -> None:
+                 live_display: bool = False, driver_order: Sequence[str] = (),
+                 facts: RunFacts | None = None) -> None:
         self.servo_root = servo_root
-        self.child_env = child_environment(env, servo_root)
+        #: what the run did, for its record (its id goes to every driver's environment)
+        self.facts = facts if facts is not None else RunFacts()
+        self.child_env = child_environment(env, servo_root, self.facts.run_id)
         self.environment = environment
         self.kill_grace = kill_grace
         self.cancel_grace = cancel_grace
@@ -65,7 +69,7 @@ class Run:
             self.headstart = Headstart(self.sentinel.guards())
         self.subreaper = become_subreaper()
         if self.verbose:
-            self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
+            self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}", trace=True)
         return self
 
     def containment(self) -> tuple[bool, str]:
@@ -107,6 +111,7 @@ class Run:
 
         output = self.output
         output.use_clock(trio.current_time)
+        self.facts.use_clock(trio.current_time)
         sweeper = None
         if self.subreaper:
             sweeper = OrphanSweeper(spare=[self.sentinel.pid] if self.sentinel else [])
@@ -114,7 +119,8 @@ class Run:
                                    self.cancel_grace)
         supervisor = Supervisor(
             policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart),
-            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None)
+            sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None,
+            facts=self.facts)
         display: Display | None = None
         if self.live_display:
             display = output.overlay = LiveDisplay(sys.stderr)
@@ -125,6 +131,7 @@ class Run:
         """execute()'s trio side: the channel to servo, signals, the command, the
         stopped-run result, the final sweep and flush. (Tests await it on MockClock.)"""
         import time
+        from functools import partial
 
         import trio
 
@@ -140,7 +147,8 @@ class Run:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(channel.run)  # from now on no write waits for servo
-                await nursery.start(listen_for_signals, control)
+                await nursery.start(partial(listen_for_signals, control,
+                                            record=self.facts.signal))
                 if session.liveness is not None:
                     nursery.start_soon(session.liveness.run)
                 self.early.replay(control)
@@ -161,9 +169,12 @@ class Run:
                         await sweeper.sweep()
                     if self.verbose:
                         for line in session.timing_summary(self.driver_order):
-                            session.output.note(f"timing: {line}")
+                            session.output.note(f"timing: {line}", trace=True)
                     await channel.flush()  # bounded: FINAL_WRITE_SECONDS
                 nursery.cancel_scope.cancel()
         finally:
             session.output.use_clock(time.monotonic)  # the output outlives trio
+            self.facts.use_clock(time.monotonic)
+            if control.terminated_because is not None:
+                self.facts.servo_gone = control.terminated_because
         return code
