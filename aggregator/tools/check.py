@@ -35,6 +35,7 @@ from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
 from aggregator.root.discovery import Candidate, Driver, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
@@ -361,9 +362,41 @@ def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
     return environment
 
 
+def check_journal(report: Report, root: Path, config: AggregatorConfig) -> None:
+    """Where each run is recorded, whether it can be, and how large the journal is (a
+    journal that cannot be written costs each run a note, nothing more: a warning)."""
+    from aggregator.journal.store import inspect
+
+    report.heading("journal")
+    journal = config.journal
+    if not journal.enabled:
+        report.item("note", "journal.enabled is false: runs are not recorded (--last, "
+                            "--show and --history show what was recorded before)")
+    else:
+        state = inspect(root, journal)
+        size = (f"{_bytes(state.size)} in {state.files} file"
+                f"{'s' if state.files != 1 else ''}" if state.files else "empty")
+        report.item("ok" if state.writable else "warn",
+                    f"{state.where}: {size}, at most {_bytes(journal.max_bytes)}; "
+                    + ("each run is recorded there" if state.writable else
+                       "runs cannot be recorded there") + (f" ({state.why})" if state.why
+                                                            else ""))
+    if config.metrics_file is not None:
+        report.item("note", f"metrics file: {clip(one_line(config.metrics_file))}, updated "
+                            "by each run")
+
+
+def _bytes(size: int) -> str:
+    """1000 bytes, 2.9 KiB, 16 MiB."""
+    if size < 1024:
+        return f"{size} bytes"
+    unit, name = (1024, "KiB") if size < 2**20 else (2**20, "MiB")
+    return f"{round(size / unit, 1):g} {name}"
+
+
 def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
               env: Mapping[str, str] | None = None, early: EarlySignals | None = None,
-              front: FrontEnd = FrontEnd.ADJUST) -> int:
+              front: FrontEnd = FrontEnd.ADJUST, facts: RunFacts | None = None) -> int:
     """Print the report on stdout; 0 only when servo would work with this root."""
     env = os.environ if env is None else env
     report = Report()
@@ -375,6 +408,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     check_security(report, root, config, drivers, front=front)
     grace = config.measure if front is FrontEnd.MEASURE else config
     environment = check_environment(report, env, grace.kill_grace, front)
+    check_journal(report, root, config)
     stopped = None
     if drivers:
         bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
@@ -383,7 +417,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
         with Run(servo_root=root, env=env, environment=bounded,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
-                 driver_order=[d.name for d in drivers]) as run:
+                 driver_order=[d.name for d in drivers], facts=facts) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed")
