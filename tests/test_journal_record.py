@@ -95,12 +95,15 @@ def test_a_record_holds_the_run_and_each_call() -> None:
                       "peak_memory": 1 << 20}}
 
 
-def test_nothing_from_the_environment_goes_in_but_servo_s_timeout() -> None:
+def test_nothing_from_the_environment_goes_in_but_servo_s_timeout_and_an_outer_run() -> None:
     facts = RunFacts.begin("adjust", ["app"], {"OPTUNE_IO_TIMEOUT": "5",
-                                               "API_TOKEN": "s3cr3t", "HOME": "/root"})
+                                               "API_TOKEN": "s3cr3t", "HOME": "/root",
+                                               "SERVO_AGG_RUN_ID": "outer-run"})
     facts.exit_code, facts.duration = 0, 0.1
     line = encode(facts, 1 << 20).decode()
     assert '"io_timeout": "5"' in line
+    assert '"parent_run": "outer-run"' in line  # a servo-agg run as another's driver
+    assert facts.run_id != "outer-run"
     assert "s3cr3t" not in line and "/root" not in line
 
 
