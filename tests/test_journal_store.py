@@ -218,3 +218,21 @@ def test_check_says_where_the_journal_is_whether_it_can_be_written_and_its_size(
     check_journal(report, tmp_path, AggregatorConfig(journal=SMALL))
     assert report.warnings == 1 and report.problems == 0  # servo would still work
     assert "runs cannot be recorded there (.servo-agg: not a directory)" in report.lines[2]
+
+
+def test_a_fault_of_the_record_s_own_leaves_the_outcome_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from aggregator.entry import launch
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the journal")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(launch, "keep_record", broken)
+    assert launch.run(["--bogus"]) == 1  # refused, as it would have been
+    out, err = capfd.readouterr()
+    assert json.loads(out)["reason"] == "bad-usage"
+    assert err.splitlines()[-1] == ("servo-agg: this run was not recorded (RuntimeError: a "
+                                    "bug in the journal); the run's outcome stands as "
+                                    "reported")

@@ -48,7 +48,11 @@ def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: boo
         code, config = _run(argv, front, early, output, stdin_closed, facts, root)
         code = 1 if code == 0 and output.lost is not None else code
         # Every line is out: recording it never delays servo's final line.
-        keep_record(root, facts, output, code, config)
+        try:
+            keep_record(root, facts, output, code, config)
+        except Exception as exc:  # a fault of the record's own never changes the outcome
+            output.note(f"this run was not recorded ({type(exc).__name__}: {exc}); the "
+                        "run's outcome stands as reported")
     finally:
         early.uninstall()
         output.close()
