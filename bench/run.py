@@ -1033,17 +1033,18 @@ class Bench:
                            lambda agg: self.rss(agg, self.roots.line, False))
 
 
-# What the journal does at the end of a run, timed alone: its imports (trio and what a run
-# has loaded by then are imported first, untimed), then a record of an ADJUST cycle (a
-# query and an adjust per driver, each with a result, progress and a line of stderr)
-# built, encoded and appended, many times over. Prints both, in milliseconds.
+# What the journal does at the end of a run, timed alone: its imports (trio and the rest
+# of what an adjust has loaded by then are imported first, untimed), then a record of an
+# ADJUST cycle (a query and an adjust per driver, each with a result, progress and a line
+# of stderr) built, encoded and appended, many times over. Prints both, in milliseconds.
 JOURNAL_PROBE = r"""
 import shutil, statistics, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 root, drivers, writes = Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 root.mkdir()
-import trio  # noqa: F401 - loaded in every run that records
+import trio  # noqa: F401 - loaded in every run that records, with what a run loads:
+import aggregator.adjust.commands, aggregator.entry.launch, aggregator.supervision.channel
 from aggregator.process.resources import ResourceUse
 from aggregator.root.config import JournalConfig
 from aggregator.supervision.facts import CallFacts, RunFacts

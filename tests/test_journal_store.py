@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
-from aggregator.journal.reader import Journal, parse_since, started_at
+from aggregator.journal.reader import Journal, inspect, parse_since, started_at
 from aggregator.journal.store import (
     JOURNAL_FILE,
     append,
     file_bound,
     file_names,
-    inspect,
     open_dir,
     problem,
 )

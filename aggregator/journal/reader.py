@@ -1,4 +1,5 @@
-"""Reading the journal back: its records, newest first, past any line that is not one.
+"""Reading the journal back: its records, newest first, past any line that is not one;
+and how it stands (for --check), found without writing anything.
 
 A record cut short (the disk filled up, the machine stopped mid-write) or otherwise
 corrupt is read past, and a note says where it was. Only what the reader asks for is
@@ -9,12 +10,23 @@ at once (a 4 MiB journal file is read in a few milliseconds).
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
-from aggregator.journal.store import file_names, read_file, shown
+from aggregator.journal.store import (
+    DIR_FLAGS,
+    JOURNAL_FILE,
+    LOCK_FILE,
+    file_names,
+    file_size,
+    problem,
+    read_file,
+    shown,
+)
 from aggregator.root.config import JournalConfig
 
 
@@ -125,3 +137,61 @@ def started_at(record: dict[str, Any]) -> float | None:
         return datetime.fromisoformat(started).timestamp()
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """Where the journal is, whether a run could add to it, and how large it is."""
+
+    where: str  # journal.jsonl, from the servo root
+    writable: bool
+    why: str | None  # why it cannot be written (or, when writable, that it will be made)
+    size: int  # all its files
+    files: int
+
+
+def inspect(root: Path, config: JournalConfig) -> JournalState:
+    """The journal as a run would find it, without writing (or making) anything."""
+    where = shown(config)
+    parts = [p for p in PurePath(config.dir).parts if p not in (".", "")]
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for depth, part in enumerate(parts):
+            try:
+                below = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                missing = str(PurePath(*parts[:depth + 1]))
+                if not os.access(".", os.W_OK, dir_fd=fd):
+                    return JournalState(where, False, f"{missing} is missing, and cannot "
+                                        "be made here (not writable)", 0, 0)
+                return JournalState(where, True, f"{missing} will be made by the first run",
+                                    0, 0)
+            except OSError as exc:
+                return JournalState(where, False, f"{PurePath(*parts[:depth + 1])}: "
+                                    f"{problem(exc)}", 0, 0)
+            os.close(fd)
+            fd = below
+        present = [name for name in file_names() if _exists(fd, name)]
+        size = sum(file_size(fd, name) for name in present)
+        for name in (JOURNAL_FILE, LOCK_FILE):
+            if not _exists(fd, name):
+                continue
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            if not stat.S_ISREG(mode):
+                return JournalState(where, False, f"{shown(config, name)} is not a regular "
+                                    "file", size, len(present))
+        if not os.access(".", os.W_OK, dir_fd=fd) or any(
+                not os.access(name, os.W_OK, dir_fd=fd) for name in (JOURNAL_FILE, LOCK_FILE)
+                if _exists(fd, name)):
+            return JournalState(where, False, "not writable", size, len(present))
+        return JournalState(where, True, None, size, len(present))
+    finally:
+        os.close(fd)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

@@ -6,7 +6,8 @@ files move down one and the oldest goes, so all of them together stay within the
 A record is appended with one write(2) (O_APPEND) while `journal.lock` is held (flock),
 so two aggregators in one root never interleave or lose records. Nothing is followed out
 of the servo root: no component of the journal's path, nor its files, may be a symlink
-(O_NOFOLLOW). What goes wrong is an OSError whose words say it (`problem`). Trio-free.
+(O_NOFOLLOW). What goes wrong is an OSError whose words say it (`problem`). Trio-free,
+and quick to import (no dataclass here): every run imports it at its end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import os
 import signal
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePath
 from types import FrameType
 
@@ -29,7 +29,7 @@ from aggregator.root.config import JournalConfig
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "journal.lock"
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: O_NONBLOCK: a FIFO in the journal's place must not block the open.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
@@ -69,13 +69,13 @@ def open_dir(root: Path, relative: str, *, create: bool) -> int:
             if part in (".", ""):
                 continue
             try:
-                below = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                below = os.open(part, DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):  # another run made it meanwhile
                     os.mkdir(part, 0o700, dir_fd=fd)
-                below = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                below = os.open(part, DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = below
     except BaseException:
@@ -117,7 +117,7 @@ def locked(dir_fd: int, seconds: float = JOURNAL_LOCK_SECONDS,
         os.close(fd)
 
 
-def _size(dir_fd: int, name: str) -> int:
+def file_size(dir_fd: int, name: str) -> int:
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
     except FileNotFoundError:
@@ -136,7 +136,7 @@ def _trim(dir_fd: int, room: int) -> None:
     """Remove the oldest rotated files until those left hold at most `room` bytes (a
     journal.max_bytes made smaller since they were written)."""
     rotated = file_names()[1:]
-    sizes = [_size(dir_fd, name) for name in rotated]
+    sizes = [file_size(dir_fd, name) for name in rotated]
     while rotated and sum(sizes) > room:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(rotated[-1], dir_fd=dir_fd)
@@ -189,61 +189,3 @@ def read_file(root: Path, config: JournalConfig, name: str) -> bytes | None:
             return file.read()
     finally:
         os.close(dir_fd)
-
-
-@dataclass(frozen=True)
-class JournalState:
-    """Where the journal is, whether a run could add to it, and how large it is."""
-
-    where: str  # journal.jsonl, from the servo root
-    writable: bool
-    why: str | None  # why it cannot be written (or, when writable, that it will be made)
-    size: int  # all its files
-    files: int
-
-
-def inspect(root: Path, config: JournalConfig) -> JournalState:
-    """The journal as a run would find it, without writing (or making) anything."""
-    where = shown(config)
-    parts = [p for p in PurePath(config.dir).parts if p not in (".", "")]
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for depth, part in enumerate(parts):
-            try:
-                below = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                missing = str(PurePath(*parts[:depth + 1]))
-                if not os.access(".", os.W_OK, dir_fd=fd):
-                    return JournalState(where, False, f"{missing} is missing, and cannot "
-                                        "be made here (not writable)", 0, 0)
-                return JournalState(where, True, f"{missing} will be made by the first run",
-                                    0, 0)
-            except OSError as exc:
-                return JournalState(where, False, f"{PurePath(*parts[:depth + 1])}: "
-                                    f"{problem(exc)}", 0, 0)
-            os.close(fd)
-            fd = below
-        present = [name for name in file_names() if _exists(fd, name)]
-        size = sum(_size(fd, name) for name in present)
-        for name in (JOURNAL_FILE, LOCK_FILE):
-            if not _exists(fd, name):
-                continue
-            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            if not stat.S_ISREG(mode):
-                return JournalState(where, False, f"{shown(config, name)} is not a regular "
-                                    "file", size, len(present))
-        if not os.access(".", os.W_OK, dir_fd=fd) or any(
-                not os.access(name, os.W_OK, dir_fd=fd) for name in (JOURNAL_FILE, LOCK_FILE)
-                if _exists(fd, name)):
-            return JournalState(where, False, "not writable", size, len(present))
-        return JournalState(where, True, None, size, len(present))
-    finally:
-        os.close(fd)
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True

@@ -365,7 +365,7 @@ def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
 def check_journal(report: Report, root: Path, config: AggregatorConfig) -> None:
     """Where each run is recorded, whether it can be, and how large the journal is (a
     journal that cannot be written costs each run a note, nothing more: a warning)."""
-    from aggregator.journal.store import inspect
+    from aggregator.journal.reader import inspect
 
     report.heading("journal")
     journal = config.journal
