@@ -320,7 +320,7 @@ def test_the_readers_answer_before_trio_and_without_a_config(
     assert loaded == ""  # neither trio nor yaml
     if argv[0] == "--show":
         assert done.returncode == 1
-        assert json.loads(done.stdout)["reason"] == "no-such-run"
+        assert json.loads(done.stdout)["reason"] == "bad-usage"
     else:
         assert done.returncode == 0 and done.stdout == ""
         assert notes == ["servo-agg: no runs recorded yet: .servo-agg/journal.jsonl does "

@@ -109,7 +109,7 @@ def read_journal(argv: list[str], front: FrontEnd) -> int:
         records = _selected(journal, args)
         notes += journal.notes
         if args.show is not None and not records:
-            raise AggregatorError("no-such-run", f"no run {args.show} in {journal.where}"
+            raise AggregatorError(Reason.BAD_USAGE, f"no run {args.show} in {journal.where}"
                                   + (" (it may have been rotated out)" if journal.found
                                      else ": no run has been recorded yet"))
         if not journal.found:
