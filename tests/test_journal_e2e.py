@@ -99,6 +99,20 @@ async def test_each_command_leaves_one_record_with_the_id_its_drivers_saw(
     assert records(servo_root) == found  # reading added nothing
 
 
+async def test_the_operator_s_commands_are_recorded_too_and_json_gives_the_records(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
+    assert (await run_adjust(servo_root, "--check", tag=tag)).returncode == 0
+    assert (await run_adjust(servo_root, "--dry-run", "app", tag=tag,
+                             stdin=REQUEST)).returncode == 0
+    found = records(servo_root)
+    assert [(r["command"], [c["call"] for c in r["calls"]]) for r in found] == [
+        ("check", ["info", "query"]), ("dry-run", ["query"])]
+    assert found[0]["final"].startswith("result: servo would work with this root")
+    as_json = await run_adjust(servo_root, "--last", "2", "--json", tag=tag)
+    assert [json.loads(line) for line in as_json.lines] == found
+
+
 async def test_a_refused_run_is_recorded_at_the_default_place(servo_root: Path,
                                                                tag: str) -> None:
     (servo_root / "config.yaml").write_text("aggregator:\n  journal: {dir: elsewhere\n")
