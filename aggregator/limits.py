@@ -157,3 +157,31 @@ CPU_PERIOD_MICROSECONDS = 100_000
 #: `deadline` (config.yaml): a driver call may be given up to 7 days in all, as
 #: OPTUNE_IO_TIMEOUT may; a measurement of hours fits, a typo such as 1e12 does not.
 MAX_DEADLINE_SECONDS = 7 * 86400.0
+#: The journal (`.servo-agg/journal.jsonl`, config.yaml `journal.max_bytes`): all its
+#: files together stay under this by default (16 MiB: thousands of ordinary runs) ...
+DEFAULT_JOURNAL_MAX_BYTES = 16 * 1024 * 1024
+#: ... and the bound may be set from 64 KiB (a few runs with failing drivers' stderr)
+#: to 1 GiB (a journal is read whole by `--history`).
+MIN_JOURNAL_MAX_BYTES = 64 * 1024
+MAX_JOURNAL_MAX_BYTES = 1024 * 1024 * 1024
+
+#: The journal's files: journal.jsonl and journal.jsonl.1 .. .3, each at most a quarter
+#: of the bound, so rotating drops the oldest quarter, and one record is at most that.
+JOURNAL_FILES = 4
+
+#: What a record keeps of one driver call, at most (cut further when a record is too
+#: large for the journal's bound): the tail of its stderr, kept on success too ...
+JOURNAL_STDERR_TAIL_BYTES = 4096
+#: ... its result line, its first and its last progress line ...
+JOURNAL_RESULT_BYTES = 2048
+JOURNAL_PROGRESS_BYTES = 512
+#: ... and of the run: the request on stdin, the final line servo got, and what was said
+#: on stderr for people (this many notes, each cut to JOURNAL_NOTE_CHARS).
+JOURNAL_REQUEST_BYTES = 4096
+JOURNAL_FINAL_BYTES = 4096
+JOURNAL_NOTES = 32
+JOURNAL_NOTE_CHARS = 1000
+
+#: Writing a record waits at most this long for another aggregator's lock on the journal
+#: (each holds it for a write of one record): a stuck holder costs one note, not a hang.
+JOURNAL_LOCK_SECONDS = 2.0

@@ -15,6 +15,7 @@ from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.supervision.display import Display
+from aggregator.supervision.facts import RollbackStep
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
     ProgressRelay,
@@ -116,14 +117,17 @@ async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
         return ["rollback: nothing to roll back (no driver had completed)"], True
     lines: list[str] = []
     all_restored = True
+    steps = session.facts.rollback  # the run's record
     for name in reversed(completed):
+        components = plan.rollback_components(name)
+        values = {f"{c}.{s}": v["value"] for c, body in components.items()
+                  for s, v in body["settings"].items()}
         if session.control.stopping:
             lines.append(f"rollback of {name}: not attempted (servo-agg was stopped)")
+            steps.append(RollbackStep(name, "not attempted", values, "servo-agg was stopped"))
             all_restored = False
             continue
-        components = plan.rollback_components(name)
-        restored = ", ".join(f"{c}.{s}={show(v['value'])}" for c, body in components.items()
-                             for s, v in body["settings"].items())
+        restored = ", ".join(f"{key}={show(value)}" for key, value in values.items())
         relay.hold(f"rollback: {name}")
         session.display.started(name, "rollback")
         spec = job.change_call(job.driver(name), components, Call.ROLLBACK)
@@ -131,6 +135,8 @@ async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
                                                    name))
         failure = judge(outcome, session.environment.stderr_mode)
         session.display.finished(name, failure is None, failure.message if failure else "")
+        steps.append(RollbackStep(name, "restored" if failure is None else "failed", values,
+                                  "" if failure is None else failure.message))
         if failure is None:
             lines.append(f"rollback of {name}: ok, restored {restored}")
             continue

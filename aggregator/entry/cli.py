@@ -14,6 +14,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
     from typing import NoReturn
 
+#: The options that read the journal instead of running drivers (entry/readers.py).
+_READERS = ("--last", "--show", "--history")
+
 #: Each standard fd, the mode it is reopened in when closed, and its sys attribute.
 _STDIO = ((0, os.O_RDONLY, "stdin"), (1, os.O_WRONLY, "stdout"), (2, os.O_WRONLY, "stderr"))
 
@@ -80,8 +83,13 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         from aggregator.entry.info import print_info
 
         return print_info(front)
-    from aggregator.entry.launch import run
     from aggregator.root.front_end import FrontEnd
+
+    if any(arg.partition("=")[0] in _READERS for arg in args):  # before trio, as --info
+        from aggregator.entry.readers import read_journal
+
+        return read_journal(args, FrontEnd(front))
+    from aggregator.entry.launch import run
 
     return run(args, FrontEnd(front), stdin_closed=0 in closed, servo_pid=servo_pid)
 

@@ -47,7 +47,18 @@ def build_parser(front: FrontEnd = FrontEnd.ADJUST) -> argparse.ArgumentParser:
                            "and show what each driver would get")
     mode.add_argument("--check", action="store_true",
                       help="check this servo root and report what servo would meet")
-    parser.add_argument("--json", action="store_true", help="--dry-run: one JSON object")
+    mode.add_argument("--last", nargs="?", const=1, type=int, metavar="N",
+                      help="what the last N runs (default 1) did, from the journal")
+    mode.add_argument("--show", metavar="RUN_ID", help="one run's record in full")
+    mode.add_argument("--history", action="store_true", help="one line per recorded run")
+    parser.add_argument("--failed", action="store_true",
+                        help="--last, --history: only runs whose status is not ok")
+    parser.add_argument("--since", metavar="WHEN",
+                        help="--last, --history: only runs started since WHEN (30m, 2h, 1d, "
+                             "or an RFC 3339 time)")
+    parser.add_argument("--json", action="store_true",
+                        help="--dry-run: one JSON object; --last, --show, --history: the "
+                             "records as they are, one per line")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="every line exchanged with each driver, on stderr")
     parser.add_argument("app", nargs="?", default="", help="the application id")

@@ -100,9 +100,18 @@ class OutOfDescriptors(OSError):
         return f"too many open files: the limit is {descriptor_limit()} (ulimit -n)"
 
 
-def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, str]:
-    """The aggregator's environment with the servo root appended to PYTHONPATH."""
+#: Each driver's environment names the run that started it, so that its own logs can be
+#: matched to the run's record (an outer run's id is replaced: the record names it).
+RUN_ID_VAR = "SERVO_AGG_RUN_ID"
+
+
+def child_environment(base: Mapping[str, str], servo_root: Path,
+                      run_id: str | None = None) -> dict[str, str]:
+    """The aggregator's environment with the servo root appended to PYTHONPATH, and the
+    run's id (RUN_ID_VAR) when given."""
     env = dict(base)
+    if run_id is not None:
+        env[RUN_ID_VAR] = run_id
     existing = env.get("PYTHONPATH", "")
     parts = [p for p in existing.split(os.pathsep) if p] if existing else []
     if str(servo_root) not in parts:

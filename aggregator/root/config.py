@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,18 +11,21 @@ from typing import Any, Literal
 
 from aggregator.limits import (
     DEFAULT_CANCEL_GRACE,
+    DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_KILL_GRACE,
     DEFAULT_PROGRESS_INTERVAL_SECONDS,
     MAX_CPU_LIMIT,
     MAX_DEADLINE_SECONDS,
     MAX_GRACE_SECONDS,
     MAX_IO_TIMEOUT_SECONDS,
+    MAX_JOURNAL_MAX_BYTES,
     MAX_MEMORY_LIMIT_BYTES,
     MAX_PIDS_LIMIT,
     MAX_PROGRESS_INTERVAL_SECONDS,
     MAX_WEIGHT,
     MAX_WINDOW_GRACE_SECONDS,
     MIN_CPU_LIMIT,
+    MIN_JOURNAL_MAX_BYTES,
     MIN_MEMORY_LIMIT_BYTES,
 )
 from aggregator.protocol.errors import AggregatorError
@@ -139,6 +143,15 @@ class MeasureConfig:
 
 
 @dataclass(frozen=True)
+class JournalConfig:
+    """`aggregator.journal`: where every run is recorded (docs/journal.md)."""
+
+    dir: str = ".servo-agg"  # relative to the servo root, inside it
+    max_bytes: int = DEFAULT_JOURNAL_MAX_BYTES  # all its files together
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class AggregatorConfig:
     drivers_dir: str = "adjust.d"
     kill_grace: float = DEFAULT_KILL_GRACE
@@ -155,6 +168,9 @@ class AggregatorConfig:
     limits: ResourceLimits = ResourceLimits()
     #: every driver call's total time, unless the driver has its own; None: none
     deadline: float | None = None
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    #: a Prometheus text file (node_exporter's textfile collector) each run updates
+    metrics_file: str | None = None
 
     def policy(self, driver_name: str) -> DriverPolicy:
         return self.drivers.get(driver_name, DriverPolicy())
@@ -298,7 +314,7 @@ def parse_section(section: Any) -> AggregatorConfig:
         raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
              "parallel_queries", "progress_interval", "drivers", "measure", "io_timeout",
-             "limits", "deadline"}
+             "limits", "deadline", "journal", "metrics_file"}
     for key in section:
         if key not in known:
             raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
@@ -315,6 +331,8 @@ def parse_section(section: Any) -> AggregatorConfig:
                         MAX_PROGRESS_INTERVAL_SECONDS)
     limits = _limits("limits", section.get("limits"))
     deadline = _deadline("deadline", section.get("deadline"))
+    measure = _measure_section(section.get("measure"), kill_grace, cancel_grace, interval,
+                               limits, deadline)
     return AggregatorConfig(
         drivers_dir=drivers_dir,
         kill_grace=kill_grace,
@@ -324,11 +342,13 @@ def parse_section(section: Any) -> AggregatorConfig:
                                   section.get("parallel_queries", False)),
         progress_interval=interval,
         drivers=_driver_policies(section.get("drivers")),
-        measure=_measure_section(section.get("measure"), kill_grace, cancel_grace, interval,
-                                 limits, deadline),
+        measure=measure,
         io_timeout=_io_timeout(section.get("io_timeout")),
         limits=limits,
         deadline=deadline,
+        journal=_journal_section(section.get("journal"),
+                                 (drivers_dir, measure.drivers_dir)),
+        metrics_file=_metrics_file(section.get("metrics_file")),
     )
 
 
@@ -389,6 +409,51 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
         limits=limits,
         deadline=deadline,
     )
+
+
+def _journal_section(section: Any, drivers_dirs: tuple[str, ...]) -> JournalConfig:
+    """`aggregator.journal`: its directory must be inside the servo root and apart from
+    the drivers (a file in a drivers directory could be taken for a driver)."""
+    if section is None:
+        return JournalConfig()
+    if not isinstance(section, dict):
+        raise _bad("journal", "must be a mapping with optional dir, max_bytes and enabled")
+    known = ("dir", "max_bytes", "enabled")
+    for key in section:
+        if key not in known:
+            raise _bad(f"journal.{key}", f"unknown key (known: {', '.join(known)})")
+    directory = section.get("dir", JournalConfig.dir)
+    if not isinstance(directory, str) or not directory:
+        raise _bad("journal.dir", f"must be a non-empty path, not {brief(directory)}")
+    inside = os.path.normpath(directory)
+    if os.path.isabs(directory) or inside in (".", "..") or inside.startswith("../"):
+        raise _bad("journal.dir", f"must be a directory inside the servo root (a relative "
+                                  f"path without ..), not {brief(directory)}")
+    for drivers in drivers_dirs:
+        where = os.path.normpath(drivers)
+        if "dir" in section and (inside == where or inside.startswith(where + "/")):
+            raise _bad("journal.dir", f"{brief(directory)} is in the drivers directory "
+                                      f"{brief(drivers)}: keep the journal apart from the "
+                                      "drivers")
+    size = section.get("max_bytes", JournalConfig.max_bytes)
+    if (isinstance(size, bool) or not isinstance(size, int)
+            or not MIN_JOURNAL_MAX_BYTES <= size <= MAX_JOURNAL_MAX_BYTES):
+        raise _bad("journal.max_bytes", f"must be a whole number of bytes from "
+                                        f"{MIN_JOURNAL_MAX_BYTES} (64 KiB) to "
+                                        f"{MAX_JOURNAL_MAX_BYTES} (1 GiB), not {brief(size)}")
+    return JournalConfig(dir=directory, max_bytes=size,
+                         enabled=_boolean("journal.enabled", section.get("enabled", True)))
+
+
+def _metrics_file(value: Any) -> str | None:
+    """A path (relative to the servo root, or absolute) that node_exporter's textfile
+    collector reads: it reads only files ending in .prom."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.endswith(".prom") or value == ".prom":
+        raise _bad("metrics_file", f"must be the path of a file ending in .prom (node_exporter's "
+                                   f"textfile collector reads only those), not {brief(value)}")
+    return value
 
 
 def _window_grace(value: Any) -> float:

@@ -22,6 +22,7 @@ import trio
 from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
+    JOURNAL_RESULT_BYTES,
     MAX_LINE_BYTES,
     MAX_RESULT_LINE_BYTES,
     READ_CHUNK_BYTES,
@@ -36,9 +37,10 @@ from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.config import DriverBounds, RunBounds
 from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reached
 from aggregator.supervision.control import RunControl
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
-from aggregator.supervision.spec import CallOutcome, CallSpec, Problem, TimeLimit
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec, Problem, TimeLimit
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 TraceHandler = Callable[[str, str], None]  # (driver name, text)
@@ -328,6 +330,8 @@ class _DriverCall:
         except ValueError:  # UnicodeDecodeError
             self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
             return False
+        # The record keeps only the start of a line: its bytes go before the value is built.
+        head, size = stripped[:JOURNAL_RESULT_BYTES], len(stripped)
         del stripped
         try:
             message, end = self.decoder.decode(text)  # json.loads minus its whitespace passes
@@ -344,19 +348,28 @@ class _DriverCall:
             self._fail(Reason.BAD_OUTPUT,
                        f"printed JSON that is not an object: {_excerpt(text)}")
             return False
+        outcome = self.outcome
         if "progress" in message:
+            outcome.progress_count += 1
+            if outcome.first_progress is None:
+                outcome.first_progress = head
+            outcome.last_progress = head
             if self.on_progress is not None:
                 self.on_progress(message)
         else:
-            self.outcome.result = message
+            outcome.result = message
+            outcome.result_line = head
+            outcome.result_bytes = size
             self.result_overflowed = self.decoder.overflowed
         return True
 
     async def finish(self) -> None:
         """The kill cascade if needed, then reap and close: runs whatever was cancelled."""
         self.finishing = True
+        killed = False
         with trio.CancelScope(shield=True):
             if not self.proc.has_exited():
+                killed = True
                 self.proc.signal_group(signal.SIGTERM)
                 with trio.move_on_after(self.policy.effective_kill_grace):
                     await self.proc.wait_exited()
@@ -369,7 +382,22 @@ class _DriverCall:
                 self.proc.signal_group(signal.SIGKILL)
             self.outcome.exit_code = self.proc.reap()
             self.outcome.resource_use = self.proc.resource_use
+            self.outcome.end = self._end(killed)
             await self.proc.aclose_pipes()
+
+    def _end(self, killed: bool) -> CallEnd:
+        """How the call ended, for the record: what servo-agg did to it first."""
+        problem = self.outcome.problem
+        if problem is not None and problem.reason == Reason.TIMEOUT:
+            return CallEnd.TIMEOUT
+        if self.terminated:
+            return CallEnd.STOPPED
+        if self.canceled:
+            return CallEnd.CANCELED
+        if killed:
+            return CallEnd.KILLED
+        code = self.outcome.exit_code
+        return CallEnd.SIGNALED if code is not None and code < 0 else CallEnd.EXITED
 
 
 def deadline_of(bounds: DriverBounds) -> TimeLimit | None:
@@ -392,15 +420,16 @@ class Supervisor:
 
     def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
                  control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
-                 trace: TraceHandler | None = None,
-                 bounds: RunBounds | None = None) -> None:
+                 trace: TraceHandler | None = None, bounds: RunBounds | None = None,
+                 facts: RunFacts | None = None) -> None:
         self.policy = policy
         self.spawner = spawner
         self.control = control if control is not None else RunControl()
         self.sweeper = sweeper
         self.trace = trace
         self.bounds = bounds or RunBounds()
-        self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
+        #: the run's record: every call is added as it ends, started or not
+        self.facts = facts if facts is not None else RunFacts()
 
     def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
         """A call its memory limit stopped is out-of-memory (unless supervision had
@@ -440,6 +469,7 @@ class Supervisor:
                 Reason.TERMINATED if control.terminated_by is not None else Reason.CANCELED,
                 "not started: servo-agg was stopping",
             )
+            self.facts.call_ended(outcome)
             return outcome
         trace = self.trace
         if trace is not None:
@@ -451,6 +481,7 @@ class Supervisor:
         except OSError as exc:
             detail = str(exc) if isinstance(exc, SpawnError) else f"could not be started: {exc}"
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
+            self.facts.call_ended(outcome)
             return outcome
         # The driver's own start: a head start counts from its real start.
         started = trio.current_time() - proc.age_at_open
@@ -475,7 +506,7 @@ class Supervisor:
                                                            "which it does not handle)")
             self._judge_limits(outcome, proc)
             outcome.elapsed = trio.current_time() - started
-            self.timings.append((spec.driver.name, spec.call, outcome.elapsed))
+            self.facts.call_ended(outcome)
             if self.sweeper is not None and control.running_count == 0:
                 await self.sweeper.sweep(keep=self.spawner.early_pids)
             if trace is not None:
@@ -526,10 +557,11 @@ class Supervisor:
                 with trio.move_on_at(last_start) as waiting:
                     await turns.acquire_on_behalf_of(tokens[i])
                 if waiting.cancelled_caught:
-                    slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
+                    unstarted = slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
                         f"not started in time: at most {at_once} drivers run at once "
                         f"here, for want of descriptors (the limit is {descriptor_limit()}, "
                         "ulimit -n)")))
+                    self.facts.call_ended(unstarted)
                     return
             try:
                 slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)

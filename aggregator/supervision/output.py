@@ -24,11 +24,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
-from aggregator.limits import FINAL_WRITE_SECONDS
+from aggregator.limits import (
+    FINAL_WRITE_SECONDS,
+    JOURNAL_FINAL_BYTES,
+    JOURNAL_NOTE_CHARS,
+    JOURNAL_NOTES,
+)
 from aggregator.process.linux import process_age
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps, utf8
-from aggregator.protocol.text import clip_message
+from aggregator.protocol.text import clip, clip_message
 
 
 class Overlay(Protocol):
@@ -159,6 +164,11 @@ class Output:
         self.last_write = clock() - process_age()
         self.last_line: str | None = None  # the newest line servo was given (the relay's
         # repeats of it are not worth a request to the optimizer)
+        self.last_object: dict[str, Any] | None = None  # ... the object, if json_line wrote it
+        self.last_sent: str | None = None  # the head of the last line written, any kind
+        #: what was said on stderr for people (not -v's trace), for the run's record: the
+        #: first JOURNAL_NOTES, each cut to JOURNAL_NOTE_CHARS
+        self.said: list[str] = []
         self.closed = False  # servo went away: keep supervising, stop writing
         self.lost: str | None = None  # why lines could not be written, once one could not
         self.overlay: Overlay | None = None
@@ -213,6 +223,7 @@ class Output:
         may be replaced by a newer one; any other line is written, whatever comes after."""
         # a lone surrogate (e.g. from a file name) cannot break it
         self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2])
+        self.last_object = None
 
     def json_line(self, obj: dict[str, Any]) -> None:
         """`obj` as one line of strict JSON (no NaN or Infinity, no lone surrogate). A
@@ -222,10 +233,14 @@ class Output:
         data = (dumps(obj) + "\n").encode("ascii")  # dumps writes ASCII only
         # only a progress line is ever compared with the last one (the relay's repeats)
         self._send(data, progress, data[:-1].decode("ascii") if progress else None)
+        self.last_object = obj
 
     def _send(self, data: bytes, progress: bool, text: str | None) -> None:
         self.last_write = self._clock()
         self.last_line = text
+        # For the run's record, the start of the line servo got last (a measure result
+        # may be tens of MB: only a bounded head of it is kept).
+        self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode("utf-8", "replace").rstrip("\n")
         if not self.closed:
             self.transmit(data, progress)
 
@@ -355,8 +370,11 @@ class Output:
             self.note(f"{why}: nothing more reaches servo{unsent}")
 
     # -- people ------------------------------------------------------------------------
-    def note(self, text: str) -> None:
-        """One readable line on stderr; never used as a heartbeat."""
+    def note(self, text: str, *, trace: bool = False) -> None:
+        """One readable line on stderr; never used as a heartbeat. Kept for the run's
+        record unless it is `-v`'s `trace`."""
+        if not trace and len(self.said) < JOURNAL_NOTES:
+            self.said.append(clip(text, JOURNAL_NOTE_CHARS))
         with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()

@@ -43,6 +43,7 @@ from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.vocabulary import Reason
 from aggregator.root.config import RunBounds
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallSpec
@@ -62,9 +63,12 @@ class Run:
                  output: Output, early: EarlySignals | None = None,
                  verbose: bool = False, heartbeat: bool = True,
                  live_display: bool = False, driver_order: Sequence[str] = (),
-                 bounds: RunBounds | None = None) -> None:
+                 bounds: RunBounds | None = None,
+                 facts: RunFacts | None = None) -> None:
         self.servo_root = servo_root
-        self.child_env = child_environment(env, servo_root)
+        #: what the run did, for its record (its id goes to every driver's environment)
+        self.facts = facts if facts is not None else RunFacts()
+        self.child_env = child_environment(env, servo_root, self.facts.run_id)
         self.environment = environment
         self.kill_grace = kill_grace
         self.cancel_grace = cancel_grace
@@ -94,9 +98,10 @@ class Run:
                                            confinement=self.confinement))
         self.subreaper = become_subreaper()
         if self.verbose:
-            self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}")
+            self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}", trace=True)
             for key in self.bounds.limited:
-                self.output.note(f"limits.{key}: {self.confinement.describe(key)}")
+                self.output.note(f"limits.{key}: {self.confinement.describe(key)}",
+                                 trace=True)
         return self
 
     def containment(self) -> tuple[bool, str]:
@@ -157,6 +162,7 @@ class Run:
 
         output = self.output
         output.use_clock(trio.current_time)
+        self.facts.use_clock(trio.current_time)
         sweeper = None
         if self.subreaper:
             sweeper = OrphanSweeper(spare=[self.sentinel.pid] if self.sentinel else [])
@@ -166,7 +172,7 @@ class Run:
             policy, spawner or DriverSpawner(self.servo_root, self.child_env, self.headstart,
                                              self.bounds),
             sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None,
-            bounds=self.bounds)
+            bounds=self.bounds, facts=self.facts)
         display: Display | None = None
         if self.live_display:
             display = output.overlay = LiveDisplay(sys.stderr)
@@ -177,6 +183,7 @@ class Run:
         """execute()'s trio side: the channel to servo, signals, the command, the
         stopped-run result, the final sweep and flush. (Tests await it on MockClock.)"""
         import time
+        from functools import partial
 
         import trio
 
@@ -192,7 +199,8 @@ class Run:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(channel.run)  # from now on no write waits for servo
-                await nursery.start(listen_for_signals, control)
+                await nursery.start(partial(listen_for_signals, control,
+                                            record=self.facts.signal))
                 if session.liveness is not None:
                     nursery.start_soon(session.liveness.run)
                 self.early.replay(control)
@@ -213,9 +221,12 @@ class Run:
                         await sweeper.sweep()
                     if self.verbose:
                         for line in session.timing_summary(self.driver_order):
-                            session.output.note(f"timing: {line}")
+                            session.output.note(f"timing: {line}", trace=True)
                     await channel.flush()  # bounded: FINAL_WRITE_SECONDS
                 nursery.cancel_scope.cancel()
         finally:
             session.output.use_clock(time.monotonic)  # the output outlives trio
+            self.facts.use_clock(time.monotonic)
+            if control.terminated_because is not None:
+                self.facts.servo_gone = control.terminated_because
         return code

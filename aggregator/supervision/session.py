@@ -27,9 +27,10 @@ from aggregator.supervision.call import (
 )
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.display import Display
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
-from aggregator.supervision.spec import CallOutcome, CallSpec
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec
 
 
 class RunStopped(Exception):
@@ -46,7 +47,7 @@ def verbose_trace(output: Output) -> TraceHandler:
     started = time.monotonic()
 
     def trace(driver: str, text: str) -> None:
-        output.note(f"[{time.monotonic() - started:7.3f}] {driver}: {text}")
+        output.note(f"[{time.monotonic() - started:7.3f}] {driver}: {text}", trace=True)
 
     return trace
 
@@ -75,6 +76,11 @@ class Session:
     @property
     def control(self) -> RunControl:
         return self.supervisor.control
+
+    @property
+    def facts(self) -> RunFacts:
+        """The run's record so far (the calls are added by the supervisor)."""
+        return self.supervisor.facts
 
     @property
     def policy(self) -> SupervisionPolicy:
@@ -128,8 +134,10 @@ class Session:
         """One line per driver: each call it had and how long it took, in call order."""
         order = {name: i for i, name in enumerate(driver_order)}
         per_driver: dict[str, list[str]] = {}
-        for driver, call, elapsed in self.supervisor.timings:
-            per_driver.setdefault(driver, []).append(f"{call} {elapsed:.3f} s")
+        for call in self.supervisor.facts.calls:
+            if call.end is not CallEnd.NOT_STARTED:
+                per_driver.setdefault(call.driver, []).append(
+                    f"{call.call} {call.duration:.3f} s")
         ranked = sorted(per_driver.items(), key=lambda item: order.get(item[0], len(order)))
         return [f"{driver}: {', '.join(calls)}" for driver, calls in ranked]
 

@@ -46,6 +46,7 @@ from aggregator.root.config import (
 )
 from aggregator.root.discovery import Candidate, Driver, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
@@ -436,9 +437,34 @@ def check_bounds(report: Report, run_bounds: RunBounds, environment: ServoEnviro
                             "servo-agg may (limits: in config.yaml)")
 
 
+def check_journal(report: Report, root: Path, config: AggregatorConfig) -> None:
+    """Where each run is recorded, whether it can be, and how large the journal is (a
+    journal that cannot be written costs each run a note, nothing more: a warning)."""
+    from aggregator.journal.reader import inspect
+
+    report.heading("journal")
+    journal = config.journal
+    if not journal.enabled:
+        report.item("note", "journal.enabled is false: runs are not recorded (--last, "
+                            "--show and --history show what was recorded before)")
+    else:
+        state = inspect(root, journal)
+        size = (f"{show_bytes(state.size)} in {state.files} file"
+                f"{'s' if state.files != 1 else ''}" if state.files else "empty")
+        report.item("ok" if state.writable else "warn",
+                    f"{state.where}: {size}, at most {show_bytes(journal.max_bytes)}; "
+                    + ("each run is recorded there" if state.writable else
+                       "runs cannot be recorded there") + (f" ({state.why})" if state.why
+                                                            else ""))
+    if config.metrics_file is not None:
+        report.item("note", f"metrics file: {clip(one_line(config.metrics_file))}, updated "
+                            "by each run")
+
+
+
 def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
               env: Mapping[str, str] | None = None, early: EarlySignals | None = None,
-              front: FrontEnd = FrontEnd.ADJUST) -> int:
+              front: FrontEnd = FrontEnd.ADJUST, facts: RunFacts | None = None) -> int:
     """Print the report on stdout; 0 only when servo would work with this root."""
     env = os.environ if env is None else env
     report = Report()
@@ -450,6 +476,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     check_security(report, root, config, drivers, front=front)
     grace = config.measure if front is FrontEnd.MEASURE else config
     environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
+    check_journal(report, root, config)
     stopped = None
     if drivers:
         bounded = environment.with_fallback(CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
@@ -458,7 +485,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
                  driver_order=[d.name for d in drivers],
-                 bounds=grace.run_bounds(d.name for d in drivers)) as run:
+                 bounds=grace.run_bounds(d.name for d in drivers), facts=facts) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed")
