@@ -230,7 +230,7 @@ async def test_query_with_a_descriptor_of_the_wrong_shape_names_the_driver(
     assert run.final["status"] == "failed"
     assert "02odd" in run.final["message"]
     assert "components" in run.final["message"]
-    assert "02odd" in run.stderr
+    assert run.final["failed_drivers"] == ["02odd"]
 
 
 async def test_query_with_a_duplicate_setting_names_both_drivers(
@@ -338,8 +338,13 @@ async def test_a_driver_whose_query_fails_is_named_and_nothing_is_adjusted(
     message = run.final["message"]
     assert "015sick could not be asked" in message
     assert "nothing was changed" in message
+    # its cause and its name, as for a failed adjust (#16): stderr excerpt, failed_drivers
+    assert "--- 015sick stderr ---\ncannot reach the cloud API" in message
+    assert run.final["failed_drivers"] == ["015sick"]
     assert not (servo_root / "web.log").exists()
-    assert "015sick" in run.stderr
+    # servo posts our stderr after the message: the line there only points at it
+    assert run.stderr == "servo-agg: error (driver-failed): the final line on stdout says " \
+                         "what and why\n"
 
 
 # -- adjust ---------------------------------------------------------------------------------

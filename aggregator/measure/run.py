@@ -23,13 +23,14 @@ from aggregator.protocol.measure import (
     unowned,
     window_seconds,
 )
-from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.text import clip_message
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.display import Display
+from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
     ProgressRelay,
     SlowestDriver,
@@ -159,7 +160,8 @@ async def measure(job: MeasureJob, session: Session) -> int:
     if session.control.stopping:
         session.stop(None, [f.line() for f in run.failures] + because)
     if run.failures:
-        return _finish_failed(session, run.failures, because, canceled)
+        return finish_with_failures(session.output, run.failures, because, keys=(
+            {"canceled_drivers": canceled} if canceled else None))
     try:
         final = merge_results([(n, run.results[n]) for n in job.names if n in run.results])
     except AggregatorError as err:
@@ -173,12 +175,3 @@ async def measure(job: MeasureJob, session: Session) -> int:
     session.output.json_line(final)
     return 0
 
-
-def _finish_failed(session: Session, failures: list[DriverFailure], because: list[str],
-                   canceled: list[str]) -> int:
-    result = fold(failures, because)
-    if canceled:
-        result["canceled_drivers"] = canceled
-    session.output.json_line(result)
-    session.output.note(f"error ({result['reason']}): " + result["message"].split("\n")[0])
-    return 1

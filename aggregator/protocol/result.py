@@ -129,9 +129,14 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     return None
 
 
-def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> dict[str, Any]:
+def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = (),
+         headline: str | None = None) -> dict[str, Any]:
     """All failures as one result: `rejected` wins, else the first failure's status (failed
-    when servo would not know it: servo is never handed a status outside its vocabulary)."""
+    when servo would not know it: servo is never handed a status outside its vocabulary).
+
+    The one shape of every failure servo hears of, at any step: `headline` (what the
+    command could not do, if it ended early), a line per failed driver, `extra_lines`,
+    then each failed driver's stderr excerpt; and `failed_drivers`."""
     if not failures:
         return {"status": "ok", "reason": "success"}
     first = failures[0].status
@@ -141,7 +146,7 @@ def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> 
     for f in failures:
         if f.reason not in reasons:
             reasons.append(f.reason)
-    lines = [f.line() for f in failures] + list(extra_lines)
+    lines = ([headline] if headline else []) + [f.line() for f in failures] + list(extra_lines)
     for f in failures:
         if f.stderr:
             lines.append(f"--- {f.driver} stderr ---\n{f.stderr}")

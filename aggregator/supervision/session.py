@@ -161,6 +161,5 @@ class Session:
 def write_stopped(session: Session, stop: RunStopped) -> int:
     """The stopped run's final line, and the exit code that goes with it."""
     result, code = session.stopped_result(stop)
-    session.output.json_line(result)
-    session.output.note(f"{result['status']}: {result['message'].splitlines()[0]}")
+    session.output.failure(result, result["status"], result["message"].splitlines()[0])
     return code

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aggregator import PRODUCT, __version__
-from aggregator.protocol.result import judge
+from aggregator.protocol.result import DriverFailure, fold, judge
 from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallSpec
 
@@ -18,16 +19,19 @@ async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> i
     outcomes = await session.call_all(info_calls, parallel=True,
                                       deadline=session.answer_deadline())
     shown: list[str] = []
-    failed = 0
+    failures: list[DriverFailure] = []
+    stderr_mode = session.environment.stderr_mode
     for outcome in outcomes:
-        failure = judge(outcome, session.environment.stderr_mode)
+        failure = judge(outcome, stderr_mode)
         reported = (outcome.result or {}).get("version")
         if failure is None and isinstance(reported, str | int | float):
             shown.append(clip(one_line(str(reported))))  # one line, whatever it says
             continue
-        failed += 1
-        why = failure.message if failure else "--info gave no version"
+        failures.append(failure or DriverFailure(
+            outcome.driver.name, Call.INFO, Status.FAILED, Reason.BAD_OUTPUT,
+            "info: gave no version", outcome.stderr.for_message(stderr_mode)))
         shown.append(f"{clip(one_line(outcome.driver.name))}: failing")  # a name is data too
-        session.output.note(f"{outcome.driver.name}: {why}")
     session.output.write_line(f"{PRODUCT} {__version__} ({', '.join(shown)})")
-    return 1 if failed else 0
+    if failures:  # why, on stderr: the same fold as any failure, stderr excerpts included
+        session.output.note(fold(failures)["message"])
+    return 1 if failures else 0
