@@ -19,7 +19,7 @@ from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.root.config import AggregatorConfig, load_config
-from aggregator.root.discovery import find_drivers
+from aggregator.root.discovery import drivers_among, scan, unrun_programs
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output, wants_live_display
 from aggregator.supervision.run import Command as RunCommand
@@ -51,10 +51,13 @@ def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: boo
 
 def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
          environment: ServoEnvironment, root: Path, early: EarlySignals,
-         stdin_closed: bool) -> Job:
+         stdin_closed: bool, output: Output) -> Job:
     """The front-end's job, the request read and checked (before any driver starts)."""
     drivers_dir, disabled = drivers_of(config, front)
-    drivers = tuple(find_drivers(root / drivers_dir, disabled))
+    candidates = scan(root / drivers_dir)
+    for warning in unrun_programs(drivers_dir, candidates):
+        output.warn(warning)
+    drivers = tuple(drivers_among(candidates, disabled))
     wants_request = not (args.version or args.query)
     data = b""
     if wants_request:
@@ -95,7 +98,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
                              front=front)
         environment = read_environment(os.environ)
         config = load_config(root)
-        job = _job(front, args, config, environment, root, early, stdin_closed)
+        job = _job(front, args, config, environment, root, early, stdin_closed, output)
     except AggregatorError as err:
         output.error(err)
         return 1

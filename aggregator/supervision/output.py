@@ -158,6 +158,8 @@ class Output:
         #: servo adds our stderr to the message it posts for a failed command (a pipe, and
         #: OPTUNE_VERBOSE_STDERR all or minimal): the error line must not repeat the message
         self.stderr_posted = stderr_posted
+        #: what this run warned people of (warn()), in order: for the run's record too
+        self.warnings: list[str] = []
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
@@ -361,6 +363,13 @@ class Output:
             print(f"servo-agg: {text}", file=self._stderr, flush=True)
             if self.overlay is not None:
                 self.overlay.draw()
+
+    def warn(self, text: str) -> None:
+        """Something a person must fix though the run goes on (a program without its
+        execute bit, a section name that looks like a typo): a note, and kept in
+        `warnings` for whatever records the run."""
+        self.warnings.append(text)
+        self.note(f"warning: {text}")
 
     def error(self, err: AggregatorError) -> None:
         """A command-ending error: one JSON line on stdout and one readable line on stderr."""

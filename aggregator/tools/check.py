@@ -33,7 +33,7 @@ from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
-from aggregator.root.discovery import Candidate, Driver, scan
+from aggregator.root.discovery import Candidate, Driver, program_fix, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Command, Run
@@ -145,6 +145,10 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
         elif c.is_driver:
             report.item("ok", f"{c.name:<{width}}  driver ({c.why})")
             drivers.append(Driver(c.name, c.path))
+        elif c.program is not None:
+            report.item("warn", f"{c.name:<{width}}  not a driver: not executable, though "
+                                f"{c.program}: servo-agg does not run it. If it is a driver: "
+                                f"{program_fix(where, c)}")
         else:
             report.item("--", f"{c.name:<{width}}  not a driver: {c.why}")
     _check_policy_names(report, candidates, config, front)
