@@ -97,7 +97,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
             return run_check(root, args.app, output, verbose=args.verbose, early=early,
                              front=front)
         environment = read_environment(os.environ)
-        config = load_config(root)
+        config = load_config(root, output.warn)
         job = _job(front, args, config, environment, root, early, stdin_closed, output)
     except AggregatorError as err:
         output.error(err)

@@ -32,7 +32,14 @@ from aggregator.protocol.result import judge
 from aggregator.protocol.text import clip, one_line
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
+from aggregator.root.config import (
+    SECTION,
+    AggregatorConfig,
+    misspelling_warnings,
+    parse_document,
+    parse_section,
+)
+from aggregator.root.config_probe import CONFIG_FILE, read_config_text
 from aggregator.root.discovery import Candidate, Driver, program_fix, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.output import Output
@@ -85,7 +92,10 @@ def check_config(report: Report, root: Path,
     """config.yaml and its aggregator section; the defaults when it cannot be used."""
     report.heading("config.yaml")
     try:
-        document = load_document(root)
+        text = read_config_text(root)
+        for warning in misspelling_warnings(text):
+            report.item("warn", warning)
+        document = None if text is None else parse_document(text, root / CONFIG_FILE)
     except AggregatorError as err:
         report.item("FAIL", f"{err.message}\nservo-agg refuses to run until it is fixed; "
                             "the rest of this check uses the defaults")
