@@ -69,9 +69,10 @@ def venv(where: Path) -> Path:
 
 
 def package_modules() -> set[str]:
-    """aggregator/**.py in the checkout, as paths relative to the repo."""
+    """aggregator/**.py in the checkout, and the package's one data file (the requirements
+    --check reads), as paths relative to the repo."""
     return {str(p.relative_to(REPO)) for p in (REPO / "aggregator").rglob("*.py")
-            if "__pycache__" not in p.parts}
+            if "__pycache__" not in p.parts} | {"aggregator/requirements.txt"}
 
 
 def last_json(text: str) -> dict[str, Any]:

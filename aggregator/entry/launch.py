@@ -89,13 +89,13 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
     try:
         args = build_parser(front).parse_args(argv)
         root = Path(os.getcwd())
-        if args.json and not args.dry_run:
-            raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run only")
+        if args.json and not (args.dry_run or args.check):
+            raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")
         if args.check:
             from aggregator.tools.check import run_check
 
             return run_check(root, args.app, output, verbose=args.verbose, early=early,
-                             front=front)
+                             front=front, as_json=args.json)
         environment = read_environment(os.environ)
         config = load_config(root, output.warn)
         job = _job(front, args, config, environment, root, early, stdin_closed, output)
