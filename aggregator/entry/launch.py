@@ -17,6 +17,7 @@ from aggregator.protocol.environment import ServoEnvironment, read_environment
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
+from aggregator.protocol.text import version_line
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.root.config import AggregatorConfig, load_config
 from aggregator.root.discovery import drivers_among, scan, unrun_programs
@@ -100,6 +101,13 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         config = load_config(root, output.warn)
         job = _job(front, args, config, environment, root, early, stdin_closed, output)
     except AggregatorError as err:
+        if err.reason == Reason.NO_DRIVERS_DIR and args.version:
+            # an install is checked before drivers are added: servo-agg's version still
+            # shows, and the missing directory too (exit 1: servo would fail without it)
+            output.write_line(version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
+                                            "is missing"]))
+            output.note(f"error ({err.reason}): {err.message}")
+            return 1
         output.error(err)
         return 1
     except StoppedEarly as stop:

@@ -74,3 +74,11 @@ def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
         return message
     marker = "\n[... cut at 2 MiB ...]"
     return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+
+
+def version_line(drivers: list[str]) -> str:
+    """`--version`'s one line: servo-agg's version, then in parentheses each driver's,
+    as its file name and version (`10-web 1.0.0, 20-cache: failing`), or why none."""
+    from aggregator import PRODUCT, __version__
+
+    return f"{PRODUCT} {__version__} ({', '.join(drivers) or 'no drivers'})"
