@@ -158,7 +158,7 @@ async def measure(job: MeasureJob, session: Session) -> int:
     because = ([f"canceled because {', '.join(f.driver for f in run.failures)} failed: "
                 f"{', '.join(canceled)}"] if canceled and run.failures else [])
     if session.control.stopping:
-        session.stop(None, [f.line() for f in run.failures] + because)
+        session.stop((), [f.line() for f in run.failures] + because)
     if run.failures:
         return finish_with_failures(session.output, run.failures, because, keys=(
             {"canceled_drivers": canceled} if canceled else None))

@@ -17,6 +17,7 @@ from aggregator.limits import (
     UNTIMED_ANSWER_LIMIT_SECONDS,
 )
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.text import clip_message
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
     LifeHandler,
@@ -33,12 +34,16 @@ from aggregator.supervision.spec import CallOutcome, CallSpec
 
 
 class RunStopped(Exception):
-    """Raised by a command that sees servo stopped the run: the Run writes the line."""
+    """Raised by a command that sees servo stopped the run: the Run writes the line.
+    `running`: the drivers the stop cut short (several when they ran at once; empty:
+    whichever calls were running); `failed_drivers`: those that had failed before."""
 
-    def __init__(self, running: str | None = None, details: Sequence[str] = ()) -> None:
-        super().__init__(running or "stopped")
-        self.running = running
+    def __init__(self, running: Sequence[str] = (), details: Sequence[str] = (),
+                 failed_drivers: Sequence[str] = ()) -> None:
+        super().__init__(", ".join(running) or "stopped")
+        self.running = list(running)
         self.details = list(details)
+        self.failed_drivers = list(failed_drivers)
 
 
 def verbose_trace(output: Output) -> TraceHandler:
@@ -119,10 +124,11 @@ class Session:
 
     def stop_if_stopping(self, running: str | None = None) -> None:
         if self.control.stopping:
-            raise RunStopped(running)
+            raise RunStopped([running] if running else [])
 
-    def stop(self, running: str | None = None, details: Sequence[str] = ()) -> NoReturn:
-        raise RunStopped(running, details)
+    def stop(self, running: Sequence[str] = (), details: Sequence[str] = (),
+             failed_drivers: Sequence[str] = ()) -> NoReturn:
+        raise RunStopped(running, details, failed_drivers)
 
     def timing_summary(self, driver_order: Sequence[str]) -> list[str]:
         """One line per driver: each call it had and how long it took, in call order."""
@@ -136,7 +142,7 @@ class Session:
     def stopped_result(self, stop: RunStopped) -> tuple[dict[str, Any], int]:
         """The one final line of a run servo stopped: aborted (terminate) or canceled."""
         control = self.control
-        names = [stop.running] if stop.running else control.interrupted
+        names = stop.running or control.interrupted
         where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
                  if names else "")
         if control.terminated_by is not None:
@@ -154,7 +160,10 @@ class Session:
                       "message": f"canceled by servo{where}; no further driver was started"}
             code = 1
         if stop.details:
-            result["message"] += "\n" + "\n".join(stop.details)
+            result["message"] = clip_message(result["message"] + "\n"
+                                             + "\n".join(stop.details))
+        if stop.failed_drivers:
+            result["failed_drivers"] = stop.failed_drivers
         return result, code
 
 
