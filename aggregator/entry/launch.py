@@ -34,14 +34,15 @@ Job = AdjustJob | MeasureJob
 
 
 def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
-        servo_pid: int | None = None) -> int:
+        servo_pid: int | None = None, program: str | None = None) -> int:
     """The command's exit code; never 0 when what it wrote could not all reach servo.
-    `servo_pid`: our parent at start, watched so that its exit stops the run."""
+    `servo_pid`: our parent at start, watched so that its exit stops the run; `program`:
+    the name it was called by, for --help."""
     early = EarlySignals()
     early.install()
     output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
     try:
-        code = _run(argv, front, early, output, stdin_closed)
+        code = _run(argv, front, early, output, stdin_closed, program)
     finally:
         early.uninstall()
         output.close()
@@ -86,9 +87,11 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
 
 
 def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
-         stdin_closed: bool) -> int:
+         stdin_closed: bool, program: str | None = None) -> int:
     try:
-        args = build_parser(front).parse_args(argv)
+        args = build_parser(front, program).parse_args(argv)
+        if args.verbose:  # every note from here on says when, from the process's start
+            output.stamp_notes()
         root = Path(os.getcwd())
         if args.json and not (args.dry_run or args.check):
             raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")

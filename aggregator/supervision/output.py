@@ -160,6 +160,8 @@ class Output:
         self.stderr_posted = stderr_posted
         #: what this run warned people of (warn()), in order: for the run's record too
         self.warnings: list[str] = []
+        #: -v: every note stamped with seconds since this monotonic time (our start)
+        self.stamped_since: float | None = None
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
@@ -355,12 +357,19 @@ class Output:
             self.note(f"{why}: nothing more reaches servo{unsent}")
 
     # -- people ------------------------------------------------------------------------
+    def stamp_notes(self) -> None:
+        """-v: from now on every note says when, in seconds since the process started
+        (interpreter start-up included, as servo counts), on the monotonic clock."""
+        self.stamped_since = time.monotonic() - process_age()
+
     def note(self, text: str) -> None:
         """One readable line on stderr; never used as a heartbeat."""
         with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()
-            print(f"servo-agg: {text}", file=self._stderr, flush=True)
+            stamp = ("" if self.stamped_since is None
+                     else f"[{time.monotonic() - self.stamped_since:7.3f}] ")
+            print(f"servo-agg: {stamp}{text}", file=self._stderr, flush=True)
             if self.overlay is not None:
                 self.overlay.draw()
 

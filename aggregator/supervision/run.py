@@ -117,7 +117,7 @@ class Run:
             sweeper=sweeper, trace=verbose_trace(output) if self.verbose else None)
         display: Display | None = None
         if self.live_display:
-            display = output.overlay = LiveDisplay(sys.stderr)
+            display = output.overlay = LiveDisplay(sys.stderr, line_limit=policy.line_limit)
         return Session(supervisor, output, self.environment, heartbeat=self.heartbeat,
                        display=display)
 

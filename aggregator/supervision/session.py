@@ -4,7 +4,6 @@ channel, the stop state) and the one stopped-run result."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NoReturn
@@ -27,7 +26,7 @@ from aggregator.supervision.call import (
     TraceHandler,
 )
 from aggregator.supervision.control import RunControl
-from aggregator.supervision.display import Display
+from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
 from aggregator.supervision.spec import CallOutcome, CallSpec
@@ -47,11 +46,10 @@ class RunStopped(Exception):
 
 
 def verbose_trace(output: Output) -> TraceHandler:
-    """-v: every line exchanged with a driver, stamped with seconds since the start."""
-    started = time.monotonic()
-
+    """-v: every line exchanged with a driver (stamped, as every -v note, from the
+    process's start: Output.stamp_notes)."""
     def trace(driver: str, text: str) -> None:
-        output.note(f"[{time.monotonic() - started:7.3f}] {driver}: {text}")
+        output.note(f"{driver}: {text}")
 
     return trace
 
@@ -86,9 +84,20 @@ class Session:
         return self.supervisor.policy
 
     def life_handler(self, spec: CallSpec) -> LifeHandler | None:
-        """What tells the heartbeat this call's driver is alive (None: no heartbeat)."""
-        return None if self.liveness is None else partial(self.liveness.life,
-                                                          spec.driver.name)
+        """What tells the heartbeat, and a live display, that this call's driver is
+        alive (None: neither listens)."""
+        name = spec.driver.name
+        heartbeat = None if self.liveness is None else partial(self.liveness.life, name)
+        if not isinstance(self.display, LiveDisplay):
+            return heartbeat
+        display = self.display
+
+        def life() -> None:
+            display.alive(name)
+            if heartbeat is not None:
+                heartbeat()
+
+        return life
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
                    *, deadline: float | None = None) -> CallOutcome:
