@@ -97,7 +97,8 @@ async def test_a_driver_over_its_memory_limit_is_out_of_memory_and_its_sibling_u
     assert "its memory limit of 64 MiB" in first
     assert not (servo_root / "hog.done").exists()
     assert (servo_root / "fine.done").read_text() == str(20 * MIB)  # under the same limit
-    assert "servo-agg: limits.memory: " in run.stderr  # -v: how this host enforces it
+    # -v: how this host enforces it (every -v note stamped from the process's start)
+    assert re.search(r"^servo-agg: \[ *[0-9.]+\] limits\.memory: ", run.stderr, re.M)
     # -v: what each call used, measured (the fine one held its 20 MB at its peak)
     fine_exit = next(line for line in run.stderr.splitlines()
                      if "20-fine: exit 0" in line and "peak" in line)

@@ -125,7 +125,9 @@ async def test_a_refused_run_is_recorded_at_the_default_place(servo_root: Path,
         ("adjust", "failed", "bad-config", []), (None, "failed", "bad-usage", [])]
     assert found[1]["args"] == ["--bogus"]
     assert found[0]["request"] is None  # refused before the request was read
-    assert found[0]["notes"] == [f"error (bad-config): {done.final['message']}"]
+    assert found[0]["message"] == done.final["message"]
+    # what stderr said: servo posts it after the message, so it only points there
+    assert found[0]["notes"] == ["error (bad-config): the final line on stdout says what and why"]
     assert not (servo_root / "elsewhere").exists()
 
 

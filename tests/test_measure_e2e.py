@@ -39,7 +39,7 @@ async def test_info_is_instant_and_names_the_measure_drivers(servo_root: Path,
 async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_measure(servo_root, "--version", tag=tag)
-    assert run.lines == [f"{AGGREGATOR} (10load-1.0, 20prom-1.0)"]
+    assert run.lines == [f"{AGGREGATOR} (10load 10load-1.0, 20prom 20prom-1.0)"]
 
 
 @pytest.mark.parametrize("flag", ["--describe", "--query"])

@@ -838,7 +838,7 @@ async def test_version_answers_half_a_second_before_servos_timeout_with_a_driver
                           silent_since=-0.2)
     [(written, line)] = output.lines
     assert written == exactly(10.0 - 0.2 - 0.5)
-    assert line.endswith("(1.2, 20b: failing)")
+    assert line.endswith("(10a 1.2, 20b: failing)")
 
 
 # -- progress at a rate servo can afford (the real adjust over fake drivers) ----------------

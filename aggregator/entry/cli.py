@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
     servo_pid = os.getppid()  # servo, taken as early as can be: it may exit without a word
     from aggregator.root.layout import front_end_name
 
-    front, args = front_end_name(program or sys.argv[0], sys.argv[1:] if argv is None else argv)
+    called = os.path.basename(program or sys.argv[0])
+    given = sys.argv[1:] if argv is None else argv
+    front, args = front_end_name(called, given)
     if 1 in closed:
         stdout_closed_note()
         return 1
@@ -91,7 +93,10 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         return read_journal(args, FrontEnd(front))
     from aggregator.entry.launch import run
 
-    return run(args, FrontEnd(front), stdin_closed=0 in closed, servo_pid=servo_pid)
+    # --help names the program as called: adjust, measure, servo-agg (measure)
+    shown = called if len(args) == len(given) else f"{called} {front}"
+    return run(args, FrontEnd(front), stdin_closed=0 in closed, servo_pid=servo_pid,
+               program=shown)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -22,10 +22,11 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
+from aggregator.protocol.text import version_line
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.root.config import AggregatorConfig, load_config
 from aggregator.root.config_probe import read_config_text
-from aggregator.root.discovery import find_drivers
+from aggregator.root.discovery import drivers_among, scan, unrun_programs
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output, wants_live_display
@@ -40,16 +41,17 @@ Job = AdjustJob | MeasureJob
 
 
 def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
-        servo_pid: int | None = None) -> int:
+        servo_pid: int | None = None, program: str | None = None) -> int:
     """The command's exit code; never 0 when what it wrote could not all reach servo.
-    `servo_pid`: our parent at start, watched so that its exit stops the run."""
+    `servo_pid`: our parent at start, watched so that its exit stops the run; `program`:
+    the name it was called by, for --help."""
     facts = RunFacts.begin(front, argv, os.environ)
     early = EarlySignals(record=facts.signal)
     early.install()
     output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
     root = Path(os.getcwd())
     try:
-        code, config = _run(argv, front, early, output, stdin_closed, facts, root)
+        code, config = _run(argv, front, early, output, stdin_closed, facts, root, program)
         code = 1 if code == 0 and output.lost is not None else code
         # Every line is out: recording it never delays servo's final line.
         try:
@@ -111,10 +113,13 @@ def keep_record(root: Path, facts: RunFacts, output: Output, code: int,
 
 def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
          environment: ServoEnvironment, root: Path, early: EarlySignals,
-         stdin_closed: bool, facts: RunFacts) -> Job:
+         stdin_closed: bool, facts: RunFacts, output: Output) -> Job:
     """The front-end's job, the request read and checked (before any driver starts)."""
     drivers_dir, disabled = drivers_of(config, front)
-    drivers = tuple(find_drivers(root / drivers_dir, disabled))
+    candidates = scan(root / drivers_dir)
+    for warning in unrun_programs(drivers_dir, candidates):
+        output.warn(warning)
+    drivers = tuple(drivers_among(candidates, disabled))
     wants_request = not (args.version or args.query)
     data = b""
     if wants_request:
@@ -155,15 +160,17 @@ def _command(args: argparse.Namespace, front: FrontEnd) -> str:
 
 
 def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
-         stdin_closed: bool, facts: RunFacts,
-         root: Path) -> tuple[int, AggregatorConfig | None]:
+         stdin_closed: bool, facts: RunFacts, root: Path,
+         program: str | None = None) -> tuple[int, AggregatorConfig | None]:
     """The exit code, and the config when it could be read."""
     config = None
     try:
-        args = build_parser(front).parse_args(argv)
+        args = build_parser(front, program).parse_args(argv)
         facts.command, facts.app = _command(args, front), args.app
-        if args.json and not args.dry_run:
-            raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run only")
+        if args.verbose:  # every note from here on says when, from the process's start
+            output.stamp_notes()
+        if args.json and not (args.dry_run or args.check):
+            raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")
         if args.last is not None or args.show is not None or args.history or args.failed \
                 or args.since is not None:  # only abbreviated, since cli.py sends the rest on
             raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history (with "
@@ -172,12 +179,19 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
             from aggregator.tools.check import run_check
 
             return run_check(root, args.app, output, verbose=args.verbose, early=early,
-                             front=front, facts=facts), None
+                             front=front, facts=facts, as_json=args.json), None
         environment = read_environment(os.environ)
-        config = load_config(root)
+        config = load_config(root, output.warn)
         environment = environment.with_fallback(config.io_timeout, CONFIG_IO_TIMEOUT)
-        job = _job(front, args, config, environment, root, early, stdin_closed, facts)
+        job = _job(front, args, config, environment, root, early, stdin_closed, facts, output)
     except AggregatorError as err:
+        if err.reason == Reason.NO_DRIVERS_DIR and config is not None and args.version:
+            # an install is checked before drivers are added: servo-agg's version still
+            # shows, and the missing directory too (exit 1: servo would fail without it)
+            output.write_line(version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
+                                            "is missing"]))
+            output.note(f"error ({err.reason}): {err.message}")
+            return 1, config
         output.error(err)
         return 1, config
     except StoppedEarly as stop:

@@ -27,12 +27,13 @@ from aggregator.protocol.measure import (
     unused_override_notice,
     unused_overrides,
 )
-from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.text import clip_message
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.display import Display
+from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
     ProgressRelay,
     SlowestDriver,
@@ -181,9 +182,10 @@ async def measure(job: MeasureJob, session: Session) -> int:
     because = ([f"canceled because {', '.join(f.driver for f in run.failures)} failed: "
                 f"{', '.join(canceled)}"] if canceled and run.failures else [])
     if session.control.stopping:
-        session.stop(None, [f.line() for f in run.failures] + because)
+        session.stop((), [f.line() for f in run.failures] + because)
     if run.failures:
-        return _finish_failed(session, run.failures, because, canceled)
+        return finish_with_failures(session.output, run.failures, because, keys=(
+            {"canceled_drivers": canceled} if canceled else None))
     try:
         final = merge_results([(n, run.results[n]) for n in job.names if n in run.results],
                               run.notices(in_vain))
@@ -198,12 +200,3 @@ async def measure(job: MeasureJob, session: Session) -> int:
     session.output.json_line(final)
     return 0
 
-
-def _finish_failed(session: Session, failures: list[DriverFailure], because: list[str],
-                   canceled: list[str]) -> int:
-    result = fold(failures, because)
-    if canceled:
-        result["canceled_drivers"] = canceled
-    session.output.json_line(result)
-    session.output.note(f"error ({result['reason']}): " + result["message"].split("\n")[0])
-    return 1

@@ -97,6 +97,14 @@ def parse_stderr_mode(raw: str | None) -> StderrMode:
     )
 
 
+def servo_posts_stderr(raw: str | None) -> bool:
+    """Whether servo adds what we write on stderr to the message it posts for a command
+    that exited non-zero. servo reads OPTUNE_VERBOSE_STDERR itself, as it is: unset is
+    `all`; `all` adds everything, `minimal` the first two chunks it read, anything else
+    (`none`, and every value servo does not know) nothing."""
+    return (raw if raw is not None else "all") in ("all", "minimal")
+
+
 def read_environment(env: Mapping[str, str]) -> ServoEnvironment:
     return ServoEnvironment(
         io_timeout=parse_io_timeout(env.get(IO_TIMEOUT_VAR)),

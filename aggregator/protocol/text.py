@@ -121,3 +121,11 @@ def show_bytes(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
     return f"{size} bytes"
+
+
+def version_line(drivers: list[str]) -> str:
+    """`--version`'s one line: servo-agg's version, then in parentheses each driver's,
+    as its file name and version (`10-web 1.0.0, 20-cache: failing`), or why none."""
+    from aggregator import PRODUCT, __version__
+
+    return f"{PRODUCT} {__version__} ({', '.join(drivers) or 'no drivers'})"

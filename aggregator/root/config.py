@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +31,12 @@ from aggregator.limits import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.text import brief, clip, one_line
 from aggregator.protocol.validation import show
-from aggregator.root.config_probe import CONFIG_FILE, may_configure_aggregator, read_config_text
+from aggregator.root.config_probe import (
+    CONFIG_FILE,
+    may_configure_aggregator,
+    misspelled_sections,
+    read_config_text,
+)
 
 SECTION = "aggregator"
 OnFailure = Literal["continue", "stop", "rollback"]
@@ -473,13 +478,20 @@ def parse_document(text: str, path: Path) -> dict[str, Any] | None:
     file and, where yaml knows it, the line."""
     import yaml  # deferred: only commands that need the config pay for it
 
-    from aggregator.root.safe_yaml import AliasExpansionError, bounded_loader
+    from aggregator.root.safe_yaml import AliasExpansionError, DuplicateKeyError, bounded_loader
 
     try:
-        document = yaml.load(text, Loader=bounded_loader())  # a safe loader (subclass)
+        document = yaml.load(text, Loader=bounded_loader(SECTION))  # a safe loader (subclass)
     except AliasExpansionError as exc:
         where = f" line {exc.line}:" if exc.line else ""
         raise AggregatorError("bad-config", f"{path}:{where} refused: {exc.problem}") from None
+    except DuplicateKeyError as exc:
+        raise AggregatorError(
+            "bad-config", f"{path}: {clip(one_line(exc.path))} is written twice, "
+                          + (f"on lines {exc.first_line} and {exc.second_line}"
+                             if exc.first_line != exc.second_line
+                             else f"both on line {exc.first_line}")
+                          + " (YAML would silently keep the second): keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -517,7 +529,21 @@ def config_from_text(servo_root: Path, text: str | None) -> AggregatorConfig:
     return parse_section(None if document is None else document.get(SECTION))
 
 
-def load_config(servo_root: Path) -> AggregatorConfig:
+def misspelling_warnings(text: str | None) -> list[str]:
+    """A warning for each top-level section that looks like `aggregator:` mistyped."""
+    return [f"{CONFIG_FILE}: the top-level section {clip(one_line(name))!r} looks like a "
+            f"misspelling: did you mean {SECTION}? servo-agg reads only `{SECTION}:`, so "
+            f"what is under {clip(one_line(name))!r} is not used (if a driver's own section "
+            "is named so, this warning is about nothing)"
+            for name in misspelled_sections(text)]
+
+
+def load_config(servo_root: Path,
+                warn: Callable[[str], None] | None = None) -> AggregatorConfig:
     """The aggregator's settings; config.yaml is read once, and parsed only when it
-    mentions them."""
-    return config_from_text(servo_root, read_config_text(servo_root))
+    mentions them. `warn` is told of a section name that looks like a typo."""
+    text = read_config_text(servo_root)
+    if warn is not None:
+        for warning in misspelling_warnings(text):
+            warn(warning)
+    return config_from_text(servo_root, text)

@@ -31,6 +31,7 @@ from aggregator.limits import (
     JOURNAL_NOTES,
 )
 from aggregator.process.linux import process_age
+from aggregator.protocol.environment import servo_posts_stderr
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps, utf8
 from aggregator.protocol.text import clip, clip_message
@@ -154,11 +155,16 @@ class Output:
 
     def __init__(self, stdout_fd: int = 1, stderr: TextIO | StderrLines | None = None,
                  clock: Callable[[], float] = time.monotonic, *, owns_fd: bool = False,
-                 servo: ServoProcess | None = None) -> None:
+                 servo: ServoProcess | None = None, stderr_posted: bool = False) -> None:
         self.fd = stdout_fd
         self._owns_fd = owns_fd
         self.servo = servo  # watched by the channel under trio
         self._stderr = stderr if stderr is not None else sys.stderr
+        #: servo adds our stderr to the message it posts for a failed command (a pipe, and
+        #: OPTUNE_VERBOSE_STDERR all or minimal): the error line must not repeat the message
+        self.stderr_posted = stderr_posted
+        #: -v: every note stamped with seconds since this monotonic time (our start)
+        self.stamped_since: float | None = None
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
@@ -193,7 +199,10 @@ class Output:
         servo itself (our parent at start, `servo_pid`), watched while the run goes on."""
         fd, owned = own_description(1)
         servo = ServoProcess.watch(servo_pid) if servo_pid is not None else None
-        return cls(fd, StderrLines.for_fd(2), owns_fd=owned, servo=servo)
+        stderr = StderrLines.for_fd(2)  # a pipe, as servo's is; None for a terminal or file
+        posted = stderr is not None and servo_posts_stderr(
+            os.environ.get("OPTUNE_VERBOSE_STDERR"))
+        return cls(fd, stderr, owns_fd=owned, servo=servo, stderr_posted=posted)
 
     def close(self) -> None:
         """Give back what was borrowed: servo's description blocking again, ours closed."""
@@ -370,6 +379,11 @@ class Output:
             self.note(f"{why}: nothing more reaches servo{unsent}")
 
     # -- people ------------------------------------------------------------------------
+    def stamp_notes(self) -> None:
+        """-v: from now on every note says when, in seconds since the process started
+        (interpreter start-up included, as servo counts), on the monotonic clock."""
+        self.stamped_since = time.monotonic() - process_age()
+
     def note(self, text: str, *, trace: bool = False) -> None:
         """One readable line on stderr; never used as a heartbeat. Kept for the run's
         record unless it is `-v`'s `trace`."""
@@ -378,16 +392,37 @@ class Output:
         with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()
-            print(f"servo-agg: {text}", file=self._stderr, flush=True)
+            stamp = ("" if self.stamped_since is None
+                     else f"[{time.monotonic() - self.stamped_since:7.3f}] ")
+            print(f"servo-agg: {stamp}{text}", file=self._stderr, flush=True)
             if self.overlay is not None:
                 self.overlay.draw()
+
+    def warn(self, text: str) -> None:
+        """Something a person must fix though the run goes on (a program without its
+        execute bit, a section name that looks like a typo): a note, which the run's
+        record keeps with the others."""
+        self.note(f"warning: {text}")
 
     def error(self, err: AggregatorError) -> None:
         """A command-ending error: one JSON line on stdout and one readable line on stderr."""
         result = err.as_result()
         result["message"] = clip_message(err.message)
-        self.json_line(result)
-        self.note(f"error ({err.reason}): {err.message}")
+        self.failure(result, f"error ({err.reason})", err.message)
+
+    def failure(self, result: Mapping[str, Any], label: str, summary: str) -> None:
+        """The final line of a command that did not succeed, and its line for people:
+        `servo-agg: <label>: <summary>`. When servo posts our stderr after the message
+        (stderr_posted), the summary would be said twice to the optimizer: the line then
+        only points at the message, so that the text servo posts holds each fact once. A
+        person at a terminal, a file, or OPTUNE_VERBOSE_STDERR=none get the summary."""
+        self.json_line(dict(result))
+        posted = self.stderr_posted and not self.closed  # nothing posted once servo is gone
+        self.note(f"{label}: " + (POSTED_POINTER if posted else summary))
+
+
+#: The line for people when servo posts our stderr: the message says it all already.
+POSTED_POINTER = "the final line on stdout says what and why"
 
 
 class _Line:

@@ -175,7 +175,7 @@ class Run:
             bounds=self.bounds, facts=self.facts)
         display: Display | None = None
         if self.live_display:
-            display = output.overlay = LiveDisplay(sys.stderr)
+            display = output.overlay = LiveDisplay(sys.stderr, line_limit=policy.line_limit)
         return Session(supervisor, output, self.environment, heartbeat=self.heartbeat,
                        display=display)
 
