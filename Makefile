@@ -36,7 +36,8 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 # Lint once, then the whole suite on every supported Python found here (noxfile.py: a
-# line for each, found or not; fails without the oldest), each in its own venv in .nox/.
+# line for each, found or not; fails without the oldest), each in its own venv in .nox/,
+# and once more on the oldest with the lowest trio and PyYAML allowed (nox session lowest).
 test: lint
 	$(BIN)/nox --reuse-existing-virtualenvs
 

@@ -4,6 +4,8 @@
     .venv/bin/nox                     the report below, then the suite on each Python found
     .venv/bin/nox -s pythons          only the report: which supported Pythons are here
     .venv/bin/nox -s "tests(3.13)"    the suite on one of them; arguments after -- go to pytest
+    .venv/bin/nox -s lowest           the suite on the oldest Python with the lowest versions
+                                      of trio and PyYAML that aggregator/requirements.txt allows
 
 The supported versions are pyproject.toml's `Programming Language :: Python :: 3.N`
 classifiers; the oldest of them (requires-python's floor) must be found, the others are
@@ -18,15 +20,18 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # the checkout's aggregator, for its one list of requirements
+from aggregator.tools.runtime import REQUIREMENTS, declared_minimums  # noqa: E402
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["pythons", "tests"]
+nox.options.sessions = ["pythons", "tests", "lowest"]
 nox.options.error_on_missing_interpreters = True
 
 #: Run by each candidate: its version, and proof that it can make a venv with pip.
@@ -114,4 +119,25 @@ def pythons(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Every layer of the suite, spread over the machine's cores, on one interpreter."""
     session.install("--quiet", "-e", ".[test]")
+    session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
+
+
+OLDEST = FOUND[SUPPORTED[0]]
+
+
+@nox.session(venv_backend="uv")
+@nox.parametrize("python", [OLDEST[0]] if OLDEST is not None else [],
+                 ids=[SUPPORTED[0]] if OLDEST is not None else [])
+def lowest(session: nox.Session) -> None:
+    """The suite on the oldest supported Python with the lowest versions of the
+    dependencies that aggregator/requirements.txt allows (uv resolves them), so that the
+    declared minimums are versions servo-agg is proven to work with."""
+    session.install("--resolution", "lowest-direct", "-r", str(REQUIREMENTS))
+    session.install("--quiet", "-e", ".[test]")  # keeps the runtime dependencies as they are
+    for name, lowest_allowed in declared_minimums().items():
+        got = str(session.run("python", "-c", "import importlib.metadata as m, sys; "
+                              "print(m.version(sys.argv[1]))", name, silent=True)).strip()
+        if got != lowest_allowed and not got.startswith(lowest_allowed + "."):
+            session.error(f"{name} {got} installed, not the lowest allowed {lowest_allowed}")
+        session.log(f"{name} {got}: the lowest version aggregator/requirements.txt allows")
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)

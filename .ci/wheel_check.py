@@ -14,6 +14,9 @@
    through `adjust` and `measure` copied alone, which load the installed package.
 5. Checks that `--info` through the installed `servo-agg` imports nothing that a copied
    `./adjust --info` does not (the script is servo-agg's own, not a wrapper pip writes).
+6. Runs the README's recipe for the symlinks' target against the venv (not on PATH) and
+   a `--user` install (PYTHONUSERBASE in the temporary directory): each must name the
+   script pip wrote.
 
 Needs only this Python (3.11+, with venv) and PyPI; everything it makes is in one
 temporary directory, removed at the end. Prints one line per check and a closing
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,9 +73,10 @@ def venv(where: Path) -> Path:
 
 
 def package_modules() -> set[str]:
-    """aggregator/**.py in the checkout, as paths relative to the repo."""
+    """aggregator/**.py in the checkout, and the package's one data file (the requirements
+    --check reads), as paths relative to the repo."""
     return {str(p.relative_to(REPO)) for p in (REPO / "aggregator").rglob("*.py")
-            if "__pycache__" not in p.parts}
+            if "__pycache__" not in p.parts} | {"aggregator/requirements.txt"}
 
 
 def last_json(text: str) -> dict[str, Any]:
@@ -172,6 +177,31 @@ class WheelCheck:
         if "site-packages" not in found:
             raise CheckFailed(f"aggregator imported from {found}")
         return f"aggregator from {found}"
+
+    def link_recipe(self) -> str:
+        """The README's way to find the installed command for the symlinks, for a venv
+        not on PATH and for a --user install: it must name the script pip wrote."""
+        found = re.search(r"script=\$\(python3 -c '([^']+)'\)",
+                          (REPO / "README.md").read_text())
+        if found is None:
+            raise CheckFailed("README.md has no `script=$(python3 -c '...')` recipe")
+        locate = found.group(1)
+        outside = {k: v for k, v in self.env.items() if k != "PATH"}  # the venv not on PATH
+        outside["PATH"] = os.defpath
+        venv_script = must([self.bin / "python", "-c", locate], cwd=self.work,
+                           env=outside).stdout.strip()
+        if venv_script != str(self.bin / "servo-agg"):
+            raise CheckFailed(f"venv: the recipe gave {venv_script!r}")
+        assert self.wheel is not None
+        base = getattr(sys, "_base_executable", sys.executable)  # --user needs no venv
+        user = dict(outside, PYTHONUSERBASE=str(self.work / "userbase"),
+                    PIP_BREAK_SYSTEM_PACKAGES="1")
+        must([base, "-m", "pip", "install", "--quiet", "--user", "--no-deps",
+              "--no-warn-script-location", self.wheel], env=user)
+        user_script = must([base, "-c", locate], cwd=self.work, env=user).stdout.strip()
+        if user_script != str(self.work / "userbase" / "bin" / "servo-agg"):
+            raise CheckFailed(f"--user: the recipe gave {user_script!r}")
+        return f"{venv_script}; {user_script}"
 
     def servo_root(self, how: str) -> Path:
         """A servo root with the sample drivers and servo-agg put there `how`:
@@ -302,6 +332,8 @@ class WheelCheck:
         self.check("the sdist holds the package, not the tests", self.sdist_contents)
         if not self.check("pip install the wheel into a fresh venv", self.install):
             return self.close()
+        self.check("README's link recipe finds servo-agg (venv not on PATH, --user)",
+                   self.link_recipe)
         installed = self.servo_root("installed")
         self.commands(installed, "installed")
         copied = self.servo_root("copied")

@@ -7,9 +7,9 @@ MAX_LINE_BYTES = 1024 * 1024
 
 #: The longest line from a driver whose call answers with data servo keeps: a --query
 #: descriptor, a measure driver's --describe or its measurement (tens of MB are real, and
-#: servo takes them). Reading one costs about three times its size at its peak (buffer
-#: and line, then line, text and parsed value); a progress line this long is still
-#: refused (bad-output).
+#: servo takes them). Reading one costs twice its size besides the value parsed from it
+#: (buffer and line, then text and value; docs/supervision.md has what a value costs); a
+#: progress line this long is still refused (bad-output).
 MAX_RESULT_LINE_BYTES = 64 * 1024 * 1024
 
 #: Capacity of each driver's stdout pipe. A driver can run at most this far ahead of
@@ -26,8 +26,9 @@ FDS_PER_DRIVER = 4
 
 #: Descriptors kept free of drivers, below the soft RLIMIT_NOFILE (`ulimit -n`): for trio
 #: (epoll, its wake-up socket pair), the imports and files read during a run, the pidfds
-#: of an orphan sweep and the fork under way. Head starts and parallel calls take only
-#: what is left: 150 drivers under `ulimit -n 256` are asked 54 at a time.
+#: of an orphan sweep and the fork under way. Drivers take only what is left: measure
+#: drivers and parallel queries must all fit or are refused before any starts; --version's
+#: --info calls take turns (150 drivers under `ulimit -n 256`: about 50 at a time).
 FD_MARGIN = 32
 
 #: Stderr kept per driver call: this much from the start and this much from the end.
@@ -138,3 +139,49 @@ MAX_IO_TIMEOUT_SECONDS = 7 * 86400.0
 #: An adjust request on stdin is read up to this size (16 MiB) and refused beyond it,
 #: without reading the rest: a real request is a few KiB, and parsing costs ~4x its size.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+#: `limits.memory` (config.yaml) may be 1 MiB to 1 TiB: below a mebibyte no interpreter
+#: starts; beyond a tebibyte the limit would bound nothing on a host servo runs on.
+MIN_MEMORY_LIMIT_BYTES = 1 << 20
+MAX_MEMORY_LIMIT_BYTES = 1 << 40
+
+#: `limits.pids` may be 1 to 4194304, the kernel's highest pid_max.
+MAX_PIDS_LIMIT = 4_194_304
+
+#: `limits.cpu` may be 0.01 to 1024 CPUs: cpu.max takes a quota of at least 1 ms per
+#: period (CPU_PERIOD_MICROSECONDS, 100 ms), and a host has no more CPUs than this.
+MIN_CPU_LIMIT = 0.01
+MAX_CPU_LIMIT = 1024.0
+CPU_PERIOD_MICROSECONDS = 100_000
+
+#: `deadline` (config.yaml): a driver call may be given up to 7 days in all, as
+#: OPTUNE_IO_TIMEOUT may; a measurement of hours fits, a typo such as 1e12 does not.
+MAX_DEADLINE_SECONDS = 7 * 86400.0
+#: The journal (`.servo-agg/journal.jsonl`, config.yaml `journal.max_bytes`): all its
+#: files together stay under this by default (16 MiB: thousands of ordinary runs) ...
+DEFAULT_JOURNAL_MAX_BYTES = 16 * 1024 * 1024
+#: ... and the bound may be set from 64 KiB (a few runs with failing drivers' stderr)
+#: to 1 GiB (a journal is read whole by `--history`).
+MIN_JOURNAL_MAX_BYTES = 64 * 1024
+MAX_JOURNAL_MAX_BYTES = 1024 * 1024 * 1024
+
+#: The journal's files: journal.jsonl and journal.jsonl.1 .. .3, each at most a quarter
+#: of the bound, so rotating drops the oldest quarter, and one record is at most that.
+JOURNAL_FILES = 4
+
+#: What a record keeps of one driver call, at most (cut further when a record is too
+#: large for the journal's bound): the tail of its stderr, kept on success too ...
+JOURNAL_STDERR_TAIL_BYTES = 4096
+#: ... its result line, its first and its last progress line ...
+JOURNAL_RESULT_BYTES = 2048
+JOURNAL_PROGRESS_BYTES = 512
+#: ... and of the run: the request on stdin, the final line servo got, and what was said
+#: on stderr for people (this many notes, each cut to JOURNAL_NOTE_CHARS).
+JOURNAL_REQUEST_BYTES = 4096
+JOURNAL_FINAL_BYTES = 4096
+JOURNAL_NOTES = 32
+JOURNAL_NOTE_CHARS = 1000
+
+#: Writing a record waits at most this long for another aggregator's lock on the journal
+#: (each holds it for a write of one record): a stuck holder costs one note, not a hang.
+JOURNAL_LOCK_SECONDS = 2.0

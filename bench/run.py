@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the aggregator costs servo, measured: start-up, the DESCRIBE, ADJUST and MEASURE
-cycles against the floor of the same driver calls made directly, progress relay, and peak memory
-while a driver floods it.
+cycles against the floor of the same driver calls made directly, progress relay, peak memory
+while a driver floods it, and what the journal adds to the ADJUST and MEASURE cycles.
 
     python bench/run.py [--adjust PATH ...] [--runs N] [--smoke] [--only GROUP ...]
                         [--json FILE] [--roots DIR]
@@ -64,19 +64,26 @@ class BenchFailure(Exception):
 class Params:
     runs: int
     startup_reps: int  # (a) samples per round: start-up is short, so it gets a few
+    journal_reps: int  # (f) on/off pairs per round: the difference is small, so a few
     relay_lines: int  # per relay driver
     stderr_bytes: int
     line_bytes: int
+    series_points: int  # in the measure result of the (e) time-series row
     groups: tuple[str, ...]  # which of GROUPS run
 
 
 #: The groups of rows, in the order a round runs them (row keys start with the name).
-GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss")
+GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss", "journal")
 
-FULL = Params(runs=7, startup_reps=3, relay_lines=10_000,
-              stderr_bytes=200 * MIB, line_bytes=50 * MIB, groups=GROUPS)
-SMOKE = Params(runs=1, startup_reps=1, relay_lines=1_000,
-               stderr_bytes=20 * MIB, line_bytes=5 * MIB, groups=GROUPS)
+FULL = Params(runs=7, startup_reps=3, journal_reps=3, relay_lines=10_000,
+              stderr_bytes=200 * MIB, line_bytes=50 * MIB, series_points=1_000_000,
+              groups=GROUPS)
+SMOKE = Params(runs=1, startup_reps=1, journal_reps=1, relay_lines=1_000,
+               stderr_bytes=20 * MIB, line_bytes=5 * MIB, series_points=100_000,
+               groups=GROUPS)
+
+#: (f) Records written in process per sample of the journal's own cost.
+JOURNAL_WRITES = 50
 
 
 # -- the rows ------------------------------------------------------------------------------
@@ -150,6 +157,23 @@ def rows(params: Params) -> list[Row]:
             target=60),
         Row("rss.line", f"(e) peak RSS, a driver writes a {line_mib} MiB line", "MiB",
             target=60),
+        Row("rss.series", f"(e) peak RSS, ./measure relays a result of a "
+            f"{params.series_points:,}-point time series ({series_mib(params):.1f} MiB)",
+            "MiB", target=series_bound(params)),
+        Row("rss.series.ratio", "    peak RSS ÷ result size", "x"),
+    ]
+    for kind, label in (("adjust", "ADJUST (sequential)"), ("measure", "MEASURE")):
+        table += [
+            Row(f"journal.{kind}.off", f"(f) {label}, journal: {{enabled: false}}", "ms"),
+            Row(f"journal.{kind}.on", f"(f) {label}, journal on", "ms"),
+            Row(f"journal.{kind}.cost", "    the journal's cost (on − off)", "ms", target=2),
+            Row(f"journal.{kind}.ratio", "    on / off", "ratio"),
+        ]
+    table += [
+        Row("journal.imports", "(f) importing the journal's modules, trio loaded (once a run)",
+            "ms"),
+        Row("journal.write", f"(f) one record of the ADJUST cycle ({2 * CYCLE_DRIVERS} calls) "
+            "built and appended", "ms", target=2),
     ]
     return [row for row in table if row.key.split(".")[0] in params.groups]
 
@@ -264,6 +288,42 @@ except BrokenPipeError:
     os._exit(1)
 print(json.dumps({"status": "ok", "reason": "success"}))
 '''
+
+
+# A measure driver whose result is one large time series, as a Prometheus reader's: it
+# copies series.json (written by the bench) to stdout.
+SERIES_DRIVER = r'''#!/usr/bin/env python3
+"""Benchmark measure driver: one metric, a time series of many points."""
+import json, shutil, sys
+
+if "--describe" in sys.argv:
+    print(json.dumps({"status": "ok", "metrics": {"p99": {"unit": "ms"}}}))
+    sys.exit(0)
+json.load(sys.stdin)
+with open("series.json", "rb") as series:
+    shutil.copyfileobj(series, sys.stdout.buffer)
+'''
+
+
+@functools.cache
+def series_result(points: int) -> bytes:
+    """A measure result holding one metric, a time series of `points` [timestamp, value]
+    pairs (about 20 bytes of JSON each), and its newline."""
+    data = [[1_700_000_000 + i, i % 1000 / 10 + 0.5] for i in range(points)]
+    result = {"status": "ok",
+              "metrics": {"p99": {"unit": "ms", "values": [{"id": "pod-1", "data": data}]}}}
+    return json.dumps(result).encode() + b"\n"
+
+
+def series_mib(params: Params) -> float:
+    return len(series_result(params.series_points)) / MIB
+
+
+def series_bound(params: Params) -> float:
+    """docs/supervision.md's bound: about 30 MiB of its own, plus 12 times the result (the
+    parsed series, ~160 bytes of Python objects per ~20-byte point, and two copies of the
+    final line as it is written)."""
+    return 30 + 12 * series_mib(params)
 
 
 def descriptor(component: str) -> dict[str, Any]:
@@ -580,6 +640,9 @@ class Roots:
     relay: Path
     stderr: Path
     line: Path
+    series: Path
+    journal_on: Path  # (f): as seq and measure, with journal: {enabled: true} ...
+    journal_off: Path  # ... and {enabled: false} (both parse the aggregator section)
 
 
 @dataclass
@@ -618,8 +681,9 @@ class Bench:
         self.results = Results()
         self.driver_sleep = 0.0
         self.driver_start = 0.0
-        self.roots = Roots(*(work / name
-                             for name in ("seq", "par", "measure", "relay", "stderr", "line")))
+        self.roots = Roots(*(work / name for name in (
+            "seq", "par", "measure", "relay", "stderr", "line", "series", "journal-on",
+            "journal-off")))
 
     # -- set-up -------------------------------------------------------------------------
     def make_plain_python(self) -> None:
@@ -662,7 +726,10 @@ class Bench:
         sections = "".join(f"c{k}:\n  endpoint: http://localhost:{8000 + k}\n  retries: 3\n"
                            for k in range(1, CYCLE_DRIVERS + 1))
         for root, extra in ((self.roots.seq, ""),
-                            (self.roots.par, "aggregator:\n  parallel_queries: true\n")):
+                            (self.roots.par, "aggregator:\n  parallel_queries: true\n"),
+                            (self.roots.journal_on, "aggregator:\n  journal: {enabled: true}\n"),
+                            (self.roots.journal_off,
+                             "aggregator:\n  journal: {enabled: false}\n")):
             (root / "adjust.d").mkdir(parents=True)
             (root / "config.yaml").write_text(sections + extra)
             for k in range(1, CYCLE_DRIVERS + 1):
@@ -670,11 +737,15 @@ class Bench:
                     write_executable(root / folder / f"{k:02d}drv", fill(
                         CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
                         DESCRIPTOR=descriptor(f"c{k}")))
-        for k in range(1, MEASURE_DRIVERS + 1):
-            write_executable(self.roots.measure / "measure.d" / f"{k:02d}drv", fill(
-                MEASURE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                METRICS=measured_metrics(k)))
-        (self.roots.measure / "request.json").write_bytes(measure_request(MEASURE_METRICS))
+        # The journal's roots measure with these measure drivers (their measure.d's cycle
+        # drivers above are replaced), in a directory of their own.
+        for root in (self.roots.measure, self.roots.journal_on, self.roots.journal_off):
+            shutil.rmtree(root / "measure.d", ignore_errors=True)
+            for k in range(1, MEASURE_DRIVERS + 1):
+                write_executable(root / "measure.d" / f"{k:02d}drv", fill(
+                    MEASURE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
+                    METRICS=measured_metrics(k)))
+            (root / "request.json").write_bytes(measure_request(MEASURE_METRICS))
         for k in range(1, RELAY_DRIVERS + 1):
             write_executable(self.roots.relay / "adjust.d" / f"{k:02d}flood", fill(
                 RELAY_DRIVER, INDEX=k, LINES=self.params.relay_lines,
@@ -687,6 +758,11 @@ class Bench:
             write_executable(root / "adjust.d" / "01flood", fill(
                 FLOOD_DRIVER, BYTES=size, FD=fd, CHUNK=chunk, WHAT=what,
                 DESCRIPTOR=descriptor("f")))
+
+        write_executable(self.roots.series / "measure.d" / "01series", SERIES_DRIVER)
+        (self.roots.series / "series.json").write_bytes(
+            series_result(self.params.series_points))
+        (self.roots.series / "request.json").write_bytes(measure_request(["p99"]))
 
     def warm_up(self) -> None:
         """One unmeasured call of each kind per aggregator: compiles its bytecode, fills the
@@ -780,10 +856,11 @@ class Bench:
             raise BenchFailure(f"{what}: metrics {sorted(final.get(key) or {})}, not "
                                f"{sorted(MEASURE_METRICS)}")
 
-    def measure_cycle(self, agg: Aggregator, kind: str) -> float:
+    def measure_cycle(self, agg: Aggregator, kind: str, root: Path | None = None) -> float:
         """servo's measure cycle: --info, then --describe or a measurement, of the measure
         front-end beside `agg`."""
-        root, program = self.roots.measure, str(agg.path.parent / "measure")
+        root = root or self.roots.measure
+        program = str(agg.path.parent / "measure")
         seconds = self.info(agg, root, front="measure")
         if kind == "describe":
             done = run([program, "--describe", "app"], root, self.env)
@@ -848,6 +925,18 @@ class Bench:
             if note not in self.results.notes:
                 self.results.notes.append(note)
         return {f"rss.{root.name}": peak}
+
+    def rss_series(self, agg: Aggregator) -> dict[str, float]:
+        """Peak RSS of ./measure (beside `agg`) relaying one large time series."""
+        root = self.roots.series
+        peak, done = run_sampling_rss([str(agg.path.parent / "measure"), "app"], root,
+                                      self.env, (root / "request.json").read_bytes())
+        final = self.check_ok(done, "measure app (a large time series)")
+        points = len(final["metrics"]["p99"]["values"][0]["data"])
+        if points != self.params.series_points:
+            raise BenchFailure(f"measure app: {points} points of "
+                               f"{self.params.series_points} came back")
+        return {"rss.series": peak, "rss.series.ratio": peak / series_mib(self.params)}
 
     # -- rounds ---------------------------------------------------------------------------
     def rotated(self, items: list[Any], round_no: int) -> list[Any]:
@@ -962,11 +1051,95 @@ class Bench:
         self.measure_group(r, ["relay.read", "relay.rate", "relay.wall", "relay.cpu",
                                "relay.p50", "relay.p99", "relay.out"], relay_floor, relay)
 
+    def round_journal(self, r: int) -> None:
+        """The ADJUST and MEASURE cycles with the journal on and off, one after the other
+        (in turn first), a few pairs per round; and the journal's own work, in process."""
+        value = 2 + r % 2
+        roots = {"on": self.roots.journal_on, "off": self.roots.journal_off}
+        keys = [f"journal.{kind}.{row}" for kind in ("adjust", "measure")
+                for row in ("on", "off", "cost", "ratio")]
+        for rep in range(self.params.journal_reps):
+            states = self.rotated(["on", "off"], r + rep)
+
+            def pair(agg: Aggregator, states: list[str] = states) -> dict[str, float]:
+                got: dict[str, float] = {}
+                for state in states:
+                    got[f"journal.adjust.{state}"] = self.cycle(
+                        agg, roots[state], "adjust", value) * 1000
+                for state in states:
+                    got[f"journal.measure.{state}"] = self.measure_cycle(
+                        agg, "measure", roots[state]) * 1000
+                for kind in ("adjust", "measure"):
+                    on, off = got[f"journal.{kind}.on"], got[f"journal.{kind}.off"]
+                    got[f"journal.{kind}.cost"] = on - off
+                    got[f"journal.{kind}.ratio"] = on / off
+                return got
+
+            self.measure_group(r + rep, keys, None, pair)
+        self.measure_group(r, ["journal.imports", "journal.write"], None, self.journal_write)
+
+    def journal_write(self, agg: Aggregator) -> dict[str, float]:
+        """The journal's work alone, in a process of `agg`'s own (trio loaded, as in a run):
+        importing its modules once, then building and appending records like the ADJUST
+        cycle's to a fresh journal; the median of JOURNAL_WRITES (milliseconds)."""
+        done = run([sys.executable, "-c", JOURNAL_PROBE, str(agg.path.parent),
+                    str(self.work / f"journal-probe-{agg.letter}"), str(CYCLE_DRIVERS),
+                    str(JOURNAL_WRITES)], self.work, self.env).check("the journal's probe")
+        imports, write = map(float, done.stdout.split())
+        return {"journal.imports": imports, "journal.write": write}
+
     def round_rss(self, r: int) -> None:
         self.measure_group(r, ["rss.stderr"], None,
                            lambda agg: self.rss(agg, self.roots.stderr, True))
         self.measure_group(r, ["rss.line"], None,
                            lambda agg: self.rss(agg, self.roots.line, False))
+        self.measure_group(r, ["rss.series", "rss.series.ratio"], None, self.rss_series)
+
+
+# What the journal does at the end of a run, timed alone: its imports (trio and the rest
+# of what an adjust has loaded by then are imported first, untimed), then a record of an
+# ADJUST cycle (a query and an adjust per driver, each with a result, progress and a line
+# of stderr) built, encoded and appended, many times over. Prints both, in milliseconds.
+JOURNAL_PROBE = r"""
+import shutil, statistics, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+root, drivers, writes = Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+root.mkdir()
+import trio  # noqa: F401 - loaded in every run that records, with what a run loads:
+import aggregator.adjust.commands, aggregator.entry.launch, aggregator.supervision.channel
+from aggregator.process.resources import ResourceUse
+from aggregator.root.config import JournalConfig
+from aggregator.supervision.facts import CallFacts, RunFacts
+from aggregator.supervision.spec import CallEnd
+started = time.perf_counter()
+from aggregator.journal import store
+from aggregator.journal.record import encode
+imports = time.perf_counter() - started
+facts = RunFacts(front="adjust", args=("app",), command="adjust", app="app",
+                 request=b'{"application": {"components": {}}}' * 20)
+for k in range(1, drivers + 1):
+    for call in ("query", "adjust"):
+        facts.calls.append(CallFacts(
+            driver=f"{k:02d}drv", call=call, argv=(f"/servo/adjust.d/{k:02d}drv", "app"),
+            start=0.1 * k, duration=0.07, end=CallEnd.EXITED, exit_code=0, status="ok",
+            reason="success", detail="", progress_count=2,
+            first_progress='{"progress": 50, "message": "set c1.x to 2"}',
+            last_progress='{"progress": 100, "message": "done"}',
+            result='{"status": "ok", "reason": "success"}' * 3, result_bytes=111,
+            stderr_tail="driver log line\n", stderr_bytes=16,
+            resource_use=ResourceUse(0.03, 0.01, 20 << 20)))
+facts.exit_code, facts.duration = 0, 1.2
+facts.final, facts.result = '{"status": "ok", "reason": "success"}', {"status": "ok"}
+config = JournalConfig()
+times = []
+for _ in range(writes):
+    began = time.perf_counter()
+    store.append(root, config, encode(facts, store.file_bound(config)))
+    times.append(time.perf_counter() - began)
+shutil.rmtree(root)
+print(imports * 1000, statistics.median(times) * 1000)
+"""
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -1007,6 +1180,10 @@ def fmt(value: float | None, unit: str, digits: int = 1) -> str:
         return f"{value:.{digits}f} {unit}"
     if unit == "lines/s":
         return f"{value:,.0f}/s"
+    if unit == "x":
+        return f"{value:.{digits}f}x"
+    if unit == "ratio":
+        return f"{value:.3f}"
     return f"{value:,.0f}"
 
 

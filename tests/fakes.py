@@ -38,6 +38,8 @@ from typing import Any, Literal, cast
 import trio
 import trio.testing
 
+from aggregator.process.call_limits import LimitHits
+from aggregator.process.resources import ResourceUse
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
@@ -285,8 +287,11 @@ class FakeProcess:
         self.signals: list[SignalRecord] = []
         self.reaped = False
         self.reaped_at: float | None = None
+        #: what the kernel would report for it once reaped (a test may set it)
+        self.resource_use: ResourceUse | None = None
         self.pipes_closed = False
         self.violations: list[str] = []  # what supervision did that it must not
+        self.hits = LimitHits()  # how often its cgroup saw it hit a limit (set by scripts)
         self.leader = FakeMember(self, spec.driver.name, script, {"stdin", "stdout", "stderr"})
         self.members: list[FakeMember] = [self.leader]
 
@@ -380,6 +385,9 @@ class FakeProcess:
             self.reaped = True
             self.reaped_at = trio.current_time()
         return self.leader.exit_code
+
+    def limit_hits(self) -> LimitHits:
+        return self.hits
 
     async def aclose_pipes(self) -> None:
         self.pipes_closed = True
@@ -485,10 +493,18 @@ class RecordingOutput(Output):
         self.lines: list[tuple[float, str]] = []
         self.writes: list[str] = []  # each write_line, as written
 
-    def transmit(self, text: str, progress: bool) -> None:
+    def transmit(self, data: bytes, progress: bool) -> None:
+        text = data.decode().removesuffix("\n")  # whole lines, each with its newline
         self.writes.append(text)
         # One write may carry several whole lines (the progress relay's): each is a line.
         self.lines += [(self.last_write, line) for line in text.split("\n")]
+
+    @property
+    def notes(self) -> str:
+        """What was written to stderr (people's notes)."""
+        stream = self._stderr
+        assert isinstance(stream, io.StringIO)
+        return stream.getvalue()
 
     def gaps(self, since: float = 0.0) -> list[float]:
         """servo's waits for each line, from `since`."""

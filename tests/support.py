@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,14 @@ async def run_adjust(
     timeout: float = 60.0,  # noqa: ASYNC109 - a whole-run guard, like subprocess.run's
     signals: tuple[tuple[float, int], ...] = (),
     adjust: Path = ADJUST,
+    answer: Callable[[float, str], int | None] | None = None,
 ) -> AdjustRun:
     """Run ./adjust from `root` exactly as servo does: executable, cwd = servo root.
 
-    `signals` are (seconds after start, signal) pairs sent to the aggregator.
+    `signals` are (seconds after start, signal) pairs sent to the aggregator. `answer`
+    stands in for servo's reply to each stdout line (seconds after start, the line): a
+    signal it returns is sent to the aggregator at once, as servo sends SIGUSR1 when the
+    optimizer answers a progress post with cancel.
     """
     data = stdin.encode() if isinstance(stdin, str) else stdin
     environment = env if env is not None else adjust_env(tag)
@@ -171,6 +176,9 @@ async def run_adjust(
             while (i := buffer.find(b"\n")) >= 0:
                 lines.append((time.monotonic() - started, buffer[:i].decode()))
                 del buffer[: i + 1]
+                sig = None if answer is None else answer(*lines[-1])
+                if sig is not None and proc.returncode is None:
+                    proc.send_signal(sig)
         if buffer:
             lines.append((time.monotonic() - started, buffer.decode() + "<no newline>"))
 

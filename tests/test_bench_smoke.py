@@ -51,6 +51,7 @@ def test_smoke_runs_every_row_and_prints_the_table(tmp_path: Path, tag: str) -> 
     assert 1 <= by_key["relay.out"]["A"] < RELAY_DRIVERS * SMOKE.relay_lines
     assert by_key["relay.cpu"]["A"] > 0  # the aggregator's own CPU time was read
     assert by_key["rss.stderr"]["A"] > 1  # the aggregator's VmHWM was really sampled
+    assert by_key["rss.series"]["A"] > 1  # and ./measure's, its time series all relayed
     assert by_key["describe.seq.floor"][FLOOR] > 0
 
     lines = proc.stdout.splitlines()

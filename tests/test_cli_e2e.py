@@ -149,21 +149,31 @@ async def test_version_lists_each_drivers_version_in_order(servo_root: Path, tag
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
-    assert run.lines == [f"{AGGREGATOR} (1.2, 0.9)"]
+    assert run.lines == [f"{AGGREGATOR} (01web 1.2, 02cache 0.9)"]  # which is which
 
 
 async def test_version_shows_a_failing_driver_by_name(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     write_driver(servo_root, "01zbroken", "import sys\nsys.exit(3)\n")
     run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.lines == [f"{AGGREGATOR} (1.2, 01zbroken: failing, 0.9)"]
+    assert run.lines == [f"{AGGREGATOR} (01web 1.2, 01zbroken: failing, 02cache 0.9)"]
     assert "01zbroken" in run.stderr
 
 
 async def test_version_with_no_drivers(servo_root: Path, tag: str) -> None:
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0
-    assert run.lines == [f"{AGGREGATOR} ()"]
+    assert run.lines == [f"{AGGREGATOR} (no drivers)"]
+
+
+async def test_version_without_a_drivers_directory_still_says_its_own(
+        tmp_path: Path, tag: str) -> None:
+    """An install is checked before drivers are added: its own version shows, and the
+    missing directory too (exit 1, as every other command would fail)."""
+    run = await run_adjust(tmp_path, "--version", tag=tag)
+    assert run.returncode == 1
+    assert run.lines == [f"{AGGREGATOR} (no drivers: adjust.d/ is missing)"]
+    assert "servo-agg: error (no-drivers-dir): " in run.stderr
 
 
 # -- --query / --describe -------------------------------------------------------------------
@@ -230,7 +240,7 @@ async def test_query_with_a_descriptor_of_the_wrong_shape_names_the_driver(
     assert run.final["status"] == "failed"
     assert "02odd" in run.final["message"]
     assert "components" in run.final["message"]
-    assert "02odd" in run.stderr
+    assert run.final["failed_drivers"] == ["02odd"]
 
 
 async def test_query_with_a_duplicate_setting_names_both_drivers(
@@ -253,7 +263,7 @@ async def test_query_with_an_empty_drivers_dir_is_an_empty_descriptor(
 
 # -- no adjust.d ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [("--query", "app"), ("--version",), ("app",)])
+@pytest.mark.parametrize("args", [("--query", "app"), ("app",)])
 async def test_no_drivers_dir_is_an_error(tmp_path: Path, tag: str,
                                           args: tuple[str, ...]) -> None:
     run = await run_adjust(tmp_path, *args, tag=tag, stdin=request({}))
@@ -338,8 +348,13 @@ async def test_a_driver_whose_query_fails_is_named_and_nothing_is_adjusted(
     message = run.final["message"]
     assert "015sick could not be asked" in message
     assert "nothing was changed" in message
+    # its cause and its name, as for a failed adjust (#16): stderr excerpt, failed_drivers
+    assert "--- 015sick stderr ---\ncannot reach the cloud API" in message
+    assert run.final["failed_drivers"] == ["015sick"]
     assert not (servo_root / "web.log").exists()
-    assert "015sick" in run.stderr
+    # servo posts our stderr after the message: the line there only points at it
+    assert run.stderr == "servo-agg: error (driver-failed): the final line on stdout says " \
+                         "what and why\n"
 
 
 # -- adjust ---------------------------------------------------------------------------------
@@ -488,7 +503,7 @@ async def test_adjust_and_aggregator_copied_alone_into_a_servo_root_work(
     env.pop("PYTHONPATH", None)
     version = await run_adjust(root, "--version", tag=tag, env=dict(env),
                                adjust=root / "adjust")
-    assert version.lines == [f"{AGGREGATOR}+copy (1.2, 0.9)"], version.stderr
+    assert version.lines == [f"{AGGREGATOR}+copy (01web 1.2, 02cache 0.9)"], version.stderr
     info = await run_adjust(root, "--info", tag=tag, env=dict(env), adjust=root / "adjust")
     assert info.final["version"].startswith(f"{AGGREGATOR}+copy")
     query = await run_adjust(root, "--query", "app", tag=tag, env=dict(env),

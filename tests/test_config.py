@@ -251,7 +251,7 @@ async def test_adjust_refuses_a_bad_section_with_a_json_error(servo_root: Path,
         assert run.final["status"] == "failed"
         assert run.final["reason"] == "bad-config"
         assert "aggregator.on_failure" in run.final["message"]
-        assert "aggregator.on_failure" in run.stderr
+        assert "servo-agg: error (bad-config): " in run.stderr
     assert not (servo_root / "web.log").exists()
 
 

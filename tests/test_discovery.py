@@ -148,3 +148,48 @@ def test_a_file_where_the_directory_should_be_is_a_no_drivers_dir_error(
 def test_empty_directory_is_zero_drivers(tmp_path: Path) -> None:
     assert find_drivers(tmp_path) == []
     assert scan(tmp_path) == []
+
+
+# -- a program without its execute bit (#16 point 1) --------------------------------------
+
+def test_a_program_without_its_execute_bit_is_told_from_data(tmp_path: Path) -> None:
+    _file(tmp_path, "20-prom", 0o644)  # #!/bin/sh, chmod -x
+    (tmp_path / "30-bin").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(64))
+    (tmp_path / "settings.yaml").write_text("#  comment, then data\nkey: 1\n")
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "short").write_bytes(b"#")
+    seen = {c.name: c.program for c in scan(tmp_path)}
+    assert seen == {"20-prom": "it starts with #!", "30-bin": "it is an ELF executable",
+                    "settings.yaml": None, "empty": None, "short": None}
+    assert find_drivers(tmp_path) == []  # still not run: only named
+
+
+def test_drivers_and_skipped_files_are_not_looked_into(tmp_path: Path) -> None:
+    _file(tmp_path, "10-web")  # executable: a driver, whatever it starts with
+    _file(tmp_path, "10-web.bak", 0o644)  # a backup starting with #!: never a driver
+    _file(tmp_path, ".hidden", 0o644)
+    assert [(c.name, c.program) for c in scan(tmp_path)] == [
+        (".hidden", None), ("10-web", None), ("10-web.bak", None)]
+
+
+def test_the_look_reads_four_bytes_and_never_blocks(tmp_path: Path) -> None:
+    from aggregator.root.layout import program_look
+
+    os.mkfifo(tmp_path / "fifo")  # no writer: a blocking open would wait forever
+    assert program_look(tmp_path / "fifo") is None
+    assert program_look(tmp_path / "missing") is None
+    huge = tmp_path / "huge"
+    with huge.open("wb") as f:
+        f.write(b"#!/bin/sh\n")
+        f.truncate(1 << 40)  # sparse: 1 TiB, read no further than its start
+    assert program_look(huge) == "it starts with #!"
+
+
+def test_the_warning_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    from aggregator.root.discovery import unrun_programs
+
+    _file(tmp_path, "20-prom", 0o644)
+    (tmp_path / "notes.txt").write_text("data\n")
+    (warning,) = unrun_programs("measure.d", scan(tmp_path))
+    assert warning.startswith("measure.d/20-prom is not executable, though it starts with #!")
+    assert "chmod +x measure.d/20-prom" in warning

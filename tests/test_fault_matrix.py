@@ -173,10 +173,11 @@ def check_version(case: Case, run: AdjustRun) -> None:
     assert len(run.lines) == 1, run.lines
     assert run.lines[0].startswith("servo-agg "), run.lines
     if case.status == "ok":  # `says` is what the line shows for the fault driver
-        assert f"(a-1.0, {case.says[0]}, b-1.0)" in run.lines[0], run.lines
+        assert f"(01good a-1.0, 02fault {case.says[0]}, 03good b-1.0)" in run.lines[0], \
+            run.lines
         assert run.returncode == 0, run.stderr
         return
-    assert "(a-1.0, 02fault: failing, b-1.0)" in run.lines[0]
+    assert "(01good a-1.0, 02fault: failing, 03good b-1.0)" in run.lines[0]
     assert run.returncode == 1
     for text in case.says:
         assert text in run.stderr, run.stderr
@@ -297,7 +298,8 @@ async def test_two_stuck_drivers_never_make_the_aggregator_silent_for_t(
                                stdin=json.dumps(request) if command == "adjust" else "")
     assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
     if command == "version":
-        assert "(a-1.0, 02fault: failing, b-1.0, 04fault: failing)" in run.lines[0]
+        assert ("(01good a-1.0, 02fault: failing, 03good b-1.0, 04fault: failing)"
+                in run.lines[0])
     else:
         assert run.final["failed_drivers"] == ["02fault", "04fault"], run.final
 

@@ -72,7 +72,7 @@ async def test_parallel_queries_run_each_driver_exactly_once(servo_root: Path,
 async def test_version_runs_each_info_exactly_once(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.lines == [f"{AGGREGATOR} (v-01a, v-02b)"], run.stderr
+    assert run.lines == [f"{AGGREGATOR} (01a v-01a, 02b v-02b)"], run.stderr
     assert sorted(calls(servo_root)) == ["01a --info", "02b --info"]
 
 

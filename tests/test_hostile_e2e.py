@@ -64,6 +64,6 @@ async def test_a_driver_version_with_line_breaks_shows_on_one_line(servo_root: P
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1, run.lines
-    assert run.lines[0].startswith(f"{AGGREGATOR} (2.1 build 7, vvv")
+    assert run.lines[0].startswith(f"{AGGREGATOR} (01web 2.1 build 7, 02db vvv")
     assert run.lines[0].endswith("...)")
     assert len(run.lines[0]) < 300

@@ -30,8 +30,11 @@ ALLOWED = {
     "supervision": {"protocol", "process", "root"},
     "adjust": {"protocol", "process", "root", "supervision"},
     "measure": {"protocol", "process", "root", "supervision"},  # never adjust, nor it measure
-    "tools": {"protocol", "process", "root", "supervision", "adjust", "measure"},
-    "entry": {"protocol", "process", "root", "supervision", "adjust", "measure", "tools"},
+    # the record of every run: supervision's plain facts in, files out; no front-end
+    "journal": {"protocol", "root", "supervision"},
+    "tools": {"protocol", "process", "root", "supervision", "adjust", "measure", "journal"},
+    "entry": {"protocol", "process", "root", "supervision", "adjust", "measure", "journal",
+              "tools"},
 }
 #: Importable from anywhere: the version and the table of limits, both code-free.
 LEAVES = {"aggregator", "aggregator.limits"}

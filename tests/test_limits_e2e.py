@@ -1,12 +1,15 @@
-"""servo-agg within the process's limits, end to end: many drivers under a low `ulimit -n`
-are all asked (not all at once) instead of a traceback; running out of descriptors is a
-spawn-failed error that names the limit; a descriptor of tens of MB gets through."""
+"""servo-agg within the process's limits, end to end: its soft `ulimit -n` raised to the
+hard limit while each driver gets the one it would have had; drivers that must run at
+once but cannot all fit refused before any starts, naming the limit; many --info calls
+under a low limit all asked (not all at once); running out of descriptors a spawn-failed
+error that names the limit; a descriptor of tens of MB gets through."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import resource
 import sys
 from collections.abc import Iterator
@@ -19,7 +22,16 @@ from aggregator.protocol.vocabulary import Call, Reason
 from aggregator.root.discovery import Driver
 from aggregator.supervision.spec import CallSpec
 from tests.fault_support import run_watched
-from tests.support import AGGREGATOR, TAG_VAR, adjust_env, real_supervisor, run_adjust, write_driver
+from tests.support import (
+    ADJUST,
+    AGGREGATOR,
+    TAG_VAR,
+    AdjustRun,
+    adjust_env,
+    real_supervisor,
+    run_adjust,
+    write_driver,
+)
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
@@ -36,34 +48,99 @@ def sh_driver(name: str) -> str:
             "esac\n")
 
 
-def with_ulimit(root: Path, limit: int) -> Path:
-    """./adjust started under `ulimit -n limit`."""
-    wrapper = root / f"adjust-ulimit-{limit}"
-    wrapper.write_text(f'#!/bin/sh\nulimit -n {limit} || exit 97\n'
-                       f'exec {Path(__file__).resolve().parent.parent / "adjust"} "$@"\n')
+def with_ulimit(root: Path, soft: int, hard: int | None = None,
+                program: Path = ADJUST) -> Path:
+    """`program` (./adjust) started with the soft `ulimit -n` `soft` and the hard one
+    `hard` (the same by default): only the child gets them."""
+    wrapper = root / f"{program.name}-ulimit-{soft}-{hard}"
+    wrapper.write_text(f"#!/bin/sh\nulimit -Sn {soft} && ulimit -Hn {hard or soft} || exit 97\n"
+                       f'exec {program} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
 
 
-@pytest.mark.parametrize("command", [("--query", "app"), ("app",), ("--version",)])
-async def test_150_drivers_in_parallel_under_ulimit_256_are_all_asked(
-        servo_root: Path, tag: str, command: tuple[str, ...]) -> None:
+async def test_150_drivers_under_ulimit_256_are_all_asked_their_version(
+        servo_root: Path, tag: str) -> None:
     names = [f"d{i:03}" for i in range(150)]
     for name in names:
         write_driver(servo_root, name, sh_driver(name), shebang="#!/bin/sh")
-    (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
-    request = {"application": {"components": {n: {"settings": {"x": {"value": 2}}}
-                                              for n in names[::50]}}}
-    run = await run_adjust(servo_root, *command, tag=tag, stdin=json.dumps(request),
+    run = await run_adjust(servo_root, "--version", tag=tag,
                            adjust=with_ulimit(servo_root, 256), timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
-    if command[0] == "--query":
-        assert sorted(run.final["application"]["components"]) == names
-    elif command[0] == "--version":
-        assert run.lines == [f"{AGGREGATOR} ({', '.join(['1'] * 150)})"]
-    else:
-        assert run.final == {"status": "ok", "reason": "success"}
+    assert run.lines == [f"{AGGREGATOR} ({', '.join(f'{n} 1' for n in names)})"]
+
+
+@pytest.mark.parametrize("command", [("--query", "app"), ("app",), ("--dry-run", "app")])
+async def test_parallel_queries_that_cannot_all_run_at_once_are_refused_before_any_starts(
+        servo_root: Path, tag: str, command: tuple[str, ...]) -> None:
+    names = [f"d{i:03}" for i in range(100)]
+    for name in names:
+        write_driver(servo_root, name, f'echo "$1" >> called\n{sh_driver(name)}',
+                     shebang="#!/bin/sh")
+    (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
+    request = {"application": {"components": {"d000": {"settings": {"x": {"value": 2}}}}}}
+    run = await run_adjust(servo_root, *command, tag=tag, stdin=json.dumps(request),
+                           adjust=with_ulimit(servo_root, 256))
+    assert (run.final["status"], run.final["reason"]) == ("failed", "too-many-drivers")
+    assert re.fullmatch(
+        r"100 drivers must run at once \(parallel_queries: every driver's --query runs at "
+        r"once\), but only \d\d fit in this process's file descriptors: the limit is 256 "
+        r"\(ulimit -n\), each driver holds 4 and 32 are kept free; no driver was started "
+        r"\(raise the hard limit, ulimit -Hn, or run fewer drivers\)", run.final["message"])
+    assert run.returncode == 1
+    assert not (servo_root / "called").exists()  # not even a head start
+
+
+def nofile_driver(name: str) -> str:
+    """A measure driver in sh: describes one metric, and measures it recording its own
+    soft `ulimit -n` and its parent's (servo-agg's) limits."""
+    result = {"status": "ok", "metrics": {name: {"value": 1}}}
+    return (f'echo "$1" >> {name}.called\n'
+            f'case "$1" in\n'
+            f"  --describe) echo '{json.dumps({'metrics': {name: {}}})}' ;;\n"
+            f"  *) ulimit -Sn > {name}.nofile\n"
+            f'     grep "open files" /proc/$PPID/limits > {name}.parent\n'
+            f"     cat > /dev/null; echo '{json.dumps(result)}' ;;\n"
+            "esac\n")
+
+
+MEASURE_PROGRAM = Path(__file__).resolve().parent.parent / "measure"
+
+
+async def measure_under(root: Path, tag: str, soft: int, hard: int,
+                        command: tuple[str, ...] = ("app",)) -> AdjustRun:
+    names = [f"m{i:02}" for i in range(12)]
+    for name in names:
+        write_driver(root, name, nofile_driver(name), shebang="#!/bin/sh",
+                     folder="measure.d")
+    return await run_adjust(root, *command, tag=tag, stdin=json.dumps({"metrics": names}),
+                            adjust=with_ulimit(root, soft, hard, MEASURE_PROGRAM))
+
+
+async def test_measure_raises_its_descriptor_limit_and_gives_each_driver_its_own(
+        servo_root: Path, tag: str) -> None:
+    """12 drivers at once do not fit in a soft limit of 64, but do in the hard one (128):
+    servo-agg raises its own, and each driver still gets 64."""
+    run = await measure_under(servo_root, tag, 64, 128)
+    assert run.final["status"] == "ok", run.final
+    assert len(run.final["metrics"]) == 12
+    for i in range(12):
+        assert (servo_root / f"m{i:02}.nofile").read_text().split() == ["64"]
+        assert (servo_root / f"m{i:02}.parent").read_text().split()[3:5] == ["128", "128"]
+
+
+@pytest.mark.parametrize("command", [("app",), ("--describe", "app")])
+async def test_measure_drivers_that_cannot_all_run_at_once_are_refused_before_any_starts(
+        servo_root: Path, tag: str, command: tuple[str, ...]) -> None:
+    run = await measure_under(servo_root, tag, 64, 64, command)
+    assert (run.final["status"], run.final["reason"]) == ("failed", "too-many-drivers")
+    message = run.final["message"]
+    assert message.startswith("12 drivers must run at once (")
+    assert "the limit is 64 (ulimit -n)" in message and "no driver was started" in message
+    # servo posts our stderr after the message: the line for people only points at it
+    assert "servo-agg: error (too-many-drivers): the final line on stdout says" in run.stderr
+    assert not [p for p in os.listdir(servo_root) if p.endswith(".called")]  # none ran
 
 
 @contextlib.contextmanager

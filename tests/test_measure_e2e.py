@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ async def test_info_is_instant_and_names_the_measure_drivers(servo_root: Path,
 async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_measure(servo_root, "--version", tag=tag)
-    assert run.lines == [f"{AGGREGATOR} (10load-1.0, 20prom-1.0)"]
+    assert run.lines == [f"{AGGREGATOR} (10load 10load-1.0, 20prom 20prom-1.0)"]
 
 
 @pytest.mark.parametrize("flag", ["--describe", "--query"])
@@ -62,8 +63,10 @@ async def test_a_measure_splits_metrics_merges_results_and_names_the_unowned(
                "control": {"duration": 1, "userdata": {
                    "10load": {"control": {"duration": 9}}, "slo": {"p99": 20}}}}
     run = await run_measure(servo_root, "app", tag=tag, stdin=json.dumps(request))
+    unowned = "no driver describes perf; asked for anyway (the optimizer may derive them)"
     assert run.final == {"status": "ok", "metrics": {"throughput": {"value": 1}},
-                         "annotations": {"load": ["10load: ab -c 4", "20prom: prom"]}}
+                         "annotations": {"load": ["10load: ab -c 4", "20prom: prom"],
+                                         "servo-agg": [unowned]}}
     assert run.returncode == 0
     assert requests(servo_root, "10load") == [{
         "metrics": [], "extra": "kept",
@@ -71,7 +74,7 @@ async def test_a_measure_splits_metrics_merges_results_and_names_the_unowned(
     assert requests(servo_root, "20prom") == [{
         "metrics": ["throughput"], "extra": "kept",
         "control": {"duration": 1, "userdata": {"slo": {"p99": 20}}}}]
-    assert "no driver describes perf" in run.stderr
+    assert f"servo-agg: {unowned}" in run.stderr
     values = [p["progress"] for p in run.progress]
     assert values == sorted(values) and values[-1] == 100
 
@@ -94,6 +97,7 @@ async def test_metrics_as_an_object_reach_each_driver_as_a_sub_object(
     ('{"metrics": ["x"], "metrics": ["y"]}', "appears twice"),
     ('{"metrics": [], "control": {"userdata": {"20prom": {"control": [1]}}}}',
      "20prom's override) must be an object"),
+    (" " * (16 * 1024 * 1024 + 1), "measure request: more than 16,777,216 bytes"),
 ])
 async def test_a_bad_request_is_refused_before_any_driver_runs(
         stdin: str, says: str, servo_root: Path, tag: str) -> None:
@@ -134,19 +138,28 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(servo_root: Path,
                                                               tag: str) -> None:
     two_drivers(servo_root)
     request = {"metrics": ["p99", "perf"],
-               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}}}}}
+               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}},
+                                                        "99gone": {"control": {"delay": 1}}}}}
     run = await run_measure(servo_root, "--dry-run", "--json", "app", tag=tag,
                             stdin=json.dumps(request))
     plan = run.final
+    others = {"99gone": {"control": {"delay": 1}}}  # anyone's data: passed on
     assert plan["drivers"] == [
-        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": {}}},
+        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": others},
+         "window_seconds": 60},
         {"driver": "20prom", "metrics": ["p99"],
-         "control": {"duration": 60, "delay": 5, "userdata": {}}}]
+         "control": {"duration": 60, "delay": 5, "userdata": others}, "window_seconds": 65}]
     assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
+    assert plan["unused_overrides"] == ["99gone"]
+    notices = ["no driver describes perf; asked for anyway (the optimizer may derive them)",
+               "control.userdata.99gone.control took effect nowhere: no measure driver is "
+               "called 99gone"]
+    assert plan["notices"] == notices
     assert "app" not in calls_of(servo_root, "20prom")  # described, never measured
     text = await run_measure(servo_root, "--dry-run", "app", tag=tag,
                              stdin=json.dumps(request))
-    assert "no driver describes: perf" in text.stdout_text
+    assert all(f"note: {notice}" in text.lines for notice in notices), text.lines
+    assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
     assert "nothing was measured" in text.stdout_text
 
 
@@ -214,3 +227,82 @@ async def test_a_measurement_without_status_ok_fails_naming_its_driver(
     assert run.final["status"] == "failed", run.final
     assert "20api" in run.final["message"] and "has no status" in run.final["message"]
     assert run.returncode == 1
+
+
+SILENT_READER = """
+    import json, signal, sys, time
+    if "--describe" in sys.argv:
+        print(json.dumps({"status": "ok", "metrics": {"throughput": {}}}))
+        sys.exit(0)
+    json.load(sys.stdin)
+
+    def cancel(signum, frame):
+        print(json.dumps({"status": "canceled", "reason": "canceled", "message": "stopped"}))
+        sys.exit(3)
+
+    signal.signal(signal.SIGUSR1, cancel)
+    time.sleep(WINDOW)  # a Prometheus reader: silent through its window
+    print(json.dumps({"status": "ok", "metrics": {"throughput": {"value": 1}}}))
+    """
+
+SILENT_LOADGEN = """
+    import json, signal, subprocess, sys, time
+    if "--describe" in sys.argv:
+        print(json.dumps({"status": "ok", "metrics": {}}))
+        sys.exit(0)
+    json.load(sys.stdin)
+    # The load tool, a child in the driver's group: it stamps the time while it loads.
+    subprocess.Popen([sys.executable, "-c", "import time\\nwhile True:\\n"
+                      "    open('load.stamps', 'a').write(f'{time.time()}\\\\n')\\n"
+                      "    time.sleep(0.05)"], stdout=subprocess.DEVNULL)
+
+    def cancel(signum, frame):  # like ab's driver: it leaves its tool running
+        print(json.dumps({"status": "canceled", "reason": "canceled", "message": "stopped"}))
+        sys.exit(3)
+
+    signal.signal(signal.SIGUSR1, cancel)
+    time.sleep(WINDOW)
+    print(json.dumps({"status": "ok", "metrics": {}}))
+    """
+
+CHATTY = """
+    import json, sys, time
+    if "--describe" in sys.argv:
+        print(json.dumps({"status": "ok", "metrics": {}}))
+        sys.exit(0)
+    json.load(sys.stdin)
+    started = time.monotonic()
+    while time.monotonic() - started < WINDOW:  # no SIGUSR1 handler: dies of it
+        print(json.dumps({"progress": 50, "message": "ticking"}), flush=True)
+        time.sleep(0.2)
+    print(json.dumps({"status": "ok", "metrics": {}}))
+    """
+
+
+async def test_servo_can_cancel_mid_window_when_one_driver_of_three_reports_progress(
+        servo_root: Path, tag: str) -> None:
+    """Issue 14: two drivers are silent through their window, the third prints progress
+    every 0.2 s, so the aggregate reads the same all along. A stand-in servo answers the
+    first progress line after 1 s with a cancel (SIGUSR1), as servo does when the
+    optimizer replies cancel to a progress post: it must get that line mid-window, and
+    the cancel must end the run and stop the silent load generator's tool."""
+    window = 6.0
+    for name, body in (("10prom", SILENT_READER), ("20ab", SILENT_LOADGEN),
+                       ("30chatty", CHATTY)):
+        write_driver(servo_root, name, f"WINDOW = {window}\n" + textwrap.dedent(body),
+                     folder="measure.d")
+    canceled_at: list[float] = []
+
+    def servo(at: float, line: str) -> int | None:
+        if canceled_at or at < 1.0 or "progress" not in json.loads(line):
+            return None
+        canceled_at.append(at)
+        return signal.SIGUSR1
+
+    run = await run_measure(servo_root, "app", tag=tag, stdin='{"metrics": ["throughput"]}',
+                            answer=servo)
+    assert (run.final["status"], run.final["reason"]) == ("canceled", "canceled"), run.final
+    assert canceled_at and canceled_at[0] / window < 0.4, (canceled_at, run.lines)
+    assert run.elapsed / window < 0.6, run.elapsed  # ended well before its window
+    stamps = [float(t) for t in (servo_root / "load.stamps").read_text().split()]
+    assert (stamps[-1] - stamps[0]) / window < 0.6  # the load stopped with the cancel

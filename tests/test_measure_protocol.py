@@ -17,10 +17,13 @@ from aggregator.protocol.measure import (
     driver_request,
     merge_descriptions,
     merge_results,
+    not_returned,
     parse_measure_request,
     result_shape_problem,
     share_of,
     unowned,
+    unused_override_notice,
+    unused_overrides,
     window_seconds,
 )
 from aggregator.root.config import MeasureConfig, parse_section
@@ -156,6 +159,36 @@ def test_results_merge_untouched_and_annotations_keep_both_values() -> None:
     assert "annotations" not in merge_results([("10a", {"metrics": {}})])
 
 
+def test_servo_aggs_own_notices_are_an_annotation_of_strings_marked_if_a_driver_shares_it(
+        ) -> None:
+    notices = ["10a did not return y, which it describes and was asked for"]
+    final = merge_results([("10a", {"metrics": {"x": {}}})], notices)
+    assert final["annotations"] == {"servo-agg": notices}
+    shared = merge_results([("10a", {"metrics": {"x": {}},
+                                     "annotations": {"servo-agg": "mine"}})], notices)
+    assert shared["annotations"] == {"servo-agg": ["10a: mine", f"servo-agg: {notices[0]}"]}
+    assert "annotations" not in merge_results([("10a", {"metrics": {}})], [])
+
+
+def test_what_a_driver_describes_and_was_asked_but_did_not_return() -> None:
+    assert not_returned(["x", "y", "z"], {"metrics": {"y": {"value": 1}}}) == ["x", "z"]
+    assert not_returned(["x"], {"status": "ok"}) == ["x"]
+    assert not_returned([], {}) == []
+
+
+def test_overrides_keyed_by_no_running_driver_are_found() -> None:
+    control = {"userdata": {"10a": {"control": {"duration": 3}},
+                            "99gone": {"control": {"duration": 3}},
+                            "slo": {"p99": 200}, "other": {"control": 1, "x": 2}}}
+    assert unused_overrides(control, ["10a", "20b"]) == ["99gone", "other"]
+    assert unused_overrides(None, ["10a"]) == unused_overrides({"userdata": 3}, []) == []
+    assert unused_override_notice("30off", True) == (
+        "control.userdata.30off.control took effect nowhere: 30off is disabled "
+        "(measure.drivers.30off.enabled)")
+    assert unused_override_notice("99gone", False).endswith(
+        "no measure driver is called 99gone")
+
+
 def test_a_metric_returned_twice_is_an_error_naming_both() -> None:
     with pytest.raises(AggregatorError, match="returned by both 10a and 20b"):
         merge_results([("10a", {"metrics": {"x": {}}}), ("20b", {"metrics": {"x": {}}})])
@@ -184,6 +217,9 @@ def test_measure_settings_default_and_inherit_the_graces() -> None:
                                      "drivers": {"10x": {"enabled": False}}}})
     assert (own.measure.drivers_dir, own.measure.on_failure, own.measure.window_grace,
             own.measure.cancel_grace) == ("m.d", "continue", 30.0, 1.0)
+    assert config.measure.missing_metrics == "note"
+    assert parse_section({"measure": {"missing_metrics": "fail"}}).measure.missing_metrics \
+        == "fail"
     assert drivers_of(own, FrontEnd.MEASURE) == ("m.d", frozenset({"10x"}))
     assert drivers_of(own, FrontEnd.ADJUST) == ("adjust.d", frozenset())
 
@@ -197,8 +233,12 @@ def test_measure_settings_default_and_inherit_the_graces() -> None:
     ({"measure": {"window_grace": "1m"}}, "aggregator.measure.window_grace", "number"),
     ({"measure": {"kill_grace": 1e9}}, "aggregator.measure.kill_grace", "from 0 to 60"),
     ({"measure": {"drivers": {"10x": {"weight": 2}}}}, "aggregator.measure.drivers.10x.weight",
-     "unknown key (known: enabled)"),
+     "unknown key (known: enabled, limits, deadline)"),
     ({"measure": {"drivers_dir": ""}}, "aggregator.measure.drivers_dir", "non-empty"),
+    ({"measure": {"missing_metrics": "warn"}}, "aggregator.measure.missing_metrics",
+     "must be one of note, fail, not 'warn'"),
+    ({"measure": {"missing_metrics": True}}, "aggregator.measure.missing_metrics",
+     "note, fail"),
 ])
 def test_measure_settings_are_validated_naming_the_key(section: dict[str, Any], key: str,
                                                        says: str) -> None:

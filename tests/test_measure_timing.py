@@ -21,7 +21,7 @@ from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import MeasureConfig
+from aggregator.root.config import DriverPolicy, MeasureConfig
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from tests.fakes import (
@@ -102,13 +102,13 @@ async def fails_at(p: FakeMember, when: float = 1.0) -> int:
 
 async def run_measure(spawner: FakeSpawner, drivers: dict[str, Measure],
                       request: dict[str, Any], *, io_timeout: float | None = 10.0,
-                      config: MeasureConfig | None = None,
+                      kill_grace: float = 0.5, config: MeasureConfig | None = None,
                       actions: tuple[tuple[float, Callable[[Session], None]], ...] = (),
                       heartbeat: bool = True) -> tuple[int, RecordingOutput]:
     for name, script in drivers.items():
         spawner.script(name, script)
     output = RecordingOutput()
-    session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 2.0), spawner),
+    session = Session(Supervisor(SupervisionPolicy(io_timeout, kill_grace, 2.0), spawner),
                       output, ServoEnvironment(io_timeout, "all"))
     job = MeasureJob(MeasureCommand.MEASURE, "app", config or MeasureConfig(cancel_grace=2.0),
                      tuple(fake_spec(name, Call.MEASURE).driver for name in drivers),
@@ -299,11 +299,69 @@ async def test_the_overall_limit_kills_a_driver_past_its_window(
         }, {"metrics": ["throughput"], "control": {"duration": 3, "warmup": 1}},
             io_timeout=None, config=MeasureConfig(window_grace=2.0))
         prom = measured(spawner, "10prom")
-    # window 4 s + grace 2 s = 6 s for the whole call, the cascade's 0.5 s kill grace in it
-    assert prom.signals[:2] == [(exactly(5.5), "group", SIGTERM),
-                                (exactly(5.5), "group", SIGKILL)]
+    # window 4 s + grace 2 s: the cascade starts at 6 s, not before
+    assert prom.signals[:2] == [(exactly(6.0), "group", SIGTERM),
+                                (exactly(6.0), "group", SIGKILL)]
     result = final(output)
-    assert result["reason"] == "timeout" and "measurement window" in result["message"]
+    assert result["reason"] == "timeout"
+    assert ("10prom: failed: measure: ran 6.0 s, past its 4 s measurement window and the "
+            "2 s window_grace; killed") in result["message"]
+    assert code == 1
+
+
+async def test_window_grace_kills_no_sooner_than_the_window_plus_the_grace_whatever_the_kill_grace(
+        autojump_clock: MockClock) -> None:
+    """Issue 14: with window_grace 3 and kill_grace 5, a driver measuring exactly its 1 s
+    window was killed at 0.3 s (the kill grace came off the limit)."""
+    async def slow_describe(metrics: dict[str, Any], measure: Measure) -> Measure:
+        async def script(p: FakeMember) -> int | None:
+            if p.proc.spec.call is Call.DESCRIBE:
+                await trio.sleep(2.0)  # the window counts from the driver's own start
+            return await driver(metrics, measure)(p)
+        return script
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10exact": await slow_describe({"x": {}}, returns(1.0, {"x": {"value": 1}})),
+            "20hangs": await slow_describe({"y": {}}, hangs),
+        }, {"metrics": ["x", "y"], "control": {"duration": 1}}, io_timeout=None,
+            kill_grace=5.0, config=MeasureConfig(window_grace=3.0, on_failure="continue"))
+        exact, stuck = measured(spawner, "10exact"), measured(spawner, "20hangs")
+    assert [s for s in exact.signals if s[2] != SIGKILL] == []  # (what its group left
+    # after its exit gets SIGKILL): it measured its window and answered, untouched
+    assert stuck.signals[0] == (exactly(2.0 + 1.0 + 3.0), "group", SIGTERM)
+    result = final(output)
+    assert result["failed_drivers"] == ["20hangs"]
+    assert ("20hangs: failed: measure: ran 4.0 s, past its 1 s measurement window and the "
+            "3 s window_grace; killed") in result["message"]
+    assert code == 1
+
+
+async def test_window_grace_counts_from_each_drivers_own_window_after_its_override(
+        autojump_clock: MockClock) -> None:
+    """Issue 14: a driver whose override gives it `duration: 3` was killed at 1.7 s as
+    past the top-level 1 s window."""
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10long": driver({"x": {}}, returns(3.5, {"x": {"value": 1}})),
+            "20short": driver({"y": {}}, hangs),
+            "30long": driver({}, hangs),
+        }, {"metrics": ["x", "y"],
+            "control": {"duration": 1,
+                        "userdata": {"10long": {"control": {"duration": 3}},
+                                     "30long": {"control": {"duration": 3}}}}},
+            io_timeout=None, config=MeasureConfig(window_grace=1.0, on_failure="continue"))
+        long_ok, short, long_stuck = (measured(spawner, name)
+                                      for name in ("10long", "20short", "30long"))
+    # 3.5 s is within its own 3 s window plus the 1 s grace: not killed
+    assert [s for s in long_ok.signals if s[2] != SIGKILL] == []
+    assert short.signals[0] == (exactly(2.0), "group", SIGTERM)  # 1 s window + 1 s
+    assert long_stuck.signals[0] == (exactly(4.0), "group", SIGTERM)  # 3 s window + 1 s
+    result = final(output)
+    assert result["failed_drivers"] == ["20short", "30long"]
+    message = result["message"]
+    assert "20short: failed: measure: ran 2.0 s, past its 1 s measurement window" in message
+    assert "30long: failed: measure: ran 4.0 s, past its 3 s measurement window" in message
     assert code == 1
 
 
@@ -387,3 +445,56 @@ async def test_a_progress_flood_of_drivers_at_once_reaches_servo_once_per_interv
     messages = [m for _, _, m in shown]
     assert messages[-1] == "10load: done"  # (20prom's done names the slowest: 10load)
     assert shown[-1][1] == 100
+
+
+# -- what was asked for and did not come --------------------------------------------------
+
+ASKED_IN_VAIN = {"metrics": ["x", "y", "perf"],
+                 "control": {"duration": 1,
+                             "userdata": {"99gone": {"control": {"duration": 5}},
+                                          "30off": {"control": {"duration": 5}}}}}
+
+
+async def test_every_requested_metric_that_did_not_come_is_in_the_ok_lines_annotations(
+        autojump_clock: MockClock) -> None:
+    """servo and the optimizer see only the final line: a metric described and not
+    returned, one no driver describes and an override that took effect nowhere are in
+    it, as servo-agg's own annotation (and on stderr)."""
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10a": driver({"x": {}, "y": {}}, returns(1.0, {"x": {"value": 1}})),
+            "20load": driver({}, returns(1.0, {}, annotations={"load": "ab"})),
+        }, ASKED_IN_VAIN,
+            config=MeasureConfig(cancel_grace=2.0,
+                                 drivers={"30off": DriverPolicy(enabled=False)}))
+    assert code == 0
+    notices = [
+        "no driver describes perf; asked for anyway (the optimizer may derive them)",
+        "control.userdata.99gone.control took effect nowhere: no measure driver is called "
+        "99gone",
+        "control.userdata.30off.control took effect nowhere: 30off is disabled "
+        "(measure.drivers.30off.enabled)",
+        "10a did not return y, which it describes and was asked for",
+    ]
+    assert final(output) == {"status": "ok", "metrics": {"x": {"value": 1}},
+                             "annotations": {"load": "ab", "servo-agg": notices}}
+    assert output.notes.splitlines() == [f"servo-agg: {notice}" for notice in notices]
+
+
+async def test_missing_metrics_fail_fails_the_driver_naming_it_and_the_metric(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10a": driver({"x": {}, "y": {}}, returns(1.0, {"x": {"value": 1}})),
+            "20load": driver({}, returns(60.0, {})),
+        }, {"metrics": ["x", "y"]},
+            config=MeasureConfig(cancel_grace=2.0, missing_metrics="fail"))
+        load = measured(spawner, "20load")
+    assert code == 1
+    result = final(output)
+    assert (result["status"], result["reason"]) == ("failed", "missing-metrics")
+    assert result["failed_drivers"] == ["10a"] and result["canceled_drivers"] == ["20load"]
+    assert result["message"].startswith(
+        "10a: failed: measure: 10a did not return y, which it describes and was asked for "
+        "(measure.missing_metrics: fail)")
+    assert load.signals[0] == (exactly(1.0), "leader", SIGUSR1)  # a failure like any

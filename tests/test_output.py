@@ -197,3 +197,22 @@ def test_stderr_that_is_a_file_keeps_the_plain_stream(tmp_path: Path) -> None:
     with open(tmp_path / "err", "w") as f:
         assert StderrLines.for_fd(f.fileno()) is None  # a file never makes a writer wait
     assert StderrLines.for_fd(987) is None  # not open at all
+
+
+def test_the_record_keeps_only_the_head_of_a_large_final_line(tmp_path: Path) -> None:
+    """A measure result may be tens of MB: what the run's record keeps of the line servo
+    got last is a bounded head of it (the object itself is kept for its status)."""
+    from aggregator.limits import JOURNAL_FINAL_BYTES
+
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    out = Output(fd, io.StringIO())
+    result = {"status": "ok", "metrics": {"m": {"value": "x" * (4 * JOURNAL_FINAL_BYTES)}}}
+    out.json_line(result)
+    os.close(fd)
+    assert out.last_object is result
+    assert out.last_sent is not None
+    assert len(out.last_sent) <= JOURNAL_FINAL_BYTES + 1
+    assert out.last_sent.startswith('{"status": "ok", "metrics"')
+    assert out.last_line is None  # only progress is compared for repeats
+    out.write_line("servo-agg 0.3.0")
+    assert out.last_sent == "servo-agg 0.3.0" and out.last_object is None

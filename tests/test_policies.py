@@ -201,7 +201,7 @@ async def test_disabled_driver_is_as_if_absent(servo_root: Path, tag: str) -> No
     assert set(query.final["application"]["components"]) == {"a"}
     version = await run_adjust(servo_root, "--version", tag=tag)
     assert version.returncode == 0
-    assert version.lines[-1].endswith("(1)")  # only 01a's version
+    assert version.lines[-1].endswith("(01a 1)")  # only 01a's version
     info = await run_adjust(servo_root, "--info", tag=tag)
     assert "01a" in info.final["version"] and "02b" not in info.final["version"]
 

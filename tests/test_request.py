@@ -15,7 +15,7 @@ import pytest
 from aggregator.entry.cmdline import read_request
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.request import driver_request, parse_request
+from aggregator.protocol.request import driver_request, load_request, parse_request
 
 pytestmark = pytest.mark.unit
 
@@ -177,7 +177,7 @@ def stdin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 def test_read_request_reads_all_of_stdin(stdin_file: Path) -> None:
     stdin_file.write_bytes(json.dumps(GOOD).encode())
-    assert read_request(None) == json.dumps(GOOD).encode()
+    assert read_request(None, "adjust") == json.dumps(GOOD).encode()
 
 
 def test_read_request_stops_at_the_cap(stdin_file: Path) -> None:
@@ -187,12 +187,22 @@ def test_read_request_stops_at_the_cap(stdin_file: Path) -> None:
         f.truncate(50 * 1024 * 1024)
     fd = sys.stdin.fileno()
     with pytest.raises(AggregatorError) as caught:
-        read_request(None)
+        read_request(None, "adjust")
     assert caught.value.reason == "bad-input"
+    assert caught.value.message.startswith("adjust request: ")
     assert "16 MiB" in caught.value.message
     assert os.lseek(fd, 0, os.SEEK_CUR) == MAX_REQUEST_BYTES + 1
     os.lseek(fd, 0, os.SEEK_SET)
     with pytest.raises(AggregatorError) as caught:
-        read_request(None, limit=1000)
-    assert "more than 1,000 bytes" in caught.value.message
+        read_request(None, "measure", limit=1000)
+    assert caught.value.message.startswith("measure request: more than 1,000 bytes")
     assert os.lseek(fd, 0, os.SEEK_CUR) == 1001
+
+
+@pytest.mark.parametrize("kind", ["adjust", "measure"])
+def test_every_message_about_a_request_names_the_front_end_that_read_it(kind: str) -> None:
+    """A measure request over the cap was refused as an "adjust request" (issue 14)."""
+    for data in (b" " * (MAX_REQUEST_BYTES + 1), b"nope", b"[]", b'{"a": 1, "a": 2}'):
+        with pytest.raises(AggregatorError) as caught:
+            load_request(data, kind)
+        assert caught.value.message.startswith(f"{kind} request: "), caught.value.message

@@ -33,7 +33,7 @@ def settings(query: dict[str, object]) -> dict[str, object]:
 async def test_version_names_both_sample_drivers(demo_root: Path, tag: str) -> None:
     run = await run_adjust(demo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
-    assert run.lines == [f"{AGGREGATOR} (web 1.0.0, cache 1.0.0)"]
+    assert run.lines == [f"{AGGREGATOR} (10-web web 1.0.0, 20-cache cache 1.0.0)"]
 
 
 async def test_adjust_shows_in_the_next_query(demo_root: Path, tag: str) -> None:

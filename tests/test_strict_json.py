@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.protocol.strict_json import (
+    LineDecoder,
     NotStrictJson,
-    decode_value,
     dumps,
-    is_finite,
     json_string,
     loads_strict,
     utf8,
@@ -109,7 +108,7 @@ def test_ordinary_values_are_written_as_json_dumps_writes_them(value: Any) -> No
 def test_reading_refuses_nan_and_the_infinities(token: str) -> None:
     line = f'{{"progress": 10, "x": [{token}]}}'
     with pytest.raises(NotStrictJson, match=token):
-        decode_value(line)
+        LineDecoder().decode(line)
     with pytest.raises(NotStrictJson, match=token):
         loads_strict(line)
 
@@ -120,6 +119,12 @@ def test_loads_strict_refuses_a_number_that_overflows_to_infinity() -> None:
     assert loads_strict('{"value": 1.5e300}') == {"value": 1.5e300}
 
 
-def test_is_finite_finds_an_overflowed_number_anywhere() -> None:
-    assert is_finite({"a": [1, 2.5, {"b": "inf"}]})
-    assert not is_finite(decode_value('{"a": [1, {"b": 1e400}]}')[0])
+def test_the_line_decoder_notices_a_number_that_overflows_anywhere_in_the_last_value(
+        ) -> None:
+    decoder = LineDecoder()
+    value, end = decoder.decode('{"a": [1, {"b": 1e400}]} ')
+    assert decoder.overflowed and end == 24 and value["a"][1]["b"] == math.inf
+    assert decoder.decode('{"a": [1, 2.5, {"b": "inf"}], "c": 1.5e300}')[0]["c"] == 1.5e300
+    assert not decoder.overflowed  # judged per value
+    decoder.decode("-1e999")
+    assert decoder.overflowed

@@ -24,7 +24,7 @@ REQUEST = json.dumps({"application": {"components": {"web": {"settings": {
 COMMANDS: dict[str, tuple[tuple[str, ...], bool, str]] = {
     "adjust": (("app",), True, "1\ufffdweb: done"),
     "query": (("--query", "app"), True, '"cpu"'),
-    "version": (("--version",), False, "(1.0\ufffd)"),
+    "version": (("--version",), False, "(1\ufffdweb 1.0\ufffd)"),
     "info": (("--info", "app"), True, "[1\ufffdweb]"),
     "check": (("--check", "app"), False, "1\ufffdweb"),
     "dry-run": (("--dry-run", "app"), False, "1\ufffdweb"),

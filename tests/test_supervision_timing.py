@@ -37,7 +37,7 @@ from aggregator.root.config import AggregatorConfig
 from aggregator.supervision.call import ProgressHandler, SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.session import Session
-from aggregator.supervision.spec import CallOutcome
+from aggregator.supervision.spec import CallOutcome, TimeLimit
 from tests.fakes import (
     FakeMember,
     FakeProcess,
@@ -85,7 +85,8 @@ async def run_call(script: Script, *, io_timeout: float | None = 10.0, kill_grac
                    on_progress: ProgressHandler | None = None, deadline: float | None = None,
                    stdin: bytes = b"", spawn_seconds: float = 0.0,
                    actions: Sequence[tuple[float, Callable[[], None]]] = (),
-                   on_life: Callable[[], None] | None = None) -> Ran:
+                   on_life: Callable[[], None] | None = None,
+                   limit: TimeLimit | None = None) -> Ran:
     """One supervised call of a fake driver; `actions` run at the given trio times.
 
     Bounded in trio time: a call that never ends fails the test (in milliseconds)."""
@@ -94,7 +95,8 @@ async def run_call(script: Script, *, io_timeout: float | None = 10.0, kill_grac
         return await _run_call(script, io_timeout=io_timeout, kill_grace=kill_grace,
                                cancel_grace=cancel_grace, control=control,
                                on_progress=on_progress, deadline=deadline, stdin=stdin,
-                               spawn_seconds=spawn_seconds, actions=actions, on_life=on_life)
+                               spawn_seconds=spawn_seconds, actions=actions, on_life=on_life,
+                               limit=limit)
 
 
 async def _run_call(script: Script, *, io_timeout: float | None, kill_grace: float,
@@ -102,7 +104,7 @@ async def _run_call(script: Script, *, io_timeout: float | None, kill_grace: flo
                     on_progress: ProgressHandler | None, deadline: float | None,
                     stdin: bytes, spawn_seconds: float,
                     actions: Sequence[tuple[float, Callable[[], None]]],
-                    on_life: Callable[[], None] | None) -> Ran:
+                    on_life: Callable[[], None] | None, limit: TimeLimit | None) -> Ran:
     async with open_fake_spawner() as spawner:
         spawner.script(NAME, script)
         spawner.spawn_seconds = spawn_seconds
@@ -117,7 +119,8 @@ async def _run_call(script: Script, *, io_timeout: float | None, kill_grace: flo
             for when, action in actions:
                 nursery.start_soon(at, when, action)
             outcome = await supervisor.call(fake_spec(NAME, stdin=stdin), on_progress,
-                                            on_life=on_life, deadline=deadline)
+                                            on_life=on_life, deadline=deadline,
+                                            limit=limit)
             ended = trio.current_time()
             nursery.cancel_scope.cancel()
     return Ran(outcome, spawner.process(NAME), ended)
@@ -607,6 +610,47 @@ async def test_the_call_deadline_leaves_room_for_the_whole_kill_cascade(
     assert ran.ended == exactly(5.0)
 
 
+# -- a time limit: the cascade starts when it runs out -----------------------------------
+
+LIMIT = TimeLimit(3.0, "its 1 s measurement window and the 2 s window_grace")
+
+
+@pytest.mark.parametrize("kill_grace", [0.5, 5.0])
+async def test_a_time_limit_starts_the_cascade_when_it_runs_out_never_sooner(
+        autojump_clock: MockClock, kill_grace: float) -> None:
+    ran = await run_call(chatty(0.35, ignore_term=True), io_timeout=None,
+                         kill_grace=kill_grace, limit=LIMIT)
+    assert ran.signals == [(exactly(3.0), "group", SIGTERM),
+                           (exactly(3.0 + kill_grace), "group", SIGKILL)]
+    assert ran.reason == Reason.TIMEOUT
+    assert ran.detail == ("ran 3.0 s, past its 1 s measurement window and the 2 s "
+                          "window_grace; killed")
+
+
+async def test_a_time_limit_counts_from_a_head_starts_real_start(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        proc = spawner.head_start(fake_spec(NAME), stubborn)
+        await trio.sleep(1.0)  # the supervised call takes it over 1 s after its start
+        outcome = await Supervisor(SupervisionPolicy(None, 0.5, 3.0), spawner).call(
+            fake_spec(NAME), limit=LIMIT)
+    assert proc.signals[0] == (exactly(3.0), "group", SIGTERM)
+    assert outcome.problem is not None and outcome.problem.detail.startswith("ran 3.0 s,")
+
+
+@pytest.mark.parametrize(("deadline", "limit", "sigterm_at", "says"), [
+    (5.0, 10.0, 4.5, "did not answer within the time"),  # the answer deadline first
+    (5.0, 2.0, 2.0, "ran 2.0 s, past"),  # the limit first
+])
+async def test_of_a_deadline_and_a_time_limit_the_first_ends_the_call_and_is_named(
+        autojump_clock: MockClock, deadline: float, limit: float, sigterm_at: float,
+        says: str) -> None:
+    ran = await run_call(stubborn, io_timeout=None, deadline=deadline,
+                         limit=TimeLimit(limit, "its deadline"))
+    assert ran.signals[0] == (exactly(sigterm_at), "group", SIGTERM)
+    assert ran.reason == Reason.TIMEOUT and ran.detail.startswith(says)
+
+
 async def test_a_driver_stuck_in_the_kernel_holds_the_call_at_most_the_reap_limit(
         autojump_clock: MockClock) -> None:
     async def stuck(p: FakeMember) -> None:
@@ -794,7 +838,7 @@ async def test_version_answers_half_a_second_before_servos_timeout_with_a_driver
                           silent_since=-0.2)
     [(written, line)] = output.lines
     assert written == exactly(10.0 - 0.2 - 0.5)
-    assert line.endswith("(1.2, 20b: failing)")
+    assert line.endswith("(10a 1.2, 20b: failing)")
 
 
 # -- progress at a rate servo can afford (the real adjust over fake drivers) ----------------

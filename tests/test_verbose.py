@@ -16,9 +16,19 @@ from typing import Any
 import pytest
 import trio
 
+from aggregator.entry.cmdline import build_parser
+from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.output import wants_live_display
-from tests.support import ADJUST, AGGREGATOR, adjust_env, run_adjust, simple_driver, write_driver
+from tests.support import (
+    ADJUST,
+    AGGREGATOR,
+    REPO,
+    adjust_env,
+    run_adjust,
+    simple_driver,
+    write_driver,
+)
 
 REQUEST = json.dumps({"application": {"components": {
     "web": {"settings": {"cpu": {"value": 2}}},
@@ -50,7 +60,12 @@ async def test_verbose_traces_every_line_and_times_each_driver(servo_root: Path,
     assert '01web: <- {"progress": 33, "message": "step 0"}' in err
     assert '02cache: <- {"status": "ok", "reason": "success"}' in err
     assert re.search(r"02cache: exit 0 after \d+\.\d{3} s", err)
-    assert err.startswith("servo-agg: if servo-agg is SIGKILLed: ")  # its first words
+    # every line stamped, from the process's start (interpreter start-up included)
+    stamps = [re.match(r"servo-agg: \[ *(\d+\.\d{3})\] ", line) for line in err.splitlines()]
+    assert all(stamps), err
+    times = [float(m.group(1)) for m in stamps if m]
+    assert times == sorted(times) and times[0] > 0.01, times
+    assert re.match(r"servo-agg: \[ *\d+\.\d{3}\] if servo-agg is SIGKILLed: ", err)
     assert re.search(r"timing: 01web: query \d+\.\d{3} s, adjust \d+\.\d{3} s\n", err)
     assert re.search(r"timing: 02cache: query \d+\.\d{3} s, adjust \d+\.\d{3} s\n", err)
     assert "\x1b[" not in err  # stderr is a pipe here, as under servo: no live display
@@ -61,7 +76,7 @@ async def test_verbose_query_timing(servo_root: Path, tag: str) -> None:
     two_drivers(servo_root)
     run = await run_adjust(servo_root, "--version", "--verbose", tag=tag)
     assert run.returncode == 0
-    assert run.lines == [f"{AGGREGATOR} (w1, c1)"]
+    assert run.lines == [f"{AGGREGATOR} (01web w1, 02cache c1)"]
     assert re.search(r"timing: 01web: info \d+\.\d{3} s\n", run.stderr)
 
 
@@ -173,9 +188,10 @@ async def test_live_display_on_a_terminal(servo_root: Path, tag: str) -> None:
     assert "\x1b[" in stderr
     shown = [line for line in screen(stderr) if line]
     assert shown[0] == "servo-agg: adjusting app: 2 drivers to run (on_failure: continue)"
-    assert len(shown) == 3, shown  # the block was redrawn in place, never repeated
-    assert re.fullmatch(r"  01web   \[#{20}\] 100%  done \d+\.\d s", shown[1])
-    assert re.fullmatch(r"  02cache \[#{20}\] 100%  done \d+\.\d s", shown[2])
+    # the block was redrawn in place, never repeated, and gave way to a line per driver
+    assert len(shown) == 3, shown
+    assert re.fullmatch(r"  01web    done after \d+\.\d s", shown[1])
+    assert re.fullmatch(r"  02cache  done after \d+\.\d s", shown[2])
 
 
 @pytest.mark.e2e
@@ -197,17 +213,18 @@ async def test_live_display_with_verbose_keeps_notes_above_it(servo_root: Path,
                                             stdin=REQUEST, columns=80)
     assert code == 1
     shown = [line for line in screen(stderr, columns=80) if line]
-    at = next(i for i, line in enumerate(shown) if line.startswith("  01web   ["))
-    block = shown[at:at + 2]
-    assert re.fullmatch(r"  01web   \[#{20}\] 100%  done \d+\.\d s", block[0])
-    assert block[1].startswith("  02cache [########------------]  40%  FAILED ")
-    assert "adjust: disk full" in block[1]
-    assert all(len(line) < 80 for line in block)
+    at = next(i for i, line in enumerate(shown) if line.startswith("  01web  "))
+    summary = shown[at:at + 2]  # one line per driver, whole, where the block was
+    assert re.fullmatch(r"  01web    done after \d+\.\d s", summary[0])
+    assert re.fullmatch(r"  02cache  FAILED after \d+\.\d s: adjust: disk full "
+                        r"\(exit code 1\)", summary[1])
     assert any("01web: <- " in line for line in shown[:at])  # traces scrolled above it
     after = shown[at + 2:]  # the run's summary comes below the final block
-    assert after[0].startswith("servo-agg: error (full): 02cache: failed: adjust: disk full")
-    assert any(line.startswith("servo-agg: timing: 01web: query ") for line in after)
-    assert sum("01web   [" in line for line in shown) == 1
+    assert re.match(r"servo-agg: \[ *\d+\.\d{3}\] error \(full\): 02cache: failed: adjust: "
+                    "disk full", after[0]), after
+    assert any(re.match(r"servo-agg: \[ *\d+\.\d{3}\] timing: 01web: query ", line)
+               for line in after)
+    assert not any("[####" in line for line in shown)  # no block left over
 
 
 @pytest.mark.e2e
@@ -289,3 +306,111 @@ def test_the_null_display_draws_nothing() -> None:
     display.progress("01a", {"progress": 5})
     display.finished("01a", True)
     display.close()
+
+
+# -- the display keeps what matters (#16 point 10) -------------------------------------
+
+@pytest.mark.unit
+def test_a_long_message_keeps_its_end() -> None:
+    """A counter such as (3/4) is at the end of a message: a cut takes the start."""
+    display = LiveDisplay(FakeTerminal(), clock=lambda: 0.0, width=80)
+    display.begin("h", ["10-web"])
+    display.started("10-web")
+    display.progress("10-web", {"progress": 50, "message":
+                                "rolling out the new replica set to every zone (3/4)"})
+    (row,) = display.render()
+    assert len(row) <= 79 and row.endswith("zone (3/4)"), row
+    assert "  ..." in row
+
+
+@pytest.mark.unit
+def test_a_silent_driver_shows_its_silence_against_its_limit() -> None:
+    now = [0.0]
+    display = LiveDisplay(FakeTerminal(), clock=lambda: now[0], width=100, line_limit=29)
+    display.begin("h", ["20-prom"])
+    display.started("20-prom", "measure")
+    now[0] = 4.0
+    assert "silent" not in display.render()[0]
+    now[0] = 12.0
+    assert "measuring 12.0 s  silent 12 s of 29 s" in display.render()[0]
+    display.alive("20-prom")  # a byte on stderr is life too
+    now[0] = 13.0
+    assert "silent" not in display.render()[0]
+    unlimited = LiveDisplay(FakeTerminal(), clock=lambda: now[0], width=100)
+    unlimited.begin("h", ["20-prom"])
+    unlimited.started("20-prom")
+    now[0] = 30.0
+    assert "silent 17 s (no limit)" in unlimited.render()[0]
+
+
+@pytest.mark.unit
+def test_a_run_ends_with_one_whole_line_per_driver() -> None:
+    term = FakeTerminal()
+    display = LiveDisplay(term, clock=lambda: 0.0, width=40)
+    display.begin("h", ["01a", "02b", "03c"])
+    display.started("01a")
+    display.finished("01a", True)
+    display.started("02b")
+    display.finished("02b", False, "adjust: " + "a reason far longer than forty columns")
+    display.close()
+    assert screen(term.getvalue(), columns=200)[-4:] == [
+        "  01a  done after 0.0 s",
+        "  02b  FAILED after 0.0 s: adjust: a reason far longer than forty columns",
+        "  03c  not started", ""]
+
+
+@pytest.mark.unit
+def test_verbose_notes_are_stamped_from_the_process_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.supervision import output as output_module
+
+    monkeypatch.setattr(output_module, "process_age", lambda: 7.5)  # interpreter start-up
+    err = io.StringIO()
+    out = output_module.Output(-1, err)
+    out.note("plain")
+    out.stamp_notes()
+    out.note("stamped")
+    plain, stamped = err.getvalue().splitlines()
+    assert plain == "servo-agg: plain"
+    assert re.fullmatch(r"servo-agg: \[  7\.5\d\d\] stamped", stamped), stamped
+
+
+# -- --help (#16 point 10) -------------------------------------------------------------
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("front", "prog", "other"), [
+    (FrontEnd.ADJUST, "adjust", "./measure"), (FrontEnd.MEASURE, "measure", "./adjust"),
+    (FrontEnd.ADJUST, "servo-agg", "./measure"),
+    (FrontEnd.MEASURE, "servo-agg measure", "./adjust")])
+def test_help_names_the_program_and_lists_everything(front: FrontEnd, prog: str,
+                                                     other: str) -> None:
+    text = build_parser(front, prog).format_help()
+    assert text.startswith(f"usage: {prog} [-h]")
+    for option in ("--version", "--info", "--query", "--describe", "--dry-run", "--check",
+                   "--json", "-v, --verbose", "-h, --help", "app"):
+        assert option in text, option
+    assert f"the same program is {other} when run under that name" in text
+    assert "servo-agg adjust ... or servo-agg measure ..." in text  # the subcommands
+    assert "OPTUNE_IO_TIMEOUT" in text and "OPTUNE_VERBOSE_STDERR" in text
+    assert "config.yaml" in text
+    for doc in ("README.md", "docs/operator-tools.md", "docs/protocol.md",
+                "docs/supervision.md"):
+        assert doc in text
+
+
+@pytest.mark.e2e
+async def test_help_as_called(servo_root: Path, tag: str, tmp_path: Path) -> None:
+    from tests.measure_support import MEASURE
+    from tests.test_packaging import installed_command
+
+    run = await run_adjust(servo_root, "--help", tag=tag, adjust=MEASURE)
+    assert run.returncode == 0 and run.lines[0].startswith("usage: measure ")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = installed_command(bin_dir)
+    env = adjust_env(tag, PYTHONPATH=str(REPO))
+    run = await run_adjust(servo_root, "measure", "--help", tag=tag, adjust=script, env=env)
+    assert run.returncode == 0 and run.lines[0].startswith("usage: servo-agg measure ")
+    run = await run_adjust(servo_root, "--bogus", tag=tag, adjust=script, env=env)
+    assert run.final["reason"] == "bad-usage"
+    assert "(see servo-agg --help)" in run.final["message"]

@@ -51,6 +51,14 @@ class AdjustJob:
         assert self.request is not None
         return CallSpec(driver, call, (self.app,), driver_request(self.request, components))
 
+    def at_once(self) -> tuple[int, str]:
+        """How many drivers this job must run at the same time, and why (for
+        Run.require_room): every driver's --query with parallel_queries, else one at a
+        time (not judged). --version's --info calls take turns within its budget."""
+        if self.command is Command.VERSION or not self.config.parallel_queries:
+            return 0, ""
+        return len(self.drivers), "parallel_queries: every driver's --query runs at once"
+
     def opening_calls(self) -> list[CallSpec]:
         """The calls this job surely makes first, in the form it will make them."""
         if not self.drivers or self.command is Command.DRY_RUN:

@@ -14,6 +14,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
     from typing import NoReturn
 
+#: The options that read the journal instead of running drivers (entry/readers.py).
+_READERS = ("--last", "--show", "--history")
+
 #: Each standard fd, the mode it is reopened in when closed, and its sys attribute.
 _STDIO = ((0, os.O_RDONLY, "stdin"), (1, os.O_WRONLY, "stdout"), (2, os.O_WRONLY, "stderr"))
 
@@ -72,7 +75,9 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
     servo_pid = os.getppid()  # servo, taken as early as can be: it may exit without a word
     from aggregator.root.layout import front_end_name
 
-    front, args = front_end_name(program or sys.argv[0], sys.argv[1:] if argv is None else argv)
+    called = os.path.basename(program or sys.argv[0])
+    given = sys.argv[1:] if argv is None else argv
+    front, args = front_end_name(called, given)
     if 1 in closed:
         stdout_closed_note()
         return 1
@@ -80,10 +85,18 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         from aggregator.entry.info import print_info
 
         return print_info(front)
-    from aggregator.entry.launch import run
     from aggregator.root.front_end import FrontEnd
 
-    return run(args, FrontEnd(front), stdin_closed=0 in closed, servo_pid=servo_pid)
+    if any(arg.partition("=")[0] in _READERS for arg in args):  # before trio, as --info
+        from aggregator.entry.readers import read_journal
+
+        return read_journal(args, FrontEnd(front))
+    from aggregator.entry.launch import run
+
+    # --help names the program as called: adjust, measure, servo-agg (measure)
+    shown = called if len(args) == len(given) else f"{called} {front}"
+    return run(args, FrontEnd(front), stdin_closed=0 in closed, servo_pid=servo_pid,
+               program=shown)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -1,5 +1,6 @@
 """Everything before trio: arguments, environment, config, drivers and the request, all
-checked before any driver starts; then the front-end's job handed to a Run."""
+checked before any driver starts; then the front-end's job handed to a Run; and once
+servo has the final line, the run's record (the journal, the metrics file)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ from typing import TYPE_CHECKING
 from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.entry.cmdline import build_parser, read_request
 from aggregator.measure.calls import MeasureCommand, MeasureJob
-from aggregator.protocol.environment import ServoEnvironment, read_environment
+from aggregator.protocol.environment import (
+    CONFIG_IO_TIMEOUT,
+    ServoEnvironment,
+    read_environment,
+)
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
+from aggregator.protocol.text import version_line
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.root.config import AggregatorConfig, load_config
-from aggregator.root.discovery import find_drivers
+from aggregator.root.config_probe import read_config_text
+from aggregator.root.discovery import drivers_among, scan, unrun_programs
 from aggregator.root.front_end import FrontEnd, drivers_of
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output, wants_live_display
 from aggregator.supervision.run import Command as RunCommand
 from aggregator.supervision.run import Run
@@ -33,28 +41,85 @@ Job = AdjustJob | MeasureJob
 
 
 def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
-        servo_pid: int | None = None) -> int:
+        servo_pid: int | None = None, program: str | None = None) -> int:
     """The command's exit code; never 0 when what it wrote could not all reach servo.
-    `servo_pid`: our parent at start, watched so that its exit stops the run."""
-    early = EarlySignals()
+    `servo_pid`: our parent at start, watched so that its exit stops the run; `program`:
+    the name it was called by, for --help."""
+    facts = RunFacts.begin(front, argv, os.environ)
+    early = EarlySignals(record=facts.signal)
     early.install()
     output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
+    root = Path(os.getcwd())
     try:
-        code = _run(argv, front, early, output, stdin_closed)
+        code, config = _run(argv, front, early, output, stdin_closed, facts, root, program)
+        code = 1 if code == 0 and output.lost is not None else code
+        # Every line is out: recording it never delays servo's final line.
+        try:
+            keep_record(root, facts, output, code, config)
+        except Exception as exc:  # a fault of the record's own never changes the outcome
+            output.note(f"this run was not recorded ({type(exc).__name__}: {exc}); the "
+                        "run's outcome stands as reported")
     finally:
         early.uninstall()
         output.close()
         with contextlib.suppress(OSError, ValueError):  # /dev/full, closed
             sys.stdout.flush()
-    return 1 if code == 0 and output.lost is not None else code
+    return code
+
+
+def keep_record(root: Path, facts: RunFacts, output: Output, code: int,
+                config: AggregatorConfig | None) -> None:
+    """The run's record into the journal and the metrics file, as config.yaml says (or
+    their defaults when it could not be read). Neither changes the outcome: what cannot
+    be written costs a note on stderr."""
+    facts.exit_code = code
+    facts.duration = facts.elapsed()
+    facts.final, facts.result = output.last_sent, output.last_object
+    facts.notes = list(output.said)
+    facts.servo_gone = facts.servo_gone or output.lost
+    if config is None:
+        try:
+            config = load_config(root)
+        except AggregatorError:
+            config = AggregatorConfig()  # the record goes to the default place
+    if not config.journal.enabled and config.metrics_file is None:
+        return
+    from aggregator.journal import store
+    from aggregator.journal.record import build, digest, encode
+
+    with contextlib.suppress(AggregatorError):  # unreadable: its digest is left out
+        text = read_config_text(root)
+        facts.config_digest = None if text is None else digest(text.encode("utf-8"))
+    journal = config.journal
+    if journal.enabled:
+        try:
+            store.append(root, journal, encode(facts, store.file_bound(journal)))
+        except OSError as exc:
+            output.note(f"this run was not recorded: the journal {store.shown(journal)} "
+                        f"cannot be written ({store.problem(exc)}); the run's outcome "
+                        "stands as reported")
+    if config.metrics_file is not None:
+        from aggregator.journal.metrics import update
+
+        path = root / config.metrics_file
+        try:
+            note = update(path, build(facts), facts.started + facts.duration)
+        except OSError as exc:
+            note = (f"the metrics file {path} was not updated ({store.problem(exc)}); the "
+                    "run's outcome stands as reported")
+        if note is not None:
+            output.note(note)
 
 
 def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
          environment: ServoEnvironment, root: Path, early: EarlySignals,
-         stdin_closed: bool) -> Job:
+         stdin_closed: bool, facts: RunFacts, output: Output) -> Job:
     """The front-end's job, the request read and checked (before any driver starts)."""
     drivers_dir, disabled = drivers_of(config, front)
-    drivers = tuple(find_drivers(root / drivers_dir, disabled))
+    candidates = scan(root / drivers_dir)
+    for warning in unrun_programs(drivers_dir, candidates):
+        output.warn(warning)
+    drivers = tuple(drivers_among(candidates, disabled))
     wants_request = not (args.version or args.query)
     data = b""
     if wants_request:
@@ -66,7 +131,9 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                                   "so there is no request; no driver was run")
         with early.interrupting():
             # within the line limit, not T: servo must hear the error while it listens
-            data = read_request(environment.line_limit)
+            data = read_request(environment.line_limit, front,
+                                source=environment.io_timeout_source)
+        facts.request = data
     if front is FrontEnd.MEASURE:
         command = (MeasureCommand.VERSION if args.version else MeasureCommand.DESCRIBE
                    if args.query else MeasureCommand.DRY_RUN if args.dry_run
@@ -81,38 +148,72 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                      parse_request(data) if wants_request else None, as_json=args.json)
 
 
+def _command(args: argparse.Namespace, front: FrontEnd) -> str:
+    """The command, as the record names it (the job's command, or check)."""
+    if args.check:
+        return "check"
+    if args.version:
+        return "version"
+    if args.query:
+        return "describe" if front is FrontEnd.MEASURE else "query"
+    return "dry-run" if args.dry_run else str(front)
+
+
 def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
-         stdin_closed: bool) -> int:
+         stdin_closed: bool, facts: RunFacts, root: Path,
+         program: str | None = None) -> tuple[int, AggregatorConfig | None]:
+    """The exit code, and the config when it could be read."""
+    config = None
     try:
-        args = build_parser(front).parse_args(argv)
-        root = Path(os.getcwd())
-        if args.json and not args.dry_run:
-            raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run only")
+        args = build_parser(front, program).parse_args(argv)
+        facts.command, facts.app = _command(args, front), args.app
+        if args.verbose:  # every note from here on says when, from the process's start
+            output.stamp_notes()
+        if args.json and not (args.dry_run or args.check):
+            raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")
+        if args.last is not None or args.show is not None or args.history or args.failed \
+                or args.since is not None:  # only abbreviated, since cli.py sends the rest on
+            raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history (with "
+                                  "--failed and --since) are spelled out in full")
         if args.check:
             from aggregator.tools.check import run_check
 
             return run_check(root, args.app, output, verbose=args.verbose, early=early,
-                             front=front)
+                             front=front, facts=facts, as_json=args.json), None
         environment = read_environment(os.environ)
-        config = load_config(root)
-        job = _job(front, args, config, environment, root, early, stdin_closed)
+        config = load_config(root, output.warn)
+        environment = environment.with_fallback(config.io_timeout, CONFIG_IO_TIMEOUT)
+        job = _job(front, args, config, environment, root, early, stdin_closed, facts, output)
     except AggregatorError as err:
+        if err.reason == Reason.NO_DRIVERS_DIR and config is not None and args.version:
+            # an install is checked before drivers are added: servo-agg's version still
+            # shows, and the missing directory too (exit 1: servo would fail without it)
+            output.write_line(version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
+                                            "is missing"]))
+            output.note(f"error ({err.reason}): {err.message}")
+            return 1, config
         output.error(err)
-        return 1
+        return 1, config
     except StoppedEarly as stop:
         output.json_line({"status": Status.ABORTED, "reason": Reason.TERMINATED,
                           "message": f"servo-agg received {stop} while reading the request; "
                                      "no driver was started"})
-        return 128 + stop.signum
+        return 128 + stop.signum, config
     grace = config.measure if front is FrontEnd.MEASURE else config
     runs_drivers = job.command in (Command.ADJUST, MeasureCommand.MEASURE)
     with Run(servo_root=root, env=os.environ, environment=environment,
              kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace, output=output,
              early=early, verbose=args.verbose, heartbeat=not args.dry_run,
              live_display=runs_drivers and wants_live_display(sys.stderr, os.environ),
-             driver_order=[d.name for d in job.drivers]) as run:
+             driver_order=[d.name for d in job.drivers],
+             bounds=grace.run_bounds(d.name for d in job.drivers), facts=facts) as run:
+        try:
+            run.require_room(*job.at_once())  # before any driver, head starts included
+        except AggregatorError as err:
+            output.error(err)
+            return 1, config
         run.start_early(job.opening_calls())
-        return run.execute(_job_command(job, root))
+        return run.execute(_job_command(job, root)), config
 
 
 def _job_command(job: Job, root: Path) -> RunCommand:

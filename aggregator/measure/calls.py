@@ -10,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from aggregator.protocol.measure import MeasureRequest, driver_request
+from aggregator.protocol.measure import (
+    MeasureRequest,
+    driver_control,
+    driver_request,
+    window_seconds,
+)
+from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import MeasureConfig
 from aggregator.root.discovery import Driver
-from aggregator.supervision.spec import CallSpec, question
+from aggregator.supervision.spec import CallSpec, TimeLimit, question
 
 
 class MeasureCommand(StrEnum):
@@ -51,6 +58,34 @@ class MeasureJob:
         assert self.request is not None
         return CallSpec(driver, Call.MEASURE, (self.app,),
                         driver_request(self.request, driver.name, owned, self.names))
+
+    def control_of(self, driver: Driver) -> dict[str, Any] | None:
+        """The control `driver` gets: the request's, its own override merged over it."""
+        assert self.request is not None
+        return driver_control(self.request.control, driver.name, self.names)
+
+    def window_of(self, driver: Driver) -> float | None:
+        """The window `driver`'s own control implies (None: its control gives no timing)."""
+        return window_seconds(self.control_of(driver))
+
+    def window_limit(self, driver: Driver) -> TimeLimit | None:
+        """`window_grace`'s limit on `driver`'s measure: its own window plus the grace,
+        from its own start; None when the grace is off or its control has no timing."""
+        grace, window = self.config.window_grace, self.window_of(driver)
+        if grace is None or window is None:
+            return None
+        return TimeLimit(window + grace, f"its {show(window)} s measurement window and the "
+                                         f"{show(grace)} s window_grace")
+
+    def at_once(self) -> tuple[int, str]:
+        """How many drivers this job must run at the same time, and why (for
+        Run.require_room): all of them, to describe and to measure. --version's --info
+        calls take turns within its budget instead."""
+        if self.command is MeasureCommand.VERSION:
+            return 0, ""
+        return len(self.drivers), ("every measure driver's --describe runs at once" if
+                                   self.command is MeasureCommand.DESCRIBE else
+                                   "measure drivers describe and measure all at once")
 
     def opening_calls(self) -> list[CallSpec]:
         """The calls this job surely makes first: every driver's --info for --version,

@@ -19,23 +19,28 @@ from aggregator.measure.describe import catalogue
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import (
     merge_results,
+    not_returned,
+    not_returned_notice,
     result_shape_problem,
+    undescribed_notice,
     unowned,
-    window_seconds,
+    unused_override_notice,
+    unused_overrides,
 )
-from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.text import clip_message
-from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.display import Display
+from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
     ProgressRelay,
     SlowestDriver,
     progress_interval,
 )
 from aggregator.supervision.session import Session
+from aggregator.supervision.spec import CallOutcome
 
 
 def owned_by(owner: dict[str, str], requested: list[str]) -> dict[str, list[str]]:
@@ -65,19 +70,27 @@ class _Measurement:
         self.siblings = RunControl()  # what a failure cancels: the other drivers
         self.failures: list[DriverFailure] = []
         self.results: dict[str, dict[str, Any]] = {}
-        self.deadline: float | None = None
-        self.deadline_detail: str | None = None
+        self.not_returned: dict[str, list[str]] = {}  # requested, described, not returned
 
-    def set_overall_limit(self) -> None:
-        """The optional overall limit: the window the control implies, plus a grace."""
-        grace = self.job.config.window_grace
-        assert self.job.request is not None
-        window = window_seconds(self.job.request.control)
-        if grace is None or window is None:
-            return
-        self.deadline = trio.current_time() + window + grace
-        self.deadline_detail = (f"still running {show(grace)} s after its "
-                                f"{show(window)} s measurement window; killed")
+    def _judged(self, outcome: CallOutcome) -> DriverFailure | None:
+        """How a measure call ended: judged as any call, then its result as a measure's."""
+        name = outcome.driver.name
+        failure = judge(outcome, self.session.environment.stderr_mode)
+        if failure is not None or outcome.result is None:
+            return failure
+        problem = result_shape_problem(outcome.result)
+        if problem is not None:
+            return DriverFailure(name, Call.MEASURE, Status.FAILED, Reason.BAD_OUTPUT,
+                                 f"measure: {problem}")
+        lost = not_returned(self.owned.get(name, []), outcome.result)
+        if lost and self.job.config.missing_metrics == "fail":
+            return DriverFailure(name, Call.MEASURE, Status.FAILED, Reason.MISSING_METRICS,
+                                 f"measure: {not_returned_notice(name, lost)} "
+                                 "(measure.missing_metrics: fail)")
+        if lost:
+            self.not_returned[name] = lost
+            self.session.output.note(not_returned_notice(name, lost))
+        return None
 
     async def run_driver(self, driver: Driver) -> None:
         session, name = self.session, driver.name
@@ -85,14 +98,9 @@ class _Measurement:
         session.display.started(name, "measure")
         outcome = await session.supervisor.call(
             spec, partial(_on_progress, self.relay, session.display, name),
-            on_life=session.life_handler(spec), deadline=self.deadline,
-            deadline_detail=self.deadline_detail, group=self.siblings)
-        failure = judge(outcome, session.environment.stderr_mode)
-        if failure is None and outcome.result is not None:
-            problem = result_shape_problem(outcome.result)
-            if problem is not None:
-                failure = DriverFailure(name, Call.MEASURE, Status.FAILED, Reason.BAD_OUTPUT,
-                                        f"measure: {problem}")
+            on_life=session.life_handler(spec), limit=self.job.window_limit(driver),
+            group=self.siblings)
+        failure = self._judged(outcome)
         canceled = (failure is not None and self.siblings.canceled
                     and name in self.siblings.interrupted)  # because another one failed
         # servo's cancel (or SIGTERM) stopped every driver at once: the first of them to
@@ -121,21 +129,38 @@ class _Measurement:
         failed = {f.driver for f in self.failures}
         return [n for n in self.siblings.interrupted if n not in failed]
 
+    def notices(self, before: list[str]) -> list[str]:
+        """What was asked for and did not come: the final line's own annotation."""
+        return before + [not_returned_notice(name, self.not_returned[name])
+                         for name in self.job.names if name in self.not_returned]
+
+
+def asked_in_vain(job: MeasureJob, owner: dict[str, str]) -> list[str]:
+    """What a measure was asked that no driver will answer, known before any measures:
+    metrics no driver describes (derived ones the optimizer may compute itself: not an
+    error) and overrides keyed by no driver that runs."""
+    assert job.request is not None
+    found = []
+    missing = unowned(job.request, owner)
+    if missing:
+        found.append(undescribed_notice(missing))
+    found += [unused_override_notice(key, key in job.config.disabled)
+              for key in unused_overrides(job.request.control, job.names)]
+    return found
+
 
 async def measure(job: MeasureJob, session: Session) -> int:
     assert job.request is not None
     _, owner = await catalogue(job, session)
-    missing = unowned(job.request, owner)
-    if missing:  # derived metrics the optimizer computes itself: not an error
-        session.output.note(f"no driver describes {', '.join(missing)}; asked for anyway "
-                            "(the optimizer may derive them)")
+    in_vain = asked_in_vain(job, owner)
+    for notice in in_vain:
+        session.output.note(notice)
     relay = ProgressRelay(session.output, SlowestDriver(job.names),
                           progress_interval(job.config.progress_interval,
                                             session.policy.line_limit))
     if session.liveness is not None:
         session.liveness.use(relay.repeat_last)
     run = _Measurement(job, session, owned_by(owner, job.request.names), relay)
-    run.set_overall_limit()
     # The descriptions may have used up most of servo's patience with our silence: the
     # measurement must not add a driver's whole line limit to it.
     session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
@@ -157,11 +182,13 @@ async def measure(job: MeasureJob, session: Session) -> int:
     because = ([f"canceled because {', '.join(f.driver for f in run.failures)} failed: "
                 f"{', '.join(canceled)}"] if canceled and run.failures else [])
     if session.control.stopping:
-        session.stop(None, [f.line() for f in run.failures] + because)
+        session.stop((), [f.line() for f in run.failures] + because)
     if run.failures:
-        return _finish_failed(session, run.failures, because, canceled)
+        return finish_with_failures(session.output, run.failures, because, keys=(
+            {"canceled_drivers": canceled} if canceled else None))
     try:
-        final = merge_results([(n, run.results[n]) for n in job.names if n in run.results])
+        final = merge_results([(n, run.results[n]) for n in job.names if n in run.results],
+                              run.notices(in_vain))
     except AggregatorError as err:
         session.output.error(err)
         return 1
@@ -173,12 +200,3 @@ async def measure(job: MeasureJob, session: Session) -> int:
     session.output.json_line(final)
     return 0
 
-
-def _finish_failed(session: Session, failures: list[DriverFailure], because: list[str],
-                   canceled: list[str]) -> int:
-    result = fold(failures, because)
-    if canceled:
-        result["canceled_drivers"] = canceled
-    session.output.json_line(result)
-    session.output.note(f"error ({result['reason']}): " + result["message"].split("\n")[0])
-    return 1

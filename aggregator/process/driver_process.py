@@ -23,6 +23,8 @@ from pathlib import Path
 
 import trio
 
+from aggregator.process.call_limits import CallLimits, LimitHits
+from aggregator.process.confine import PreparedCall
 from aggregator.process.fork import (
     UNWATCHED,
     Guards,
@@ -30,6 +32,7 @@ from aggregator.process.fork import (
     can_fork_here,
     fork_driver,
 )
+from aggregator.process.resources import ResourceUse
 
 
 @dataclass(eq=False)
@@ -45,6 +48,10 @@ class DriverProcess:
     _trio_process: trio.Process | None = None
     _exited: bool = field(default=False)
     _age_at_open: float = 0.0  # how long a head start had been running when taken over
+    #: what the driver (and the descendants it waited for) used, once reaped here
+    resource_use: ResourceUse | None = None
+    _limited: PreparedCall | None = None  # its limits: its own cgroup, if any
+    _hits: LimitHits = field(default_factory=LimitHits)
 
     @property
     def age_at_open(self) -> float:
@@ -100,9 +107,10 @@ class DriverProcess:
             os.kill(self.pid, sig)
 
     def reap(self) -> int | None:
-        """Collect the exit status of an exited process; safe to call twice."""
+        """Collect the exit status of an exited process, and what it used; safe to call
+        twice."""
         if self._popen is not None:
-            code = self._popen.wait() if self.has_exited() else self._popen.poll()
+            code = self._wait4(block=self.has_exited())
             if self._pidfd is not None and code is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
@@ -110,6 +118,38 @@ class DriverProcess:
             return code
         assert self._trio_process is not None
         return self._trio_process.poll()
+
+    def _wait4(self, *, block: bool) -> int | None:
+        """Popen.wait()/poll() through wait4(2), which also says what the process used."""
+        popen = self._popen
+        assert popen is not None
+        if popen.returncode is not None:
+            return popen.returncode
+        try:
+            pid, status, usage = os.wait4(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: subprocess's own answer
+            return popen.poll()
+        if pid == 0:
+            return None
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        self.resource_use = ResourceUse.of_rusage(usage)
+        self._read_limits()
+        return popen.returncode
+
+    def _read_limits(self) -> None:
+        """Its own cgroup, if it had one: what all in it used (rather than the rusage of
+        the driver and what it waited for) and the limits it hit; then the cgroup goes."""
+        limited = self._limited
+        if limited is None:
+            return
+        if limited.cgroup is not None:
+            self.resource_use = limited.cgroup.use() or self.resource_use
+            self._hits = limited.cgroup.hits()
+        limited.discard()
+
+    def limit_hits(self) -> LimitHits:
+        """How often it ran into a limit its cgroup counts, once reaped."""
+        return self._hits
 
     async def aclose_pipes(self) -> None:
         for stream in (self.stdin, self.stdout, self.stderr):
@@ -119,9 +159,11 @@ class DriverProcess:
 async def open_driver(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str],
     early: StartedProcess | None = None, guards: Guards = UNWATCHED,
+    limits: CallLimits | None = None,
 ) -> DriverProcess:
-    """Start `argv` in a new session with the run's `guards` (or take over `early`, a head
-    start already running it); raises OSError if it cannot run."""
+    """Start `argv` in a new session with the run's `guards`, held to `limits` (or take
+    over `early`, a head start already running it); raises OSError if it cannot run.
+    Outside Linux no limit is enforced."""
     if early is None and not can_fork_here():
         proc = await trio.lowlevel.open_process(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -133,7 +175,7 @@ async def open_driver(
     started = early
     if started is None:
         # On the main thread on purpose (see fork.py); fork+exec takes a few ms.
-        started = fork_driver(argv, cwd, env, guards)
+        started = fork_driver(argv, cwd, env, guards, limits)
     await trio.lowlevel.checkpoint()
     return DriverProcess(
         started.pid,
@@ -141,4 +183,5 @@ async def open_driver(
         trio.lowlevel.FdStream(started.stdout),
         trio.lowlevel.FdStream(started.stderr),
         _popen=started.popen, _pidfd=started.pidfd, _age_at_open=started.age(),
+        _limited=started.limited,
     )

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES, FD_MARGIN, FDS_PER_DRIVER
+from aggregator.process.call_limits import CallLimits
+from aggregator.process.confine import Confinement, PreparedCall
 from aggregator.process.lineage import RUN_MARK_VAR, nested_mark, run_mark
 from aggregator.process.linux import parent_death_guard
 
@@ -35,6 +37,12 @@ def descriptor_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
+def fitting(limit: int, open_now: int) -> int:
+    """How many drivers fit in `limit` descriptors with `open_now` open: FDS_PER_DRIVER
+    each, FD_MARGIN kept free."""
+    return max(0, (limit - open_now - FD_MARGIN) // FDS_PER_DRIVER)
+
+
 def drivers_that_fit() -> int:
     """How many more drivers may run at once before descriptors run short: what the
     limit leaves beyond those open now and FD_MARGIN, FDS_PER_DRIVER each."""
@@ -42,7 +50,47 @@ def drivers_that_fit() -> int:
         open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
     except OSError:  # no /proc (or not one descriptor left to list it with)
         return 0
-    return max(0, (descriptor_limit() - open_now - FD_MARGIN) // FDS_PER_DRIVER)
+    return fitting(descriptor_limit(), open_now)
+
+
+#: An RLIMIT_NOFILE (soft, hard) pair.
+Limits = tuple[int, int]
+
+
+def _ceiling(hard: int) -> int:
+    """The most the soft limit can be raised to: the hard limit, or where that is
+    unlimited, the kernel's own bound on descriptors per process (fs.nr_open)."""
+    if hard != resource.RLIM_INFINITY:
+        return hard
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def raise_descriptor_limit() -> Limits | None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as supervisors do: drivers run at
+    once, each holding FDS_PER_DRIVER of ours, and the soft limit servo left us (often
+    1024, or 256) is no bound a supervisor should keep. Returns the limits we had, which
+    each driver gets back (Guards.descriptors) and restore_descriptor_limit puts back;
+    None when nothing changed."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = _ceiling(hard)
+        if soft == resource.RLIM_INFINITY or soft >= target:
+            return None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        return None
+    return soft, hard
+
+
+def restore_descriptor_limit(inherited: Limits | None) -> None:
+    """Our limits as they were before raise_descriptor_limit (a run in a process that
+    lives on, as in tests, leaves them as it found them)."""
+    if inherited is not None:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, inherited)
 
 
 class OutOfDescriptors(OSError):
@@ -52,9 +100,18 @@ class OutOfDescriptors(OSError):
         return f"too many open files: the limit is {descriptor_limit()} (ulimit -n)"
 
 
-def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, str]:
-    """The aggregator's environment with the servo root appended to PYTHONPATH."""
+#: Each driver's environment names the run that started it, so that its own logs can be
+#: matched to the run's record (an outer run's id is replaced: the record names it).
+RUN_ID_VAR = "SERVO_AGG_RUN_ID"
+
+
+def child_environment(base: Mapping[str, str], servo_root: Path,
+                      run_id: str | None = None) -> dict[str, str]:
+    """The aggregator's environment with the servo root appended to PYTHONPATH, and the
+    run's id (RUN_ID_VAR) when given."""
     env = dict(base)
+    if run_id is not None:
+        env[RUN_ID_VAR] = run_id
     existing = env.get("PYTHONPATH", "")
     parts = [p for p in existing.split(os.pathsep) if p] if existing else []
     if str(servo_root) not in parts:
@@ -67,7 +124,8 @@ def child_environment(base: Mapping[str, str], servo_root: Path) -> dict[str, st
 
 @dataclass(frozen=True)
 class Guards:
-    """How each driver of a run is tied to it (the run decides, once).
+    """How each driver of a run is tied to it, and what it gets back of what the run
+    changed for itself (the run decides, once).
 
     Without a sentinel, the kernel kills a driver whose aggregator died (SIGKILL). With one
     (sentinel.Sentinel.guards), the driver is stopped instead (SIGSTOP) and is a child
@@ -78,6 +136,11 @@ class Guards:
     death_signal: int = signal.SIGKILL
     subreaper: bool = False
     report: Callable[[int], None] | None = None  # in the parent, with the new pid
+    #: the RLIMIT_NOFILE each driver gets, set between fork and exec: the limits servo-agg
+    #: had before it raised its own (None: ours, unchanged)
+    descriptors: Limits | None = None
+    #: how a driver's resource limits are enforced in this run (None: by rlimits alone)
+    confinement: Confinement | None = None
 
 
 #: The guards where no sentinel watches: the kernel's SIGKILL when the aggregator dies.
@@ -93,6 +156,7 @@ class StartedProcess:
     stdin: int
     stdout: int
     stderr: int
+    limited: PreparedCall | None = None  # its limits: its cgroup, to read and remove
     _started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -108,30 +172,72 @@ class StartedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait()
+        if self.limited is not None:
+            self.limited.discard()
         for fd in (self.pidfd, self.stdin, self.stdout, self.stderr):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
 
+def _prepare_child(guards: Guards) -> Callable[[], None] | None:
+    """What the child does between fork and exec: the parent-death guard, and the
+    descriptor limit it would have had without us."""
+    guard = parent_death_guard(guards.death_signal, subreaper=guards.subreaper)
+    limits = guards.descriptors
+    if limits is None:
+        return guard
+
+    def prepare() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        if guard is not None:
+            guard()
+
+    return prepare
+
+
 def fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
-                guards: Guards = UNWATCHED) -> StartedProcess:
-    """Fork+exec `argv` on the calling (main) thread; raises OSError if it cannot run.
+                guards: Guards = UNWATCHED, limits: CallLimits | None = None) -> StartedProcess:
+    """Fork+exec `argv` on the calling (main) thread, held to `limits` from before its
+    exec; raises OSError if it cannot run.
 
     The main thread matters: Linux sends the parent-death signal when the *forking thread*
     exits, and trio's process helper forks from worker threads it retires after 10 s.
     Out of descriptors, it raises OutOfDescriptors, which names the limit.
     """
+    limited = None
+    if limits is not None:
+        limited = (guards.confinement or Confinement()).prepare(limits)
     try:
-        return _fork_driver(argv, servo_root, env, guards)
+        return _fork_driver(argv, servo_root, env, guards, limited)
     except OSError as exc:
+        if limited is not None:
+            limited.discard()
         if exc.errno == errno.EMFILE and not isinstance(exc, OutOfDescriptors):
             raise OutOfDescriptors(errno.EMFILE, os.strerror(errno.EMFILE)) from exc
         raise
+    except subprocess.SubprocessError as exc:  # the child could not be held to its limits
+        if limited is not None:
+            limited.discard()
+        raise OSError(errno.EPERM, "could not be held to its resource limits before it "
+                                   f"started ({exc})") from exc
+
+
+def _in_child(*steps: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One preexec_fn doing each step in order (None: nothing to do in the child)."""
+    todo = [step for step in steps if step is not None]
+    if not todo:
+        return None
+
+    def run_all() -> None:
+        for step in todo:
+            step()
+
+    return run_all
 
 
 def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
-                 guards: Guards) -> StartedProcess:
-    guard = parent_death_guard(guards.death_signal, subreaper=guards.subreaper)
+                 guards: Guards, limited: PreparedCall | None) -> StartedProcess:
+    preexec = _in_child(_prepare_child(guards), None if limited is None else limited.in_child)
     opened: list[int] = []
     try:
         for _ in range(3):
@@ -147,7 +253,7 @@ def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
     try:
         popen = subprocess.Popen(
             list(argv), stdin=stdin_r, stdout=stdout_w, stderr=stderr_w,
-            cwd=servo_root, env=env, start_new_session=True, preexec_fn=guard,
+            cwd=servo_root, env=env, start_new_session=True, preexec_fn=preexec,
             close_fds=True,
         )
     except BaseException:
@@ -167,4 +273,4 @@ def _fork_driver(argv: Sequence[str], servo_root: Path, env: Mapping[str, str],
         raise
     if guards.report is not None:
         guards.report(popen.pid)
-    return StartedProcess(popen, pidfd, *parent_ends)
+    return StartedProcess(popen, pidfd, *parent_ends, limited=limited)

@@ -13,6 +13,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from aggregator.process.call_limits import CallLimits
 from aggregator.process.fork import UNWATCHED, Guards, StartedProcess, fork_driver
 
 Key = TypeVar("Key", bound=Hashable)
@@ -26,10 +27,12 @@ class Headstart(Generic[Key]):
         self.guards = guards
         self._waiting: dict[Key, StartedProcess] = {}
 
-    def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
-        """Start one process now; if it cannot start, its supervised call will say why."""
+    def start(self, key: Key, argv: Sequence[str], cwd: Path, env: Mapping[str, str],
+              limits: CallLimits | None = None) -> None:
+        """Start one process now, held to `limits`; if it cannot start, its supervised
+        call will say why."""
         with contextlib.suppress(OSError):
-            self._waiting[key] = fork_driver(argv, cwd, env, self.guards)
+            self._waiting[key] = fork_driver(argv, cwd, env, self.guards, limits)
 
     def take(self, key: Key) -> StartedProcess | None:
         """The process already running for `key`, handed over to its supervisor."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.protocol.errors import AggregatorError
-from aggregator.protocol.text import brief, clip
+from aggregator.protocol.text import DistinctNames, brief, clash_message, clip
 
 Descriptor = dict[str, Any]  # {"application": {"components": {...}}}
 SettingKey = tuple[str, str]  # (component, setting)
@@ -71,12 +71,14 @@ def merge(descriptors: Sequence[tuple[str, Descriptor]]) -> tuple[Descriptor, Ow
     owner: dict[SettingKey, str] = {}
     merged_components: dict[str, Any] = {}
     merged_application: dict[str, Any] = {}
+    names = DistinctNames()  # components and settings, as servo will get them
     for driver, descriptor in descriptors:
         application = descriptor["application"]
         for key, value in application.items():
             if key != "components":
                 merged_application.setdefault(key, value)
         for component, body in components_of(descriptor).items():
+            _distinct(names, "component", (component,), driver)
             target = merged_components.setdefault(component, {})
             for key, value in body.items():
                 if key != "settings":
@@ -90,10 +92,19 @@ def merge(descriptors: Sequence[tuple[str, Descriptor]]) -> tuple[Descriptor, Ow
                         f"setting {component}.{setting} is reported by both {first} and "
                         f"{driver}; each setting must belong to exactly one driver",
                     )
+                _distinct(names, "setting", (component, setting), driver)
                 owner[(component, setting)] = driver
                 target_settings[setting] = spec
     merged_application["components"] = merged_components
     return {"application": merged_application}, Ownership(owner, dict(descriptors))
+
+
+def _distinct(names: DistinctNames, kind: str, name: tuple[str, ...], driver: str) -> None:
+    """Two components (or settings) servo would get under one name: the one would
+    silently overwrite the other in the merged descriptor it sees."""
+    first = names.clash(name, driver)
+    if first is not None:
+        raise AggregatorError("duplicate-setting", clash_message(kind, first, name, driver))
 
 
 def split_request(

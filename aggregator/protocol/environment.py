@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from aggregator.limits import MAX_IO_TIMEOUT_SECONDS
@@ -14,17 +14,31 @@ from aggregator.protocol.text import brief
 StderrMode = Literal["all", "minimal", "none"]
 STDERR_MODES: tuple[StderrMode, ...] = ("all", "minimal", "none")
 
+#: servo's per-line timeout, T; also what a limit taken from it is said to come from.
+IO_TIMEOUT_VAR = "OPTUNE_IO_TIMEOUT"
+#: Where T comes from when servo sets none and config.yaml's `io_timeout` stands in.
+CONFIG_IO_TIMEOUT = "io_timeout in config.yaml"
+
 
 @dataclass(frozen=True)
 class ServoEnvironment:
-    """What servo told us through the environment."""
+    """What servo told us through the environment, with T the one value every limit
+    derived from it uses, wherever it came from."""
 
-    io_timeout: float | None  # OPTUNE_IO_TIMEOUT; None = no limit
+    io_timeout: float | None  # T; None = no limit
     stderr_mode: StderrMode  # OPTUNE_VERBOSE_STDERR
+    #: where T came from: every message that names a limit derived from it says so
+    io_timeout_source: str = IO_TIMEOUT_VAR
 
     @property
     def line_limit(self) -> float | None:
         return line_limit_for(self.io_timeout)
+
+    def with_fallback(self, io_timeout: float | None, source: str) -> ServoEnvironment:
+        """T from `source` where servo set none (unset, empty or 0); servo's own wins."""
+        if self.io_timeout is not None or io_timeout is None:
+            return self
+        return replace(self, io_timeout=io_timeout, io_timeout_source=source)
 
 
 def line_limit_for(io_timeout: float | None) -> float | None:
@@ -83,8 +97,16 @@ def parse_stderr_mode(raw: str | None) -> StderrMode:
     )
 
 
+def servo_posts_stderr(raw: str | None) -> bool:
+    """Whether servo adds what we write on stderr to the message it posts for a command
+    that exited non-zero. servo reads OPTUNE_VERBOSE_STDERR itself, as it is: unset is
+    `all`; `all` adds everything, `minimal` the first two chunks it read, anything else
+    (`none`, and every value servo does not know) nothing."""
+    return (raw if raw is not None else "all") in ("all", "minimal")
+
+
 def read_environment(env: Mapping[str, str]) -> ServoEnvironment:
     return ServoEnvironment(
-        io_timeout=parse_io_timeout(env.get("OPTUNE_IO_TIMEOUT")),
+        io_timeout=parse_io_timeout(env.get(IO_TIMEOUT_VAR)),
         stderr_mode=parse_stderr_mode(env.get("OPTUNE_VERBOSE_STDERR")),
     )

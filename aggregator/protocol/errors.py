@@ -6,11 +6,18 @@ from __future__ import annotations
 class AggregatorError(Exception):
     """A failure servo must hear about: `reason` is a short kind, `message` says what to do."""
 
-    def __init__(self, reason: str, message: str, status: str = "failed") -> None:
+    def __init__(self, reason: str, message: str, status: str = "failed",
+                 failed_drivers: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.status = status
+        #: the drivers whose failure ended the command (named in servo's failed_drivers)
+        self.failed_drivers = failed_drivers
 
     def as_result(self) -> dict[str, object]:
-        return {"status": self.status, "reason": self.reason, "message": self.message}
+        result: dict[str, object] = {"status": self.status, "reason": self.reason,
+                                     "message": self.message}
+        if self.failed_drivers:
+            result["failed_drivers"] = list(self.failed_drivers)
+        return result

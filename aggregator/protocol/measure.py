@@ -11,7 +11,7 @@ from typing import Any, TypeGuard
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, load_request
-from aggregator.protocol.text import brief, clip
+from aggregator.protocol.text import DistinctNames, brief, clash_message, clip, shown_name
 from aggregator.protocol.vocabulary import Reason
 
 Metrics = list[str] | dict[str, Any]  # the request's form: names, or {name: {...}}
@@ -95,16 +95,27 @@ def duplicate_metric(name: str, first: str, second: str, what: str) -> Aggregato
                            "each metric must belong to exactly one driver")
 
 
+def _distinct_metric(names: DistinctNames, name: str, driver: str) -> None:
+    """A metric whose name servo would get as another's is as ambiguous as a duplicate."""
+    first = names.clash((name,), driver)
+    if first is not None:
+        raise AggregatorError(Reason.DUPLICATE_METRIC,
+                              clash_message("metric", first, (name,), driver))
+
+
 def merge_descriptions(
         described: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any],
                                                                         dict[str, str]]:
-    """All drivers' metrics as one description, and who owns each metric."""
+    """All drivers' metrics as one description, and who owns each metric. A metric two
+    drivers describe, or two names servo would get as one, is an error."""
     merged: dict[str, Any] = {}
     owner: dict[str, str] = {}
+    names = DistinctNames()
     for driver, metrics in described:
         for name, spec in metrics.items():
             if name in owner:
                 raise duplicate_metric(name, owner[name], driver, "described")
+            _distinct_metric(names, name, driver)
             owner[name] = driver
             merged[name] = spec
     return merged, owner
@@ -121,6 +132,48 @@ def share_of(request: MeasureRequest, owned: Iterable[str]) -> Metrics:
 def unowned(request: MeasureRequest, owner: Mapping[str, str]) -> list[str]:
     """Requested metrics no driver describes (derived ones: not an error)."""
     return [name for name in request.names if name not in owner]
+
+
+def unused_overrides(control: Mapping[str, Any] | None, drivers: Iterable[str]) -> list[str]:
+    """Keys of control.userdata that hold an override (`{"control": {...}}`) but name no
+    driver that runs: the override takes effect nowhere."""
+    userdata = control.get("userdata") if control else None
+    if not isinstance(userdata, dict):
+        return []
+    names = set(drivers)
+    return [key for key, entry in userdata.items()
+            if key not in names and _holds_override(entry)]
+
+
+def not_returned(asked: Iterable[str], result: Mapping[str, Any]) -> list[str]:
+    """The metrics a driver was asked for (and describes) that its result lacks."""
+    got = result.get("metrics") or {}
+    return [name for name in asked if name not in got]
+
+
+#: The key of servo-agg's own entry in an ok measure result's `annotations`: a list of
+#: what was asked for and did not come (servo passes annotations on to the optimizer).
+OWN_ANNOTATION = "servo-agg"
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(shown_name(name) for name in names)
+
+
+def not_returned_notice(driver: str, names: Sequence[str]) -> str:
+    return (f"{driver} did not return {_names(names)}, which it describes and was asked "
+            "for")
+
+
+def undescribed_notice(names: Sequence[str]) -> str:
+    return (f"no driver describes {_names(names)}; asked for anyway (the optimizer may "
+            "derive them)")
+
+
+def unused_override_notice(key: str, disabled: bool) -> str:
+    why = (f"{shown_name(key)} is disabled (measure.drivers.{shown_name(key)}.enabled)"
+           if disabled else f"no measure driver is called {shown_name(key)}")
+    return f"control.userdata.{shown_name(key)}.control took effect nowhere: {why}"
 
 
 def driver_control(control: Mapping[str, Any] | None, driver: str,
@@ -187,24 +240,35 @@ def window_seconds(control: Mapping[str, Any] | None) -> float | None:
     return max(windows) if windows else None
 
 
-def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]],
+                  notices: Sequence[str] = ()) -> dict[str, Any]:
     """Every driver's metrics, untouched, and annotations, as one ok result. A metric
-    from two drivers is an error; an annotation two drivers set keeps both values, each
-    marked with its driver."""
+    from two drivers (or two names servo would get as one) is an error; an annotation
+    two drivers set keeps both values, each marked with its driver (so do two keys servo
+    would get as one: under the first key). `notices` (what was asked for and did not
+    come) are servo-agg's own annotation, OWN_ANNOTATION, marked like a driver's should a
+    driver use that key too."""
     metrics: dict[str, Any] = {}
     source: dict[str, str] = {}
+    names = DistinctNames()
     annotations: dict[str, Any] = {}
     annotated_by: dict[str, list[tuple[str, Any]]] = {}
+    keys = DistinctNames()
     for driver, result in results:
         got = result.get("metrics") or {}
         for name, value in got.items():
             if name in source:
                 raise duplicate_metric(name, source[name], driver, "returned")
+            _distinct_metric(names, name, driver)
             source[name] = driver
             metrics[name] = value
         extra = result.get("annotations") or {}
         for key, value in extra.items():
-            annotated_by.setdefault(key, []).append((driver, value))
+            first = keys.clash((key,), driver)
+            annotated_by.setdefault(key if first is None else first[0][0],
+                                    []).append((driver, value))
+    if notices:
+        annotated_by.setdefault(OWN_ANNOTATION, []).append((OWN_ANNOTATION, list(notices)))
     for key, values in annotated_by.items():
         if len(values) == 1:
             annotations[key] = values[0][1]

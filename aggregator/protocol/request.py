@@ -1,4 +1,6 @@
-"""The adjust request servo writes to stdin, checked before any driver runs."""
+"""The request servo writes to stdin, checked before any driver runs: what every request
+must be (load_request), and the adjust request's shape. Every message about a request
+names the front-end that read it ("measure request: ...")."""
 
 from __future__ import annotations
 
@@ -19,16 +21,18 @@ class AdjustRequest:
     extra: dict[str, Any]  # other top-level keys, passed on to every driver
 
 
-def bad_request(message: str, kind: str = "adjust") -> AggregatorError:
+def bad_request(message: str, kind: str) -> AggregatorError:
+    """A request refused; `kind` is the front-end that read it (adjust, measure)."""
     return AggregatorError("bad-input", f"{kind} request: {message}; no driver was run")
 
 
-_bad = bad_request
+def _bad(message: str) -> AggregatorError:
+    return bad_request(message, "adjust")
 
 
-def request_too_big(limit: int = MAX_REQUEST_BYTES) -> AggregatorError:
-    return _bad(f"more than {limit:,} bytes ({limit / 2**20:g} MiB) on stdin, the most "
-                "servo-agg reads")
+def request_too_big(kind: str, limit: int = MAX_REQUEST_BYTES) -> AggregatorError:
+    return bad_request(f"more than {limit:,} bytes ({limit / 2**20:g} MiB) on stdin, the "
+                       "most servo-agg reads", kind)
 
 
 class _DuplicateKeys:
@@ -76,29 +80,29 @@ def _path_to(root: Any, target: dict[str, Any]) -> str:
     return "an object"  # not reached: every object built is in the document
 
 
-def load_request(data: bytes, kind: str = "adjust") -> dict[str, Any]:
+def load_request(data: bytes, kind: str) -> dict[str, Any]:
     """Any request servo writes (adjust or measure): one JSON object, no key twice in any
     object, no NaN or infinite number (json reads them, they are not JSON), at most
     MAX_REQUEST_BYTES."""
     if len(data) > MAX_REQUEST_BYTES:
-        raise request_too_big()
+        raise request_too_big(kind)
     duplicates = _DuplicateKeys()
     try:
         document = loads_strict(data, object_pairs_hook=duplicates)  # NaN is not JSON
     except (ValueError, RecursionError) as exc:
-        raise _bad(f"stdin is not JSON ({clip(str(exc))})", kind) from None
+        raise bad_request(f"stdin is not JSON ({clip(str(exc))})", kind) from None
     if duplicates.found is not None:
         obj, key = duplicates.found
-        raise _bad(f"key {brief(key)} appears twice in {_path_to(document, obj)} "
-                   "(JSON would silently keep only the last one)", kind)
+        raise bad_request(f"key {brief(key)} appears twice in {_path_to(document, obj)} "
+                          "(JSON would silently keep only the last one)", kind)
     if not isinstance(document, dict):
-        raise _bad(f"expected a JSON object, got {type(document).__name__}", kind)
+        raise bad_request(f"expected a JSON object, got {type(document).__name__}", kind)
     return document
 
 
 def parse_request(data: bytes) -> AdjustRequest:
     """The adjust request, checked: load_request's rules, in servo's shape."""
-    document = load_request(data)
+    document = load_request(data, "adjust")
     application = document.get("application")
     if not isinstance(application, dict):
         raise _bad("no 'application' object")

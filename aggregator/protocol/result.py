@@ -48,6 +48,8 @@ class CallOutcome(Protocol):
     def problem(self) -> _Problem | None: ...
     @property
     def stderr(self) -> _Stderr: ...
+    @property
+    def limit_note(self) -> str | None: ...
 
 
 
@@ -91,6 +93,8 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     said = str(result.get("message") or result.get("reason") or "")
 
     def failure(status: str, reason: str, message: str) -> DriverFailure:
+        if outcome.limit_note:  # e.g. its pids limit was reached: likely why it failed
+            message += f"; {outcome.limit_note}"
         return DriverFailure(name, call, status, reason, f"{call}: {message}", stderr)
 
     if outcome.problem is not None:
@@ -129,9 +133,14 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     return None
 
 
-def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> dict[str, Any]:
+def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = (),
+         headline: str | None = None) -> dict[str, Any]:
     """All failures as one result: `rejected` wins, else the first failure's status (failed
-    when servo would not know it: servo is never handed a status outside its vocabulary)."""
+    when servo would not know it: servo is never handed a status outside its vocabulary).
+
+    The one shape of every failure servo hears of, at any step: `headline` (what the
+    command could not do, if it ended early), a line per failed driver, `extra_lines`,
+    then each failed driver's stderr excerpt; and `failed_drivers`."""
     if not failures:
         return {"status": "ok", "reason": "success"}
     first = failures[0].status
@@ -141,7 +150,7 @@ def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> 
     for f in failures:
         if f.reason not in reasons:
             reasons.append(f.reason)
-    lines = [f.line() for f in failures] + list(extra_lines)
+    lines = ([headline] if headline else []) + [f.line() for f in failures] + list(extra_lines)
     for f in failures:
         if f.stderr:
             lines.append(f"--- {f.driver} stderr ---\n{f.stderr}")
@@ -151,3 +160,27 @@ def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = ()) -> 
         "message": clip_message("\n".join(lines)),
         "failed_drivers": [f.driver for f in failures],
     }
+
+
+@dataclass(frozen=True)
+class AdjustStanding:
+    """Where each driver of an adjust stood when servo stopped or canceled it: what the
+    application holds now. Lists, in driver order: several drivers may be cut short at
+    once (when they run together)."""
+
+    completed: Sequence[str] = ()  # adjust ended ok: its changes are applied
+    interrupted: Sequence[str] = ()  # running when the stop came: may be partly applied
+    not_started: Sequence[str] = ()  # nothing of theirs changed
+    failed: Sequence[str] = ()  # failed before the stop (their lines follow)
+    rolled_back: Sequence[str] = ()  # completed, then put back before the stop
+
+    def lines(self) -> list[str]:
+        """A line for each kind that has drivers; the applied and the interrupted ones
+        always, since that is what the operator must know first."""
+        kinds = [("applied (adjust completed)", self.completed, True),
+                 ("interrupted (may be partly applied)", self.interrupted, True),
+                 ("not started (unchanged)", self.not_started, False),
+                 ("failed before the stop", self.failed, False),
+                 ("rolled back before the stop", self.rolled_back, False)]
+        return [f"{label}: {', '.join(names) or 'none'}" for label, names, always in kinds
+                if names or always]

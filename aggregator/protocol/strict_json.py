@@ -53,24 +53,34 @@ def _finite_float(text: str) -> float:
     return value
 
 
-#: Decodes one JSON value, refusing NaN and the infinities (raw_decode: no whitespace
-#: passes). parse_constant is only called for those tokens, so it costs nothing per line;
-#: a number that overflows to infinity is left to is_finite, checked where it matters.
-decode_value = json.JSONDecoder(parse_constant=_refuse).raw_decode
+class LineDecoder:
+    """Decodes one JSON value at a time (raw_decode: no whitespace passes), refusing NaN
+    and the infinities; `overflowed` says whether the last value held a number that reads
+    as infinity (1e400). That is judged where it matters (a result, not a progress value,
+    which is clamped), and noticed as the value is built: walking a value of tens of MB
+    again, or encoding it, would cost as much memory as the value's text."""
+
+    def __init__(self) -> None:
+        self.overflowed = False
+        self._decode = json.JSONDecoder(parse_constant=_refuse,
+                                        parse_float=self._float).raw_decode
+
+    def _float(self, text: str) -> float:
+        value = float(text)
+        if value - value != 0.0:
+            self.overflowed = True
+        return value
+
+    def decode(self, text: str) -> tuple[Any, int]:
+        """The value at the start of `text`, and where it ends."""
+        self.overflowed = False
+        value, end = self._decode(text)
+        return value, end
 
 
 def loads_strict(data: str | bytes, **hooks: Any) -> Any:
     """json.loads, refusing NaN, the infinities and numbers that overflow a float."""
     return json.loads(data, parse_constant=_refuse, parse_float=_finite_float, **hooks)
-
-
-def is_finite(value: Any) -> bool:
-    """True when `value` holds no NaN or infinite float anywhere (walked at C speed)."""
-    try:
-        _STRICT.encode(value)
-    except ValueError:
-        return False
-    return True
 
 
 def utf8(text: str) -> bytes:

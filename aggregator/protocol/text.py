@@ -66,6 +66,42 @@ def scrub(text: str) -> str:
     return text
 
 
+def shown_name(name: str) -> str:
+    """A name in a message, bounded, each lone surrogate shown as its escape (`a\\udc80`):
+    two names that differ only there must read differently, which scrub() would undo."""
+    return clip(name.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+class DistinctNames:
+    """Names on their way to servo, which gets each one scrubbed: two that differ only in
+    lone surrogates would become one there, and the second would silently overwrite the
+    first. `clash` finds the name a new one would be merged with.
+
+    A name is a tuple of parts (a setting is its component and its own name)."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {}
+
+    def clash(self, name: tuple[str, ...], owner: str) -> tuple[tuple[str, ...], str] | None:
+        """The earlier (name, owner) that `name` would become one with at servo; None when
+        there is none (the same name again is not a clash: duplicates are the caller's)."""
+        first = self._first.setdefault(tuple(map(scrub, name)), (name, owner))
+        return first if first[0] != name else None
+
+
+def clash_message(kind: str, first: tuple[tuple[str, ...], str], name: tuple[str, ...],
+                  owner: str) -> str:
+    """Why two names (and whose) cannot both reach servo: they differ only in bytes that
+    are not valid UTF-8, which servo-agg must replace (U+FFFD) to write JSON."""
+    def shown(parts: tuple[str, ...]) -> str:
+        return shown_name(".".join(parts))
+
+    return (f"{kind} {shown(first[0])} of {first[1]} and {kind} {shown(name)} of {owner} "
+            f"would reach servo as the same name, {clip(scrub('.'.join(name)))}: they differ "
+            "only in bytes that are not valid UTF-8, which are replaced on the way; each "
+            f"{kind} must reach servo under a name of its own")
+
+
 def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
     """Cut a message as servo does, on a character boundary (lone surrogates replaced)."""
     message = scrub(message)
@@ -74,3 +110,22 @@ def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
         return message
     marker = "\n[... cut at 2 MiB ...]"
     return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+
+
+_BINARY_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
+
+def show_bytes(size: int) -> str:
+    """A size in binary units, to one decimal at most: 64 MiB, 12.3 MiB, 1.5 GiB."""
+    for unit, scale in _BINARY_UNITS:
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
+def version_line(drivers: list[str]) -> str:
+    """`--version`'s one line: servo-agg's version, then in parentheses each driver's,
+    as its file name and version (`10-web 1.0.0, 20-cache: failing`), or why none."""
+    from aggregator import PRODUCT, __version__
+
+    return f"{PRODUCT} {__version__} ({', '.join(drivers) or 'no drivers'})"

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     DRIVER_FAILED = "driver-failed"
     NO_RESULT = "no-result"
     BAD_STATUS = "bad-status"  # a status servo does not know
+    OUT_OF_MEMORY = "out-of-memory"  # stopped by its memory limit (`limits.memory`)
     # what the aggregator refused before running anything
     BAD_USAGE = "bad-usage"
     BAD_INPUT = "bad-input"
@@ -47,10 +48,12 @@ class Reason(StrEnum):
     UNKNOWN_SETTINGS = "unknown-settings"
     QUERY_FAILED = "query-failed"
     ROLLBACK_FAILED = "rollback-failed"
+    TOO_MANY_DRIVERS = "too-many-drivers"  # more at once than descriptors allow
     # measure
     DUPLICATE_METRIC = "duplicate-metric"
     DESCRIBE_FAILED = "describe-failed"
     NO_METRICS = "no-metrics"
+    MISSING_METRICS = "missing-metrics"  # a driver's result lacks what it describes
     SIBLING_FAILED = "sibling-failed"  # canceled because another measure driver failed
 
 

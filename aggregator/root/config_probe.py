@@ -88,6 +88,47 @@ def mentions(text: str, word: str) -> bool:
     return any(word in line.partition("#")[0] for line in text.split("\n"))
 
 
+def top_level_names(text: str) -> list[str]:
+    """The names of config.yaml's top-level sections as block-style YAML writes them
+    (`name:` at the start of a line, quoted or not): a cheap look, no YAML parse."""
+    names = []
+    for line in text.split("\n"):
+        if not line or line[0] in " \t#-.{[!&*|>%@`\r":
+            continue
+        name, colon, _ = line.partition(":")
+        name = name.strip()
+        if colon and name:
+            names.append(name[1:-1] if len(name) > 1 and name[0] == name[-1]
+                         and name[0] in "'\"" else name)
+    return names
+
+
+def _distance(a: str, b: str, most: int) -> int:
+    """Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, counted up
+    to most + 1."""
+    if abs(len(a) - len(b)) > most:
+        return most + 1
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return min(row[-1], most + 1)
+
+
+def misspelled_sections(text: str | None, section: str = "aggregator") -> list[str]:
+    """Top-level names that are most likely `section` mistyped: the same but for case, or
+    one or two edits away. servo-agg would ignore what is under them without a word."""
+    if text is None:
+        return []
+    return [name for name in top_level_names(text) if name != section
+            and _distance(name.lower(), section, 2) <= 2]
+
+
 def may_configure_aggregator(text: str | None) -> bool:
     """False when config.yaml is absent or cannot mention the aggregator."""
     return text is not None and mentions(text, "aggregator")

@@ -20,6 +20,12 @@ FRONT_ENDS = (ADJUST, MEASURE)
 
 #: Suffixes left behind by editors, patch and package managers: never drivers.
 BACKUP_SUFFIXES = (".bak", ".orig", ".rej", ".swp", ".rpmnew", ".rpmsave")
+#: Why a regular file without the execute bit is not a driver: it is data for them.
+NOT_EXECUTABLE = "not executable (data for the drivers)"
+#: How the files the kernel runs begin (a script's #! line, an ELF binary's header), and
+#: what that looks like to an operator: such a file without the execute bit is most likely
+#: a driver that lost it (a copy, an unpacked archive, a chmod -x), not data.
+PROGRAM_MAGIC = ((b"#!", "it starts with #!"), (b"\x7fELF", "it is an ELF executable"))
 
 
 def front_end_name(program: str, args: list[str]) -> tuple[str, list[str]]:
@@ -52,8 +58,29 @@ def classify(entry: os.DirEntry[str]) -> tuple[bool, str]:
     if not stat.S_ISREG(st.st_mode):
         return False, "not a regular file"
     if not os.access(entry.path, os.X_OK):
-        return False, "not executable (data for the drivers)"
+        return False, NOT_EXECUTABLE
     return True, "executable regular file"
+
+
+def program_look(path: str | os.PathLike[str]) -> str | None:
+    """Why a file looks like a program (see PROGRAM_MAGIC), or None for anything else.
+
+    Reads its first four bytes and no more, never blocks (a FIFO swapped in is not read)
+    and never fails: what cannot be read looks like nothing. Not used by --info.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, 4)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return next((why for magic, why in PROGRAM_MAGIC if head.startswith(magic)), None)
 
 
 def listing(drivers_dir: str | os.PathLike[str]) -> list[tuple[str, str, bool, str]]:

@@ -84,10 +84,68 @@ def check_alias_expansion(root: Node, limit: int = MAX_CONFIG_ALIAS_NODES) -> No
                                   "bomb?)")
 
 
+class DuplicateKeyError(Exception):
+    """A key written twice in one mapping of a section servo-agg owns: yaml would keep the
+    second without a word. `path` is the key's dotted path; lines are 1-based."""
+
+    def __init__(self, path: str, first_line: int, second_line: int) -> None:
+        super().__init__(path)
+        self.path = path
+        self.first_line = first_line
+        self.second_line = second_line
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *defaults`: overridden on purpose, no duplicate
+
+
+def _key_text(node: Node) -> str | None:
+    """A mapping key as written, when it is a scalar (None for a collection key)."""
+    from yaml.nodes import ScalarNode
+
+    return str(node.value) if isinstance(node, ScalarNode) else None
+
+
+def check_duplicate_keys(root: Node, section: str) -> None:
+    """Raise DuplicateKeyError for the first key written twice in one mapping anywhere in
+    the top-level `section` (or for `section` itself written twice). Other sections belong
+    to the drivers and are not judged. Each node is visited once (aliases share them)."""
+    from yaml.nodes import MappingNode, SequenceNode
+
+    if not isinstance(root, MappingNode):
+        return
+    stack: list[tuple[Node, str]] = []
+    first: int | None = None
+    for key, value in root.value:
+        if _key_text(key) == section:
+            if first is not None:
+                raise DuplicateKeyError(section, first, key.start_mark.line + 1)
+            first = key.start_mark.line + 1
+            stack.append((value, section))
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        elif isinstance(node, MappingNode):
+            lines: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                text = _key_text(key)
+                if text is not None and key.tag != _MERGE_TAG:
+                    line = key.start_mark.line + 1
+                    if (key.tag, text) in lines:
+                        raise DuplicateKeyError(f"{path}.{text}", lines[(key.tag, text)], line)
+                    lines[(key.tag, text)] = line
+                stack.append((value, f"{path}.{text}"))
+
+
 @functools.cache
-def bounded_loader() -> type[CSafeLoader | SafeLoader]:
+def bounded_loader(section: str | None = None) -> type[CSafeLoader | SafeLoader]:
     """yaml's safe loader (libyaml's when there is one) that checks the alias expansion
-    before constructing anything."""
+    before constructing anything, and, when `section` is given, that no key is written
+    twice in it (yaml's own loader keeps the last one silently)."""
     try:
         from yaml import CSafeLoader as Base
     except ImportError:  # PyYAML built without libyaml
@@ -105,6 +163,8 @@ def bounded_loader() -> type[CSafeLoader | SafeLoader]:
                 return None
             if self._may_alias:
                 check_alias_expansion(node)
+            if section is not None:
+                check_duplicate_keys(node, section)
             return self.construct_document(node)
 
     return BoundedSafeLoader

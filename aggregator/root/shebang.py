@@ -22,6 +22,13 @@ def interpreter_of(path: Path) -> str | None:
     """The interpreter a script's `#!` line names, exactly as the kernel reads it (after
     `#!` and any spaces or tabs, up to the next space, tab or newline: a `\\r` from
     Windows line endings is part of the name); None without one."""
+    found = shebang_of(path)
+    return None if found is None else found[0]
+
+
+def shebang_of(path: Path) -> tuple[str, str] | None:
+    """A script's `#!` line as the kernel reads it: the interpreter and the one argument
+    it is given (the rest of the line, stripped; "" for none); None without one."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
@@ -36,9 +43,9 @@ def interpreter_of(path: Path) -> str | None:
         os.close(fd)
     if not head.startswith(b"#!"):
         return None
-    line = head[2:].split(b"\n", 1)[0].lstrip(b" \t")
-    name = line.replace(b"\t", b" ").split(b" ", 1)[0]
-    return os.fsdecode(name) if name else None
+    line = head[2:].split(b"\n", 1)[0].lstrip(b" \t").replace(b"\t", b" ")
+    name, _, argument = line.partition(b" ")
+    return (os.fsdecode(name), os.fsdecode(argument.strip(b" "))) if name else None
 
 
 def spawn_failure(path: Path, exc: OSError, cwd: Path) -> str:

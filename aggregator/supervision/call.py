@@ -22,6 +22,7 @@ import trio
 from aggregator.limits import (
     EXIT_DRAIN_MAX_SECONDS,
     EXIT_DRAIN_SECONDS,
+    JOURNAL_RESULT_BYTES,
     MAX_LINE_BYTES,
     MAX_RESULT_LINE_BYTES,
     READ_CHUNK_BYTES,
@@ -29,13 +30,17 @@ from aggregator.limits import (
 )
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
-from aggregator.protocol.environment import kill_grace_for, line_limit_for
-from aggregator.protocol.strict_json import NotStrictJson, decode_value, is_finite
+from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
+from aggregator.protocol.strict_json import LineDecoder, NotStrictJson
+from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.root.config import DriverBounds, RunBounds
+from aggregator.supervision.bounds import describe_use, out_of_memory, pids_reached
 from aggregator.supervision.control import RunControl
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.reader import LineReader, LineTooLong, PartialLastLine
 from aggregator.supervision.spawner import Spawner, SpawnError, SupervisedProcess
-from aggregator.supervision.spec import CallOutcome, CallSpec, Problem
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec, Problem, TimeLimit
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 TraceHandler = Callable[[str, str], None]  # (driver name, text)
@@ -49,6 +54,8 @@ class SupervisionPolicy:
     io_timeout: float | None
     kill_grace: float
     cancel_grace: float
+    #: where io_timeout (T) came from, named in every message about the line limit
+    io_timeout_source: str = IO_TIMEOUT_VAR
 
     @property
     def line_limit(self) -> float | None:
@@ -70,8 +77,8 @@ def line_cap(call: Call) -> int:
     return MAX_RESULT_LINE_BYTES if call in LARGE_ANSWER_CALLS else MAX_LINE_BYTES
 
 
-def _excerpt(data: bytes, limit: int = 120) -> str:
-    text = data[:limit].decode("utf-8", "replace")
+def _excerpt(data: bytes | str, limit: int = 120) -> str:
+    text = data[:limit] if isinstance(data, str) else data[:limit].decode("utf-8", "replace")
     return repr(text) + ("..." if len(data) > limit else "")
 
 
@@ -81,10 +88,13 @@ class _DriverCall:
     def __init__(self, sup: Supervisor, spec: CallSpec, proc: SupervisedProcess,
                  outcome: CallOutcome, on_progress: ProgressHandler | None,
                  on_life: LifeHandler | None, deadline: float | None,
-                 deadline_detail: str | None = None) -> None:
+                 deadline_detail: str | None = None, *, started: float,
+                 limit: TimeLimit | None = None) -> None:
         self.policy = sup.policy
         self.trace = sup.trace
         self.deadline = deadline
+        self.started = started  # the driver's own start (trio time)
+        self.limit = limit
         self.deadline_detail = deadline_detail or ("did not answer within the time servo "
                                                    "allows this command; killed")
         self.spec = spec
@@ -101,6 +111,8 @@ class _DriverCall:
         self.exited = trio.Event()
         self.exited_at: float | None = None
         self.reader = LineReader(proc.stdout, line_cap(spec.call))
+        self.decoder = LineDecoder()
+        self.result_overflowed = False  # the result holds a number that reads as infinity
         self.patience = math.inf if self.policy.line_limit is None else self.policy.line_limit
         self.last_life = trio.current_time()  # the driver's last byte on stdout or stderr
         self.backlog_end = 0  # self.reader.received once all it wrote before exiting is read
@@ -137,9 +149,22 @@ class _DriverCall:
         if self.trace is not None:
             self.trace(self.spec.driver.name, text)
 
+    def _kill_times(self) -> tuple[float, float]:
+        """When the cascade starts for the answer deadline (it must be over by then) and
+        for the time limit (it starts then)."""
+        answer = (math.inf if self.deadline is None
+                  else self.deadline - self.policy.effective_kill_grace)
+        limit = math.inf if self.limit is None else self.started + self.limit.seconds
+        return answer, limit
+
+    def _timeout_detail(self) -> str:
+        answer, limit = self._kill_times()
+        if self.limit is not None and limit <= answer:
+            return self.limit.detail(trio.current_time() - self.started)
+        return self.deadline_detail
+
     async def run(self) -> None:
-        if self.deadline is not None:
-            self.scope.deadline = self.deadline - self.policy.effective_kill_grace
+        self.scope.deadline = min(self._kill_times())
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_stdin)
@@ -147,8 +172,7 @@ class _DriverCall:
                 nursery.start_soon(self._watch_exit)
                 if not await self._read_stdout():
                     nursery.cancel_scope.cancel()
-        result = self.outcome.result  # the last one wins: checked once, not on every line
-        if result is not None and not is_finite(result):
+        if self.outcome.result is not None and self.result_overflowed:  # (the last wins)
             self._fail(Reason.BAD_OUTPUT, "its result holds a number out of range (it reads "
                                           "as infinity, which JSON cannot carry)")
         if self.terminated:
@@ -157,7 +181,7 @@ class _DriverCall:
             self._fail(Reason.CANCELED,
                        "did not finish within the cancel grace after SIGUSR1; killed")
         elif self.scope.cancelled_caught and not self.proc.has_exited():
-            self._fail(Reason.TIMEOUT, self.deadline_detail)
+            self._fail(Reason.TIMEOUT, self._timeout_detail())
 
     async def _feed_stdin(self) -> None:
         """Write the request; stopped once the driver exited (a child of it may hold its
@@ -225,11 +249,11 @@ class _DriverCall:
         with wait:
             while True:
                 try:
-                    line = reader.pop_line()
+                    size = reader.next_size()
                 except LineTooLong as exc:
                     self._fail(Reason.BAD_OUTPUT, f"{exc}; a protocol line must be one JSON object")
                     return False
-                if line is None:
+                if size is None:
                     if burst:  # the line limit counts from the last line of a burst
                         self._alive()
                         burst = False
@@ -245,17 +269,18 @@ class _DriverCall:
                         self._alive()  # any byte, even of an unfinished line
                     continue
                 burst = True
-                if len(line) > MAX_LINE_BYTES:
-                    if not self._take_long_line(line):
+                # The line is handed over, never held here: its bytes can go once decoded.
+                if size > MAX_LINE_BYTES:
+                    if not self._take_long_line(size):
                         return False
-                elif not self._take_line(line):
+                elif not self._take_line(reader.take_line()):
                     return False
         if wait.cancelled_caught:
             if self.exited_at is None:
                 silent = trio.current_time() - self.last_life
                 self._fail(Reason.TIMEOUT, f"sent nothing for {silent:.1f} s on stdout "
                                            f"or stderr (limit {limit:g} s from "
-                                           "OPTUNE_IO_TIMEOUT); killed")
+                                           f"{self.policy.io_timeout_source}); killed")
                 return False
             # It exited, but something it started still holds stdout: done all the same.
             partial = reader.leftover()
@@ -266,22 +291,23 @@ class _DriverCall:
             await self.exited.wait()
         if self.exit_wait.cancelled_caught:
             self._fail(Reason.TIMEOUT, f"closed stdout but did not exit within {limit:g} s "
-                                       "of its last sign of life; killed")
+                                       "of its last sign of life (the line limit, from "
+                                       f"{self.policy.io_timeout_source}); killed")
             return False
         return True
 
-    def _take_long_line(self, raw: bytes) -> bool:
-        """A line over MAX_LINE_BYTES (only a large answer's call reads one): an answer,
-        or bad output if it turns out to be progress."""
+    def _take_long_line(self, size: int) -> bool:
+        """The next line, over MAX_LINE_BYTES (only a large answer's call reads one): an
+        answer, or bad output if it turns out to be progress."""
         relay = self.on_progress
         progress: list[dict[str, Any]] = []
         self.on_progress = progress.append
         try:
-            taken = self._take_line(raw)
+            taken = self._take_line(self.reader.take_line())
         finally:
             self.on_progress = relay
         if taken and progress:
-            self._fail(Reason.BAD_OUTPUT, f"printed a progress line of {len(raw)} bytes; "
+            self._fail(Reason.BAD_OUTPUT, f"printed a progress line of {size} bytes; "
                                           f"a progress line may be at most {MAX_LINE_BYTES} bytes")
             return False
         return taken
@@ -291,39 +317,59 @@ class _DriverCall:
         return False
 
     def _take_line(self, raw: bytes) -> bool:
+        """One line, handed over: its bytes are let go once decoded, so a line of tens of
+        MB is held as text and value, not also as bytes."""
         if self.trace is not None:  # checked first: this runs for every line of a flood
             self._trace(f"<- {raw[:500].decode('utf-8', 'replace')}")
         stripped = raw.strip()
+        del raw
         if not stripped:
             return True  # blank lines carry nothing; servo skips them too
         try:
             text = stripped.decode("utf-8")
-            message, end = decode_value(text)  # json.loads minus its whitespace passes
+        except ValueError:  # UnicodeDecodeError
+            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
+            return False
+        # The record keeps only the start of a line: its bytes go before the value is built.
+        head, size = stripped[:JOURNAL_RESULT_BYTES], len(stripped)
+        del stripped
+        try:
+            message, end = self.decoder.decode(text)  # json.loads minus its whitespace passes
             if end != len(text):
                 raise ValueError("extra data after the JSON value")
         except NotStrictJson as exc:
             self._fail(Reason.BAD_OUTPUT, f"printed {exc.token}, which is not a JSON value "
-                                          f"(only Python reads it): {_excerpt(stripped)}")
+                                          f"(only Python reads it): {_excerpt(text)}")
             return False
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(stripped)}")
+        except (ValueError, RecursionError):
+            self._fail(Reason.BAD_OUTPUT, f"printed a line that is not JSON: {_excerpt(text)}")
             return False
         if not isinstance(message, dict):
             self._fail(Reason.BAD_OUTPUT,
-                       f"printed JSON that is not an object: {_excerpt(stripped)}")
+                       f"printed JSON that is not an object: {_excerpt(text)}")
             return False
+        outcome = self.outcome
         if "progress" in message:
+            outcome.progress_count += 1
+            if outcome.first_progress is None:
+                outcome.first_progress = head
+            outcome.last_progress = head
             if self.on_progress is not None:
                 self.on_progress(message)
         else:
-            self.outcome.result = message
+            outcome.result = message
+            outcome.result_line = head
+            outcome.result_bytes = size
+            self.result_overflowed = self.decoder.overflowed
         return True
 
     async def finish(self) -> None:
         """The kill cascade if needed, then reap and close: runs whatever was cancelled."""
         self.finishing = True
+        killed = False
         with trio.CancelScope(shield=True):
             if not self.proc.has_exited():
+                killed = True
                 self.proc.signal_group(signal.SIGTERM)
                 with trio.move_on_after(self.policy.effective_kill_grace):
                     await self.proc.wait_exited()
@@ -335,7 +381,37 @@ class _DriverCall:
                 # reused: whatever is left of the group (a grandchild on our pipes) goes.
                 self.proc.signal_group(signal.SIGKILL)
             self.outcome.exit_code = self.proc.reap()
+            self.outcome.resource_use = self.proc.resource_use
+            self.outcome.end = self._end(killed)
             await self.proc.aclose_pipes()
+
+    def _end(self, killed: bool) -> CallEnd:
+        """How the call ended, for the record: what servo-agg did to it first."""
+        problem = self.outcome.problem
+        if problem is not None and problem.reason == Reason.TIMEOUT:
+            return CallEnd.TIMEOUT
+        if self.terminated:
+            return CallEnd.STOPPED
+        if self.canceled:
+            return CallEnd.CANCELED
+        if killed:
+            return CallEnd.KILLED
+        code = self.outcome.exit_code
+        return CallEnd.SIGNALED if code is not None and code < 0 else CallEnd.EXITED
+
+
+def deadline_of(bounds: DriverBounds) -> TimeLimit | None:
+    """A driver's `deadline` as the time limit of each of its calls, whatever the call."""
+    if bounds.deadline is None:
+        return None
+    return TimeLimit(bounds.deadline, f"its deadline of {show(bounds.deadline)} s")
+
+
+def earlier(a: TimeLimit | None, b: TimeLimit | None) -> TimeLimit | None:
+    """The time limit that runs out first (both count from the driver's own start)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a if a.seconds <= b.seconds else b
 
 
 class Supervisor:
@@ -344,28 +420,48 @@ class Supervisor:
 
     def __init__(self, policy: SupervisionPolicy, spawner: Spawner,
                  control: RunControl | None = None, *, sweeper: OrphanSweeper | None = None,
-                 trace: TraceHandler | None = None) -> None:
+                 trace: TraceHandler | None = None, bounds: RunBounds | None = None,
+                 facts: RunFacts | None = None) -> None:
         self.policy = policy
         self.spawner = spawner
         self.control = control if control is not None else RunControl()
         self.sweeper = sweeper
         self.trace = trace
-        self.timings: list[tuple[str, str, float]] = []  # driver, call, seconds
+        self.bounds = bounds or RunBounds()
+        #: the run's record: every call is added as it ends, started or not
+        self.facts = facts if facts is not None else RunFacts()
+
+    def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
+        """A call its memory limit stopped is out-of-memory (unless supervision had
+        stopped it for another reason already); a pids limit reached is said in its
+        failure."""
+        limits = self.bounds.of(outcome.driver.name).limits
+        hits = proc.limit_hits()
+        if outcome.problem is None:
+            starved = out_of_memory(limits.memory, hits, outcome.exit_code,
+                                    outcome.stderr.text())
+            if starved is not None:
+                outcome.problem = Problem(Reason.OUT_OF_MEMORY, starved)
+        outcome.limit_note = pids_reached(limits.pids, hits)
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
                    deadline: float | None = None, deadline_detail: str | None = None,
+                   limit: TimeLimit | None = None,
                    group: RunControl | None = None) -> CallOutcome:
         """Run one driver call to the end; never raises for anything the driver does.
 
-        `deadline` (trio time) ends the call, kill cascade included: a one-line answer
-        such as --version cannot send keep-alive lines, so its calls share one budget
-        (`deadline_detail` says why, when it is another budget). `group` is a control of
-        some calls only (e.g. the siblings a failing measure driver cancels): the call
-        obeys it as well as the run's.
+        Two bounds, either or both. `deadline` (trio time) is when the answer must be in:
+        the call ends by then, kill cascade included, because a one-line answer such as
+        --version cannot send keep-alive lines, so its calls share one budget
+        (`deadline_detail` says why, when it is another budget). `limit` is how long the
+        driver may run from its own start: the cascade starts when it runs out, never
+        sooner; the driver's own `deadline` (its bounds) is one too, and of the two the
+        earlier applies. `group` is a control of some calls only (e.g. the siblings a
+        failing measure driver cancels): the call obeys it as well as the run's.
         """
+        limit = earlier(limit, deadline_of(self.bounds.of(spec.driver.name)))
         outcome = CallOutcome(spec)
-        started = trio.current_time()
         control = self.control
         # A head start already runs: it is stopped like any running driver (and named).
         if control.stopping and not self.spawner.is_running(spec):
@@ -373,6 +469,7 @@ class Supervisor:
                 Reason.TERMINATED if control.terminated_by is not None else Reason.CANCELED,
                 "not started: servo-agg was stopping",
             )
+            self.facts.call_ended(outcome)
             return outcome
         trace = self.trace
         if trace is not None:
@@ -384,10 +481,12 @@ class Supervisor:
         except OSError as exc:
             detail = str(exc) if isinstance(exc, SpawnError) else f"could not be started: {exc}"
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
+            self.facts.call_ended(outcome)
             return outcome
-        started -= proc.age_at_open  # a head start counts from its real start
+        # The driver's own start: a head start counts from its real start.
+        started = trio.current_time() - proc.age_at_open
         call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline,
-                           deadline_detail)
+                           deadline_detail, started=started, limit=limit)
         control.attach(call)
         if group is not None:
             group.attach(call)
@@ -405,14 +504,17 @@ class Supervisor:
                     and outcome.exit_code == -signal.SIGUSR1):
                 outcome.problem = Problem(Reason.CANCELED, "ended by servo's cancel (SIGUSR1, "
                                                            "which it does not handle)")
+            self._judge_limits(outcome, proc)
             outcome.elapsed = trio.current_time() - started
-            self.timings.append((spec.driver.name, spec.call, outcome.elapsed))
+            self.facts.call_ended(outcome)
             if self.sweeper is not None and control.running_count == 0:
                 await self.sweeper.sweep(keep=self.spawner.early_pids)
             if trace is not None:
                 trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
+                      f"; {describe_use(outcome.resource_use)}"
                       + (f" ({outcome.problem.reason}: {outcome.problem.detail})"
-                         if outcome.problem else ""))
+                         if outcome.problem else "")
+                      + (f" ({outcome.limit_note})" if outcome.limit_note else ""))
         return outcome
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
@@ -455,10 +557,11 @@ class Supervisor:
                 with trio.move_on_at(last_start) as waiting:
                     await turns.acquire_on_behalf_of(tokens[i])
                 if waiting.cancelled_caught:
-                    slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
+                    unstarted = slots[i] = CallOutcome(spec, problem=Problem(Reason.TIMEOUT, (
                         f"not started in time: at most {at_once} drivers run at once "
                         f"here, for want of descriptors (the limit is {descriptor_limit()}, "
                         "ulimit -n)")))
+                    self.facts.call_ended(unstarted)
                     return
             try:
                 slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)

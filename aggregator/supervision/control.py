@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -73,10 +74,14 @@ class RunControl:
 
 
 async def listen_for_signals(
-    control: RunControl, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    control: RunControl, *, record: Callable[[int], None] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Turn servo's signals into control requests, inside the structured flow."""
+    """Turn servo's signals into control requests, inside the structured flow; each is
+    told to `record` (the run's record) as it comes."""
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         task_status.started()
         async for signum in signals:
+            if record is not None:
+                record(signum)
             deliver(signum, control)

@@ -24,6 +24,8 @@ TICK_SECONDS = 0.5
 BAR_WIDTH = 20
 #: What a row says while its driver's call runs.
 _DOING = {"adjust": "adjusting", "rollback": "rolling back", "measure": "measuring"}
+#: A running driver silent this long shows its silence (against its limit, if any).
+SILENCE_SHOWN_SECONDS = 5.0
 
 
 class Display:
@@ -38,11 +40,14 @@ class Display:
     def progress(self, driver: str, message: Mapping[str, Any]) -> None:
         """A progress line from the running driver."""
 
+    def alive(self, driver: str) -> None:
+        """`driver` gave a sign of life (any byte on stdout or stderr)."""
+
     def finished(self, driver: str, ok: bool, why: str = "") -> None:
         """The running call of `driver` ended; `why` it failed, if it did."""
 
     def close(self) -> None:
-        """The run is over: the last state stays on screen."""
+        """The run is over: one summary line per driver stays on screen."""
 
     async def run_ticker(self) -> None:
         await trio.sleep_forever()
@@ -56,14 +61,19 @@ class _Row:
     message: str = ""
     since: float | None = None
     took: float | None = None
+    last_life: float | None = None  # its last byte on stdout or stderr
 
 
 class LiveDisplay(Display):
+    """`line_limit`: how long servo-agg waits for a driver's next line (None: no limit),
+    shown beside a long silence."""
+
     def __init__(self, stream: TextIO, clock: Callable[[], float] = trio.current_time,
-                 width: int | None = None) -> None:
+                 width: int | None = None, line_limit: float | None = None) -> None:
         self._stream = stream
         self._clock = clock
         self._width = width
+        self._line_limit = line_limit
         self._rows: dict[str, _Row] = {}
         self._drawn = 0  # lines of the block currently on screen
         self._last_draw = -float("inf")
@@ -79,6 +89,7 @@ class LiveDisplay(Display):
     def started(self, driver: str, what: str = "adjust") -> None:
         row = self._rows.setdefault(driver, _Row(driver))
         row.since, row.took, row.message = self._clock(), None, ""
+        row.last_life = row.since
         row.state = _DOING.get(what, what)
         if what != "rollback":
             row.percent = 0.0
@@ -97,6 +108,11 @@ class LiveDisplay(Display):
         if self._clock() - self._last_draw >= REDRAW_INTERVAL_SECONDS:
             self.draw()
 
+    def alive(self, driver: str) -> None:
+        row = self._rows.get(driver)
+        if row is not None:
+            row.last_life = self._clock()
+
     def finished(self, driver: str, ok: bool, why: str = "") -> None:
         row = self._rows.get(driver)
         if row is None:
@@ -113,14 +129,20 @@ class LiveDisplay(Display):
         self.draw()
 
     def close(self) -> None:
+        """The block gives way to one line per driver, whole (a terminal may wrap it: it
+        is not redrawn): its state, how long it took and, for a failure, why."""
         if not self._active:
             return
         for row in self._rows.values():
             if row.state == "waiting":
                 row.state = "not started"
-        self.draw()
+        self.clear()
         self._active = False
-        self._drawn = 0  # the final block stays; later output goes below it
+        width = max((len(name) for name in self._rows), default=0)
+        self._write("".join(f"\r  {row.driver:<{width}}  {row.state}"
+                            + (f" after {row.took:.1f} s" if row.took is not None else "")
+                            + (f": {row.message}" if row.message else "") + "\n"
+                            for row in self._rows.values()))
 
     async def run_ticker(self) -> None:
         while True:
@@ -138,9 +160,21 @@ class LiveDisplay(Display):
             columns = 0
         return columns if columns > 0 else 80  # a pty nobody sized says 0
 
+    def _silence(self, row: _Row, now: float) -> str:
+        """`silent 12 s of 29 s` for a running driver quiet for long; "" otherwise."""
+        if row.took is not None or row.last_life is None:
+            return ""
+        silent = now - row.last_life
+        if silent < SILENCE_SHOWN_SECONDS:
+            return ""
+        limit = (f"of {self._line_limit:g} s" if self._line_limit is not None
+                 else "(no limit)")
+        return f"  silent {silent:.0f} s {limit}"
+
     def render(self) -> list[str]:
         """The block's lines, each cut to the terminal width (a wrapped line would make
-        the next redraw land in the wrong place)."""
+        the next redraw land in the wrong place). A long message loses its start, not
+        its end, where drivers put counters such as (1/4)."""
         width = max(20, self._columns() - 1)
         name_width = max((len(name) for name in self._rows), default=0)
         now = self._clock()
@@ -154,9 +188,13 @@ class LiveDisplay(Display):
                 timing = f" {now - row.since:.1f} s"
             else:
                 timing = ""
-            line = (f"  {row.driver:<{name_width}} [{bar}] {row.percent:3.0f}%  "
-                    f"{row.state}{timing}" + (f"  {row.message}" if row.message else ""))
-            lines.append(line[:width])
+            head = (f"  {row.driver:<{name_width}} [{bar}] {row.percent:3.0f}%  "
+                    f"{row.state}{timing}{self._silence(row, now)}")
+            room = width - len(head) - 2
+            message = row.message
+            if message and len(message) > room:
+                message = "..." + message[len(message) - room + 3:] if room > 3 else ""
+            lines.append((head + (f"  {message}" if message else ""))[:width])
         return lines
 
     def clear(self) -> None:

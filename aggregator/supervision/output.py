@@ -24,11 +24,17 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
-from aggregator.limits import FINAL_WRITE_SECONDS
+from aggregator.limits import (
+    FINAL_WRITE_SECONDS,
+    JOURNAL_FINAL_BYTES,
+    JOURNAL_NOTE_CHARS,
+    JOURNAL_NOTES,
+)
 from aggregator.process.linux import process_age
+from aggregator.protocol.environment import servo_posts_stderr
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps, utf8
-from aggregator.protocol.text import clip_message
+from aggregator.protocol.text import clip, clip_message
 
 
 class Overlay(Protocol):
@@ -149,16 +155,26 @@ class Output:
 
     def __init__(self, stdout_fd: int = 1, stderr: TextIO | StderrLines | None = None,
                  clock: Callable[[], float] = time.monotonic, *, owns_fd: bool = False,
-                 servo: ServoProcess | None = None) -> None:
+                 servo: ServoProcess | None = None, stderr_posted: bool = False) -> None:
         self.fd = stdout_fd
         self._owns_fd = owns_fd
         self.servo = servo  # watched by the channel under trio
         self._stderr = stderr if stderr is not None else sys.stderr
+        #: servo adds our stderr to the message it posts for a failed command (a pipe, and
+        #: OPTUNE_VERBOSE_STDERR all or minimal): the error line must not repeat the message
+        self.stderr_posted = stderr_posted
+        #: -v: every note stamped with seconds since this monotonic time (our start)
+        self.stamped_since: float | None = None
         self._clock = clock
         # servo's clock started when it started us, interpreter start-up included
         self.last_write = clock() - process_age()
         self.last_line: str | None = None  # the newest line servo was given (the relay's
         # repeats of it are not worth a request to the optimizer)
+        self.last_object: dict[str, Any] | None = None  # ... the object, if json_line wrote it
+        self.last_sent: str | None = None  # the head of the last line written, any kind
+        #: what was said on stderr for people (not -v's trace), for the run's record: the
+        #: first JOURNAL_NOTES, each cut to JOURNAL_NOTE_CHARS
+        self.said: list[str] = []
         self.closed = False  # servo went away: keep supervising, stop writing
         self.lost: str | None = None  # why lines could not be written, once one could not
         self.overlay: Overlay | None = None
@@ -183,7 +199,10 @@ class Output:
         servo itself (our parent at start, `servo_pid`), watched while the run goes on."""
         fd, owned = own_description(1)
         servo = ServoProcess.watch(servo_pid) if servo_pid is not None else None
-        return cls(fd, StderrLines.for_fd(2), owns_fd=owned, servo=servo)
+        stderr = StderrLines.for_fd(2)  # a pipe, as servo's is; None for a terminal or file
+        posted = stderr is not None and servo_posts_stderr(
+            os.environ.get("OPTUNE_VERBOSE_STDERR"))
+        return cls(fd, stderr, owns_fd=owned, servo=servo, stderr_posted=posted)
 
     def close(self) -> None:
         """Give back what was borrowed: servo's description blocking again, ours closed."""
@@ -211,14 +230,32 @@ class Output:
     def write_line(self, text: str, *, progress: bool = False) -> None:
         """One line to servo (or several whole ones). While stdout is full a progress line
         may be replaced by a newer one; any other line is written, whatever comes after."""
-        self.last_write = self._clock()
-        self.last_line = text.rpartition("\n")[2]
-        if not self.closed:
-            self.transmit(text, progress)
+        # a lone surrogate (e.g. from a file name) cannot break it
+        self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2])
+        self.last_object = None
 
-    def transmit(self, text: str, progress: bool) -> None:
-        """The bytes on their way (the seam test doubles replace to keep lines instead)."""
-        data = utf8(text + "\n")  # a lone surrogate (e.g. from a file name) cannot break it
+    def json_line(self, obj: dict[str, Any]) -> None:
+        """`obj` as one line of strict JSON (no NaN or Infinity, no lone surrogate). A
+        measure result may be tens of MB: its text is a temporary, dropped once encoded,
+        so no more than two copies of the line exist at once."""
+        progress = "progress" in obj
+        data = (dumps(obj) + "\n").encode("ascii")  # dumps writes ASCII only
+        # only a progress line is ever compared with the last one (the relay's repeats)
+        self._send(data, progress, data[:-1].decode("ascii") if progress else None)
+        self.last_object = obj
+
+    def _send(self, data: bytes, progress: bool, text: str | None) -> None:
+        self.last_write = self._clock()
+        self.last_line = text
+        # For the run's record, the start of the line servo got last (a measure result
+        # may be tens of MB: only a bounded head of it is kept).
+        self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode("utf-8", "replace").rstrip("\n")
+        if not self.closed:
+            self.transmit(data, progress)
+
+    def transmit(self, data: bytes, progress: bool) -> None:
+        """Whole lines on their way, each with its newline (the seam test doubles replace
+        to keep lines instead)."""
         if self._wake is None:
             self._write_now(data)
         elif self._queue or self._busy:  # the writer is waiting for stdout: queue it
@@ -240,10 +277,6 @@ class Output:
             else:  # stdout is full: the writer does the rest (whole, if none went out)
                 self._enqueue(_Line(data, progress) if not written
                               else _Line(data[written:], False))
-
-    def json_line(self, obj: dict[str, Any]) -> None:
-        # strict: no NaN or Infinity, no lone surrogate
-        self.write_line(dumps(obj), progress="progress" in obj)
 
     def _enqueue(self, line: _Line) -> None:
         if line.progress:
@@ -346,21 +379,50 @@ class Output:
             self.note(f"{why}: nothing more reaches servo{unsent}")
 
     # -- people ------------------------------------------------------------------------
-    def note(self, text: str) -> None:
-        """One readable line on stderr; never used as a heartbeat."""
+    def stamp_notes(self) -> None:
+        """-v: from now on every note says when, in seconds since the process started
+        (interpreter start-up included, as servo counts), on the monotonic clock."""
+        self.stamped_since = time.monotonic() - process_age()
+
+    def note(self, text: str, *, trace: bool = False) -> None:
+        """One readable line on stderr; never used as a heartbeat. Kept for the run's
+        record unless it is `-v`'s `trace`."""
+        if not trace and len(self.said) < JOURNAL_NOTES:
+            self.said.append(clip(text, JOURNAL_NOTE_CHARS))
         with contextlib.suppress(OSError, ValueError):  # EPIPE, /dev/full, closed
             if self.overlay is not None:
                 self.overlay.clear()
-            print(f"servo-agg: {text}", file=self._stderr, flush=True)
+            stamp = ("" if self.stamped_since is None
+                     else f"[{time.monotonic() - self.stamped_since:7.3f}] ")
+            print(f"servo-agg: {stamp}{text}", file=self._stderr, flush=True)
             if self.overlay is not None:
                 self.overlay.draw()
+
+    def warn(self, text: str) -> None:
+        """Something a person must fix though the run goes on (a program without its
+        execute bit, a section name that looks like a typo): a note, which the run's
+        record keeps with the others."""
+        self.note(f"warning: {text}")
 
     def error(self, err: AggregatorError) -> None:
         """A command-ending error: one JSON line on stdout and one readable line on stderr."""
         result = err.as_result()
         result["message"] = clip_message(err.message)
-        self.json_line(result)
-        self.note(f"error ({err.reason}): {err.message}")
+        self.failure(result, f"error ({err.reason})", err.message)
+
+    def failure(self, result: Mapping[str, Any], label: str, summary: str) -> None:
+        """The final line of a command that did not succeed, and its line for people:
+        `servo-agg: <label>: <summary>`. When servo posts our stderr after the message
+        (stderr_posted), the summary would be said twice to the optimizer: the line then
+        only points at the message, so that the text servo posts holds each fact once. A
+        person at a terminal, a file, or OPTUNE_VERBOSE_STDERR=none get the summary."""
+        self.json_line(dict(result))
+        posted = self.stderr_posted and not self.closed  # nothing posted once servo is gone
+        self.note(f"{label}: " + (POSTED_POINTER if posted else summary))
+
+
+#: The line for people when servo posts our stderr: the message says it all already.
+POSTED_POINTER = "the final line on stdout says what and why"
 
 
 class _Line:

@@ -101,11 +101,18 @@ class ProgressRelay:
     always sees the newest state, at most one interval late. Milestones (a driver's first
     progress line, the end of its share) are never replaced: they wait like any line and
     go out in order, whole lines in one write, with the newest state after them. A
-    keep-alive (`repeat_last`) writes at once. At a bounded rate, a line that would only
-    repeat the one servo was given last is not written: servo would pass it on to the
-    optimizer as a request that says nothing new. `close` (when the flusher ends, before the
+    keep-alive (`repeat_last`) writes at once. `close` (when the flusher ends, before the
     command writes its final line) writes what is pending; after it nothing is written,
     so no progress line can follow the final one.
+
+    Every line a driver prints as progress (a driver report) gets servo a line within one
+    interval, even when the folded state reads exactly as the last line written: servo
+    learns of the optimizer's cancel only in the reply to a progress post, so the
+    optimizer must get at least the chances to cancel that the busiest driver would give
+    it alone (capped by the interval). Only lines of the aggregator's own bookkeeping (a
+    driver's end, which changes nothing servo can see when that driver is not the
+    slowest) are dropped when they would only repeat the last line: a request to the
+    optimizer that says nothing new and stands for nothing a driver did.
 
     A flood costs as little per line as it can: while a line is pending, a driver's next
     ordinary line is only stored, its value and message as they came; folding, labelling
@@ -125,6 +132,7 @@ class ProgressRelay:
         #: newer than _newest: each driver's latest (value, message text), not folded yet
         self._unfolded: dict[str, tuple[float, Any]] = {}
         self._due = False  # something is pending and the flusher is told
+        self._reported = False  # a driver report is among what is pending
         self._wake = trio.Event()
         self._last_write = -math.inf
         self._last_sent: tuple[int, str] | None = None
@@ -162,9 +170,12 @@ class ProgressRelay:
                 folded = self._fold.progress(driver, value, label)
             self._newest = self._overall(folded)
 
-    def _offer(self, line: tuple[int, str], milestone: bool = False) -> None:
+    def _offer(self, line: tuple[int, str], milestone: bool = False,
+               reported: bool = False) -> None:
+        """`reported`: the line passes on a driver's own progress line (see the class)."""
         if self._closed:
             return
+        self._reported |= reported
         self._fold_unfolded()
         if self._newest is not None:
             self.superseded += 1
@@ -183,7 +194,8 @@ class ProgressRelay:
             self._wake.set()
 
     def _flush(self, now: float) -> bool:
-        """Write what is pending; False if servo would have seen nothing new."""
+        """Write what is pending; False if servo would have seen nothing new and no
+        driver reported anything since the last write."""
         self._fold_unfolded()
         pending = [(line, encoded(line), True) for line in self._milestones]
         if self._newest is not None:
@@ -191,17 +203,19 @@ class ProgressRelay:
         self._milestones = []
         self._newest = None
         self._due = False
-        if self._interval > 0:
+        reported, self._reported = self._reported, False
+        if self._interval > 0 and pending:
             # servo forwards each line as a request to the optimizer: at a bounded rate,
-            # one that repeats the line servo was given last (a change servo cannot see,
-            # such as a driver that is not the slowest) is not worth one. Interval 0
-            # relays every line as it came; keep-alives repeat on purpose (repeat_last).
+            # a repeat of the line servo was given last is dropped, unless it stands for
+            # a driver's report (the optimizer's chance to cancel), and then it is sent
+            # once, the newest state. Interval 0 relays every line as it came;
+            # keep-alives repeat on purpose (repeat_last).
             before, kept = self._output.last_line, []
             for entry in pending:
                 if entry[1] != before:
                     kept.append(entry)
                     before = entry[1]
-            pending = kept
+            pending = kept or ([pending[-1]] if reported else [])
         if not pending:
             self._last_write = now  # paced as a write: a flood servo cannot see stays cheap
             return False
@@ -227,6 +241,7 @@ class ProgressRelay:
                 self.superseded += 1
             self._unfolded.pop(driver, None)  # re-inserted last: the newest driver
             self._unfolded[driver] = (value, message.get("message"))
+            self._reported = True
             return
         self._fold_unfolded()  # what came before this line is older: folded first
         text = message.get("message")
@@ -242,9 +257,10 @@ class ProgressRelay:
                                   "silently")
             # Still a sign of life, passed on at the current percentage: a driver that only
             # sends such lines must not make servo think we are stuck.
-            self._offer((self.percent, label), first)  # (percent folds what is stored)
-            return
-        self._offer(self._overall(self._fold.progress(driver, value, label)), first)
+            self._offer((self.percent, label), first, reported=True)  # (percent folds
+            return  # what is stored)
+        self._offer(self._overall(self._fold.progress(driver, value, label)), first,
+                    reported=True)
 
     def driver_done(self, driver: str, label: str | None = None) -> None:
         """A driver ended: its whole share is done, and servo hears it (never replaced)."""
@@ -262,9 +278,10 @@ class ProgressRelay:
             line = self._last_sent or (self.percent, f"{driver}: working")
             self._write([(line, encoded(line), False)], now)
 
-    def hold(self, label: str) -> None:
-        """A line that keeps the current percentage (e.g. during a rollback)."""
-        self._offer((self.percent, label))
+    def hold(self, label: str, *, reported: bool = False) -> None:
+        """A line that keeps the current percentage (e.g. during a rollback); `reported`
+        when it passes on a driver's own progress line."""
+        self._offer((self.percent, label), reported=reported)
 
     def close(self) -> None:
         """Write what is pending, then nothing more: the command's final line is next."""

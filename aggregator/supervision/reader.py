@@ -41,14 +41,25 @@ class LineReader:
 
         Lets a caller handle a burst of lines with one timeout, not one per line.
         """
+        return None if self.next_size() is None else self.take_line()
+
+    def next_size(self) -> int | None:
+        """The length of the next whole line already buffered, without taking it (None if
+        there is none); raises LineTooLong as pop_line would."""
         if self._lines:
-            line = self._lines.pop()
-            if len(line) > self._max_line:
-                raise LineTooLong(f"line longer than {self._max_line} bytes")
-            return line
-        if len(self._partial) > self._max_line:
+            size = len(self._lines[-1])
+        elif len(self._partial) > self._max_line:
+            size = len(self._partial)
+        else:
+            return None
+        if size > self._max_line:
             raise LineTooLong(f"line longer than {self._max_line} bytes")
-        return None
+        return size
+
+    def take_line(self) -> bytes:
+        """The line next_size measured. Handed over, not kept: a caller that passes it on
+        without holding it lets a line of tens of MB go once it is decoded."""
+        return self._lines.pop()
 
     def leftover(self) -> PartialLastLine | None:
         """What is buffered of an unfinished line, when the caller stops reading early

@@ -4,7 +4,6 @@ channel, the stop state) and the one stopped-run result."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NoReturn
@@ -17,6 +16,7 @@ from aggregator.limits import (
     UNTIMED_ANSWER_LIMIT_SECONDS,
 )
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.text import clip_message
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
     LifeHandler,
@@ -26,27 +26,31 @@ from aggregator.supervision.call import (
     TraceHandler,
 )
 from aggregator.supervision.control import RunControl
-from aggregator.supervision.display import Display
+from aggregator.supervision.display import Display, LiveDisplay
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
-from aggregator.supervision.spec import CallOutcome, CallSpec
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec
 
 
 class RunStopped(Exception):
-    """Raised by a command that sees servo stopped the run: the Run writes the line."""
+    """Raised by a command that sees servo stopped the run: the Run writes the line.
+    `running`: the drivers the stop cut short (several when they ran at once; empty:
+    whichever calls were running); `failed_drivers`: those that had failed before."""
 
-    def __init__(self, running: str | None = None, details: Sequence[str] = ()) -> None:
-        super().__init__(running or "stopped")
-        self.running = running
+    def __init__(self, running: Sequence[str] = (), details: Sequence[str] = (),
+                 failed_drivers: Sequence[str] = ()) -> None:
+        super().__init__(", ".join(running) or "stopped")
+        self.running = list(running)
         self.details = list(details)
+        self.failed_drivers = list(failed_drivers)
 
 
 def verbose_trace(output: Output) -> TraceHandler:
-    """-v: every line exchanged with a driver, stamped with seconds since the start."""
-    started = time.monotonic()
-
+    """-v: every line exchanged with a driver (stamped, as every -v note, from the
+    process's start: Output.stamp_notes)."""
     def trace(driver: str, text: str) -> None:
-        output.note(f"[{time.monotonic() - started:7.3f}] {driver}: {text}")
+        output.note(f"{driver}: {text}", trace=True)
 
     return trace
 
@@ -77,13 +81,29 @@ class Session:
         return self.supervisor.control
 
     @property
+    def facts(self) -> RunFacts:
+        """The run's record so far (the calls are added by the supervisor)."""
+        return self.supervisor.facts
+
+    @property
     def policy(self) -> SupervisionPolicy:
         return self.supervisor.policy
 
     def life_handler(self, spec: CallSpec) -> LifeHandler | None:
-        """What tells the heartbeat this call's driver is alive (None: no heartbeat)."""
-        return None if self.liveness is None else partial(self.liveness.life,
-                                                          spec.driver.name)
+        """What tells the heartbeat, and a live display, that this call's driver is
+        alive (None: neither listens)."""
+        name = spec.driver.name
+        heartbeat = None if self.liveness is None else partial(self.liveness.life, name)
+        if not isinstance(self.display, LiveDisplay):
+            return heartbeat
+        display = self.display
+
+        def life() -> None:
+            display.alive(name)
+            if heartbeat is not None:
+                heartbeat()
+
+        return life
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
                    *, deadline: float | None = None) -> CallOutcome:
@@ -119,24 +139,27 @@ class Session:
 
     def stop_if_stopping(self, running: str | None = None) -> None:
         if self.control.stopping:
-            raise RunStopped(running)
+            raise RunStopped([running] if running else [])
 
-    def stop(self, running: str | None = None, details: Sequence[str] = ()) -> NoReturn:
-        raise RunStopped(running, details)
+    def stop(self, running: Sequence[str] = (), details: Sequence[str] = (),
+             failed_drivers: Sequence[str] = ()) -> NoReturn:
+        raise RunStopped(running, details, failed_drivers)
 
     def timing_summary(self, driver_order: Sequence[str]) -> list[str]:
         """One line per driver: each call it had and how long it took, in call order."""
         order = {name: i for i, name in enumerate(driver_order)}
         per_driver: dict[str, list[str]] = {}
-        for driver, call, elapsed in self.supervisor.timings:
-            per_driver.setdefault(driver, []).append(f"{call} {elapsed:.3f} s")
+        for call in self.supervisor.facts.calls:
+            if call.end is not CallEnd.NOT_STARTED:
+                per_driver.setdefault(call.driver, []).append(
+                    f"{call.call} {call.duration:.3f} s")
         ranked = sorted(per_driver.items(), key=lambda item: order.get(item[0], len(order)))
         return [f"{driver}: {', '.join(calls)}" for driver, calls in ranked]
 
     def stopped_result(self, stop: RunStopped) -> tuple[dict[str, Any], int]:
         """The one final line of a run servo stopped: aborted (terminate) or canceled."""
         control = self.control
-        names = [stop.running] if stop.running else control.interrupted
+        names = stop.running or control.interrupted
         where = (f" while {', '.join(names)} {'was' if len(names) == 1 else 'were'} running"
                  if names else "")
         if control.terminated_by is not None:
@@ -154,13 +177,15 @@ class Session:
                       "message": f"canceled by servo{where}; no further driver was started"}
             code = 1
         if stop.details:
-            result["message"] += "\n" + "\n".join(stop.details)
+            result["message"] = clip_message(result["message"] + "\n"
+                                             + "\n".join(stop.details))
+        if stop.failed_drivers:
+            result["failed_drivers"] = stop.failed_drivers
         return result, code
 
 
 def write_stopped(session: Session, stop: RunStopped) -> int:
     """The stopped run's final line, and the exit code that goes with it."""
     result, code = session.stopped_result(stop)
-    session.output.json_line(result)
-    session.output.note(f"{result['status']}: {result['message'].splitlines()[0]}")
+    session.output.failure(result, result["status"], result["message"].splitlines()[0])
     return code

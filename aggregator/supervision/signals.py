@@ -9,7 +9,7 @@ once it starts, so a SIGUSR1 that came early still means no driver starts.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
@@ -41,14 +41,18 @@ class StoppedEarly(Exception):
 
 
 class EarlySignals:
-    """Records stop signals that arrive before the run's own signal receiver."""
+    """Records stop signals that arrive before the run's own signal receiver (and tells
+    each to `record`, the run's record, as it comes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: Callable[[int], None] | None = None) -> None:
         self.received: list[int] = []
+        self._record = record
         self._raise_on_stop = False
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
+        if self._record is not None:
+            self._record(signum)
         if self._raise_on_stop and signum != signal.SIGUSR1:
             raise StoppedEarly(signum)
 

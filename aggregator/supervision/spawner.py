@@ -13,8 +13,11 @@ from typing import Protocol
 
 import trio
 
+from aggregator.process.call_limits import LimitHits
 from aggregator.process.driver_process import open_driver
 from aggregator.process.headstart import Headstart
+from aggregator.process.resources import ResourceUse
+from aggregator.root.config import RunBounds
 from aggregator.root.shebang import spawn_failure
 from aggregator.supervision.spec import CallSpec
 
@@ -43,6 +46,11 @@ class SupervisedProcess(Protocol):
     def signal_group(self, sig: int) -> None: ...
     def signal_leader(self, sig: int) -> None: ...
     def reap(self) -> int | None: ...
+    @property
+    def resource_use(self) -> ResourceUse | None:
+        """What it used, once reaped (None where that is not known)."""
+        ...
+    def limit_hits(self) -> LimitHits: ...
     async def aclose_pipes(self) -> None: ...
 
 
@@ -64,13 +72,16 @@ class Spawner(Protocol):
 
 class DriverSpawner:
     """Starts drivers with cwd = servo root and `env`, the drivers' environment as
-    process.fork.child_environment makes it (the servo root on PYTHONPATH, the run mark)."""
+    process.fork.child_environment makes it (the servo root on PYTHONPATH, the run mark),
+    each held to the resource limits of its `bounds`."""
 
     def __init__(self, servo_root: Path, env: Mapping[str, str],
-                 headstart: Headstart[CallSpec] | None = None) -> None:
+                 headstart: Headstart[CallSpec] | None = None,
+                 bounds: RunBounds | None = None) -> None:
         self._root = servo_root
         self._env = env
         self._headstart = headstart if headstart is not None else Headstart()
+        self._bounds = bounds or RunBounds()
 
     def is_running(self, spec: CallSpec) -> bool:
         return self._headstart.has(spec)
@@ -82,7 +93,8 @@ class DriverSpawner:
     async def start(self, spec: CallSpec) -> SupervisedProcess:
         early = self._headstart.take(spec)
         try:
+            limits = self._bounds.of(spec.driver.name).limits
             return await open_driver(spec.argv, self._root, self._env, early,
-                                     self._headstart.guards)
+                                     self._headstart.guards, limits)
         except OSError as exc:
             raise SpawnError(spawn_failure(spec.driver.path, exc, self._root)) from exc

@@ -44,6 +44,16 @@ class StderrCapture:
                 self._tail_size -= excess
                 self.dropped += excess
 
+    def tail(self, limit: int) -> bytes:
+        """The last `limit` bytes written (all of them when fewer), for the run's record;
+        exact while `limit` is at most the tail kept."""
+        if limit <= 0:
+            return b""
+        kept = b"".join(self._tail)
+        if len(kept) < limit and not self.dropped:
+            kept = bytes(self._head) + kept
+        return kept[-limit:]
+
     def text(self) -> str:
         head = self._head.decode("utf-8", "replace")
         tail = b"".join(self._tail).decode("utf-8", "replace")

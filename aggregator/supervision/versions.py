@@ -1,13 +1,14 @@
-"""`--version` of any front-end: the aggregator's version and each driver's, asked of
-their --info all at once, within one budget (a one-line answer cannot be kept alive)."""
+"""`--version` of any front-end: the aggregator's version and each driver's (by file name:
+which is which must be plain), asked of their --info all at once, within one budget (a
+one-line answer cannot be kept alive)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aggregator import PRODUCT, __version__
-from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.result import DriverFailure, fold, judge
+from aggregator.protocol.text import clip, one_line, version_line
+from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallSpec
 
@@ -18,16 +19,20 @@ async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> i
     outcomes = await session.call_all(info_calls, parallel=True,
                                       deadline=session.answer_deadline())
     shown: list[str] = []
-    failed = 0
+    failures: list[DriverFailure] = []
+    stderr_mode = session.environment.stderr_mode
     for outcome in outcomes:
-        failure = judge(outcome, session.environment.stderr_mode)
+        failure = judge(outcome, stderr_mode)
         reported = (outcome.result or {}).get("version")
+        name = clip(one_line(outcome.driver.name))  # a name is data too
         if failure is None and isinstance(reported, str | int | float):
-            shown.append(clip(one_line(str(reported))))  # one line, whatever it says
+            shown.append(f"{name} {clip(one_line(str(reported)))}")  # one line, whatever
             continue
-        failed += 1
-        why = failure.message if failure else "--info gave no version"
-        shown.append(f"{clip(one_line(outcome.driver.name))}: failing")  # a name is data too
-        session.output.note(f"{outcome.driver.name}: {why}")
-    session.output.write_line(f"{PRODUCT} {__version__} ({', '.join(shown)})")
-    return 1 if failed else 0
+        failures.append(failure or DriverFailure(
+            outcome.driver.name, Call.INFO, Status.FAILED, Reason.BAD_OUTPUT,
+            "info: gave no version", outcome.stderr.for_message(stderr_mode)))
+        shown.append(f"{name}: failing")
+    session.output.write_line(version_line(shown))
+    if failures:  # why, on stderr: the same fold as any failure, stderr excerpts included
+        session.output.note(fold(failures)["message"])
+    return 1 if failures else 0

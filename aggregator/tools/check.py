@@ -2,10 +2,12 @@
 servo root.
 
 It looks at everything servo would meet through the aggregator (config.yaml, the files
-in the drivers directory, who else could change them, each driver's --info and --query,
-the descriptor rules, settings claimed twice, servo's environment) and says what is wrong
-in words. It exits
-0 only when servo would work with this root. servo never calls it: the report is text.
+in the drivers directory, who else could change them, what servo-agg and the drivers run
+on, each driver's --info and --query, the descriptor rules, settings claimed twice,
+servo's environment) and says what is wrong in words. A failure is what servo or
+servo-agg would refuse; a warning is what works but may not do what was meant, or what
+only the optimizer may object to. It exits 0 only when nothing fails. servo never calls
+it: the report is text, or with --json one JSON document.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
+from aggregator.process.confine import Confinement
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
+    CONFIG_IO_TIMEOUT,
+    IO_TIMEOUT_VAR,
     ServoEnvironment,
     kill_grace_for,
     line_limit_for,
@@ -29,46 +34,94 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import MetricsShapeError, described_metrics
 from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.text import clip, one_line, show_bytes
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import SECTION, AggregatorConfig, load_document, parse_section
-from aggregator.root.discovery import Candidate, Driver, scan
+from aggregator.root.config import (
+    LIMIT_KEYS,
+    SECTION,
+    AggregatorConfig,
+    ResourceLimits,
+    RunBounds,
+    misspelling_warnings,
+    parse_document,
+    parse_section,
+)
+from aggregator.root.config_probe import CONFIG_FILE, read_config_text
+from aggregator.root.discovery import Candidate, Driver, program_fix, scan
 from aggregator.root.front_end import FrontEnd, drivers_of
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallOutcome, question
+from aggregator.tools.runtime import REQUIREMENTS, dependencies, env_interpreters, own_python
 from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
+#: A level as --json says it: notes and files that are not drivers need nothing done.
+STATUS: dict[Level, str] = {"ok": "ok", "note": "ok", "--": "ok", "warn": "warn",
+                            "FAIL": "fail"}
+
+
+@dataclass
+class Finding:
+    """One check, as --json gives it: which check, ok|warn|fail, about what, and what."""
+
+    name: str
+    status: str
+    subject: str
+    detail: str
+
+#: Where T comes from in --check's own run when neither servo nor config.yaml sets one.
+CHECK_IO_TIMEOUT = "--check's own default"
 
 
 @dataclass
 class Report:
-    """The report's lines, and how many problems (servo would fail) and warnings it has."""
+    """The report's lines, its findings, and how many problems (servo would fail) and
+    warnings it has. Each item belongs to the section its heading opened (`check`) and,
+    within it, to the current `subject` (a driver, a variable)."""
 
     lines: list[str] = field(default_factory=list)
     problems: int = 0
     warnings: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    check: str = "start"
+    subject: str = ""
 
-    def heading(self, text: str) -> None:
+    def heading(self, text: str, check: str | None = None) -> None:
         self.lines.extend(["", text])
+        self.check = check or text.rstrip("/")
+        self.subject = ""
 
-    def item(self, level: Level, text: str, indent: int = 2) -> None:
+    def item(self, level: Level, text: str, indent: int = 2, *, check: str | None = None,
+             subject: str | None = None, label: str = "") -> None:
+        """A line (`label`, a column of names, then `text`) and its finding (`text`)."""
         if level == "FAIL":
             self.problems += 1
         elif level == "warn":
             self.warnings += 1
         tag = f"[{level}]"
         pad = " " * indent
-        first, *rest = text.splitlines() or [""]
+        first, *rest = (label + text).splitlines() or [""]
         self.lines.append(f"{pad}{tag:<7}{first}")
         self.lines.extend(f"{pad}{'':7}{line}" for line in rest)
+        self.findings.append(Finding(check or self.check, STATUS[level],
+                                     self.subject if subject is None else subject, text))
 
     def detail(self, text: str, indent: int = 2) -> None:
         self.lines.append(" " * (indent + 7) + text)
+        if self.findings:
+            self.findings[-1].detail += "\n" + text
+
+    def as_json(self, root: Path, front: FrontEnd, app: str) -> dict[str, Any]:
+        """The whole report as one JSON document (a container health check parses one)."""
+        return {"servo_root": str(root), "front_end": str(front), "app": app,
+                "result": "ok" if self.problems == 0 else "fail",
+                "problems": self.problems, "warnings": self.warnings,
+                "checks": [vars(f) for f in self.findings]}
 
 
 @dataclass
@@ -83,9 +136,13 @@ class Probe:
 def check_config(report: Report, root: Path,
                  front: FrontEnd = FrontEnd.ADJUST) -> AggregatorConfig:
     """config.yaml and its aggregator section; the defaults when it cannot be used."""
-    report.heading("config.yaml")
+    report.heading("config.yaml", "config")
+    report.subject = CONFIG_FILE
     try:
-        document = load_document(root)
+        text = read_config_text(root)
+        for warning in misspelling_warnings(text):
+            report.item("warn", warning)
+        document = None if text is None else parse_document(text, root / CONFIG_FILE)
     except AggregatorError as err:
         report.item("FAIL", f"{err.message}\nservo-agg refuses to run until it is fixed; "
                             "the rest of this check uses the defaults")
@@ -110,6 +167,7 @@ def check_config(report: Report, root: Path,
         grace = "off" if m.window_grace is None else f"{show(m.window_grace)} s"
         report.item("ok", f"measure: drivers_dir {clip(one_line(m.drivers_dir))}, "
                           f"on_failure {m.on_failure}, window_grace {grace}, "
+                          f"missing_metrics {m.missing_metrics}, "
                           f"kill_grace {show(m.kill_grace)} s, "
                           f"cancel_grace {show(m.cancel_grace)} s")
         for name, policy in m.drivers.items():
@@ -131,7 +189,8 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
     """Each file in the drivers directory and why it is or is not a driver."""
     where, disabled = drivers_of(config, front)
     drivers_dir = root / where
-    report.heading(f"{where}/")
+    report.heading(f"{where}/", "drivers-dir")
+    report.subject = where
     try:
         candidates = scan(drivers_dir)
     except AggregatorError as err:
@@ -141,18 +200,28 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
     drivers: list[Driver] = []
     for c in candidates:
         if c.is_driver and c.name in disabled:
-            report.item("--", f"{c.name:<{width}}  not run: disabled in config.yaml")
+            report.item("--", "not run: disabled in config.yaml", check="driver-file",
+                        subject=c.name, label=f"{c.name:<{width}}  ")
         elif c.is_driver:
-            report.item("ok", f"{c.name:<{width}}  driver ({c.why})")
+            report.item("ok", f"driver ({c.why})", check="driver-file", subject=c.name,
+                        label=f"{c.name:<{width}}  ")
             drivers.append(Driver(c.name, c.path))
+        elif c.program is not None:
+            report.item("warn", f"not a driver: not executable, though {c.program}: "
+                                f"servo-agg does not run it. If it is a driver: "
+                                f"{program_fix(where, c)}", check="driver-file",
+                        subject=c.name, label=f"{c.name:<{width}}  ")
         else:
-            report.item("--", f"{c.name:<{width}}  not a driver: {c.why}")
+            report.item("--", f"not a driver: {c.why}", check="driver-file", subject=c.name,
+                        label=f"{c.name:<{width}}  ")
     _check_policy_names(report, candidates, config, front)
-    if not candidates:
-        report.item("FAIL", f"empty: put the {front} drivers to aggregate here")
+    nothing = "metrics" if front is FrontEnd.MEASURE else "settings to adjust"
+    if not candidates:  # allowed (an install checked before its drivers are added)
+        report.item("warn", f"empty: servo-agg runs, but no driver: servo would see no "
+                            f"{nothing}. Put the {front} drivers to aggregate here")
     elif not drivers:
-        report.item("FAIL", "no driver would run: servo would see no "
-                            + ("metrics" if front is FrontEnd.MEASURE else "settings to adjust"))
+        report.item("warn", f"no driver would run: servo-agg runs, but servo would see no "
+                            f"{nothing}")
     return drivers
 
 
@@ -162,6 +231,7 @@ def check_security(report: Report, root: Path, config: AggregatorConfig,
     """Who besides servo's user could change what servo runs (see tools/security.py):
     warnings, not failures."""
     report.heading("security")
+    report.subject = str(root)
     euid = os.geteuid() if euid is None else euid
     drivers_dir, _ = drivers_of(config, front)
     found = security_warnings(root, drivers_dir, drivers, euid)
@@ -209,7 +279,8 @@ def probe_command(drivers: Sequence[Driver], app: str, probes: list[Probe],
 def _slow(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
     if line_limit is not None and outcome.elapsed > line_limit / 2:
         report.item("warn", f"--{outcome.spec.call} took {outcome.elapsed:.1f} s, over half "
-                            f"of the {line_limit:g} s servo-agg waits for a line", indent=4)
+                            f"of the {line_limit:g} s servo-agg waits for a line", indent=4,
+                    check=str(outcome.spec.call))
 
 
 def _failed(report: Report, outcome: CallOutcome) -> bool:
@@ -219,7 +290,8 @@ def _failed(report: Report, outcome: CallOutcome) -> bool:
         return False
     stderr = failure.stderr.strip()
     report.item("FAIL", f"--{outcome.spec.call} failed: {failure.message}"
-                        + (f"\nstderr: {stderr[:500]}" if stderr else ""), indent=4)
+                        + (f"\nstderr: {stderr[:500]}" if stderr else ""), indent=4,
+                check=str(outcome.spec.call))
     return True
 
 
@@ -230,33 +302,35 @@ def check_info(report: Report, outcome: CallOutcome, line_limit: float | None,
     result = outcome.result or {}
     version, has_cancel = result.get("version"), result.get("has_cancel")
     report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
-                      f"({outcome.elapsed:.2f} s)", indent=4)
+                      f"({outcome.elapsed:.2f} s)", indent=4, check="info")
     if not isinstance(version, str | int | float) or isinstance(version, bool):
         report.item("warn", f"--info gave no version: `{front} --version` will show this "
-                            "driver as failing", indent=4)
+                            "driver as failing", indent=4, check="info")
     if not isinstance(has_cancel, bool):
-        report.item("warn", "--info has no true/false has_cancel", indent=4)
+        report.item("warn", "--info has no true/false has_cancel", indent=4, check="info")
     _slow(report, outcome, line_limit)
 
 
 def check_query(report: Report, outcome: CallOutcome,
-                line_limit: float | None) -> dict[tuple[str, str], dict[str, Any]]:
-    """The driver's settings (empty when its --query cannot be used), each validated."""
+                line_limit: float | None) -> dict[tuple[str, str], dict[str, Any]] | None:
+    """The driver's settings (None when its --query cannot be used), each validated."""
     if _failed(report, outcome):
-        return {}
+        return None
     assert outcome.result is not None
     try:
         settings = settings_of(normalize(outcome.result))
     except DescriptorShapeError as exc:
-        report.item("FAIL", f"--query: output is not a descriptor: {exc}", indent=4)
-        return {}
+        report.item("FAIL", f"--query: output is not a descriptor: {exc}", indent=4,
+                    check="query")
+        return None
     broken = {key: setting_problems(spec) for key, spec in settings.items()}
     bad = sum(1 for problems in broken.values() if problems)
     count = len(settings)
     summary = (f"--query: {count} setting{'s' if count != 1 else ''}"
-               + (f", {bad} breaking the descriptor rules" if bad else "")
+               + (f", {bad} breaking the descriptor rules: servo and servo-agg pass "
+                  "them on as they are, but the optimizer may refuse them" if bad else "")
                + f" ({outcome.elapsed:.2f} s)")
-    report.item("FAIL" if bad else "ok", summary, indent=4)
+    report.item("warn" if bad else "ok", summary, indent=4, check="query")
     width = max((len(f"{c}.{s}") for c, s in settings), default=0)
     for (component, setting), spec in settings.items():
         report.detail(f"{component + '.' + setting:<{width}}  {describe_setting(spec)}",
@@ -265,42 +339,52 @@ def check_query(report: Report, outcome: CallOutcome,
             report.detail(f"{'':<{width}}  ! {problem}", indent=4)
     if not settings:
         report.item("warn", "reports no settings: it will never be given anything to adjust",
-                    indent=4)
+                    indent=4, check="query")
     _slow(report, outcome, line_limit)
     return settings
 
 
 def check_describe(report: Report, outcome: CallOutcome,
-                   line_limit: float | None) -> dict[str, Any]:
-    """The driver's metrics (empty when its --describe cannot be used)."""
+                   line_limit: float | None) -> dict[str, Any] | None:
+    """The driver's metrics (None when its --describe cannot be used)."""
     if _failed(report, outcome):
-        return {}
+        return None
     assert outcome.result is not None
     try:
         metrics = described_metrics(outcome.result)
     except MetricsShapeError as exc:
         report.item("FAIL", f"--describe: output is not a metrics description: {exc}",
-                    indent=4)
-        return {}
+                    indent=4, check="describe")
+        return None
     count = len(metrics)
     report.item("ok", f"--describe: {count} metric{'s' if count != 1 else ''} "
-                      f"({outcome.elapsed:.2f} s)", indent=4)
+                      f"({outcome.elapsed:.2f} s)", indent=4, check="describe")
     for name, spec in metrics.items():
         unit = spec.get("unit")
         report.detail(clip(one_line(name)) + (f" ({clip(one_line(str(unit)), 40)})"
                                               if unit is not None else ""), indent=4)
     if not metrics:
         report.item("note", "describes no metrics: fine for a load generator, which is "
-                            "useful only beside a driver that returns metrics", indent=4)
+                            "useful only beside a driver that returns metrics", indent=4,
+                    check="describe")
     _slow(report, outcome, line_limit)
     return metrics
 
 
 def check_duplicates(report: Report, owned: list[tuple[str, Collection[Hashable]]],
-                     front: FrontEnd = FrontEnd.ADJUST) -> None:
-    """Each setting (adjust) or metric (measure) must belong to exactly one driver."""
+                     front: FrontEnd = FrontEnd.ADJUST, asked: int | None = None) -> None:
+    """Each setting (adjust) or metric (measure) must belong to exactly one driver.
+    `owned` holds the drivers whose answer could be used, of the `asked` ones: a summary
+    counts only what was checked."""
     what = "metric" if front is FrontEnd.MEASURE else "setting"
-    report.heading(f"{what}s")
+    report.heading(f"{what}s", "duplicates")
+    asked = len(owned) if asked is None else asked
+    call = "--describe" if front is FrontEnd.MEASURE else "--query"
+    if asked and not owned:
+        report.item("--", f"not checked: no driver's {call} answer could be used")
+        return
+    of = (f" from {len(owned)} of {asked} drivers ({asked - len(owned)} could not be "
+          f"asked: see above)" if len(owned) < asked else "")
     owners: dict[Hashable, list[str]] = {}
     for driver, keys in owned:
         for key in keys:
@@ -313,58 +397,202 @@ def check_duplicates(report: Report, owned: list[tuple[str, Collection[Hashable]
     if duplicates:
         return
     if front is FrontEnd.MEASURE:
-        report.item("ok", f"{len(owners)} metrics, each described by exactly one driver")
+        report.item("ok", f"{len(owners)} metrics{of}, each described by exactly one driver")
         return
     components = {key[0] for key in owners if isinstance(key, tuple)}
-    report.item("ok", f"{len(owners)} settings in {len(components)} components, "
+    report.item("ok", f"{len(owners)} settings in {len(components)} components{of}, "
                       "each reported by exactly one driver")
 
 
 def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
-                      front: FrontEnd = FrontEnd.ADJUST) -> ServoEnvironment:
-    """servo's variables and what OPTUNE_IO_TIMEOUT means here; a broken one counts as
-    unset for the rest of the check."""
+                      front: FrontEnd = FrontEnd.ADJUST,
+                      io_timeout: float | None = None) -> ServoEnvironment:
+    """servo's variables and what OPTUNE_IO_TIMEOUT means here, config.yaml's `io_timeout`
+    standing in where servo sets none; a broken variable counts as unset for the rest of
+    the check."""
     report.heading("environment")
+    report.subject = "OPTUNE_VERBOSE_STDERR"
     try:
         stderr_mode = parse_stderr_mode(env.get("OPTUNE_VERBOSE_STDERR"))
     except AggregatorError as err:
         report.item("FAIL", err.message)
         stderr_mode = "all"
+    report.subject = "OPTUNE_IO_TIMEOUT"
     try:
         environment = ServoEnvironment(parse_io_timeout(env.get("OPTUNE_IO_TIMEOUT")),
                                        stderr_mode)
     except AggregatorError as err:
         report.item("FAIL", err.message)
-        return ServoEnvironment(None, stderr_mode)
+        environment = ServoEnvironment(None, stderr_mode)
+    environment = environment.with_fallback(io_timeout, CONFIG_IO_TIMEOUT)
     timeout, limit = environment.io_timeout, environment.line_limit
     if timeout is None or limit is None:
-        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here: servo-agg would wait "
-                            "for each driver line as long as it takes.\n"
+        report.item("note", "OPTUNE_IO_TIMEOUT is not set (or 0) here, nor io_timeout in "
+                            "config.yaml: servo-agg would wait for each driver line as long "
+                            "as it takes.\n"
                             "When servo sets it to T, servo-agg waits at most T-1 s per line "
                             "(T/2 when T <= 2) and kills only the silent driver.\n"
                             "This check allowed each driver "
                             f"{show(line_limit_for(CHECK_IO_TIMEOUT_SECONDS))} s per line.")
         return environment
+    servos = environment.io_timeout_source == IO_TIMEOUT_VAR
+    named = (f"OPTUNE_IO_TIMEOUT={show(timeout)}" if servos else
+             f"io_timeout={show(timeout)} (config.yaml: servo sets no OPTUNE_IO_TIMEOUT here)")
     grace = kill_grace_for(timeout, kill_grace)
-    report.item("note", f"OPTUNE_IO_TIMEOUT={show(timeout)}: servo-agg waits at most "
-                        f"{show(limit)} s for each line from a driver, then kills it "
-                        f"(SIGTERM, {show(grace)} s grace, SIGKILL) before servo gives up")
+    report.item("note", f"{named}: servo-agg waits at most {show(limit)} s for each line "
+                        f"from a driver, then kills it (SIGTERM, {show(grace)} s grace, "
+                        "SIGKILL)" + (" before servo gives up" if servos else ""))
     if timeout <= 2:
-        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is very short: each driver "
-                            f"gets {show(limit)} s per line, less than many drivers need "
-                            "just to start")
+        report.item("warn", f"{named} is very short: each driver gets {show(limit)} s per "
+                            "line, less than many drivers need just to start")
     elif front is FrontEnd.MEASURE and timeout < MEASURE_SILENCE_SECONDS:
-        report.item("warn", f"OPTUNE_IO_TIMEOUT={show(timeout)} is below "
-                            f"{show(MEASURE_SILENCE_SECONDS)} s: real measure drivers print "
-                            "nothing for up to 30 s (a Prometheus reader sleeps through its "
-                            "whole window), so servo-agg would kill them as silent")
+        report.item("warn", f"{named} is below {show(MEASURE_SILENCE_SECONDS)} s: real "
+                            "measure drivers print nothing for up to 30 s (a Prometheus "
+                            "reader sleeps through its whole window), so servo-agg would "
+                            "kill them as silent")
     return environment
+
+
+def _by_value(values: Mapping[str, str | None]) -> str:
+    """`512 MiB (10-web, 20-db), none (30-x)`: drivers grouped by what they have."""
+    groups: dict[str | None, list[str]] = {}
+    for name, value in values.items():
+        groups.setdefault(value, []).append(clip(one_line(name)))
+    if len(groups) == 1:
+        return f"{next(iter(groups)) or 'none'} for every driver"
+    return ", ".join(f"{value or 'none'} ({', '.join(names)})" for value, names in
+                     groups.items())
+
+
+def _shown_limit(key: str, limits: ResourceLimits) -> str | None:
+    value = getattr(limits, key)
+    if value is None:
+        return None
+    if key == "memory":
+        return show_bytes(value)
+    return f"{show(value)} CPU{'s' if value != 1 else ''}" if key == "cpu" else str(value)
+
+
+def check_bounds(report: Report, run_bounds: RunBounds, environment: ServoEnvironment,
+                 confinement: Confinement) -> None:
+    """What bounds each driver's calls here: which could hang forever, and how each
+    resource limit is enforced on this host (warnings where one is not)."""
+    report.heading("bounds")
+    bounds = run_bounds.drivers
+    if environment.io_timeout is None:
+        unbounded = [clip(one_line(name)) for name, b in bounds.items() if b.deadline is None]
+        if unbounded:
+            who, them = ((f"{unbounded[0]} could", "it") if len(unbounded) == 1
+                         else (f"{', '.join(unbounded)} could each", "them"))
+            report.item("warn", f"{who} hang forever, and servo with {them}: servo "
+                                "sets no OPTUNE_IO_TIMEOUT here, and config.yaml no "
+                                "io_timeout, nor a deadline for "
+                                f"{them} (set one)", subject=", ".join(unbounded))
+    else:
+        report.item("ok", f"each driver's lines: within {show(environment.line_limit)} s "
+                          f"(T={show(environment.io_timeout)} from "
+                          f"{environment.io_timeout_source})", subject="io_timeout")
+    if any(b.deadline is not None for b in bounds.values()):
+        deadlines = {name: None if b.deadline is None else f"{show(b.deadline)} s"
+                     for name, b in bounds.items()}
+        report.item("ok", f"deadline of each call: {_by_value(deadlines)}", subject="deadline")
+    limited = run_bounds.limited
+    for key in limited:
+        values = _by_value({name: _shown_limit(key, b.limits) for name, b in bounds.items()})
+        report.item("ok" if confinement.enforced(key) else "warn",
+                    f"limits.{key} {values}: {confinement.describe(key)}",
+                    subject=f"limits.{key}")
+    unset = [f"limits.{key}" for key in LIMIT_KEYS if key not in limited]
+    if unset:
+        report.item("note", f"no {', '.join(unset)}: a driver may take all of it that "
+                            "servo-agg may (limits: in config.yaml)", subject="limits")
+
+
+def check_journal(report: Report, root: Path, config: AggregatorConfig) -> None:
+    """Where each run is recorded, whether it can be, and how large the journal is (a
+    journal that cannot be written costs each run a note, nothing more: a warning)."""
+    from aggregator.journal.reader import inspect
+
+    report.heading("journal")
+    report.subject = "journal"
+    journal = config.journal
+    if not journal.enabled:
+        report.item("note", "journal.enabled is false: runs are not recorded (--last, "
+                            "--show and --history show what was recorded before)")
+    else:
+        state = inspect(root, journal)
+        size = (f"{show_bytes(state.size)} in {state.files} file"
+                f"{'s' if state.files != 1 else ''}" if state.files else "empty")
+        report.item("ok" if state.writable else "warn",
+                    f"{state.where}: {size}, at most {show_bytes(journal.max_bytes)}; "
+                    + ("each run is recorded there" if state.writable else
+                       "runs cannot be recorded there") + (f" ({state.why})" if state.why
+                                                            else ""))
+    if config.metrics_file is not None:
+        report.item("note", f"metrics file: {clip(one_line(config.metrics_file))}, updated "
+                            "by each run", subject="metrics_file")
+
+
+def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driver]) -> None:
+    """servo-agg's Python, its dependencies against the declared minimums, and what a
+    driver's `#!/usr/bin/env NAME` runs on the drivers' PATH (servo-agg's own)."""
+    report.heading("runtime")
+    report.item("ok", f"servo-agg runs on {own_python()}", subject="python")
+    try:
+        found = dependencies()
+    except OSError as exc:
+        report.item("warn", f"cannot tell the declared minimum versions: {REQUIREMENTS} "
+                            f"cannot be read ({exc.strerror})", subject="requirements")
+        found = []
+    for dep in found:
+        wanted = f"'{dep.name}>={dep.minimum}'"
+        if dep.installed is None:
+            report.item("FAIL", f"{dep.name} is not installed for this Python: "
+                                f"pip install {wanted}", subject=dep.name)
+        elif dep.too_old:
+            report.item("FAIL", f"{dep.name} {dep.installed} is below the declared minimum "
+                                f"{dep.minimum}, which servo-agg is proven to work with: "
+                                f"pip install --upgrade {wanted}", subject=dep.name)
+        else:
+            report.item("ok", f"{dep.name} {dep.installed} (declared minimum {dep.minimum})",
+                        subject=dep.name)
+    for interpreter in env_interpreters(drivers, env):
+        users = (f" ({', '.join(interpreter.drivers)})" if interpreter.drivers
+                 else " (no driver here names it)")
+        line = f"#!/usr/bin/env {interpreter.name}{users}"
+        if interpreter.found is None:
+            report.item("FAIL" if interpreter.drivers else "note",
+                        f"{line}: no {interpreter.name} on the drivers' PATH, which is "
+                        f"servo-agg's ({clip(env.get('PATH', os.defpath), 300)})",
+                        subject=interpreter.name)
+            continue
+        real = f" (-> {interpreter.real})" if interpreter.real else ""
+        report.item("ok", f"{line} runs {interpreter.found}{real}, first on the drivers' "
+                          "PATH", subject=interpreter.name)
+
+
+def check_not_shown(report: Report, front: FrontEnd) -> None:
+    """What --check cannot see: it asks, it never changes or measures anything."""
+    report.heading("not shown", "not-shown")
+    if front is FrontEnd.MEASURE:
+        said = ("--check ran each driver's --info and --describe, never a measure: a "
+                "driver that fails only while measuring (its target, its credentials, its "
+                "window) is not seen here.\n`./measure --dry-run app` shows what each "
+                "driver would be sent")
+    else:
+        said = ("--check ran each driver's --info and --query, never an adjust: a driver "
+                "that fails only when it changes something (a value it refuses, its "
+                "permissions) is not seen here.\n`./adjust --dry-run app` shows what each "
+                "driver would be sent")
+    report.item("note", said, subject=str(front))
 
 
 def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
               env: Mapping[str, str] | None = None, early: EarlySignals | None = None,
-              front: FrontEnd = FrontEnd.ADJUST) -> int:
-    """Print the report on stdout; 0 only when servo would work with this root."""
+              front: FrontEnd = FrontEnd.ADJUST, facts: RunFacts | None = None,
+              as_json: bool = False) -> int:
+    """Print the report on stdout (one JSON document with `as_json`); 0 only when servo
+    would work with this root, the same with or without --json."""
     env = os.environ if env is None else env
     report = Report()
     report.lines.append(f"{PRODUCT} {__version__}: checking servo root {root} for {front}"
@@ -373,41 +601,50 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     config = check_config(report, root, front)
     drivers = check_drivers_dir(report, root, config, front)
     check_security(report, root, config, drivers, front=front)
+    check_runtime(report, env, drivers)
     grace = config.measure if front is FrontEnd.MEASURE else config
-    environment = check_environment(report, env, grace.kill_grace, front)
+    environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
+    check_journal(report, root, config)
     stopped = None
     if drivers:
-        bounded = ServoEnvironment(environment.io_timeout or CHECK_IO_TIMEOUT_SECONDS,
-                                   environment.stderr_mode)
+        bounded = environment.with_fallback(CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
         probes: list[Probe] = []
         with Run(servo_root=root, env=env, environment=bounded,
                  kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace,
                  output=output, early=early, verbose=verbose, heartbeat=False,
-                 driver_order=[d.name for d in drivers]) as run:
+                 driver_order=[d.name for d in drivers],
+                 bounds=grace.run_bounds(d.name for d in drivers), facts=facts) as run:
             code = run.execute(probe_command(drivers, app, probes, front))
             whole, how = run.containment()
-        report.heading("if servo-agg is SIGKILLed")
+        report.heading("if servo-agg is SIGKILLed", "containment")
         report.item("ok" if whole else "warn", how)
+        check_bounds(report, run.bounds, environment, run.confinement)
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
         for probe in probes:
             report.lines.append(f"  {probe.driver.name}")
+            report.subject = probe.driver.name
             check_info(report, probe.info, line_limit, front)
             described = (check_describe if front is FrontEnd.MEASURE else check_query)(
                 report, probe.query, line_limit)
-            owned.append((probe.driver.name, described))
-        check_duplicates(report, owned, front)
+            if described is not None:
+                owned.append((probe.driver.name, described))
+        check_duplicates(report, owned, front, asked=len(probes))
         if code != 0 or len(probes) < len(drivers):
             stopped = code - 128 if code > 128 else None
-            report.item("FAIL", "interrupted: the check did not finish")
-    verdict = ("servo would work with this root" if report.problems == 0
-               else "servo would NOT work with this root")
-    report.lines.extend(["", f"result: {verdict} ({report.problems} problem"
-                             f"{'s' if report.problems != 1 else ''}, {report.warnings} warning"
-                             f"{'s' if report.warnings != 1 else ''})"])
-    for line in report.lines:
-        output.write_line(line)
+            report.item("FAIL", "interrupted: the check did not finish", check="interrupted")
+    check_not_shown(report, front)
+    if as_json:
+        output.json_line(report.as_json(root, front, app))
+    else:
+        verdict = ("servo would work with this root" if report.problems == 0
+                   else "servo would NOT work with this root")
+        report.lines.extend(["", f"result: {verdict} ({report.problems} problem"
+                                 f"{'s' if report.problems != 1 else ''}, {report.warnings} "
+                                 f"warning{'s' if report.warnings != 1 else ''})"])
+        for line in report.lines:
+            output.write_line(line)
     if stopped is not None:
         return 128 + stopped
     return 0 if report.problems == 0 else 1

@@ -1,0 +1,126 @@
+"""`--last [N]`, `--show RUN_ID` and `--history`: what the journal says about earlier runs.
+
+For the operator after the fact: answered at once, before trio is loaded (entry/cli.py
+sends these here), with or without a usable config.yaml (then the journal is read at its
+default place), from either front-end: each shows the runs of both, `./adjust` or
+`./measure` named. They never add a record of their own. `--json` prints the records as
+they are, one per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aggregator.entry.cmdline import build_parser
+from aggregator.journal.reader import Journal, parse_since, started_at
+from aggregator.journal.show import block, full, history
+from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.strict_json import dumps
+from aggregator.protocol.vocabulary import Reason
+from aggregator.root.config import JournalConfig, load_config
+from aggregator.root.front_end import FrontEnd
+from aggregator.supervision.output import Output
+
+
+def _args(argv: list[str], front: FrontEnd) -> argparse.Namespace:
+    args = build_parser(front).parse_args(argv)
+    if args.last is not None and args.last < 1:
+        raise AggregatorError(Reason.BAD_USAGE, f"--last {args.last}: give a number of "
+                                                "runs, 1 or more")
+    if args.show is not None and (args.failed or args.since):
+        raise AggregatorError(Reason.BAD_USAGE, "--failed and --since go with --last or "
+                                                "--history, not --show")
+    if args.app or args.verbose:
+        raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history take no app "
+                                                "id and no -v")
+    return args
+
+
+def _journal(root: Path, notes: list[str]) -> JournalConfig:
+    """The journal's settings from config.yaml; its default place when it cannot be read."""
+    try:
+        config = load_config(root).journal
+    except AggregatorError as err:
+        notes.append(f"{err.message}; reading the journal at its default place")
+        return JournalConfig()
+    if not config.enabled:
+        notes.append("journal.enabled is false in config.yaml: runs are not being recorded "
+                     "now; showing what was recorded before")
+    return config
+
+
+def _selected(journal: Journal, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The records the options ask for, oldest first."""
+    if args.show is not None:
+        return journal.run(args.show)[::-1]
+    wanted: list[Callable[[dict[str, Any]], bool]] = []
+    if args.failed:
+        wanted.append(lambda record: record.get("status") != "ok")
+    if args.since is not None:
+        try:
+            since = parse_since(args.since, time.time())
+        except ValueError as exc:
+            raise AggregatorError(Reason.BAD_USAGE, str(exc)) from None
+        wanted.append(lambda record: (started_at(record) or 0.0) >= since)
+    if args.last is not None and not wanted:
+        return journal.last(args.last)
+    found = [r for r in journal.newest_first() if all(test(r) for test in wanted)]
+    return found[:args.last][::-1] if args.last is not None else found[::-1]
+
+
+def _lines(records: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    if args.json:
+        return [dumps(record) for record in records]
+    if args.history:
+        return history(records)
+    shown: list[str] = []
+    for record in records:
+        if shown:
+            shown.append("")
+        shown += full(record) if args.show is not None else block(record)
+    return shown
+
+
+def _print(lines: list[str], notes: list[str]) -> int:
+    """The answer on stdout, the notes on stderr; a reader piped into `head` ends quietly."""
+    try:
+        for note in notes:
+            print(f"servo-agg: {note}", file=sys.stderr)
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing more to say to the pipe
+    return 0
+
+
+def read_journal(argv: list[str], front: FrontEnd) -> int:
+    """Answer a reader; 0 unless the command line is wrong or `--show`'s run is unknown."""
+    notes: list[str] = []
+    try:
+        args = _args(argv, front)
+        root = Path(os.getcwd())
+        journal = Journal(root, _journal(root, notes))
+        records = _selected(journal, args)
+        notes += journal.notes
+        if args.show is not None and not records:
+            raise AggregatorError(Reason.BAD_USAGE, f"no run {args.show} in {journal.where}"
+                                  + (" (it may have been rotated out)" if journal.found
+                                     else ": no run has been recorded yet"))
+        if not journal.found:
+            notes.append(f"no runs recorded yet: {journal.where} does not exist (each run "
+                         "of ./adjust and ./measure, but --info and these readers, adds "
+                         "one)")
+    except AggregatorError as err:
+        for note in notes:
+            print(f"servo-agg: {note}", file=sys.stderr)
+        output = Output()
+        output.error(err)
+        output.close()
+        return 1
+    return _print(_lines(records, args), notes)

@@ -1,0 +1,119 @@
+"""Config mistakes that used to pass silently (#16 point 3): a key written twice in the
+aggregator's section is bad-config for every command that reads it, naming the key and
+both lines; a top-level section whose name is `aggregator` mistyped is a warning with
+"did you mean"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.protocol.errors import AggregatorError
+from aggregator.root.config import AggregatorConfig, load_config
+from aggregator.root.config_probe import misspelled_sections, top_level_names
+from tests.support import run_adjust, simple_driver, write_driver
+
+CPU = {"value": 1, "min": 0, "max": 4}
+
+
+def refused(root: Path, text: str) -> str:
+    (root / "config.yaml").write_text(text)
+    with pytest.raises(AggregatorError) as caught:
+        load_config(root)
+    assert caught.value.reason == "bad-config"
+    return caught.value.message
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("text", "says"), [
+    ("aggregator:\n  on_failure: stop\n  kill_grace: 1\n  on_failure: rollback\n",
+     "aggregator.on_failure is written twice, on lines 2 and 4"),
+    ("aggregator:\n  drivers:\n    10-web: {weight: 2, weight: 3}\n",
+     "aggregator.drivers.10-web.weight is written twice, both on line 3"),
+    ("aggregator:\n  drivers:\n    10-web: {weight: 2}\n    10-web: {enabled: false}\n",
+     "aggregator.drivers.10-web is written twice, on lines 3 and 4"),
+    ("aggregator:\n  measure:\n    drivers_dir: m\n    drivers_dir: n\n",
+     "aggregator.measure.drivers_dir is written twice, on lines 3 and 4"),
+    ("aggregator: {on_failure: stop}\nweb: {}\naggregator: {on_failure: rollback}\n",
+     "aggregator is written twice, on lines 1 and 3"),
+    ('aggregator:\n  on_failure: stop\n  "on_failure": rollback\n',
+     "aggregator.on_failure is written twice, on lines 2 and 3"),
+])
+def test_a_key_written_twice_names_the_key_and_both_lines(tmp_path: Path, text: str,
+                                                          says: str) -> None:
+    message = refused(tmp_path, text)
+    assert says in message, message
+    assert "keep one" in message
+
+
+@pytest.mark.unit
+def test_drivers_sections_and_yaml_merges_are_not_judged(tmp_path: Path) -> None:
+    """A driver's own section is its business; `<<: *base` overrides on purpose."""
+    (tmp_path / "config.yaml").write_text(
+        "web:\n  replicas: 1\n  replicas: 2\n"
+        "base: &base {weight: 2}\n"
+        "aggregator:\n  drivers:\n    a: *base\n    b: *base\n"
+        "    c:\n      <<: *base\n      weight: 3\n")
+    config = load_config(tmp_path)
+    assert [config.policy(n).weight for n in "abc"] == [2, 2, 3]
+
+
+@pytest.mark.unit
+def test_top_level_names_cheaply() -> None:
+    assert top_level_names("# c\nagregator:\n  x: 1\n'web': {}\n\"db\" : 1\n- item\n"
+                           "---\nplain\n") == ["agregator", "web", "db"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("name", "close"), [
+    ("Aggregator", True), ("AGGREGATOR", True), ("agregator", True), ("aggregater", True),
+    ("aggreagtor", True),  # two letters swapped: one edit
+    ("agregater", True), ("aggregators", True), ("aggregator", False),
+    ("agg", False), ("aggregation_x", False), ("web", False), ("gregator", True),
+    ("aggrgtr", False),  # three edits away
+])
+def test_what_is_close_to_aggregator(name: str, close: bool) -> None:
+    assert misspelled_sections(f"{name}:\n  on_failure: rollback\n") == ([name] if close
+                                                                          else [])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["agregator", "Aggregator"])
+def test_a_misspelled_section_is_warned_of_though_yaml_is_not_loaded(tmp_path: Path,
+                                                                     name: str) -> None:
+    (tmp_path / "config.yaml").write_text(f"{name}:\n  on_failure: rollback\n")
+    warned: list[str] = []
+    assert load_config(tmp_path, warned.append) == AggregatorConfig()  # as before: ignored
+    (warning,) = warned
+    assert f"'{name}' looks like a misspelling: did you mean aggregator?" in warning
+
+
+@pytest.mark.e2e
+async def test_commands_warn_and_refuse(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
+    (servo_root / "config.yaml").write_text("agregator:\n  on_failure: rollback\n")
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    assert run.returncode == 0
+    assert "servo-agg: warning: config.yaml: the top-level section 'agregator' looks " \
+           "like a misspelling: did you mean aggregator?" in run.stderr
+
+    (servo_root / "config.yaml").write_text(
+        "aggregator:\n  on_failure: stop\n  on_failure: rollback\n")
+    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+    assert run.returncode == 1 and run.final["reason"] == "bad-config"
+    assert "aggregator.on_failure is written twice, on lines 2 and 3" in run.final["message"]
+
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 1
+    assert any("[FAIL]" in line and "aggregator.on_failure is written twice" in line
+               for line in run.lines), run.lines
+
+
+@pytest.mark.e2e
+async def test_check_warns_of_a_misspelled_section(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
+    (servo_root / "config.yaml").write_text("Aggregator:\n  on_failure: rollback\n")
+    run = await run_adjust(servo_root, "--check", "app", tag=tag)
+    assert run.returncode == 0, run.lines
+    assert any("[warn]" in line and "did you mean aggregator?" in line for line in run.lines)

@@ -1,0 +1,345 @@
+"""The journal end to end, through ./adjust and ./measure as servo runs them: what each
+run leaves, the run id as a driver sees it, two runs at once, rotation within the bound,
+a journal that cannot be written or ends in a cut record, the runs servo canceled,
+terminated or left, the readers, and the metrics file read back with prometheus_client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fault_support import run_watched
+from tests.measure_support import measure_driver, run_measure
+from tests.support import ADJUST, REPO, adjust_env, run_adjust, simple_driver, write_driver
+
+pytestmark = pytest.mark.e2e
+
+JOURNAL = Path(".servo-agg") / "journal.jsonl"
+SETTING = {"value": 1, "min": 0, "max": 10}
+REQUEST = json.dumps({"application": {"components": {"web": {"settings": {
+    "cpu": {"value": 2}}}}}})
+
+
+def records(root: Path, name: str = "journal.jsonl") -> list[dict[str, Any]]:
+    """The journal's records, parsed here line by line (one JSON object per line)."""
+    path = root / ".servo-agg" / name
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def id_logging_driver(component: str) -> str:
+    """simple_driver that appends `<SERVO_AGG_RUN_ID> <call>` to ids.log for each call."""
+    prelude = ("import os, sys\n"
+               "with open('ids.log', 'a') as log:\n"
+               "    log.write(os.environ.get('SERVO_AGG_RUN_ID', '-') + ' '"
+               " + (sys.argv[1] if sys.argv[1].startswith('--') else 'adjust') + '\\n')\n")
+    return prelude + textwrap.dedent(simple_driver(component, {"cpu": SETTING})).lstrip("\n")
+
+
+def failing_driver(component: str = "db", stderr_bytes: int = 100) -> str:
+    return f"""
+        import json, sys
+        if "--query" in sys.argv:
+            print(json.dumps({{"application": {{"components": {{{component!r}: {{"settings": {{
+                "size": {{"value": 1, "min": 0, "max": 4}}}}}}}}}}}}))
+            sys.exit(0)
+        sys.stderr.write("cannot reach the database\\n" * ({stderr_bytes} // 26 + 1))
+        sys.exit(3)
+        """
+
+
+async def test_each_command_leaves_one_record_with_the_id_its_drivers_saw(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10web", id_logging_driver("web"))
+    measure_driver(servo_root, "10gen", {"requests": {"unit": "count"}})
+    info = await run_adjust(servo_root, "--info", "app", tag=tag)
+    assert info.returncode == 0
+    assert not (servo_root / ".servo-agg").exists()  # --info writes nothing
+    env = adjust_env(tag, OPTUNE_IO_TIMEOUT="30", API_TOKEN="s3cr3t")
+    for args, stdin in ((("app",), REQUEST), (("--query", "app"), ""), (("--version",), "")):
+        done = await run_adjust(servo_root, *args, tag=tag, stdin=stdin, env=dict(env))
+        assert done.returncode == 0, done.stderr
+    assert (await run_measure(servo_root, "--describe", "app", tag=tag)).returncode == 0
+    found = records(servo_root)
+    assert [(r["front_end"], r["command"], r["status"]) for r in found] == [
+        ("adjust", "adjust", "ok"), ("adjust", "query", "ok"), ("adjust", "version", "ok"),
+        ("measure", "describe", "ok")]
+    adjust = found[0]
+    assert adjust["io_timeout"] == "30" and adjust["app"] == "app"
+    assert adjust["request"]["bytes"] == len(REQUEST)
+    assert adjust["final"] == '{"status": "ok", "reason": "success"}'
+    assert [(c["driver"], c["call"], c["end"], c["exit_code"]) for c in adjust["calls"]] == [
+        ("10web", "query", "exited", 0), ("10web", "adjust", "exited", 0)]
+    assert adjust["calls"][1]["progress"]["count"] == 2
+    assert adjust["calls"][0]["resources"]["source"] == "rusage"
+    assert adjust["calls"][0]["resources"]["user_cpu"] > 0
+    assert "s3cr3t" not in (servo_root / JOURNAL).read_text()
+    # The id each driver call saw is its run's: the query was a head start, forked
+    # before the run went under trio, and the adjust was not.
+    seen = [line.split() for line in (servo_root / "ids.log").read_text().splitlines()]
+    assert seen == [[found[0]["run"], "--query"], [found[0]["run"], "adjust"],
+                    [found[1]["run"], "--query"], [found[2]["run"], "--info"]]
+    assert len({r["run"] for r in found}) == 4
+    # Either front-end's readers show the runs of both, and say which ran.
+    history = await run_measure(servo_root, "--history", tag=tag)
+    assert history.returncode == 0, history.stderr
+    assert [line.split("  ")[0:1] for line in history.lines] == [
+        [r["started"][:19] + "Z"] for r in found]
+    assert "./measure --describe app" in history.lines[3]
+    assert "./adjust --query app" in history.lines[1]
+    assert records(servo_root) == found  # reading added nothing
+
+
+async def test_the_operator_s_commands_are_recorded_too_and_json_gives_the_records(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
+    assert (await run_adjust(servo_root, "--check", tag=tag)).returncode == 0
+    assert (await run_adjust(servo_root, "--dry-run", "app", tag=tag,
+                             stdin=REQUEST)).returncode == 0
+    found = records(servo_root)
+    assert [(r["command"], [c["call"] for c in r["calls"]]) for r in found] == [
+        ("check", ["info", "query"]), ("dry-run", ["query"])]
+    assert found[0]["final"].startswith("result: servo would work with this root")
+    as_json = await run_adjust(servo_root, "--last", "2", "--json", tag=tag)
+    assert [json.loads(line) for line in as_json.lines] == found
+
+
+async def test_a_refused_run_is_recorded_at_the_default_place(servo_root: Path,
+                                                               tag: str) -> None:
+    (servo_root / "config.yaml").write_text("aggregator:\n  journal: {dir: elsewhere\n")
+    done = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST)
+    assert done.returncode == 1 and done.final["reason"] == "bad-config"
+    usage = await run_adjust(servo_root, "--bogus", tag=tag)  # refused before the config
+    assert usage.final["reason"] == "bad-usage"
+    found = records(servo_root)
+    assert [(r["command"], r["status"], r["reason"], r["calls"]) for r in found] == [
+        ("adjust", "failed", "bad-config", []), (None, "failed", "bad-usage", [])]
+    assert found[1]["args"] == ["--bogus"]
+    assert found[0]["request"] is None  # refused before the request was read
+    assert found[0]["message"] == done.final["message"]
+    # what stderr said: servo posts it after the message, so it only points there
+    assert found[0]["notes"] == ["error (bad-config): the final line on stdout says what and why"]
+    assert not (servo_root / "elsewhere").exists()
+
+
+async def test_two_runs_at_once_leave_two_whole_records(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
+    runs = []
+
+    async def one() -> None:
+        runs.append(await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):
+            nursery.start_soon(one)
+    assert [r.returncode for r in runs] == [0, 0]
+    found = records(servo_root)
+    assert len(found) == 2 and found[0]["run"] != found[1]["run"]
+    assert all(len(r["calls"]) == 2 for r in found)
+
+
+async def test_the_journal_rotates_within_its_bound_and_cuts_a_record_too_large(
+        servo_root: Path, tag: str) -> None:
+    """64 KiB: four files of 16 KiB. Three are full already; the run's record (a driver's
+    64 KiB of stderr) is cut to fit one file, and the files move down by one."""
+    (servo_root / "config.yaml").write_text("aggregator:\n  journal: {max_bytes: 65536}\n")
+    journal = servo_root / ".servo-agg"
+    journal.mkdir()
+    old = {"schema": 1, "run": "old", "started": "2026-01-01T00:00:00Z", "status": "ok"}
+    for name, count in (("journal.jsonl", 15), ("journal.jsonl.1", 16),
+                        ("journal.jsonl.2", 16), ("journal.jsonl.3", 16)):
+        (journal / name).write_text("".join(
+            json.dumps({**old, "run": f"{name}-{i}", "pad": "x" * 900}) + "\n"
+            for i in range(count)))
+    for n in range(4):  # four tails of stderr: more than one file holds
+        write_driver(servo_root, f"2{n}db", failing_driver(f"db{n}", stderr_bytes=64 * 1024))
+    request = json.dumps({"application": {"components": {
+        f"db{n}": {"settings": {"size": {"value": 2}}} for n in range(4)}}})
+    done = await run_adjust(servo_root, "app", tag=tag, stdin=request)
+    assert done.returncode == 1
+    sizes = {p.name: p.stat().st_size for p in journal.glob("journal.jsonl*")}
+    assert sum(sizes.values()) <= 65536 and max(sizes.values()) <= 16384
+    newest = records(servo_root)
+    assert len(newest) == 1 and newest[0]["cut"]
+    assert len(newest[0]["calls"]) == 8  # each query and each adjust, bounded parts cut
+    failed = newest[0]["calls"][-1]
+    assert failed["stderr"]["bytes"] > 64 * 1024
+    assert failed["stderr"]["tail"].endswith("cannot reach the database\n")
+    assert records(servo_root, "journal.jsonl.1")[0]["run"] == "journal.jsonl-0"
+    assert records(servo_root, "journal.jsonl.3")[0]["run"] == "journal.jsonl.2-0"
+    last = await run_adjust(servo_root, "--last", tag=tag)
+    assert last.lines[0].endswith(f"[run {newest[0]['run']}]")
+    assert "cut to fit the journal's bound" in last.stdout_text
+
+
+async def test_a_journal_that_cannot_be_written_costs_one_note_and_nothing_else(
+        servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
+    (servo_root / ".servo-agg").write_text("a file where the journal's directory goes\n")
+    done = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST)
+    assert done.returncode == 0
+    assert done.final == {"status": "ok", "reason": "success"}
+    assert done.stderr == ("servo-agg: this run was not recorded: the journal "
+                           ".servo-agg/journal.jsonl cannot be written (not a directory); "
+                           "the run's outcome stands as reported\n")
+
+
+async def test_a_last_record_cut_short_is_read_past_with_a_note(servo_root: Path,
+                                                                 tag: str) -> None:
+    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
+    assert (await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST)).returncode == 0
+    whole = cut_short(servo_root / JOURNAL)  # the disk filled up mid-record
+    last = await run_adjust(servo_root, "--last", "2", tag=tag)
+    assert last.returncode == 0
+    assert last.stderr == ("servo-agg: .servo-agg/journal.jsonl, line 2: a record cut short; "
+                           "read past it\n")
+    assert last.lines[0].endswith(f"[run {json.loads(whole)['run']}]")
+
+
+def cut_short(journal: Path) -> str:
+    """Append the first half of the journal's only record again; the record."""
+    whole = journal.read_text()
+    with open(journal, "a") as appending:
+        appending.write(whole[:len(whole) // 2])
+    return whole
+
+
+def slow_driver() -> str:
+    """Reports progress, then works for a minute; on SIGUSR1 it stops with its own line."""
+    return """
+        import json, pathlib, signal, sys, time
+        if "--query" in sys.argv:
+            print(json.dumps({"application": {"components": {"web": {"settings": {
+                "cpu": {"value": 1, "min": 0, "max": 10}}}}}}))
+            sys.exit(0)
+        def canceled(signum, frame):
+            print(json.dumps({"status": "canceled", "reason": "canceled", "message": "ok"}))
+            sys.exit(3)
+        signal.signal(signal.SIGUSR1, canceled)
+        json.load(sys.stdin)
+        print(json.dumps({"progress": 10, "message": "working"}), flush=True)
+        pathlib.Path("working").touch()
+        time.sleep(60)
+        """
+
+
+@pytest.mark.parametrize(("how", "end", "status", "code"), [
+    ("canceled", "canceled", "canceled", 1), ("terminated", "stopped", "aborted", 143),
+    ("left", "stopped", "aborted", 141)])
+async def test_a_run_servo_stopped_is_recorded_with_how_each_driver_ended(
+        servo_root: Path, tag: str, how: str, end: str, status: str, code: int) -> None:
+    write_driver(servo_root, "10web", slow_driver())
+    if how == "left":
+        returncode = await left_by_servo(servo_root, tag)
+    else:
+        sig = signal.SIGUSR1 if how == "canceled" else signal.SIGTERM
+        done, _ = await run_watched(servo_root, "app", tag=tag, env=adjust_env(tag),
+                                    stdin=REQUEST, signals_after_start=(sig,),
+                                    signal_when=(servo_root / "working").exists)
+        returncode = done.returncode
+    assert returncode == code
+    [record] = records(servo_root)
+    assert (record["status"], record["exit_code"]) == (status, code)
+    adjust = record["calls"][-1]
+    assert (adjust["call"], adjust["end"]) == ("adjust", end)
+    assert adjust["progress"]["count"] == 1
+    if how == "left":
+        assert record["servo_gone"] == "servo's end of stdout was closed"
+        assert record["signals"] == []
+    else:
+        [(name, at)] = [(s["signal"], s["at"]) for s in record["signals"]]
+        assert name == ("SIGUSR1" if how == "canceled" else "SIGTERM")
+        assert adjust["start"] < at < adjust["start"] + adjust["duration"]
+
+
+async def left_by_servo(root: Path, tag: str) -> int:
+    """Run ./adjust and close the reading end of its stdout after its first line."""
+    read_end, write_end = os.pipe()
+    proc = await trio.lowlevel.open_process(
+        [str(ADJUST), "app"], cwd=root, env=adjust_env(tag), stdin=subprocess.PIPE,
+        stdout=write_end, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        assert proc.stdin is not None
+        await proc.stdin.send_all(REQUEST.encode())
+        await proc.stdin.aclose()
+        with trio.fail_after(30):
+            await trio.lowlevel.wait_readable(read_end)
+        os.close(read_end)
+        read_end = -1
+        with trio.fail_after(30):
+            return await proc.wait()
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_the_metrics_file_reads_back_with_prometheus_client(servo_root: Path,
+                                                                   tag: str) -> None:
+    (servo_root / "config.yaml").write_text("aggregator:\n  metrics_file: servo_agg.prom\n")
+    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
+    write_driver(servo_root, "20db", failing_driver())
+    request = json.dumps({"application": {"components": {"db": {"settings": {
+        "size": {"value": 2}}}}}})
+    for _ in range(2):
+        assert (await run_adjust(servo_root, "app", tag=tag, stdin=request)).returncode == 1
+    assert (await run_adjust(servo_root, "--query", "app", tag=tag)).returncode == 0
+    samples = {}
+    for family in text_string_to_metric_families((servo_root / "servo_agg.prom").read_text()):
+        for sample in family.samples:
+            assert sample.timestamp is None
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    adjust = (("command", "adjust"), ("front_end", "adjust"))
+    query = (("command", "query"), ("front_end", "adjust"))
+    assert samples[("servo_agg_runs_total", (*adjust, ("status", "failed")))] == 2
+    assert samples[("servo_agg_runs_total", (*query, ("status", "ok")))] == 1
+    assert samples[("servo_agg_driver_failures_total", (
+        ("driver", "20db"), ("front_end", "adjust"), ("reason", "driver-failed")))] == 2
+    assert ("servo_agg_last_success_time_seconds", adjust) not in samples
+    assert samples[("servo_agg_last_success_time_seconds", query)] > 1.7e9
+    assert samples[("servo_agg_last_run_duration_seconds", adjust)] > 0
+    assert sorted(name for name in os.listdir(servo_root) if "prom" in name) == [
+        ".servo_agg.prom.lock", "servo_agg.prom"]  # no temporary file left
+
+
+READER_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from aggregator.entry.cli import main
+code = main(sys.argv[2:], program="adjust")
+sys.stdout.flush()
+print(" ".join(m for m in ("trio", "yaml") if m in sys.modules), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--last"], ["--history", "--failed", "--since", "1d"],
+                                  ["--show", "2"], ["--last", "--json"]])
+def test_the_readers_answer_before_trio_and_without_a_config(
+        tmp_path: Path, tag: str, argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", READER_PROBE, str(REPO), *argv],
+                          cwd=tmp_path, env=adjust_env(tag), capture_output=True, text=True,
+                          timeout=30, check=False)
+    *notes, loaded = done.stderr.splitlines()
+    assert loaded == ""  # neither trio nor yaml
+    if argv[0] == "--show":
+        assert done.returncode == 1
+        assert json.loads(done.stdout)["reason"] == "bad-usage"
+    else:
+        assert done.returncode == 0 and done.stdout == ""
+        assert notes == ["servo-agg: no runs recorded yet: .servo-agg/journal.jsonl does "
+                         "not exist (each run of ./adjust and ./measure, but --info and "
+                         "these readers, adds one)"]
+    assert not (tmp_path / ".servo-agg").exists()

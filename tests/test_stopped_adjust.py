@@ -1,0 +1,131 @@
+"""A stopped or canceled adjust says what the application holds (#16 point 9): the final
+line lists the drivers that completed their adjust, the one interrupted, those never
+started, and any that failed or were rolled back before; and a stop never rolls back."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from aggregator.adjust.apply import adjust
+from aggregator.adjust.calls import AdjustJob, Command
+from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.request import parse_request
+from aggregator.protocol.result import AdjustStanding
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import AggregatorConfig
+from aggregator.supervision.call import SupervisionPolicy, Supervisor
+from aggregator.supervision.control import RunControl
+from aggregator.supervision.session import RunStopped, Session, write_stopped
+from tests.fakes import FakeMember, RecordingOutput, Script, fake_spec, open_fake_spawner
+
+OK = {"status": "ok", "reason": "success"}
+
+
+def driver(component: str, *, takes: float = 1.0, result: dict[str, Any] | None = None,
+           code: int = 0) -> Script:
+    """--query: one setting of `component`; adjust and rollback: `takes` s, then result."""
+    async def script(p: FakeMember) -> int:
+        if p.proc.spec.call is Call.QUERY:
+            await p.say({"application": {"components": {component: {"settings": {
+                "x": {"value": 1, "min": 0, "max": 9}}}}}})
+            return 0
+        await p.read_request()
+        await p.say({"progress": 10, "message": "applying"})
+        await trio.sleep(takes)
+        await p.say(result or OK)
+        return code
+    return script
+
+
+async def stopped_adjust(drivers: dict[str, Script], stop_at: float,
+                         stop: Callable[[RunControl], None],
+                         on_failure: str = "continue") -> tuple[dict[str, Any], int,
+                                                                list[str]]:
+    """The real adjust over fake drivers, `stop` done to its control at `stop_at`: the
+    final line, the exit code, and every call made, in order (`name call`)."""
+    output = RecordingOutput()
+    request = {"application": {"components": {name[2:]: {"settings": {"x": {"value": 5}}}
+                                              for name in drivers}}}
+    async with open_fake_spawner() as spawner:
+        for name, script in drivers.items():
+            spawner.script(name, script)
+        session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner), output,
+                          ServoEnvironment(10.0, "all"))
+        job = AdjustJob(Command.ADJUST, "app", AggregatorConfig(on_failure=on_failure),  # type: ignore[arg-type]
+                        tuple(fake_spec(name).driver for name in drivers),
+                        parse_request(json.dumps(request).encode()))
+
+        async def stopper() -> None:
+            await trio.sleep(stop_at)
+            stop(session.control)
+
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stopper)
+                try:
+                    code = await adjust(job, session)
+                except RunStopped as stopped:
+                    code = write_stopped(session, stopped)
+                nursery.cancel_scope.cancel()
+        calls = [f"{p.spec.driver.name} {p.spec.call}" for p in spawner.started]
+    return json.loads(output.lines[-1][1]), code, calls
+
+
+@pytest.mark.supervision
+async def test_a_stopped_adjust_lists_where_each_driver_stands(
+        autojump_clock: trio.testing.MockClock) -> None:
+    final, code, calls = await stopped_adjust(
+        {"10a": driver("a"), "15f": driver("f", result={
+            "status": "rejected", "reason": "out-of-range", "message": "no"}, code=1),
+         "20b": driver("b"), "30c": driver("c", takes=60), "40d": driver("d")},
+        stop_at=10.0, stop=lambda control: control.terminate(signal.SIGTERM))
+    assert code == 128 + signal.SIGTERM
+    assert final["status"] == "aborted" and final["reason"] == "terminated"
+    lines = final["message"].split("\n")
+    assert lines[0] == ("servo-agg received SIGTERM while 30c was running; the driver was "
+                        "stopped and no further driver was started")
+    assert lines[1:5] == ["applied (adjust completed): 10a, 20b",
+                          "interrupted (may be partly applied): 30c",
+                          "not started (unchanged): 40d",
+                          "failed before the stop: 15f"]
+    assert lines[5] == "15f: rejected: adjust: no (exit code 1)"
+    assert lines[6].startswith("30c: aborted: adjust: ")
+    assert final["failed_drivers"] == ["15f"]
+    assert "40d adjust" not in calls
+
+
+@pytest.mark.supervision
+async def test_a_canceled_adjust_lists_the_same_and_does_not_roll_back(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """on_failure: rollback is for a failure; after servo's stop or cancel no driver runs,
+    a rollback neither (the final line says what stays applied)."""
+    final, code, calls = await stopped_adjust(
+        {"10a": driver("a"), "20b": driver("b", takes=60), "30c": driver("c")},
+        stop_at=5.0, stop=lambda control: control.cancel(), on_failure="rollback")
+    assert code == 1
+    assert final["status"] == "canceled"
+    lines = final["message"].split("\n")
+    assert lines[1:4] == ["applied (adjust completed): 10a",
+                          "interrupted (may be partly applied): 20b",
+                          "not started (unchanged): 30c"]
+    assert "failed_drivers" not in final
+    assert calls == ["10a query", "20b query", "30c query", "10a adjust", "20b adjust"]
+
+
+@pytest.mark.unit
+def test_the_standing_lines() -> None:
+    assert AdjustStanding().lines() == ["applied (adjust completed): none",
+                                        "interrupted (may be partly applied): none"]
+    assert AdjustStanding(completed=["30c"], interrupted=["40d", "50e"],
+                          failed=["20b"], rolled_back=["10a"]).lines() == [
+        "applied (adjust completed): 30c",
+        "interrupted (may be partly applied): 40d, 50e",  # several at once (a group)
+        "failed before the stop: 20b",
+        "rolled back before the stop: 10a"]
