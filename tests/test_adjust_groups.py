@@ -4,6 +4,7 @@ policies, the rollback in reverse, progress, servo's cancel and terminate."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 from collections.abc import Callable
@@ -23,8 +24,14 @@ from aggregator.root.config import parse_section
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.session import RunStopped, Session, write_stopped
-from tests.fakes import FakeMember, FakeProcess, RecordingOutput, Script, fake_spec, \
-    open_fake_spawner
+from tests.fakes import (
+    FakeMember,
+    FakeProcess,
+    RecordingOutput,
+    Script,
+    fake_spec,
+    open_fake_spawner,
+)
 
 pytestmark = pytest.mark.supervision
 
@@ -135,7 +142,7 @@ async def test_without_groups_every_driver_runs_alone_in_file_name_order(
     done = await grouped_adjust({"10a": driver("a"), "10b": driver("b"), "20c": driver("c")},
                                 {})
     spans = [done.span(n) for n in ("10a", "10b", "20c")]
-    assert all(first[1] <= second[0] for first, second in zip(spans, spans[1:], strict=False))
+    assert all(first[1] <= second[0] for first, second in itertools.pairwise(spans))
 
 
 #: When the failing driver of group 10 ends, beside 10b (1 s) and 10c (2 s).
