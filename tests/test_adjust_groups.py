@@ -86,7 +86,8 @@ class Adjusted:
 async def grouped_adjust(drivers: dict[str, Script], section: dict[str, Any], *,
                          stop_at: float | None = None,
                          stop: Callable[[RunControl], None] | None = None,
-                         io_timeout: float = 10.0) -> Adjusted:
+                         io_timeout: float = 10.0,
+                         trace: list[tuple[str, str]] | None = None) -> Adjusted:
     """The real adjust over fake drivers (each driver named `NNx` adjusts component `x`),
     config.yaml's aggregator section as `section`; `stop` done at `stop_at`."""
     output = RecordingOutput()
@@ -95,7 +96,9 @@ async def grouped_adjust(drivers: dict[str, Script], section: dict[str, Any], *,
     async with open_fake_spawner() as spawner:
         for name, script in drivers.items():
             spawner.script(name, script)
-        session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 3.0), spawner),
+        tracer = None if trace is None else (lambda who, text: trace.append((who, text)))
+        session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 3.0), spawner,
+                                     trace=tracer),
                           output, ServoEnvironment(io_timeout, "all"))
         job = AdjustJob(Command.ADJUST, "app", parse_section(section),
                         tuple(fake_spec(name).driver for name in drivers),
@@ -248,3 +251,15 @@ async def test_servo_stops_every_running_driver_of_the_group(
                           "interrupted (may be partly applied): 10a, 10b",
                           "not started (unchanged): 20c"]
     assert done.code == (1 if how == "cancel" else 128 + signal.SIGTERM)
+
+
+async def test_verbose_says_which_drivers_ran_together_and_what_it_saved(
+        autojump_clock: trio.testing.MockClock) -> None:
+    trace: list[tuple[str, str]] = []
+    await grouped_adjust({"10a": driver("a", takes=1), "10b": driver("b", takes=2),
+                          "20c": driver("c")}, {"groups": "prefix"}, trace=trace)
+    said = [text for who, text in trace if who == "group 10"]
+    assert said[0] == "10a, 10b start at once"
+    assert said[1].startswith("all 2 ended 2.0")
+    assert "one after another they would have taken 3.0" in said[1]
+    assert not [text for who, text in trace if who.startswith("group 20")]  # alone: no word

@@ -113,3 +113,52 @@ def test_a_bad_grouping_is_bad_config_naming_the_key(section: dict[str, Any], ke
     assert caught.value.reason == "bad-config"
     assert f"{key}:" in caught.value.message
     assert says in caught.value.message
+
+
+def test_a_dry_run_shows_the_groups_in_order_with_each_drivers_share() -> None:
+    from aggregator.adjust.dry_run import Change, DriverPlan, DryRun
+
+    plans = [DriverPlan("10-canary", 25.0, [Change("web", "cpu", 1, 2)]),
+             DriverPlan("10-main", 25.0, [Change("web2", "cpu", 1, 2)]),
+             DriverPlan("20-cache", 50.0, [Change("cache", "size", 1, 4)])]
+    groups = [Group("10", ("10-canary", "10-main")), Group(None, ("20-cache",))]
+    plan = DryRun("app", "stop", plans, [], groups)
+    assert plan.text()[:8] == [
+        "dry run of `adjust app`: 3 drivers would run, in this order (on_failure: stop)",
+        "  group 10: its 2 drivers at once",
+        "    10-canary (25% of progress)",
+        "      web.cpu: 1 → 2",
+        "    10-main (25% of progress)",
+        "      web2.cpu: 1 → 2",
+        "  20-cache (50% of progress)",
+        "    cache.size: 1 → 4",
+    ]
+    shown = plan.as_json()
+    assert shown["groups"] == [["10-canary", "10-main"], ["20-cache"]]
+    assert [(d["driver"], d["group"], d["progress_share"]) for d in shown["drivers"]] == [
+        ("10-canary", "10", 25.0), ("10-main", "10", 25.0), ("20-cache", None, 50.0)]
+
+
+def test_check_lists_the_groups_and_warns_of_two_drivers_of_one_group_on_one_component(
+        ) -> None:
+    from pathlib import Path
+
+    from aggregator.root.discovery import Driver
+    from aggregator.tools.check import Report, check_groups
+
+    drivers = [Driver(name, Path("/fake") / name) for name in ("10-a", "10-b", "20-c")]
+    owned = [("10-a", {("web", "cpu"), ("db", "size")}), ("10-b", {("web", "replicas")}),
+             ("20-c", {("web", "gc")})]
+    report = Report()
+    check_groups(report, parse_section({"groups": "prefix"}), drivers, owned)
+    assert [line.strip() for line in report.lines[1:]] == [
+        "groups",
+        "[ok]   1. group 10: 10-a, 10-b, at once",
+        "[ok]   2. group 20",
+        "[warn] 10-a and 10-b both change component web, in group 10: they would change it "
+        "at the same time (put them in groups of their own if one must follow the other)",
+    ]  # 20-c changes web too, but after group 10: no warning
+    assert report.warnings == 1
+    alone = Report()
+    check_groups(alone, parse_section({}), drivers, owned)
+    assert alone.warnings == 0 and "each driver adjusts alone" in alone.lines[-1]
