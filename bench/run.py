@@ -44,6 +44,9 @@ MIB = 1 << 20
 #: Wall time of one call of a generated driver, start to exit, when it has a core to itself.
 DRIVER_START_SECONDS = 0.070
 CYCLE_DRIVERS = 8
+#: The ADJUST group rows (#18): this many drivers in one group, each adjust this long.
+GROUP_DRIVERS = 4
+GROUP_ADJUST_SECONDS = 0.5
 #: Measure drivers in the MEASURE rows: three metric readers and one load generator.
 MEASURE_DRIVERS = 4
 RELAY_DRIVERS = 4
@@ -127,6 +130,19 @@ def rows(params: Params) -> list[Row]:
             Row(f"adjust.{mode}.cycle", f"(b) ADJUST ({how}): --info, adjust", "ms"),
             Row(f"adjust.{mode}.over", over, "ms", target=150),
         ]
+    g, secs = GROUP_DRIVERS, GROUP_ADJUST_SECONDS
+    table += [
+        Row("adjust.group.floor", f"(c) {g} driver queries one after another, then {g} "
+            f"adjusts of {secs:g} s at once", "ms", baseline=True),
+        Row("adjust.group.cycle", f"(b) ADJUST, {g} drivers in one group (groups: prefix): "
+            "--info, adjust", "ms"),
+        Row("adjust.group.over", over, "ms", target=150),
+        Row("adjust.alone.floor", f"(c) the same {g} queries, then the {g} adjusts one after "
+            "another", "ms", baseline=True),
+        Row("adjust.alone.cycle", f"(b) ADJUST, the same {g} drivers one at a time: --info, "
+            "adjust", "ms"),
+        Row("adjust.alone.over", over, "ms", target=150),
+    ]
     m = MEASURE_DRIVERS
     table += [
         Row("measure.describe.floor", f"(c) {m} measure drivers' --describe, concurrently",
@@ -211,6 +227,7 @@ if "--query" in args or "--describe" in args:
     sys.exit(0)
 request = json.load(sys.stdin)
 ready()
+time.sleep(@ADJUST_SLEEP@)  # the adjust's own work (a rollout waiting for its pods)
 for component, body in request["application"]["components"].items():
     for setting, value in body["settings"].items():
         message = "set " + component + "." + setting + " to " + str(value["value"])
@@ -408,13 +425,15 @@ def run(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bytes = b"")
 
 
 def run_concurrently(argvs: Sequence[Sequence[str]], cwd: Path, env: dict[str, str],
-                     stdin: Path | None = None) -> tuple[float, list[Done]]:
+                     stdin: Path | Sequence[Path] | None = None) -> tuple[float, list[Done]]:
     """All started at once, all waited for; the time is until the last exit. Each reads
-    the file `stdin` (its own open file, so none waits for another to be fed)."""
+    the file `stdin`, or its own of a list of them (its own open file, so none waits for
+    another to be fed)."""
+    feeds = list(stdin) if isinstance(stdin, Sequence) else [stdin] * len(argvs)
     started = time.perf_counter()
     procs = []
-    for argv in argvs:
-        with open(stdin or os.devnull, "rb") as feed:
+    for argv, path in zip(argvs, feeds, strict=True):
+        with open(path or os.devnull, "rb") as feed:
             procs.append(subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=feed,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     outs = []
@@ -643,6 +662,8 @@ class Roots:
     series: Path
     journal_on: Path  # (f): as seq and measure, with journal: {enabled: true} ...
     journal_off: Path  # ... and {enabled: false} (both parse the aggregator section)
+    group: Path  # GROUP_DRIVERS drivers in one adjust group ...
+    alone: Path  # ... and the same drivers one at a time
 
 
 @dataclass
@@ -683,7 +704,7 @@ class Bench:
         self.driver_start = 0.0
         self.roots = Roots(*(work / name for name in (
             "seq", "par", "measure", "relay", "stderr", "line", "series", "journal-on",
-            "journal-off")))
+            "journal-off", "group", "alone")))
 
     # -- set-up -------------------------------------------------------------------------
     def make_plain_python(self) -> None:
@@ -716,7 +737,7 @@ class Bench:
     def calibrate(self) -> None:
         """How long a driver takes to start without its sleep; the sleep makes up the rest."""
         probe = write_executable(self.work / "probe", fill(
-            CYCLE_DRIVER, INDEX=0, SLEEP=0.0, DESCRIPTOR=descriptor("c0")))
+            CYCLE_DRIVER, INDEX=0, SLEEP=0.0, ADJUST_SLEEP=0, DESCRIPTOR=descriptor("c0")))
         times = [run([str(probe), "--query", "app"], self.work, self.env)
                  .check("calibration driver").seconds for _ in range(5)]
         self.driver_start = statistics.median(times)
@@ -736,7 +757,17 @@ class Bench:
                 for folder in ("adjust.d", "measure.d"):  # measure.d: for measure --info
                     write_executable(root / folder / f"{k:02d}drv", fill(
                         CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                        DESCRIPTOR=descriptor(f"c{k}")))
+                        ADJUST_SLEEP=0, DESCRIPTOR=descriptor(f"c{k}")))
+        # The group rows: GROUP_DRIVERS drivers sharing their leading digits, so that
+        # `groups: prefix` makes them one group; without it they run one at a time.
+        for root, extra in ((self.roots.group, "aggregator:\n  groups: prefix\n"),
+                            (self.roots.alone, "")):
+            (root / "adjust.d").mkdir(parents=True)
+            (root / "config.yaml").write_text(sections + extra)
+            for k in range(1, GROUP_DRIVERS + 1):
+                write_executable(root / "adjust.d" / f"10drv{k}", fill(
+                    CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
+                    ADJUST_SLEEP=GROUP_ADJUST_SECONDS, DESCRIPTOR=descriptor(f"c{k}")))
         # The journal's roots measure with these measure drivers (their measure.d's cycle
         # drivers above are replaced), in a directory of their own.
         for root in (self.roots.measure, self.roots.journal_on, self.roots.journal_off):
@@ -812,7 +843,7 @@ class Bench:
             raise BenchFailure(f"{agg.path}: no bin/servo-agg beside it to install")
         done = run([str(program), "--info", "app"], root, env or self.env)
         info = done.check(f"{front} --info app").final(f"{front} --info app")
-        if "01drv" not in str(info.get("version")):
+        if "drv" not in str(info.get("version")):
             raise BenchFailure(f"{front} --info app: no version naming the drivers: {info}")
         return done.seconds
 
@@ -827,13 +858,15 @@ class Bench:
             done = run([str(agg.path), "--query", "app"], root, self.env)
             self.check_descriptor(done, "--query app")
         else:
-            components = [f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)]
+            components = [f"c{k}" for k in range(1, len(self.drivers(root)) + 1)]
             done = run([str(agg.path), "app"], root, self.env, request(components, value))
             self.check_ok(done, "adjust app")
         return seconds + done.seconds
 
-    def floor(self, root: Path, kind: str, parallel: bool, value: int) -> float:
-        """The driver calls the cycle needs, made directly."""
+    def floor(self, root: Path, kind: str, parallel: bool, value: int,
+              adjusts_at_once: bool = False) -> float:
+        """The driver calls the cycle needs, made directly (the adjusts all at once, as a
+        group runs them, with `adjusts_at_once`)."""
         queries = [[str(d), "--query", "app"] for d in self.drivers(root)]
         if parallel:
             seconds, dones = run_concurrently(queries, root, self.env)
@@ -842,7 +875,17 @@ class Bench:
         else:
             seconds = sum(run(q, root, self.env).check("driver --query").seconds
                           for q in queries)
-        if kind == "adjust":
+        if kind == "adjust" and adjusts_at_once:
+            feeds = []
+            for k in range(1, len(self.drivers(root)) + 1):
+                feeds.append(root / f"request-c{k}.json")
+                feeds[-1].write_bytes(request([f"c{k}"], value))
+            took, dones = run_concurrently([[str(d), "app"] for d in self.drivers(root)], root,
+                                           self.env, feeds)
+            for done in dones:
+                self.check_ok(done, "driver adjust")
+            seconds += took
+        elif kind == "adjust":
             for k, driver in enumerate(self.drivers(root), start=1):
                 done = run([str(driver), "app"], root, self.env, request([f"c{k}"], value))
                 self.check_ok(done, "driver adjust")
@@ -1028,6 +1071,14 @@ class Bench:
 
     def round_adjust(self, r: int) -> None:
         self.round_cycles(r, "adjust")
+        value = 2 + r % 2
+        for mode, root, at_once in (("group", self.roots.group, True),
+                                    ("alone", self.roots.alone, False)):
+            self.cycle_rows(r, f"adjust.{mode}",
+                            functools.partial(self.floor, root, "adjust", False, value,
+                                              at_once),
+                            functools.partial(self.cycle, root=root, kind="adjust",
+                                              value=value))
 
     def round_measure(self, r: int) -> None:
         for kind in ("describe", "measure"):
@@ -1281,7 +1332,9 @@ def write_roots(params: Params, aggs: list[Aggregator], where: Path) -> int:
     # (the measure root's request.json is written by build())
     for root, components in ((bench.roots.seq, cycle), (bench.roots.par, cycle),
                              (bench.roots.relay, [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]),
-                             (bench.roots.stderr, ["f"]), (bench.roots.line, ["f"])):
+                             (bench.roots.stderr, ["f"]), (bench.roots.line, ["f"]),
+                             (bench.roots.group, cycle[:GROUP_DRIVERS]),
+                             (bench.roots.alone, cycle[:GROUP_DRIVERS])):
         (root / "request.json").write_bytes(request(components, 2))
     print(f"servo roots in {where}: {', '.join(sorted(p.name for p in where.iterdir()))}\n"
           f"e.g. cd {where}/relay && {DEFAULT_ADJUST} app < request.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,7 +18,7 @@ from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.process.fork import fitting
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.errors import AggregatorError
-from aggregator.root.config import AggregatorConfig, MeasureConfig
+from aggregator.root.config import AggregatorConfig, MeasureConfig, parse_section
 from aggregator.root.discovery import Driver
 from aggregator.supervision import run as run_module
 from aggregator.supervision.output import Output
@@ -64,6 +65,27 @@ def test_adjust_drivers_run_at_once_only_with_parallel_queries(
         parallel: bool, command: Command, at_once: int) -> None:
     job = AdjustJob(command, "app", AggregatorConfig(parallel_queries=parallel), DRIVERS)
     assert job.at_once()[0] == at_once
+
+
+@pytest.mark.parametrize(("section", "command", "at_once"), [
+    ({"groups": "prefix"}, Command.ADJUST, 5),  # 0-x0..0-x4, 1-x0..1-x4, 2-x0, 2-x1
+    ({"drivers": {f"d{i:02}": {"group": "g"} for i in range(5)}}, Command.ADJUST, 5),
+    ({"drivers": {f"d{i:02}": {"group": "g"} for i in range(5)}}, Command.QUERY, 0),
+    ({"drivers": {f"d{i:02}": {"group": "g"} for i in range(5)}}, Command.DRY_RUN, 0),
+    ({"drivers": {f"d{i:02}": {"group": "g"} for i in range(5)}, "parallel_queries": True},
+     Command.ADJUST, 12),
+])
+def test_the_largest_adjust_group_runs_at_once(section: dict[str, Any], command: Command,
+                                               at_once: int) -> None:
+    """A group's drivers all adjust at once: the largest group must fit the descriptors,
+    judged before any driver starts (only an adjust runs a group)."""
+    named = tuple(Driver(f"{i // 5}-x{i % 5}", Path(f"/fake/{i}")) for i in range(12))
+    drivers = named if "groups" in section else DRIVERS
+    job = AdjustJob(command, "app", parse_section(section), drivers)
+    assert job.at_once()[0] == at_once
+    if at_once == 5:
+        assert job.at_once()[1] == "group " + ("0" if "groups" in section else "g") + \
+            " adjusts its drivers at once"
 
 
 def a_run() -> Run:

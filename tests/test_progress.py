@@ -709,3 +709,20 @@ def test_a_repeat_is_judged_against_the_line_servo_was_given_last_whoever_wrote_
     relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # "load: loading"
     assert [line["message"] for line in out.lines] == [
         "load: loading", "measuring: 2 drivers starting", "load: loading"]
+
+
+@pytest.mark.unit
+def test_drivers_running_together_add_up_their_shares_and_the_slowest_is_named() -> None:
+    """An adjust group (#18): the shares of the running drivers add up; the line names
+    the one furthest behind (one that has not reported yet counts 0)."""
+    shares = WeightedShares({"a": 1.0, "b": 1.0, "c": 2.0})
+    shares.start("a")
+    shares.start("b")
+    assert shares.progress("a", 40, "a: forty") == (10.0, "b: starting")
+    assert shares.progress("b", 80, "b: eighty") == (30.0, "a: forty")
+    assert shares.done("a", "a: done") == (45.0, "a: done")  # (100 + 80) / 4
+    assert shares.progress("b", 90, "b: ninety") == (47.5, "b: ninety")  # alone: its own
+    assert shares.done("b", "b: done") == (50.0, "b: done")
+    shares.start("c")
+    assert shares.progress("c", 50, "c: half") == (75.0, "c: half")
+    assert shares.done("c", "c: done") == (100.0, "c: done")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from aggregator.adjust.groups import adjust_groups
 from aggregator.protocol.request import AdjustRequest, driver_request
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig
@@ -53,11 +54,22 @@ class AdjustJob:
 
     def at_once(self) -> tuple[int, str]:
         """How many drivers this job must run at the same time, and why (for
-        Run.require_room): every driver's --query with parallel_queries, else one at a
-        time (not judged). --version's --info calls take turns within its budget."""
-        if self.command is Command.VERSION or not self.config.parallel_queries:
+        Run.require_room): every driver's --query with parallel_queries, the largest
+        group's adjusts (adjust/groups.py), else one at a time (not judged). --version's
+        --info calls take turns within its budget."""
+        if self.command is Command.VERSION:
             return 0, ""
-        return len(self.drivers), "parallel_queries: every driver's --query runs at once"
+        needs = [(0, "")]
+        if self.config.parallel_queries:
+            needs.append((len(self.drivers), "parallel_queries: every driver's --query runs "
+                                             "at once"))
+        if self.command is Command.ADJUST:
+            groups = adjust_groups(self.config, [d.name for d in self.drivers])
+            largest = max(groups, key=lambda g: len(g.members), default=None)
+            if largest is not None and largest.concurrent:
+                needs.append((len(largest.members), f"{largest.label()} adjusts its drivers "
+                                                     "at once"))
+        return max(needs, key=lambda need: need[0])
 
     def opening_calls(self) -> list[CallSpec]:
         """The calls this job surely makes first, in the form it will make them."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.adjust.calls import AdjustJob
+from aggregator.adjust.groups import Group, adjust_groups
 from aggregator.adjust.plan import AdjustPlan, plan_adjust
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.validation import show, value_problems
@@ -51,6 +52,7 @@ class DryRun:
     on_failure: str
     drivers: list[DriverPlan]
     skipped: list[tuple[str, str]]  # (driver, why)
+    groups: list[Group] = field(default_factory=list)  # in the order they would run
 
     @property
     def flagged(self) -> int:
@@ -62,18 +64,29 @@ class DryRun:
             "app": self.app,
             "on_failure": self.on_failure,
             "drivers": [{"driver": d.driver, "progress_share": round(d.share, 2),
+                         "group": self._group_of(d.driver),
                          "settings": [c.as_json() for c in d.changes]} for d in self.drivers],
+            "groups": [list(g.members) for g in self.groups],
             "skipped": [{"driver": name, "why": why} for name, why in self.skipped],
             "flagged": self.flagged,
         }
+
+    def _group_of(self, driver: str) -> str | None:
+        return next((g.name for g in self.groups if driver in g.members), None)
 
     def text(self) -> list[str]:
         count = len(self.drivers)
         lines = [f"dry run of `adjust {self.app}`: {count} driver{'s' if count != 1 else ''} "
                  f"would run, in this order (on_failure: {self.on_failure})"]
-        for d in self.drivers:
-            lines.append(f"  {d.driver} ({d.share:.0f}% of progress)")
-            lines.extend(c.text() for c in d.changes)
+        plans = {d.driver: d for d in self.drivers}
+        for group in self.groups or [Group(None, (d.driver,)) for d in self.drivers]:
+            indent = "  " if group.concurrent else ""
+            if group.concurrent:
+                lines.append(f"  {group.label()}: its {len(group.members)} drivers at once")
+            for name in group.members:
+                d = plans[name]
+                lines.append(f"  {indent}{d.driver} ({d.share:.0f}% of progress)")
+                lines.extend(indent + c.text() for c in d.changes)
         if self.skipped:
             lines.append("would be skipped:")
             lines.extend(f"  {name}: {why}" for name, why in self.skipped)
@@ -112,7 +125,8 @@ def build_dry_run(job: AdjustJob, plan: AdjustPlan, servo_root: Path) -> DryRun:
                for name in plan.skipped]
     skipped += [(name, "disabled in config.yaml (enabled: false)")
                 for name in _disabled_drivers(job, servo_root)]
-    return DryRun(job.app, job.config.on_failure, drivers, skipped)
+    groups = adjust_groups(job.config, [d.name for d in job.drivers], running=plan.shares)
+    return DryRun(job.app, job.config.on_failure, drivers, skipped, groups)
 
 
 async def dry_run(job: AdjustJob, session: Session, servo_root: Path) -> int:

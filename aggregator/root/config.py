@@ -44,6 +44,10 @@ ON_FAILURE_CHOICES: tuple[OnFailure, ...] = ("continue", "stop", "rollback")
 #: measure: a failed driver cancels the others (`cancel`), or lets them finish.
 MeasureOnFailure = Literal["cancel", "continue"]
 MEASURE_ON_FAILURE_CHOICES: tuple[MeasureOnFailure, ...] = ("cancel", "continue")
+#: adjust: which drivers may run at the same time. `none`: one at a time (the default);
+#: `prefix`: drivers whose file names share their leading digits run together.
+GroupMode = Literal["none", "prefix"]
+GROUP_MODE_CHOICES: tuple[GroupMode, ...] = ("none", "prefix")
 #: measure: a requested metric that its driver describes but does not return is noted
 #: (stderr and the result's annotations) or fails that driver.
 MissingMetrics = Literal["note", "fail"]
@@ -110,6 +114,9 @@ class DriverPolicy:
     enabled: bool = True
     limits: ResourceLimits = ResourceLimits()  # its own: the global ones fill the rest
     deadline: float | None = None  # its own: None takes the global one
+    #: the adjust group it runs in, at the same time as the group's other drivers (None:
+    #: as `groups` says)
+    group: str | None = None
 
 
 def disabled_in(policies: Mapping[str, DriverPolicy]) -> frozenset[str]:
@@ -163,6 +170,7 @@ class AggregatorConfig:
     cancel_grace: float = DEFAULT_CANCEL_GRACE
     on_failure: OnFailure = "continue"
     parallel_queries: bool = False
+    groups: GroupMode = "none"
     #: at most one progress line per this many seconds to servo (the newest state)
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
     drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
@@ -244,11 +252,21 @@ def _driver_policies(value: Any, where: str = "drivers",
             raise _bad(f"{key}.weight", f"must be a positive number up to "
                                         f"{show(MAX_WEIGHT)}, not {brief(weight)}")
         enabled = _boolean(f"{key}.enabled", raw.get("enabled", True))
+        group = _group(f"{key}.group", raw["group"]) if "group" in raw else None
         policies[str(name)] = DriverPolicy(weight=float(weight), enabled=enabled,
                                            limits=_limits(f"{key}.limits", raw.get("limits")),
                                            deadline=_deadline(f"{key}.deadline",
-                                                              raw.get("deadline")))
+                                                              raw.get("deadline")),
+                                           group=group)
     return policies
+
+
+def _group(key: str, value: Any) -> str:
+    """A group's name is text; `group: 10` is the group "10" (YAML reads it as a number)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise _bad(key, f"must be a group name (text, or a whole number such as 10), "
+                        f"not {brief(value)}")
+    return str(value)
 
 
 def _deadline(key: str, value: Any) -> float | None:
@@ -318,8 +336,8 @@ def parse_section(section: Any) -> AggregatorConfig:
     if not isinstance(section, dict):
         raise AggregatorError("bad-config", f"{CONFIG_FILE}: {SECTION}: must be a mapping")
     known = {"drivers_dir", "kill_grace", "cancel_grace", "on_failure",
-             "parallel_queries", "progress_interval", "drivers", "measure", "io_timeout",
-             "limits", "deadline", "journal", "metrics_file"}
+             "parallel_queries", "groups", "progress_interval", "drivers", "measure",
+             "io_timeout", "limits", "deadline", "journal", "metrics_file"}
     for key in section:
         if key not in known:
             raise _bad(str(key), f"unknown key (known: {', '.join(sorted(known))})")
@@ -329,6 +347,10 @@ def parse_section(section: Any) -> AggregatorConfig:
     if on_failure not in ON_FAILURE_CHOICES:
         raise _bad("on_failure", f"must be one of {', '.join(ON_FAILURE_CHOICES)}, "
                                  f"not {brief(on_failure)}")
+    groups = section.get("groups", defaults.groups)
+    if groups not in GROUP_MODE_CHOICES:
+        raise _bad("groups", f"must be one of {', '.join(GROUP_MODE_CHOICES)}, "
+                             f"not {brief(groups)}")
     kill_grace = _seconds("kill_grace", section.get("kill_grace", defaults.kill_grace))
     cancel_grace = _seconds("cancel_grace", section.get("cancel_grace", defaults.cancel_grace))
     interval = _seconds("progress_interval", section.get("progress_interval",
@@ -345,8 +367,10 @@ def parse_section(section: Any) -> AggregatorConfig:
         on_failure=on_failure,
         parallel_queries=_boolean("parallel_queries",
                                   section.get("parallel_queries", False)),
+        groups=groups,
         progress_interval=interval,
-        drivers=_driver_policies(section.get("drivers")),
+        drivers=_driver_policies(section.get("drivers"),
+                                 keys=("weight", "enabled", "limits", "deadline", "group")),
         measure=measure,
         io_timeout=_io_timeout(section.get("io_timeout")),
         limits=limits,

@@ -42,11 +42,14 @@ class ProgressFold(Protocol):
 
 
 class WeightedShares:
-    """adjust: drivers run one after another, each a (weighted) share of the whole.
+    """adjust: each driver a (weighted) share of the whole. Drivers run one after another,
+    or a group of them at the same time: the shares of the running drivers add up, and
+    the message names the slowest of them (one that has not reported yet counts 0).
 
-    Shares are computed as (done*100 + share*percent) / total and floored with a tiny
-    tolerance: plain float rounding would show a lone driver's 29 % as 28, or end a run
-    with weights 0.1/0.2/0.3 at 99 (exact fractions fix that too, at 3x the cost per line).
+    Shares are computed as (done*100 + sum of share*percent) / total and floored with a
+    tiny tolerance: plain float rounding would show a lone driver's 29 % as 28, or end a
+    run with weights 0.1/0.2/0.3 at 99 (exact fractions fix that too, at 3x the cost per
+    line).
     """
 
     def __init__(self, weights: Mapping[str, float]) -> None:
@@ -54,15 +57,31 @@ class WeightedShares:
         self._total = math.fsum(self._weights.values()) or 1.0
         self._done_weights: list[float] = []
         self._done = 0.0  # fsum of _done_weights, kept exact-ish across many drivers
+        #: each running driver's percent and label, in the order they started
+        self._running: dict[str, tuple[float, str]] = {}
+
+    def start(self, driver: str) -> None:
+        """`driver` began: it counts 0 % (and may be the slowest) until it reports."""
+        self._running[driver] = (0.0, f"{driver}: starting")
+
+    def _value(self) -> float:
+        weights = self._weights
+        running = math.fsum(weights.get(driver, 0.0) * percent
+                            for driver, (percent, _) in self._running.items())
+        return (self._done * 100 + running) / self._total
 
     def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]:
-        share = self._weights.get(driver, 0.0)
-        return (self._done * 100 + share * percent) / self._total, label
+        self._running[driver] = (percent, label)
+        if len(self._running) == 1:  # one at a time: its own line, as it was
+            return self._value(), label
+        slowest = min(self._running.values(), key=lambda entry: entry[0])  # first of equals
+        return self._value(), slowest[1]
 
     def done(self, driver: str, label: str) -> tuple[float, str]:
+        self._running.pop(driver, None)
         self._done_weights.append(self._weights.get(driver, 0.0))
         self._done = math.fsum(self._done_weights)
-        return self._done * 100 / self._total, label
+        return self._value(), label
 
 
 class SlowestDriver:

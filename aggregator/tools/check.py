@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
+from aggregator.adjust.groups import adjust_groups
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
 from aggregator.process.confine import Confinement
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
@@ -533,6 +534,36 @@ def check_journal(report: Report, root: Path, config: AggregatorConfig) -> None:
                             "by each run", subject="metrics_file")
 
 
+def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Driver],
+                 owned: Sequence[tuple[str, Collection[Hashable]]]) -> None:
+    """The adjust groups in the order they run; a warning where two drivers of one group
+    change settings of the same component, since they would change it at the same time."""
+    groups = adjust_groups(config, [d.name for d in drivers])
+    report.heading("groups")
+    if not any(g.concurrent for g in groups):
+        report.item("ok", "each driver adjusts alone, one after another, in file-name order "
+                          "(groups: prefix or drivers.<file>.group run some at once)")
+        return
+    for step, group in enumerate(groups, 1):
+        report.item("ok", f"{step}. {group.label()}"
+                          + (f": {', '.join(group.members)}, at once" if group.concurrent
+                             else ""), subject=group.label())
+    settings = dict(owned)
+    for group in groups:
+        components: dict[str, list[str]] = {}
+        for name in group.members:
+            for component in sorted({key[0] for key in settings.get(name, ())
+                                     if isinstance(key, tuple)}):
+                components.setdefault(component, []).append(name)
+        for component, names in components.items():
+            if len(names) > 1:
+                report.item("warn", f"{' and '.join(names)} both change component "
+                                    f"{clip(component)}, in {group.label()}: they would "
+                                    "change it at the same time (put them in groups of "
+                                    "their own if one must follow the other)",
+                            subject=group.label())
+
+
 def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driver]) -> None:
     """servo-agg's Python, its dependencies against the declared minimums, and what a
     driver's `#!/usr/bin/env NAME` runs on the drivers' PATH (servo-agg's own)."""
@@ -631,6 +662,8 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
             if described is not None:
                 owned.append((probe.driver.name, described))
         check_duplicates(report, owned, front, asked=len(probes))
+        if front is FrontEnd.ADJUST:
+            check_groups(report, config, drivers, owned)
         if code != 0 or len(probes) < len(drivers):
             stopped = code - 128 if code > 128 else None
             report.item("FAIL", "interrupted: the check did not finish", check="interrupted")
