@@ -557,8 +557,9 @@ def test_measure_progress_never_goes_back_and_is_the_minimum(
             clamped = float(min(100, max(0, value)))
             overall, label = fold.progress(driver, clamped, f"{driver}: {value}")
             seen[driver] = clamped
-            slowest = min(seen, key=seen.__getitem__)
-            assert label.startswith(slowest)
+            named = label.split(":")[0]  # one of the slowest: the reporter, if it is one
+            assert seen[named] == min(seen.values())
+            assert named == driver or seen[driver] > min(seen.values())
         assert overall == min(seen.values())
         shown = max(shown, int(overall))
     assert 0 <= shown <= 100
@@ -671,8 +672,8 @@ def test_a_drivers_report_reaches_servo_even_when_the_aggregate_reads_the_same()
     out, clock = Recorder(), FakeClock()
     relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.25, clock=clock)
     relay.driver_progress("load", {"progress": 0, "message": "loading"})  # at once
-    relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # pending
-    relay.driver_progress("prom", {"progress": 10, "message": "reading"})  # (flood path)
+    relay.driver_progress("prom", {"progress": 10, "message": "reading"})  # pending
+    relay.driver_progress("prom", {"progress": 20, "message": "reading"})  # (flood path)
     clock.now += 0.25
     relay.close()  # the aggregate is still "load: loading" at 0: written all the same
     assert [(line["progress"], line["message"]) for line in out.lines] == [
@@ -684,7 +685,7 @@ def test_a_keep_alive_repeats_the_last_line_even_when_nothing_new_is_pending() -
     out, clock = Recorder(), FakeClock()
     relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.25, clock=clock)
     relay.driver_progress("load", {"progress": 0, "message": "loading"})
-    relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # pending, same
+    relay.driver_progress("prom", {"progress": 10, "message": "reading"})  # pending, same
     clock.now += 0.1
     relay.repeat_last("load")
     assert [line["message"] for line in out.lines] == ["load: loading"] * 2
@@ -695,7 +696,7 @@ def test_interval_0_relays_every_line_even_a_repeat() -> None:
     out = Recorder()
     relay = ProgressRelay(out, SlowestDriver(["load", "prom"]), 0.0, clock=FakeClock())
     relay.driver_progress("load", {"progress": 0, "message": "loading"})
-    relay.driver_progress("prom", {"progress": 0, "message": "reading"})
+    relay.driver_progress("prom", {"progress": 10, "message": "reading"})
     assert [line["message"] for line in out.lines] == ["load: loading"] * 2
 
 
@@ -706,9 +707,25 @@ def test_a_repeat_is_judged_against_the_line_servo_was_given_last_whoever_wrote_
     relay.driver_progress("load", {"progress": 0, "message": "loading"})
     out.json_line({"progress": 0, "message": "measuring: 2 drivers starting"})  # a keep-alive
     clock.now += 0.3
-    relay.driver_progress("prom", {"progress": 0, "message": "reading"})  # "load: loading"
+    relay.driver_progress("prom", {"progress": 5, "message": "reading"})  # "load: loading"
     assert [line["message"] for line in out.lines] == [
         "load: loading", "measuring: 2 drivers starting", "load: loading"]
+
+
+@pytest.mark.unit
+def test_of_drivers_equally_far_behind_the_one_that_reported_is_named() -> None:
+    """Its line is then news to servo, not a repeat naming another driver (a load
+    generator and a metrics reader both at 0 % each get their own line)."""
+    fold = SlowestDriver(["load", "prom", "slow"])
+    assert fold.progress("load", 0, "load: warming up") == (0.0, "load: warming up")
+    assert fold.progress("prom", 0, "prom: waiting") == (0.0, "prom: waiting")
+    assert fold.progress("load", 30, "load: loading") == (0, "prom: waiting")  # the first
+    shares = WeightedShares({"a": 1.0, "b": 1.0})
+    shares.start("a")
+    shares.start("b")
+    assert shares.progress("b", 0, "b: begun") == (0.0, "b: begun")
+    assert shares.progress("a", 0, "a: begun") == (0.0, "a: begun")
+    assert shares.progress("a", 10, "a: ten") == (5.0, "b: begun")
 
 
 @pytest.mark.unit

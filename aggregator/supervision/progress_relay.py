@@ -74,8 +74,10 @@ class WeightedShares:
         self._running[driver] = (percent, label)
         if len(self._running) == 1:  # one at a time: its own line, as it was
             return self._value(), label
-        slowest = min(self._running.values(), key=lambda entry: entry[0])  # first of equals
-        return self._value(), slowest[1]
+        slowest = min(percent for percent, _ in self._running.values())
+        if percent == slowest:  # of drivers equally far behind, the one that just reported
+            return self._value(), label
+        return self._value(), next(text for p, text in self._running.values() if p == slowest)
 
     def done(self, driver: str, label: str) -> tuple[float, str]:
         self._running.pop(driver, None)
@@ -86,7 +88,8 @@ class WeightedShares:
 
 class SlowestDriver:
     """measure: drivers run together, so the whole is as far as the slowest driver; one
-    not reporting yet counts 0, one that finished 100. The message names the slowest."""
+    not reporting yet counts 0, one that finished 100. The message names the slowest (of
+    several equally far behind, the one that reported last)."""
 
     def __init__(self, drivers: Sequence[str]) -> None:
         self._percent = dict.fromkeys(drivers, 0.0)
@@ -102,7 +105,10 @@ class SlowestDriver:
         if driver in self._percent:
             self._percent[driver] = percent
             self._label[driver] = label
-        return self._slowest()
+        value, slowest = self._slowest()
+        # Of drivers equally far behind, the one that just reported is named: its line is
+        # news, where the first of them would repeat the line servo was given last.
+        return value, label if self._percent.get(driver) == value else slowest
 
     def done(self, driver: str, label: str) -> tuple[float, str]:
         self._percent[driver] = 100.0
