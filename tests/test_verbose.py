@@ -393,8 +393,8 @@ def test_help_names_the_program_and_lists_everything(front: FrontEnd, prog: str,
     assert "servo-agg adjust ... or servo-agg measure ..." in text  # the subcommands
     assert "OPTUNE_IO_TIMEOUT" in text and "OPTUNE_VERBOSE_STDERR" in text
     assert "config.yaml" in text
-    for doc in ("README.md", "docs/operator-tools.md", "docs/protocol.md",
-                "docs/supervision.md"):
+    for doc in ("README.md", "docs/deploying.md", "docs/operator-tools.md",
+                "docs/protocol.md", "docs/supervision.md", "docs/journal.md"):
         assert doc in text
 
 

@@ -61,10 +61,11 @@ def _epilog(front: FrontEnd, prog: str) -> str:
           for name, line, more in ENVIRONMENT),
         "",
         f"configuration: the aggregator: section of ./config.yaml ({prog} --check",
-        "shows what it holds). Docs, in servo-agg's source: README.md (deploying,",
-        "configuration, reasons), docs/operator-tools.md (--check, --dry-run, -v),",
-        "docs/protocol.md (what servo and the drivers see), docs/supervision.md",
-        "(timeouts, kills, limits), docs/journal.md (the record of every run).",
+        "shows what it holds). Docs, in servo-agg's source: README.md (configuration,",
+        "reasons), docs/deploying.md (the servo root, installing), docs/operator-tools.md",
+        "(--check, --dry-run, -v, --last), docs/protocol.md (what servo and the drivers",
+        "see), docs/supervision.md (timeouts, kills, limits, groups), docs/journal.md (the",
+        "record of every run).",
     ])
 
 
