@@ -235,3 +235,19 @@ def test_a_fault_of_the_record_s_own_leaves_the_outcome_as_it_was(
     assert err.splitlines()[-1] == ("servo-agg: this run was not recorded (RuntimeError: a "
                                     "bug in the journal); the run's outcome stands as "
                                     "reported")
+
+
+def test_a_record_over_the_bound_is_refused_and_the_history_stays(tmp_path: Path) -> None:
+    """It was written after rotating, and trimming to a room below zero deleted every
+    older file (review 1.4); record.encode never makes one, so this is the last guard."""
+    for n in range(60):
+        append(tmp_path, SMALL, line(n))
+    before = {p.name: p.read_bytes() for p in journal_dir(tmp_path).glob(f"{JOURNAL_FILE}*")}
+    assert len(before) > 2
+    oversized = line(999, SMALL.max_bytes + 1000)
+    with pytest.raises(OSError) as raised:
+        append(tmp_path, SMALL, oversized)
+    assert problem(raised.value) == (f"a record of {len(oversized)} bytes is over "
+                                     f"the {file_bound(SMALL)} bytes one file may hold")
+    after = {p.name: p.read_bytes() for p in journal_dir(tmp_path).glob(f"{JOURNAL_FILE}*")}
+    assert after == before

@@ -155,9 +155,13 @@ def _happenings(record: Mapping[str, Any]) -> list[str]:
                 f"  rollback of {step.get('driver')}: {step.get('outcome')} {shown}"
                 + (f" ({detail})" if detail else "")), 300)))
     if _get(record, "cut", bool, False):
-        omitted = _get(record, "calls_omitted", int, 0)
+        left_out = [f"{what} left out: {count}" for what, count in (
+            ("calls", _get(record, "calls_omitted", int, 0)),
+            ("rollback steps", _get(record, "rollback_omitted", int, 0))) if count]
+        if _get(record, "stub", bool, False):
+            left_out.insert(0, "only the run and its outcome were kept")
         lines.append("  (this record was cut to fit the journal's bound"
-                     + (f"; {omitted} calls left out" if omitted else "") + ")")
+                     + "".join(f"; {part}" for part in left_out) + ")")
     return lines
 
 

@@ -146,7 +146,12 @@ def _trim(dir_fd: int, room: int) -> None:
 
 def append(root: Path, config: JournalConfig, line: bytes,
            lock_seconds: float = JOURNAL_LOCK_SECONDS) -> None:
-    """Add one record (a line no longer than file_bound) to the journal, in one write."""
+    """Add one record (a line no longer than file_bound) to the journal, in one write. A
+    longer line is refused (record.encode never makes one) before anything is touched:
+    making room for it would rotate and trim away the whole history."""
+    if len(line) > file_bound(config):
+        raise OSError(errno.EFBIG, f"a record of {len(line)} bytes is over the "
+                                   f"{file_bound(config)} bytes one file may hold")
     dir_fd = open_dir(root, config.dir, create=True)
     try:
         with locked(dir_fd, lock_seconds):
