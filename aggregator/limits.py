@@ -191,6 +191,11 @@ JOURNAL_NAME_FLOOR_CHARS = 64
 JOURNAL_ITEMS = 256
 JOURNAL_ITEMS_FLOOR = 4
 
+#: A path config.yaml names (journal.dir, metrics_file) must be one Linux can open: at
+#: most PATH_MAX less its NUL, each component at most NAME_MAX bytes.
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+
 #: Writing a record waits at most this long for another aggregator's lock on the journal
 #: (each holds it for a write of one record): a stuck holder costs one note, not a hang.
 JOURNAL_LOCK_SECONDS = 2.0

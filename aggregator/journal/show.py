@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aggregator.protocol.text import clip, one_line
+from aggregator.protocol.text import clip, one_line, show_bytes
 
 #: Control characters but tab and newline, shown as escapes (\x1b, not the escape).
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
@@ -40,7 +40,24 @@ def _get(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
 
 
 def _seconds(value: Any) -> str:
-    return f"{value:.3f} s" if isinstance(value, int | float) else "? s"
+    """A duration or a time in the run; `? s` for what is not one (an integer too large
+    for a float is a number too, in a hand-edited journal)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "? s"
+    try:
+        return f"{value:.3f} s"
+    except OverflowError:
+        return "? s"
+
+
+def _bytes(value: Any) -> str:
+    """A size: 12.3 MiB; `?` for what is not one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "?"
+    try:
+        return show_bytes(value)
+    except OverflowError:
+        return "?"
 
 
 def _when(record: Mapping[str, Any]) -> str:
@@ -262,9 +279,7 @@ def _call_in_full(number: int, call: Mapping[str, Any]) -> list[str]:
             tail.rstrip("\n"))
     lines.append(_field("  stderr", stderr))
     if used is not None:
-        memory = used.get("peak_memory")
         lines.append(_field("  used", f"CPU {_seconds(used.get('user_cpu'))} user, "
                             f"{_seconds(used.get('system_cpu'))} system; peak memory "
-                            + (f"{memory / 2**20:.1f} MiB" if isinstance(memory, int)
-                               else "?") + f" ({used.get('source')})"))
+                            f"{_bytes(used.get('peak_memory'))} ({_name(used.get('source'))})"))
     return lines

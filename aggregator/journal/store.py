@@ -29,7 +29,7 @@ from aggregator.root.config import JournalConfig
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "journal.lock"
 
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: O_NONBLOCK: a FIFO in the journal's place must not block the open.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
@@ -60,6 +60,21 @@ def problem(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def open_below(dir_fd: int, name: str) -> int:
+    """The directory `name` in `dir_fd`, not followed if it is a symlink: that is an
+    ELOOP, as for a file (Linux says ENOTDIR for a symlink opened with O_DIRECTORY)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except NotADirectoryError:
+        try:
+            link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            link = False
+        if link:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+        raise
+
+
 def open_dir(root: Path, relative: str, *, create: bool) -> int:
     """The journal's directory, opened without following a symlink anywhere below the
     servo root (made, 0700, where missing and `create`)."""
@@ -69,13 +84,13 @@ def open_dir(root: Path, relative: str, *, create: bool) -> int:
             if part in (".", ""):
                 continue
             try:
-                below = os.open(part, DIR_FLAGS, dir_fd=fd)
+                below = open_below(fd, part)
             except FileNotFoundError:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):  # another run made it meanwhile
                     os.mkdir(part, 0o700, dir_fd=fd)
-                below = os.open(part, DIR_FLAGS, dir_fd=fd)
+                below = open_below(fd, part)
             os.close(fd)
             fd = below
     except BaseException:
