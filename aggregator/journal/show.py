@@ -102,6 +102,22 @@ def _failed(call: Mapping[str, Any]) -> bool:
     return status != "ok"
 
 
+#: A call servo-agg ended through no fault of its own (servo's cancel or terminate, or
+#: another measure driver's failure), by how it ended; and the reasons of a call it never
+#: started because the run was stopping.
+_ENDED_BY_SERVO_AGG = ("canceled", "stopped")
+_NOT_STARTED_BY_A_STOP = ("canceled", "terminated")
+
+
+def failed_on_its_own(call: Mapping[str, Any]) -> bool:
+    """Whether a call failed on its own account (the one test: `--history`'s failed
+    drivers, the metrics file's driver failures): not one servo-agg canceled or stopped,
+    or never started as the run stopped; one that could not be started (spawn-failed)
+    did fail."""
+    return (_failed(call) and call.get("end") not in _ENDED_BY_SERVO_AGG
+            and call.get("reason") not in _NOT_STARTED_BY_A_STOP)
+
+
 def _calls(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in _get(record, "calls", list, []) if isinstance(c, Mapping)]
 
@@ -183,13 +199,11 @@ def _happenings(record: Mapping[str, Any]) -> list[str]:
 
 
 def failed_drivers(record: Mapping[str, Any]) -> list[str]:
-    """The drivers with a call that failed on its own account (not stopped, canceled or
-    never started by servo-agg)."""
+    """The drivers with a call that failed on its own account."""
     failed: list[str] = []
     for call in _calls(record):
         name = _name(call.get("driver"))
-        if _failed(call) and call.get("end") not in ("canceled", "stopped", "not-started") \
-                and name not in failed:
+        if failed_on_its_own(call) and name not in failed:
             failed.append(name)
     return failed
 

@@ -99,9 +99,10 @@ def open_dir(root: Path, relative: str, *, create: bool) -> int:
     return fd
 
 
-def _open_file(dir_fd: int, name: str, flags: int) -> int:
-    """A regular file of the journal's directory (never a symlink, FIFO or device)."""
-    fd = os.open(name, flags | _FILE_FLAGS, 0o600, dir_fd=dir_fd)
+def open_file(dir_fd: int, name: str, flags: int, mode: int = 0o600) -> int:
+    """A regular file of the directory `dir_fd` (never a symlink, FIFO or device): the
+    journal's files, and the metrics file. The open itself never blocks."""
+    fd = os.open(name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, f"{name} is not a regular file")
@@ -118,7 +119,7 @@ def locked(dir_fd: int, seconds: float = JOURNAL_LOCK_SECONDS,
     """The lock on a file of the directory `dir_fd` (flock on `name`: the journal's is
     journal.lock), waited for at most `seconds`: a holder that is stuck (stopped, or on
     a hung file system) must not hang this run's exit."""
-    fd = _open_file(dir_fd, name, os.O_RDWR | os.O_CREAT)
+    fd = open_file(dir_fd, name, os.O_RDWR | os.O_CREAT)
     try:
         previous = signal.signal(signal.SIGALRM, _timed_out)
         try:
@@ -170,14 +171,14 @@ def append(root: Path, config: JournalConfig, line: bytes,
     dir_fd = open_dir(root, config.dir, create=True)
     try:
         with locked(dir_fd, lock_seconds):
-            fd = _open_file(dir_fd, JOURNAL_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+            fd = open_file(dir_fd, JOURNAL_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             try:
                 size = os.fstat(fd).st_size
                 if size and size + len(line) > file_bound(config):
                     os.close(fd)
                     fd = -1
                     _rotate(dir_fd)
-                    fd = _open_file(dir_fd, JOURNAL_FILE,
+                    fd = open_file(dir_fd, JOURNAL_FILE,
                                     os.O_RDWR | os.O_APPEND | os.O_CREAT)
                     size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -202,7 +203,7 @@ def read_file(root: Path, config: JournalConfig, name: str) -> bytes | None:
         return None
     try:
         try:
-            fd = _open_file(dir_fd, name, os.O_RDONLY)
+            fd = open_file(dir_fd, name, os.O_RDONLY)
         except FileNotFoundError:
             return None
         with open(fd, "rb") as file:
