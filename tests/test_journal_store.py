@@ -251,3 +251,36 @@ def test_a_record_over_the_bound_is_refused_and_the_history_stays(tmp_path: Path
                                      f"the {file_bound(SMALL)} bytes one file may hold")
     after = {p.name: p.read_bytes() for p in journal_dir(tmp_path).glob(f"{JOURNAL_FILE}*")}
     assert after == before
+
+
+@pytest.mark.parametrize("broken", ["journal", "metrics file"])
+def test_each_sink_s_fault_is_its_own_and_said_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str], broken: str) -> None:
+    """A metrics file that failed (bad bytes in it, a driver name prometheus_client could
+    not encode) fell to the catch-all: "this run was not recorded", though the journal
+    had the record (review 1.6). Each sink now has its own note, and the other is kept."""
+    from aggregator.entry import launch
+    from aggregator.journal import metrics, store
+
+    def fault(*args: object) -> None:
+        raise UnicodeError("a fault of its own")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("aggregator:\n  metrics_file: m.prom\n")
+    monkeypatch.setattr(store if broken == "journal" else metrics,
+                        "append" if broken == "journal" else "update", fault)
+    assert launch.run(["--bogus"]) == 1
+    out, err = capfd.readouterr()
+    assert json.loads(out)["reason"] == "bad-usage"
+    assert err.splitlines()[-1] == {
+        "journal": "servo-agg: this run was not recorded: the journal "
+                   ".servo-agg/journal.jsonl cannot be written (UnicodeError: a fault of "
+                   "its own); the run's outcome stands as reported",
+        "metrics file": f"servo-agg: the metrics file {tmp_path / 'm.prom'} was not "
+                        "updated (UnicodeError: a fault of its own); the run's outcome "
+                        "stands as reported"}[broken]
+    if broken == "journal":
+        assert "servo_agg_runs_total" in (tmp_path / "m.prom").read_text()
+    else:
+        assert [r["command"] for r in Journal(tmp_path, JournalConfig()).every()] == [None]
