@@ -118,7 +118,16 @@ def locked(dir_fd: int, seconds: float = JOURNAL_LOCK_SECONDS,
            name: str = LOCK_FILE) -> Iterator[None]:
     """The lock on a file of the directory `dir_fd` (flock on `name`: the journal's is
     journal.lock), waited for at most `seconds`: a holder that is stuck (stopped, or on
-    a hung file system) must not hang this run's exit."""
+    a hung file system) must not hang this run's exit.
+
+    flock(2) has no timeout of its own; a signal is what ends its wait, so this borrows
+    the process's SIGALRM and ITIMER_REAL for that long: process-wide state, and safe
+    only where it is used, at the end of a run (keep_record) once trio has ended: one
+    thread, the main one (only it may set a handler); nothing else in servo-agg uses
+    SIGALRM or ITIMER_REAL, so no other timer is cut short and the handler put back is
+    the default. (The other ways: polling LOCK_NB, which the project rules out, or a
+    forked waiter, a process per record.) An alarm that comes just as the lock is
+    taken reports a timeout; the lock then goes with the file."""
     fd = open_file(dir_fd, name, os.O_RDWR | os.O_CREAT)
     try:
         previous = signal.signal(signal.SIGALRM, _timed_out)
