@@ -341,8 +341,8 @@ def test_the_readers_answer_before_trio_and_without_a_config(
     else:
         assert done.returncode == 0 and done.stdout == ""
         assert notes == ["servo-agg: no runs recorded yet: .servo-agg/journal.jsonl does "
-                         "not exist (each run of ./adjust and ./measure, but --info and "
-                         "these readers, adds one)"]
+                         "not exist (each run of ./adjust and ./measure, but --info, --help "
+                         "and these readers, adds one)"]
     assert not (tmp_path / ".servo-agg").exists()
 
 

@@ -284,3 +284,16 @@ def test_each_sink_s_fault_is_its_own_and_said_of_it(
         assert "servo_agg_runs_total" in (tmp_path / "m.prom").read_text()
     else:
         assert [r["command"] for r in Journal(tmp_path, JournalConfig()).every()] == [None]
+
+
+def test_help_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capfd: pytest.CaptureFixture[str]) -> None:
+    """As the README and docs/journal.md say: --help (like --info and the readers) is
+    not a run of servo's and adds nothing to the journal."""
+    from aggregator.entry import launch
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        launch.run(["--help"], program="adjust")
+    assert done.value.code == 0 and "usage: adjust" in capfd.readouterr().out
+    assert not (tmp_path / ".servo-agg").exists()

@@ -124,8 +124,8 @@ def read_journal(argv: list[str], front: FrontEnd) -> int:
                                      else ": no run has been recorded yet"))
         if not journal.found:
             notes.append(f"no runs recorded yet: {journal.where} does not exist (each run "
-                         "of ./adjust and ./measure, but --info and these readers, adds "
-                         "one)")
+                         "of ./adjust and ./measure, but --info, --help and these "
+                         "readers, adds one)")
     except AggregatorError as err:
         for note in notes:
             print(f"servo-agg: {note}", file=sys.stderr)
