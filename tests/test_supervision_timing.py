@@ -441,6 +441,56 @@ async def test_a_head_start_already_running_when_servo_cancels_is_canceled_like_
     assert control.interrupted == [NAME]
 
 
+async def deaf_chatter(p: FakeMember) -> None:
+    """Ignores servo's cancel and keeps printing progress, so only the cancel grace (no
+    line limit here) can end it."""
+    p.ignore(SIGUSR1)
+    while True:
+        await p.say({"progress": 1})
+        await trio.sleep(0.3)
+
+
+async def test_a_cancel_that_came_before_a_head_start_was_attached_keeps_its_cancel_grace(
+        autojump_clock: MockClock) -> None:
+    """servo's SIGUSR1 while trio loaded: the head start is canceled as it is attached, and
+    the cancel grace set then must hold through the call's own start (no T, no deadline:
+    nothing else would ever end it)."""
+    control = RunControl()
+    spec = fake_spec(NAME, Call.QUERY)
+    async with open_fake_spawner() as spawner:
+        early = spawner.head_start(spec, deaf_chatter)
+        control.cancel()
+        await trio.sleep(0.3)
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcome = await Supervisor(SupervisionPolicy(None, 0.5, 2.0), spawner,
+                                       control).call(spec)
+    assert early.signals == [(exactly(0.3), "leader", SIGUSR1),
+                             (exactly(2.3), "group", SIGTERM),
+                             (exactly(2.3), "group", SIGKILL)]
+    assert outcome.problem is not None and outcome.problem.reason == Reason.CANCELED
+    assert "did not finish within the cancel grace" in outcome.problem.detail
+
+
+async def test_a_sibling_canceled_before_it_was_attached_keeps_its_cancel_grace(
+        autojump_clock: MockClock) -> None:
+    """A measure driver whose siblings' control was canceled (another driver failed) before
+    its call attached: the cancel grace holds, whatever the call's own bounds say."""
+    siblings = RunControl()
+    siblings.cancel()
+    async with open_fake_spawner() as spawner:
+        spawner.script(NAME, deaf_chatter, ignoring=(SIGUSR1,))  # before its first line
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcome = await Supervisor(SupervisionPolicy(None, 0.5, 2.0), spawner).call(
+                fake_spec(NAME, Call.MEASURE), group=siblings,
+                limit=TimeLimit(100.0, "its deadline of 100 s"))
+    proc = spawner.process(NAME)
+    assert proc.signals == [(exactly(0.0), "leader", SIGUSR1),
+                            (exactly(2.0), "group", SIGTERM),
+                            (exactly(2.0), "group", SIGKILL)]
+    assert outcome.problem is not None and outcome.problem.reason == Reason.CANCELED
+    assert siblings.interrupted == [NAME]
+
+
 # -- the exit drain ------------------------------------------------------------------------
 
 async def test_all_a_driver_wrote_before_exiting_is_read_however_slow_we_are(

@@ -164,7 +164,9 @@ class _DriverCall:
         return self.deadline_detail
 
     async def run(self) -> None:
-        self.scope.deadline = min(self._kill_times())
+        # A cancel may have come before (the control was stopping as the call attached):
+        # its grace stands. Every bound here is a min, never a reset.
+        self.scope.deadline = min(self.scope.deadline, *self._kill_times())
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_stdin)
