@@ -171,7 +171,9 @@ class Output:
         self.last_line: str | None = None  # the newest line servo was given (the relay's
         # repeats of it are not worth a request to the optimizer)
         self.last_object: dict[str, Any] | None = None  # ... the object, if json_line wrote it
-        self.last_sent: str | None = None  # the head of the last line written, any kind
+        #: the head of the last line written, any kind, while servo's end was open (what
+        #: servo got last: the run's record keeps it as the final line)
+        self.last_sent: str | None = None
         #: what was said on stderr for people (not -v's trace), for the run's record: the
         #: first JOURNAL_NOTES, each cut to JOURNAL_NOTE_CHARS
         self.said: list[str] = []
@@ -231,8 +233,8 @@ class Output:
         """One line to servo (or several whole ones). While stdout is full a progress line
         may be replaced by a newer one; any other line is written, whatever comes after."""
         # a lone surrogate (e.g. from a file name) cannot break it
-        self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2])
-        self.last_object = None
+        if self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2]):
+            self.last_object = None
 
     def json_line(self, obj: dict[str, Any]) -> None:
         """`obj` as one line of strict JSON (no NaN or Infinity, no lone surrogate). A
@@ -241,17 +243,23 @@ class Output:
         progress = "progress" in obj
         data = (dumps(obj) + "\n").encode("ascii")  # dumps writes ASCII only
         # only a progress line is ever compared with the last one (the relay's repeats)
-        self._send(data, progress, data[:-1].decode("ascii") if progress else None)
-        self.last_object = obj
+        if self._send(data, progress, data[:-1].decode("ascii") if progress else None):
+            self.last_object = obj
 
-    def _send(self, data: bytes, progress: bool, text: str | None) -> None:
+    def _send(self, data: bytes, progress: bool, text: str | None) -> bool:
+        """False when the line cannot reach servo: its end was closed (before, or by this
+        very write)."""
         self.last_write = self._clock()
         self.last_line = text
+        if self.closed:
+            return False
+        self.transmit(data, progress)
+        if self.closed:
+            return False
         # For the run's record, the start of the line servo got last (a measure result
-        # may be tens of MB: only a bounded head of it is kept).
+        # may be tens of MB: only a bounded head of it is kept); never one it did not get.
         self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode("utf-8", "replace").rstrip("\n")
-        if not self.closed:
-            self.transmit(data, progress)
+        return True
 
     def transmit(self, data: bytes, progress: bool) -> None:
         """Whole lines on their way, each with its newline (the seam test doubles replace
