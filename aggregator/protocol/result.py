@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aggregator.protocol.environment import StderrMode
-from aggregator.protocol.text import brief, clip, clip_message
+from aggregator.protocol.text import brief, clip, clip_message, signal_name
 from aggregator.protocol.vocabulary import SERVO_STATUSES, Call, Reason, Status
 
 
@@ -68,13 +67,6 @@ class DriverFailure:
         return f"{self.driver}: {self.status}: {message}"
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def _servo_status(status: Any) -> bool:
     return isinstance(status, str) and status in SERVO_STATUSES
 
@@ -105,7 +97,7 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     code = outcome.exit_code
     if code is not None and code < 0:
         return failure("failed", "killed-by-signal",
-                       f"killed by {_signal_name(-code)}" + (f" (it said: {said})" if said
+                       f"killed by {signal_name(-code)}" + (f" (it said: {said})" if said
                                                              else ""))
     # A status servo does not know ("success", "", 5) is reported as failed, and named.
     failed_as = status if _servo_status(status) and status != "ok" else None

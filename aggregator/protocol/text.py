@@ -4,6 +4,7 @@ data shown bounded and on one line. Pure, stdlib only (--info uses it)."""
 from __future__ import annotations
 
 import reprlib
+import signal
 from typing import Any
 
 from aggregator.limits import MAX_MESSAGE_BYTES, MAX_SHOWN_CHARS
@@ -110,6 +111,14 @@ def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
         return message
     marker = "\n[... cut at 2 MiB ...]"
     return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+
+
+def signal_name(number: int) -> str:
+    """A signal by its name (SIGKILL); one the system does not name, by its number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 _BINARY_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))

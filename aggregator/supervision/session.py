@@ -3,7 +3,6 @@ channel, the stop state) and the one stopped-run result."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NoReturn
@@ -16,7 +15,7 @@ from aggregator.limits import (
     UNTIMED_ANSWER_LIMIT_SECONDS,
 )
 from aggregator.protocol.environment import ServoEnvironment
-from aggregator.protocol.text import clip_message
+from aggregator.protocol.text import clip_message, signal_name
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
     LifeHandler,
@@ -167,7 +166,7 @@ class Session:
                        else "the drivers were stopped and ")
             cause = (f"servo-agg stopped because {control.terminated_because}"
                      if control.terminated_because is not None else
-                     f"servo-agg received {signal.Signals(control.terminated_by).name}")
+                     f"servo-agg received {signal_name(control.terminated_by)}")
             result: dict[str, Any] = {
                 "status": Status.ABORTED, "reason": Reason.TERMINATED,
                 "message": f"{cause}{where}; {stopped}no further driver was started"}
