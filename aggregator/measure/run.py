@@ -96,10 +96,9 @@ class _Measurement:
         session, name = self.session, driver.name
         spec = self.job.measure_call(driver, self.owned.get(name, []))
         session.display.started(name, "measure")
-        outcome = await session.supervisor.call(
+        outcome = await session.call(
             spec, partial(_on_progress, self.relay, session.display, name),
-            on_life=session.life_handler(spec), limit=self.job.window_limit(driver),
-            group=self.siblings)
+            limit=self.job.window_limit(driver), group=self.siblings)
         failure = self._judged(outcome)
         canceled = (failure is not None and self.siblings.canceled
                     and name in self.siblings.interrupted)  # because another one failed

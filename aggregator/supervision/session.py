@@ -29,7 +29,7 @@ from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
-from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec, TimeLimit
 
 
 class RunStopped(Exception):
@@ -105,9 +105,12 @@ class Session:
         return life
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
-                   *, deadline: float | None = None) -> CallOutcome:
+                   *, deadline: float | None = None, limit: TimeLimit | None = None,
+                   group: RunControl | None = None) -> CallOutcome:
+        """One supervised call, its life told to the heartbeat and the display (the
+        bounds and `group` as Supervisor.call takes them): every command's one call path."""
         return await self.supervisor.call(spec, on_progress, on_life=self.life_handler(spec),
-                                          deadline=deadline)
+                                          deadline=deadline, limit=limit, group=group)
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
                        between: Callable[[CallSpec], None] | None = None,
