@@ -270,6 +270,36 @@ async def test_servo_cancel_reaches_every_driver_once_and_the_run_is_canceled(
     assert code == 1
 
 
+async def test_a_canceled_measure_keeps_each_earlier_failure_with_its_stderr(
+        autojump_clock: MockClock) -> None:
+    """As a stopped adjust does: the final line of a canceled measure still names the
+    driver that had failed on its own, in failed_drivers, with its stderr excerpt; the
+    drivers the cancel cut short are not called failed."""
+    async def cannot_reach(p: FakeMember) -> int:
+        await p.read_request()
+        await trio.sleep(0.5)
+        await p.complain("cannot reach prometheus at :9090\n")
+        return 3
+
+    def cancel(session: Session) -> None:
+        session.control.cancel()
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10bad": driver({"latency": {}}, cannot_reach),
+            "20load": driver({"throughput": {}}, returns(60.0, {"throughput": {"value": 1}})),
+        }, REQUEST, actions=((1.5, cancel),),
+            config=MeasureConfig(on_failure="continue", cancel_grace=2.0))
+    result = final(output)
+    assert result["status"] == "canceled" and code == 1
+    assert result["failed_drivers"] == ["10bad"]
+    lines = result["message"].split("\n")
+    assert "10bad: failed: measure: exited with code 3" in lines
+    assert any(line.startswith("20load: canceled: ") for line in lines)
+    assert "--- 10bad stderr ---" in lines
+    assert "cannot reach prometheus at :9090" in result["message"]
+
+
 async def test_a_sigterm_stops_every_driver_and_blames_none_of_them_for_the_others(
         autojump_clock: MockClock) -> None:
     def terminate(session: Session) -> None:

@@ -737,7 +737,8 @@ def test_drivers_running_together_add_up_their_shares_and_the_slowest_is_named()
     shares.start("b")
     assert shares.progress("a", 40, "a: forty") == (10.0, "b: starting")
     assert shares.progress("b", 80, "b: eighty") == (30.0, "a: forty")
-    assert shares.done("a", "a: done") == (45.0, "a: done")  # (100 + 80) / 4
+    # a ended while b still runs: the line names b, the slowest running (#18.4)
+    assert shares.done("a", "a: done") == (45.0, "b: eighty")  # (100 + 80) / 4
     assert shares.progress("b", 90, "b: ninety") == (47.5, "b: ninety")  # alone: its own
     assert shares.done("b", "b: done") == (50.0, "b: done")
     shares.start("c")

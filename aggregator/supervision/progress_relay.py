@@ -70,20 +70,27 @@ class WeightedShares:
                             for driver, (percent, _) in self._running.items())
         return (self._done * 100 + running) / self._total
 
+    def _slowest(self) -> tuple[float, str]:
+        """The running driver furthest behind (the first started of equals)."""
+        slowest = min(percent for percent, _ in self._running.values())
+        return slowest, next(text for p, text in self._running.values() if p == slowest)
+
     def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]:
         self._running[driver] = (percent, label)
         if len(self._running) == 1:  # one at a time: its own line, as it was
             return self._value(), label
-        slowest = min(percent for percent, _ in self._running.values())
+        slowest, named = self._slowest()
         if percent == slowest:  # of drivers equally far behind, the one that just reported
             return self._value(), label
-        return self._value(), next(text for p, text in self._running.values() if p == slowest)
+        return self._value(), named
 
     def done(self, driver: str, label: str) -> tuple[float, str]:
+        """Its whole share counts; the line is its own `label` when no other driver of its
+        group still runs, else it names the slowest of those (as SlowestDriver's does)."""
         self._running.pop(driver, None)
         self._done_weights.append(self._weights.get(driver, 0.0))
         self._done = math.fsum(self._done_weights)
-        return self._value(), label
+        return self._value(), self._slowest()[1] if self._running else label
 
 
 class SlowestDriver:

@@ -15,6 +15,7 @@ from aggregator.limits import (
     UNTIMED_ANSWER_LIMIT_SECONDS,
 )
 from aggregator.protocol.environment import ServoEnvironment
+from aggregator.protocol.result import DriverFailure, fold
 from aggregator.protocol.text import clip_message, signal_name
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
@@ -146,6 +147,17 @@ class Session:
     def stop(self, running: Sequence[str] = (), details: Sequence[str] = (),
              failed_drivers: Sequence[str] = ()) -> NoReturn:
         raise RunStopped(running, details, failed_drivers)
+
+    def stop_with_failures(self, running: Sequence[str], failures: Sequence[DriverFailure],
+                           *, cut_short: Sequence[DriverFailure] = (),
+                           before: Sequence[str] = (), extra: Sequence[str] = ()) -> NoReturn:
+        """End a stopped or canceled run (any front-end) that had failures: `before` (e.g.
+        where each adjust driver stands), then the drivers that failed on their own and
+        those the stop `cut_short`, folded as any failure is (a line each, `extra`, each
+        one's stderr excerpt); `failed_drivers` names only those that failed on their own."""
+        everyone = [*failures, *cut_short]
+        folded = fold(everyone, extra)["message"].split("\n") if everyone else list(extra)
+        raise RunStopped(running, [*before, *folded], [f.driver for f in failures])
 
     def timing_summary(self, driver_order: Sequence[str]) -> list[str]:
         """One line per driver: each call it had and how long it took, in call order."""
