@@ -23,6 +23,7 @@ from aggregator.supervision.display import Display
 from aggregator.supervision.facts import RollbackStep
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
+    NoShare,
     ProgressRelay,
     WeightedShares,
     progress_interval,
@@ -109,12 +110,17 @@ class _Adjustment:
 
 
 async def adjust(job: AdjustJob, session: Session) -> int:
-    plan = await plan_adjust(job, session)
-    groups = adjust_groups(job.config, [d.name for d in job.drivers], running=plan.shares)
-    shares = WeightedShares({name: job.config.policy(name).weight for name in plan.shares})
-    relay = ProgressRelay(session.output, shares,
+    # One stream from the first query to the last adjust: the queries' progress at the
+    # current percentage (0), then the drivers' shares.
+    relay = ProgressRelay(session.output, NoShare(),
                           progress_interval(job.config.progress_interval,
                                             session.policy.line_limit))
+    if session.liveness is not None:
+        session.liveness.use(relay.repeat_last)
+    plan = await relay.relaying(partial(plan_adjust, job, session, relay))
+    groups = adjust_groups(job.config, [d.name for d in job.drivers], running=plan.shares)
+    shares = WeightedShares({name: job.config.policy(name).weight for name in plan.shares})
+    relay.fold_with(shares)
     run = _Adjustment(job, session, plan, shares, relay)
     display = session.display
     control = session.control
@@ -122,8 +128,6 @@ async def adjust(job: AdjustJob, session: Session) -> int:
     rolled_back: list[str] = []
     extra: list[str] = []
     extra_reasons: list[str] = []
-    if session.liveness is not None:
-        session.liveness.use(relay.repeat_last)
     display.begin(_adjust_header(job, plan, groups), list(plan.shares))
     try:
         async with trio.open_nursery() as nursery:

@@ -35,6 +35,7 @@ from aggregator.supervision.control import RunControl, ended_as
 from aggregator.supervision.display import Display
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
+    NoShare,
     ProgressRelay,
     SlowestDriver,
     progress_interval,
@@ -146,19 +147,24 @@ def asked_in_vain(job: MeasureJob, owner: dict[str, str]) -> list[str]:
 
 async def measure(job: MeasureJob, session: Session) -> int:
     assert job.request is not None
-    _, owner = await catalogue(job, session)
-    in_vain = asked_in_vain(job, owner)
-    for notice in in_vain:
-        session.output.note(notice)
-    relay = ProgressRelay(session.output, SlowestDriver(job.names),
+    # One stream from the first describe to the last measure: the describes' progress at
+    # the current percentage, then the slowest driver's.
+    relay = ProgressRelay(session.output, NoShare(),
                           progress_interval(job.config.progress_interval,
                                             session.policy.line_limit))
     if session.liveness is not None:
         session.liveness.use(relay.repeat_last)
+    _, owner = await relay.relaying(partial(catalogue, job, session, relay))
+    in_vain = asked_in_vain(job, owner)
+    for notice in in_vain:
+        session.output.note(notice)
+    relay.fold_with(SlowestDriver(job.names))
     run = _Measurement(job, session, owned_by(owner, job.request.names), relay)
     # The descriptions may have used up most of servo's patience with our silence: the
-    # measurement must not add a driver's whole line limit to it.
-    session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
+    # measurement must not add a driver's whole line limit to it. A pending progress line
+    # is one: it goes out within the interval (a keep-alive now would let it follow, stale).
+    if not relay.pending:
+        session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
     display = session.display
     display.begin(f"{PRODUCT}: measuring {job.app}: {len(job.drivers)} driver"
                   f"{'s' if len(job.drivers) != 1 else ''} at once "

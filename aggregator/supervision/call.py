@@ -523,22 +523,28 @@ class Supervisor:
                        between: Callable[[CallSpec], None] | None = None,
                        deadline: float | None = None,
                        on_life: Callable[[CallSpec], LifeHandler | None] | None = None,
+                       on_progress: Callable[[CallSpec], ProgressHandler | None] | None = None,
                        ) -> list[CallOutcome]:
         """Each call, in order, or all at once; outcomes in the order of `specs`.
 
         `between` runs after each call of a sequential run (e.g. a keep-alive line);
-        `on_life` gives each call its life handler. All at once means as many at once as
-        the descriptors left allow (process.fork.drivers_that_fit), head starts first, the
-        others as turns come free; a call still waiting for its turn when `deadline`
-        leaves no time for it is not started.
+        `on_life` and `on_progress` give each call its life and progress handlers. All at
+        once means as many at once as the descriptors left allow
+        (process.fork.drivers_that_fit), head starts first, the others as turns come free;
+        a call still waiting for its turn when `deadline` leaves no time for it is not
+        started.
         """
         def life(spec: CallSpec) -> LifeHandler | None:
             return None if on_life is None else on_life(spec)
 
+        def progress(spec: CallSpec) -> ProgressHandler | None:
+            return None if on_progress is None else on_progress(spec)
+
         if not parallel:
             outcomes = []
             for spec in specs:
-                outcomes.append(await self.call(spec, on_life=life(spec), deadline=deadline))
+                outcomes.append(await self.call(spec, progress(spec), on_life=life(spec),
+                                                deadline=deadline))
                 if between is not None:
                     between(spec)
             return outcomes
@@ -566,7 +572,8 @@ class Supervisor:
                     self.facts.call_ended(unstarted)
                     return
             try:
-                slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
+                slots[i] = await self.call(spec, progress(spec), on_life=life(spec),
+                                           deadline=deadline)
             finally:
                 turns.release_on_behalf_of(tokens[i])
 

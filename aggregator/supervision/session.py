@@ -30,6 +30,7 @@ from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
+from aggregator.supervision.progress_relay import ProgressRelay
 from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec, TimeLimit
 
 
@@ -115,11 +116,17 @@ class Session:
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
                        between: Callable[[CallSpec], None] | None = None,
-                       deadline: float | None = None) -> list[CallOutcome]:
-        """`deadline` is for one-line answers (--version): they get no keep-alive."""
+                       deadline: float | None = None,
+                       relay: ProgressRelay | None = None) -> list[CallOutcome]:
+        """`deadline` is for one-line answers (--version): they get no keep-alive.
+        `relay`: each driver's progress goes to servo through it (a survey before an
+        adjust or a measure, under relay.relaying); None where servo's answer is one
+        document (--query, --describe) or nobody posts it (--dry-run, --check)."""
         return await self.supervisor.call_all(
             specs, parallel=parallel, between=between, deadline=deadline,
-            on_life=None if deadline is not None else self.life_handler)
+            on_life=None if deadline is not None else self.life_handler,
+            on_progress=None if relay is None else (
+                lambda spec: partial(relay.driver_progress, spec.driver.name)))
 
     def keepalive(self, label: str, percent: int = 0) -> None:
         """Between driver calls: one progress line if the next call could outlast servo's
