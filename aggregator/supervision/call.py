@@ -31,6 +31,7 @@ from aggregator.limits import (
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
+from aggregator.protocol.result import speaks_for_itself
 from aggregator.protocol.strict_json import LineDecoder, NotStrictJson
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
@@ -434,17 +435,24 @@ class Supervisor:
         self.facts = facts if facts is not None else RunFacts()
 
     def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
-        """A call its memory limit stopped is out-of-memory (unless supervision had
-        stopped it for another reason already); a pids limit reached is said in its
-        failure."""
+        """A call its memory limit stopped is out-of-memory, unless supervision had
+        stopped it for another reason already, or the driver printed its own failed or
+        rejected result: its status and reason stand, and the memory limit is only said
+        in its failure, as a pids limit reached is."""
         limits = self.bounds.of(outcome.driver.name).limits
         hits = proc.limit_hits()
+        notes: list[str | None] = []
         if outcome.problem is None:
+            use = outcome.resource_use
             starved = out_of_memory(limits.memory, hits, outcome.exit_code,
-                                    outcome.stderr.text())
-            if starved is not None:
+                                    outcome.stderr.text(), answered=outcome.result is not None,
+                                    peak=None if use is None else use.peak_memory)
+            if starved is not None and speaks_for_itself(outcome.result, outcome.exit_code):
+                notes.append(starved)
+            elif starved is not None:
                 outcome.problem = Problem(Reason.OUT_OF_MEMORY, starved)
-        outcome.limit_note = pids_reached(limits.pids, hits)
+        notes.append(pids_reached(limits.pids, hits))
+        outcome.limit_note = "; ".join(note for note in notes if note) or None
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
