@@ -170,7 +170,9 @@ class Output:
         self.last_write = clock() - process_age()
         self.last_line: str | None = None  # the newest line servo was given (the relay's
         # repeats of it are not worth a request to the optimizer)
-        self.last_object: dict[str, Any] | None = None  # ... the object, if json_line wrote it
+        #: the last line's object, if json_line wrote it: the run's own verdict, kept for
+        #: the record whether or not servo's end was still open (servo_gone says so)
+        self.last_object: dict[str, Any] | None = None
         #: the head of the last line written, any kind, while servo's end was open (what
         #: servo got last: the run's record keeps it as the final line)
         self.last_sent: str | None = None
@@ -233,8 +235,8 @@ class Output:
         """One line to servo (or several whole ones). While stdout is full a progress line
         may be replaced by a newer one; any other line is written, whatever comes after."""
         # a lone surrogate (e.g. from a file name) cannot break it
-        if self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2]):
-            self.last_object = None
+        self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2])
+        self.last_object = None
 
     def json_line(self, obj: dict[str, Any]) -> None:
         """`obj` as one line of strict JSON (no NaN or Infinity, no lone surrogate). A
@@ -243,23 +245,20 @@ class Output:
         progress = "progress" in obj
         data = (dumps(obj) + "\n").encode("ascii")  # dumps writes ASCII only
         # only a progress line is ever compared with the last one (the relay's repeats)
-        if self._send(data, progress, data[:-1].decode("ascii") if progress else None):
-            self.last_object = obj
+        self._send(data, progress, data[:-1].decode("ascii") if progress else None)
+        self.last_object = obj
 
-    def _send(self, data: bytes, progress: bool, text: str | None) -> bool:
-        """False when the line cannot reach servo: its end was closed (before, or by this
-        very write)."""
+    def _send(self, data: bytes, progress: bool, text: str | None) -> None:
         self.last_write = self._clock()
         self.last_line = text
         if self.closed:
-            return False
+            return
         self.transmit(data, progress)
-        if self.closed:
-            return False
-        # For the run's record, the start of the line servo got last (a measure result
-        # may be tens of MB: only a bounded head of it is kept); never one it did not get.
-        self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode("utf-8", "replace").rstrip("\n")
-        return True
+        if not self.closed:  # this very write may have found servo's end closed
+            # For the run's record, the start of the line servo got last (a measure
+            # result may be tens of MB: only a bounded head of it is kept).
+            self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode(
+                "utf-8", "replace").rstrip("\n")
 
     def transmit(self, data: bytes, progress: bool) -> None:
         """Whole lines on their way, each with its newline (the seam test doubles replace
