@@ -392,8 +392,8 @@ def test_dependencies_below_the_declared_minimum_fail(tmp_path: Path,
 
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# comment\ntrio>=0.25\nPyYAML>=6.0.1\n")
-    monkeypatch.setattr(runtime, "installed_version",
-                        {"trio": "0.22.2", "PyYAML": None}.get)
+    monkeypatch.setattr(runtime, "installed",
+                        {"trio": (True, "0.22.2"), "PyYAML": (False, None)}.__getitem__)
     monkeypatch.setattr(check, "dependencies",
                         lambda: runtime.dependencies(requirements))
     report = Report()

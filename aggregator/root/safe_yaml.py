@@ -112,7 +112,8 @@ def _key_text(node: Node) -> str | None:
 
 def _spelling(node: Node) -> str:
     """A scalar key as it stands in the file, its quotes included."""
-    quote = node.style if node.style in ("'", '"') else ""
+    style = getattr(node, "style", None)  # a scalar's quoting: ' or " (None: plain)
+    quote = style if style in ("'", '"') else ""
     return f"{quote}{node.value}{quote}"
 
 

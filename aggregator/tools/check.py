@@ -57,7 +57,14 @@ from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallOutcome, question
-from aggregator.tools.runtime import REQUIREMENTS, dependencies, env_interpreters, own_python
+from aggregator.tools.runtime import (
+    NEEDED_ONLY_FOR,
+    REQUIREMENTS,
+    Dependency,
+    dependencies,
+    env_interpreters,
+    own_python,
+)
 from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
@@ -564,9 +571,12 @@ def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Dri
                             subject=group.label())
 
 
-def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driver]) -> None:
-    """servo-agg's Python, its dependencies against the declared minimums, and what a
-    driver's `#!/usr/bin/env NAME` runs on the drivers' PATH (servo-agg's own)."""
+def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driver],
+                  config: AggregatorConfig | None = None) -> None:
+    """servo-agg's Python, its dependencies against the declared minimums (one that only
+    a config key needs counts only when the key is set), and what a driver's
+    `#!/usr/bin/env` line runs on the drivers' PATH (servo-agg's own)."""
+    config = AggregatorConfig() if config is None else config
     report.heading("runtime")
     report.item("ok", f"servo-agg runs on {own_python()}", subject="python")
     try:
@@ -576,30 +586,67 @@ def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driv
                             f"cannot be read ({exc.strerror})", subject="requirements")
         found = []
     for dep in found:
-        wanted = f"'{dep.name}>={dep.minimum}'"
-        if dep.installed is None:
-            report.item("FAIL", f"{dep.name} is not installed for this Python: "
-                                f"pip install {wanted}", subject=dep.name)
-        elif dep.too_old:
-            report.item("FAIL", f"{dep.name} {dep.installed} is below the declared minimum "
-                                f"{dep.minimum}, which servo-agg is proven to work with: "
-                                f"pip install --upgrade {wanted}", subject=dep.name)
-        else:
-            report.item("ok", f"{dep.name} {dep.installed} (declared minimum {dep.minimum})",
-                        subject=dep.name)
-    for interpreter in env_interpreters(drivers, env):
+        _check_dependency(report, dep, config)
+    interpreters, unrun = env_interpreters(drivers, env)
+    for broken in unrun:
+        fix = broken.fix(env)
+        report.item("FAIL", f"#!/usr/bin/env {clip(one_line(broken.argument), 300)} "
+                            f"({broken.driver}): runs no interpreter: "
+                            f"{clip(one_line(broken.why), 300)}"
+                            + (f"\nthe kernel gives env all of it as one argument; "
+                               f"{clip(one_line(fix), 400)}" if fix else ""),
+                    subject=broken.driver)
+    for interpreter in interpreters:
         users = (f" ({', '.join(interpreter.drivers)})" if interpreter.drivers
                  else " (no driver here names it)")
-        line = f"#!/usr/bin/env {interpreter.name}{users}"
+        line = f"#!/usr/bin/env {clip(one_line(interpreter.name), 300)}{users}"
+        if interpreter.search_path is None:
+            where = "the drivers' PATH"
+            searched = clip(env.get("PATH", os.defpath), 300)
+            searched_text = f"the drivers' PATH, which is servo-agg's ({searched})"
+        else:
+            shown = clip(one_line(interpreter.search_path), 300)
+            where = searched_text = (f"the PATH their line sets ({shown})"
+                                     if interpreter.path_from == "PATH=" else
+                                     f"the system's default path ({shown}): their line "
+                                     f"clears PATH ({interpreter.path_from})")
         if interpreter.found is None:
             report.item("FAIL" if interpreter.drivers else "note",
-                        f"{line}: no {interpreter.name} on the drivers' PATH, which is "
-                        f"servo-agg's ({clip(env.get('PATH', os.defpath), 300)})",
-                        subject=interpreter.name)
+                        f"{line}: no {clip(one_line(interpreter.name), 300)} on "
+                        f"{searched_text}", subject=interpreter.name)
             continue
         real = f" (-> {interpreter.real})" if interpreter.real else ""
-        report.item("ok", f"{line} runs {interpreter.found}{real}, first on the drivers' "
-                          "PATH", subject=interpreter.name)
+        report.item("ok", f"{line} runs {interpreter.found}{real}, first on {where}",
+                    subject=interpreter.name)
+
+
+def _check_dependency(report: Report, dep: Dependency, config: AggregatorConfig) -> None:
+    """A dependency against its declared minimum: missing or below it fails where
+    servo-agg needs it; one that only an unset config key needs gets a note."""
+    wanted = f"'{dep.name}>={dep.minimum}'"
+    key = NEEDED_ONLY_FOR.get(dep.name)
+    needed = key is None or getattr(config, key) is not None
+    if dep.found and not dep.too_old and dep.installed is not None:
+        report.item("ok", f"{dep.name} {dep.installed} (declared minimum {dep.minimum})",
+                    subject=dep.name)
+        return
+    if not dep.found:
+        state, fix = "is not installed for this Python", f"pip install {wanted}"
+    elif dep.too_old:
+        state = (f"{dep.installed} is below the declared minimum {dep.minimum}, which "
+                 "servo-agg is proven to work with")
+        fix = f"pip install --upgrade {wanted}"
+    else:
+        state = ("is installed but says no version (no package metadata, no __version__): "
+                 f"servo-agg may fail if it is below the declared minimum {dep.minimum}")
+        fix = f"pip install {wanted}"
+    level: Level = "FAIL" if not dep.found or dep.too_old else "warn"
+    why = ""
+    if key is not None and needed:
+        why = f"; {key} is set, which needs it"
+    elif key is not None:
+        level, why = "note", f"; only {key} needs it, and it is not set here"
+    report.item(level, f"{dep.name} {state}{why}: {fix}", subject=dep.name)
 
 
 def check_not_shown(report: Report, front: FrontEnd) -> None:
@@ -632,7 +679,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     config = check_config(report, root, front)
     drivers = check_drivers_dir(report, root, config, front)
     check_security(report, root, config, drivers, front=front)
-    check_runtime(report, env, drivers)
+    check_runtime(report, env, drivers, config)
     grace = config.measure if front is FrontEnd.MEASURE else config
     environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
     check_journal(report, root, config)
