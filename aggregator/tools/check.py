@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
+from aggregator.adjust.calls import AdjustJob
+from aggregator.adjust.calls import Command as AdjustCommand
 from aggregator.adjust.groups import adjust_groups
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
+from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.process.confine import Confinement
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
@@ -266,22 +269,50 @@ def _check_policy_names(report: Report, candidates: list[Candidate],
                                 f"a driver ({found.why}); the policy applies to nothing")
 
 
+def asks_at_once(config: AggregatorConfig, front: FrontEnd) -> bool:
+    """Whether --check asks the drivers all at once, as the run asks its first question:
+    measure drivers always describe together, adjust drivers' queries run together with
+    parallel_queries. Its --info calls go the same way."""
+    return front is FrontEnd.MEASURE or config.parallel_queries
+
+
 def probe_command(drivers: Sequence[Driver], app: str, probes: list[Probe],
-                  front: FrontEnd = FrontEnd.ADJUST) -> Command:
+                  front: FrontEnd = FrontEnd.ADJUST, *, parallel: bool = False) -> Command:
     """Every driver's --info, then every driver's --query (--describe for measure), under
-    the same supervision as a real run; the probes are collected in `probes`."""
+    the same supervision as a real run, one at a time or, `parallel`, each round all at
+    once (each call still has its own deadline: a hung one is killed alone); the probes
+    are collected in `probes`."""
     asked = Call.DESCRIBE if front is FrontEnd.MEASURE else Call.QUERY
 
     async def probe(session: Session) -> int:
         infos = await session.call_all([question(d, Call.INFO, app) for d in drivers],
-                                       parallel=False)
+                                       parallel=parallel)
         queries = await session.call_all([question(d, asked, app) for d in drivers],
-                                         parallel=False)
+                                         parallel=parallel)
         probes.extend(Probe(d, i, q) for d, i, q in zip(drivers, infos, queries, strict=True))
         return 0 if not session.control.stopping else 128 + (
             session.control.terminated_by or 0)
 
     return probe
+
+
+def room_for(run: Run, drivers: Sequence[Driver], app: str, config: AggregatorConfig,
+             front: FrontEnd) -> tuple[Level, str] | None:
+    """Whether the drivers a run of this root must start together (measure drivers, the
+    queries with parallel_queries, the largest adjust group) fit in the descriptors, as
+    the run itself judges it before any driver starts; None when one at a time will do.
+    Called inside the Run, whose descriptor limit is raised as the real run's is."""
+    names = tuple(drivers)
+    need, why = (MeasureJob(MeasureCommand.MEASURE, app, config.measure, names).at_once()
+                 if front is FrontEnd.MEASURE else
+                 AdjustJob(AdjustCommand.ADJUST, app, config, names).at_once())
+    if need <= 1:
+        return None
+    try:
+        run.require_room(need, why)
+    except AggregatorError as err:
+        return "FAIL", f"servo-agg would refuse every {front} ({err.reason}): {err.message}"
+    return "ok", f"file descriptors: the {need} drivers a run starts at once ({why}) fit"
 
 
 def _slow(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
@@ -692,11 +723,15 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                  output=output, early=early, verbose=verbose, heartbeat=False,
                  driver_order=[d.name for d in drivers],
                  bounds=grace.run_bounds(d.name for d in drivers), facts=facts) as run:
-            code = run.execute(probe_command(drivers, app, probes, front))
+            room = room_for(run, drivers, app, config, front)
+            code = run.execute(probe_command(drivers, app, probes, front,
+                                             parallel=asks_at_once(config, front)))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed", "containment")
         report.item("ok" if whole else "warn", how)
         check_bounds(report, run.bounds, environment, run.confinement)
+        if room is not None:
+            report.item(*room, subject="descriptors")
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
