@@ -169,3 +169,27 @@ async def test_check_with_parallel_queries_asks_the_drivers_together(servo_root:
         "together\n", "together\n"]
     assert any("[ok]" in line and "file descriptors: the 2 drivers a run starts at once"
                in line for line in run.lines)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("answer", "levels"), [
+    ({"version": "1.2", "has_cancel": True}, ["ok"]),
+    ({"version": 3, "has_cancel": False}, ["ok"]),  # a number is a version to --version
+    ({"has_cancel": True}, ["FAIL"]),  # --version would name it failing and exit 1
+    ({"version": ["1"], "has_cancel": True}, ["FAIL"]),
+    ({"version": "1.2"}, ["ok", "note"]),  # nothing reads a driver's has_cancel
+])
+def test_check_judges_an_info_answer_as_version_does(answer: dict[str, object],
+                                                     levels: list[str]) -> None:
+    from aggregator.supervision.spec import CallEnd, CallOutcome
+    from aggregator.supervision.versions import reported_version
+    from aggregator.tools.check import Report, check_info
+
+    outcome = CallOutcome(fake_spec("10a", Call.INFO), result=answer, exit_code=0,
+                          end=CallEnd.EXITED)
+    report = Report()
+    check_info(report, outcome, None)
+    assert [f.status for f in report.findings] == [
+        {"ok": "ok", "note": "ok", "FAIL": "fail"}[level] for level in levels]
+    assert [line.split("]")[0].strip(" [") for line in report.lines] == levels
+    assert (reported_version(answer) is None) == ("FAIL" in levels)

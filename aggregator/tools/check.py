@@ -60,6 +60,7 @@ from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallOutcome, question
+from aggregator.supervision.versions import reported_version
 from aggregator.tools.runtime import (
     NEEDED_ONLY_FOR,
     REQUIREMENTS,
@@ -340,13 +341,18 @@ def check_info(report: Report, outcome: CallOutcome, line_limit: float | None,
         return
     result = outcome.result or {}
     version, has_cancel = result.get("version"), result.get("has_cancel")
-    report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
-                      f"({outcome.elapsed:.2f} s)", indent=4, check="info")
-    if not isinstance(version, str | int | float) or isinstance(version, bool):
-        report.item("warn", f"--info gave no version: `{front} --version` will show this "
-                            "driver as failing", indent=4, check="info")
+    if reported_version(result) is None:
+        report.item("FAIL", f"--info gave no version ({outcome.elapsed:.2f} s): "
+                            f"`{front} --version` names this driver failing and exits 1",
+                    indent=4, check="info")
+    else:
+        report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
+                          f"({outcome.elapsed:.2f} s)", indent=4, check="info")
     if not isinstance(has_cancel, bool):
-        report.item("warn", "--info has no true/false has_cancel", indent=4, check="info")
+        report.item("note", "--info has no true/false has_cancel: nothing here reads it "
+                            "(servo-agg cancels every driver with SIGUSR1, whatever it "
+                            "says; servo would read it only if it ran this driver itself)",
+                    indent=4, check="info")
     _slow(report, outcome, line_limit)
 
 
