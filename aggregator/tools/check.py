@@ -659,7 +659,8 @@ def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driv
 
 def _check_dependency(report: Report, dep: Dependency, config: AggregatorConfig) -> None:
     """A dependency against its declared minimum: missing or below it fails where
-    servo-agg needs it; one that only an unset config key needs gets a note."""
+    servo-agg needs it to run; one that only a config key needs is a warning where the
+    key is set (the runs go on without what it does), a note where it is not."""
     wanted = f"'{dep.name}>={dep.minimum}'"
     key = NEEDED_ONLY_FOR.get(dep.name)
     needed = key is None or getattr(config, key) is not None
@@ -679,8 +680,9 @@ def _check_dependency(report: Report, dep: Dependency, config: AggregatorConfig)
         fix = f"pip install {wanted}"
     level: Level = "FAIL" if not dep.found or dep.too_old else "warn"
     why = ""
-    if key is not None and needed:
-        why = f"; {key} is set, which needs it"
+    if key is not None and needed:  # servo still works: only that file goes stale
+        level, why = "warn", (f"; {key} is set, which needs it: runs go on, but do not "
+                              "update the file")
     elif key is not None:
         level, why = "note", f"; only {key} needs it, and it is not set here"
     report.item(level, f"{dep.name} {state}{why}: {fix}", subject=dep.name)
