@@ -406,14 +406,19 @@ class FakeSpawner:
     def __init__(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         self._plans: dict[CallSpec | str, Script | OSError] = {}
+        self._ignoring: dict[CallSpec | str, tuple[int, ...]] = {}
         self._early: dict[CallSpec, FakeProcess] = {}
         self._pids = itertools.count(4001)
         self.started: list[FakeProcess] = []
         self.spawn_seconds = 0.0  # how long each start takes (fork + exec)
         self.check_on_exit = True
 
-    def script(self, key: CallSpec | str, script: Script) -> None:
+    def script(self, key: CallSpec | str, script: Script, *,
+               ignoring: tuple[int, ...] = ()) -> None:
+        """`ignoring`: signals its process ignores from its first instruction (SIG_IGN is
+        inherited across exec), before its script can run."""
         self._plans[key] = script
+        self._ignoring[key] = ignoring
 
     def fail(self, key: CallSpec | str, error: OSError) -> None:
         self._plans[key] = error
@@ -465,7 +470,9 @@ class FakeSpawner:
         plan = self._plan(spec)
         if isinstance(plan, OSError):
             raise plan
-        return self._new(spec, plan)
+        proc = self._new(spec, plan)
+        proc.leader.ignore(*self._ignoring.get(spec, self._ignoring.get(spec.driver.name, ())))
+        return proc
 
 
 @asynccontextmanager

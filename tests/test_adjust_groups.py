@@ -253,6 +253,34 @@ async def test_servo_stops_every_running_driver_of_the_group(
     assert done.code == (1 if how == "cancel" else 128 + signal.SIGTERM)
 
 
+@pytest.mark.parametrize(("how", "ended"), [("cancel", "canceled"), ("terminate", "stopped")])
+async def test_a_driver_servo_stopped_is_not_called_failed_in_the_progress_stream(
+        autojump_clock: trio.testing.MockClock, how: str, ended: str) -> None:
+    """As in a measure: `failed` is for a driver's own failure; the one a stop cut short
+    is `canceled` (servo's cancel) or `stopped` (a terminate)."""
+    stop: Callable[[RunControl], None] = (
+        (lambda c: c.cancel()) if how == "cancel" else (lambda c: c.terminate(signal.SIGTERM)))
+    done = await grouped_adjust(
+        {"05z": driver("z"), "10a": driver("a", takes=60), "10b": driver("b", takes=60)},
+        {"groups": "prefix", "progress_interval": 0}, stop_at=5.0, stop=stop)
+    messages = [message for _, message in done.progress()]
+    assert messages[-1] in (f"10a: {ended}", f"10b: {ended}")  # the last of them to end
+    assert not any(message.endswith(": failed") for message in messages)
+
+
+async def test_a_driver_that_ends_while_others_of_its_group_run_names_the_slowest_of_them(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """#18.4: the message names the slowest running driver, also when another one ends."""
+    done = await grouped_adjust(
+        {"10a": driver("a", takes=0.5, fails=True), "10b": driver("b", takes=4, reports=2)},
+        {"groups": "prefix", "progress_interval": 0})
+    after = [(t, json.loads(line)) for t, line in done.output.lines if t >= 0.5]
+    assert [(t, m["progress"], m["message"]) for t, m in after if "progress" in m] == [
+        (0.5, 50, "10b: step 0"),  # 10a ended (half the whole): 10b runs on at its step 0
+        (2.0, 75, "10b: step 1"), (4.0, 100, "10b: done")]
+    assert done.final["failed_drivers"] == ["10a"]
+
+
 async def test_verbose_says_which_drivers_ran_together_and_what_it_saved(
         autojump_clock: trio.testing.MockClock) -> None:
     trace: list[tuple[str, str]] = []

@@ -235,6 +235,61 @@ async def test_the_pids_limit_reached_is_in_the_drivers_own_failure_and_in_v(
                          "limit of 32 was reached: 2 forks refused (pids.events: max 2))")
 
 
+REJECTED = {"status": "rejected", "reason": "out-of-range", "message": "size 8192 > 4096"}
+
+
+async def test_a_drivers_own_rejected_result_stands_whatever_its_stderr_says_of_memory(
+        autojump_clock: MockClock) -> None:
+    """A memory limit never turns a driver's own verdict into out-of-memory: its words on
+    stderr may be about its application, not itself (RLIMIT_DATA here: no OOM count)."""
+    async def rejects(p: FakeMember) -> int:
+        await p.complain("the cache container ran out of memory last night\n")
+        await p.say(REJECTED)
+        return 1
+
+    outcome, _ = await limited_call(rejects)
+    assert outcome.problem is None and outcome.limit_note is None
+    failure = judge(outcome, "all")
+    assert failure is not None
+    assert (failure.status, failure.reason) == ("rejected", "out-of-range")
+    assert failure.message == "adjust: size 8192 > 4096 (exit code 1)"
+
+
+async def test_a_drivers_own_result_stands_the_oom_killers_count_is_said_in_it(
+        autojump_clock: MockClock) -> None:
+    """The cgroup's count is authoritative, but the driver spoke for itself and exited
+    (a child of it was the one the OOM killer ended): its status and reason stand."""
+    async def rejects_after_a_kill(p: FakeMember) -> int:
+        p.proc.hits = LimitHits(oom_kills=1, pids_refused=0)
+        await p.say(REJECTED)
+        return 1
+
+    outcome, _ = await limited_call(rejects_after_a_kill)
+    failure = judge(outcome, "all")
+    assert failure is not None
+    assert (failure.status, failure.reason) == ("rejected", "out-of-range")
+    assert failure.message == (
+        "adjust: size 8192 > 4096 (exit code 1); ran out of memory: the kernel's OOM killer "
+        "ended it at its memory limit of 64 MiB (memory.events: oom_kill 1)")
+
+
+@pytest.mark.parametrize(("peak", "reason"), [
+    (20 * MIB, "driver-failed"),  # far from its limit: the words alone do not tell
+    (62 * MIB, "out-of-memory"),  # it grew into its 64 MiB
+])
+async def test_after_a_result_of_its_own_the_words_on_stderr_need_corroboration(
+        autojump_clock: MockClock, peak: int, reason: str) -> None:
+    async def ok_then_fails(p: FakeMember) -> int:
+        p.proc.resource_use = ResourceUse(0.1, 0.0, peak)
+        await p.say({"status": "ok", "reason": "success"})
+        await p.complain("MemoryError\n")
+        return 1
+
+    outcome, _ = await limited_call(ok_then_fails)
+    failure = judge(outcome, "all")
+    assert failure is not None and failure.reason == reason
+
+
 # -- the deadline ---------------------------------------------------------------------------
 
 def with_deadline(seconds: float, name: str = NAME) -> RunBounds:

@@ -186,8 +186,9 @@ async def test_failing_drivers(servo_root: Path, tag: str) -> None:
     assert line_with(lines, "[FAIL]", "--info failed: info: exited with code 2")
     assert line_with(lines, "stderr: no credentials for the API")
     assert line_with(lines, "[FAIL]", "--query failed: query: printed a line that is not JSON")
-    assert line_with(lines, "[warn]", "--info gave no version")
-    assert line_with(lines, "[warn]", "no true/false has_cancel")
+    assert line_with(lines, "[FAIL]", "--info gave no version",
+                     "`adjust --version` names this driver failing and exits 1")
+    assert line_with(lines, "[note]", "no true/false has_cancel: nothing here reads it")
     assert line_with(lines, "[FAIL]", "--query: output is not a descriptor")
 
 
@@ -392,8 +393,8 @@ def test_dependencies_below_the_declared_minimum_fail(tmp_path: Path,
 
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# comment\ntrio>=0.25\nPyYAML>=6.0.1\n")
-    monkeypatch.setattr(runtime, "installed_version",
-                        {"trio": "0.22.2", "PyYAML": None}.get)
+    monkeypatch.setattr(runtime, "installed",
+                        {"trio": (True, "0.22.2"), "PyYAML": (False, None)}.__getitem__)
     monkeypatch.setattr(check, "dependencies",
                         lambda: runtime.dependencies(requirements))
     report = Report()

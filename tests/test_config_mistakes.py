@@ -48,6 +48,41 @@ def test_a_key_written_twice_names_the_key_and_both_lines(tmp_path: Path, text: 
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(("text", "says"), [
+    # one driver name after str(): YAML keeps both keys, the policies keep the second
+    ('aggregator:\n  drivers:\n    10: {weight: 2, group: a}\n    "10": {weight: 3}\n',
+     'aggregator.drivers.10 is written twice, on lines 3 and 4, as 10 and "10"'),
+    ("aggregator:\n  measure:\n    drivers:\n      '7': {enabled: false}\n      7: {}\n",
+     "aggregator.measure.drivers.7 is written twice, on lines 4 and 5, as '7' and 7"),
+    # one value: YAML itself keeps only the second (same tag, other spelling; two tags)
+    ("aggregator:\n  drivers:\n    0x10: {weight: 2}\n    16: {weight: 3}\n",
+     "aggregator.drivers.16 is written twice, on lines 3 and 4, as 0x10 and 16"),
+    ("aggregator:\n  limits:\n    pids: 5\n  drivers:\n    1: {}\n    true: {}\n",
+     "aggregator.drivers.1 is written twice, on lines 5 and 6, as 1 and true"),
+])
+def test_keys_spelled_apart_but_read_as_one_are_written_twice(tmp_path: Path, text: str,
+                                                              says: str) -> None:
+    """#16.3 for keys that differ only in their YAML type or spelling: servo-agg names
+    drivers (and every key) by str(), so `10` and `"10"` are one driver's policy twice."""
+    message = refused(tmp_path, text)
+    assert says in message, message
+    assert "keep one" in message
+
+
+@pytest.mark.unit
+def test_check_fails_a_driver_named_twice_by_type(tmp_path: Path) -> None:
+    from aggregator.tools.check import Report, check_config
+
+    (tmp_path / "config.yaml").write_text(
+        'aggregator:\n  drivers:\n    10: {weight: 2}\n    "10": {weight: 3}\n')
+    report = Report()
+    assert check_config(report, tmp_path) == AggregatorConfig()  # the defaults, said so
+    assert report.problems == 1
+    assert any("[FAIL]" in line and "aggregator.drivers.10 is written twice, on lines 3 "
+               "and 4" in line for line in report.lines), report.lines
+
+
+@pytest.mark.unit
 def test_drivers_sections_and_yaml_merges_are_not_judged(tmp_path: Path) -> None:
     """A driver's own section is its business; `<<: *base` overrides on purpose."""
     (tmp_path / "config.yaml").write_text(

@@ -172,17 +172,38 @@ def test_drivers_and_skipped_files_are_not_looked_into(tmp_path: Path) -> None:
         (".hidden", None), ("10-web", None), ("10-web.bak", None)]
 
 
-def test_the_look_reads_four_bytes_and_never_blocks(tmp_path: Path) -> None:
-    from aggregator.root.layout import program_look
+def test_a_files_head_is_read_boundedly_and_never_blocks(tmp_path: Path) -> None:
+    from aggregator.root.layout import file_head
 
     os.mkfifo(tmp_path / "fifo")  # no writer: a blocking open would wait forever
-    assert program_look(tmp_path / "fifo") is None
-    assert program_look(tmp_path / "missing") is None
     huge = tmp_path / "huge"
     with huge.open("wb") as f:
         f.write(b"#!/bin/sh\n")
         f.truncate(1 << 40)  # sparse: 1 TiB, read no further than its start
-    assert program_look(huge) == "it starts with #!"
+    assert file_head(huge, 4) == b"#!/b"
+    assert file_head(huge, 256) == b"#!/bin/sh\n" + bytes(246)
+    assert file_head(tmp_path / "fifo", 4) is None
+    assert file_head(tmp_path, 4) is None  # a directory
+    assert file_head(tmp_path / "missing", 4) is None
+    assert file_head(f"{tmp_path}/nul\0byte", 4) is None  # never raises
+
+
+def test_the_look_and_the_shebang_share_one_reader(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """program_look (4 bytes) and shebang_of (the kernel's 256) read through file_head."""
+    from aggregator.root import layout, shebang
+
+    read: list[int] = []
+
+    def recorded(path: str | os.PathLike[str], size: int) -> bytes | None:
+        read.append(size)
+        return b"#!/bin/sh -e\n"[:size]
+
+    monkeypatch.setattr(layout, "file_head", recorded)
+    monkeypatch.setattr(shebang, "file_head", recorded)
+    assert layout.program_look(tmp_path / "x") == "it starts with #!"
+    assert shebang.shebang_of(tmp_path / "x") == ("/bin/sh", "-e")
+    assert read == [4, shebang.SHEBANG_BYTES]
 
 
 def test_the_warning_names_the_file_and_the_fix(tmp_path: Path) -> None:

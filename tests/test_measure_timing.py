@@ -270,6 +270,36 @@ async def test_servo_cancel_reaches_every_driver_once_and_the_run_is_canceled(
     assert code == 1
 
 
+async def test_a_canceled_measure_keeps_each_earlier_failure_with_its_stderr(
+        autojump_clock: MockClock) -> None:
+    """As a stopped adjust does: the final line of a canceled measure still names the
+    driver that had failed on its own, in failed_drivers, with its stderr excerpt; the
+    drivers the cancel cut short are not called failed."""
+    async def cannot_reach(p: FakeMember) -> int:
+        await p.read_request()
+        await trio.sleep(0.5)
+        await p.complain("cannot reach prometheus at :9090\n")
+        return 3
+
+    def cancel(session: Session) -> None:
+        session.control.cancel()
+
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10bad": driver({"latency": {}}, cannot_reach),
+            "20load": driver({"throughput": {}}, returns(60.0, {"throughput": {"value": 1}})),
+        }, REQUEST, actions=((1.5, cancel),),
+            config=MeasureConfig(on_failure="continue", cancel_grace=2.0))
+    result = final(output)
+    assert result["status"] == "canceled" and code == 1
+    assert result["failed_drivers"] == ["10bad"]
+    lines = result["message"].split("\n")
+    assert "10bad: failed: measure: exited with code 3" in lines
+    assert any(line.startswith("20load: canceled: ") for line in lines)
+    assert "--- 10bad stderr ---" in lines
+    assert "cannot reach prometheus at :9090" in result["message"]
+
+
 async def test_a_sigterm_stops_every_driver_and_blames_none_of_them_for_the_others(
         autojump_clock: MockClock) -> None:
     def terminate(session: Session) -> None:
@@ -498,3 +528,49 @@ async def test_missing_metrics_fail_fails_the_driver_naming_it_and_the_metric(
         "10a: failed: measure: 10a did not return y, which it describes and was asked for "
         "(measure.missing_metrics: fail)")
     assert load.signals[0] == (exactly(1.0), "leader", SIGUSR1)  # a failure like any
+
+
+def describes_slowly(metrics: dict[str, Any], measure: Measure, reports: int = 6,
+                     every: float = 0.5) -> Measure:
+    """--describe: a progress line (its own 40 %) every `every` s, then `metrics`."""
+    async def script(p: FakeMember) -> int | None:
+        if p.proc.spec.call is Call.DESCRIBE:
+            for i in range(reports):
+                await p.say({"progress": 40, "message": f"asking prometheus {i}"})
+                await trio.sleep(every)
+            await p.say({"status": "ok", "metrics": metrics})
+            return 0
+        return await measure(p)
+    return script
+
+
+async def test_progress_a_describe_prints_before_a_measure_reaches_servo_within_an_interval(
+        autojump_clock: MockClock) -> None:
+    """#14.1: the optimizer can cancel during a long survey too: each report of a
+    describing driver gets servo a line within one interval, at 0 %, naming it."""
+    async with open_fake_spawner() as spawner:
+        code, output = await run_measure(spawner, {
+            "10prom": describes_slowly({"throughput": {}},
+                                       returns(1.0, {"throughput": {"value": 1}})),
+            "20load": driver({}, returns(1.0, {})),
+        }, REQUEST)
+    assert code == 0
+    lines = progress(output)
+    for i in range(6):
+        said = [(t, p) for t, p, message in lines if message == f"10prom: asking prometheus {i}"]
+        assert said and said[0][1] == 0 and 0.5 * i <= said[0][0] <= 0.5 * i + 0.25, said
+
+
+async def test_describe_answers_one_line_whatever_progress_the_drivers_print(
+        autojump_clock: MockClock) -> None:
+    async with open_fake_spawner() as spawner:
+        spawner.script("10prom", describes_slowly({"throughput": {}}, hangs))
+        output = RecordingOutput()
+        session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 2.0), spawner),
+                          output, ServoEnvironment(10.0, "all"))
+        job = MeasureJob(MeasureCommand.DESCRIBE, "app", MeasureConfig(),
+                         (fake_spec("10prom", Call.DESCRIBE).driver,))
+        with trio.fail_after(TRIO_TIME_BOUND):
+            assert await run_measure_job(job, session) == 0
+    [(_, line)] = output.lines
+    assert json.loads(line) == {"status": "ok", "metrics": {"throughput": {}}}

@@ -10,7 +10,7 @@ import pytest
 
 from aggregator.process.call_limits import LimitHits
 from aggregator.process.resources import ResourceUse
-from aggregator.protocol.result import judge
+from aggregator.protocol.result import judge, speaks_for_itself
 from aggregator.protocol.text import show_bytes
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
@@ -38,6 +38,34 @@ def test_without_a_count_the_exit_and_stderr_tell_it() -> None:
     assert out_of_memory(64 * MIB, NOT_COUNTED, 1, said) == (
         "ran out of memory under its memory limit of 64 MiB (RLIMIT_DATA): it failed "
         "(exit 1) and its stderr says 'MemoryError'")
+
+
+def test_a_driver_that_answered_needs_more_than_words() -> None:
+    """It printed a result line of its own: a sign on stderr alone may be about something
+    else; a death by signal or a peak near the limit corroborates it."""
+    said = "std::bad_alloc"
+    assert out_of_memory(64 * MIB, NOT_COUNTED, 1, said, answered=True, peak=40 * MIB) is None
+    assert out_of_memory(64 * MIB, NOT_COUNTED, 1, said, answered=True) is None
+    assert out_of_memory(64 * MIB, NOT_COUNTED, -6, said, answered=True) == (
+        "ran out of memory under its memory limit of 64 MiB (RLIMIT_DATA): it died of "
+        "SIGABRT and its stderr says 'bad_alloc'")
+    assert out_of_memory(64 * MIB, NOT_COUNTED, 1, said, answered=True, peak=60 * MIB) == (
+        "ran out of memory under its memory limit of 64 MiB (RLIMIT_DATA): it failed (exit "
+        "1) at a peak of 60 MiB and its stderr says 'bad_alloc'")
+    assert out_of_memory(64 * MIB, NOT_COUNTED, 1, said, answered=False) is not None
+
+
+@pytest.mark.parametrize(("result", "code", "speaks"), [
+    ({"status": "rejected", "reason": "out-of-range"}, 1, True),
+    ({"status": "failed"}, 0, True),
+    ({"status": "failed"}, -9, False),  # a death by signal is judged as such
+    ({"status": "ok"}, 1, False),
+    ({"status": "success"}, 1, False),  # not one of servo's statuses
+    (None, 1, False),
+])
+def test_a_driver_speaks_for_itself_with_a_failure_status_of_its_own(
+        result: dict[str, str] | None, code: int, speaks: bool) -> None:
+    assert speaks_for_itself(result, code) is speaks
 
 
 @pytest.mark.parametrize("said", [

@@ -64,6 +64,20 @@ def test_a_closed_stdout_stops_writing_without_an_error() -> None:
     os.close(w)
 
 
+def test_the_last_line_sent_is_the_last_servo_got_once_its_end_is_closed() -> None:
+    """The run's record keeps Output.last_sent as the final line: never a line written
+    (or tried) after servo's end was closed. (The last object stays the run's verdict.)"""
+    r, w = os.pipe()
+    out = Output(w, io.StringIO())
+    out.json_line({"progress": 1, "message": "got"})
+    os.close(r)
+    out.json_line({"status": "ok", "reason": "success"})  # EPIPE: never reached servo
+    assert out.closed
+    out.write_line("servo-agg 0.3.0")
+    os.close(w)
+    assert out.last_sent == '{"progress": 1, "message": "got"}'
+
+
 def test_json_lines_are_strict_json_whatever_they_hold(tmp_path: Path) -> None:
     """No NaN or Infinity token, no lone surrogate (escaped or not): any parser takes it."""
     path = tmp_path / "out"
@@ -208,11 +222,11 @@ def test_the_record_keeps_only_the_head_of_a_large_final_line(tmp_path: Path) ->
     out = Output(fd, io.StringIO())
     result = {"status": "ok", "metrics": {"m": {"value": "x" * (4 * JOURNAL_FINAL_BYTES)}}}
     out.json_line(result)
-    os.close(fd)
     assert out.last_object is result
     assert out.last_sent is not None
     assert len(out.last_sent) <= JOURNAL_FINAL_BYTES + 1
     assert out.last_sent.startswith('{"status": "ok", "metrics"')
     assert out.last_line is None  # only progress is compared for repeats
     out.write_line("servo-agg 0.3.0")
+    os.close(fd)
     assert out.last_sent == "servo-agg 0.3.0" and out.last_object is None

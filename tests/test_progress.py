@@ -18,6 +18,7 @@ from aggregator.limits import DEFAULT_PROGRESS_INTERVAL_SECONDS
 from aggregator.protocol.progress import progress_value
 from aggregator.supervision.output import Output
 from aggregator.supervision.progress_relay import (
+    NoShare,
     ProgressRelay,
     SlowestDriver,
     WeightedShares,
@@ -393,6 +394,53 @@ async def test_cancelling_the_flusher_writes_what_is_pending_then_nothing(
 
 
 @pytest.mark.supervision
+async def test_a_survey_relays_at_the_current_percentage_and_hands_its_pending_line_on(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """One stream from the first query to the last adjust: a survey's line left pending
+    when it ends goes out at its interval's end under the next flusher, and what the
+    drivers then report folds from where the survey left the percentage."""
+    out = Recorder()
+    r = ProgressRelay(out, NoShare(), 0.25, clock=trio.current_time)
+
+    async def survey() -> str:
+        r.driver_progress("a", {"progress": 70, "message": "asking"})  # at 0: 0 %, not 70
+        await trio.sleep(0.1)
+        r.driver_progress("a", {"progress": 80, "message": "asked"})  # pending until 0.25
+        return "found"
+
+    assert await r.relaying(survey) == "found"
+    assert r.pending and out.lines == [{"progress": 0, "message": "a: asking"}]
+    r.fold_with(WeightedShares({"a": 1.0}))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(r.run_flusher)
+        await trio.sleep(1)
+        r.driver_progress("a", {"progress": 40, "message": "applying"})  # a first line again
+        nursery.cancel_scope.cancel()
+    assert [(at, [(line["progress"], line["message"]) for line in lines])
+            for at, lines in out.writes] == [
+        (0.0, [(0, "a: asking")]), (0.25, [(0, "a: asked")]), (1.1, [(40, "a: applying")])]
+
+
+@pytest.mark.supervision
+async def test_a_survey_that_raises_writes_its_pending_line_before_the_final_one(
+        autojump_clock: trio.testing.MockClock) -> None:
+    out = Recorder()
+    r = ProgressRelay(out, NoShare(), 0.25, clock=trio.current_time)
+
+    async def fails() -> None:
+        r.driver_progress("a", {"progress": 1, "message": "one"})
+        await trio.sleep(0.1)
+        r.driver_progress("a", {"progress": 2, "message": "two"})
+        raise LookupError("could not ask a")
+
+    with pytest.raises(LookupError):  # as it was raised: not a group of one
+        await r.relaying(fails)
+    assert [m["message"] for m in out.lines] == ["a: one", "a: two"]
+    r.driver_progress("a", {"progress": 3, "message": "three"})  # closed: the final is next
+    assert len(out.lines) == 2
+
+
+@pytest.mark.supervision
 async def test_after_a_keep_alive_the_next_line_waits_a_whole_interval(
         autojump_clock: trio.testing.MockClock) -> None:
     out = Recorder()
@@ -737,7 +785,8 @@ def test_drivers_running_together_add_up_their_shares_and_the_slowest_is_named()
     shares.start("b")
     assert shares.progress("a", 40, "a: forty") == (10.0, "b: starting")
     assert shares.progress("b", 80, "b: eighty") == (30.0, "a: forty")
-    assert shares.done("a", "a: done") == (45.0, "a: done")  # (100 + 80) / 4
+    # a ended while b still runs: the line names b, the slowest running (#18.4)
+    assert shares.done("a", "a: done") == (45.0, "b: eighty")  # (100 + 80) / 4
     assert shares.progress("b", 90, "b: ninety") == (47.5, "b: ninety")  # alone: its own
     assert shares.done("b", "b: done") == (50.0, "b: done")
     shares.start("c")

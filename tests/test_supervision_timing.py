@@ -441,6 +441,56 @@ async def test_a_head_start_already_running_when_servo_cancels_is_canceled_like_
     assert control.interrupted == [NAME]
 
 
+async def deaf_chatter(p: FakeMember) -> None:
+    """Ignores servo's cancel and keeps printing progress, so only the cancel grace (no
+    line limit here) can end it."""
+    p.ignore(SIGUSR1)
+    while True:
+        await p.say({"progress": 1})
+        await trio.sleep(0.3)
+
+
+async def test_a_cancel_that_came_before_a_head_start_was_attached_keeps_its_cancel_grace(
+        autojump_clock: MockClock) -> None:
+    """servo's SIGUSR1 while trio loaded: the head start is canceled as it is attached, and
+    the cancel grace set then must hold through the call's own start (no T, no deadline:
+    nothing else would ever end it)."""
+    control = RunControl()
+    spec = fake_spec(NAME, Call.QUERY)
+    async with open_fake_spawner() as spawner:
+        early = spawner.head_start(spec, deaf_chatter)
+        control.cancel()
+        await trio.sleep(0.3)
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcome = await Supervisor(SupervisionPolicy(None, 0.5, 2.0), spawner,
+                                       control).call(spec)
+    assert early.signals == [(exactly(0.3), "leader", SIGUSR1),
+                             (exactly(2.3), "group", SIGTERM),
+                             (exactly(2.3), "group", SIGKILL)]
+    assert outcome.problem is not None and outcome.problem.reason == Reason.CANCELED
+    assert "did not finish within the cancel grace" in outcome.problem.detail
+
+
+async def test_a_sibling_canceled_before_it_was_attached_keeps_its_cancel_grace(
+        autojump_clock: MockClock) -> None:
+    """A measure driver whose siblings' control was canceled (another driver failed) before
+    its call attached: the cancel grace holds, whatever the call's own bounds say."""
+    siblings = RunControl()
+    siblings.cancel()
+    async with open_fake_spawner() as spawner:
+        spawner.script(NAME, deaf_chatter, ignoring=(SIGUSR1,))  # before its first line
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcome = await Supervisor(SupervisionPolicy(None, 0.5, 2.0), spawner).call(
+                fake_spec(NAME, Call.MEASURE), group=siblings,
+                limit=TimeLimit(100.0, "its deadline of 100 s"))
+    proc = spawner.process(NAME)
+    assert proc.signals == [(exactly(0.0), "leader", SIGUSR1),
+                            (exactly(2.0), "group", SIGTERM),
+                            (exactly(2.0), "group", SIGKILL)]
+    assert outcome.problem is not None and outcome.problem.reason == Reason.CANCELED
+    assert siblings.interrupted == [NAME]
+
+
 # -- the exit drain ------------------------------------------------------------------------
 
 async def test_all_a_driver_wrote_before_exiting_is_read_however_slow_we_are(
@@ -891,3 +941,71 @@ async def test_an_adjust_flood_reaches_servo_once_per_interval_and_never_after_t
     assert times[-1] == output.lines[-1][0]
     assert all(b - a >= 0.25 - 1e-9 for a, b in itertools.pairwise(times[:-1]))
     assert len(lines) < 40  # ~6 s of floods: ~24 intervals, not 6,005 lines
+
+
+# -- progress during the queries before an adjust (#14.1) ------------------------------------
+
+def reports_while_querying(component: str, reports: int = 6, every: float = 0.5) -> Script:
+    """--query: a progress line (its own 50 %) every `every` s, then its descriptor;
+    adjust: ok at once."""
+    async def script(p: FakeMember) -> None:
+        if p.proc.spec.call is Call.QUERY:
+            for i in range(reports):
+                await p.say({"progress": 50, "message": f"discovering {i}"})
+                await trio.sleep(every)
+            await p.say(_descriptor(component))
+            return
+        await p.read_request()
+        await p.say(OK)
+    return script
+
+
+async def _run_job(command: Command, drivers: dict[str, Script], root: Any) -> RecordingOutput:
+    """An adjust-front-end command as servo or an operator runs it, over fake drivers."""
+    from aggregator.adjust.commands import run_job
+
+    request = {"application": {"components": {"a": {"settings": {"replicas": {"value": 3}}}}}}
+    output = RecordingOutput()
+    async with open_fake_spawner() as spawner:
+        for name, script in drivers.items():
+            spawner.script(name, script)
+        session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner),
+                          output, ServoEnvironment(10.0, "all"))
+        job = AdjustJob(command, "app", AggregatorConfig(),
+                        tuple(fake_spec(name).driver for name in drivers),
+                        None if command is Command.QUERY
+                        else parse_request(json.dumps(request).encode()))
+        with trio.fail_after(TRIO_TIME_BOUND):
+            async with trio.open_nursery() as nursery:
+                if session.liveness is not None:
+                    nursery.start_soon(session.liveness.run)
+                await run_job(job, session, root)
+                nursery.cancel_scope.cancel()
+    return output
+
+
+async def test_progress_a_query_prints_before_an_adjust_reaches_servo_within_an_interval(
+        autojump_clock: MockClock, tmp_path: Any) -> None:
+    """servo posts each line, and the optimizer's cancel comes back only in the reply: a
+    long survey must give it its chances, at the current percentage (0: nothing changed
+    yet), each driver report within one progress_interval."""
+    output = await _run_job(Command.ADJUST, {"10a": reports_while_querying("a"),
+                                             "20b": answers_after(0.1, "b")}, tmp_path)
+    relayed = [(t, json.loads(text)) for t, text in output.lines]
+    for i in range(6):
+        said = [(t, m["progress"]) for t, m in relayed
+                if m.get("message") == f"10a: discovering {i}"]
+        assert said and said[0][1] == 0 and 0.5 * i <= said[0][0] <= 0.5 * i + 0.25, said
+    assert relayed[-1][1] == OK
+    assert [m["message"] for _, m in relayed if "progress" in m][-1] == "10a: done"
+
+
+@pytest.mark.parametrize("command", [Command.QUERY, Command.DRY_RUN])
+async def test_a_query_or_a_rehearsal_relays_no_progress(
+        autojump_clock: MockClock, tmp_path: Any, command: Command) -> None:
+    """--query's answer is one JSON document, and nobody posts --dry-run's lines."""
+    output = await _run_job(command, {"10a": reports_while_querying("a")}, tmp_path)
+    assert output.lines
+    assert not any('"progress"' in text for _, text in output.lines), output.lines
+    if command is Command.QUERY:
+        assert len(output.lines) == 1

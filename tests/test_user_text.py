@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aggregator.limits import MAX_SHOWN_CHARS
-from aggregator.protocol.text import brief, clip, one_line
+from aggregator.protocol.text import brief, clip, one_line, signal_name, visible
 
 
 @pytest.mark.unit
@@ -17,6 +17,18 @@ def test_clip_keeps_short_text_and_marks_a_cut() -> None:
     cut = clip("x" * 1000)
     assert len(cut) == MAX_SHOWN_CHARS and cut.endswith("...")
     assert clip("abcdef", 5) == "ab..."
+
+
+@pytest.mark.unit
+def test_driver_text_cannot_drive_a_terminal() -> None:
+    assert visible("\x1b[2J\x1b]0;pwned\x07 \x9b") == "\\x1b[2J\\x1b]0;pwned\\x07 \\x9b"
+    assert visible("tab\tand\nnewline, é ✓") == "tab\tand\nnewline, é ✓"
+
+
+@pytest.mark.unit
+def test_a_signal_is_named_or_numbered() -> None:
+    assert signal_name(9) == "SIGKILL"
+    assert signal_name(200) == "signal 200"
 
 
 @pytest.mark.unit

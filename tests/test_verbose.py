@@ -359,6 +359,43 @@ def test_a_run_ends_with_one_whole_line_per_driver() -> None:
         "  03c  not started", ""]
 
 
+EVIL = "\x1b[2J\x1b]0;pwned\x07"  # clear the screen, retitle the terminal, ring
+
+
+@pytest.mark.unit
+def test_what_drivers_wrote_cannot_drive_the_terminal_through_the_live_display() -> None:
+    """Their messages, failures and file names, in the block and in the closing summary:
+    escaped, as the journal's readers show them."""
+    term = FakeTerminal()
+    display = LiveDisplay(term, clock=lambda: 0.0, width=200)
+    name = "01\x1bx"
+    display.begin(f"adjusting {EVIL}", [name, "02b"])
+    display.started(name)
+    display.progress(name, {"progress": 5, "message": f"step {EVIL}"})
+    assert all("\x1b" not in row and "\x07" not in row for row in display.render())
+    assert "step \\x1b[2J\\x1b]0;pwned\\x07" in display.render()[0]
+    display.finished(name, False, f"adjust: {EVIL}")
+    display.started("02b")
+    display.finished("02b", True)
+    display.close()
+    drawn = term.getvalue()
+    assert EVIL not in drawn and "\x07" not in drawn and "01\x1bx" not in drawn
+    summary = screen(drawn, columns=200)[-3:]
+    assert summary[0] == "  01\\x1bx  FAILED after 0.0 s: adjust: \\x1b[2J\\x1b]0;pwned\\x07"
+    assert "adjusting \\x1b[2J" in drawn
+
+
+@pytest.mark.unit
+def test_what_drivers_wrote_cannot_drive_the_terminal_through_the_verbose_trace() -> None:
+    from aggregator.supervision.output import Output
+    from aggregator.supervision.session import verbose_trace
+
+    err = io.StringIO()
+    verbose_trace(Output(-1, err))("01\x1bx", f"<- {{\"progress\": 1, \"message\": \"{EVIL}\"}}")
+    assert "\x1b" not in err.getvalue() and "\x07" not in err.getvalue()
+    assert "01\\x1bx: <- " in err.getvalue() and "\\x1b]0;pwned\\x07" in err.getvalue()
+
+
 @pytest.mark.unit
 def test_verbose_notes_are_stamped_from_the_process_start(
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,13 +15,15 @@ from aggregator import PRODUCT
 from aggregator.adjust.calls import AdjustJob
 from aggregator.adjust.groups import Group, adjust_groups
 from aggregator.adjust.plan import AdjustPlan, plan_adjust
-from aggregator.protocol.result import AdjustStanding, DriverFailure, fold, judge
+from aggregator.protocol.result import AdjustStanding, DriverFailure, judge
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
+from aggregator.supervision.control import ended_as
 from aggregator.supervision.display import Display
 from aggregator.supervision.facts import RollbackStep
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
+    NoShare,
     ProgressRelay,
     WeightedShares,
     progress_interval,
@@ -97,7 +99,7 @@ class _Adjustment:
         if outcome.end is CallEnd.NOT_STARTED and control.stopping:
             return  # servo stopped the run as its group began: it never ran
         failure = judge(outcome, session.environment.stderr_mode)
-        relay.driver_done(name, f"{name}: {'done' if failure is None else 'failed'}")
+        relay.driver_done(name, f"{name}: {ended_as(name, failure is not None, control)}")
         display.finished(name, failure is None, failure.message if failure else "")
         if failure is not None and control.stopping and name in control.interrupted:
             self.cut_short.append(failure)
@@ -108,12 +110,17 @@ class _Adjustment:
 
 
 async def adjust(job: AdjustJob, session: Session) -> int:
-    plan = await plan_adjust(job, session)
-    groups = adjust_groups(job.config, [d.name for d in job.drivers], running=plan.shares)
-    shares = WeightedShares({name: job.config.policy(name).weight for name in plan.shares})
-    relay = ProgressRelay(session.output, shares,
+    # One stream from the first query to the last adjust: the queries' progress at the
+    # current percentage (0), then the drivers' shares.
+    relay = ProgressRelay(session.output, NoShare(),
                           progress_interval(job.config.progress_interval,
                                             session.policy.line_limit))
+    if session.liveness is not None:
+        session.liveness.use(relay.repeat_last)
+    plan = await relay.relaying(partial(plan_adjust, job, session, relay))
+    groups = adjust_groups(job.config, [d.name for d in job.drivers], running=plan.shares)
+    shares = WeightedShares({name: job.config.policy(name).weight for name in plan.shares})
+    relay.fold_with(shares)
     run = _Adjustment(job, session, plan, shares, relay)
     display = session.display
     control = session.control
@@ -121,8 +128,6 @@ async def adjust(job: AdjustJob, session: Session) -> int:
     rolled_back: list[str] = []
     extra: list[str] = []
     extra_reasons: list[str] = []
-    if session.liveness is not None:
-        session.liveness.use(relay.repeat_last)
     display.begin(_adjust_header(job, plan, groups), list(plan.shares))
     try:
         async with trio.open_nursery() as nursery:
@@ -162,20 +167,20 @@ async def adjust(job: AdjustJob, session: Session) -> int:
             completed=[n for n in completed if n not in rolled_back],
             interrupted=[f.driver for f in cut_short], not_started=not_started,
             failed=[f.driver for f in failures], rolled_back=rolled_back),
-            failures + cut_short, extra)
+            failures, cut_short, extra)
     return finish_with_failures(session.output, failures, extra, extra_reasons)
 
 
 def stopped(session: Session, standing: AdjustStanding, failures: list[DriverFailure],
-            extra: list[str]) -> NoReturn:
+            cut_short: list[DriverFailure], extra: list[str]) -> NoReturn:
     """End a stopped or canceled adjust: its final line says what the application holds
     now (standing), then each failure and the interrupted drivers' own words, with their
     stderr. No rollback runs after a stop, whatever on_failure says: servo asked that no
     further driver start, it may be gone already (SIGTERM, its exit), and a rollback is
     a driver call that could outlast its patience; the optimizer's next adjust sets
     every setting anew, and this line tells the operator what holds until then."""
-    folded = fold(failures, extra)["message"].split("\n") if failures else list(extra)
-    session.stop(standing.interrupted, standing.lines() + folded, standing.failed)
+    session.stop_with_failures(standing.interrupted, failures, cut_short=cut_short,
+                               before=standing.lines(), extra=extra)
 
 
 def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,

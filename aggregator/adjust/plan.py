@@ -11,6 +11,7 @@ from aggregator.adjust.queries import survey
 from aggregator.protocol.descriptor import Ownership, merge, split_request
 from aggregator.protocol.vocabulary import Reason
 from aggregator.supervision.final import could_not_ask
+from aggregator.supervision.progress_relay import ProgressRelay
 from aggregator.supervision.session import Session
 
 
@@ -33,11 +34,13 @@ class AdjustPlan:
         return components
 
 
-async def plan_adjust(job: AdjustJob, session: Session) -> AdjustPlan:
+async def plan_adjust(job: AdjustJob, session: Session,
+                      relay: ProgressRelay | None = None) -> AdjustPlan:
     """Query every driver and split the request; raises before anything is changed, and
-    stops the run if servo stopped it meanwhile."""
+    stops the run if servo stopped it meanwhile. `relay`: where the queries' progress
+    goes (an adjust's, not a rehearsal's)."""
     assert job.request is not None
-    found = await survey(job, session)
+    found = await survey(job, session, relay)
     if found.failures:
         raise could_not_ask(found.failures, "setting", "nothing was changed",
                             Reason.QUERY_FAILED)

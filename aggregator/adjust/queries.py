@@ -10,6 +10,7 @@ from aggregator.protocol.descriptor import Descriptor, DescriptorShapeError, mer
 from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.final import finish_with_failures
+from aggregator.supervision.progress_relay import ProgressRelay
 from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallOutcome, CallSpec
 from aggregator.supervision.versions import report_versions
@@ -39,19 +40,24 @@ def read_descriptor(outcome: CallOutcome, session: Session) -> Descriptor | Driv
                              f"query: output is not a descriptor: {exc}")
 
 
-async def survey(job: AdjustJob, session: Session, percent: int = 0) -> Survey:
-    """Every driver's --query, with a keep-alive line between drivers when servo needs one."""
+async def survey(job: AdjustJob, session: Session,
+                 relay: ProgressRelay | None = None) -> Survey:
+    """Every driver's --query, with a keep-alive line between drivers when servo needs one;
+    before an adjust, the drivers' progress through `relay` (see Session.call_all)."""
     found = Survey()
     count = len(job.drivers)
     asked: list[str] = []
 
     def between(spec: CallSpec) -> None:
         asked.append(spec.driver.name)
-        if len(asked) < count:
-            session.keepalive(f"queried {len(asked)} of {count} drivers", percent)
+        # A pending progress line is one: it goes out within the interval.
+        if len(asked) < count and (relay is None or not relay.pending):
+            session.keepalive(f"queried {len(asked)} of {count} drivers",
+                              0 if relay is None else relay.percent)
 
     outcomes = await session.call_all([job.query_call(d) for d in job.drivers],
-                                      parallel=job.config.parallel_queries, between=between)
+                                      parallel=job.config.parallel_queries, between=between,
+                                      relay=relay)
     for outcome in outcomes:
         got = read_descriptor(outcome, session)
         if isinstance(got, DriverFailure):

@@ -123,16 +123,17 @@ def _fault(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
+def _job(front: FrontEnd, command: str, args: argparse.Namespace, config: AggregatorConfig,
          environment: ServoEnvironment, root: Path, early: EarlySignals,
          stdin_closed: bool, facts: RunFacts, output: Output) -> Job:
-    """The front-end's job, the request read and checked (before any driver starts)."""
+    """The front-end's job for `command` (_command's), the request read and checked
+    (before any driver starts)."""
     drivers_dir, disabled = drivers_of(config, front)
     candidates = scan(root / drivers_dir)
     for warning in unrun_programs(drivers_dir, candidates):
         output.warn(warning)
     drivers = tuple(drivers_among(candidates, disabled))
-    wants_request = not (args.version or args.query)
+    wants_request = command in (Command.ADJUST, Command.DRY_RUN, MeasureCommand.MEASURE)
     data = b""
     if wants_request:
         if not args.app:
@@ -147,21 +148,17 @@ def _job(front: FrontEnd, args: argparse.Namespace, config: AggregatorConfig,
                                 source=environment.io_timeout_source)
         facts.request = data
     if front is FrontEnd.MEASURE:
-        command = (MeasureCommand.VERSION if args.version else MeasureCommand.DESCRIBE
-                   if args.query else MeasureCommand.DRY_RUN if args.dry_run
-                   else MeasureCommand.MEASURE)
-        return MeasureJob(command, args.app, config.measure, drivers,
+        return MeasureJob(MeasureCommand(command), args.app, config.measure, drivers,
                           parse_measure_request(data, [d.name for d in drivers])
                           if wants_request else None,
                           as_json=args.json)
-    adjust = (Command.VERSION if args.version else Command.QUERY if args.query
-              else Command.DRY_RUN if args.dry_run else Command.ADJUST)
-    return AdjustJob(adjust, args.app, config, drivers,
+    return AdjustJob(Command(command), args.app, config, drivers,
                      parse_request(data) if wants_request else None, as_json=args.json)
 
 
 def _command(args: argparse.Namespace, front: FrontEnd) -> str:
-    """The command, as the record names it (the job's command, or check)."""
+    """The command the arguments ask for, the one derivation: the job's command (adjust's
+    Command or measure's MeasureCommand, by value), or check; the record names it so."""
     if args.check:
         return "check"
     if args.version:
@@ -178,7 +175,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
     config = None
     try:
         args = build_parser(front, program).parse_args(argv)
-        facts.command, facts.app = _command(args, front), args.app
+        command = facts.command = _command(args, front)
+        facts.app = args.app
         if args.verbose:  # every note from here on says when, from the process's start
             output.stamp_notes()
         if args.json and not (args.dry_run or args.check):
@@ -195,7 +193,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         environment = read_environment(os.environ)
         config = load_config(root, output.warn)
         environment = environment.with_fallback(config.io_timeout, CONFIG_IO_TIMEOUT)
-        job = _job(front, args, config, environment, root, early, stdin_closed, facts, output)
+        job = _job(front, command, args, config, environment, root, early, stdin_closed,
+                   facts, output)
     except AggregatorError as err:
         if err.reason == Reason.NO_DRIVERS_DIR and config is not None and args.version:
             # an install is checked before drivers are added: servo-agg's version still
@@ -207,9 +206,10 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         output.error(err)
         return 1, config
     except StoppedEarly as stop:
-        output.json_line({"status": Status.ABORTED, "reason": Reason.TERMINATED,
-                          "message": f"servo-agg received {stop} while reading the request; "
-                                     "no driver was started"})
+        result = {"status": Status.ABORTED, "reason": Reason.TERMINATED,
+                  "message": f"servo-agg received {stop} while reading the request; "
+                             "no driver was started"}
+        output.failure(result, result["status"], result["message"])  # as any stopped run
         return 128 + stop.signum, config
     grace = config.measure if front is FrontEnd.MEASURE else config
     runs_drivers = job.command in (Command.ADJUST, MeasureCommand.MEASURE)

@@ -12,17 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aggregator.protocol.text import clip, one_line, show_bytes
+from aggregator.protocol.text import clip, one_line, show_bytes, visible
 
-#: Control characters but tab and newline, shown as escapes (\x1b, not the escape).
-_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
-            if code not in (0x09, 0x0A)}
 _NUMBER = (int, float)
-
-
-def visible(text: str) -> str:
-    """`text` with every control character but tab and newline escaped."""
-    return text.translate(_ESCAPES)
 
 
 def _name(value: Any) -> str:

@@ -11,6 +11,7 @@ from aggregator.protocol.measure import MetricsShapeError, described_metrics, me
 from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.final import could_not_ask, finish_with_failures
+from aggregator.supervision.progress_relay import ProgressRelay
 from aggregator.supervision.session import Session
 
 
@@ -26,11 +27,13 @@ class Catalogue:
         return merge_descriptions(self.described)
 
 
-async def survey(job: MeasureJob, session: Session) -> Catalogue:
-    """Every driver's --describe, concurrently, each supervised."""
+async def survey(job: MeasureJob, session: Session,
+                 relay: ProgressRelay | None = None) -> Catalogue:
+    """Every driver's --describe, concurrently, each supervised; before a measure, the
+    drivers' progress through `relay` (see Session.call_all)."""
     found = Catalogue()
     outcomes = await session.call_all([job.describe_call(d) for d in job.drivers],
-                                      parallel=True)
+                                      parallel=True, relay=relay)
     for outcome in outcomes:
         failure = judge(outcome, session.environment.stderr_mode)
         if failure is None:
@@ -48,11 +51,13 @@ async def survey(job: MeasureJob, session: Session) -> Catalogue:
     return found
 
 
-async def catalogue(job: MeasureJob, session: Session) -> tuple[dict[str, Any],
-                                                                dict[str, str]]:
+async def catalogue(job: MeasureJob, session: Session,
+                    relay: ProgressRelay | None = None) -> tuple[dict[str, Any],
+                                                                 dict[str, str]]:
     """Who owns which metric, before a measure (or its dry run); raises before any
-    measure starts if a driver could not say, and stops if servo stopped the run."""
-    found = await survey(job, session)
+    measure starts if a driver could not say, and stops if servo stopped the run.
+    `relay`: where the describes' progress goes (a measure's, not a rehearsal's)."""
+    found = await survey(job, session, relay)
     session.stop_if_stopping()
     if found.failures:
         raise could_not_ask(found.failures, "metric", "no measurement was started",

@@ -31,10 +31,11 @@ from aggregator.protocol.result import DriverFailure, judge
 from aggregator.protocol.text import clip_message
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.root.discovery import Driver
-from aggregator.supervision.control import RunControl
+from aggregator.supervision.control import RunControl, ended_as
 from aggregator.supervision.display import Display
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import (
+    NoShare,
     ProgressRelay,
     SlowestDriver,
     progress_interval,
@@ -69,6 +70,8 @@ class _Measurement:
         self.relay = relay
         self.siblings = RunControl()  # what a failure cancels: the other drivers
         self.failures: list[DriverFailure] = []
+        #: cut short by servo's cancel or terminate, not failed on their own
+        self.cut_short: list[DriverFailure] = []
         self.results: dict[str, dict[str, Any]] = {}
         self.not_returned: dict[str, list[str]] = {}  # requested, described, not returned
 
@@ -96,33 +99,26 @@ class _Measurement:
         session, name = self.session, driver.name
         spec = self.job.measure_call(driver, self.owned.get(name, []))
         session.display.started(name, "measure")
-        outcome = await session.supervisor.call(
+        outcome = await session.call(
             spec, partial(_on_progress, self.relay, session.display, name),
-            on_life=session.life_handler(spec), limit=self.job.window_limit(driver),
-            group=self.siblings)
+            limit=self.job.window_limit(driver), group=self.siblings)
         failure = self._judged(outcome)
-        canceled = (failure is not None and self.siblings.canceled
-                    and name in self.siblings.interrupted)  # because another one failed
-        # servo's cancel (or SIGTERM) stopped every driver at once: the first of them to
-        # end is not a failure that stopped the others.
         control = self.session.control
-        stopped = failure is not None and control.stopping
-        if failure is None:
-            ended = "done"
-        elif canceled or (stopped and control.terminated_by is None):
-            ended = "canceled"  # by a sibling's failure, or by servo
-        else:
-            ended = "stopped" if stopped else "failed"
-        self.relay.driver_done(name, f"{name}: {ended}")
+        self.relay.driver_done(name, f"{name}: "
+                               f"{ended_as(name, failure is not None, control, self.siblings)}")
         session.display.finished(name, failure is None, failure.message if failure else "")
         if failure is None:
             self.results[name] = outcome.result or {}
             return
-        if canceled:
+        if self.siblings.canceled and name in self.siblings.interrupted:
             return  # named as canceled because of the failure, not as a failure itself
+        # servo's cancel (or SIGTERM) stopped every driver at once: the first of them to
+        # end is not a failure that stopped the others.
+        if control.stopping:
+            self.cut_short.append(failure)
+            return
         self.failures.append(failure)
-        if (self.job.config.on_failure == "cancel" and not self.siblings.canceled
-                and not stopped):
+        if self.job.config.on_failure == "cancel" and not self.siblings.canceled:
             self.siblings.cancel()  # the others stop now, each its own way
 
     def canceled_siblings(self) -> list[str]:
@@ -151,19 +147,24 @@ def asked_in_vain(job: MeasureJob, owner: dict[str, str]) -> list[str]:
 
 async def measure(job: MeasureJob, session: Session) -> int:
     assert job.request is not None
-    _, owner = await catalogue(job, session)
-    in_vain = asked_in_vain(job, owner)
-    for notice in in_vain:
-        session.output.note(notice)
-    relay = ProgressRelay(session.output, SlowestDriver(job.names),
+    # One stream from the first describe to the last measure: the describes' progress at
+    # the current percentage, then the slowest driver's.
+    relay = ProgressRelay(session.output, NoShare(),
                           progress_interval(job.config.progress_interval,
                                             session.policy.line_limit))
     if session.liveness is not None:
         session.liveness.use(relay.repeat_last)
+    _, owner = await relay.relaying(partial(catalogue, job, session, relay))
+    in_vain = asked_in_vain(job, owner)
+    for notice in in_vain:
+        session.output.note(notice)
+    relay.fold_with(SlowestDriver(job.names))
     run = _Measurement(job, session, owned_by(owner, job.request.names), relay)
     # The descriptions may have used up most of servo's patience with our silence: the
-    # measurement must not add a driver's whole line limit to it.
-    session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
+    # measurement must not add a driver's whole line limit to it. A pending progress line
+    # is one: it goes out within the interval (a keep-alive now would let it follow, stale).
+    if not relay.pending:
+        session.keepalive(f"measuring: {len(job.drivers)} drivers starting")
     display = session.display
     display.begin(f"{PRODUCT}: measuring {job.app}: {len(job.drivers)} driver"
                   f"{'s' if len(job.drivers) != 1 else ''} at once "
@@ -182,7 +183,7 @@ async def measure(job: MeasureJob, session: Session) -> int:
     because = ([f"canceled because {', '.join(f.driver for f in run.failures)} failed: "
                 f"{', '.join(canceled)}"] if canceled and run.failures else [])
     if session.control.stopping:
-        session.stop((), [f.line() for f in run.failures] + because)
+        session.stop_with_failures((), run.failures, cut_short=run.cut_short, extra=because)
     if run.failures:
         return finish_with_failures(session.output, run.failures, because, keys=(
             {"canceled_drivers": canceled} if canceled else None))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aggregator.protocol.environment import StderrMode
-from aggregator.protocol.text import brief, clip, clip_message
+from aggregator.protocol.text import brief, clip, clip_message, signal_name
 from aggregator.protocol.vocabulary import SERVO_STATUSES, Call, Reason, Status
 
 
@@ -68,15 +67,22 @@ class DriverFailure:
         return f"{self.driver}: {self.status}: {message}"
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def _servo_status(status: Any) -> bool:
     return isinstance(status, str) and status in SERVO_STATUSES
+
+
+def own_failure_status(result: Mapping[str, Any] | None) -> str | None:
+    """The failure status a driver's own result line gives (failed, rejected, ...); None
+    when it gives none servo knows but ok."""
+    status = (result or {}).get("status")
+    return status if _servo_status(status) and status != "ok" else None
+
+
+def speaks_for_itself(result: Mapping[str, Any] | None, exit_code: int | None) -> bool:
+    """Whether judge() reports the driver's own failed or rejected result, its status and
+    reason: it printed one and exited (a signal's death is judged as such). Nothing that
+    only supervision infers (e.g. out-of-memory from its stderr) may take its place."""
+    return exit_code is not None and exit_code >= 0 and own_failure_status(result) is not None
 
 
 def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None:
@@ -105,10 +111,10 @@ def judge(outcome: CallOutcome, stderr_mode: StderrMode) -> DriverFailure | None
     code = outcome.exit_code
     if code is not None and code < 0:
         return failure("failed", "killed-by-signal",
-                       f"killed by {_signal_name(-code)}" + (f" (it said: {said})" if said
+                       f"killed by {signal_name(-code)}" + (f" (it said: {said})" if said
                                                              else ""))
     # A status servo does not know ("success", "", 5) is reported as failed, and named.
-    failed_as = status if _servo_status(status) and status != "ok" else None
+    failed_as = own_failure_status(result)
     unknown = (f"status {brief(status)} is not one of servo's ({', '.join(Status)})"
                if status is not None and not _servo_status(status) else "")
     driver_reason = clip(str(result.get("reason") or "driver-failed"))

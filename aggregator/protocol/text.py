@@ -1,9 +1,11 @@
-"""Text as servo and people receive it: messages cut where servo would cut them, and user
-data shown bounded and on one line. Pure, stdlib only (--info uses it)."""
+"""Text as servo and people receive it: messages cut where servo would cut them, user
+data shown bounded and on one line, and driver text made safe for a terminal. Pure,
+stdlib only (--info uses it)."""
 
 from __future__ import annotations
 
 import reprlib
+import signal
 from typing import Any
 
 from aggregator.limits import MAX_MESSAGE_BYTES, MAX_SHOWN_CHARS
@@ -40,6 +42,18 @@ def brief(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
     except Exception:  # e.g. an int too long to convert to text
         shown = f"<{type(value).__name__}>"
     return clip(shown, limit)
+
+
+#: Control characters but tab and newline, shown as escapes (\x1b, not the escape).
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+            if code not in (0x09, 0x0A)}
+
+
+def visible(text: str) -> str:
+    """`text` with every control character but tab and newline escaped: what a driver
+    wrote, shown on a terminal (the journal's readers, the live display, -v), cannot move
+    the cursor or change the terminal."""
+    return text.translate(_ESCAPES)
 
 
 def one_line(text: str) -> str:
@@ -110,6 +124,14 @@ def clip_message(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
         return message
     marker = "\n[... cut at 2 MiB ...]"
     return encoded[: limit - len(marker)].decode("utf-8", "ignore") + marker
+
+
+def signal_name(number: int) -> str:
+    """A signal by its name (SIGKILL); one the system does not name, by its number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 _BINARY_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))

@@ -530,12 +530,16 @@ def parse_document(text: str, path: Path) -> dict[str, Any] | None:
         where = f" line {exc.line}:" if exc.line else ""
         raise AggregatorError("bad-config", f"{path}:{where} refused: {exc.problem}") from None
     except DuplicateKeyError as exc:
+        spelled = ("" if exc.written is None else
+                   f", as {clip(one_line(exc.written[0]))} and "
+                   f"{clip(one_line(exc.written[1]))}, which servo-agg reads as one")
         raise AggregatorError(
             "bad-config", f"{path}: {clip(one_line(exc.path))} is written twice, "
                           + (f"on lines {exc.first_line} and {exc.second_line}"
                              if exc.first_line != exc.second_line
                              else f"both on line {exc.first_line}")
-                          + " (YAML would silently keep the second): keep one") from None
+                          + f"{spelled} (only the second would be used, silently): "
+                            "keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

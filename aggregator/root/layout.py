@@ -62,24 +62,33 @@ def classify(entry: os.DirEntry[str]) -> tuple[bool, str]:
     return True, "executable regular file"
 
 
-def program_look(path: str | os.PathLike[str]) -> str | None:
-    """Why a file looks like a program (see PROGRAM_MAGIC), or None for anything else.
+def file_head(path: str | os.PathLike[str], size: int) -> bytes | None:
+    """The first `size` bytes (or fewer) of a regular file; None for anything else.
 
-    Reads its first four bytes and no more, never blocks (a FIFO swapped in is not read)
-    and never fails: what cannot be read looks like nothing. Not used by --info.
+    The one way the root's files are looked into: it never blocks (a FIFO or a device
+    swapped in is not read), follows no terminal, reads no more than asked, and never
+    fails: what cannot be read is None.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        head = os.read(fd, 4)
+        return os.read(fd, size)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def program_look(path: str | os.PathLike[str]) -> str | None:
+    """Why a file looks like a program (see PROGRAM_MAGIC), or None for anything else:
+    its first four bytes and no more. Not used by --info."""
+    head = file_head(path, 4)
+    if head is None:
+        return None
     return next((why for magic, why in PROGRAM_MAGIC if head.startswith(magic)), None)
 
 

@@ -15,6 +15,7 @@ section must really be read.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from aggregator.limits import MAX_CONFIG_ALIAS_NODES
@@ -85,14 +86,18 @@ def check_alias_expansion(root: Node, limit: int = MAX_CONFIG_ALIAS_NODES) -> No
 
 
 class DuplicateKeyError(Exception):
-    """A key written twice in one mapping of a section servo-agg owns: yaml would keep the
-    second without a word. `path` is the key's dotted path; lines are 1-based."""
+    """A key written twice in one mapping of a section servo-agg owns: yaml, or the name
+    servo-agg makes of it, would keep the second without a word. `path` is the key's
+    dotted path, by the name it is read as; lines are 1-based; `written` holds the two
+    spellings when they differ (`10` and `"10"`: one driver name)."""
 
-    def __init__(self, path: str, first_line: int, second_line: int) -> None:
+    def __init__(self, path: str, first_line: int, second_line: int,
+                 written: tuple[str, str] | None = None) -> None:
         super().__init__(path)
         self.path = path
         self.first_line = first_line
         self.second_line = second_line
+        self.written = written
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *defaults`: overridden on purpose, no duplicate
@@ -105,10 +110,22 @@ def _key_text(node: Node) -> str | None:
     return str(node.value) if isinstance(node, ScalarNode) else None
 
 
-def check_duplicate_keys(root: Node, section: str) -> None:
+def _spelling(node: Node) -> str:
+    """A scalar key as it stands in the file, its quotes included."""
+    style = getattr(node, "style", None)  # a scalar's quoting: ' or " (None: plain)
+    quote = style if style in ("'", '"') else ""
+    return f"{quote}{node.value}{quote}"
+
+
+def check_duplicate_keys(root: Node, section: str,
+                         value_of: Callable[[Node], Hashable] = _key_text) -> None:
     """Raise DuplicateKeyError for the first key written twice in one mapping anywhere in
     the top-level `section` (or for `section` itself written twice). Other sections belong
-    to the drivers and are not judged. Each node is visited once (aliases share them)."""
+    to the drivers and are not judged. Each node is visited once (aliases share them).
+
+    Two keys are one when the values `value_of` builds of them are equal (`16` and `0x10`,
+    `1` and `true`: yaml keeps the second) or read as the same name (`10` and `"10"`:
+    servo-agg names drivers, groups and keys by str())."""
     from yaml.nodes import MappingNode, SequenceNode
 
     if not isinstance(root, MappingNode):
@@ -130,15 +147,22 @@ def check_duplicate_keys(root: Node, section: str) -> None:
         if isinstance(node, SequenceNode):
             stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
         elif isinstance(node, MappingNode):
-            lines: dict[tuple[str, str], int] = {}
+            by_value: dict[Hashable, tuple[Node, str]] = {}
+            by_name: dict[str, tuple[Node, str]] = {}
             for key, value in node.value:
-                text = _key_text(key)
-                if text is not None and key.tag != _MERGE_TAG:
-                    line = key.start_mark.line + 1
-                    if (key.tag, text) in lines:
-                        raise DuplicateKeyError(f"{path}.{text}", lines[(key.tag, text)], line)
-                    lines[(key.tag, text)] = line
-                stack.append((value, f"{path}.{text}"))
+                name = _key_text(key)
+                if name is not None and key.tag != _MERGE_TAG:
+                    built = value_of(key)
+                    name = str(built)
+                    earlier = by_value.get(built, by_name.get(name))
+                    if earlier is not None:  # named as the first: yaml keeps its key
+                        spelled = (_spelling(earlier[0]), _spelling(key))
+                        raise DuplicateKeyError(
+                            f"{path}.{earlier[1]}", earlier[0].start_mark.line + 1,
+                            key.start_mark.line + 1,
+                            spelled if len(set(spelled)) > 1 else None)
+                    by_value[built] = by_name[name] = (key, name)
+                stack.append((value, f"{path}.{name}"))
 
 
 @functools.cache
@@ -164,7 +188,7 @@ def bounded_loader(section: str | None = None) -> type[CSafeLoader | SafeLoader]
             if self._may_alias:
                 check_alias_expansion(node)
             if section is not None:
-                check_duplicate_keys(node, section)
+                check_duplicate_keys(node, section, self.construct_object)
             return self.construct_document(node)
 
     return BoundedSafeLoader

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from pathlib import Path
 
 from aggregator.protocol.text import brief
+from aggregator.root.layout import file_head
 
 #: The kernel looks for the #! line in this much of a script (BINPRM_BUF_SIZE, Linux 5.1+).
 SHEBANG_BYTES = 256
@@ -29,18 +29,9 @@ def interpreter_of(path: Path) -> str | None:
 def shebang_of(path: Path) -> tuple[str, str] | None:
     """A script's `#!` line as the kernel reads it: the interpreter and the one argument
     it is given (the rest of the line, stripped; "" for none); None without one."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
+    head = file_head(path, SHEBANG_BYTES)
+    if head is None:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        head = os.read(fd, SHEBANG_BYTES)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     if not head.startswith(b"#!"):
         return None
     line = head[2:].split(b"\n", 1)[0].lstrip(b" \t").replace(b"\t", b" ")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aggregator.process.call_limits import LimitHits
 from aggregator.process.resources import ResourceUse
-from aggregator.protocol.text import show_bytes
+from aggregator.protocol.text import show_bytes, signal_name
 
 #: What a program that failed for want of memory says on stderr, where only its exit can
 #: tell (no cgroup with the memory controller: the limit is RLIMIT_DATA, under which
@@ -22,12 +22,25 @@ OUT_OF_MEMORY_SIGNS = (
 )
 
 
+#: Under the rlimit fallback, a peak (rusage: the largest process's resident memory) of
+#: at least this share of the limit corroborates a sign on stderr. Near the limit, as a
+#: program that grew into it gets; far above what a forked process starts with (a copy
+#: of servo-agg's ~30 MiB counts until it execs).
+OUT_OF_MEMORY_PEAK_SHARE = 0.9
+
+
 def out_of_memory(memory: int | None, hits: LimitHits, exit_code: int | None,
-                  stderr: str) -> str | None:
+                  stderr: str, *, answered: bool = False,
+                  peak: int | None = None) -> str | None:
     """Why a call that failed was stopped by its memory limit, in words; None when it
-    was not, or nothing shows it. With the call's cgroup, the OOM killer's count in
-    memory.events tells it from an outside SIGKILL; under the rlimit fallback, a failed
-    exit with one of OUT_OF_MEMORY_SIGNS on stderr does."""
+    was not, or nothing shows it.
+
+    With the call's cgroup, the OOM killer's count in memory.events tells it from an
+    outside SIGKILL: that is authoritative. Under the rlimit fallback only the exit can
+    tell: a failed exit with one of OUT_OF_MEMORY_SIGNS on stderr. A driver may log such
+    words about something else (its application's memory), so when it `answered` (printed
+    a result line of its own) the words need corroboration: death by a signal, or a
+    `peak` near the limit (OUT_OF_MEMORY_PEAK_SHARE)."""
     if memory is None or exit_code in (0, None):
         return None
     limit = f"its memory limit of {show_bytes(memory)}"
@@ -40,8 +53,15 @@ def out_of_memory(memory: int | None, hits: LimitHits, exit_code: int | None,
     sign = next((s for s in OUT_OF_MEMORY_SIGNS if s.casefold() in said), None)
     if sign is None:
         return None
-    return (f"ran out of memory under {limit} (RLIMIT_DATA): it failed (exit "
-            f"{exit_code}) and its stderr says {sign!r}")
+    assert exit_code is not None
+    near = peak is not None and peak >= memory * OUT_OF_MEMORY_PEAK_SHARE
+    if answered and exit_code > 0 and not near:
+        return None
+    ended = (f"died of {signal_name(-exit_code)}" if exit_code < 0
+             else f"failed (exit {exit_code})")
+    return (f"ran out of memory under {limit} (RLIMIT_DATA): it {ended}"
+            + (f" at a peak of {show_bytes(peak)}" if near and peak is not None else "")
+            + f" and its stderr says {sign!r}")
 
 
 def pids_reached(pids: int | None, hits: LimitHits) -> str | None:

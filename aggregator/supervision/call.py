@@ -31,6 +31,7 @@ from aggregator.limits import (
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
+from aggregator.protocol.result import speaks_for_itself
 from aggregator.protocol.strict_json import LineDecoder, NotStrictJson
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
@@ -164,7 +165,9 @@ class _DriverCall:
         return self.deadline_detail
 
     async def run(self) -> None:
-        self.scope.deadline = min(self._kill_times())
+        # A cancel may have come before (the control was stopping as the call attached):
+        # its grace stands. Every bound here is a min, never a reset.
+        self.scope.deadline = min(self.scope.deadline, *self._kill_times())
         with self.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_stdin)
@@ -432,17 +435,24 @@ class Supervisor:
         self.facts = facts if facts is not None else RunFacts()
 
     def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
-        """A call its memory limit stopped is out-of-memory (unless supervision had
-        stopped it for another reason already); a pids limit reached is said in its
-        failure."""
+        """A call its memory limit stopped is out-of-memory, unless supervision had
+        stopped it for another reason already, or the driver printed its own failed or
+        rejected result: its status and reason stand, and the memory limit is only said
+        in its failure, as a pids limit reached is."""
         limits = self.bounds.of(outcome.driver.name).limits
         hits = proc.limit_hits()
+        notes: list[str | None] = []
         if outcome.problem is None:
+            use = outcome.resource_use
             starved = out_of_memory(limits.memory, hits, outcome.exit_code,
-                                    outcome.stderr.text())
-            if starved is not None:
+                                    outcome.stderr.text(), answered=outcome.result is not None,
+                                    peak=None if use is None else use.peak_memory)
+            if starved is not None and speaks_for_itself(outcome.result, outcome.exit_code):
+                notes.append(starved)
+            elif starved is not None:
                 outcome.problem = Problem(Reason.OUT_OF_MEMORY, starved)
-        outcome.limit_note = pids_reached(limits.pids, hits)
+        notes.append(pids_reached(limits.pids, hits))
+        outcome.limit_note = "; ".join(note for note in notes if note) or None
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None, *,
                    on_life: LifeHandler | None = None,
@@ -521,22 +531,28 @@ class Supervisor:
                        between: Callable[[CallSpec], None] | None = None,
                        deadline: float | None = None,
                        on_life: Callable[[CallSpec], LifeHandler | None] | None = None,
+                       on_progress: Callable[[CallSpec], ProgressHandler | None] | None = None,
                        ) -> list[CallOutcome]:
         """Each call, in order, or all at once; outcomes in the order of `specs`.
 
         `between` runs after each call of a sequential run (e.g. a keep-alive line);
-        `on_life` gives each call its life handler. All at once means as many at once as
-        the descriptors left allow (process.fork.drivers_that_fit), head starts first, the
-        others as turns come free; a call still waiting for its turn when `deadline`
-        leaves no time for it is not started.
+        `on_life` and `on_progress` give each call its life and progress handlers. All at
+        once means as many at once as the descriptors left allow
+        (process.fork.drivers_that_fit), head starts first, the others as turns come free;
+        a call still waiting for its turn when `deadline` leaves no time for it is not
+        started.
         """
         def life(spec: CallSpec) -> LifeHandler | None:
             return None if on_life is None else on_life(spec)
 
+        def progress(spec: CallSpec) -> ProgressHandler | None:
+            return None if on_progress is None else on_progress(spec)
+
         if not parallel:
             outcomes = []
             for spec in specs:
-                outcomes.append(await self.call(spec, on_life=life(spec), deadline=deadline))
+                outcomes.append(await self.call(spec, progress(spec), on_life=life(spec),
+                                                deadline=deadline))
                 if between is not None:
                     between(spec)
             return outcomes
@@ -564,7 +580,8 @@ class Supervisor:
                     self.facts.call_ended(unstarted)
                     return
             try:
-                slots[i] = await self.call(spec, on_life=life(spec), deadline=deadline)
+                slots[i] = await self.call(spec, progress(spec), on_life=life(spec),
+                                           deadline=deadline)
             finally:
                 turns.release_on_behalf_of(tokens[i])
 

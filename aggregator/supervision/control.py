@@ -73,6 +73,20 @@ class RunControl:
             call.request_terminate()
 
 
+def ended_as(name: str, failed: bool, run: RunControl,
+             group: RunControl | None = None) -> str:
+    """How a driver's call ended, as its progress line says it (adjust and measure alike):
+    `done`; `canceled` or `stopped` when servo's cancel or terminate (or the cancel of its
+    `group`, such as a failing measure driver's siblings) cut it short; `failed` only when
+    it failed on its own."""
+    if not failed:
+        return "done"
+    if (group is not None and group.canceled and name in group.interrupted) or (
+            run.stopping and run.terminated_by is None):
+        return "canceled"
+    return "stopped" if run.stopping else "failed"
+
+
 async def listen_for_signals(
     control: RunControl, *, record: Callable[[int], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -3,7 +3,8 @@
 servo reads a driver's stderr through a pipe, so it never gets this: the view is only
 drawn when stderr is a terminal. It is a block of one line per driver, redrawn in place;
 Output.note clears it first and draws it again after, so notes and `-v` traces scroll
-above it instead of tearing it.
+above it instead of tearing it. What drivers wrote (messages, failures) and their file
+names are shown with control characters escaped (protocol.text.visible).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, TextIO
 import trio
 
 from aggregator.protocol.progress import progress_value
+from aggregator.protocol.text import visible
 
 #: Redraws caused by a driver's own progress lines are at most this often (a flood is cheap).
 REDRAW_INTERVAL_SECONDS = 0.1
@@ -83,7 +85,7 @@ class LiveDisplay(Display):
     def begin(self, header: str, drivers: Sequence[str]) -> None:
         self._rows = {name: _Row(name) for name in drivers}
         self._active = True
-        self._write(f"\r{header}\n")
+        self._write(f"\r{visible(header)}\n")
         self.draw()
 
     def started(self, driver: str, what: str = "adjust") -> None:
@@ -104,7 +106,7 @@ class LiveDisplay(Display):
             row.percent = value
         text = message.get("message")
         if isinstance(text, str):
-            row.message = " ".join(text.split())
+            row.message = visible(" ".join(text.split()))
         if self._clock() - self._last_draw >= REDRAW_INTERVAL_SECONDS:
             self.draw()
 
@@ -125,7 +127,7 @@ class LiveDisplay(Display):
             row.state = "done" if ok else "FAILED"
             if ok:
                 row.percent = 100.0
-        row.message = " ".join(why.split())
+        row.message = visible(" ".join(why.split()))
         self.draw()
 
     def close(self) -> None:
@@ -138,8 +140,8 @@ class LiveDisplay(Display):
                 row.state = "not started"
         self.clear()
         self._active = False
-        width = max((len(name) for name in self._rows), default=0)
-        self._write("".join(f"\r  {row.driver:<{width}}  {row.state}"
+        width = max((len(visible(name)) for name in self._rows), default=0)
+        self._write("".join(f"\r  {visible(row.driver):<{width}}  {row.state}"
                             + (f" after {row.took:.1f} s" if row.took is not None else "")
                             + (f": {row.message}" if row.message else "") + "\n"
                             for row in self._rows.values()))
@@ -176,7 +178,7 @@ class LiveDisplay(Display):
         the next redraw land in the wrong place). A long message loses its start, not
         its end, where drivers put counters such as (1/4)."""
         width = max(20, self._columns() - 1)
-        name_width = max((len(name) for name in self._rows), default=0)
+        name_width = max((len(visible(name)) for name in self._rows), default=0)
         now = self._clock()
         lines = []
         for row in self._rows.values():
@@ -188,7 +190,7 @@ class LiveDisplay(Display):
                 timing = f" {now - row.since:.1f} s"
             else:
                 timing = ""
-            head = (f"  {row.driver:<{name_width}} [{bar}] {row.percent:3.0f}%  "
+            head = (f"  {visible(row.driver):<{name_width}} [{bar}] {row.percent:3.0f}%  "
                     f"{row.state}{timing}{self._silence(row, now)}")
             room = width - len(head) - 2
             message = row.message

@@ -11,7 +11,6 @@ trio is imported, and while it runs (on its clock: use_clock, as Output does).
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from aggregator.process.fork import RUN_ID_VAR
 from aggregator.process.linux import process_age
 from aggregator.process.resources import ResourceUse
 from aggregator.protocol.result import judge
+from aggregator.protocol.text import signal_name
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.spec import CallEnd, CallOutcome
 
@@ -78,12 +78,7 @@ class CallFacts:
     def signal(self) -> str | None:
         """The signal it died of, by name."""
         code = self.exit_code
-        if code is None or code >= 0:
-            return None
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
+        return None if code is None or code >= 0 else signal_name(-code)
 
     @classmethod
     def of(cls, outcome: CallOutcome, start: float) -> CallFacts:
@@ -165,13 +160,8 @@ class RunFacts:
     def signal(self, signum: int) -> None:
         """A signal came (called from signal handlers and the run's receiver); the first
         JOURNAL_NOTES are kept."""
-        if len(self.signals) >= JOURNAL_NOTES:
-            return
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
-        self.signals.append((name, self.elapsed()))
+        if len(self.signals) < JOURNAL_NOTES:
+            self.signals.append((signal_name(signum), self.elapsed()))
 
     def call_ended(self, outcome: CallOutcome) -> None:
         self.calls.append(CallFacts.of(outcome, self.elapsed() - outcome.elapsed))

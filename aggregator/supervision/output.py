@@ -170,8 +170,12 @@ class Output:
         self.last_write = clock() - process_age()
         self.last_line: str | None = None  # the newest line servo was given (the relay's
         # repeats of it are not worth a request to the optimizer)
-        self.last_object: dict[str, Any] | None = None  # ... the object, if json_line wrote it
-        self.last_sent: str | None = None  # the head of the last line written, any kind
+        #: the last line's object, if json_line wrote it: the run's own verdict, kept for
+        #: the record whether or not servo's end was still open (servo_gone says so)
+        self.last_object: dict[str, Any] | None = None
+        #: the head of the last line written, any kind, while servo's end was open (what
+        #: servo got last: the run's record keeps it as the final line)
+        self.last_sent: str | None = None
         #: what was said on stderr for people (not -v's trace), for the run's record: the
         #: first JOURNAL_NOTES, each cut to JOURNAL_NOTE_CHARS
         self.said: list[str] = []
@@ -247,11 +251,14 @@ class Output:
     def _send(self, data: bytes, progress: bool, text: str | None) -> None:
         self.last_write = self._clock()
         self.last_line = text
-        # For the run's record, the start of the line servo got last (a measure result
-        # may be tens of MB: only a bounded head of it is kept).
-        self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode("utf-8", "replace").rstrip("\n")
-        if not self.closed:
-            self.transmit(data, progress)
+        if self.closed:
+            return
+        self.transmit(data, progress)
+        if not self.closed:  # this very write may have found servo's end closed
+            # For the run's record, the start of the line servo got last (a measure
+            # result may be tens of MB: only a bounded head of it is kept).
+            self.last_sent = data[:JOURNAL_FINAL_BYTES + 1].decode(
+                "utf-8", "replace").rstrip("\n")
 
     def transmit(self, data: bytes, progress: bool) -> None:
         """Whole lines on their way, each with its newline (the seam test doubles replace

@@ -4,8 +4,8 @@ rate servo can afford: it makes one synchronous request to the optimizer per lin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -17,6 +17,8 @@ from aggregator.supervision.output import Output
 
 #: Absorbs float error when flooring a percentage (e.g. 28.999999999999996 -> 29).
 _TOLERANCE = 1e-9
+
+T = TypeVar("T")
 
 
 def encoded(line: tuple[int, str]) -> str:
@@ -39,6 +41,19 @@ class ProgressFold(Protocol):
 
     def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]: ...
     def done(self, driver: str, label: str) -> tuple[float, str]: ...
+
+
+class NoShare:
+    """The calls before any driver has a share (the queries before an adjust, the
+    describes before a measure): each driver's progress line passes on at the current
+    percentage, labelled with the driver, and moves nothing. servo posts each such line,
+    so a long survey still gives the optimizer its chances to cancel."""
+
+    def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]:
+        return 0.0, label
+
+    def done(self, driver: str, label: str) -> tuple[float, str]:
+        return 0.0, label
 
 
 class WeightedShares:
@@ -70,20 +85,27 @@ class WeightedShares:
                             for driver, (percent, _) in self._running.items())
         return (self._done * 100 + running) / self._total
 
+    def _slowest(self) -> tuple[float, str]:
+        """The running driver furthest behind (the first started of equals)."""
+        slowest = min(percent for percent, _ in self._running.values())
+        return slowest, next(text for p, text in self._running.values() if p == slowest)
+
     def progress(self, driver: str, percent: float, label: str) -> tuple[float, str]:
         self._running[driver] = (percent, label)
         if len(self._running) == 1:  # one at a time: its own line, as it was
             return self._value(), label
-        slowest = min(percent for percent, _ in self._running.values())
+        slowest, named = self._slowest()
         if percent == slowest:  # of drivers equally far behind, the one that just reported
             return self._value(), label
-        return self._value(), next(text for p, text in self._running.values() if p == slowest)
+        return self._value(), named
 
     def done(self, driver: str, label: str) -> tuple[float, str]:
+        """Its whole share counts; the line is its own `label` when no other driver of its
+        group still runs, else it names the slowest of those (as SlowestDriver's does)."""
         self._running.pop(driver, None)
         self._done_weights.append(self._weights.get(driver, 0.0))
         self._done = math.fsum(self._done_weights)
-        return self._value(), label
+        return self._value(), self._slowest()[1] if self._running else label
 
 
 class SlowestDriver:
@@ -167,6 +189,14 @@ class ProgressRelay:
         self._percent = 0
         self.sent = 0  # lines written
         self.superseded = 0  # lines replaced by a newer one before servo saw them
+
+    def fold_with(self, fold: ProgressFold) -> None:
+        """From now on fold with `fold` (the survey's NoShare, then the command's own).
+        What was offered is folded with the old one first; each driver's next line is a
+        first line again (of a new call), and the percentage never goes down."""
+        self._fold_unfolded()
+        self._fold = fold
+        self._started.clear()
 
     @property
     def pending(self) -> bool:
@@ -314,18 +344,42 @@ class ProgressRelay:
             self._flush(self._clock())
             self._closed = True
 
+    async def _flush_on_time(self) -> None:
+        """Writes what is pending when its interval ends; runs until cancelled."""
+        if self._due:  # left pending when an earlier flusher stopped
+            self._wake.set()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self._due:  # again only if a keep-alive moved the end meanwhile
+                end = self._last_write + self._interval
+                if self._clock() >= end:
+                    self._flush(self._clock())
+                    break
+                await trio.sleep_until(end)
+
     async def run_flusher(self) -> None:
         """Writes what is pending when its interval ends; runs until cancelled, and then
         closes the relay (the command's nursery ends before its final line is written)."""
         try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                while self._due:  # again only if a keep-alive moved the end meanwhile
-                    end = self._last_write + self._interval
-                    if self._clock() >= end:
-                        self._flush(self._clock())
-                        break
-                    await trio.sleep_until(end)
+            await self._flush_on_time()
         finally:
             self.close()
+
+    async def relaying(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work` (a survey's calls) with its progress flushed on time; the relay stays
+        open for what follows, a pending line taken on by the next flusher. When `work`
+        raises, the command ends: what is pending goes out before its final line, and
+        the relay is closed."""
+        failed: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._flush_on_time)
+            try:
+                result = await work()
+            except Exception as exc:  # raised past the nursery, not as a group of one
+                failed = exc
+            nursery.cancel_scope.cancel()
+        if failed is not None:
+            self.close()
+            raise failed
+        return result

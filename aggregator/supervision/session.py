@@ -3,7 +3,6 @@ channel, the stop state) and the one stopped-run result."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NoReturn
@@ -16,7 +15,8 @@ from aggregator.limits import (
     UNTIMED_ANSWER_LIMIT_SECONDS,
 )
 from aggregator.protocol.environment import ServoEnvironment
-from aggregator.protocol.text import clip_message
+from aggregator.protocol.result import DriverFailure, fold
+from aggregator.protocol.text import clip_message, signal_name, visible
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
     LifeHandler,
@@ -30,7 +30,8 @@ from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.heartbeat import Heartbeat
 from aggregator.supervision.output import Output
-from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec
+from aggregator.supervision.progress_relay import ProgressRelay
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec, TimeLimit
 
 
 class RunStopped(Exception):
@@ -48,9 +49,9 @@ class RunStopped(Exception):
 
 def verbose_trace(output: Output) -> TraceHandler:
     """-v: every line exchanged with a driver (stamped, as every -v note, from the
-    process's start: Output.stamp_notes)."""
+    process's start: Output.stamp_notes), its control characters escaped."""
     def trace(driver: str, text: str) -> None:
-        output.note(f"{driver}: {text}", trace=True)
+        output.note(visible(f"{driver}: {text}"), trace=True)
 
     return trace
 
@@ -106,17 +107,26 @@ class Session:
         return life
 
     async def call(self, spec: CallSpec, on_progress: ProgressHandler | None = None,
-                   *, deadline: float | None = None) -> CallOutcome:
+                   *, deadline: float | None = None, limit: TimeLimit | None = None,
+                   group: RunControl | None = None) -> CallOutcome:
+        """One supervised call, its life told to the heartbeat and the display (the
+        bounds and `group` as Supervisor.call takes them): every command's one call path."""
         return await self.supervisor.call(spec, on_progress, on_life=self.life_handler(spec),
-                                          deadline=deadline)
+                                          deadline=deadline, limit=limit, group=group)
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
                        between: Callable[[CallSpec], None] | None = None,
-                       deadline: float | None = None) -> list[CallOutcome]:
-        """`deadline` is for one-line answers (--version): they get no keep-alive."""
+                       deadline: float | None = None,
+                       relay: ProgressRelay | None = None) -> list[CallOutcome]:
+        """`deadline` is for one-line answers (--version): they get no keep-alive.
+        `relay`: each driver's progress goes to servo through it (a survey before an
+        adjust or a measure, under relay.relaying); None where servo's answer is one
+        document (--query, --describe) or nobody posts it (--dry-run, --check)."""
         return await self.supervisor.call_all(
             specs, parallel=parallel, between=between, deadline=deadline,
-            on_life=None if deadline is not None else self.life_handler)
+            on_life=None if deadline is not None else self.life_handler,
+            on_progress=None if relay is None else (
+                lambda spec: partial(relay.driver_progress, spec.driver.name)))
 
     def keepalive(self, label: str, percent: int = 0) -> None:
         """Between driver calls: one progress line if the next call could outlast servo's
@@ -145,6 +155,17 @@ class Session:
              failed_drivers: Sequence[str] = ()) -> NoReturn:
         raise RunStopped(running, details, failed_drivers)
 
+    def stop_with_failures(self, running: Sequence[str], failures: Sequence[DriverFailure],
+                           *, cut_short: Sequence[DriverFailure] = (),
+                           before: Sequence[str] = (), extra: Sequence[str] = ()) -> NoReturn:
+        """End a stopped or canceled run (any front-end) that had failures: `before` (e.g.
+        where each adjust driver stands), then the drivers that failed on their own and
+        those the stop `cut_short`, folded as any failure is (a line each, `extra`, each
+        one's stderr excerpt); `failed_drivers` names only those that failed on their own."""
+        everyone = [*failures, *cut_short]
+        folded = fold(everyone, extra)["message"].split("\n") if everyone else list(extra)
+        raise RunStopped(running, [*before, *folded], [f.driver for f in failures])
+
     def timing_summary(self, driver_order: Sequence[str]) -> list[str]:
         """One line per driver: each call it had and how long it took, in call order."""
         order = {name: i for i, name in enumerate(driver_order)}
@@ -167,7 +188,7 @@ class Session:
                        else "the drivers were stopped and ")
             cause = (f"servo-agg stopped because {control.terminated_because}"
                      if control.terminated_because is not None else
-                     f"servo-agg received {signal.Signals(control.terminated_by).name}")
+                     f"servo-agg received {signal_name(control.terminated_by)}")
             result: dict[str, Any] = {
                 "status": Status.ABORTED, "reason": Reason.TERMINATED,
                 "message": f"{cause}{where}; {stopped}no further driver was started"}

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
 
+from aggregator.protocol.text import signal_name
+
 #: servo's signals: SIGUSR1 cancels; SIGTERM, SIGINT and SIGHUP (a closed terminal or
 #: session) terminate.
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -36,7 +38,7 @@ def deliver(signum: int, target: Stoppable) -> None:
 
 class StoppedEarly(Exception):
     def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(signal_name(signum))
         self.signum = signum
 
 

@@ -88,7 +88,8 @@ class CallOutcome:
     first_progress: bytes | None = None
     last_progress: bytes | None = None
     resource_use: ResourceUse | None = None
-    limit_note: str | None = None  # a limit it ran into, said in its failure (pids)
+    #: a limit it ran into, said in its failure (pids; memory under its own failure)
+    limit_note: str | None = None
 
     @property
     def driver(self) -> Driver:

@@ -4,13 +4,21 @@ one-line answer cannot be kept alive)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aggregator.protocol.result import DriverFailure, fold, judge
 from aggregator.protocol.text import clip, one_line, version_line
 from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.session import Session
 from aggregator.supervision.spec import CallSpec
+
+
+def reported_version(result: Mapping[str, Any] | None) -> str | None:
+    """The version a driver's --info gave (text or a number), as --version shows it;
+    None when it gave none (--version then names the driver failing)."""
+    reported = (result or {}).get("version")
+    return str(reported) if isinstance(reported, str | int | float) else None
 
 
 async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> int:
@@ -23,10 +31,10 @@ async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> i
     stderr_mode = session.environment.stderr_mode
     for outcome in outcomes:
         failure = judge(outcome, stderr_mode)
-        reported = (outcome.result or {}).get("version")
+        reported = reported_version(outcome.result)
         name = clip(one_line(outcome.driver.name))  # a name is data too
-        if failure is None and isinstance(reported, str | int | float):
-            shown.append(f"{name} {clip(one_line(str(reported)))}")  # one line, whatever
+        if failure is None and reported is not None:
+            shown.append(f"{name} {clip(one_line(reported))}")  # one line, whatever
             continue
         failures.append(failure or DriverFailure(
             outcome.driver.name, Call.INFO, Status.FAILED, Reason.BAD_OUTPUT,

@@ -2,4 +2,4 @@
 journal for where runs are recorded)."""
 
 #: Modules that import neither trio nor yaml (tests/test_layers.py holds them to it).
-TRIO_FREE: tuple[str, ...] = ()
+TRIO_FREE: tuple[str, ...] = ("env_line",)

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aggregator import PRODUCT, __version__
+from aggregator.adjust.calls import AdjustJob
+from aggregator.adjust.calls import Command as AdjustCommand
 from aggregator.adjust.groups import adjust_groups
 from aggregator.limits import CHECK_IO_TIMEOUT_SECONDS, MEASURE_SILENCE_SECONDS
+from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.process.confine import Confinement
 from aggregator.protocol.descriptor import DescriptorShapeError, normalize, settings_of
 from aggregator.protocol.environment import (
@@ -57,7 +60,15 @@ from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import Session
 from aggregator.supervision.signals import EarlySignals
 from aggregator.supervision.spec import CallOutcome, question
-from aggregator.tools.runtime import REQUIREMENTS, dependencies, env_interpreters, own_python
+from aggregator.supervision.versions import reported_version
+from aggregator.tools.runtime import (
+    NEEDED_ONLY_FOR,
+    REQUIREMENTS,
+    Dependency,
+    dependencies,
+    env_interpreters,
+    own_python,
+)
 from aggregator.tools.security import nobody_else, security_warnings
 
 Level = Literal["ok", "note", "warn", "FAIL", "--"]
@@ -259,22 +270,50 @@ def _check_policy_names(report: Report, candidates: list[Candidate],
                                 f"a driver ({found.why}); the policy applies to nothing")
 
 
+def asks_at_once(config: AggregatorConfig, front: FrontEnd) -> bool:
+    """Whether --check asks the drivers all at once, as the run asks its first question:
+    measure drivers always describe together, adjust drivers' queries run together with
+    parallel_queries. Its --info calls go the same way."""
+    return front is FrontEnd.MEASURE or config.parallel_queries
+
+
 def probe_command(drivers: Sequence[Driver], app: str, probes: list[Probe],
-                  front: FrontEnd = FrontEnd.ADJUST) -> Command:
+                  front: FrontEnd = FrontEnd.ADJUST, *, parallel: bool = False) -> Command:
     """Every driver's --info, then every driver's --query (--describe for measure), under
-    the same supervision as a real run; the probes are collected in `probes`."""
+    the same supervision as a real run, one at a time or, `parallel`, each round all at
+    once (each call still has its own deadline: a hung one is killed alone); the probes
+    are collected in `probes`."""
     asked = Call.DESCRIBE if front is FrontEnd.MEASURE else Call.QUERY
 
     async def probe(session: Session) -> int:
         infos = await session.call_all([question(d, Call.INFO, app) for d in drivers],
-                                       parallel=False)
+                                       parallel=parallel)
         queries = await session.call_all([question(d, asked, app) for d in drivers],
-                                         parallel=False)
+                                         parallel=parallel)
         probes.extend(Probe(d, i, q) for d, i, q in zip(drivers, infos, queries, strict=True))
         return 0 if not session.control.stopping else 128 + (
             session.control.terminated_by or 0)
 
     return probe
+
+
+def room_for(run: Run, drivers: Sequence[Driver], app: str, config: AggregatorConfig,
+             front: FrontEnd) -> tuple[Level, str] | None:
+    """Whether the drivers a run of this root must start together (measure drivers, the
+    queries with parallel_queries, the largest adjust group) fit in the descriptors, as
+    the run itself judges it before any driver starts; None when one at a time will do.
+    Called inside the Run, whose descriptor limit is raised as the real run's is."""
+    names = tuple(drivers)
+    need, why = (MeasureJob(MeasureCommand.MEASURE, app, config.measure, names).at_once()
+                 if front is FrontEnd.MEASURE else
+                 AdjustJob(AdjustCommand.ADJUST, app, config, names).at_once())
+    if need <= 1:
+        return None
+    try:
+        run.require_room(need, why)
+    except AggregatorError as err:
+        return "FAIL", f"servo-agg would refuse every {front} ({err.reason}): {err.message}"
+    return "ok", f"file descriptors: the {need} drivers a run starts at once ({why}) fit"
 
 
 def _slow(report: Report, outcome: CallOutcome, line_limit: float | None) -> None:
@@ -302,13 +341,18 @@ def check_info(report: Report, outcome: CallOutcome, line_limit: float | None,
         return
     result = outcome.result or {}
     version, has_cancel = result.get("version"), result.get("has_cancel")
-    report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
-                      f"({outcome.elapsed:.2f} s)", indent=4, check="info")
-    if not isinstance(version, str | int | float) or isinstance(version, bool):
-        report.item("warn", f"--info gave no version: `{front} --version` will show this "
-                            "driver as failing", indent=4, check="info")
+    if reported_version(result) is None:
+        report.item("FAIL", f"--info gave no version ({outcome.elapsed:.2f} s): "
+                            f"`{front} --version` names this driver failing and exits 1",
+                    indent=4, check="info")
+    else:
+        report.item("ok", f"--info: version {show(version)}, has_cancel {show(has_cancel)} "
+                          f"({outcome.elapsed:.2f} s)", indent=4, check="info")
     if not isinstance(has_cancel, bool):
-        report.item("warn", "--info has no true/false has_cancel", indent=4, check="info")
+        report.item("note", "--info has no true/false has_cancel: nothing here reads it "
+                            "(servo-agg cancels every driver with SIGUSR1, whatever it "
+                            "says; servo would read it only if it ran this driver itself)",
+                    indent=4, check="info")
     _slow(report, outcome, line_limit)
 
 
@@ -564,9 +608,12 @@ def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Dri
                             subject=group.label())
 
 
-def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driver]) -> None:
-    """servo-agg's Python, its dependencies against the declared minimums, and what a
-    driver's `#!/usr/bin/env NAME` runs on the drivers' PATH (servo-agg's own)."""
+def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driver],
+                  config: AggregatorConfig | None = None) -> None:
+    """servo-agg's Python, its dependencies against the declared minimums (one that only
+    a config key needs counts only when the key is set), and what a driver's
+    `#!/usr/bin/env` line runs on the drivers' PATH (servo-agg's own)."""
+    config = AggregatorConfig() if config is None else config
     report.heading("runtime")
     report.item("ok", f"servo-agg runs on {own_python()}", subject="python")
     try:
@@ -576,30 +623,69 @@ def check_runtime(report: Report, env: Mapping[str, str], drivers: Sequence[Driv
                             f"cannot be read ({exc.strerror})", subject="requirements")
         found = []
     for dep in found:
-        wanted = f"'{dep.name}>={dep.minimum}'"
-        if dep.installed is None:
-            report.item("FAIL", f"{dep.name} is not installed for this Python: "
-                                f"pip install {wanted}", subject=dep.name)
-        elif dep.too_old:
-            report.item("FAIL", f"{dep.name} {dep.installed} is below the declared minimum "
-                                f"{dep.minimum}, which servo-agg is proven to work with: "
-                                f"pip install --upgrade {wanted}", subject=dep.name)
-        else:
-            report.item("ok", f"{dep.name} {dep.installed} (declared minimum {dep.minimum})",
-                        subject=dep.name)
-    for interpreter in env_interpreters(drivers, env):
+        _check_dependency(report, dep, config)
+    interpreters, unrun = env_interpreters(drivers, env)
+    for broken in unrun:
+        fix = broken.fix(env)
+        report.item("FAIL", f"#!/usr/bin/env {clip(one_line(broken.argument), 300)} "
+                            f"({broken.driver}): runs no interpreter: "
+                            f"{clip(one_line(broken.why), 300)}"
+                            + (f"\nthe kernel gives env all of it as one argument; "
+                               f"{clip(one_line(fix), 400)}" if fix else ""),
+                    subject=broken.driver)
+    for interpreter in interpreters:
         users = (f" ({', '.join(interpreter.drivers)})" if interpreter.drivers
                  else " (no driver here names it)")
-        line = f"#!/usr/bin/env {interpreter.name}{users}"
+        line = f"#!/usr/bin/env {clip(one_line(interpreter.name), 300)}{users}"
+        if interpreter.search_path is None:
+            where = "the drivers' PATH"
+            searched = clip(env.get("PATH", os.defpath), 300)
+            searched_text = f"the drivers' PATH, which is servo-agg's ({searched})"
+        else:
+            shown = clip(one_line(interpreter.search_path), 300)
+            where = searched_text = (f"the PATH their line sets ({shown})"
+                                     if interpreter.path_from == "PATH=" else
+                                     f"the system's default path ({shown}): their line "
+                                     f"clears PATH ({interpreter.path_from})")
         if interpreter.found is None:
             report.item("FAIL" if interpreter.drivers else "note",
-                        f"{line}: no {interpreter.name} on the drivers' PATH, which is "
-                        f"servo-agg's ({clip(env.get('PATH', os.defpath), 300)})",
-                        subject=interpreter.name)
+                        f"{line}: no {clip(one_line(interpreter.name), 300)} on "
+                        f"{searched_text}", subject=interpreter.name)
             continue
         real = f" (-> {interpreter.real})" if interpreter.real else ""
-        report.item("ok", f"{line} runs {interpreter.found}{real}, first on the drivers' "
-                          "PATH", subject=interpreter.name)
+        report.item("ok", f"{line} runs {interpreter.found}{real}, first on {where}",
+                    subject=interpreter.name)
+
+
+def _check_dependency(report: Report, dep: Dependency, config: AggregatorConfig) -> None:
+    """A dependency against its declared minimum: missing or below it fails where
+    servo-agg needs it to run; one that only a config key needs is a warning where the
+    key is set (the runs go on without what it does), a note where it is not."""
+    wanted = f"'{dep.name}>={dep.minimum}'"
+    key = NEEDED_ONLY_FOR.get(dep.name)
+    needed = key is None or getattr(config, key) is not None
+    if dep.found and not dep.too_old and dep.installed is not None:
+        report.item("ok", f"{dep.name} {dep.installed} (declared minimum {dep.minimum})",
+                    subject=dep.name)
+        return
+    if not dep.found:
+        state, fix = "is not installed for this Python", f"pip install {wanted}"
+    elif dep.too_old:
+        state = (f"{dep.installed} is below the declared minimum {dep.minimum}, which "
+                 "servo-agg is proven to work with")
+        fix = f"pip install --upgrade {wanted}"
+    else:
+        state = ("is installed but says no version (no package metadata, no __version__): "
+                 f"servo-agg may fail if it is below the declared minimum {dep.minimum}")
+        fix = f"pip install {wanted}"
+    level: Level = "FAIL" if not dep.found or dep.too_old else "warn"
+    why = ""
+    if key is not None and needed:  # servo still works: only that file goes stale
+        level, why = "warn", (f"; {key} is set, which needs it: runs go on, but do not "
+                              "update the file")
+    elif key is not None:
+        level, why = "note", f"; only {key} needs it, and it is not set here"
+    report.item(level, f"{dep.name} {state}{why}: {fix}", subject=dep.name)
 
 
 def check_not_shown(report: Report, front: FrontEnd) -> None:
@@ -632,7 +718,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     config = check_config(report, root, front)
     drivers = check_drivers_dir(report, root, config, front)
     check_security(report, root, config, drivers, front=front)
-    check_runtime(report, env, drivers)
+    check_runtime(report, env, drivers, config)
     grace = config.measure if front is FrontEnd.MEASURE else config
     environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
     check_journal(report, root, config)
@@ -645,11 +731,15 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                  output=output, early=early, verbose=verbose, heartbeat=False,
                  driver_order=[d.name for d in drivers],
                  bounds=grace.run_bounds(d.name for d in drivers), facts=facts) as run:
-            code = run.execute(probe_command(drivers, app, probes, front))
+            room = room_for(run, drivers, app, config, front)
+            code = run.execute(probe_command(drivers, app, probes, front,
+                                             parallel=asks_at_once(config, front)))
             whole, how = run.containment()
         report.heading("if servo-agg is SIGKILLed", "containment")
         report.item("ok" if whole else "warn", how)
         check_bounds(report, run.bounds, environment, run.confinement)
+        if room is not None:
+            report.item(*room, subject="descriptors")
         line_limit = line_limit_for(bounded.io_timeout)
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
