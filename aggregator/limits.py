@@ -181,6 +181,20 @@ JOURNAL_REQUEST_BYTES = 4096
 JOURNAL_FINAL_BYTES = 4096
 JOURNAL_NOTES = 32
 JOURNAL_NOTE_CHARS = 1000
+#: ... and of every name, word or value it takes from a driver or the command line (the
+#: app id, an argument, a driver's name, a reason, a setting and the value a rollback
+#: restores), this many characters, and of each list of them (arguments, argv, the
+#: settings of a rollback step) this many items; cut further, never below the floors,
+#: when the record is too large (what the record needs to say which run and driver).
+JOURNAL_NAME_CHARS = 256
+JOURNAL_NAME_FLOOR_CHARS = 64
+JOURNAL_ITEMS = 256
+JOURNAL_ITEMS_FLOOR = 4
+
+#: A path config.yaml names (journal.dir, metrics_file) must be one Linux can open: at
+#: most PATH_MAX less its NUL, each component at most NAME_MAX bytes.
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
 
 #: Writing a record waits at most this long for another aggregator's lock on the journal
 #: (each holds it for a write of one record): a stuck holder costs one note, not a hang.

@@ -57,6 +57,16 @@ def test_every_key() -> None:
     ({"metrics_file": "servo_agg.txt"}, "aggregator.metrics_file", "ending in .prom"),
     ({"metrics_file": 3}, "aggregator.metrics_file", "ending in .prom"),
     ({"metrics_file": ""}, "aggregator.metrics_file", "ending in .prom"),
+    # --check and --last died of "ValueError: embedded null byte" (review 1.5)
+    ({"journal": {"dir": "log\0x"}}, "aggregator.journal.dir", "must not contain a NUL byte"),
+    ({"metrics_file": "m\0.prom"}, "aggregator.metrics_file", "must not contain a NUL byte"),
+    ({"journal": {"dir": "j" * 256}}, "aggregator.journal.dir", "longer than a path may be"),
+    ({"journal": {"dir": "/".join(["j" * 200] * 21)}}, "aggregator.journal.dir",
+     "longer than a path may be (4095 bytes, each name in it 255)"),
+    ({"metrics_file": "/" + "m" * 251 + ".prom"}, "aggregator.metrics_file",
+     "longer than a path may be"),
+    ({"metrics_file": "\ud800.prom"}, "aggregator.metrics_file",
+     "no file name this system can encode"),
 ])
 def test_each_bad_value_is_an_error_naming_its_key(section: dict[str, Any], names: str,
                                                    says: str) -> None:

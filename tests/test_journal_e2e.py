@@ -5,6 +5,7 @@ terminated or left, the readers, and the metrics file read back with prometheus_
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fault_support import run_watched
+from tests.fault_support import aggregator_pid, run_watched
 from tests.measure_support import measure_driver, run_measure
 from tests.support import ADJUST, REPO, adjust_env, run_adjust, simple_driver, write_driver
 
@@ -340,6 +341,35 @@ def test_the_readers_answer_before_trio_and_without_a_config(
     else:
         assert done.returncode == 0 and done.stdout == ""
         assert notes == ["servo-agg: no runs recorded yet: .servo-agg/journal.jsonl does "
-                         "not exist (each run of ./adjust and ./measure, but --info and "
-                         "these readers, adds one)"]
+                         "not exist (each run of ./adjust and ./measure, but --info, --help "
+                         "and these readers, adds one)"]
     assert not (tmp_path / ".servo-agg").exists()
+
+
+def waits_for_a_lock(tag: str) -> bool:
+    """The aggregator is blocked on a flock (in /proc/locks, a waiter is `N: -> FLOCK ...
+    PID ...`)."""
+    pid = aggregator_pid(tag)
+    if pid is None:
+        return False
+    waiting = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
+    return any(fields[1:2] == ["->"] and fields[5:6] == [str(pid)] for fields in waiting)
+
+
+async def test_a_stop_once_servo_has_the_final_line_ends_the_run_at_once(
+        servo_root: Path, tag: str) -> None:
+    """Writing the record (here: waiting for the journal's lock, which a stuck run holds)
+    ignored SIGTERM, which was only noted: with a FIFO at metrics_file, for good (review
+    1.2). Servo has its line by then: a stop ends the process."""
+    (servo_root / ".servo-agg").mkdir(mode=0o700)
+    holder = os.open(servo_root / ".servo-agg" / "journal.lock", os.O_RDWR | os.O_CREAT,
+                     0o600)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        done, _ = await run_watched(servo_root, "--bogus", tag=tag, env=adjust_env(tag),
+                                    signals_after_start=(signal.SIGTERM,),
+                                    signal_when=lambda: waits_for_a_lock(tag))
+    finally:
+        os.close(holder)
+    assert done.final is not None and done.final["reason"] == "bad-usage"  # servo had it
+    assert done.returncode == -signal.SIGTERM  # not 1, after the lock's 2 s

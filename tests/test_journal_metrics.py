@@ -3,7 +3,11 @@ what it counts, counters that never go down, the atomic replace."""
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.journal import metrics
 from aggregator.journal.metrics import Values, count, parse, update
+from aggregator.journal.show import failed_drivers
+from aggregator.journal.store import problem
 
 pytestmark = pytest.mark.unit
 
@@ -99,3 +105,81 @@ def test_the_values_come_back_as_they_went_out(tmp_path: Path) -> None:
     registry.register(values)
     write_to_textfile(str(round_trip), registry)
     assert parse(round_trip.read_text()).families == values.families
+
+
+@contextlib.contextmanager
+def no_hang(seconds: float = 10.0) -> Iterator[None]:
+    """A test that would block for good (an open of a FIFO) ends the test process instead,
+    with every thread's stack: no signal, since the code under test uses SIGALRM."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_what_is_not_a_regular_file_is_neither_read_nor_replaced(
+        tmp_path: Path, kind: str) -> None:
+    """A FIFO there blocked the read for good, the metrics lock held (review 1.2); a
+    symlink was followed. Both are now refused, as the journal refuses them, and left."""
+    path = tmp_path / "servo_agg.prom"
+    elsewhere = tmp_path / "elsewhere.prom"
+    elsewhere.write_text("# not servo-agg's\n")
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(elsewhere)
+    with no_hang(), pytest.raises(OSError) as raised:
+        update(path, record(), 1.0)
+    assert problem(raised.value) == {"fifo": "servo_agg.prom is not a regular file",
+                                     "symlink": "a symlink, which servo-agg does not "
+                                                "follow"}[kind]
+    assert stat.S_ISFIFO(path.lstat().st_mode) if kind == "fifo" else path.is_symlink()
+    assert elsewhere.read_text() == "# not servo-agg's\n"
+    assert sorted(os.listdir(tmp_path)) == [".servo_agg.prom.lock", "elsewhere.prom",
+                                            "servo_agg.prom"]  # no temporary left
+
+
+def test_bytes_that_are_not_utf8_do_not_lose_the_counters(tmp_path: Path) -> None:
+    """The file was decoded outside the try: 0xFF in it raised, and it was never
+    replaced again (review 1.6)."""
+    path = tmp_path / "servo_agg.prom"
+    update(path, record(), 1.0)
+    path.write_bytes(path.read_bytes().replace(b"Runs of servo-agg", b"Runs \xff of"))
+    assert update(path, record(), 2.0) is None
+    assert samples(path)[("servo_agg_runs_total", (("command", "adjust"),
+                                                   ("front_end", "adjust"),
+                                                   ("status", "ok")))] == 2.0
+
+
+def test_a_driver_name_that_is_not_utf8_is_counted_under_a_name_that_is(
+        tmp_path: Path) -> None:
+    """os.listdir gives such a name surrogate-escaped; prometheus_client could not encode
+    it, so no file was written at all (review 1.6)."""
+    path = tmp_path / "servo_agg.prom"
+    for end in (2.0, 3.0):
+        assert update(path, record("failed", failed=(("20d\udcffb", "boom", "exited"),)),
+                      end) is None
+    failures = {labels: v for (name, labels), v in samples(path).items()
+                if name == "servo_agg_driver_failures_total"}
+    assert failures == {(("driver", "20d\ufffdb"), ("front_end", "adjust"),
+                         ("reason", "boom")): 2.0}
+
+
+def test_a_driver_that_could_not_be_started_failed_on_its_own_account(
+        tmp_path: Path) -> None:
+    """spawn-failed calls end not-started, and were dropped with those a stopping run
+    never started (review 1.7); the metrics file and --history count them alike."""
+    path = tmp_path / "servo_agg.prom"
+    run = record("failed", failed=(("20gone", "spawn-failed", "not-started"),
+                                   ("30late", "terminated", "not-started"),
+                                   ("40late", "canceled", "not-started"),
+                                   ("50stopped", "terminated", "stopped"),
+                                   ("60sibling", "driver-failed", "canceled")))
+    update(path, run, 1.0)
+    failures = {labels: v for (name, labels), v in samples(path).items()
+                if name == "servo_agg_driver_failures_total"}
+    assert failures == {(("driver", "20gone"), ("front_end", "adjust"),
+                         ("reason", "spawn-failed")): 1.0}
+    assert failed_drivers(run) == ["20gone"]

@@ -8,10 +8,13 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aggregator import __version__
 from aggregator.journal.record import SCHEMA_VERSION, build, encode, outcome, rfc3339
 from aggregator.journal.show import block, full, history
+from aggregator.limits import JOURNAL_FILES, MIN_JOURNAL_MAX_BYTES
 from aggregator.process.resources import ResourceUse
 from aggregator.supervision.facts import CallFacts, RollbackStep, RunFacts, new_run_id
 from aggregator.supervision.spec import CallEnd
@@ -144,6 +147,116 @@ def test_thousands_of_calls_leave_some_out_and_say_how_many() -> None:
     record = json.loads(encode(facts, 64 * 1024))
     assert record["cut"]
     assert len(record["calls"]) + record["calls_omitted"] == 2000
+
+
+SMALLEST_BOUND = MIN_JOURNAL_MAX_BYTES // JOURNAL_FILES  # 16 KiB: one file's, at the least
+
+
+def test_what_a_driver_or_the_command_line_controls_is_cut_too_and_history_is_kept() -> None:
+    """A 1 MB value a rollback restores, a 40 KB OPTUNE_IO_TIMEOUT, a huge app id and
+    argument list: none of these was cut, and the record came out 1 MB (review 1.4)."""
+    huge = "v" * 1_000_000
+    facts = finished([call(), call("20db", status="failed", reason="r" * 50_000)], code=1,
+                     result={"status": "failed", "reason": "x" * 100_000},
+                     io_timeout="9" * 40_000,
+                     rollback=[RollbackStep("10web", "restored",
+                                            {"web.mode": huge, "web.list": [huge],
+                                             **{f"web.s{n}": n for n in range(1000)}})])
+    facts.app, facts.args = "p" * 60_000, ("a" * 50_000, *["--x"] * 5000)
+    line = encode(facts, SMALLEST_BOUND)
+    assert len(line) <= SMALLEST_BOUND
+    record = json.loads(line)
+    assert len(record["calls"]) == 2 and "stub" not in record
+    [step] = record["rollback"]
+    assert step["driver"] == "10web" and step["outcome"] == "restored"
+    assert step["settings"]["web.mode"].startswith("vvv")
+    assert step["settings"]["web.mode"].endswith("...")
+    assert step["settings"]["web.list"].startswith('["vvv')  # its JSON, cut, as text
+    assert len(step["settings"]) + step["settings_omitted"] == 1002
+    assert record["io_timeout"].endswith("...") and record["app"].startswith("ppp")
+
+
+def test_a_record_that_fits_in_no_other_way_is_a_stub_that_says_so() -> None:
+    facts = finished([call(f"d{i}") for i in range(10)], notes=["n" * 500] * 32,
+                     rollback=[RollbackStep("10web", "restored", {"web.cpu": 1})])
+    record = json.loads(encode(facts, 512))
+    assert record == {
+        "schema": SCHEMA_VERSION, "run": facts.run_id, "front_end": "adjust",
+        "command": "adjust", "started": "2026-12-06T05:17:12.250000Z", "duration": 1.5,
+        "version": __version__, "status": "ok", "reason": "success", "exit_code": 0,
+        "cut": True, "stub": True, "calls_omitted": 10, "rollback_omitted": 1}
+    with pytest.raises(ValueError, match="cannot be cut to 100 bytes"):
+        encode(facts, 100)
+    assert block(record)[-1] == ("  (this record was cut to fit the journal's bound; only "
+                                 "the run and its outcome were kept; calls left out: 10; "
+                                 "rollback steps left out: 1)")
+
+
+#: Text of any size, any character (lone surrogates too: a file name that is not UTF-8),
+#: made cheaply: a few characters repeated up to 20,000 times (more than any bound).
+TEXT = st.one_of(st.text(st.characters(exclude_categories=()), max_size=20),
+                 st.builds(lambda text, times: text * times,
+                           st.text(st.characters(exclude_categories=()), min_size=1,
+                                   max_size=3), st.integers(0, 20_000)))
+#: A setting's value: a huge string, or any JSON (its text cut when too long).
+JSON_VALUE = TEXT | st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                          allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=50) | st.dictionaries(st.text(), inner,
+                                                                 max_size=5),
+    max_leaves=100)
+
+
+def _many(item: st.SearchStrategy[Any], most: int) -> st.SearchStrategy[list[Any]]:
+    """A list of up to `most` items: a few drawn, repeated."""
+    return st.builds(lambda items, times: items * times, st.lists(item, max_size=3),
+                     st.integers(0, most))
+
+
+CALLS = st.builds(
+    CallFacts, driver=TEXT, call=TEXT, argv=st.lists(TEXT, max_size=5).map(tuple),
+    start=st.floats(0, 1e6), duration=st.floats(0, 1e6), end=st.sampled_from(CallEnd),
+    exit_code=st.none() | st.integers(-64, 255), status=TEXT, reason=TEXT, detail=TEXT,
+    progress_count=st.integers(0, 10**9), first_progress=st.none() | TEXT,
+    last_progress=st.none() | TEXT, result=st.none() | TEXT, result_bytes=st.integers(0),
+    stderr_tail=TEXT, stderr_bytes=st.integers(0),
+    resource_use=st.none() | st.builds(ResourceUse, st.floats(0, 1e9), st.floats(0, 1e9),
+                                       st.integers(0, 2**63)))
+STEPS = st.builds(RollbackStep, driver=TEXT, outcome=TEXT,
+                  settings=_many(st.tuples(TEXT, JSON_VALUE), 100).map(dict), detail=TEXT)
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> RunFacts:
+    facts = RunFacts(
+        front=draw(st.sampled_from(["adjust", "measure"])),
+        args=tuple(draw(_many(TEXT, 500))), parent_run=draw(st.none() | TEXT),
+        io_timeout=draw(st.none() | TEXT), started=draw(st.floats(0, 4e9)),
+        command=draw(st.none() | st.sampled_from(["adjust", "measure", "check"])),
+        app=draw(st.none() | TEXT), request=draw(st.none() | st.binary(max_size=10_000)),
+        calls=draw(_many(CALLS, 60)), signals=draw(_many(st.tuples(TEXT, st.floats(0, 1e6)),
+                                                           50)),
+        rollback=draw(_many(STEPS, 50)), servo_gone=draw(st.none() | TEXT),
+        notes=draw(_many(TEXT, 50)))
+    facts.final = draw(st.none() | TEXT)
+    facts.result = draw(st.none() | st.dictionaries(st.sampled_from(
+        ["status", "reason", "message"]), TEXT))
+    facts.exit_code = draw(st.none() | st.integers(-64, 255))
+    facts.duration = draw(st.none() | st.floats(0, 1e6))
+    return facts
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(facts=runs(), limit=st.integers(SMALLEST_BOUND, 1 << 20))
+def test_any_record_fits_its_bound(facts: RunFacts, limit: int) -> None:
+    line = encode(facts, limit)
+    assert len(line) <= limit and line.endswith(b"\n") and line.count(b"\n") == 1
+    record = json.loads(line)
+    assert record["run"] == facts.run_id and record["exit_code"] == facts.exit_code
+    assert "stub" not in record  # the smallest bound holds more than the floors
+    whole = encode(facts, 1 << 40)
+    assert record["cut"] is (whole != line)
 
 
 # -- in words ---------------------------------------------------------------------------

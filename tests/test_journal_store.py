@@ -235,3 +235,65 @@ def test_a_fault_of_the_record_s_own_leaves_the_outcome_as_it_was(
     assert err.splitlines()[-1] == ("servo-agg: this run was not recorded (RuntimeError: a "
                                     "bug in the journal); the run's outcome stands as "
                                     "reported")
+
+
+def test_a_record_over_the_bound_is_refused_and_the_history_stays(tmp_path: Path) -> None:
+    """It was written after rotating, and trimming to a room below zero deleted every
+    older file (review 1.4); record.encode never makes one, so this is the last guard."""
+    for n in range(60):
+        append(tmp_path, SMALL, line(n))
+    before = {p.name: p.read_bytes() for p in journal_dir(tmp_path).glob(f"{JOURNAL_FILE}*")}
+    assert len(before) > 2
+    oversized = line(999, SMALL.max_bytes + 1000)
+    with pytest.raises(OSError) as raised:
+        append(tmp_path, SMALL, oversized)
+    assert problem(raised.value) == (f"a record of {len(oversized)} bytes is over "
+                                     f"the {file_bound(SMALL)} bytes one file may hold")
+    after = {p.name: p.read_bytes() for p in journal_dir(tmp_path).glob(f"{JOURNAL_FILE}*")}
+    assert after == before
+
+
+@pytest.mark.parametrize("broken", ["journal", "metrics file"])
+def test_each_sink_s_fault_is_its_own_and_said_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str], broken: str) -> None:
+    """A metrics file that failed (bad bytes in it, a driver name prometheus_client could
+    not encode) fell to the catch-all: "this run was not recorded", though the journal
+    had the record (review 1.6). Each sink now has its own note, and the other is kept."""
+    from aggregator.entry import launch
+    from aggregator.journal import metrics, store
+
+    def fault(*args: object) -> None:
+        raise UnicodeError("a fault of its own")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("aggregator:\n  metrics_file: m.prom\n")
+    monkeypatch.setattr(store if broken == "journal" else metrics,
+                        "append" if broken == "journal" else "update", fault)
+    assert launch.run(["--bogus"]) == 1
+    out, err = capfd.readouterr()
+    assert json.loads(out)["reason"] == "bad-usage"
+    assert err.splitlines()[-1] == {
+        "journal": "servo-agg: this run was not recorded: the journal "
+                   ".servo-agg/journal.jsonl cannot be written (UnicodeError: a fault of "
+                   "its own); the run's outcome stands as reported",
+        "metrics file": f"servo-agg: the metrics file {tmp_path / 'm.prom'} was not "
+                        "updated (UnicodeError: a fault of its own); the run's outcome "
+                        "stands as reported"}[broken]
+    if broken == "journal":
+        assert "servo_agg_runs_total" in (tmp_path / "m.prom").read_text()
+    else:
+        assert [r["command"] for r in Journal(tmp_path, JournalConfig()).every()] == [None]
+
+
+def test_help_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capfd: pytest.CaptureFixture[str]) -> None:
+    """As the README and docs/journal.md say: --help (like --info and the readers) is
+    not a run of servo's and adds nothing to the journal."""
+    from aggregator.entry import launch
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        launch.run(["--help"], program="adjust")
+    assert done.value.code == 0 and "usage: adjust" in capfd.readouterr().out
+    assert not (tmp_path / ".servo-agg").exists()

@@ -53,12 +53,14 @@ def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: boo
     try:
         code, config = _run(argv, front, early, output, stdin_closed, facts, root, program)
         code = 1 if code == 0 and output.lost is not None else code
-        # Every line is out: recording it never delays servo's final line.
+        # Every line is out: recording it never delays servo's final line, and a stop
+        # from here on ends the process at once (the record is not worth a hang).
+        early.let_stops_end_the_process()
         try:
             keep_record(root, facts, output, code, config)
         except Exception as exc:  # a fault of the record's own never changes the outcome
-            output.note(f"this run was not recorded ({type(exc).__name__}: {exc}); the "
-                        "run's outcome stands as reported")
+            output.note(f"this run was not recorded ({_fault(exc)}); the run's outcome "
+                        "stands as reported")
     finally:
         early.uninstall()
         output.close()
@@ -91,24 +93,34 @@ def keep_record(root: Path, facts: RunFacts, output: Output, code: int,
         text = read_config_text(root)
         facts.config_digest = None if text is None else digest(text.encode("utf-8"))
     journal = config.journal
-    if journal.enabled:
+    if journal.enabled:  # each sink's fault is its own: the other is still written
         try:
             store.append(root, journal, encode(facts, store.file_bound(journal)))
-        except OSError as exc:
+        except Exception as exc:
             output.note(f"this run was not recorded: the journal {store.shown(journal)} "
-                        f"cannot be written ({store.problem(exc)}); the run's outcome "
-                        "stands as reported")
+                        f"cannot be written ({_fault(exc)}); the run's outcome stands as "
+                        "reported")
     if config.metrics_file is not None:
-        from aggregator.journal.metrics import update
-
         path = root / config.metrics_file
         try:
+            from aggregator.journal.metrics import update
+
             note = update(path, build(facts), facts.started + facts.duration)
-        except OSError as exc:
-            note = (f"the metrics file {path} was not updated ({store.problem(exc)}); the "
-                    "run's outcome stands as reported")
+        except Exception as exc:
+            note = (f"the metrics file {path} was not updated ({_fault(exc)}); the run's "
+                    "outcome stands as reported")
         if note is not None:
             output.note(note)
+
+
+def _fault(exc: Exception) -> str:
+    """What went wrong with the record, in words: an OSError's own (store.problem), the
+    kind and words of anything else (a bug, which these notes must not hide)."""
+    if isinstance(exc, OSError):
+        from aggregator.journal.store import problem
+
+        return problem(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _job(front: FrontEnd, command: str, args: argparse.Namespace, config: AggregatorConfig,

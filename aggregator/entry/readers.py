@@ -20,6 +20,7 @@ from typing import Any
 from aggregator.entry.cmdline import build_parser
 from aggregator.journal.reader import Journal, parse_since, started_at
 from aggregator.journal.show import block, full, history
+from aggregator.journal.store import problem, shown
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps
 from aggregator.protocol.vocabulary import Reason
@@ -99,13 +100,22 @@ def _print(lines: list[str], notes: list[str]) -> int:
     return 0
 
 
+def _unreadable(where: str, exc: OSError) -> str:
+    """Why the journal cannot be read: which of its parts, and what it is."""
+    part = f"{exc.filename}: " if isinstance(exc.filename, str) else ""
+    return f"the journal {where} cannot be read ({part}{problem(exc)})"
+
+
 def read_journal(argv: list[str], front: FrontEnd) -> int:
-    """Answer a reader; 0 unless the command line is wrong or `--show`'s run is unknown."""
+    """Answer a reader; 0 unless the command line is wrong, `--show`'s run is unknown or
+    the journal cannot be read (a directory where a file goes, a symlink, no access)."""
     notes: list[str] = []
+    where = shown(JournalConfig())
     try:
         args = _args(argv, front)
         root = Path(os.getcwd())
         journal = Journal(root, _journal(root, notes))
+        where = journal.where
         records = _selected(journal, args)
         notes += journal.notes
         if args.show is not None and not records:
@@ -114,13 +124,16 @@ def read_journal(argv: list[str], front: FrontEnd) -> int:
                                      else ": no run has been recorded yet"))
         if not journal.found:
             notes.append(f"no runs recorded yet: {journal.where} does not exist (each run "
-                         "of ./adjust and ./measure, but --info and these readers, adds "
-                         "one)")
+                         "of ./adjust and ./measure, but --info, --help and these "
+                         "readers, adds one)")
     except AggregatorError as err:
         for note in notes:
             print(f"servo-agg: {note}", file=sys.stderr)
         output = Output()
         output.error(err)
         output.close()
+        return 1
+    except OSError as exc:
+        _print([], [*notes, _unreadable(where, exc)])
         return 1
     return _print(_lines(records, args), notes)

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from aggregator.journal.store import locked
-from aggregator.protocol.text import clip
+from aggregator.journal.show import failed_on_its_own
+from aggregator.journal.store import locked, open_file
+from aggregator.protocol.text import clip, scrub
 
 PREFIX = "servo_agg_"
 RUNS = f"{PREFIX}runs"
@@ -41,8 +42,9 @@ LAST_SUCCESS = f"{PREFIX}last_success_time_seconds"
 FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     RUNS: ("counter", "Runs of servo-agg, by front-end, command and status.",
            ("front_end", "command", "status")),
-    FAILURES: ("counter", "Driver calls that failed (not those servo-agg stopped or "
-               "canceled), by driver and reason.", ("front_end", "driver", "reason")),
+    FAILURES: ("counter", "Driver calls that failed on their own account (not those "
+               "servo-agg stopped or canceled), by driver and reason.",
+               ("front_end", "driver", "reason")),
     LAST_DURATION: ("gauge", "How long the last run took, in seconds.",
                     ("front_end", "command")),
     LAST_END: ("gauge", "When the last run ended, in seconds since the epoch.",
@@ -93,19 +95,23 @@ def parse(text: str) -> Values:
     return values
 
 
+def _label(value: Any) -> str:
+    """A label's value: text, valid UTF-8 (a driver's file name need not be), bounded."""
+    return scrub(clip(str(value), 100))
+
+
 def _failures(record: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     """(driver, reason) of each call that failed on its own account."""
     for call in record.get("calls") or []:
-        if isinstance(call, Mapping) and call.get("status") != "ok" \
-                and call.get("end") not in ("canceled", "stopped", "not-started"):
-            yield str(call.get("driver")), clip(str(call.get("reason")), 100)
+        if isinstance(call, Mapping) and failed_on_its_own(call):
+            yield _label(call.get("driver")), _label(call.get("reason"))
 
 
 def count(values: Values, record: Mapping[str, Any], end_time: float) -> Values:
     """`values` with the run of `record` (which ended at `end_time`) counted in."""
-    front = str(record.get("front_end"))
-    command = str(record.get("command") or "unknown")
-    status = str(record.get("status"))
+    front = _label(record.get("front_end"))
+    command = _label(record.get("command") or "unknown")
+    status = _label(record.get("status"))
     values.add(RUNS, (front, command, status))
     for driver, reason in _failures(record):
         values.add(FAILURES, (front, driver, reason))
@@ -118,24 +124,57 @@ def count(values: Values, record: Mapping[str, Any], end_time: float) -> Values:
     return values
 
 
+def _previous(dir_fd: int, name: str) -> tuple[Values, str | None]:
+    """The values in the file as it is (none when there is none), and a note when they
+    cannot be read (bytes that are not UTF-8 are read as U+FFFD). Opened as the journal's
+    files are, so a FIFO there cannot block this run, nor a symlink lead elsewhere: that
+    is an OSError (the file is then left alone)."""
+    try:
+        fd = open_file(dir_fd, name, os.O_RDONLY)
+    except FileNotFoundError:
+        return Values(), None
+    with open(fd, "rb") as file:
+        data = file.read()
+    try:
+        return parse(data.decode("utf-8", "replace")), None
+    except ValueError as exc:
+        return Values(), (f"its previous values could not be read ({clip(str(exc), 200)}), "
+                          "so its counters start again")
+
+
+def _replace(dir_fd: int, name: str, data: bytes) -> None:
+    """The file `name` replaced whole by `data`: written to a hidden temporary beside it
+    (whose name does not end in .prom, so the textfile collector never reads it), then
+    renamed over it."""
+    temporary = f".{name}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):  # left by a run killed mid-write
+        os.unlink(temporary, dir_fd=dir_fd)
+    fd = open_file(dir_fd, temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=dir_fd)
+        raise
+
+
 def update(path: Path, record: Mapping[str, Any], end_time: float) -> str | None:
     """Count the run in the file at `path`; a note when its previous values could not be
-    read (the counters then start again). OSError when it cannot be written."""
-    lock_dir = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    note = None
+    read (the counters then start again). OSError when it cannot be written, or is not
+    a regular file."""
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with locked(lock_dir, name=f".{path.name}.lock"):
-            values = Values()
-            with contextlib.suppress(FileNotFoundError):
-                text = path.read_text(encoding="utf-8")
-                try:
-                    values = parse(text)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    note = (f"{path}: its previous values could not be read "
-                            f"({clip(str(exc), 200)}), so its counters start again")
+        with locked(dir_fd, name=f".{path.name}.lock"):
+            values, why = _previous(dir_fd, path.name)
             registry = CollectorRegistry(auto_describe=False)
             registry.register(count(values, record, end_time))
-            write_to_textfile(str(path), registry)
+            _replace(dir_fd, path.name, generate_latest(registry))
     finally:
-        os.close(lock_dir)
-    return note
+        os.close(dir_fd)
+    return None if why is None else f"{path}: {why}"

@@ -18,11 +18,11 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from aggregator.journal.store import (
-    DIR_FLAGS,
     JOURNAL_FILE,
     LOCK_FILE,
     file_names,
     file_size,
+    open_below,
     problem,
     read_file,
     shown,
@@ -90,7 +90,7 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     """A record, or None for a line that is not one."""
     try:
         record = json.loads(line)
-    except ValueError:  # UnicodeDecodeError too
+    except (ValueError, RecursionError):  # UnicodeDecodeError too; "[[[[..." nested deep
         return None
     if not isinstance(record, dict) or not isinstance(record.get("run"), str) \
             or not isinstance(record.get("schema"), int):
@@ -158,7 +158,7 @@ def inspect(root: Path, config: JournalConfig) -> JournalState:
     try:
         for depth, part in enumerate(parts):
             try:
-                below = os.open(part, DIR_FLAGS, dir_fd=fd)
+                below = open_below(fd, part)
             except FileNotFoundError:
                 missing = str(PurePath(*parts[:depth + 1]))
                 if not os.access(".", os.W_OK, dir_fd=fd):

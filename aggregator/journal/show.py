@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aggregator.protocol.text import clip, one_line, visible
+from aggregator.protocol.text import clip, one_line, show_bytes, visible
 
 _NUMBER = (int, float)
 
@@ -32,7 +32,24 @@ def _get(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
 
 
 def _seconds(value: Any) -> str:
-    return f"{value:.3f} s" if isinstance(value, int | float) else "? s"
+    """A duration or a time in the run; `? s` for what is not one (an integer too large
+    for a float is a number too, in a hand-edited journal)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "? s"
+    try:
+        return f"{value:.3f} s"
+    except OverflowError:
+        return "? s"
+
+
+def _bytes(value: Any) -> str:
+    """A size: 12.3 MiB; `?` for what is not one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "?"
+    try:
+        return show_bytes(value)
+    except OverflowError:
+        return "?"
 
 
 def _when(record: Mapping[str, Any]) -> str:
@@ -75,6 +92,22 @@ def how_it_ended(call: Mapping[str, Any]) -> str:
 def _failed(call: Mapping[str, Any]) -> bool:
     status: str = _get(call, "status", str, "ok")
     return status != "ok"
+
+
+#: A call servo-agg ended through no fault of its own (servo's cancel or terminate, or
+#: another measure driver's failure), by how it ended; and the reasons of a call it never
+#: started because the run was stopping.
+_ENDED_BY_SERVO_AGG = ("canceled", "stopped")
+_NOT_STARTED_BY_A_STOP = ("canceled", "terminated")
+
+
+def failed_on_its_own(call: Mapping[str, Any]) -> bool:
+    """Whether a call failed on its own account (the one test: `--history`'s failed
+    drivers, the metrics file's driver failures): not one servo-agg canceled or stopped,
+    or never started as the run stopped; one that could not be started (spawn-failed)
+    did fail."""
+    return (_failed(call) and call.get("end") not in _ENDED_BY_SERVO_AGG
+            and call.get("reason") not in _NOT_STARTED_BY_A_STOP)
 
 
 def _calls(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -147,20 +180,22 @@ def _happenings(record: Mapping[str, Any]) -> list[str]:
                 f"  rollback of {step.get('driver')}: {step.get('outcome')} {shown}"
                 + (f" ({detail})" if detail else "")), 300)))
     if _get(record, "cut", bool, False):
-        omitted = _get(record, "calls_omitted", int, 0)
+        left_out = [f"{what} left out: {count}" for what, count in (
+            ("calls", _get(record, "calls_omitted", int, 0)),
+            ("rollback steps", _get(record, "rollback_omitted", int, 0))) if count]
+        if _get(record, "stub", bool, False):
+            left_out.insert(0, "only the run and its outcome were kept")
         lines.append("  (this record was cut to fit the journal's bound"
-                     + (f"; {omitted} calls left out" if omitted else "") + ")")
+                     + "".join(f"; {part}" for part in left_out) + ")")
     return lines
 
 
 def failed_drivers(record: Mapping[str, Any]) -> list[str]:
-    """The drivers with a call that failed on its own account (not stopped, canceled or
-    never started by servo-agg)."""
+    """The drivers with a call that failed on its own account."""
     failed: list[str] = []
     for call in _calls(record):
         name = _name(call.get("driver"))
-        if _failed(call) and call.get("end") not in ("canceled", "stopped", "not-started") \
-                and name not in failed:
+        if failed_on_its_own(call) and name not in failed:
             failed.append(name)
     return failed
 
@@ -250,9 +285,7 @@ def _call_in_full(number: int, call: Mapping[str, Any]) -> list[str]:
             tail.rstrip("\n"))
     lines.append(_field("  stderr", stderr))
     if used is not None:
-        memory = used.get("peak_memory")
         lines.append(_field("  used", f"CPU {_seconds(used.get('user_cpu'))} user, "
                             f"{_seconds(used.get('system_cpu'))} system; peak memory "
-                            + (f"{memory / 2**20:.1f} MiB" if isinstance(memory, int)
-                               else "?") + f" ({used.get('source')})"))
+                            f"{_bytes(used.get('peak_memory'))} ({_name(used.get('source'))})"))
     return lines

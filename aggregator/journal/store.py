@@ -29,7 +29,7 @@ from aggregator.root.config import JournalConfig
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "journal.lock"
 
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: O_NONBLOCK: a FIFO in the journal's place must not block the open.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
@@ -60,6 +60,21 @@ def problem(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def open_below(dir_fd: int, name: str) -> int:
+    """The directory `name` in `dir_fd`, not followed if it is a symlink: that is an
+    ELOOP, as for a file (Linux says ENOTDIR for a symlink opened with O_DIRECTORY)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except NotADirectoryError:
+        try:
+            link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            link = False
+        if link:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+        raise
+
+
 def open_dir(root: Path, relative: str, *, create: bool) -> int:
     """The journal's directory, opened without following a symlink anywhere below the
     servo root (made, 0700, where missing and `create`)."""
@@ -69,13 +84,13 @@ def open_dir(root: Path, relative: str, *, create: bool) -> int:
             if part in (".", ""):
                 continue
             try:
-                below = os.open(part, DIR_FLAGS, dir_fd=fd)
+                below = open_below(fd, part)
             except FileNotFoundError:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):  # another run made it meanwhile
                     os.mkdir(part, 0o700, dir_fd=fd)
-                below = os.open(part, DIR_FLAGS, dir_fd=fd)
+                below = open_below(fd, part)
             os.close(fd)
             fd = below
     except BaseException:
@@ -84,9 +99,10 @@ def open_dir(root: Path, relative: str, *, create: bool) -> int:
     return fd
 
 
-def _open_file(dir_fd: int, name: str, flags: int) -> int:
-    """A regular file of the journal's directory (never a symlink, FIFO or device)."""
-    fd = os.open(name, flags | _FILE_FLAGS, 0o600, dir_fd=dir_fd)
+def open_file(dir_fd: int, name: str, flags: int, mode: int = 0o600) -> int:
+    """A regular file of the directory `dir_fd` (never a symlink, FIFO or device): the
+    journal's files, and the metrics file. The open itself never blocks."""
+    fd = os.open(name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, f"{name} is not a regular file")
@@ -102,8 +118,17 @@ def locked(dir_fd: int, seconds: float = JOURNAL_LOCK_SECONDS,
            name: str = LOCK_FILE) -> Iterator[None]:
     """The lock on a file of the directory `dir_fd` (flock on `name`: the journal's is
     journal.lock), waited for at most `seconds`: a holder that is stuck (stopped, or on
-    a hung file system) must not hang this run's exit."""
-    fd = _open_file(dir_fd, name, os.O_RDWR | os.O_CREAT)
+    a hung file system) must not hang this run's exit.
+
+    flock(2) has no timeout of its own; a signal is what ends its wait, so this borrows
+    the process's SIGALRM and ITIMER_REAL for that long: process-wide state, and safe
+    only where it is used, at the end of a run (keep_record) once trio has ended: one
+    thread, the main one (only it may set a handler); nothing else in servo-agg uses
+    SIGALRM or ITIMER_REAL, so no other timer is cut short and the handler put back is
+    the default. (The other ways: polling LOCK_NB, which the project rules out, or a
+    forked waiter, a process per record.) An alarm that comes just as the lock is
+    taken reports a timeout; the lock then goes with the file."""
+    fd = open_file(dir_fd, name, os.O_RDWR | os.O_CREAT)
     try:
         previous = signal.signal(signal.SIGALRM, _timed_out)
         try:
@@ -146,18 +171,23 @@ def _trim(dir_fd: int, room: int) -> None:
 
 def append(root: Path, config: JournalConfig, line: bytes,
            lock_seconds: float = JOURNAL_LOCK_SECONDS) -> None:
-    """Add one record (a line no longer than file_bound) to the journal, in one write."""
+    """Add one record (a line no longer than file_bound) to the journal, in one write. A
+    longer line is refused (record.encode never makes one) before anything is touched:
+    making room for it would rotate and trim away the whole history."""
+    if len(line) > file_bound(config):
+        raise OSError(errno.EFBIG, f"a record of {len(line)} bytes is over the "
+                                   f"{file_bound(config)} bytes one file may hold")
     dir_fd = open_dir(root, config.dir, create=True)
     try:
         with locked(dir_fd, lock_seconds):
-            fd = _open_file(dir_fd, JOURNAL_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+            fd = open_file(dir_fd, JOURNAL_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             try:
                 size = os.fstat(fd).st_size
                 if size and size + len(line) > file_bound(config):
                     os.close(fd)
                     fd = -1
                     _rotate(dir_fd)
-                    fd = _open_file(dir_fd, JOURNAL_FILE,
+                    fd = open_file(dir_fd, JOURNAL_FILE,
                                     os.O_RDWR | os.O_APPEND | os.O_CREAT)
                     size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -182,7 +212,7 @@ def read_file(root: Path, config: JournalConfig, name: str) -> bytes | None:
         return None
     try:
         try:
-            fd = _open_file(dir_fd, name, os.O_RDONLY)
+            fd = open_file(dir_fd, name, os.O_RDONLY)
         except FileNotFoundError:
             return None
         with open(fd, "rb") as file:

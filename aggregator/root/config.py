@@ -20,6 +20,8 @@ from aggregator.limits import (
     MAX_IO_TIMEOUT_SECONDS,
     MAX_JOURNAL_MAX_BYTES,
     MAX_MEMORY_LIMIT_BYTES,
+    MAX_NAME_BYTES,
+    MAX_PATH_BYTES,
     MAX_PIDS_LIMIT,
     MAX_PROGRESS_INTERVAL_SECONDS,
     MAX_WEIGHT,
@@ -454,6 +456,7 @@ def _journal_section(section: Any, drivers_dirs: tuple[str, ...]) -> JournalConf
     directory = section.get("dir", JournalConfig.dir)
     if not isinstance(directory, str) or not directory:
         raise _bad("journal.dir", f"must be a non-empty path, not {brief(directory)}")
+    _openable("journal.dir", directory)
     inside = os.path.normpath(directory)
     if os.path.isabs(directory) or inside in (".", "..") or inside.startswith("../"):
         raise _bad("journal.dir", f"must be a directory inside the servo root (a relative "
@@ -482,7 +485,24 @@ def _metrics_file(value: Any) -> str | None:
     if not isinstance(value, str) or not value.endswith(".prom") or value == ".prom":
         raise _bad("metrics_file", f"must be the path of a file ending in .prom (node_exporter's "
                                    f"textfile collector reads only those), not {brief(value)}")
+    _openable("metrics_file", value)
     return value
+
+
+def _openable(key: str, path: str) -> None:
+    """A path the system could open at all: no NUL byte (Python refuses it: a traceback
+    at the end of every run), one it can encode (a lone surrogate from a YAML escape),
+    and within PATH_MAX and NAME_MAX."""
+    if "\0" in path:
+        raise _bad(key, f"must not contain a NUL byte (no file name can), not {brief(path)}")
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        raise _bad(key, f"is no file name this system can encode: {brief(path)}") from None
+    if len(encoded) > MAX_PATH_BYTES or any(len(part) > MAX_NAME_BYTES
+                                            for part in encoded.split(b"/")):
+        raise _bad(key, f"is longer than a path may be ({MAX_PATH_BYTES} bytes, each name "
+                        f"in it {MAX_NAME_BYTES}): {brief(path)}")
 
 
 def _window_grace(value: Any) -> float:

@@ -68,6 +68,16 @@ class EarlySignals:
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT
                           else signal.default_int_handler)
 
+    @staticmethod
+    def let_stops_end_the_process() -> None:
+        """Once servo has the final line: SIGTERM, SIGINT and SIGHUP end the process at
+        once (the default action), since nothing is left that a stop must wait for; a
+        late SIGUSR1 is still only noted (nothing is left to cancel, and dying of it would
+        change the exit status servo sees)."""
+        for sig in STOP_SIGNALS:
+            if sig != signal.SIGUSR1:
+                signal.signal(sig, signal.SIG_DFL)
+
     @contextmanager
     def interrupting(self) -> Iterator[None]:
         """Within this block a SIGTERM/SIGINT raises StoppedEarly (e.g. out of a read)."""
