@@ -108,7 +108,7 @@ def servo_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# -- keeping the suite fast (tests/README.md): the order, the layer report -----------------
+# -- keeping the suite fast (tests/README.md): the order, the workers, the layer report ----
 
 #: The order tests are handed out in: the slow layer first, so that xdist's workers end on
 #: short tests instead of one worker finishing a long e2e test alone.
@@ -125,6 +125,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     is stable, so every xdist worker collects the same order). Runs first, so that --lf and
     --ff still put the failed tests first."""
     items.sort(key=lambda item: LAYER_ORDER[layer_of(item)])
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per core (PYTEST_XDIST_AUTO_NUM_WORKERS overrides it). An e2e
+    test spends about half its time waiting (for drivers, for deadlines), so a core has
+    work for a second worker meanwhile."""
+    return 2 * len(os.sched_getaffinity(0))
 
 
 def _cpu_seconds() -> float:
