@@ -41,7 +41,7 @@ import trio
 import trio.testing
 
 from aggregator.adjust.calls import AdjustJob, Command
-from aggregator.measure.calls import MeasureJob
+from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.protocol.environment import ServoEnvironment, StderrMode
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.strict_json import utf8
@@ -550,12 +550,14 @@ TRIO_TIME_BOUND = 600.0
 
 
 def adjust_job(command: Command, drivers: Sequence[str], request: Mapping[str, Any] | None = None,
-               *, config: AggregatorConfig | None = None, app: str = "app") -> AdjustJob:
+               *, config: AggregatorConfig | None = None, app: str = "app",
+               as_json: bool = False) -> AdjustJob:
     """The job ./adjust would build for `command` over the fake drivers `drivers` (in
-    order), with the request as servo would send it."""
+    order), with the request as servo would send it (and --json, for --dry-run)."""
     return AdjustJob(command, app, config or AggregatorConfig(),
                      tuple(fake_driver(name) for name in drivers),
-                     None if request is None else parse_request(json.dumps(request).encode()))
+                     None if request is None else parse_request(json.dumps(request).encode()),
+                     as_json=as_json)
 
 
 @dataclass
@@ -573,14 +575,17 @@ class FakeRun(AdjustRun):
 
 async def run_command(job: AdjustJob | MeasureJob, drivers: Mapping[str, Script], *,
                       io_timeout: float | None = 10.0, stderr_mode: StderrMode = "all",
-                      heartbeat: bool = True,
+                      heartbeat: bool | None = None,
                       signals: Sequence[tuple[float, int]] = ()) -> FakeRun:
     """`job` run the way ./adjust or ./measure runs it (a Run's trio side: servo's channel,
     the heartbeat, signals, the command, the stopped-run line, the final flush), over fake
     drivers: `drivers` maps each driver's name to the script of all its calls. servo's
-    `signals` arrive at the given trio times. The cheap layer for what a command decides
+    `signals` arrive at the given trio times. The heartbeat is on except for --dry-run,
+    as the launch has it. The cheap layer for what a command decides
     (tests/README.md): milliseconds, where ./adjust with real drivers costs ~0.3 s of CPU."""
     assert trio.current_time() == 0
+    if heartbeat is None:
+        heartbeat = job.command not in (Command.DRY_RUN, MeasureCommand.DRY_RUN)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         return await _run_command(job, drivers, io_timeout, stderr_mode, heartbeat, signals,
