@@ -217,6 +217,51 @@ async def stderr_flood(f: FaultCall) -> int:
     return 1
 
 
+async def work_after_request(f: FaultCall) -> None:
+    """A healthy slow driver: a progress line every interval (0.3 s) for duration (60 s)."""
+    interval, duration = f.timed(0.3, 60.0)
+    started = trio.current_time()
+    step = 0
+    while trio.current_time() - started < duration:
+        step += 1
+        await f.progress(min(99, step), f"working ({step})")
+        await trio.sleep(interval)
+    await f.emit(OK)
+
+
+async def work(f: FaultCall) -> None:
+    await f.read_request()
+    await work_after_request(f)
+
+
+async def cancel_aware(f: FaultCall) -> int | None:
+    """Works; on SIGUSR1 prints status canceled and exits 1."""
+    f.p.catch(signal.SIGUSR1)
+    canceled: list[int] = []
+    async with trio.open_nursery() as nursery:
+        async def on_cancel() -> None:
+            await f.p.next_signal()
+            await f.emit({"status": "canceled", "reason": "canceled",
+                          "message": "stopped at servo's request"})
+            canceled.append(1)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(on_cancel)
+        await work(f)
+        nursery.cancel_scope.cancel()
+    return canceled[0] if canceled else None
+
+
+async def no_cancel_handler(f: FaultCall) -> None:
+    """Works; SIGUSR1 kills it (the default)."""
+    await work(f)
+
+
+async def ignore_sigusr1(f: FaultCall) -> None:
+    f.p.ignore(signal.SIGUSR1)
+    await work(f)
+
+
 async def _blank(f: FaultCall) -> None:
     await f.p.write("\n")
 
@@ -259,6 +304,10 @@ MODES: dict[str, Mode] = {
     "bad-descriptor": bad_descriptor,
     "non-finite-descriptor": non_finite_descriptor,
     "stderr-flood": stderr_flood,
+    "work": work,
+    "cancel-aware": cancel_aware,
+    "no-cancel-handler": no_cancel_handler,
+    "ignore-sigusr1": ignore_sigusr1,
 }
 
 

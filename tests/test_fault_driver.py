@@ -181,7 +181,11 @@ CALLS_OF: dict[str, tuple[Call, ...]] = {
 #: Modes that write for a while (FAULT_INTERVAL, FAULT_DURATION): how many lines they write
 #: in that time may differ, not which.
 TIMED = {"slow-alive", "junk-progress-alive", "alive-by-blank-lines", "alive-by-result-lines",
-         "alive-by-stderr"}
+         "alive-by-stderr", "work", "cancel-aware", "no-cancel-handler", "ignore-sigusr1"}
+#: Modes that answer servo's signals their own way: held to the fault driver both ways, as
+#: they work (above) and when the signal comes while they work or hang.
+SIGNALED = {"cancel-aware": signal.SIGUSR1, "no-cancel-handler": signal.SIGUSR1,
+            "ignore-sigusr1": signal.SIGUSR1, "ignore-sigterm": signal.SIGTERM}
 SETTINGS: dict[str, dict[str, Any]] = {
     **{mode: {"interval": 0.05, "duration": 0.12} for mode in TIMED},
     "stderr-flood": {"size": 100 * 1015 + 7},  # a hundred lines and part of one
@@ -271,3 +275,75 @@ def test_each_fake_writes_what_the_fault_driver_writes(mode: str, call: Call, tm
     assert lines_of(fake_out, timed) == lines_of(real_out, timed)
     assert lines_of(fake_err, timed) == lines_of(real_err, timed)
     assert fake_code == real_code
+
+
+def real_reaction(root: Path, mode: str, sig: int, tag: str) -> Transcript:
+    """What the fault driver writes when `sig` comes while it works (or hangs): until it
+    exits, or (it ignores the signal) what it wrote before and its next line, if any."""
+    driver = install_fault(root)
+    pidfile, out, err = root / "pids", root / "out", root / "err"
+    env = adjust_env(tag, FAULT_MODE=mode, FAULT_PIDFILE=str(pidfile), FAULT_INTERVAL="0.1")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen([str(driver), "app"], cwd=root, env=env,
+                                stdin=subprocess.PIPE, stdout=stdout, stderr=stderr)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(REQUEST).encode())
+        proc.stdin.close()
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and {"working", "hanging"} & set(pidfile.read_text()
+                                                                      .split())):
+            assert time.monotonic() < deadline and proc.poll() is None, out.read_bytes()
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        try:
+            code: int | None = proc.wait(timeout=0.5)  # it reacts at once, or not at all
+        except subprocess.TimeoutExpired:
+            code = None
+    finally:
+        proc.kill()
+        proc.wait()
+    return out.read_bytes(), err.read_bytes(), code
+
+
+def fake_reaction(mode: str, sig: int) -> Transcript:
+    """The fake's, on MockClock: `sig` while it works (after its first line), then up to
+    one more interval."""
+    spec = CallSpec(fake_driver("02fault"), Call.ADJUST, ("app",), json.dumps(REQUEST).encode())
+
+    async def run() -> Transcript:
+        async with open_fake_spawner() as spawner:
+            spawner.check_on_exit = False
+            spawner.script("02fault", fault_script(mode, io_timeout=T, interval=0.1))
+            proc = await spawner.start(spec)
+            out, err = bytearray(), bytearray()
+
+            async def drain(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+                while chunk := await stream.receive_some():
+                    into += chunk
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(drain, proc.stdout, out)
+                nursery.start_soon(drain, proc.stderr, err)
+                await proc.stdin.send_all(spec.stdin)
+                await proc.stdin.aclose()
+                await trio.sleep(0.05)  # its handlers in place, its first line written
+                proc.signal_leader(sig)
+                with trio.move_on_after(1.0):
+                    await proc.wait_exited()
+                nursery.cancel_scope.cancel()
+            return bytes(out), bytes(err), proc.exit_code
+
+    return trio.run(run, clock=MockClock(autojump_threshold=0))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("mode", sorted(SIGNALED))
+def test_each_fake_answers_a_signal_as_the_fault_driver_does(mode: str, tmp_path: Path,
+                                                             tag: str) -> None:
+    sig = SIGNALED[mode]
+    real_out, real_err, real_code = real_reaction(tmp_path, mode, sig, tag)
+    fake_out, fake_err, fake_code = fake_reaction(mode, sig)
+    assert lines_of(fake_out, True) == lines_of(real_out, True)
+    assert lines_of(fake_err, True) == lines_of(real_err, True)
+    assert fake_code == real_code  # None: it ignored the signal
