@@ -9,7 +9,8 @@ The supported versions are pyproject.toml's `Programming Language :: Python :: 3
 classifiers; the oldest of them (requires-python's floor) must be found, the others are
 reported when missing. Each is looked for among pyenv's versions (the newest patch release)
 and then as `python3.N` on PATH, and run once to be sure it is that version and can make a
-venv. Nothing is downloaded.
+venv. Nothing is downloaded but the requirements, installed into a venv once (again only
+when they change in pyproject.toml), with uv where .venv has it (the dev extra), else pip.
 """
 
 from __future__ import annotations
@@ -25,12 +26,23 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 
-nox.options.default_venv_backend = "venv"
+#: uv makes a session's venv and installs into it in about a second, where venv and pip
+#: take ~12 s (the dev extra brings uv into .venv, where nox finds it); venv without it.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["pythons", "tests"]
 nox.options.error_on_missing_interpreters = True
 
 #: Run by each candidate: its version, and proof that it can make a venv with pip.
 PROBE = "import sys, venv, ensurepip; print('%d.%d.%d' % sys.version_info[:3])"
+
+
+def suite_requirements() -> list[str]:
+    """What the suite needs installed: servo-agg's dependencies and its `test` extra. Not
+    servo-agg itself: the suite runs this checkout (pytest puts it first on sys.path, and
+    ./adjust and ./measure find their package beside them), and `make wheel-check` tests
+    what an install gets."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [*project["dependencies"], *project["optional-dependencies"]["test"]]
 
 
 def supported_pythons() -> list[str]:
@@ -108,10 +120,22 @@ def pythons(session: nox.Session) -> None:
                       f"install it (e.g. `pyenv install {SUPPORTED[0]}`)")
 
 
+def install_once(session: nox.Session, *requirements: str) -> None:
+    """Install `requirements` into the session's venv, unless they were installed there
+    already: a reused venv costs no installer run, a changed list is installed anew."""
+    stamp = Path(session.virtualenv.location) / "servo-agg-requirements"
+    wanted = "\n".join(requirements)
+    if stamp.is_file() and stamp.read_text() == wanted:
+        session.log("requirements installed already (pyproject.toml unchanged)")
+        return
+    session.install("--quiet", *requirements)
+    stamp.write_text(wanted)
+
+
 @nox.session
 @nox.parametrize("python", [found[0] for found in FOUND.values() if found is not None],
                  ids=[version for version, found in FOUND.items() if found is not None])
 def tests(session: nox.Session) -> None:
     """Every layer of the suite, spread over the machine's cores, on one interpreter."""
-    session.install("--quiet", "-e", ".[test]")
+    install_once(session, *suite_requirements())
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
