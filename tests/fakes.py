@@ -43,10 +43,11 @@ import trio.testing
 from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.protocol.environment import ServoEnvironment, StderrMode
+from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.strict_json import utf8
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import AggregatorConfig
+from aggregator.root.config import AggregatorConfig, MeasureConfig
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Run
@@ -558,6 +559,65 @@ def adjust_job(command: Command, drivers: Sequence[str], request: Mapping[str, A
                      tuple(fake_driver(name) for name in drivers),
                      None if request is None else parse_request(json.dumps(request).encode()),
                      as_json=as_json)
+
+
+def measure_job(command: MeasureCommand, drivers: Sequence[str],
+                request: Mapping[str, Any] | None = None, *,
+                config: MeasureConfig | None = None, app: str = "app",
+                as_json: bool = False) -> MeasureJob:
+    """The job ./measure would build for `command` over the fake drivers `drivers` (in
+    measure.d, in order), with the request as servo would send it."""
+    parsed = None if request is None else parse_measure_request(json.dumps(request).encode(),
+                                                                 drivers)
+    return MeasureJob(command, app, config or MeasureConfig(),
+                      tuple(fake_driver(name, "measure.d") for name in drivers), parsed,
+                      as_json=as_json)
+
+
+def measure_script(metrics: dict[str, Any], *, window: float = 1.0,
+                   returns: dict[str, Any] | None = None,
+                   annotations: dict[str, Any] | None = None) -> Script:
+    """tests/measure_support.measure_driver as a fake: describes `metrics`; measures for
+    `window` seconds (progress every 0.25 s), then returns `returns` (a value for each
+    metric it was asked by default); on SIGUSR1 it says canceled and exits 3. What it was
+    asked is in its FakeProcesses."""
+    async def script(p: FakeMember) -> int:
+        call = p.proc.spec.call
+        if call is Call.INFO:
+            await p.say({"version": f"{p.proc.spec.driver.name}-1.0", "has_cancel": True})
+            return 0
+        if call is Call.DESCRIBE:
+            await p.say({"status": "ok", "metrics": metrics})
+            return 0
+        request = json.loads(await p.read_request())
+        p.catch(signal.SIGUSR1)
+        canceled = False
+        with trio.move_on_after(window) as measuring:
+            async with trio.open_nursery() as nursery:
+                async def on_cancel() -> None:
+                    nonlocal canceled
+                    await p.next_signal()
+                    canceled = True
+                    measuring.cancel()
+
+                nursery.start_soon(on_cancel)
+                started = trio.current_time()
+                while True:
+                    done = int((trio.current_time() - started) * 100 / window)
+                    await p.say({"progress": done, "message": "measuring"})
+                    await trio.sleep(0.25)
+        if canceled:
+            await p.say({"status": "canceled", "reason": "canceled",
+                         "message": f"{p.proc.spec.driver.name} stopped"})
+            return 3
+        result: dict[str, Any] = {"status": "ok", "metrics": returns if returns is not None
+                                  else {m: {"value": 1} for m in request["metrics"]}}
+        if annotations:
+            result["annotations"] = annotations
+        await p.say(result)
+        return 0
+
+    return script
 
 
 @dataclass
