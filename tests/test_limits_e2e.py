@@ -45,25 +45,23 @@ def with_ulimit(root: Path, limit: int) -> Path:
     return wrapper
 
 
-@pytest.mark.parametrize("command", [("--query", "app"), ("app",), ("--version",)])
+@pytest.mark.parametrize("command", [("--query", "app"), ("--version",)])
 async def test_150_drivers_in_parallel_under_ulimit_256_are_all_asked(
         servo_root: Path, tag: str, command: tuple[str, ...]) -> None:
+    """The parallel queries (an adjust's first step is the same --query) and the --info
+    calls --version makes all at once: two ways of starting drivers together."""
     names = [f"d{i:03}" for i in range(150)]
     for name in names:
         write_driver(servo_root, name, sh_driver(name), shebang="#!/bin/sh")
     (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
-    request = {"application": {"components": {n: {"settings": {"x": {"value": 2}}}
-                                              for n in names[::50]}}}
-    run = await run_adjust(servo_root, *command, tag=tag, stdin=json.dumps(request),
-                           adjust=with_ulimit(servo_root, 256), timeout=120)
+    run = await run_adjust(servo_root, *command, tag=tag, adjust=with_ulimit(servo_root, 256),
+                           timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     if command[0] == "--query":
         assert sorted(run.final["application"]["components"]) == names
-    elif command[0] == "--version":
-        assert run.lines == [f"{AGGREGATOR} ({', '.join(['1'] * 150)})"]
     else:
-        assert run.final == {"status": "ok", "reason": "success"}
+        assert run.lines == [f"{AGGREGATOR} ({', '.join(['1'] * 150)})"]
 
 
 @contextlib.contextmanager
