@@ -1,9 +1,10 @@
-"""The fault driver (faults/adjust-fault) as fake driver scripts, mode by mode, and the
-good drivers beside it in the fault matrix: the matrix on trio's MockClock runs the real
-commands over these in milliseconds. test_fault_driver.py holds each mode to the real
-driver: the same stdout and stderr, the same exit.
+"""The fault driver (faults/adjust-fault) as fake driver scripts, mode by mode: the fault
+matrices on trio's MockClock run the real commands over these in milliseconds.
+test_fault_driver.py holds each mode to the real driver: the same stdout and stderr, the
+same exit.
 
-Each script answers every call as the fault driver does: the mode in the call of its
+Each script answers every call as the fault driver does, as an adjust driver or (its
+calls --describe and the measurement) a measure driver: the mode in the call of its
 phase, a good driver's answer in the others.
 """
 
@@ -31,11 +32,12 @@ class FaultCall:
     """One call of the fake fault driver: its settings, and the helpers its modes share
     (the real driver's class Fault)."""
 
-    def __init__(self, p: FakeMember, component: str, io_timeout: float | None,
+    def __init__(self, p: FakeMember, component: str, metric: str, io_timeout: float | None,
                  interval: float | None, duration: float | None, size: int) -> None:
         self.p = p
         self.call = p.proc.spec.call
         self.component = component
+        self.metric = metric
         self.io_timeout = io_timeout or 0.0
         self.interval = interval
         self.duration = duration
@@ -48,11 +50,18 @@ class FaultCall:
         await self.emit({"progress": percent, "message": message})
 
     async def read_request(self) -> None:
-        """Only an adjust reads its stdin (a question's is empty)."""
-        if self.call is Call.ADJUST:
+        """Only an adjust or a measurement reads its stdin (a question's is empty)."""
+        if self.call in (Call.ADJUST, Call.MEASURE):
             data = await self.p.read_request()
             if data.strip():
                 json.loads(data)
+
+    async def ok(self) -> None:
+        """A good result: of an adjust, or of a measurement of its one metric."""
+        if self.call is Call.MEASURE:
+            await self.emit({"status": "ok", "metrics": {self.metric: {"value": 1}}})
+        else:
+            await self.emit(OK)
 
     async def good_answer(self) -> None:
         if self.call is Call.INFO:
@@ -60,10 +69,12 @@ class FaultCall:
         elif self.call is Call.QUERY:
             await self.emit(self.descriptor({"type": "range", "value": 1, "min": 0,
                                              "max": 10, "step": 1}))
+        elif self.call is Call.DESCRIBE:
+            await self.emit({"status": "ok", "metrics": {self.metric: {"unit": "count"}}})
         else:
             await self.read_request()
-            await self.progress(50, "adjusting")
-            await self.emit(OK)
+            await self.progress(50, "measuring" if self.call is Call.MEASURE else "adjusting")
+            await self.ok()
 
     def descriptor(self, level: dict[str, Any], name: str = "level") -> dict[str, Any]:
         return {"application": {"components": {self.component: {"settings": {name: level}}}}}
@@ -97,7 +108,7 @@ async def ignore_sigterm(f: FaultCall) -> None:
 
 async def ok_then_linger(f: FaultCall) -> None:
     await f.read_request()
-    await f.emit(OK)
+    await f.ok()
     f.p.close("stdout")
     await f.hang()
 
@@ -140,10 +151,13 @@ async def lone_surrogate(f: FaultCall) -> int | None:
 
 
 def reads_then(result: dict[str, Any] | None, code: int) -> Mode:
-    """Reads the request, prints `result` (if any) and exits with `code`."""
+    """Reads the request, prints `result` (if any; OK: its good result) and exits with
+    `code`."""
     async def mode(f: FaultCall) -> int:
         await f.read_request()
-        if result is not None:
+        if result is OK:
+            await f.ok()
+        elif result is not None:
             await f.emit(result)
         return code
     return mode
@@ -153,7 +167,7 @@ async def bad_progress(f: FaultCall) -> None:
     await f.read_request()
     for value in ("abc", None, [1], {"x": 1}, True, -50, 250, 40, 30, "60"):
         await f.progress(value, f"odd value {value!r}")
-    await f.emit(OK)
+    await f.ok()
 
 
 def slow(percent: Callable[[int], Any], message: Callable[[int], str]) -> Mode:
@@ -168,7 +182,7 @@ def slow(percent: Callable[[int], Any], message: Callable[[int], str]) -> Mode:
             step += 1
             await f.progress(percent(step), message(step))
             await trio.sleep(interval)
-        await f.emit(OK)
+        await f.ok()
     return mode
 
 
@@ -182,7 +196,7 @@ def alive_without_progress(beat: Callable[[FaultCall], Awaitable[None]]) -> Mode
         while trio.current_time() - started < duration:
             await beat(f)
             await trio.sleep(interval)
-        await f.emit(OK)
+        await f.ok()
     return mode
 
 
@@ -226,7 +240,7 @@ async def work_after_request(f: FaultCall) -> None:
         step += 1
         await f.progress(min(99, step), f"working ({step})")
         await trio.sleep(interval)
-    await f.emit(OK)
+    await f.ok()
 
 
 async def work(f: FaultCall) -> None:
@@ -312,15 +326,18 @@ MODES: dict[str, Mode] = {
 
 
 def fault_script(mode: str, phase: Call = Call.ADJUST, *, component: str = "fault",
-                 io_timeout: float | None = None, interval: float | None = None,
-                 duration: float | None = None, size: int = 200 * MIB) -> Script:
-    """The fault driver with FAULT_MODE=mode and FAULT_PHASE=phase (and FAULT_COMPONENT,
+                 metric: str | None = None, io_timeout: float | None = None,
+                 interval: float | None = None, duration: float | None = None,
+                 size: int = 200 * MIB) -> Script:
+    """The fault driver with FAULT_MODE=mode and FAULT_PHASE=phase (adjust, query, info;
+    for a measure driver measure, describe; and FAULT_COMPONENT, FAULT_METRIC,
     FAULT_INTERVAL, FAULT_DURATION, FAULT_SIZE; OPTUNE_IO_TIMEOUT=io_timeout) as a fake's
     script."""
     chosen = MODES[mode]
 
     async def script(p: FakeMember) -> int | None:
-        f = FaultCall(p, component, io_timeout, interval, duration, size)
+        f = FaultCall(p, component, metric or f"{component}_level", io_timeout, interval,
+                      duration, size)
         if f.call is phase:
             return await chosen(f)
         await f.good_answer()

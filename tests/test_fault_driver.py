@@ -170,7 +170,8 @@ def test_a_measure_fault_driver_nests_the_measure_aggregator(tmp_path: Path, tag
 # -- the fakes the fault matrix runs instead (tests/fake_faults.py) -------------------------
 
 #: The calls each mode is held to its fake in: every call for the modes that answer each
-#: call their own way, the query for descriptors, the adjust for the others.
+#: call their own way, the query for descriptors, the adjust for the others; and, as a
+#: measure driver, the calls the measure matrix has them in.
 EVERY_CALL = (Call.INFO, Call.QUERY, Call.ADJUST)
 CALLS_OF: dict[str, tuple[Call, ...]] = {
     **{mode: (Call.ADJUST,) for mode in MODES},
@@ -178,6 +179,13 @@ CALLS_OF: dict[str, tuple[Call, ...]] = {
                                      "non-finite-result", "lone-surrogate")},
     "bad-descriptor": (Call.QUERY,), "non-finite-descriptor": (Call.QUERY,),
 }
+MEASURE_CALLS_OF: dict[str, tuple[Call, ...]] = {
+    "ok": (Call.DESCRIBE, Call.MEASURE), "hang": (Call.MEASURE,),
+    "failed-result": (Call.MEASURE,), "non-json": (Call.DESCRIBE,),
+    "cancel-aware": (Call.MEASURE,),
+}
+FAKED = [(mode, call) for calls_of in (CALLS_OF, MEASURE_CALLS_OF)
+         for mode, calls in calls_of.items() for call in calls]
 #: Modes that write for a while (FAULT_INTERVAL, FAULT_DURATION): how many lines they write
 #: in that time may differ, not which.
 TIMED = {"slow-alive", "junk-progress-alive", "alive-by-blank-lines", "alive-by-result-lines",
@@ -189,15 +197,31 @@ SIGNALED = {"cancel-aware": signal.SIGUSR1, "no-cancel-handler": signal.SIGUSR1,
 SETTINGS: dict[str, dict[str, Any]] = {
     **{mode: {"interval": 0.05, "duration": 0.12} for mode in TIMED},
     "stderr-flood": {"size": 100 * 1015 + 7},  # a hundred lines and part of one
+    "ok": {"metric": "good_rps"},  # a measure driver's one metric, named
 }
-ARGS = {Call.INFO: ("--info",), Call.QUERY: ("--query", "app"), Call.ADJUST: ("app",)}
+ARGS = {Call.INFO: ("--info",), Call.QUERY: ("--query", "app"), Call.ADJUST: ("app",),
+        Call.DESCRIBE: ("--describe", "app"), Call.MEASURE: ("app",)}
+MEASURE_REQUEST = {"metrics": ["good_rps", "fault_level"], "control": {"duration": 1}}
+
+
+def request_of(call: Call) -> bytes:
+    """What servo sends on stdin to the call (nothing to a question)."""
+    body = {Call.ADJUST: REQUEST, Call.MEASURE: MEASURE_REQUEST}.get(call)
+    return b"" if body is None else json.dumps(body).encode()
+
+
+def install_for(root: Path, call: Call) -> Path:
+    """The fault driver as an adjust driver, or (for a measure driver's call) in measure.d,
+    which makes it a measure driver."""
+    return install_fault(root, folder="measure.d" if call in (Call.DESCRIBE, Call.MEASURE)
+                         else "adjust.d")
 Transcript = tuple[bytes, bytes, int | None]  # stdout, stderr, exit code (None: it hangs)
 
 
 def real_transcript(root: Path, mode: str, call: Call, tag: str, **settings: Any) -> Transcript:
     """What the fault driver writes in `mode` until it exits, or until it hangs (it says so
     in its pidfile: its signal handlers are in place and it will write nothing more)."""
-    driver = install_fault(root)
+    driver = install_for(root, call)
     pidfile, out, err = root / "pids", root / "out", root / "err"
     env = adjust_env(tag, FAULT_MODE=mode, FAULT_PHASE=str(call), FAULT_PIDFILE=str(pidfile),
                      OPTUNE_IO_TIMEOUT=f"{T:g}",
@@ -207,7 +231,7 @@ def real_transcript(root: Path, mode: str, call: Call, tag: str, **settings: Any
                                 stdin=subprocess.PIPE, stdout=stdout, stderr=stderr)
     try:
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(REQUEST).encode() if call is Call.ADJUST else b"")
+        proc.stdin.write(request_of(call))
         proc.stdin.close()
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
@@ -223,8 +247,7 @@ def real_transcript(root: Path, mode: str, call: Call, tag: str, **settings: Any
 
 def fake_transcript(mode: str, call: Call, **settings: Any) -> Transcript:
     """What the fake of `mode` writes, on MockClock, until it exits or hangs."""
-    spec = CallSpec(fake_driver("02fault"), call, ARGS[call],
-                    json.dumps(REQUEST).encode() if call is Call.ADJUST else b"")
+    spec = CallSpec(fake_driver("02fault"), call, ARGS[call], request_of(call))
 
     async def run() -> Transcript:
         async with open_fake_spawner() as spawner:
@@ -261,8 +284,7 @@ def lines_of(data: bytes, timed: bool) -> list[bytes]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("mode", "call"), [(m, c) for m, calls in CALLS_OF.items()
-                                            for c in calls])
+@pytest.mark.parametrize(("mode", "call"), FAKED)
 def test_each_fake_writes_what_the_fault_driver_writes(mode: str, call: Call, tmp_path: Path,
                                                        tag: str) -> None:
     """The fault matrix on MockClock runs fakes instead of the fault driver: each must do
@@ -277,18 +299,18 @@ def test_each_fake_writes_what_the_fault_driver_writes(mode: str, call: Call, tm
     assert fake_code == real_code
 
 
-def real_reaction(root: Path, mode: str, sig: int, tag: str) -> Transcript:
+def real_reaction(root: Path, mode: str, call: Call, sig: int, tag: str) -> Transcript:
     """What the fault driver writes when `sig` comes while it works (or hangs): until it
     exits, or (it ignores the signal) what it wrote before and its next line, if any."""
-    driver = install_fault(root)
+    driver = install_for(root, call)
     pidfile, out, err = root / "pids", root / "out", root / "err"
     env = adjust_env(tag, FAULT_MODE=mode, FAULT_PIDFILE=str(pidfile), FAULT_INTERVAL="0.1")
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen([str(driver), "app"], cwd=root, env=env,
+        proc = subprocess.Popen([str(driver), *ARGS[call]], cwd=root, env=env,
                                 stdin=subprocess.PIPE, stdout=stdout, stderr=stderr)
     try:
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(REQUEST).encode())
+        proc.stdin.write(request_of(call))
         proc.stdin.close()
         deadline = time.monotonic() + 30
         while not (pidfile.exists() and {"working", "hanging"} & set(pidfile.read_text()
@@ -306,15 +328,15 @@ def real_reaction(root: Path, mode: str, sig: int, tag: str) -> Transcript:
     return out.read_bytes(), err.read_bytes(), code
 
 
-def fake_reaction(mode: str, sig: int) -> Transcript:
+def fake_reaction(mode: str, call: Call, sig: int) -> Transcript:
     """The fake's, on MockClock: `sig` while it works (after its first line), then up to
     one more interval."""
-    spec = CallSpec(fake_driver("02fault"), Call.ADJUST, ("app",), json.dumps(REQUEST).encode())
+    spec = CallSpec(fake_driver("02fault"), call, ARGS[call], request_of(call))
 
     async def run() -> Transcript:
         async with open_fake_spawner() as spawner:
             spawner.check_on_exit = False
-            spawner.script("02fault", fault_script(mode, io_timeout=T, interval=0.1))
+            spawner.script("02fault", fault_script(mode, call, io_timeout=T, interval=0.1))
             proc = await spawner.start(spec)
             out, err = bytearray(), bytearray()
 
@@ -338,12 +360,13 @@ def fake_reaction(mode: str, sig: int) -> Transcript:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("mode", sorted(SIGNALED))
-def test_each_fake_answers_a_signal_as_the_fault_driver_does(mode: str, tmp_path: Path,
-                                                             tag: str) -> None:
+@pytest.mark.parametrize(("mode", "call"), [*((mode, Call.ADJUST) for mode in sorted(SIGNALED)),
+                                            ("cancel-aware", Call.MEASURE)])
+def test_each_fake_answers_a_signal_as_the_fault_driver_does(mode: str, call: Call,
+                                                             tmp_path: Path, tag: str) -> None:
     sig = SIGNALED[mode]
-    real_out, real_err, real_code = real_reaction(tmp_path, mode, sig, tag)
-    fake_out, fake_err, fake_code = fake_reaction(mode, sig)
+    real_out, real_err, real_code = real_reaction(tmp_path, mode, call, sig, tag)
+    fake_out, fake_err, fake_code = fake_reaction(mode, call, sig)
     assert lines_of(fake_out, True) == lines_of(real_out, True)
     assert lines_of(fake_err, True) == lines_of(real_err, True)
     assert fake_code == real_code  # None: it ignored the signal
