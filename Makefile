@@ -36,7 +36,10 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 # Lint once, then the whole suite on every supported Python found here (noxfile.py: a
-# line for each, found or not; fails without the oldest), each in its own venv in .nox/.
+# line for each, found or not; fails without the oldest), each in its own venv in .nox/
+# (made once; installed into again only when pyproject.toml changes), one Python after
+# another: each suite keeps the cores busy (tests/README.md). Each ends with a line per
+# test layer: its test count, time and CPU.
 test: lint
 	$(BIN)/nox --reuse-existing-virtualenvs
 
