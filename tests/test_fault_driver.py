@@ -312,9 +312,13 @@ def real_reaction(root: Path, mode: str, call: Call, sig: int, tag: str) -> Tran
         assert proc.stdin is not None
         proc.stdin.write(request_of(call))
         proc.stdin.close()
+        def ready() -> bool:
+            """Its handlers in place: hanging, or working and its first line written."""
+            said = set(pidfile.read_text().split()) if pidfile.exists() else set()
+            return "hanging" in said or ("working" in said and b"\n" in out.read_bytes())
+
         deadline = time.monotonic() + 30
-        while not (pidfile.exists() and {"working", "hanging"} & set(pidfile.read_text()
-                                                                      .split())):
+        while not ready():
             assert time.monotonic() < deadline and proc.poll() is None, out.read_bytes()
             time.sleep(0.01)
         proc.send_signal(sig)
