@@ -155,11 +155,10 @@ async def test_version_lists_each_drivers_version_in_order(servo_root: Path, tag
 
 # -- --query / --describe -------------------------------------------------------------------
 
-@pytest.mark.parametrize("flag", ["--query", "--describe"])
-async def test_query_merges_every_drivers_descriptor(
-        servo_root: Path, tag: str, flag: str) -> None:
+async def test_query_merges_every_drivers_descriptor(servo_root: Path, tag: str) -> None:
+    """(--describe, its other name: the next test, and test_request.py's.)"""
     two_drivers(servo_root)
-    run = await run_adjust(servo_root, flag, "my-app", tag=tag)
+    run = await run_adjust(servo_root, "--query", "my-app", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1
     assert run.final == {"application": {"components": {

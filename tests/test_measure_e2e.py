@@ -42,15 +42,14 @@ async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -
     assert run.lines == [f"{AGGREGATOR} (10load-1.0, 20prom-1.0)"]
 
 
-@pytest.mark.parametrize("flag", ["--describe", "--query"])
-async def test_describe_merges_every_drivers_metrics(flag: str, servo_root: Path,
-                                                     tag: str) -> None:
+async def test_describe_merges_every_drivers_metrics(servo_root: Path, tag: str) -> None:
+    """(--query, its other name: test_request.py's.)"""
     two_drivers(servo_root)
     write_driver(servo_root, "30old", """
         import json
         print(json.dumps({"metrics": {"errors": {"unit": "count"}}}))  # no status: ok
         """, folder="measure.d")
-    run = await run_measure(servo_root, flag, "app", tag=tag)
+    run = await run_measure(servo_root, "--describe", "app", tag=tag)
     assert run.final == {"status": "ok", "metrics": {
         "throughput": {"unit": "rpm"}, "p99": {"unit": "ms"}, "errors": {"unit": "count"}}}
     assert run.returncode == 0

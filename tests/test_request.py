@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from aggregator.entry.cmdline import read_request
+from aggregator.entry.cmdline import build_parser, read_request
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import driver_request, parse_request
+from aggregator.root.front_end import FrontEnd
 
 pytestmark = pytest.mark.unit
 
@@ -196,3 +197,13 @@ def test_read_request_stops_at_the_cap(stdin_file: Path) -> None:
         read_request(None, limit=1000)
     assert "more than 1,000 bytes" in caught.value.message
     assert os.lseek(fd, 0, os.SEEK_CUR) == 1001
+
+
+@pytest.mark.parametrize("front", list(FrontEnd))
+@pytest.mark.parametrize("flag", ["--query", "--describe"])
+def test_query_and_describe_are_one_command_in_both_front_ends(front: FrontEnd,
+                                                              flag: str) -> None:
+    """servo asks an adjust driver --query and a measure driver --describe; either name
+    asks either front-end for its description."""
+    args = build_parser(front).parse_args([flag, "app"])
+    assert (args.query, args.app, args.dry_run, args.check) == (True, "app", False, False)
