@@ -128,7 +128,9 @@ def install_once(session: nox.Session, *requirements: str) -> None:
     if stamp.is_file() and stamp.read_text() == wanted:
         session.log("requirements installed already (pyproject.toml unchanged)")
         return
-    session.install("--quiet", *requirements)
+    # compiled now, once (pip always does; uv only when asked): else the suite's first
+    # workers and ./adjust starts all compile trio and the rest at the same time
+    session.install("--quiet", *requirements, env={"UV_COMPILE_BYTECODE": "1"})
     stamp.write_text(wanted)
 
 
