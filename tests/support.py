@@ -140,13 +140,11 @@ def adjust_env(tag: str, **extra: str) -> dict[str, str]:
 async def run_adjust(
     root: Path, *args: str, tag: str, stdin: bytes | str = b"", env: dict[str, str] | None = None,
     timeout: float = 60.0,  # noqa: ASYNC109 - a whole-run guard, like subprocess.run's
-    signals: tuple[tuple[float, int], ...] = (),
     adjust: Path = ADJUST,
 ) -> AdjustRun:
-    """Run ./adjust from `root` exactly as servo does: executable, cwd = servo root.
-
-    `signals` are (seconds after start, signal) pairs sent to the aggregator.
-    """
+    """Run ./adjust from `root` exactly as servo does: executable, cwd = servo root. (servo's
+    signals: fault_support.run_watched sends them once the run is in the state they are
+    for, never after a guessed time.)"""
     data = stdin.encode() if isinstance(stdin, str) else stdin
     environment = env if env is not None else adjust_env(tag)
     environment.setdefault(TAG_VAR, tag)
@@ -183,20 +181,12 @@ async def run_adjust(
             if len(err) < 4 << 20:
                 err.extend(chunk)
 
-    async def send_signals() -> None:
-        for delay, sig in signals:
-            await trio.sleep_until(trio.current_time() - (time.monotonic() - started) + delay)
-            if proc.returncode is None:
-                proc.send_signal(sig)
-
     try:
         with trio.fail_after(timeout):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(feed)
                 nursery.start_soon(read_out)
                 nursery.start_soon(read_err)
-                if signals:
-                    nursery.start_soon(send_signals)
                 await proc.wait()
                 # The aggregator is gone; its pipes close with it (bounded all the same).
                 nursery.cancel_scope.deadline = trio.current_time() + 5
