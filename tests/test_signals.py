@@ -3,16 +3,14 @@
 abort. In every case no further driver starts, the final line names what happened and
 the driver that was running, and nothing the driver started survives.
 
-Each signal reaches a real ./adjust once (and SIGHUP while the request is read); what
-the run does with it, driver by driver, runs the real command over the fault driver's
-fakes on trio's MockClock."""
+Each signal reaches a real ./adjust once (while the request is read, too:
+test_early_signals.py); what the run does with it, driver by driver, runs the real
+command over the fault driver's fakes on trio's MockClock."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,7 +31,7 @@ from tests.fault_support import (
     run_watched,
     started_by_fault,
 )
-from tests.support import ADJUST, AdjustRun, adjust_env, alive, simple_driver, write_driver
+from tests.support import AdjustRun, adjust_env, alive
 
 CANCEL_GRACE = 1.0
 #: When servo's signals come on MockClock: the fault driver's adjust has long started.
@@ -172,31 +170,6 @@ async def test_the_cancel_grace_never_outlasts_servos_patience(
     assert "cancel grace" in run.final["message"]
     assert run.elapsed < SIGNAL_AT + T  # nowhere near the configured 60 s
     check_fakes_stopped_cleanly(run)
-
-
-@pytest.mark.e2e
-async def test_sighup_while_the_request_is_read_ends_the_run_as_sigterm_does(
-        servo_root: Path, tag: str) -> None:
-    """A closed terminal or session must not kill the aggregator without a final line."""
-    write_driver(servo_root, "01a", simple_driver("a", {"x": {"value": 1}}))
-    env = adjust_env(tag)
-    proc = await trio.lowlevel.open_process([str(ADJUST), "app"], cwd=servo_root, env=env,
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        await trio.sleep(1.0)  # started, waiting for the request
-        proc.send_signal(signal.SIGHUP)
-        with trio.fail_after(20):
-            await proc.wait()
-        assert proc.stdout is not None
-        out = await proc.stdout.receive_some(65536)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-    final = json.loads(out.splitlines()[-1])
-    assert (final["status"], final["reason"]) == ("aborted", "terminated")
-    assert "SIGHUP" in final["message"]
-    assert proc.returncode == 128 + signal.SIGHUP
 
 
 async def hangs_in_query(p: FakeMember) -> None:
