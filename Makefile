@@ -36,8 +36,11 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 # Lint once, then the whole suite on every supported Python found here (noxfile.py: a
-# line for each, found or not; fails without the oldest), each in its own venv in .nox/,
-# and once more on the oldest with the lowest trio and PyYAML allowed (nox session lowest).
+# line for each, found or not; fails without the oldest), each in its own venv in .nox/
+# (made once; installed into again only when the requirements change), one Python after
+# another: each suite keeps the cores busy (tests/README.md); then once more on the oldest
+# with the lowest trio, PyYAML and prometheus-client allowed (nox session lowest). Each
+# suite ends with a line per test layer: its test count, time and CPU.
 test: lint
 	$(BIN)/nox --reuse-existing-virtualenvs
 
