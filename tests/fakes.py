@@ -44,7 +44,7 @@ from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.process.call_limits import LimitHits
 from aggregator.process.resources import ResourceUse
-from aggregator.protocol.environment import ServoEnvironment, StderrMode
+from aggregator.protocol.environment import ServoEnvironment, StderrMode, servo_posts_stderr
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call
@@ -515,11 +515,13 @@ async def open_fake_spawner() -> AsyncIterator[FakeSpawner]:
 class RecordingOutput(Output):
     """servo's channel, kept in memory: each stdout line with the trio time it was written."""
 
-    def __init__(self, stdout_fd: int = -1) -> None:
+    def __init__(self, stdout_fd: int = -1, *, stderr_posted: bool = False) -> None:
         """`stdout_fd`: what servo's channel watches under a Run (/dev/null: a reader that
-        never goes away); nothing is written to it."""
+        never goes away); nothing is written to it. `stderr_posted`: servo adds the notes
+        to the message it posts for a failed command (Output's)."""
         self.stderr = io.StringIO()  # the notes, for people
-        super().__init__(stdout_fd=stdout_fd, stderr=self.stderr, clock=trio.current_time)
+        super().__init__(stdout_fd=stdout_fd, stderr=self.stderr, clock=trio.current_time,
+                         stderr_posted=stderr_posted)
         self.last_write = trio.current_time()  # servo's patience starts with the test
         self.lines: list[tuple[float, str]] = []
         self.writes: list[str] = []  # each write_line, as written
@@ -662,15 +664,18 @@ async def run_command(job: AdjustJob | MeasureJob, drivers: Mapping[str, Script]
     the heartbeat, signals, the command, the stopped-run line, the final flush), over fake
     drivers: `drivers` maps each driver's name to the script of all its calls. servo's
     `signals` arrive at the given trio times. The heartbeat is on except for --dry-run,
-    as the launch has it. The cheap layer for what a command decides
-    (tests/README.md): milliseconds, where ./adjust with real drivers costs ~0.3 s of CPU."""
+    as the launch has it; stderr is servo's pipe, which it posts after a failed command's
+    message where `stderr_mode` (OPTUNE_VERBOSE_STDERR) says so, as under servo. The cheap
+    layer for what a command decides (tests/README.md): milliseconds, where ./adjust with
+    real drivers costs ~0.3 s of CPU."""
     assert trio.current_time() == 0
     if heartbeat is None:
         heartbeat = job.command not in (Command.DRY_RUN, MeasureCommand.DRY_RUN)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
+        output = RecordingOutput(devnull, stderr_posted=servo_posts_stderr(stderr_mode))
         return await _run_command(job, drivers, io_timeout, stderr_mode, heartbeat, signals,
-                                  RecordingOutput(devnull))
+                                  output)
     finally:
         os.close(devnull)
 

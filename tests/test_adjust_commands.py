@@ -95,14 +95,14 @@ async def version(drivers: dict[str, Script]) -> FakeRun:
 
 async def test_version_shows_a_failing_driver_by_name(autojump_clock: MockClock) -> None:
     run = await version({**two_drivers(), "01zbroken": exits(3)})
-    assert run.lines == [f"{AGGREGATOR} (1.2, 01zbroken: failing, 0.9)"]
+    assert run.lines == [f"{AGGREGATOR} (01web 1.2, 01zbroken: failing, 02cache 0.9)"]
     assert "01zbroken" in run.stderr
 
 
 async def test_version_with_no_drivers(autojump_clock: MockClock) -> None:
     run = await version({})
     assert run.returncode == 0
-    assert run.lines == [f"{AGGREGATOR} ()"]
+    assert run.lines == [f"{AGGREGATOR} (no drivers)"]
 
 
 # -- --query --------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ async def test_query_with_a_descriptor_of_the_wrong_shape_names_the_driver(
     assert run.final["status"] == "failed"
     assert "02odd" in run.final["message"]
     assert "components" in run.final["message"]
-    assert "02odd" in run.stderr
+    assert run.final["failed_drivers"] == ["02odd"]
 
 
 async def test_query_with_a_duplicate_setting_names_both_drivers(
@@ -179,8 +179,13 @@ async def test_a_driver_whose_query_fails_is_named_and_nothing_is_adjusted(
     message = run.final["message"]
     assert "015sick could not be asked" in message
     assert "nothing was changed" in message
+    # its cause and its name, as for a failed adjust (#16): stderr excerpt, failed_drivers
+    assert "--- 015sick stderr ---\ncannot reach the cloud API" in message
+    assert run.final["failed_drivers"] == ["015sick"]
     assert adjusted(run, "01web") == []
-    assert "015sick" in run.stderr
+    # servo posts our stderr after the message: the line there only points at it
+    assert run.stderr == "servo-agg: error (driver-failed): the final line on stdout says " \
+                         "what and why\n"
 
 
 @pytest.mark.parametrize(("requested", "idle"), [("02cache", "01web"), ("01web", "02cache")],

@@ -64,17 +64,26 @@ async def test_sigterm_terminates_every_driver(autojump_clock: MockClock) -> Non
 async def test_dry_run_shows_each_drivers_metrics_and_control(
         autojump_clock: MockClock) -> None:
     request = {"metrics": ["p99", "perf"],
-               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}}}}}
+               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}},
+                                                        "99gone": {"control": {"delay": 1}}}}}
     run = await measure(two_drivers(), request, command=MeasureCommand.DRY_RUN, as_json=True)
     plan = run.final
+    others = {"99gone": {"control": {"delay": 1}}}  # anyone's data: passed on
     assert plan["drivers"] == [
-        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": {}}},
+        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": others},
+         "window_seconds": 60},
         {"driver": "20prom", "metrics": ["p99"],
-         "control": {"duration": 60, "delay": 5, "userdata": {}}}]
+         "control": {"duration": 60, "delay": 5, "userdata": others}, "window_seconds": 65}]
     assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
+    assert plan["unused_overrides"] == ["99gone"]
+    notices = ["no driver describes perf; asked for anyway (the optimizer may derive them)",
+               "control.userdata.99gone.control took effect nowhere: no measure driver is "
+               "called 99gone"]
+    assert plan["notices"] == notices
     assert measured(run, "20prom") == []  # described, never measured
     text = await measure(two_drivers(), request, command=MeasureCommand.DRY_RUN)
-    assert "no driver describes: perf" in text.stdout_text
+    assert all(f"note: {notice}" in text.lines for notice in notices), text.lines
+    assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
     assert "nothing was measured" in text.stdout_text
 
 
