@@ -43,9 +43,6 @@ MIB = 1 << 20
 
 #: Wall time of one call of a generated driver, start to exit, when it has a core to itself.
 DRIVER_START_SECONDS = 0.070
-#: The ADJUST group rows (#18): this many drivers in one group, each adjust this long.
-GROUP_DRIVERS = 4
-GROUP_ADJUST_SECONDS = 0.5
 #: Measure drivers in the MEASURE rows: three metric readers and one load generator.
 MEASURE_DRIVERS = 4
 RELAY_DRIVERS = 4
@@ -69,6 +66,8 @@ class Params:
     journal_reps: int  # (f) on/off pairs per round: the difference is small, so a few
     cycle_drivers: int  # (b), (c): drivers in the DESCRIBE and ADJUST cycles
     calibration_runs: int  # driver starts timed to calibrate the drivers' sleep
+    group_drivers: int  # the ADJUST group rows (#18): this many drivers in one group,
+    group_adjust_seconds: float  # each adjust this long
     relay_lines: int  # per relay driver
     stderr_bytes: int
     line_bytes: int
@@ -80,13 +79,16 @@ class Params:
 GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss", "journal")
 
 FULL = Params(runs=7, startup_reps=3, journal_reps=3, cycle_drivers=8, calibration_runs=5,
-              relay_lines=10_000, stderr_bytes=200 * MIB, line_bytes=50 * MIB,
-              series_points=1_000_000, groups=GROUPS)
+              group_drivers=4, group_adjust_seconds=0.5, relay_lines=10_000,
+              stderr_bytes=200 * MIB, line_bytes=50 * MIB, series_points=1_000_000,
+              groups=GROUPS)
 #: Every row once, as cheaply as it still runs (the test suite runs it): two cycle drivers,
-#: and floods that are still over every bound they test (the line over the 1 MiB cap).
+#: a group of two short adjusts, and floods that are still over every bound they test (the
+#: line over the 1 MiB cap).
 SMOKE = Params(runs=1, startup_reps=1, journal_reps=1, cycle_drivers=2, calibration_runs=1,
-               relay_lines=200, stderr_bytes=4 * MIB, line_bytes=2 * MIB,
-               series_points=100_000, groups=GROUPS)
+               group_drivers=2, group_adjust_seconds=0.05, relay_lines=200,
+               stderr_bytes=4 * MIB, line_bytes=2 * MIB, series_points=100_000,
+               groups=GROUPS)
 
 #: (f) Records written in process per sample of the journal's own cost.
 JOURNAL_WRITES = 50
@@ -134,7 +136,7 @@ def rows(params: Params) -> list[Row]:
             Row(f"adjust.{mode}.cycle", f"(b) ADJUST ({how}): --info, adjust", "ms"),
             Row(f"adjust.{mode}.over", over, "ms", target=150),
         ]
-    g, secs = GROUP_DRIVERS, GROUP_ADJUST_SECONDS
+    g, secs = params.group_drivers, params.group_adjust_seconds
     table += [
         Row("adjust.group.floor", f"(c) {g} driver queries one after another, then {g} "
             f"adjusts of {secs:g} s at once", "ms", baseline=True),
@@ -666,7 +668,7 @@ class Roots:
     series: Path
     journal_on: Path  # (f): as seq and measure, with journal: {enabled: true} ...
     journal_off: Path  # ... and {enabled: false} (both parse the aggregator section)
-    group: Path  # GROUP_DRIVERS drivers in one adjust group ...
+    group: Path  # Params.group_drivers drivers in one adjust group ...
     alone: Path  # ... and the same drivers one at a time
 
 
@@ -765,16 +767,17 @@ class Bench:
                     write_executable(root / folder / f"{k:02d}drv", fill(
                         CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
                         ADJUST_SLEEP=0, DESCRIPTOR=descriptor(f"c{k}")))
-        # The group rows: GROUP_DRIVERS drivers sharing their leading digits, so that
+        # The group rows: group_drivers drivers sharing their leading digits, so that
         # `groups: prefix` makes them one group; without it they run one at a time.
         for root, extra in ((self.roots.group, "aggregator:\n  groups: prefix\n"),
                             (self.roots.alone, "")):
             (root / "adjust.d").mkdir(parents=True)
-            (root / "config.yaml").write_text(sections(GROUP_DRIVERS) + extra)
-            for k in range(1, GROUP_DRIVERS + 1):
+            (root / "config.yaml").write_text(sections(self.params.group_drivers) + extra)
+            for k in range(1, self.params.group_drivers + 1):
                 write_executable(root / "adjust.d" / f"10drv{k}", fill(
                     CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                    ADJUST_SLEEP=GROUP_ADJUST_SECONDS, DESCRIPTOR=descriptor(f"c{k}")))
+                    ADJUST_SLEEP=self.params.group_adjust_seconds,
+                    DESCRIPTOR=descriptor(f"c{k}")))
         # The journal's roots measure with these measure drivers (their measure.d's cycle
         # drivers above are replaced), in a directory of their own.
         for root in (self.roots.measure, self.roots.journal_on, self.roots.journal_off):
@@ -1337,7 +1340,7 @@ def write_roots(params: Params, aggs: list[Aggregator], where: Path) -> int:
     (where / "probe").unlink()
     bench.build()
     cycle = [f"c{k}" for k in range(1, params.cycle_drivers + 1)]
-    group = [f"c{k}" for k in range(1, GROUP_DRIVERS + 1)]
+    group = [f"c{k}" for k in range(1, params.group_drivers + 1)]
     # (the measure root's request.json is written by build())
     for root, components in ((bench.roots.seq, cycle), (bench.roots.par, cycle),
                              (bench.roots.relay, [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]),
