@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from aggregator.protocol.validation import describe_setting, setting_problems, value_problems
+from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.output import Output
 from aggregator.tools.check import (
     Report,
@@ -23,6 +24,7 @@ from aggregator.tools.check import (
     check_environment,
     run_check,
 )
+from tests.measure_support import measure_driver
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}
@@ -277,6 +279,23 @@ def test_disabled_driver_is_listed_not_run(servo_root: Path) -> None:
     assert line_with(report.lines, "[--]", "30-off", "disabled in config.yaml")
     assert drivers == ["10-web", "20-cache"]  # asked nothing
     assert report.problems == 0
+
+
+@pytest.mark.unit
+def test_a_program_without_its_execute_bit_is_a_warning_with_the_fix(servo_root: Path) -> None:
+    """#16 point 1, as --check lists the measure drivers directory (test_unrun_programs_e2e's
+    root: what the commands say of it)."""
+    measure_driver(servo_root, "10-ab", {"throughput": {"unit": "rpm"}}, window=0.1)
+    measure_driver(servo_root, "20-prom", {"p99_latency": {"unit": "ms"}}, window=0.1)
+    (servo_root / "measure.d" / "20-prom").chmod(0o644)
+    (servo_root / "measure.d" / "prom.yaml").write_text("url: http://prom\n")  # data
+    report = Report()
+    check_drivers_dir(report, servo_root, check_config(report, servo_root, FrontEnd.MEASURE),
+                      FrontEnd.MEASURE)
+    warned = [line for line in report.lines if "[warn]" in line and "20-prom" in line]
+    assert len(warned) == 1 and "chmod +x measure.d/20-prom" in warned[0], report.lines
+    assert any("[--]" in line and "prom.yaml" in line for line in report.lines)
+    assert (report.problems, report.warnings) == (0, 1)
 
 
 @pytest.mark.unit
