@@ -1,11 +1,15 @@
 """The whole suite on every supported Python this machine has, each in its own venv under
 .nox/ (`make test` runs this after linting once in .venv).
 
-    .venv/bin/nox                     the report below, then the suite on each Python found
+    .venv/bin/nox                     (make test) the report below, then the suite once on
+                                      each Python found: each newer one with the newest
+                                      versions of the requirements, then the oldest with the
+                                      lowest versions aggregator/requirements.txt allows
+    .venv/bin/nox -s pythons tests lowest
+                                      (make test-all, CI) the oldest with the newest too
     .venv/bin/nox -s pythons          only the report: which supported Pythons are here
     .venv/bin/nox -s "tests(3.13)"    the suite on one of them; arguments after -- go to pytest
     .venv/bin/nox -s lowest           the suite on the oldest Python with the lowest versions
-                                      of the dependencies aggregator/requirements.txt allows
 
 The supported versions are pyproject.toml's `Programming Language :: Python :: 3.N`
 classifiers; the oldest of them (requires-python's floor) must be found, the others are
@@ -37,7 +41,6 @@ from aggregator.tools.runtime import REQUIREMENTS, declared_minimums  # noqa: E4
 #: uv makes a session's venv and installs into it in about a second, where venv and pip
 #: take ~12 s (the dev extra brings uv into .venv, where nox finds it); venv without it.
 nox.options.default_venv_backend = "uv|venv"
-nox.options.sessions = ["pythons", "tests", "lowest"]
 nox.options.error_on_missing_interpreters = True
 
 #: Run by each candidate: its version, and proof that it can make a venv with pip.
@@ -165,6 +168,13 @@ def tests(session: nox.Session) -> None:
 
 
 OLDEST = FOUND[SUPPORTED[0]]
+
+#: What `make test` runs: each Python once, so that it stays within its budget
+#: (tests/README.md). The oldest runs as `lowest`, the edge of both ranges at once (the
+#: oldest Python, the oldest dependencies); the newest versions run on every newer one.
+#: Only the oldest Python with the newest versions is left to `make test-all` (CI).
+nox.options.sessions = ["pythons", *(f"tests({version})" for version in SUPPORTED[1:]
+                                     if FOUND[version] is not None), "lowest"]
 
 
 @nox.session(venv_backend="uv")
