@@ -432,6 +432,10 @@ class FakeSpawner:
         self._pids = itertools.count(4001)
         self.started: list[FakeProcess] = []
         self.spawn_seconds = 0.0  # how long each start takes (fork + exec)
+        #: per driver: how long its start goes on once its process exists (the real
+        #: spawner forks, then yields to trio before supervision holds the process), or
+        #: before a start that fails fails
+        self.after_fork_seconds: dict[str, float] = {}
         self.check_on_exit = True
 
     def script(self, key: CallSpec | str, script: Script, *,
@@ -489,10 +493,13 @@ class FakeSpawner:
             early._age_at_open = trio.current_time() - early.started_at
             return early
         plan = self._plan(spec)
+        after_fork = self.after_fork_seconds.get(spec.driver.name, 0.0)
         if isinstance(plan, OSError):
+            await trio.sleep(after_fork)
             raise plan
         proc = self._new(spec, plan)
         proc.leader.ignore(*self._ignoring.get(spec, self._ignoring.get(spec.driver.name, ())))
+        await trio.sleep(after_fork)
         return proc
 
 
