@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from aggregator.protocol.validation import describe_setting, setting_problems, value_problems
+from aggregator.root.discovery import Driver
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.output import Output
 from aggregator.tools.check import (
@@ -22,6 +23,7 @@ from aggregator.tools.check import (
     check_config,
     check_drivers_dir,
     check_environment,
+    check_runtime,
     run_check,
 )
 from tests.measure_support import measure_driver
@@ -431,13 +433,18 @@ async def test_the_report_says_what_it_cannot_show_and_what_it_runs_on(
     assert line_with(lines, "#!/usr/bin/env python3 (no driver here names it)")
 
 
-@pytest.mark.e2e
-async def test_a_missing_interpreter_is_named(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "02redis", "print('never')\n", shebang="#!/usr/bin/env pyhton3")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 1
-    assert line_with(run.lines, "[FAIL]", "#!/usr/bin/env pyhton3 (02redis): no pyhton3 "
-                                          "on the drivers' PATH")
+@pytest.mark.unit
+def test_a_missing_interpreter_is_named(servo_root: Path) -> None:
+    """The runtime section reads the drivers' #! lines and looks on servo-agg's PATH
+    (that --check passes it the real environment, through ./adjust:
+    test_the_report_says_what_it_cannot_show_and_what_it_runs_on)."""
+    path = write_driver(servo_root, "02redis", "print('never')\n",
+                        shebang="#!/usr/bin/env pyhton3")
+    report = Report()
+    check_runtime(report, {"PATH": os.environ["PATH"]}, [Driver("02redis", path)])
+    assert line_with(report.lines, "[FAIL]", "#!/usr/bin/env pyhton3 (02redis): no pyhton3 "
+                                             "on the drivers' PATH")
+    assert report.problems == 1  # servo would not work: --check exits 1
 
 
 @pytest.mark.unit
