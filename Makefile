@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
 MEASURE := PATH="$(CURDIR)/$(BIN):$$PATH" ./measure
 
-.PHONY: demo test test-one test-fast lint wheel-check bench clean
+.PHONY: demo test test-all test-one test-fast lint wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +35,18 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Lint once, then the whole suite on every supported Python found here (noxfile.py: a
-# line for each, found or not; fails without the oldest), each in its own venv in .nox/,
-# and once more on the oldest with the lowest trio and PyYAML allowed (nox session lowest).
+# Lint once, then the whole suite once on every supported Python found here (noxfile.py: a
+# line for each, found or not; fails without the oldest), each in its own venv in .nox/
+# (made once; installed into again only when the requirements change), one Python after
+# another: each suite keeps the cores busy (tests/README.md). Each newer Python runs with
+# the newest trio, PyYAML and prometheus-client; then the oldest with the lowest ones allowed
+# (nox session lowest). Each suite ends with a line per test layer: its tests, time and CPU.
 test: lint
 	$(BIN)/nox --reuse-existing-virtualenvs
+
+# make test, and the oldest Python with the newest versions as well: every combination (CI).
+test-all: lint
+	$(BIN)/nox --reuse-existing-virtualenvs -s pythons tests lowest
 
 # Lint, then the whole suite on the venv's Python only, every layer over the machine's cores.
 test-one: lint

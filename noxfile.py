@@ -1,27 +1,35 @@
 """The whole suite on every supported Python this machine has, each in its own venv under
 .nox/ (`make test` runs this after linting once in .venv).
 
-    .venv/bin/nox                     the report below, then the suite on each Python found
+    .venv/bin/nox                     (make test) the report below, then the suite once on
+                                      each Python found: each newer one with the newest
+                                      versions of the requirements, then the oldest with the
+                                      lowest versions aggregator/requirements.txt allows
+    .venv/bin/nox -s pythons tests lowest
+                                      (make test-all, CI) the oldest with the newest too
     .venv/bin/nox -s pythons          only the report: which supported Pythons are here
     .venv/bin/nox -s "tests(3.13)"    the suite on one of them; arguments after -- go to pytest
     .venv/bin/nox -s lowest           the suite on the oldest Python with the lowest versions
-                                      of trio and PyYAML that aggregator/requirements.txt allows
 
 The supported versions are pyproject.toml's `Programming Language :: Python :: 3.N`
 classifiers; the oldest of them (requires-python's floor) must be found, the others are
 reported when missing. Each is looked for among pyenv's versions (the newest patch release)
 and then as `python3.N` on PATH, and run once to be sure it is that version and can make a
-venv. Nothing is downloaded.
+venv. Nothing is downloaded but the requirements, installed into a venv once (again only
+when they change: aggregator/requirements.txt, pyproject.toml's test extra), with uv where
+.venv has it (the dev extra), else pip.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 import nox
@@ -30,12 +38,33 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # the checkout's aggregator, for its one list of requirements
 from aggregator.tools.runtime import REQUIREMENTS, declared_minimums  # noqa: E402
 
-nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["pythons", "tests", "lowest"]
+#: uv makes a session's venv and installs into it in about a second, where venv and pip
+#: take ~12 s (the dev extra brings uv into .venv, where nox finds it); venv without it.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.error_on_missing_interpreters = True
 
 #: Run by each candidate: its version, and proof that it can make a venv with pip.
 PROBE = "import sys, venv, ensurepip; print('%d.%d.%d' % sys.version_info[:3])"
+
+
+def runtime_requirements() -> list[str]:
+    """servo-agg's dependencies at their minimums, from its one list
+    (aggregator/requirements.txt, which pyproject.toml reads too)."""
+    return [f"{name}>={version}" for name, version in declared_minimums().items()]
+
+
+def test_requirements() -> list[str]:
+    """pyproject.toml's `test` extra: the suite's own tools."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"]["test"])
+
+
+def suite_requirements() -> list[str]:
+    """What the suite needs installed: servo-agg's dependencies and its `test` extra. Not
+    servo-agg itself: the suite runs this checkout (pytest puts it first on sys.path, and
+    ./adjust and ./measure find their package beside them), and `make wheel-check` tests
+    what an install gets."""
+    return [*runtime_requirements(), *test_requirements()]
 
 
 def supported_pythons() -> list[str]:
@@ -113,16 +142,39 @@ def pythons(session: nox.Session) -> None:
                       f"install it (e.g. `pyenv install {SUPPORTED[0]}`)")
 
 
+def install_once(session: nox.Session, *installs: Sequence[str]) -> None:
+    """Run each of `installs` (one installer call's arguments each, in order) in the
+    session's venv, unless exactly these ran there already: a reused venv costs no
+    installer run, a changed list is installed anew."""
+    stamp = Path(session.virtualenv.location) / "servo-agg-requirements"
+    wanted = json.dumps(installs)
+    if stamp.is_file() and stamp.read_text() == wanted:
+        session.log("requirements installed already (unchanged)")
+        return
+    for arguments in installs:
+        # compiled now, once (pip always does; uv only when asked): else the suite's first
+        # workers and ./adjust starts all compile trio and the rest at the same time
+        session.install("--quiet", *arguments, env={"UV_COMPILE_BYTECODE": "1"})
+    stamp.write_text(wanted)
+
+
 @nox.session
 @nox.parametrize("python", [found[0] for found in FOUND.values() if found is not None],
                  ids=[version for version, found in FOUND.items() if found is not None])
 def tests(session: nox.Session) -> None:
     """Every layer of the suite, spread over the machine's cores, on one interpreter."""
-    session.install("--quiet", "-e", ".[test]")
+    install_once(session, suite_requirements())
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
 OLDEST = FOUND[SUPPORTED[0]]
+
+#: What `make test` runs: each Python once, so that it stays within its budget
+#: (tests/README.md). The oldest runs as `lowest`, the edge of both ranges at once (the
+#: oldest Python, the oldest dependencies); the newest versions run on every newer one.
+#: Only the oldest Python with the newest versions is left to `make test-all` (CI).
+nox.options.sessions = ["pythons", *(f"tests({version})" for version in SUPPORTED[1:]
+                                     if FOUND[version] is not None), "lowest"]
 
 
 @nox.session(venv_backend="uv")
@@ -131,9 +183,10 @@ OLDEST = FOUND[SUPPORTED[0]]
 def lowest(session: nox.Session) -> None:
     """The suite on the oldest supported Python with the lowest versions of the
     dependencies that aggregator/requirements.txt allows (uv resolves them), so that the
-    declared minimums are versions servo-agg is proven to work with."""
-    session.install("--resolution", "lowest-direct", "-r", str(REQUIREMENTS))
-    session.install("--quiet", "-e", ".[test]")  # keeps the runtime dependencies as they are
+    declared minimums are versions servo-agg is proven to work with. The test tools come
+    after, as they are (newest), and keep the dependencies as they are."""
+    install_once(session, ["--resolution", "lowest-direct", "-r", str(REQUIREMENTS)],
+                 test_requirements())
     for name, lowest_allowed in declared_minimums().items():
         got = str(session.run("python", "-c", "import importlib.metadata as m, sys; "
                               "print(m.version(sys.argv[1]))", name, silent=True)).strip()

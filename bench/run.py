@@ -43,10 +43,6 @@ MIB = 1 << 20
 
 #: Wall time of one call of a generated driver, start to exit, when it has a core to itself.
 DRIVER_START_SECONDS = 0.070
-CYCLE_DRIVERS = 8
-#: The ADJUST group rows (#18): this many drivers in one group, each adjust this long.
-GROUP_DRIVERS = 4
-GROUP_ADJUST_SECONDS = 0.5
 #: Measure drivers in the MEASURE rows: three metric readers and one load generator.
 MEASURE_DRIVERS = 4
 RELAY_DRIVERS = 4
@@ -68,6 +64,10 @@ class Params:
     runs: int
     startup_reps: int  # (a) samples per round: start-up is short, so it gets a few
     journal_reps: int  # (f) on/off pairs per round: the difference is small, so a few
+    cycle_drivers: int  # (b), (c): drivers in the DESCRIBE and ADJUST cycles
+    calibration_runs: int  # driver starts timed to calibrate the drivers' sleep
+    group_drivers: int  # the ADJUST group rows (#18): this many drivers in one group,
+    group_adjust_seconds: float  # each adjust this long
     relay_lines: int  # per relay driver
     stderr_bytes: int
     line_bytes: int
@@ -78,11 +78,16 @@ class Params:
 #: The groups of rows, in the order a round runs them (row keys start with the name).
 GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss", "journal")
 
-FULL = Params(runs=7, startup_reps=3, journal_reps=3, relay_lines=10_000,
+FULL = Params(runs=7, startup_reps=3, journal_reps=3, cycle_drivers=8, calibration_runs=5,
+              group_drivers=4, group_adjust_seconds=0.5, relay_lines=10_000,
               stderr_bytes=200 * MIB, line_bytes=50 * MIB, series_points=1_000_000,
               groups=GROUPS)
-SMOKE = Params(runs=1, startup_reps=1, journal_reps=1, relay_lines=1_000,
-               stderr_bytes=20 * MIB, line_bytes=5 * MIB, series_points=100_000,
+#: Every row once, as cheaply as it still runs (the test suite runs it): two cycle drivers,
+#: a group of two short adjusts, and floods that are still over every bound they test (the
+#: line over the 1 MiB cap).
+SMOKE = Params(runs=1, startup_reps=1, journal_reps=1, cycle_drivers=2, calibration_runs=1,
+               group_drivers=2, group_adjust_seconds=0.05, relay_lines=200,
+               stderr_bytes=4 * MIB, line_bytes=2 * MIB, series_points=100_000,
                groups=GROUPS)
 
 #: (f) Records written in process per sample of the journal's own cost.
@@ -102,6 +107,7 @@ class Row:
 
 def rows(params: Params) -> list[Row]:
     n = params.relay_lines
+    cycle = params.cycle_drivers
     total = RELAY_DRIVERS * n
     stderr_mib = params.stderr_bytes // MIB
     line_mib = params.line_bytes // MIB
@@ -121,16 +127,16 @@ def rows(params: Params) -> list[Row]:
                                ("par", "parallel_queries", "concurrently")):
         table += [
             Row(f"describe.{mode}.floor",
-                f"(c) {CYCLE_DRIVERS} driver queries, {queries}", "ms", baseline=True),
+                f"(c) {cycle} driver queries, {queries}", "ms", baseline=True),
             Row(f"describe.{mode}.cycle", f"(b) DESCRIBE ({how}): --info, --query", "ms"),
             Row(f"describe.{mode}.over", over, "ms", target=150),
             Row(f"adjust.{mode}.floor",
-                f"(c) {CYCLE_DRIVERS} driver queries {queries}, then {CYCLE_DRIVERS} adjusts",
+                f"(c) {cycle} driver queries {queries}, then {cycle} adjusts",
                 "ms", baseline=True),
             Row(f"adjust.{mode}.cycle", f"(b) ADJUST ({how}): --info, adjust", "ms"),
             Row(f"adjust.{mode}.over", over, "ms", target=150),
         ]
-    g, secs = GROUP_DRIVERS, GROUP_ADJUST_SECONDS
+    g, secs = params.group_drivers, params.group_adjust_seconds
     table += [
         Row("adjust.group.floor", f"(c) {g} driver queries one after another, then {g} "
             f"adjusts of {secs:g} s at once", "ms", baseline=True),
@@ -188,7 +194,7 @@ def rows(params: Params) -> list[Row]:
     table += [
         Row("journal.imports", "(f) importing the journal's modules, trio loaded (once a run)",
             "ms"),
-        Row("journal.write", f"(f) one record of the ADJUST cycle ({2 * CYCLE_DRIVERS} calls) "
+        Row("journal.write", f"(f) one record of the ADJUST cycle ({2 * cycle} calls) "
             "built and appended", "ms", target=2),
     ]
     return [row for row in table if row.key.split(".")[0] in params.groups]
@@ -662,7 +668,7 @@ class Roots:
     series: Path
     journal_on: Path  # (f): as seq and measure, with journal: {enabled: true} ...
     journal_off: Path  # ... and {enabled: false} (both parse the aggregator section)
-    group: Path  # GROUP_DRIVERS drivers in one adjust group ...
+    group: Path  # Params.group_drivers drivers in one adjust group ...
     alone: Path  # ... and the same drivers one at a time
 
 
@@ -739,35 +745,39 @@ class Bench:
         probe = write_executable(self.work / "probe", fill(
             CYCLE_DRIVER, INDEX=0, SLEEP=0.0, ADJUST_SLEEP=0, DESCRIPTOR=descriptor("c0")))
         times = [run([str(probe), "--query", "app"], self.work, self.env)
-                 .check("calibration driver").seconds for _ in range(5)]
+                 .check("calibration driver").seconds
+                 for _ in range(self.params.calibration_runs)]
         self.driver_start = statistics.median(times)
         self.driver_sleep = max(0.0, DRIVER_START_SECONDS - self.driver_start)
 
     def build(self) -> None:
-        sections = "".join(f"c{k}:\n  endpoint: http://localhost:{8000 + k}\n  retries: 3\n"
-                           for k in range(1, CYCLE_DRIVERS + 1))
+        def sections(drivers: int) -> str:
+            return "".join(f"c{k}:\n  endpoint: http://localhost:{8000 + k}\n  retries: 3\n"
+                           for k in range(1, drivers + 1))
+
         for root, extra in ((self.roots.seq, ""),
                             (self.roots.par, "aggregator:\n  parallel_queries: true\n"),
                             (self.roots.journal_on, "aggregator:\n  journal: {enabled: true}\n"),
                             (self.roots.journal_off,
                              "aggregator:\n  journal: {enabled: false}\n")):
             (root / "adjust.d").mkdir(parents=True)
-            (root / "config.yaml").write_text(sections + extra)
-            for k in range(1, CYCLE_DRIVERS + 1):
+            (root / "config.yaml").write_text(sections(self.params.cycle_drivers) + extra)
+            for k in range(1, self.params.cycle_drivers + 1):
                 for folder in ("adjust.d", "measure.d"):  # measure.d: for measure --info
                     write_executable(root / folder / f"{k:02d}drv", fill(
                         CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
                         ADJUST_SLEEP=0, DESCRIPTOR=descriptor(f"c{k}")))
-        # The group rows: GROUP_DRIVERS drivers sharing their leading digits, so that
+        # The group rows: group_drivers drivers sharing their leading digits, so that
         # `groups: prefix` makes them one group; without it they run one at a time.
         for root, extra in ((self.roots.group, "aggregator:\n  groups: prefix\n"),
                             (self.roots.alone, "")):
             (root / "adjust.d").mkdir(parents=True)
-            (root / "config.yaml").write_text(sections + extra)
-            for k in range(1, GROUP_DRIVERS + 1):
+            (root / "config.yaml").write_text(sections(self.params.group_drivers) + extra)
+            for k in range(1, self.params.group_drivers + 1):
                 write_executable(root / "adjust.d" / f"10drv{k}", fill(
                     CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                    ADJUST_SLEEP=GROUP_ADJUST_SECONDS, DESCRIPTOR=descriptor(f"c{k}")))
+                    ADJUST_SLEEP=self.params.group_adjust_seconds,
+                    DESCRIPTOR=descriptor(f"c{k}")))
         # The journal's roots measure with these measure drivers (their measure.d's cycle
         # drivers above are replaced), in a directory of their own.
         for root in (self.roots.measure, self.roots.journal_on, self.roots.journal_off):
@@ -816,11 +826,10 @@ class Bench:
     def drivers(self, root: Path, folder: str = "adjust.d") -> list[Path]:
         return sorted((root / folder).iterdir())
 
-    @staticmethod
-    def check_descriptor(done: Done, what: str) -> None:
+    def check_descriptor(self, done: Done, what: str) -> None:
         done.check(what)
         components = done.final(what).get("application", {}).get("components", {})
-        wanted = {f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)}
+        wanted = {f"c{k}" for k in range(1, self.params.cycle_drivers + 1)}
         if set(components) != wanted:
             raise BenchFailure(f"{what}: components {sorted(components)}, not "
                                f"{sorted(wanted)}")
@@ -1134,8 +1143,9 @@ class Bench:
         importing its modules once, then building and appending records like the ADJUST
         cycle's to a fresh journal; the median of JOURNAL_WRITES (milliseconds)."""
         done = run([sys.executable, "-c", JOURNAL_PROBE, str(agg.path.parent),
-                    str(self.work / f"journal-probe-{agg.letter}"), str(CYCLE_DRIVERS),
-                    str(JOURNAL_WRITES)], self.work, self.env).check("the journal's probe")
+                    str(self.work / f"journal-probe-{agg.letter}"),
+                    str(self.params.cycle_drivers), str(JOURNAL_WRITES)],
+                   self.work, self.env).check("the journal's probe")
         imports, write = map(float, done.stdout.split())
         return {"journal.imports": imports, "journal.write": write}
 
@@ -1305,7 +1315,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help=f"rounds (default {FULL.runs}; at least 5, "
                         "unless --smoke)")
     parser.add_argument("--smoke", action="store_true",
-                        help="one round of smaller floods: checks that every row runs")
+                        help="one round, two cycle drivers, smaller floods: checks that every row "
+                             "runs")
     parser.add_argument("--only", action="append", choices=GROUPS, default=[],
                         help="run only this group of rows (repeatable)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
@@ -1328,13 +1339,13 @@ def write_roots(params: Params, aggs: list[Aggregator], where: Path) -> int:
     bench.calibrate()
     (where / "probe").unlink()
     bench.build()
-    cycle = [f"c{k}" for k in range(1, CYCLE_DRIVERS + 1)]
+    cycle = [f"c{k}" for k in range(1, params.cycle_drivers + 1)]
+    group = [f"c{k}" for k in range(1, params.group_drivers + 1)]
     # (the measure root's request.json is written by build())
     for root, components in ((bench.roots.seq, cycle), (bench.roots.par, cycle),
                              (bench.roots.relay, [f"r{k}" for k in range(1, RELAY_DRIVERS + 1)]),
                              (bench.roots.stderr, ["f"]), (bench.roots.line, ["f"]),
-                             (bench.roots.group, cycle[:GROUP_DRIVERS]),
-                             (bench.roots.alone, cycle[:GROUP_DRIVERS])):
+                             (bench.roots.group, group), (bench.roots.alone, group)):
         (root / "request.json").write_bytes(request(components, 2))
     print(f"servo roots in {where}: {', '.join(sorted(p.name for p in where.iterdir()))}\n"
           f"e.g. cd {where}/relay && {DEFAULT_ADJUST} app < request.json")

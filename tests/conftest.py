@@ -2,16 +2,26 @@ from __future__ import annotations
 
 import _posixsubprocess
 import os
+import resource
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import leftover_processes
+
+# Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set (tests/README.md):
+# without them every ./adjust a test starts compiles the package anew (~70 ms of CPU, a
+# quarter of its start), and every xdist worker rewrites and compiles every test module
+# (~3 s). Popped here, before xdist starts its workers and before any test starts a process.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 #: The test layers, described in pyproject.toml; every test is in exactly one of them.
 LAYERS = ("unit", "supervision", "e2e")
@@ -96,3 +106,107 @@ def servo_root(tmp_path: Path) -> Path:
     """An empty servo root with an empty adjust.d."""
     (tmp_path / "adjust.d").mkdir()
     return tmp_path
+
+
+# -- keeping the suite fast (tests/README.md): the order, the workers, the layer report ----
+
+#: The order tests are handed out in: the slow layer first, so that xdist's workers end on
+#: short tests instead of one worker finishing a long e2e test alone.
+LAYER_ORDER = {"e2e": 0, "supervision": 1, "unit": 2}
+
+
+def layer_of(item: pytest.Item) -> str:
+    return next(m.name for m in item.iter_markers() if m.name in LAYERS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """e2e first, then supervision, then unit; each layer in its collection order (the sort
+    is stable, so every xdist worker collects the same order). Runs first, so that --lf and
+    --ff still put the failed tests first."""
+    items.sort(key=lambda item: LAYER_ORDER[layer_of(item)])
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per core (PYTEST_XDIST_AUTO_NUM_WORKERS overrides it). An e2e
+    test spends about half its time waiting (for drivers, for deadlines), so a core has
+    work for a second worker meanwhile."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of every child it reaped (./adjust, and through it,
+    its drivers), user and system."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+CPU_AT_START = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Each test's CPU seconds, setup to teardown, ride on its teardown report (which xdist
+    carries from the worker to the report below)."""
+    report = yield
+    if call.when == "setup":
+        item.stash[CPU_AT_START] = _cpu_seconds()
+    elif call.when == "teardown" and CPU_AT_START in item.stash:
+        report.user_properties.append(("cpu", _cpu_seconds() - item.stash[CPU_AT_START]))
+    return report
+
+
+@dataclass
+class LayerFigures:
+    tests: int = 0
+    seconds: float = 0.0
+    cpu: float = 0.0
+    slowest: list[tuple[float, str]] = field(default_factory=list)
+
+
+class LayerReport:
+    """Per layer: how many tests ran, their summed time and CPU, and the slowest ones, at the
+    end of every run (the next slowdown shows where it is)."""
+
+    SLOWEST = 3
+
+    def __init__(self) -> None:
+        self.figures = {layer: LayerFigures() for layer in LAYER_ORDER}
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        layer = next((name for name in LAYER_ORDER if name in report.keywords), None)
+        if layer is None:
+            return
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+        if report.when != "teardown":
+            return
+        figures = self.figures[layer]
+        seconds = self.seconds.pop(report.nodeid)
+        figures.tests += 1
+        figures.seconds += seconds
+        figures.cpu += sum(value for name, value in report.user_properties
+                           if name == "cpu" and isinstance(value, float))
+        figures.slowest = sorted([*figures.slowest, (seconds, report.nodeid)],
+                                 reverse=True)[:self.SLOWEST]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        write = terminalreporter.write_line
+        terminalreporter.section("time per layer (each test's setup, call and teardown, summed)")
+        write(f"{'layer':12} {'tests':>6} {'seconds':>8} {'cpu s':>8}   slowest")
+        for layer, figures in self.figures.items():
+            if not figures.tests:
+                continue
+            slowest = [f"{nodeid.rpartition('/')[2]} {seconds:.1f} s"
+                       for seconds, nodeid in figures.slowest]
+            write(f"{layer:12} {figures.tests:6d} {figures.seconds:8.1f} {figures.cpu:8.1f}"
+                  f"   {slowest[0]}")
+            for line in slowest[1:]:
+                write(" " * 40 + line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the report is the controller's (or a lone run's)
+        config.pluginmanager.register(LayerReport(), "layer-report")

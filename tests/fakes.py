@@ -29,21 +29,33 @@ import io
 import itertools
 import json
 import math
+import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import trio
 import trio.testing
 
+from aggregator.adjust.calls import AdjustJob, Command
+from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.process.call_limits import LimitHits
 from aggregator.process.resources import ResourceUse
+from aggregator.protocol.environment import ServoEnvironment, StderrMode, servo_posts_stderr
+from aggregator.protocol.measure import parse_measure_request
+from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import AggregatorConfig, MeasureConfig
 from aggregator.root.discovery import Driver
 from aggregator.supervision.output import Output
+from aggregator.supervision.run import Run
+from aggregator.supervision.session import Session
+from aggregator.supervision.signals import deliver
 from aggregator.supervision.spec import CallSpec
+from tests.support import AdjustRun
 
 Script = Callable[["FakeMember"], Awaitable[int | None]]
 Disposition = Literal["default", "ignore", "catch"]
@@ -51,10 +63,19 @@ PipeName = Literal["stdin", "stdout", "stderr"]
 SignalRecord = tuple[float, str, int]  # (trio time, "group" | "leader", signal)
 
 
+#: The servo root of fake drivers: nothing is ever read from it.
+FAKE_ROOT = Path("/fake")
+
+
+def fake_driver(name: str, folder: str = "adjust.d") -> Driver:
+    """A driver that exists only in a FakeSpawner."""
+    return Driver(name, FAKE_ROOT / folder / name)
+
+
 def fake_spec(name: str = "10web", call: Call = Call.ADJUST, stdin: bytes = b"",
               args: tuple[str, ...] = ("app",)) -> CallSpec:
     """A call of a driver that exists only in a FakeSpawner."""
-    return CallSpec(Driver(name, Path("/fake/adjust.d") / name), call, args, stdin)
+    return CallSpec(fake_driver(name), call, args, stdin)
 
 
 class _ReadEnd(trio.abc.ReceiveStream):
@@ -411,6 +432,10 @@ class FakeSpawner:
         self._pids = itertools.count(4001)
         self.started: list[FakeProcess] = []
         self.spawn_seconds = 0.0  # how long each start takes (fork + exec)
+        #: per driver: how long its start goes on once its process exists (the real
+        #: spawner forks, then yields to trio before supervision holds the process), or
+        #: before a start that fails fails
+        self.after_fork_seconds: dict[str, float] = {}
         self.check_on_exit = True
 
     def script(self, key: CallSpec | str, script: Script, *,
@@ -468,10 +493,13 @@ class FakeSpawner:
             early._age_at_open = trio.current_time() - early.started_at
             return early
         plan = self._plan(spec)
+        after_fork = self.after_fork_seconds.get(spec.driver.name, 0.0)
         if isinstance(plan, OSError):
+            await trio.sleep(after_fork)
             raise plan
         proc = self._new(spec, plan)
         proc.leader.ignore(*self._ignoring.get(spec, self._ignoring.get(spec.driver.name, ())))
+        await trio.sleep(after_fork)
         return proc
 
 
@@ -494,8 +522,13 @@ async def open_fake_spawner() -> AsyncIterator[FakeSpawner]:
 class RecordingOutput(Output):
     """servo's channel, kept in memory: each stdout line with the trio time it was written."""
 
-    def __init__(self) -> None:
-        super().__init__(stdout_fd=-1, stderr=io.StringIO(), clock=trio.current_time)
+    def __init__(self, stdout_fd: int = -1, *, stderr_posted: bool = False) -> None:
+        """`stdout_fd`: what servo's channel watches under a Run (/dev/null: a reader that
+        never goes away); nothing is written to it. `stderr_posted`: servo adds the notes
+        to the message it posts for a failed command (Output's)."""
+        self.stderr = io.StringIO()  # the notes, for people
+        super().__init__(stdout_fd=stdout_fd, stderr=self.stderr, clock=trio.current_time,
+                         stderr_posted=stderr_posted)
         self.last_write = trio.current_time()  # servo's patience starts with the test
         self.lines: list[tuple[float, str]] = []
         self.writes: list[str] = []  # each write_line, as written
@@ -517,3 +550,175 @@ class RecordingOutput(Output):
         """servo's waits for each line, from `since`."""
         times = [since] + [t for t, _ in self.lines]
         return [b - a for a, b in itertools.pairwise(times)]
+
+
+# -- a whole command over fake drivers ----------------------------------------------------
+
+def simple_script(component: str, settings: dict[str, Any], *, version: str = "1.0",
+                  progress_steps: int = 2) -> Script:
+    """tests/support.simple_driver as a fake: a well-behaved driver owning `component`
+    with `settings`; what it was asked is in its FakeProcess (spec, request)."""
+    descriptor = {"application": {"components": {component: {"settings": settings}}}}
+
+    async def script(p: FakeMember) -> None:
+        call = p.proc.spec.call
+        if call is Call.INFO:
+            await p.say({"version": version, "has_cancel": False})
+        elif call in (Call.QUERY, Call.DESCRIBE):
+            await p.say(descriptor)
+        else:
+            json.loads(await p.read_request())
+            for i in range(progress_steps):
+                await p.say({"progress": (i + 1) * 100 // (progress_steps + 1),
+                             "message": f"step {i}"})
+            await p.say({"status": "ok", "reason": "success"})
+
+    return script
+
+
+#: Seconds of trio time any command over fakes may take: a hang fails the test at once.
+TRIO_TIME_BOUND = 600.0
+
+
+def adjust_job(command: Command, drivers: Sequence[str], request: Mapping[str, Any] | None = None,
+               *, config: AggregatorConfig | None = None, app: str = "app",
+               as_json: bool = False) -> AdjustJob:
+    """The job ./adjust would build for `command` over the fake drivers `drivers` (in
+    order), with the request as servo would send it (and --json, for --dry-run)."""
+    return AdjustJob(command, app, config or AggregatorConfig(),
+                     tuple(fake_driver(name) for name in drivers),
+                     None if request is None else parse_request(json.dumps(request).encode()),
+                     as_json=as_json)
+
+
+def measure_job(command: MeasureCommand, drivers: Sequence[str],
+                request: Mapping[str, Any] | None = None, *,
+                config: MeasureConfig | None = None, app: str = "app",
+                as_json: bool = False) -> MeasureJob:
+    """The job ./measure would build for `command` over the fake drivers `drivers` (in
+    measure.d, in order), with the request as servo would send it."""
+    parsed = None if request is None else parse_measure_request(json.dumps(request).encode(),
+                                                                 drivers)
+    return MeasureJob(command, app, config or MeasureConfig(),
+                      tuple(fake_driver(name, "measure.d") for name in drivers), parsed,
+                      as_json=as_json)
+
+
+def measure_script(metrics: dict[str, Any], *, window: float = 1.0,
+                   returns: dict[str, Any] | None = None,
+                   annotations: dict[str, Any] | None = None) -> Script:
+    """tests/measure_support.measure_driver as a fake: describes `metrics`; measures for
+    `window` seconds (progress every 0.25 s), then returns `returns` (a value for each
+    metric it was asked by default); on SIGUSR1 it says canceled and exits 3. What it was
+    asked is in its FakeProcesses."""
+    async def script(p: FakeMember) -> int:
+        call = p.proc.spec.call
+        if call is Call.INFO:
+            await p.say({"version": f"{p.proc.spec.driver.name}-1.0", "has_cancel": True})
+            return 0
+        if call is Call.DESCRIBE:
+            await p.say({"status": "ok", "metrics": metrics})
+            return 0
+        request = json.loads(await p.read_request())
+        p.catch(signal.SIGUSR1)
+        canceled = False
+        with trio.move_on_after(window) as measuring:
+            async with trio.open_nursery() as nursery:
+                async def on_cancel() -> None:
+                    nonlocal canceled
+                    await p.next_signal()
+                    canceled = True
+                    measuring.cancel()
+
+                nursery.start_soon(on_cancel)
+                started = trio.current_time()
+                while True:
+                    done = int((trio.current_time() - started) * 100 / window)
+                    await p.say({"progress": done, "message": "measuring"})
+                    await trio.sleep(0.25)
+        if canceled:
+            await p.say({"status": "canceled", "reason": "canceled",
+                         "message": f"{p.proc.spec.driver.name} stopped"})
+            return 3
+        result: dict[str, Any] = {"status": "ok", "metrics": returns if returns is not None
+                                  else {m: {"value": 1} for m in request["metrics"]}}
+        if annotations:
+            result["annotations"] = annotations
+        await p.say(result)
+        return 0
+
+    return script
+
+
+@dataclass
+class FakeRun(AdjustRun):
+    """What servo saw of one command over fake drivers (AdjustRun's shape: every line with
+    its trio time, the exit code, stderr), and the spawner, which holds every process."""
+
+    spawner: FakeSpawner | None = field(default=None, repr=False)
+
+    def calls(self, name: str) -> list[FakeProcess]:
+        """Every process started for driver `name`, in order."""
+        assert self.spawner is not None
+        return [p for p in self.spawner.started if p.spec.driver.name == name]
+
+
+async def run_command(job: AdjustJob | MeasureJob, drivers: Mapping[str, Script], *,
+                      io_timeout: float | None = 10.0, stderr_mode: StderrMode = "all",
+                      heartbeat: bool | None = None,
+                      signals: Sequence[tuple[float, int]] = ()) -> FakeRun:
+    """`job` run the way ./adjust or ./measure runs it (a Run's trio side: servo's channel,
+    the heartbeat, signals, the command, the stopped-run line, the final flush), over fake
+    drivers: `drivers` maps each driver's name to the script of all its calls. servo's
+    `signals` arrive at the given trio times. The heartbeat is on except for --dry-run,
+    as the launch has it; stderr is servo's pipe, which it posts after a failed command's
+    message where `stderr_mode` (OPTUNE_VERBOSE_STDERR) says so, as under servo. The cheap
+    layer for what a command decides (tests/README.md): milliseconds, where ./adjust with
+    real drivers costs ~0.3 s of CPU."""
+    assert trio.current_time() == 0
+    if heartbeat is None:
+        heartbeat = job.command not in (Command.DRY_RUN, MeasureCommand.DRY_RUN)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        output = RecordingOutput(devnull, stderr_posted=servo_posts_stderr(stderr_mode))
+        return await _run_command(job, drivers, io_timeout, stderr_mode, heartbeat, signals,
+                                  output)
+    finally:
+        os.close(devnull)
+
+
+async def _run_command(job: AdjustJob | MeasureJob, drivers: Mapping[str, Script],
+                       io_timeout: float | None, stderr_mode: StderrMode, heartbeat: bool,
+                       signals: Sequence[tuple[float, int]], output: RecordingOutput) -> FakeRun:
+    from aggregator.adjust.commands import run_job
+    from aggregator.measure.commands import run_measure_job
+
+    run = Run(servo_root=FAKE_ROOT, env={}, environment=ServoEnvironment(io_timeout, stderr_mode),
+              kill_grace=job.config.kill_grace, cancel_grace=job.config.cancel_grace,
+              output=output, heartbeat=heartbeat)
+    started = trio.Event()
+    sessions: list[Session] = []
+
+    async def command(session: Session) -> int:
+        sessions.append(session)
+        started.set()
+        if isinstance(job, MeasureJob):
+            return await run_measure_job(job, session)
+        return await run_job(job, session, FAKE_ROOT)
+
+    async def servo_sends(when: float, signum: int) -> None:
+        await started.wait()
+        await trio.sleep_until(when)
+        deliver(signum, sessions[0].control)
+
+    with trio.fail_after(TRIO_TIME_BOUND):
+        async with open_fake_spawner() as spawner:
+            for name, script in drivers.items():
+                spawner.script(name, script)
+            async with trio.open_nursery() as nursery:
+                for when, signum in signals:
+                    nursery.start_soon(servo_sends, when, signum)
+                code = await run.supervised(command, spawner)
+                nursery.cancel_scope.cancel()
+            ended = trio.current_time()
+    return FakeRun(code, output.lines, output.stderr.getvalue(), ended, spawner=spawner)

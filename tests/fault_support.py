@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import trio
 
 from tests.support import (
     ADJUST,
+    PYTHON_SHEBANG,
     REPO,
     AdjustRun,
     run_adjust,
@@ -59,9 +59,13 @@ def recording_driver(component: str, setting: str, version: str, root: Path,
 
 
 def install_fault(root: Path, name: str = FAULT, folder: str = "adjust.d") -> Path:
+    """A copy of the fault driver, run by this Python without site (PYTHON_SHEBANG) rather
+    than by `env python3`: the same stdlib script, started for less. Its own `#!` line is
+    tested in test_fault_driver.py."""
     path = root / folder / name
     path.parent.mkdir(exist_ok=True)
-    shutil.copyfile(FAULT_DRIVER, path)
+    _, body = FAULT_DRIVER.read_text().split("\n", 1)
+    path.write_text(f"{PYTHON_SHEBANG}\n{body}")
     path.chmod(0o755)
     return path
 

@@ -1,7 +1,10 @@
-"""`adjust --check [app]`, the deployment doctor, and the descriptor rules it enforces."""
+"""`adjust --check [app]`, the deployment doctor, and the descriptor rules it enforces.
+Through ./adjust where the check asks drivers; the sections that only read the servo root
+and the environment, and a root without drivers (which starts nothing), by calling them."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -12,7 +15,18 @@ from typing import Any
 import pytest
 
 from aggregator.protocol.validation import describe_setting, setting_problems, value_problems
-from aggregator.tools.check import Report, check_config, check_drivers_dir
+from aggregator.root.discovery import Driver
+from aggregator.root.front_end import FrontEnd
+from aggregator.supervision.output import Output
+from aggregator.tools.check import (
+    Report,
+    check_config,
+    check_drivers_dir,
+    check_environment,
+    check_runtime,
+    run_check,
+)
+from tests.measure_support import measure_driver
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}
@@ -211,7 +225,8 @@ async def test_hung_driver_is_killed_and_reported(servo_root: Path, tag: str) ->
 
 
 @pytest.mark.e2e
-async def test_config_problems(servo_root: Path, tag: str) -> None:
+async def test_a_broken_policy_is_a_problem_and_the_drivers_are_checked_with_the_defaults(
+        servo_root: Path, tag: str) -> None:
     healthy_root(servo_root)
     (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: later\n")
     run = await run_adjust(servo_root, "--check", "app", tag=tag)
@@ -219,74 +234,115 @@ async def test_config_problems(servo_root: Path, tag: str) -> None:
     assert line_with(run.lines, "[FAIL]", "aggregator.on_failure", "continue, stop, rollback")
     assert line_with(run.lines, "[ok]", "--query: 1 setting")  # checked with the defaults
 
+
+def report_on(root: Path) -> tuple[Report, list[str]]:
+    """The config.yaml and drivers-directory sections of the report on `root`, and the
+    drivers the check would ask."""
+    report = Report()
+    drivers = check_drivers_dir(report, root, check_config(report, root))
+    return report, [d.name for d in drivers]
+
+
+@pytest.mark.unit
+def test_unparsable_yaml_is_a_problem_naming_the_line(servo_root: Path) -> None:
+    healthy_root(servo_root)
     (servo_root / "config.yaml").write_text("web:\n  a: 1\n b: 2\n")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 1
-    assert line_with(run.lines, "[FAIL]", "config.yaml", "line 3", "not valid YAML")
+    report, _ = report_on(servo_root)
+    assert line_with(report.lines, "[FAIL]", "config.yaml", "line 3", "not valid YAML")
+    assert report.problems == 1
 
 
-@pytest.mark.e2e
-async def test_config_summary_and_policy_typos(servo_root: Path, tag: str) -> None:
+@pytest.mark.unit
+def test_config_summary_and_policy_typos(servo_root: Path) -> None:
     healthy_root(servo_root)
     (servo_root / "config.yaml").write_text(
         "aggregator:\n  on_failure: rollback\n  drivers:\n"
         "    10-web: {weight: 2}\n    20-cahce: {enabled: false}\n"
         "    settings.json: {weight: 2}\n"
         "web:\n  x: 1\ncache: {}\n")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 0, "\n".join(run.lines)  # warnings only
-    lines = run.lines
+    report, drivers = report_on(servo_root)
+    lines = report.lines
     assert line_with(lines, "[ok]", "aggregator section", "on_failure rollback")
     assert line_with(lines, "driver 10-web: weight 2")
     assert line_with(lines, "[warn]", "aggregator.drivers.20-cahce: no such file")
     assert line_with(lines, "[warn]", "aggregator.drivers.settings.json: not a driver")
     assert line_with(lines, "[note]", "other sections", "web, cache")
-    assert "(0 problems, 3 warnings)" in lines[-1]  # and: no T, so they could hang forever
+    assert (report.problems, report.warnings) == (0, 2)  # warnings only
+    assert drivers == ["10-web", "20-cache"]
 
 
-@pytest.mark.e2e
-async def test_disabled_driver_is_listed_not_run(servo_root: Path, tag: str) -> None:
+@pytest.mark.unit
+def test_disabled_driver_is_listed_not_run(servo_root: Path) -> None:
     healthy_root(servo_root)
     write_driver(servo_root, "30-off", "import sys; sys.exit(1)\n")
     (servo_root / "config.yaml").write_text(
         "aggregator:\n  drivers:\n    30-off: {enabled: false}\n")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 0, "\n".join(run.lines)
-    assert line_with(run.lines, "[--]", "30-off", "disabled in config.yaml")
+    report, drivers = report_on(servo_root)
+    assert line_with(report.lines, "[--]", "30-off", "disabled in config.yaml")
+    assert drivers == ["10-web", "20-cache"]  # asked nothing
+    assert report.problems == 0
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize(("env", "level", "says", "code"), [
+@pytest.mark.unit
+def test_a_program_without_its_execute_bit_is_a_warning_with_the_fix(servo_root: Path) -> None:
+    """#16 point 1, as --check lists the measure drivers directory (test_unrun_programs_e2e's
+    root: what the commands say of it)."""
+    measure_driver(servo_root, "10-ab", {"throughput": {"unit": "rpm"}}, window=0.1)
+    measure_driver(servo_root, "20-prom", {"p99_latency": {"unit": "ms"}}, window=0.1)
+    (servo_root / "measure.d" / "20-prom").chmod(0o644)
+    (servo_root / "measure.d" / "prom.yaml").write_text("url: http://prom\n")  # data
+    report = Report()
+    check_drivers_dir(report, servo_root, check_config(report, servo_root, FrontEnd.MEASURE),
+                      FrontEnd.MEASURE)
+    warned = [line for line in report.lines if "[warn]" in line and "20-prom" in line]
+    assert len(warned) == 1 and "chmod +x measure.d/20-prom" in warned[0], report.lines
+    assert any("[--]" in line and "prom.yaml" in line for line in report.lines)
+    assert (report.problems, report.warnings) == (0, 1)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("env", "level", "says", "problems"), [
     ({"OPTUNE_IO_TIMEOUT": "10"}, "[note]", "waits at most 9 s", 0),
     ({"OPTUNE_IO_TIMEOUT": "1.5"}, "[warn]", "is very short", 0),
     ({"OPTUNE_IO_TIMEOUT": "soon"}, "[FAIL]", "OPTUNE_IO_TIMEOUT='soon'", 1),
     ({"OPTUNE_VERBOSE_STDERR": "loud"}, "[FAIL]", "OPTUNE_VERBOSE_STDERR='loud'", 1),
 ])
-async def test_environment(servo_root: Path, tag: str, env: dict[str, str], level: str,
-                           says: str, code: int) -> None:
-    healthy_root(servo_root)
-    run = await run_adjust(servo_root, "--check", "app", tag=tag, env=adjust_env(tag, **env))
-    assert run.returncode == code, "\n".join(run.lines)
-    assert line_with(run.lines, level, says)
+def test_environment(env: dict[str, str], level: str, says: str, problems: int) -> None:
+    """(That --check reads servo's real environment: test_hung_driver_is_killed_and_reported.)"""
+    report = Report()
+    check_environment(report, env, 0.5)
+    assert line_with(report.lines, level, says)
+    assert report.problems == problems
 
 
-@pytest.mark.e2e
-async def test_no_drivers(servo_root: Path, tag: str) -> None:
+def check_without_drivers(root: Path) -> tuple[int, list[str]]:
+    """run_check on a root without a driver to run (so it starts nothing): the exit code
+    and the report, as --check writes it."""
+    report = root.parent / "report"
+    with report.open("wb") as out:
+        output = Output(out.fileno(), io.StringIO())
+        code = run_check(root, "app", output, env={})
+        output.close()
+    return code, report.read_text().splitlines()
+
+
+@pytest.mark.unit
+def test_no_drivers(servo_root: Path) -> None:
     """An empty drivers directory is allowed (servo-agg runs, with nothing to offer): a
     warning, not a failure; a missing one is a failure."""
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 0, "\n".join(run.lines)
-    assert line_with(run.lines, "[warn]", "empty")
-    assert not any(line.startswith("settings") for line in run.lines)  # nothing compared
+    code, lines = check_without_drivers(servo_root)
+    assert code == 0, "\n".join(lines)
+    assert line_with(lines, "[warn]", "empty")
+    assert not any(line.startswith("settings") for line in lines)  # nothing compared
     (servo_root / "adjust.d" / "notes.txt").write_text("")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 0
-    assert line_with(run.lines, "[warn]", "no driver would run")
+    code, lines = check_without_drivers(servo_root)
+    assert code == 0
+    assert line_with(lines, "[warn]", "no driver would run")
     (servo_root / "adjust.d" / "notes.txt").unlink()
     (servo_root / "adjust.d").rmdir()
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 1
-    assert line_with(run.lines, "[FAIL]", "does not exist")
+    code, lines = check_without_drivers(servo_root)
+    assert code == 1
+    assert line_with(lines, "[FAIL]", "does not exist")
 
 
 @pytest.mark.e2e
@@ -377,13 +433,18 @@ async def test_the_report_says_what_it_cannot_show_and_what_it_runs_on(
     assert line_with(lines, "#!/usr/bin/env python3 (no driver here names it)")
 
 
-@pytest.mark.e2e
-async def test_a_missing_interpreter_is_named(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "02redis", "print('never')\n", shebang="#!/usr/bin/env pyhton3")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 1
-    assert line_with(run.lines, "[FAIL]", "#!/usr/bin/env pyhton3 (02redis): no pyhton3 "
-                                          "on the drivers' PATH")
+@pytest.mark.unit
+def test_a_missing_interpreter_is_named(servo_root: Path) -> None:
+    """The runtime section reads the drivers' #! lines and looks on servo-agg's PATH
+    (that --check passes it the real environment, through ./adjust:
+    test_the_report_says_what_it_cannot_show_and_what_it_runs_on)."""
+    path = write_driver(servo_root, "02redis", "print('never')\n",
+                        shebang="#!/usr/bin/env pyhton3")
+    report = Report()
+    check_runtime(report, {"PATH": os.environ["PATH"]}, [Driver("02redis", path)])
+    assert line_with(report.lines, "[FAIL]", "#!/usr/bin/env pyhton3 (02redis): no pyhton3 "
+                                             "on the drivers' PATH")
+    assert report.problems == 1  # servo would not work: --check exits 1
 
 
 @pytest.mark.unit

@@ -1,4 +1,7 @@
-"""./adjust run as a subprocess, as servo runs it, against drivers written into adjust.d."""
+"""./adjust run as a subprocess, as servo runs it, against drivers written into adjust.d:
+the way in (arguments, the request, the drivers really started), and one run of each
+command through it. What each command tells servo for what its drivers say is
+test_adjust_commands.py's, over fake drivers."""
 
 from __future__ import annotations
 
@@ -31,10 +34,6 @@ CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
 REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
 SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
 POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
-
-
-#: The request log each of two_drivers' drivers writes when its adjust runs.
-TWO_DRIVERS_LOG = {"01web": "web.log", "02cache": "cache.log"}
 
 
 def two_drivers(root: Path) -> None:
@@ -152,20 +151,6 @@ async def test_version_lists_each_drivers_version_in_order(servo_root: Path, tag
     assert run.lines == [f"{AGGREGATOR} (01web 1.2, 02cache 0.9)"]  # which is which
 
 
-async def test_version_shows_a_failing_driver_by_name(servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    write_driver(servo_root, "01zbroken", "import sys\nsys.exit(3)\n")
-    run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.lines == [f"{AGGREGATOR} (01web 1.2, 01zbroken: failing, 02cache 0.9)"]
-    assert "01zbroken" in run.stderr
-
-
-async def test_version_with_no_drivers(servo_root: Path, tag: str) -> None:
-    run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.returncode == 0
-    assert run.lines == [f"{AGGREGATOR} (no drivers)"]
-
-
 async def test_version_without_a_drivers_directory_still_says_its_own(
         tmp_path: Path, tag: str) -> None:
     """An install is checked before drivers are added: its own version shows, and the
@@ -178,11 +163,10 @@ async def test_version_without_a_drivers_directory_still_says_its_own(
 
 # -- --query / --describe -------------------------------------------------------------------
 
-@pytest.mark.parametrize("flag", ["--query", "--describe"])
-async def test_query_merges_every_drivers_descriptor(
-        servo_root: Path, tag: str, flag: str) -> None:
+async def test_query_merges_every_drivers_descriptor(servo_root: Path, tag: str) -> None:
+    """(--describe, its other name: the next test, and test_request.py's.)"""
     two_drivers(servo_root)
-    run = await run_adjust(servo_root, flag, "my-app", tag=tag)
+    run = await run_adjust(servo_root, "--query", "my-app", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1
     assert run.final == {"application": {"components": {
@@ -200,65 +184,6 @@ async def test_query_passes_the_real_app_id(servo_root: Path, tag: str) -> None:
     run = await run_adjust(servo_root, "--describe", "shop-prod", tag=tag)
     assert run.returncode == 0, run.stderr
     assert json.loads((servo_root / "argv.log").read_text()) == ["--query", "shop-prod"]
-
-
-async def test_a_query_without_an_app_id_asks_the_drivers_without_one(
-        servo_root: Path, tag: str) -> None:
-    """`adjust --query` by hand: drivers get `--query`, not an invented empty app id."""
-    write_driver(servo_root, "01args", """
-        import json, sys
-        with open("argv.log", "a") as log:
-            log.write(json.dumps(sys.argv[1:]) + "\\n")
-        print(json.dumps({"components": {"c": {"settings": {"x": {"value": 1}}}}}))
-        """)
-    run = await run_adjust(servo_root, "--query", tag=tag)
-    assert run.returncode == 0, run.stderr
-    logged = [json.loads(line) for line in (servo_root / "argv.log").read_text().splitlines()]
-    assert logged == [["--query"]]
-
-
-async def test_query_accepts_a_legacy_descriptor(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01old", """
-        import json
-        print(json.dumps({"components": {"legacy": {"settings": {"mem": {"value": 1,
-              "min": 1, "max": 4}}}}}))
-        """)
-    write_driver(servo_root, "02new", simple_driver("web", {"cpu": CPU}))
-    run = await run_adjust(servo_root, "--query", "app", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert run.final["application"]["components"] == {
-        "legacy": {"settings": {"mem": {"value": 1, "min": 1, "max": 4}}},
-        "web": {"settings": {"cpu": CPU}}}
-
-
-async def test_query_with_a_descriptor_of_the_wrong_shape_names_the_driver(
-        servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
-    write_driver(servo_root, "02odd", 'print(\'{"components": ["not", "an", "object"]}\')')
-    run = await run_adjust(servo_root, "--query", "app", tag=tag)
-    assert run.returncode == 1
-    assert run.final["status"] == "failed"
-    assert "02odd" in run.final["message"]
-    assert "components" in run.final["message"]
-    assert run.final["failed_drivers"] == ["02odd"]
-
-
-async def test_query_with_a_duplicate_setting_names_both_drivers(
-        servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
-    write_driver(servo_root, "02cache", simple_driver("cache", {"size": SIZE}))
-    write_driver(servo_root, "03web2", simple_driver("web", {"cpu": CPU, "mem": REPLICAS}))
-    run = await run_adjust(servo_root, "--query", "app", tag=tag)
-    error = assert_one_error(run, "duplicate-setting")
-    assert "web.cpu" in error["message"]
-    assert "01web" in error["message"] and "03web2" in error["message"]
-
-
-async def test_query_with_an_empty_drivers_dir_is_an_empty_descriptor(
-        servo_root: Path, tag: str) -> None:
-    run = await run_adjust(servo_root, "--query", "app", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert run.lines and run.final == {"application": {"components": {}}}
 
 
 # -- no adjust.d ----------------------------------------------------------------------------
@@ -321,42 +246,6 @@ async def test_a_request_that_never_ends_is_refused_before_servo_gives_up(
     assert proc.returncode == 1
 
 
-async def test_unowned_settings_are_all_listed_and_no_driver_adjusts(
-        servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({
-        "web": {"cpu": 2, "gpu": 1}, "cache": {"size": 32}, "queue": {"depth": 5}}))
-    error = assert_one_error(run, "unknown-settings")
-    assert "web.gpu" in error["message"] and "queue.depth" in error["message"]
-    assert "web.cpu" not in error["message"] and "cache.size" not in error["message"]
-    assert not (servo_root / "web.log").exists()
-    assert not (servo_root / "cache.log").exists()
-
-
-async def test_a_driver_whose_query_fails_is_named_and_nothing_is_adjusted(
-        servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    write_driver(servo_root, "015sick", """
-        import sys
-        print("cannot reach the cloud API", file=sys.stderr)
-        sys.exit(2)
-        """)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({"web": {"cpu": 2}}))
-    assert run.returncode != 0
-    assert len(run.json_lines) == 1, run.lines
-    assert run.final["status"] == "failed"
-    message = run.final["message"]
-    assert "015sick could not be asked" in message
-    assert "nothing was changed" in message
-    # its cause and its name, as for a failed adjust (#16): stderr excerpt, failed_drivers
-    assert "--- 015sick stderr ---\ncannot reach the cloud API" in message
-    assert run.final["failed_drivers"] == ["015sick"]
-    assert not (servo_root / "web.log").exists()
-    # servo posts our stderr after the message: the line there only points at it
-    assert run.stderr == "servo-agg: error (driver-failed): the final line on stdout says " \
-                         "what and why\n"
-
-
 # -- adjust ---------------------------------------------------------------------------------
 
 async def test_adjust_runs_each_driver_with_its_share_and_reports_progress(
@@ -385,94 +274,6 @@ async def test_adjust_runs_each_driver_with_its_share_and_reports_progress(
     assert {"progress": 16, "message": "01web: step 0"} in progress
     assert {"progress": 66, "message": "02cache: step 0"} in progress
     assert all(p["message"].startswith(("01web: ", "02cache: ")) for p in progress)
-
-
-@pytest.mark.parametrize(("requested", "idle"), [("02cache", "01web"), ("01web", "02cache")],
-                         ids=["first-idle", "last-idle"])
-async def test_a_driver_with_nothing_to_change_is_not_run_and_is_no_share(
-        servo_root: Path, tag: str, requested: str, idle: str) -> None:
-    two_drivers(servo_root)
-    change = {"01web": {"web": {"cpu": 2}}, "02cache": {"cache": {"size": 32}}}[requested]
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request(change))
-    assert run.returncode == 0, run.stderr
-    assert not (servo_root / TWO_DRIVERS_LOG[idle]).exists()
-    assert {"progress": 100, "message": f"{requested}: done"} in run.progress
-    assert all(not p["message"].startswith(idle) for p in run.progress)
-
-
-async def test_an_empty_request_changes_nothing_and_succeeds(
-        servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request({}))
-    assert run.returncode == 0, run.stderr
-    assert run.final == {"status": "ok", "reason": "success"}
-    assert not (servo_root / "web.log").exists() and not (servo_root / "cache.log").exists()
-
-
-def failing_adjust(component: str, settings: dict[str, Any], *, exit_code: int,
-                   result: dict[str, Any] | None, log: str) -> str:
-    """A driver that answers --query but whose adjust prints `result` and exits."""
-    descriptor = {"application": {"components": {component: {"settings": settings}}}}
-    return f"""
-        import json, sys
-        if "--query" in sys.argv:
-            print(json.dumps({descriptor!r}))
-            sys.exit(0)
-        sys.stdin.read()
-        open({log!r}, "w").write("ran")
-        print(json.dumps({{"progress": 10, "message": "trying"}}), flush=True)
-        if {result!r} is not None:
-            print(json.dumps({result!r}))
-        print("details on stderr", file=sys.stderr)
-        sys.exit({exit_code})
-        """
-
-
-async def test_later_drivers_still_run_after_a_failure(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01bad", failing_adjust(
-        "web", {"cpu": CPU}, exit_code=4, result=None, log="bad.log"))
-    write_driver(servo_root, "02good", simple_driver("cache", {"size": SIZE}, log="good.log"))
-    run = await run_adjust(servo_root, "app", tag=tag,
-                           stdin=request({"web": {"cpu": 2}, "cache": {"size": 32}}))
-    assert run.returncode == 1
-    assert (servo_root / "bad.log").exists()
-    assert (servo_root / "good.log").exists()
-    final = run.final
-    assert final["status"] == "failed"
-    assert final["reason"] == "driver-failed"
-    lines = final["message"].split("\n")
-    assert lines[0] == "01bad: failed: adjust: exited with code 4"
-    assert "details on stderr" in final["message"]  # OPTUNE_VERBOSE_STDERR=all by default
-    assert final["failed_drivers"] == ["01bad"]
-    assert {"progress": 50, "message": "01bad: failed"} in run.progress
-    assert {"progress": 100, "message": "02good: done"} in run.progress
-
-
-async def test_rejected_wins_and_every_failed_driver_has_its_line(
-        servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01ok-then-crash", failing_adjust(
-        "web", {"cpu": CPU}, exit_code=1, result={"status": "ok"}, log="a.log"))
-    write_driver(servo_root, "02policy", failing_adjust(
-        "cache", {"size": SIZE}, exit_code=1,
-        result={"status": "rejected", "reason": "over-budget", "message": "too expensive"},
-        log="b.log"))
-    write_driver(servo_root, "03silent", failing_adjust(
-        "db", {"conns": REPLICAS}, exit_code=0, result=None, log="c.log"))
-    run = await run_adjust(servo_root, "app", tag=tag, env=adjust_env(
-        tag, OPTUNE_VERBOSE_STDERR="none"), stdin=request(
-        {"web": {"cpu": 2}, "cache": {"size": 32}, "db": {"conns": 3}}))
-    assert run.returncode == 1
-    final = run.final
-    assert final["status"] == "rejected"
-    assert final["reason"] == "driver-failed; over-budget; no-result"
-    assert final["message"].split("\n") == [
-        "01ok-then-crash: failed: adjust: exited with code 1 after printing status ok",
-        "02policy: rejected: adjust: too expensive (exit code 1)",
-        "03silent: failed: adjust: exited 0 without printing a result line",
-    ]
-    assert final["failed_drivers"] == ["01ok-then-crash", "02policy", "03silent"]
-    assert all((servo_root / f).exists() for f in ("a.log", "b.log", "c.log"))
-    assert "servo-agg: error (" in run.stderr
 
 
 async def test_every_stdout_line_is_one_json_object(servo_root: Path, tag: str) -> None:

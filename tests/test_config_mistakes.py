@@ -12,6 +12,7 @@ import pytest
 from aggregator.protocol.errors import AggregatorError
 from aggregator.root.config import AggregatorConfig, load_config
 from aggregator.root.config_probe import misspelled_sections, top_level_names
+from aggregator.tools.check import Report, check_config
 from tests.support import run_adjust, simple_driver, write_driver
 
 CPU = {"value": 1, "min": 0, "max": 4}
@@ -139,16 +140,28 @@ async def test_commands_warn_and_refuse(servo_root: Path, tag: str) -> None:
     assert run.returncode == 1 and run.final["reason"] == "bad-config"
     assert "aggregator.on_failure is written twice, on lines 2 and 3" in run.final["message"]
 
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 1
+
+def config_report(root: Path, text: str) -> Report:
+    """--check's config.yaml section on `text` (that --check goes on past a config it
+    refuses to run with, through ./adjust: test_check.py's
+    test_a_broken_policy_is_a_problem_and_the_drivers_are_checked_with_the_defaults)."""
+    (root / "config.yaml").write_text(text)
+    report = Report()
+    check_config(report, root)
+    return report
+
+
+@pytest.mark.unit
+def test_check_fails_a_key_written_twice(tmp_path: Path) -> None:
+    report = config_report(tmp_path, "aggregator:\n  on_failure: stop\n  on_failure: rollback\n")
     assert any("[FAIL]" in line and "aggregator.on_failure is written twice" in line
-               for line in run.lines), run.lines
+               for line in report.lines), report.lines
+    assert report.problems == 1
 
 
-@pytest.mark.e2e
-async def test_check_warns_of_a_misspelled_section(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", simple_driver("web", {"cpu": CPU}))
-    (servo_root / "config.yaml").write_text("Aggregator:\n  on_failure: rollback\n")
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 0, run.lines
-    assert any("[warn]" in line and "did you mean aggregator?" in line for line in run.lines)
+@pytest.mark.unit
+def test_check_warns_of_a_misspelled_section(tmp_path: Path) -> None:
+    report = config_report(tmp_path, "Aggregator:\n  on_failure: rollback\n")
+    assert any("[warn]" in line and "did you mean aggregator?" in line
+               for line in report.lines), report.lines
+    assert report.problems == 0  # a warning, not a reason to fail the check

@@ -1,4 +1,7 @@
-"""`adjust --dry-run app`: the plan of an adjust, with no driver's adjust ever run."""
+"""`adjust --dry-run app`: the plan of an adjust, with no driver's adjust ever run. The plan
+and its failures: the real commands over fake drivers on trio's MockClock; through
+./adjust, what the launch decides (the request, the arguments) and a disabled driver,
+found in the drivers directory."""
 
 from __future__ import annotations
 
@@ -7,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trio.testing import MockClock
 
+from aggregator.adjust.calls import Command
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import AggregatorConfig, DriverPolicy
+from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command
 from tests.support import run_adjust, write_driver
-
-pytestmark = pytest.mark.e2e
 
 ADJUSTED = "adjusted.log"
 
@@ -34,6 +40,28 @@ def watched_driver(component: str, settings: dict[str, Any], *,
             log.write(os.path.basename(sys.argv[0]) + " " + sys.stdin.read().strip() + "\\n")
         print(json.dumps({{"status": "ok", "reason": "success"}}))
         """
+
+
+def watched_script(component: str, settings: dict[str, Any], *,
+                   query_fails: bool = False) -> Script:
+    """watched_driver as a fake (its adjusts are the FakeProcesses of Call.ADJUST)."""
+    descriptor = {"application": {"components": {component: {"settings": settings}}}}
+
+    async def script(p: FakeMember) -> int:
+        call = p.proc.spec.call
+        if call is Call.INFO:
+            await p.say({"version": "1", "has_cancel": False})
+        elif call is Call.QUERY:
+            if query_fails:
+                await p.complain("cannot reach the backend\n")
+                return 3
+            await p.say(descriptor)
+        else:
+            await p.read_request()
+            await p.say({"status": "ok", "reason": "success"})
+        return 0
+
+    return script
 
 
 WEB = {"cpu": {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5},
@@ -64,9 +92,31 @@ def assert_no_adjust_ran(root: Path) -> None:
     assert not (root / ADJUSTED).exists(), (root / ADJUSTED).read_text()
 
 
-async def test_text_plan(servo_root: Path, tag: str) -> None:
-    sample_root(servo_root)
-    run = await run_adjust(servo_root, "--dry-run", "app", tag=tag, stdin=GOOD)
+def sample_scripts() -> dict[str, Script]:
+    return {"10-web": watched_script("web", WEB), "20-cache": watched_script("cache", CACHE),
+            "30-db": watched_script("db", DB)}
+
+
+async def rehearse(body: str, drivers: dict[str, Script] | None = None, *,
+                   command: Command = Command.DRY_RUN, as_json: bool = False,
+                   config: AggregatorConfig | None = None) -> FakeRun:
+    """`--dry-run app` (or another command) over fakes: sample_root's, and `drivers`."""
+    drivers = {**sample_scripts(), **(drivers or {})}
+    run = await run_command(adjust_job(command, sorted(drivers), json.loads(body),
+                                       config=config, as_json=as_json), drivers)
+    if command is Command.DRY_RUN:
+        assert_no_fake_adjust_ran(run)
+    return run
+
+
+def assert_no_fake_adjust_ran(run: FakeRun) -> None:
+    assert run.spawner is not None
+    assert [p for p in run.spawner.started if p.spec.call is Call.ADJUST] == []
+
+
+@pytest.mark.supervision
+async def test_text_plan(autojump_clock: MockClock) -> None:
+    run = await rehearse(GOOD)
     assert run.returncode == 0, run.stderr
     text = "\n".join(run.lines)
     assert run.lines[0].startswith("dry run of `adjust app`: 2 drivers would run")
@@ -81,26 +131,23 @@ async def test_text_plan(servo_root: Path, tag: str) -> None:
     assert "  30-db: nothing requested of it" in run.lines
     assert "!" not in text
     assert run.lines[-1] == "nothing was changed: no driver's adjust was run"
-    assert_no_adjust_ran(servo_root)
 
 
-async def test_flags_values_outside_the_rules(servo_root: Path, tag: str) -> None:
-    sample_root(servo_root)
-    run = await run_adjust(servo_root, "--dry-run", "app", tag=tag, stdin=FLAGGED)
+@pytest.mark.supervision
+async def test_flags_values_outside_the_rules(autojump_clock: MockClock) -> None:
+    run = await rehearse(FLAGGED)
     assert run.returncode == 0, run.stderr
     assert "    web.cpu: 1 → 1.25  ! 1.25 is not on the step grid (0.5 + k × 0.5)" in run.lines
     assert "    web.replicas: 2 → 12  ! 12 is outside 1..10" in run.lines
     assert "    cache.policy: lru → random  ! random is not one of lru, lfu" in run.lines
     assert "    cache.size: 256 → 4096" in run.lines  # the top of the range is in it
     assert any(line.startswith("3 values flagged (!)") for line in run.lines)
-    assert_no_adjust_ran(servo_root)
 
 
-async def test_json_plan_is_one_object(servo_root: Path, tag: str) -> None:
-    sample_root(servo_root)
-    (servo_root / "config.yaml").write_text(
-        "aggregator:\n  on_failure: rollback\n  drivers:\n    10-web: {weight: 3}\n")
-    run = await run_adjust(servo_root, "--dry-run", "--json", "app", tag=tag, stdin=FLAGGED)
+@pytest.mark.supervision
+async def test_json_plan_is_one_object(autojump_clock: MockClock) -> None:
+    config = AggregatorConfig(on_failure="rollback", drivers={"10-web": DriverPolicy(weight=3)})
+    run = await rehearse(FLAGGED, as_json=True, config=config)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1
     plan = run.final
@@ -115,9 +162,9 @@ async def test_json_plan_is_one_object(servo_root: Path, tag: str) -> None:
     assert web["web.cpu"]["current"] == 1.0 and web["web.cpu"]["requested"] == 1.25
     assert plan["skipped"] == [{"driver": "30-db", "why": "nothing requested of it"}]
     assert plan["flagged"] == 3
-    assert_no_adjust_ran(servo_root)
 
 
+@pytest.mark.e2e
 async def test_disabled_driver_is_listed_as_skipped(servo_root: Path, tag: str) -> None:
     sample_root(servo_root)
     (servo_root / "config.yaml").write_text(
@@ -129,30 +176,23 @@ async def test_disabled_driver_is_listed_as_skipped(servo_root: Path, tag: str) 
     assert_no_adjust_ran(servo_root)
 
 
-def _failing_cases() -> list[tuple[str, str, dict[str, Any] | None]]:
-    return [
-        ("not-json", "{not json", None),
-        ("not-an-object", "[1, 2]", None),
-        ("no-value", json.dumps({"application": {"components": {"web": {"settings": {
-            "cpu": {"val": 2}}}}}}), None),
-        ("unknown-setting", request({"web": {"cpu": 2, "gpu": 1}, "nosuch": {"x": 1}}), None),
-        ("query-fails", GOOD, {"40-broken": watched_driver("broken", {"z": {"value": 1}},
-                                                          query_fails=True)}),
-        ("duplicate-setting", GOOD, {"40-dup": watched_driver("web", {"cpu": {"value": 1}})}),
-    ]
+#: Refused where the request is read, before any driver is asked (the launch's).
+REFUSED_REQUESTS = [
+    ("not-json", "{not json"),
+    ("not-an-object", "[1, 2]"),
+    ("no-value", json.dumps({"application": {"components": {"web": {"settings": {
+        "cpu": {"val": 2}}}}}})),
+]
 
 
-@pytest.mark.parametrize(("case", "stdin", "extra"), _failing_cases(),
-                         ids=[c[0] for c in _failing_cases()])
-async def test_fails_exactly_as_adjust_would(servo_root: Path, tag: str, case: str,
-                                             stdin: str, extra: dict[str, str] | None) -> None:
+@pytest.mark.e2e
+@pytest.mark.parametrize(("case", "stdin"), REFUSED_REQUESTS, ids=[c[0] for c in REFUSED_REQUESTS])
+async def test_refuses_a_request_exactly_as_adjust_would(servo_root: Path, tag: str, case: str,
+                                                         stdin: str) -> None:
     sample_root(servo_root)
-    for name, body in (extra or {}).items():
-        write_driver(servo_root, name, body)
     adjust = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
     assert adjust.returncode == 1
     assert adjust.final["status"] == "failed"
-    assert_no_adjust_ran(servo_root)  # adjust itself refused before any driver's adjust
     for args in (("--dry-run", "app"), ("--dry-run", "--json", "app")):
         dry = await run_adjust(servo_root, *args, tag=tag, stdin=stdin)
         assert dry.returncode == adjust.returncode
@@ -161,6 +201,31 @@ async def test_fails_exactly_as_adjust_would(servo_root: Path, tag: str, case: s
     assert_no_adjust_ran(servo_root)
 
 
+#: Refused once the drivers were asked: the plan fails as the adjust does.
+FAILED_PLANS: list[tuple[str, str, dict[str, Script]]] = [
+    ("unknown-setting", request({"web": {"cpu": 2, "gpu": 1}, "nosuch": {"x": 1}}), {}),
+    ("query-fails", GOOD, {"40-broken": watched_script("broken", {"z": {"value": 1}},
+                                                       query_fails=True)}),
+    ("duplicate-setting", GOOD, {"40-dup": watched_script("web", {"cpu": {"value": 1}})}),
+]
+
+
+@pytest.mark.supervision
+@pytest.mark.parametrize(("case", "stdin", "extra"), FAILED_PLANS, ids=[c[0] for c in FAILED_PLANS])
+async def test_fails_exactly_as_adjust_would(case: str, stdin: str, extra: dict[str, Script],
+                                             autojump_clock: MockClock) -> None:
+    adjust = await rehearse(stdin, extra, command=Command.ADJUST)
+    assert adjust.returncode == 1
+    assert adjust.final["status"] == "failed"
+    assert_no_fake_adjust_ran(adjust)  # adjust itself refused before any driver's adjust
+    for as_json in (False, True):
+        dry = await rehearse(stdin, extra, as_json=as_json)
+        assert dry.returncode == adjust.returncode
+        assert dry.lines == adjust.lines
+        assert dry.stderr == adjust.stderr
+
+
+@pytest.mark.e2e
 async def test_needs_an_app_id_like_adjust(servo_root: Path, tag: str) -> None:
     sample_root(servo_root)
     adjust = await run_adjust(servo_root, tag=tag, stdin=GOOD)
@@ -170,6 +235,7 @@ async def test_needs_an_app_id_like_adjust(servo_root: Path, tag: str) -> None:
     assert dry.final["reason"] == "bad-usage"
 
 
+@pytest.mark.e2e
 async def test_json_alone_is_a_usage_error(servo_root: Path, tag: str) -> None:
     sample_root(servo_root)
     run = await run_adjust(servo_root, "--json", "app", tag=tag, stdin=GOOD)

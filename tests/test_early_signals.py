@@ -26,7 +26,7 @@ def reading_its_request(pid: int) -> bool:
         return False
     caught = int(status["SigCgt"], 16)
     handled = all(caught >> (sig - 1) & 1
-                  for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT))
+                  for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
     # A kernel that hides where a task sleeps says "0": then sleeping must do.
     in_select = "select" in wchan or "poll" in wchan or wchan in ("", "0")
     return handled and status["State"].split()[0] == "S" and in_select
@@ -76,4 +76,17 @@ async def test_sigusr1_while_reading_request_cancels_before_any_driver(
     lines = await _finish(proc, json.dumps(request).encode())
     assert proc.returncode == 1
     assert lines[-1]["status"] == "canceled"
+    assert not (servo_root / "ran").exists()
+
+
+async def test_sighup_while_the_request_is_read_ends_the_run_as_sigterm_does(
+        servo_root: Path, tag: str) -> None:
+    """A closed terminal or session must not kill the aggregator without a final line."""
+    write_driver(servo_root, "01a", simple_driver("a", {"x": {"value": 1}}, log="ran"))
+    proc = await _start_waiting_for_request(servo_root, tag)
+    proc.send_signal(signal.SIGHUP)
+    lines = await _finish(proc, b"")
+    assert (lines[-1]["status"], lines[-1]["reason"]) == ("aborted", "terminated")
+    assert "SIGHUP" in str(lines[-1]["message"])
+    assert proc.returncode == 128 + signal.SIGHUP
     assert not (servo_root / "ran").exists()

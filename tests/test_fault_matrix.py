@@ -1,25 +1,39 @@
-"""Every way a driver can misbehave, end to end: ./adjust run as servo runs it, with the
-fault driver (faults/adjust-fault) between two good drivers.
+"""Every way a driver can misbehave: the fault driver (faults/adjust-fault) between two
+good drivers, each case run the way servo runs it.
 
 For each case: every stdout line is a JSON object (--version: one text line); the final
 line names the faulty driver with the right status and reason; the aggregator is never
 silent for T; nothing the faulty driver started survives; the good drivers did their
 work; and in the flood cases the aggregator's memory stays bounded.
+
+Where the aggregator's handling is all its own (what a line means, what an exit means,
+the deadlines, the keep-alives), the case runs the real command on trio's MockClock over
+the fault driver's fakes (tests/fake_faults.py, held to the real driver in
+test_fault_driver.py), in milliseconds. Where only the kernel can show it (descendants,
+their sessions and pipes, real memory, a real EPIPE or SIGKILL), it runs ./adjust with
+the real fault driver.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from trio.testing import MockClock
 
+from aggregator.adjust.calls import Command
 from aggregator.limits import MAX_MESSAGE_BYTES
+from aggregator.protocol.environment import StderrMode
+from aggregator.protocol.vocabulary import Call
+from tests.fake_faults import fault_script
+from tests.fakes import FakeRun, Script, adjust_job, run_command, simple_script
 from tests.fault_support import (
     AGGREGATOR_PEAK_RSS_BOUND,
     FAULT,
-    FAULT_DRIVER,
     GOOD,
     REQUEST,
     T,
@@ -30,8 +44,6 @@ from tests.fault_support import (
     started_by_fault,
 )
 from tests.support import AdjustRun, adjust_env, alive, write_driver
-
-pytestmark = pytest.mark.e2e
 
 MB = 1024 * 1024
 FLOOD_LINE_BYTES = len("stderr flood " * 78) + 1  # one line of the fault driver's stderr flood
@@ -49,6 +61,8 @@ class Case:
     big_request: bool = False  # a 1 MB control blob, more than a pipe holds
     via_config: bool = False  # choose the mode in config.yaml instead of FAULT_MODE
     roles: tuple[str, ...] = ()  # processes the fault driver starts besides itself
+    kernel: bool = False  # only real processes show it: ./adjust and the real fault driver
+    env: tuple[tuple[str, str], ...] = ()  # more of the fault driver's settings
 
     @property
     def id(self) -> str:
@@ -62,11 +76,12 @@ CASES = [
     Case("hang-after-progress", "failed", "timeout", ("sent nothing",)),
     Case("ignore-sigterm", "failed", "timeout", ("sent nothing",)),
     Case("children-then-hang", "failed", "timeout", ("sent nothing",),
-         roles=("child", "setsid-child")),
+         roles=("child", "setsid-child"), kernel=True),
     Case("ok-then-linger", "failed", "timeout", ("closed stdout but did not exit",)),
     # -- descendants holding the pipes: the driver's own result counts ----------------------
-    Case("grandchild-holds-stdout", "ok", "success", roles=("grandchild",)),
-    Case("setsid-grandchild-holds-stdout", "ok", "success", roles=("setsid-grandchild",)),
+    Case("grandchild-holds-stdout", "ok", "success", roles=("grandchild",), kernel=True),
+    Case("setsid-grandchild-holds-stdout", "ok", "success", roles=("setsid-grandchild",),
+         kernel=True),
     # -- bad output ---------------------------------------------------------------------
     Case("non-json", "failed", "bad-output", ("not JSON", "this is not JSON {")),
     Case("non-json", "failed", "bad-output", ("not JSON",), via_config=True),
@@ -85,16 +100,20 @@ CASES = [
     Case("no-status", "failed", "no-result", ("no status",)),
     Case("failed-result", "failed", "fault-injected", ("failed on purpose",)),
     Case("rejected", "rejected", "policy", ("refused on purpose",)),
-    Case("sigkill-self", "failed", "killed-by-signal", ("killed by SIGKILL",)),
+    Case("sigkill-self", "failed", "killed-by-signal", ("killed by SIGKILL",),
+         kernel=True),
     # -- floods -------------------------------------------------------------------------
     Case("stderr-flood", "failed", "driver-failed",
-         ("bytes of stderr dropped", "the last line of the flood"), flood=True),
+         ("bytes of stderr dropped", "the last line of the flood"), flood=True, kernel=True),
     Case("huge-line", "failed", "bad-output", ("line longer than 1048576 bytes",),
-         flood=True),
-    Case("progress-flood", "ok", "success", flood=True),
+         flood=True, kernel=True),
+    # 200,000 lines: a relay that kept them would hold 100 MiB, over the bound
+    Case("progress-flood", "ok", "success", flood=True, kernel=True,
+         env=(("FAULT_LINES", "200000"),)),
     Case("bad-progress", "ok", "success"),
     # -- stdin ----------------------------------------------------------------------------
-    Case("close-stdin", "failed", "no-request", ("closed stdin",), big_request=True),
+    Case("close-stdin", "failed", "no-request", ("closed stdin",), big_request=True,
+         kernel=True),
     # -- slow but alive -------------------------------------------------------------------
     Case("slow-alive", "ok", "success"),
     Case("junk-progress-alive", "ok", "success"),
@@ -127,6 +146,14 @@ CASES = [
 ]
 
 
+KERNEL_CASES = [c for c in CASES if c.kernel]
+FAKE_CASES = [c for c in CASES if not c.kernel]
+
+#: The fault driver's call in each phase, and the command that reaches it in each.
+PHASE_CALL = {"adjust": Call.ADJUST, "query": Call.QUERY, "info": Call.INFO}
+COMMAND = {"adjust": Command.ADJUST, "query": Command.QUERY, "version": Command.VERSION}
+
+
 def arguments(case: Case) -> tuple[str, ...]:
     return {"adjust": ("app",), "query": ("--query", "app"), "version": ("--version",)}[
         case.command]
@@ -142,7 +169,7 @@ def request_for(case: Case) -> bytes:
 async def run_case(case: Case, root: Path, tag: str) -> tuple[AdjustRun, int]:
     fault_root(root)
     pidfile = root / "fault.pids"
-    fault = {"FAULT_PHASE": case.phase, "FAULT_PIDFILE": str(pidfile)}
+    fault = {"FAULT_PHASE": case.phase, "FAULT_PIDFILE": str(pidfile), **dict(case.env)}
     if case.via_config:
         (root / "config.yaml").write_text(
             f"aggregator:\n  kill_grace: 0.5\nfault:\n  mode: {case.mode}  # rehearsal\n")
@@ -151,6 +178,28 @@ async def run_case(case: Case, root: Path, tag: str) -> tuple[AdjustRun, int]:
     env = adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}", **fault)
     stdin = request_for(case) if case.command == "adjust" else b""
     return await run_watched(root, *arguments(case), tag=tag, env=env, stdin=stdin)
+
+
+def good_drivers() -> dict[str, Script]:
+    """fault_root's good drivers as fakes: 01good owns a.x, 03good owns b.y."""
+    setting = {"value": 1, "min": 0, "max": 10}
+    return {"01good": simple_script("a", {"x": setting}, version="a-1.0"),
+            "03good": simple_script("b", {"y": setting}, version="b-1.0")}
+
+
+async def run_case_on_fakes(case: Case, extra: dict[str, Script] | None = None,
+                            request: dict[str, Any] | None = None,
+                            stderr_mode: StderrMode = "all") -> FakeRun:
+    """The case's command over fake drivers: fault_root's, with the fault driver's fake in
+    the case's mode (and `extra` drivers) between them; OPTUNE_IO_TIMEOUT is T."""
+    drivers = {**good_drivers(), FAULT: fault_script(case.mode, PHASE_CALL[case.phase],
+                                                    io_timeout=T), **(extra or {})}
+    if request is None and case.command == "adjust":
+        request = json.loads(request_for(case))
+    job = adjust_job(COMMAND[case.command], sorted(drivers),
+                     request if case.command == "adjust" else None,
+                     app="" if case.command == "version" else "app")  # as arguments() has it
+    return await run_command(job, drivers, io_timeout=T, stderr_mode=stderr_mode)
 
 
 def check_final(case: Case, run: AdjustRun) -> None:
@@ -201,22 +250,40 @@ def check_progress(run: AdjustRun) -> None:
     assert values == sorted(values), values
 
 
-def check_good_drivers(case: Case, root: Path) -> None:
+def check_good_drivers(case: Case, calls: Callable[[str], list[str]],
+                       requests: Callable[[str], list[dict[str, Any]]]) -> None:
+    """What the good drivers were asked: `calls` gives each call's arguments, `requests`
+    each adjust request, of a driver by name."""
     for name in GOOD:
-        calls = calls_of(root, name)
+        made = calls(name)
         if case.command == "version":
-            assert calls == ["--info"], (name, calls)
+            assert made == ["--info"], (name, made)
         elif case.command == "query":
-            assert calls == ["--query app"], (name, calls)
+            assert made == ["--query app"], (name, made)
         elif case.phase == "query":  # a driver could not be asked: nothing is changed
-            assert requests_of(root, name) == [], name
+            assert requests(name) == [], name
         else:
-            assert calls == ["--query app", "app"], (name, calls)
+            assert made == ["--query app", "app"], (name, made)
     if case.command == "adjust" and case.phase == "adjust":
-        assert [r["application"] for r in requests_of(root, "01good")] == [
+        assert [r["application"] for r in requests("01good")] == [
             {"components": {"a": {"settings": {"x": {"value": 2}}}}}]
-        assert [r["application"] for r in requests_of(root, "03good")] == [
+        assert [r["application"] for r in requests("03good")] == [
             {"components": {"b": {"settings": {"y": {"value": 7}}}}}]
+
+
+def check_run(case: Case, run: AdjustRun) -> None:
+    """What servo saw, whatever ran the case."""
+    if case.command == "version":
+        check_version(case, run)
+    else:
+        assert run.json_lines, run.stderr  # every line parses as a JSON object
+        check_strict(run)
+        check_final(case, run)
+        check_progress(run)
+    assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
+    assert "Traceback" not in run.stderr, run.stderr  # nothing escaped (e.g. BrokenPipe)
+    if case.mode in EXTRA_CHECKS and case.phase == "adjust":
+        EXTRA_CHECKS[case.mode](run)
 
 
 def check_nothing_left(case: Case, root: Path) -> None:
@@ -237,7 +304,7 @@ def bad_progress_is_ignored_with_one_note(run: AdjustRun) -> None:
 
 
 def a_progress_flood_reaches_servo_coalesced(run: AdjustRun) -> None:
-    """A million progress lines in, a few dozen out: servo is not flooded in turn."""
+    """A flood of progress lines in, a few dozen out: servo is not flooded in turn."""
     assert len(run.progress) < 500, len(run.progress)
 
 
@@ -254,48 +321,52 @@ EXTRA_CHECKS = {
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_a_faulty_driver_ends_in_one_clear_error(case: Case, servo_root: Path,
-                                                        tag: str) -> None:
+@pytest.mark.supervision
+@pytest.mark.parametrize("case", FAKE_CASES, ids=[c.id for c in FAKE_CASES])
+async def test_a_faulty_driver_ends_in_one_clear_error(case: Case,
+                                                        autojump_clock: MockClock) -> None:
+    run = await run_case_on_fakes(case)
+    check_run(case, run)
+    # the fake spawner saw every process exit and reaped, with nothing left in its group
+    assert any(p.spec.call is PHASE_CALL[case.phase] for p in run.calls(FAULT))
+
+    def requests(name: str) -> list[dict[str, Any]]:
+        return [json.loads(p.request) for p in run.calls(name) if p.spec.call is Call.ADJUST]
+
+    check_good_drivers(case, lambda name: [" ".join(p.spec.args) for p in run.calls(name)],
+                       requests)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=[c.id for c in KERNEL_CASES])
+async def test_a_faulty_real_driver_ends_in_one_clear_error(case: Case, servo_root: Path,
+                                                             tag: str) -> None:
+    """The cases only real processes show: what the driver started (its children, in its
+    session or not, holding its pipes or not), real memory under a flood, a request
+    broken off by EPIPE, a death by SIGKILL."""
     run, peak = await run_case(case, servo_root, tag)
-    if case.command == "version":
-        check_version(case, run)
-    else:
-        assert run.json_lines, run.stderr  # every line parses as a JSON object
-        check_strict(run)
-        check_final(case, run)
-        check_progress(run)
-    assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
-    assert "Traceback" not in run.stderr, run.stderr  # nothing escaped (e.g. BrokenPipe)
+    check_run(case, run)
     check_nothing_left(case, servo_root)
-    check_good_drivers(case, servo_root)
+    check_good_drivers(case, lambda name: calls_of(servo_root, name),
+                       lambda name: requests_of(servo_root, name))
     if case.flood:
         assert 0 < peak < AGGREGATOR_PEAK_RSS_BOUND, f"peak RSS {peak / MB:.1f} MiB"
-    if case.mode in EXTRA_CHECKS and case.phase == "adjust":
-        EXTRA_CHECKS[case.mode](run)
 
 
+@pytest.mark.supervision
 @pytest.mark.parametrize("command", ["adjust", "query", "version"])
 async def test_two_stuck_drivers_never_make_the_aggregator_silent_for_t(
-        command: str, servo_root: Path, tag: str) -> None:
+        command: str, autojump_clock: MockClock) -> None:
     """Each stuck driver costs T-1 plus the kill grace; two in a row would be more than T
     without keep-alive lines between calls (adjust, query) or one shared budget with the
     --info calls run together (--version, a single line)."""
-    fault_root(servo_root)
-    second = FAULT_DRIVER
-    write_driver(servo_root, "04fault", f"""
-        import os, sys
-        os.environ["FAULT_COMPONENT"] = "fault2"
-        os.execv({str(second)!r}, [{str(second)!r}] + sys.argv[1:])
-        """)
     phase = {"adjust": "adjust", "query": "query", "version": "info"}[command]
-    env = adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}", FAULT_MODE="ignore-sigterm",
-                     FAULT_PHASE=phase)
     request = json.loads(json.dumps(REQUEST))
     request["application"]["components"]["fault2"] = {"settings": {"level": {"value": 4}}}
     case = Case("ignore-sigterm", "failed", "timeout", phase=phase, command=command)
-    run, _ = await run_watched(servo_root, *arguments(case), tag=tag, env=env,
-                               stdin=json.dumps(request) if command == "adjust" else "")
+    second = fault_script("ignore-sigterm", PHASE_CALL[phase], component="fault2",
+                          io_timeout=T)
+    run = await run_case_on_fakes(case, {"04fault": second}, request)
     assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
     if command == "version":
         assert ("(01good a-1.0, 02fault: failing, 03good b-1.0, 04fault: failing)"
@@ -304,15 +375,17 @@ async def test_two_stuck_drivers_never_make_the_aggregator_silent_for_t(
         assert run.final["failed_drivers"] == ["02fault", "04fault"], run.final
 
 
+@pytest.mark.supervision
 @pytest.mark.parametrize(("verbose", "kept"), [
-    ("all", 100), ("minimal", 2), ("none", 0), ("", 100)])
+    ("all", 100), ("minimal", 2), ("none", 0)])
 async def test_a_failing_drivers_stderr_is_added_as_servo_would(
-        verbose: str, kept: int, servo_root: Path, tag: str) -> None:
-    """OPTUNE_VERBOSE_STDERR: all of it (the default), its first two lines, or none."""
-    fault_root(servo_root)
-    env = adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}", FAULT_MODE="stderr-flood",
-                     FAULT_SIZE=str(100 * FLOOD_LINE_BYTES), OPTUNE_VERBOSE_STDERR=verbose)
-    run, _ = await run_watched(servo_root, "app", tag=tag, env=env, stdin=json.dumps(REQUEST))
+        verbose: StderrMode, kept: int, autojump_clock: MockClock) -> None:
+    """OPTUNE_VERBOSE_STDERR: all of it (the default, test_environment.py), its first two
+    lines, or none."""
+    drivers = {**good_drivers(),
+               FAULT: fault_script("stderr-flood", size=100 * FLOOD_LINE_BYTES)}
+    run = await run_command(adjust_job(Command.ADJUST, sorted(drivers), REQUEST), drivers,
+                            io_timeout=T, stderr_mode=verbose)
     message = run.final["message"]
     assert run.final["reason"] == "driver-failed"
     flood_lines = [line for line in message.splitlines() if line.startswith("stderr flood")]
@@ -320,6 +393,7 @@ async def test_a_failing_drivers_stderr_is_added_as_servo_would(
     assert ("--- 02fault stderr ---" in message) is (kept > 0)
 
 
+@pytest.mark.e2e
 async def test_a_driver_that_cannot_be_started_fails_alone(servo_root: Path, tag: str) -> None:
     fault_root(servo_root)
     write_driver(servo_root, "02fault", "", shebang="#!/nonexistent/interpreter")

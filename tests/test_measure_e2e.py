@@ -1,5 +1,7 @@
 """./measure end to end, run as servo runs it, against drivers written into a temporary
-servo root: every command, the request split, the override, and its errors."""
+servo root: every command, the request split, the override, and its errors. What the
+commands tell servo for what their drivers say is test_measure_commands.py's, over
+fakes."""
 
 from __future__ import annotations
 
@@ -42,15 +44,14 @@ async def test_version_lists_every_drivers_version(servo_root: Path, tag: str) -
     assert run.lines == [f"{AGGREGATOR} (10load 10load-1.0, 20prom 20prom-1.0)"]
 
 
-@pytest.mark.parametrize("flag", ["--describe", "--query"])
-async def test_describe_merges_every_drivers_metrics(flag: str, servo_root: Path,
-                                                     tag: str) -> None:
+async def test_describe_merges_every_drivers_metrics(servo_root: Path, tag: str) -> None:
+    """(--query, its other name: test_request.py's.)"""
     two_drivers(servo_root)
     write_driver(servo_root, "30old", """
         import json
         print(json.dumps({"metrics": {"errors": {"unit": "count"}}}))  # no status: ok
         """, folder="measure.d")
-    run = await run_measure(servo_root, flag, "app", tag=tag)
+    run = await run_measure(servo_root, "--describe", "app", tag=tag)
     assert run.final == {"status": "ok", "metrics": {
         "throughput": {"unit": "rpm"}, "p99": {"unit": "ms"}, "errors": {"unit": "count"}}}
     assert run.returncode == 0
@@ -79,16 +80,6 @@ async def test_a_measure_splits_metrics_merges_results_and_names_the_unowned(
     assert values == sorted(values) and values[-1] == 100
 
 
-async def test_metrics_as_an_object_reach_each_driver_as_a_sub_object(
-        servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    request = {"metrics": {"p99": {"unit": "ms"}, "throughput": {}}}
-    run = await run_measure(servo_root, "app", tag=tag, stdin=json.dumps(request))
-    assert run.returncode == 0, run.stderr
-    assert requests(servo_root, "20prom")[0]["metrics"] == {"p99": {"unit": "ms"},
-                                                           "throughput": {}}
-    assert requests(servo_root, "10load")[0]["metrics"] == {}
-
 
 @pytest.mark.parametrize(("stdin", "says"), [
     ("not json", "stdin is not JSON"),
@@ -116,51 +107,7 @@ async def test_no_application_id_is_bad_usage(servo_root: Path, tag: str) -> Non
     assert run.final["reason"] == "bad-usage" and "'measure <app>'" in run.final["message"]
 
 
-async def test_requested_metrics_none_returned_is_a_failure(servo_root: Path,
-                                                            tag: str) -> None:
-    measure_driver(servo_root, "10load", {"x": {}}, returns={})
-    run = await run_measure(servo_root, "app", tag=tag, stdin='{"metrics": ["x"]}')
-    assert (run.final["status"], run.final["reason"]) == ("failed", "no-metrics")
-    assert run.returncode == 1
 
-
-async def test_sigterm_terminates_every_driver(servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root, window=30.0)
-    run = await run_measure(servo_root, "app", tag=tag, stdin='{"metrics": ["throughput"]}',
-                            signals=((1.5, signal.SIGTERM),))
-    assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated")
-    assert "10load, 20prom were running" in run.final["message"]
-    assert run.returncode == 128 + signal.SIGTERM
-    assert run.elapsed < 10
-
-
-async def test_dry_run_shows_each_drivers_metrics_and_control(servo_root: Path,
-                                                              tag: str) -> None:
-    two_drivers(servo_root)
-    request = {"metrics": ["p99", "perf"],
-               "control": {"duration": 60, "userdata": {"20prom": {"control": {"delay": 5}},
-                                                        "99gone": {"control": {"delay": 1}}}}}
-    run = await run_measure(servo_root, "--dry-run", "--json", "app", tag=tag,
-                            stdin=json.dumps(request))
-    plan = run.final
-    others = {"99gone": {"control": {"delay": 1}}}  # anyone's data: passed on
-    assert plan["drivers"] == [
-        {"driver": "10load", "metrics": [], "control": {"duration": 60, "userdata": others},
-         "window_seconds": 60},
-        {"driver": "20prom", "metrics": ["p99"],
-         "control": {"duration": 60, "delay": 5, "userdata": others}, "window_seconds": 65}]
-    assert plan["unowned_metrics"] == ["perf"] and plan["window_seconds"] == 60
-    assert plan["unused_overrides"] == ["99gone"]
-    notices = ["no driver describes perf; asked for anyway (the optimizer may derive them)",
-               "control.userdata.99gone.control took effect nowhere: no measure driver is "
-               "called 99gone"]
-    assert plan["notices"] == notices
-    assert "app" not in calls_of(servo_root, "20prom")  # described, never measured
-    text = await run_measure(servo_root, "--dry-run", "app", tag=tag,
-                             stdin=json.dumps(request))
-    assert all(f"note: {notice}" in text.lines for notice in notices), text.lines
-    assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
-    assert "nothing was measured" in text.stdout_text
 
 
 async def test_check_warns_when_servos_timeout_is_below_what_measure_drivers_need(
@@ -202,31 +149,6 @@ async def test_version_stays_one_line_whatever_a_driver_file_is_called(
     write_driver(servo_root, "10bad\nname", "import sys; sys.exit(3)\n", folder="measure.d")
     run = await run_measure(servo_root, "--version", tag=tag)
     assert len(run.lines) == 1 and run.lines[0].endswith("(10bad name: failing)"), run.lines
-
-
-NO_STATUS = """
-    import json, sys
-    if "--info" in sys.argv:
-        print(json.dumps({"version": "1", "has_cancel": False}))
-        sys.exit(0)
-    if "--describe" in sys.argv:
-        print(json.dumps({"metrics": {"errors": {}}}))  # a description may omit status
-        sys.exit(0)
-    json.load(sys.stdin)
-    print(json.dumps({"message": "could not reach the metrics API"}))  # and exits 0
-    """
-
-
-async def test_a_measurement_without_status_ok_fails_naming_its_driver(
-        servo_root: Path, tag: str) -> None:
-    """As servo run directly would: its metrics, or its words, are not a success."""
-    measure_driver(servo_root, "10prom", {"throughput": {}})
-    write_driver(servo_root, "20api", NO_STATUS, folder="measure.d")
-    run = await run_measure(servo_root, "app", tag=tag,
-                            stdin=json.dumps({"metrics": ["throughput", "errors"]}))
-    assert run.final["status"] == "failed", run.final
-    assert "20api" in run.final["message"] and "has no status" in run.final["message"]
-    assert run.returncode == 1
 
 
 SILENT_READER = """

@@ -1,8 +1,13 @@
-"""The measure fault matrix: ./measure run as servo runs it, a faulty driver beside a good
-one. Each case asserts what adjust's matrix asserts (one clear final line naming the
+"""The measure fault matrix: a faulty driver beside a good one, run as servo runs
+./measure. Each case asserts what adjust's matrix asserts (one clear final line naming the
 driver, progress that never goes back, servo never left without a line for T, nothing
 left running) plus wall time: the drivers run together, so a run lasts about the
-longest driver's window, never the sum, and a failure cuts the others short."""
+longest driver's window, never the sum, and a failure cuts the others short.
+
+As in adjust's matrix, what the aggregator decides runs the real command on trio's
+MockClock over the fault driver's fakes (tests/fake_faults.py); ./measure with the real
+fault driver, what only the kernel shows (a load tool that ignores the cancel and holds
+the pipes) and real drivers measuring side by side."""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from trio.testing import MockClock
 
+from aggregator.measure.calls import MeasureCommand
+from aggregator.protocol.vocabulary import Call
+from tests.fake_faults import fault_script
+from tests.fakes import FakeRun, measure_job, measure_script, run_command
 from tests.fault_support import T, calls_of, run_watched, started_by_fault
 from tests.measure_support import MEASURE, install_measure_fault, measure_driver
 from tests.support import AdjustRun, adjust_env, alive
-
-pytestmark = pytest.mark.e2e
 
 GOOD, FAULT = "01good", "02fault"
 REQUEST = {"metrics": ["good_rps", "fault_level"], "control": {"duration": 1}}
@@ -34,6 +42,7 @@ class Case:
     good_measures: bool = True  # the good driver's measure was started
     cancel_after: float | None = None  # servo's SIGUSR1, once the fault driver measures
     fault_env: tuple[tuple[str, str], ...] = ()
+    kernel: bool = False  # only real processes show it: ./measure and the real driver
 
     @property
     def id(self) -> str:
@@ -46,7 +55,7 @@ CASES = [
     Case("failed-result", "measure", "failed", "fault-injected",
          ("failed on purpose", "canceled because 02fault failed: 01good")),
     Case("loadgen-child-holds-pipes", "measure", "canceled", "canceled",
-         ("canceled by servo",), cancel_after=1.0),
+         ("canceled by servo",), cancel_after=1.0, kernel=True),
     Case("cancel-aware", "measure", "canceled", "canceled", ("canceled by servo",),
          cancel_after=1.0),
     Case("non-json", "describe", "failed", "bad-output", ("02fault", "not JSON",
@@ -77,10 +86,13 @@ async def run_case(case: Case, root: Path, tag: str) -> AdjustRun:
     return run
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_a_faulty_measure_driver_ends_in_one_clear_error(case: Case, servo_root: Path,
-                                                                tag: str) -> None:
-    run = await run_case(case, servo_root, tag)
+KERNEL_CASES = [c for c in CASES if c.kernel]
+FAKE_CASES = [c for c in CASES if not c.kernel]
+PHASE_CALL = {"describe": Call.DESCRIBE, "measure": Call.MEASURE}
+
+
+def check_run(case: Case, run: AdjustRun) -> None:
+    """What servo saw, whatever ran the case."""
     assert run.json_lines, run.stderr
     final = run.final
     assert (final["status"], final["reason"]) == (case.status, case.reason), final
@@ -91,16 +103,42 @@ async def test_a_faulty_measure_driver_ends_in_one_clear_error(case: Case, servo
     assert values == sorted(values) and all(0 <= v <= 100 for v in values), values
     assert run.max_gap() < T, (run.max_gap(), run.stdout_lines)
     assert "Traceback" not in run.stderr, run.stderr
-    survivors = [s for s in started_by_fault(servo_root / "fault.pids") if alive(s.pid)]
-    assert not survivors, f"still running after the aggregator exited: {survivors}"
-    if not case.good_measures:  # a describe failed: no measure started at all
-        assert "app" not in calls_of(servo_root, GOOD), calls_of(servo_root, GOOD)
-    elif case.cancel_after is None:  # a failure: the good driver was started and canceled
+    if case.good_measures and case.cancel_after is None:  # the good driver was canceled
         assert final["canceled_drivers"] == [GOOD], final
     # concurrent: a failure or a cancel cuts the good driver's window short
     assert run.elapsed < GOOD_WINDOW, run.elapsed
 
 
+@pytest.mark.supervision
+@pytest.mark.parametrize("case", FAKE_CASES, ids=[c.id for c in FAKE_CASES])
+async def test_a_faulty_measure_driver_ends_in_one_clear_error(
+        case: Case, autojump_clock: MockClock) -> None:
+    drivers = {GOOD: measure_script({"good_rps": {"unit": "rpm"}}, window=GOOD_WINDOW),
+               FAULT: fault_script(case.mode, PHASE_CALL[case.phase], io_timeout=T,
+                                   duration=60, metric=dict(case.fault_env).get("FAULT_METRIC"))}
+    run: FakeRun = await run_command(
+        measure_job(MeasureCommand.MEASURE, list(drivers), REQUEST), drivers, io_timeout=T,
+        signals=((case.cancel_after, signal.SIGUSR1),) if case.cancel_after else ())
+    check_run(case, run)
+    # (nothing left running: the fake spawner's check)
+    assert any(p.spec.call is PHASE_CALL[case.phase] for p in run.calls(FAULT))
+    if not case.good_measures:  # a describe failed: no measure started at all
+        assert Call.MEASURE not in [p.spec.call for p in run.calls(GOOD)]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=[c.id for c in KERNEL_CASES])
+async def test_a_faulty_real_measure_driver_ends_in_one_clear_error(
+        case: Case, servo_root: Path, tag: str) -> None:
+    run = await run_case(case, servo_root, tag)
+    check_run(case, run)
+    survivors = [s for s in started_by_fault(servo_root / "fault.pids") if alive(s.pid)]
+    assert not survivors, f"still running after the aggregator exited: {survivors}"
+    if not case.good_measures:  # a describe failed: no measure started at all
+        assert "app" not in calls_of(servo_root, GOOD), calls_of(servo_root, GOOD)
+
+
+@pytest.mark.e2e
 async def test_drivers_share_the_window_the_run_lasts_the_longest_never_the_sum(
         servo_root: Path, tag: str) -> None:
     measure_driver(servo_root, "01a", {"a": {}}, window=2.0)

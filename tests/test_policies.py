@@ -1,5 +1,7 @@
 """The policies of the `aggregator:` section: on_failure, rollback, weights, enabled and
-parallel_queries, end to end through ./adjust."""
+parallel_queries. What each decides runs the real commands over fake drivers on trio's
+MockClock; through ./adjust, a rollback read from config.yaml, a disabled driver (which
+the launch leaves out), and what only real processes show (a sibling's kill grace)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+from trio.testing import MockClock
 
+from aggregator.adjust.calls import Command
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import AggregatorConfig, DriverPolicy
+from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command, simple_script
 from tests.fault_support import T
-from tests.support import adjust_env, run_adjust, simple_driver, write_driver
-
-pytestmark = pytest.mark.e2e
+from tests.support import adjust_env, run_adjust, write_driver
 
 CALLS = "calls.log"
 
@@ -44,6 +50,35 @@ def recording_driver(component: str, settings: dict[str, Any], *,
             sys.exit(1)
         print(json.dumps({{"status": "ok", "reason": "success"}}))
         """
+
+
+def recording_script(name: str, component: str, settings: dict[str, Any], *,
+                     fail_on_adjust: int | None = None) -> Script:
+    """recording_driver as a fake: what it was asked is in its FakeProcesses."""
+    descriptor = {"application": {"components": {component: {"settings": settings}}}}
+    adjusts = 0
+
+    async def script(p: FakeMember) -> int:
+        nonlocal adjusts
+        call = p.proc.spec.call
+        if call is Call.INFO:
+            await p.say({"version": "1", "has_cancel": False})
+            return 0
+        if call is Call.QUERY:
+            await p.say(descriptor)
+            return 0
+        json.loads(await p.read_request())
+        adjusts += 1
+        await p.say({"progress": 50, "message": "halfway"})
+        if adjusts == fail_on_adjust:
+            await p.complain("this driver's own complaint\n")
+            await p.say({"status": "failed", "reason": "boom",
+                         "message": f"{name} broke on call {adjusts}"})
+            return 1
+        await p.say({"status": "ok", "reason": "success"})
+        return 0
+
+    return script
 
 
 def calls(root: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -80,12 +115,34 @@ def assert_monotone(progress: list[dict[str, Any]]) -> None:
     assert values == sorted(values), values
 
 
-async def test_continue_runs_later_drivers_after_a_failure(servo_root: Path,
-                                                           tag: str) -> None:
-    three_drivers(servo_root)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_all())
+def changes(run: FakeRun) -> list[tuple[str, dict[str, Any]]]:
+    """Each adjust and rollback the drivers received, in order: (driver, components)."""
+    assert run.spawner is not None
+    return [(p.spec.driver.name, json.loads(p.request)["application"]["components"])
+            for p in run.spawner.started if p.spec.call in (Call.ADJUST, Call.ROLLBACK)]
+
+
+SETTINGS = {"x": {"value": 1, "min": 0, "max": 10}, "y": {"value": 5, "min": 0, "max": 10}}
+
+
+def three_scripts(*, failing: str = "02b", fail_on_adjust: int = 1) -> dict[str, Script]:
+    return {name: recording_script(name, component, SETTINGS, fail_on_adjust=fail_on_adjust
+                                   if name == failing else None)
+            for name, component in (("01a", "a"), ("02b", "b"), ("03c", "c"))}
+
+
+async def adjust_all(drivers: dict[str, Script], config: AggregatorConfig | None = None,
+                     value: int = 2) -> FakeRun:
+    body = json.loads(request_all(value))
+    return await run_command(adjust_job(Command.ADJUST, sorted(drivers), body, config=config),
+                             drivers)
+
+
+@pytest.mark.supervision
+async def test_continue_runs_later_drivers_after_a_failure(autojump_clock: MockClock) -> None:
+    run = await adjust_all(three_scripts())
     assert run.returncode == 1
-    assert [name for name, _ in calls(servo_root)] == ["01a", "02b", "03c"]
+    assert [name for name, _ in changes(run)] == ["01a", "02b", "03c"]
     assert run.final["status"] == "failed"
     assert run.final["failed_drivers"] == ["02b"]
     assert "02b broke on call 1" in run.final["message"]
@@ -93,20 +150,22 @@ async def test_continue_runs_later_drivers_after_a_failure(servo_root: Path,
     assert_monotone(run.progress)
 
 
-async def test_stop_starts_no_driver_after_a_failure(servo_root: Path, tag: str) -> None:
-    three_drivers(servo_root)
-    policy(servo_root, "  on_failure: stop\n")
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_all())
+@pytest.mark.supervision
+async def test_stop_starts_no_driver_after_a_failure(autojump_clock: MockClock) -> None:
+    run = await adjust_all(three_scripts(), AggregatorConfig(on_failure="stop"))
     assert run.returncode == 1
-    assert [name for name, _ in calls(servo_root)] == ["01a", "02b"]
+    assert [name for name, _ in changes(run)] == ["01a", "02b"]
     assert run.final["failed_drivers"] == ["02b"]
     assert "not started (on_failure: stop): 03c" in run.final["message"]
     assert "rollback" not in run.final["message"]  # stop does not undo 01a
     assert_monotone(run.progress)
 
 
+@pytest.mark.e2e
 async def test_rollback_restores_completed_drivers_newest_first(servo_root: Path,
                                                                 tag: str) -> None:
+    """Through ./adjust: the policy as config.yaml gives it, each rollback as a driver gets
+    it (a call of its own, the run's control)."""
     three_drivers(servo_root, failing="03c")
     policy(servo_root, "  on_failure: rollback\n")
     run = await run_adjust(servo_root, "app", tag=tag, stdin=request_all())
@@ -131,18 +190,19 @@ async def test_rollback_restores_completed_drivers_newest_first(servo_root: Path
     assert any(p["message"].startswith("rollback: ") for p in run.progress)
 
 
-async def test_rollback_that_also_fails_is_reported(servo_root: Path, tag: str) -> None:
+ROLLBACK = AggregatorConfig(on_failure="rollback")
+
+
+@pytest.mark.supervision
+async def test_rollback_that_also_fails_is_reported(autojump_clock: MockClock) -> None:
     """01a's second adjust call (its rollback) fails; 02b's rollback still runs."""
-    for name, component in (("01a", "a"), ("02b", "b")):
-        write_driver(servo_root, name, recording_driver(
-            component, {"x": {"value": 1, "min": 0, "max": 10}},
-            fail_on_adjust=2 if name == "01a" else None))
-    write_driver(servo_root, "03c", recording_driver(
-        "c", {"x": {"value": 1, "min": 0, "max": 10}}, fail_on_adjust=1))
-    policy(servo_root, "  on_failure: rollback\n")
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_all(3))
+    setting = {"x": {"value": 1, "min": 0, "max": 10}}
+    drivers = {"01a": recording_script("01a", "a", setting, fail_on_adjust=2),
+               "02b": recording_script("02b", "b", setting),
+               "03c": recording_script("03c", "c", setting, fail_on_adjust=1)}
+    run = await adjust_all(drivers, ROLLBACK, value=3)
     assert run.returncode == 1
-    assert [name for name, _ in calls(servo_root)] == ["01a", "02b", "03c", "02b", "01a"]
+    assert [name for name, _ in changes(run)] == ["01a", "02b", "03c", "02b", "01a"]
     final = run.final
     assert final["status"] == "failed"
     assert final["failed_drivers"] == ["03c"]  # the failure that started it all
@@ -157,33 +217,32 @@ async def test_rollback_that_also_fails_is_reported(servo_root: Path, tag: str) 
     assert_monotone(run.progress)
 
 
-async def test_rollback_with_nothing_completed_says_so(servo_root: Path, tag: str) -> None:
-    three_drivers(servo_root, failing="01a")
-    policy(servo_root, "  on_failure: rollback\n")
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_all())
+@pytest.mark.supervision
+async def test_rollback_with_nothing_completed_says_so(autojump_clock: MockClock) -> None:
+    run = await adjust_all(three_scripts(failing="01a"), ROLLBACK)
     assert run.returncode == 1
-    assert [name for name, _ in calls(servo_root)] == ["01a"]
+    assert [name for name, _ in changes(run)] == ["01a"]
     assert "nothing to roll back" in run.final["message"]
     assert "not started (on_failure: rollback): 02b, 03c" in run.final["message"]
 
 
-async def test_no_failure_no_rollback(servo_root: Path, tag: str) -> None:
-    three_drivers(servo_root, failing="none")
-    policy(servo_root, "  on_failure: rollback\n")
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_all())
+@pytest.mark.supervision
+async def test_no_failure_no_rollback(autojump_clock: MockClock) -> None:
+    run = await adjust_all(three_scripts(failing="none"), ROLLBACK)
     assert run.returncode == 0, run.stderr
     assert run.final == {"status": "ok", "reason": "success"}
-    assert [name for name, _ in calls(servo_root)] == ["01a", "02b", "03c"]
+    assert [name for name, _ in changes(run)] == ["01a", "02b", "03c"]
 
 
-async def test_weights_replace_equal_shares(servo_root: Path, tag: str) -> None:
-    for name, component in (("01a", "a"), ("02b", "b")):
-        write_driver(servo_root, name, recording_driver(
-            component, {"x": {"value": 1, "min": 0, "max": 10}}))
-    policy(servo_root, "  drivers:\n    01a: {weight: 3}\n")  # 02b keeps weight 1
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(
-        {"application": {"components": {"a": {"settings": {"x": {"value": 2}}},
-                                        "b": {"settings": {"x": {"value": 2}}}}}}))
+@pytest.mark.supervision
+async def test_weights_replace_equal_shares(autojump_clock: MockClock) -> None:
+    setting = {"x": {"value": 1, "min": 0, "max": 10}}
+    drivers = {"01a": recording_script("01a", "a", setting),
+               "02b": recording_script("02b", "b", setting)}
+    config = AggregatorConfig(drivers={"01a": DriverPolicy(weight=3)})  # 02b keeps weight 1
+    run = await run_command(adjust_job(Command.ADJUST, sorted(drivers), {"application": {
+        "components": {"a": {"settings": {"x": {"value": 2}}}, "b": {"settings": {
+            "x": {"value": 2}}}}}}, config=config), drivers)
     assert run.returncode == 0, run.stderr
     by_message = {p["message"]: p["progress"] for p in run.progress}
     assert by_message["01a: halfway"] == 37  # half of 3/4
@@ -192,7 +251,9 @@ async def test_weights_replace_equal_shares(servo_root: Path, tag: str) -> None:
     assert by_message["02b: done"] == 100
 
 
+@pytest.mark.e2e
 async def test_disabled_driver_is_as_if_absent(servo_root: Path, tag: str) -> None:
+    """Left out where the drivers are found (for --info, before that): no command sees it."""
     write_driver(servo_root, "01a", recording_driver("a", {"x": {"value": 1}}))
     write_driver(servo_root, "02b", recording_driver("b", {"x": {"value": 1}}))
     policy(servo_root, "  drivers:\n    02b: {enabled: false}\n")
@@ -212,54 +273,54 @@ async def test_disabled_driver_is_as_if_absent(servo_root: Path, tag: str) -> No
     assert both.final["reason"] == "unknown-settings"
     assert "b.x" in both.final["message"]
     assert calls(servo_root) == []
-
-    only_a = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(
-        {"application": {"components": {"a": {"settings": {"x": {"value": 2}}}}}}))
-    assert only_a.returncode == 0, only_a.stderr
-    assert [name for name, _ in calls(servo_root)] == ["01a"]
-    assert [p["progress"] for p in only_a.progress][-1] == 100  # 01a is the whole run
+    # An adjust of 01a alone, the whole run's progress its own: a driver that is not
+    # in the run has no share (test_adjust_commands.py's idle drivers).
 
 
-HANGING_QUERY = """
-    import json, os, sys, time
-    if "--info" in sys.argv:
-        print(json.dumps({"version": "hang", "has_cancel": False}))
-        sys.exit(0)
-    # Waits until both other drivers have answered their --query, records that it saw
-    # them while still running, then hangs (it is killed by the per-line timeout).
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline:
-        if os.path.exists("02b.answered") and os.path.exists("03c.answered"):
-            open("hang.saw-others", "w").close()
-            break
-        time.sleep(0.02)
-    time.sleep(3600)
-"""
+def hanging_query(answered: dict[str, trio.Event], saw_others: list[bool]) -> Script:
+    """--info: its version. --query: waits (up to 8 s) until both other drivers answered
+    their --query, records that it saw them while still running, then hangs."""
+    async def script(p: FakeMember) -> None:
+        if p.proc.spec.call is Call.INFO:
+            await p.say({"version": "hang", "has_cancel": False})
+            return
+        with trio.move_on_after(8):
+            for event in answered.values():
+                await event.wait()
+            saw_others.append(True)
+        await trio.sleep_forever()
+    return script
 
 
-def answering_driver(name: str, component: str) -> str:
+def answering_script(component: str, answered: trio.Event) -> Script:
     descriptor = {"application": {"components": {component: {"settings": {
         "x": {"value": 1, "min": 0, "max": 9}}}}}}
-    return f"""
-        import json, sys
-        if "--info" in sys.argv:
-            print(json.dumps({{"version": {name!r}, "has_cancel": False}}))
-            sys.exit(0)
-        open({name + ".answered"!r}, "w").close()
-        print(json.dumps({descriptor!r}))
-        """
+
+    async def script(p: FakeMember) -> None:
+        answered.set()
+        await p.say(descriptor)
+    return script
 
 
+async def query_with_a_hung_driver(parallel: bool) -> tuple[FakeRun, bool]:
+    """--query (T=3) of 01hang, 02b and 03c; and whether 01hang saw both others answer."""
+    answered = {"02b": trio.Event(), "03c": trio.Event()}
+    saw_others: list[bool] = []
+    drivers = {"01hang": hanging_query(answered, saw_others),
+               "02b": answering_script("b", answered["02b"]),
+               "03c": answering_script("c", answered["03c"])}
+    job = adjust_job(Command.QUERY, sorted(drivers),
+                     config=AggregatorConfig(parallel_queries=parallel))
+    run = await run_command(job, drivers, io_timeout=T)
+    return run, bool(saw_others)
+
+
+@pytest.mark.supervision
 async def test_parallel_query_kills_a_hung_driver_while_the_others_answer(
-        servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01hang", HANGING_QUERY)
-    write_driver(servo_root, "02b", answering_driver("02b", "b"))
-    write_driver(servo_root, "03c", answering_driver("03c", "c"))
-    policy(servo_root, "  parallel_queries: true\n")
-    run = await run_adjust(servo_root, "--query", "app", tag=tag,
-                           env=adjust_env(tag, OPTUNE_IO_TIMEOUT="3"))
+        autojump_clock: MockClock) -> None:
+    run, saw_others = await query_with_a_hung_driver(parallel=True)
     # The others answered while the hung driver was still alive, in the same run.
-    assert (servo_root / "hang.saw-others").exists()
+    assert saw_others
     assert run.returncode == 1
     assert run.final["failed_drivers"] == ["01hang"]
     assert run.final["reason"] == "timeout"
@@ -267,6 +328,7 @@ async def test_parallel_query_kills_a_hung_driver_while_the_others_answer(
     assert "02b" not in run.final["message"] and "03c" not in run.final["message"]
 
 
+@pytest.mark.e2e
 async def test_a_parallel_query_ending_does_not_cut_a_siblings_kill_grace(
         servo_root: Path, tag: str) -> None:
     """Two stuck drivers time out together: the one that dies at once on SIGTERM must not
@@ -288,24 +350,22 @@ async def test_a_parallel_query_ending_does_not_cut_a_siblings_kill_grace(
     assert (servo_root / "cleaned").exists(), "01cleans was killed before its grace was over"
 
 
-async def test_sequential_query_asks_one_driver_at_a_time(servo_root: Path,
-                                                          tag: str) -> None:
+@pytest.mark.supervision
+async def test_sequential_query_asks_one_driver_at_a_time(autojump_clock: MockClock) -> None:
     """The default: the hung first driver is killed before the others are started."""
-    write_driver(servo_root, "01hang", HANGING_QUERY)
-    write_driver(servo_root, "02b", answering_driver("02b", "b"))
-    write_driver(servo_root, "03c", answering_driver("03c", "c"))
-    run = await run_adjust(servo_root, "--query", "app", tag=tag,
-                           env=adjust_env(tag, OPTUNE_IO_TIMEOUT="3"))
-    assert not (servo_root / "hang.saw-others").exists()
-    assert (servo_root / "02b.answered").exists() and (servo_root / "03c.answered").exists()
+    run, saw_others = await query_with_a_hung_driver(parallel=False)
+    assert not saw_others
+    assert [len(run.calls(name)) for name in ("02b", "03c")] == [1, 1]  # asked after all
     assert run.returncode == 1
     assert run.final["failed_drivers"] == ["01hang"]
 
 
-async def test_parallel_query_merges_in_driver_order(servo_root: Path, tag: str) -> None:
-    for name, component in (("01a", "a"), ("02b", "b"), ("03c", "c")):
-        write_driver(servo_root, name, simple_driver(component, {"x": {"value": 1}}))
-    policy(servo_root, "  parallel_queries: true\n")
-    run = await run_adjust(servo_root, "--query", "app", tag=tag)
+@pytest.mark.supervision
+async def test_parallel_query_merges_in_driver_order(autojump_clock: MockClock) -> None:
+    drivers = {name: simple_script(component, {"x": {"value": 1}})
+               for name, component in (("01a", "a"), ("02b", "b"), ("03c", "c"))}
+    job = adjust_job(Command.QUERY, sorted(drivers),
+                     config=AggregatorConfig(parallel_queries=True))
+    run = await run_command(job, drivers)
     assert run.returncode == 0, run.stderr
     assert list(run.final["application"]["components"]) == ["a", "b", "c"]

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from aggregator.entry.cmdline import read_request
+from aggregator.entry.cmdline import build_parser, read_request
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import driver_request, load_request, parse_request
+from aggregator.root.front_end import FrontEnd
 
 pytestmark = pytest.mark.unit
 
@@ -206,3 +207,13 @@ def test_every_message_about_a_request_names_the_front_end_that_read_it(kind: st
         with pytest.raises(AggregatorError) as caught:
             load_request(data, kind)
         assert caught.value.message.startswith(f"{kind} request: "), caught.value.message
+
+
+@pytest.mark.parametrize("front", list(FrontEnd))
+@pytest.mark.parametrize("flag", ["--query", "--describe"])
+def test_query_and_describe_are_one_command_in_both_front_ends(front: FrontEnd,
+                                                              flag: str) -> None:
+    """servo asks an adjust driver --query and a measure driver --describe; either name
+    asks either front-end for its description."""
+    args = build_parser(front).parse_args([flag, "app"])
+    assert (args.query, args.app, args.dry_run, args.check) == (True, "app", False, False)

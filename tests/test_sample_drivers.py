@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import AGGREGATOR, REPO, run_adjust
+from tests.fault_support import run_watched
+from tests.support import AGGREGATOR, REPO, adjust_env, run_adjust, tagged_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -61,11 +62,31 @@ async def test_sample_driver_rejects_out_of_range(demo_root: Path, tag: str) -> 
     assert "10-web" in run.final["message"] and "cpu=64" in run.final["message"]
 
 
+def catching(tag: str, argv_tail: bytes, sig: int) -> bool:
+    """A process of the run whose command line ends with `argv_tail` has a handler for
+    `sig` in place (its SigCgt mask in /proc)."""
+    for pid in tagged_pids(tag):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0")
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        caught = next(int(line.split()[1], 16) for line in status.splitlines()
+                      if line.startswith("SigCgt:"))
+        if argv.endswith(argv_tail) and caught & (1 << (sig - 1)):
+            return True
+    return False
+
+
 async def test_sample_driver_honours_cancel(demo_root: Path, tag: str) -> None:
     (demo_root / "config.yaml").write_text("web:\n  steps: 50\n  step_seconds: 0.1\n")
-    run = await run_adjust(demo_root, "demo", tag=tag, stdin=REQUEST,
-                           signals=((1.5, signal.SIGUSR1),))
+    # servo's SIGUSR1 once 10-web's adjust (not its --query) listens for it
+    run, _ = await run_watched(
+        demo_root, "demo", tag=tag, env=adjust_env(tag), stdin=REQUEST,
+        signals_after_start=(signal.SIGUSR1,),
+        signal_when=lambda: catching(tag, b"10-web\0demo", signal.SIGUSR1))
     assert run.final["status"] == "canceled"
     assert "10-web" in run.final["message"]
+    assert "web: stopped at step " in run.final["message"]  # its own canceled result
     assert not any(p["message"].startswith("20-cache: applying") for p in run.progress)
     assert not (demo_root / ".state" / "web.json").exists()

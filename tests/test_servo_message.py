@@ -7,12 +7,17 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import pytest
+from trio.testing import MockClock
 
-from aggregator.protocol.environment import servo_posts_stderr
+from aggregator.adjust.calls import Command
+from aggregator.protocol.environment import parse_stderr_mode, servo_posts_stderr
 from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.vocabulary import Call
 from aggregator.supervision.output import POSTED_POINTER, Output
+from tests.fakes import FakeMember, Script, adjust_job, run_command, simple_script
 from tests.servo_model import chunks, posted_message
 from tests.support import adjust_env, run_adjust, simple_driver, write_driver
 
@@ -72,32 +77,64 @@ def test_servo_gone_the_line_for_people_says_it_all() -> None:
     assert POSTED_POINTER not in people.getvalue()
 
 
-@pytest.mark.e2e
+CACHE = {"application": {"components": {"cache": {"settings": {
+    "size": {"value": 64, "min": 64, "max": 4096}}}}}}
+REQUEST = {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}},
+                                          "cache": {"settings": {"size": {"value": 8192}}}}}}
+FAILURE = "20-cache: rejected: adjust: size=8192 outside 64..4096 (exit code 1)"
+EXCERPT = "cache: size 8192 is over the node's memory"
+
+
+async def rejecting_cache(p: FakeMember) -> int:
+    """20-cache: describes its size; refuses 8192, saying why on stderr too."""
+    if p.proc.spec.call is Call.QUERY:
+        await p.say(CACHE)
+        return 0
+    await p.read_request()
+    await p.complain(EXCERPT + "\n")
+    await p.say({"status": "rejected", "reason": "out-of-range",
+                 "message": "size=8192 outside 64..4096"})
+    return 1
+
+
+@pytest.mark.supervision
 @pytest.mark.parametrize("raw", MODES)
 async def test_a_failed_adjust_is_posted_once_and_named_in_every_mode(
-        servo_root, tag: str, raw: str | None) -> None:
-    write_driver(servo_root, "10-web", simple_driver("web", {"cpu": {"value": 1, "min": 0,
-                                                                     "max": 4}}))
-    write_driver(servo_root, "20-cache", """
-        import json, sys
-        if "--query" in sys.argv:
-            print(json.dumps({"application": {"components": {"cache": {"settings": {
-                "size": {"value": 64, "min": 64, "max": 4096}}}}}}))
-            sys.exit(0)
-        print("cache: size 8192 is over the node's memory", file=sys.stderr)
-        print(json.dumps({"status": "rejected", "reason": "out-of-range",
-                          "message": "size=8192 outside 64..4096"}))
-        sys.exit(1)
-        """)
-    env = adjust_env(tag) if raw is None else adjust_env(tag, OPTUNE_VERBOSE_STDERR=raw)
-    run = await run_adjust(servo_root, "app", tag=tag, env=env, stdin=json.dumps(
-        {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}},
-                                        "cache": {"settings": {"size": {"value": 8192}}}}}}))
+        raw: str | None, autojump_clock: MockClock) -> None:
+    drivers: dict[str, Script] = {
+        "10-web": simple_script("web", {"cpu": {"value": 1, "min": 0, "max": 4}}),
+        "20-cache": rejecting_cache}
+    run = await run_command(adjust_job(Command.ADJUST, list(drivers), REQUEST), drivers,
+                            stderr_mode=parse_stderr_mode(raw))
     assert run.returncode == 1
     posted = posted_message(run.final, run.returncode, chunks(run.stderr), raw)
-    failure = "20-cache: rejected: adjust: size=8192 outside 64..4096 (exit code 1)"
-    assert posted.count(failure) == 1, posted  # names the driver and why, once
+    assert posted.count(FAILURE) == 1, posted  # names the driver and why, once
     assert run.final["failed_drivers"] == ["20-cache"]
-    excerpt = "cache: size 8192 is over the node's memory"
-    assert posted.count(excerpt) == (0 if raw == "none" else 1), posted
+    assert posted.count(EXCERPT) == (0 if raw == "none" else 1), posted
     assert "servo-agg: error (out-of-range): " in run.stderr  # a line for people
+
+
+@pytest.mark.e2e
+async def test_servo_s_mode_is_read_from_its_environment(servo_root: Path, tag: str) -> None:
+    """The mode in which servo posts nothing of our stderr, through a real ./adjust: no
+    excerpt in the message, and the whole failure on stderr for whoever reads it."""
+    write_driver(servo_root, "10-web", simple_driver("web", {"cpu": {"value": 1, "min": 0,
+                                                                     "max": 4}}))
+    write_driver(servo_root, "20-cache", f"""
+        import json, sys
+        if "--query" in sys.argv:
+            print(json.dumps({CACHE!r}))
+            sys.exit(0)
+        print({EXCERPT!r}, file=sys.stderr)
+        print(json.dumps({{"status": "rejected", "reason": "out-of-range",
+                          "message": "size=8192 outside 64..4096"}}))
+        sys.exit(1)
+        """)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(REQUEST),
+                           env=adjust_env(tag, OPTUNE_VERBOSE_STDERR="none"))
+    assert run.returncode == 1
+    posted = posted_message(run.final, run.returncode, chunks(run.stderr), "none")
+    assert posted.count(FAILURE) == 1, posted
+    assert run.final["failed_drivers"] == ["20-cache"]
+    assert EXCERPT not in posted, posted
+    assert f"servo-agg: error (out-of-range): {run.final['message']}" in run.stderr

@@ -1,19 +1,27 @@
 """servo's signals during an adjust (and during a query or a rollback): SIGUSR1 cancels
 (the driver may answer, else it is killed after the cancel grace), SIGTERM and SIGINT
 abort. In every case no further driver starts, the final line names what happened and
-the driver that was running, and nothing the driver started survives."""
+the driver that was running, and nothing the driver started survives.
+
+Each signal reaches a real ./adjust once (while the request is read, too:
+test_early_signals.py); what the run does with it, driver by driver, runs the real
+command over the fault driver's fakes on trio's MockClock."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import MockClock
 
+from aggregator.adjust.calls import Command
+from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import AggregatorConfig
+from tests.fake_faults import fault_script
+from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command, simple_script
 from tests.fault_support import (
     FAULT,
     REQUEST,
@@ -23,11 +31,11 @@ from tests.fault_support import (
     run_watched,
     started_by_fault,
 )
-from tests.support import ADJUST, AdjustRun, adjust_env, alive, simple_driver, write_driver
-
-pytestmark = pytest.mark.e2e
+from tests.support import AdjustRun, adjust_env, alive
 
 CANCEL_GRACE = 1.0
+#: When servo's signals come on MockClock: the fault driver's adjust has long started.
+SIGNAL_AT = 1.0
 
 
 async def adjust_then_signal(root: Path, tag: str, mode: str, *signals: int,
@@ -58,138 +66,163 @@ def check_stopped_cleanly(root: Path, run: AdjustRun) -> None:
     assert not survivors, survivors
 
 
-@pytest.mark.parametrize(("mode", "says"), [
+async def fake_adjust_then_signal(mode: str, *signals: int,
+                                  cancel_grace: float = CANCEL_GRACE) -> FakeRun:
+    """adjust_then_signal over fakes: fault_root's drivers, the fault driver working (a
+    line every 0.3 s) when servo's signals come, 0.05 s apart."""
+    setting = {"value": 1, "min": 0, "max": 10}
+    drivers = {"01good": simple_script("a", {"x": setting}, version="a-1.0"),
+               FAULT: fault_script(mode, io_timeout=T, interval=0.3),
+               "03good": simple_script("b", {"y": setting}, version="b-1.0")}
+    job = adjust_job(Command.ADJUST, sorted(drivers), REQUEST,
+                     config=AggregatorConfig(cancel_grace=cancel_grace))
+    return await run_command(job, drivers, io_timeout=T, signals=[
+        (SIGNAL_AT + 0.05 * i, sig) for i, sig in enumerate(signals)])
+
+
+def check_fakes_stopped_cleanly(run: FakeRun) -> None:
+    """check_stopped_cleanly's (that nothing is left running: the fake spawner's)."""
+    assert run.json_lines  # every line a JSON object
+    assert run.max_gap() < T, run.stdout_lines
+    assert [p.spec.call for p in run.calls("01good")] == [Call.QUERY, Call.ADJUST]
+    assert Call.ADJUST not in [p.spec.call for p in run.calls("03good")], \
+        "a driver was started after the signal"
+
+
+CANCELED = [
     ("cancel-aware", "stopped at servo's request"),  # its own canceled result is kept
     ("no-cancel-handler", "SIGUSR1"),  # it died of the signal, as servo intends
     ("ignore-sigusr1", "cancel grace"),  # killed once the grace was over
-])
-async def test_sigusr1_cancels_the_running_driver(mode: str, says: str, servo_root: Path,
-                                                  tag: str) -> None:
-    run = await adjust_then_signal(servo_root, tag, mode, signal.SIGUSR1)
+]
+
+
+def check_canceled(run: AdjustRun, says: str) -> None:
     final = run.final
     assert (final["status"], final["reason"]) == ("canceled", "canceled"), final
     assert f"while {FAULT} was running" in final["message"]
     assert says in final["message"], final["message"]
     assert run.returncode == 1
+
+
+@pytest.mark.e2e
+async def test_sigusr1_cancels_the_running_driver(servo_root: Path, tag: str) -> None:
+    mode, says = CANCELED[0]
+    run = await adjust_then_signal(servo_root, tag, mode, signal.SIGUSR1)
+    check_canceled(run, says)
     check_stopped_cleanly(servo_root, run)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
-                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
-@pytest.mark.parametrize("mode", ["work", "ignore-sigterm"])
-async def test_sigterm_and_sigint_abort_with_the_kill_cascade(
-        sig: int, mode: str, servo_root: Path, tag: str) -> None:
-    run = await adjust_then_signal(servo_root, tag, mode, sig)
+@pytest.mark.supervision
+@pytest.mark.parametrize(("mode", "says"), CANCELED)
+async def test_sigusr1_cancels_the_running_driver_whatever_it_does_with_it(
+        mode: str, says: str, autojump_clock: MockClock) -> None:
+    run = await fake_adjust_then_signal(mode, signal.SIGUSR1)
+    check_canceled(run, says)
+    check_fakes_stopped_cleanly(run)
+
+
+STOPS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+
+
+def check_aborted(run: AdjustRun, sig: int) -> None:
     assert run.final["status"] == "aborted" and run.final["reason"] == "terminated", run.final
     assert signal.Signals(sig).name in run.final["message"]
     assert f"while {FAULT} was running" in run.final["message"]
     assert run.returncode == 128 + sig
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", STOPS, ids=[s.name for s in STOPS])
+async def test_sigterm_and_sigint_abort_with_the_kill_cascade(
+        sig: int, servo_root: Path, tag: str) -> None:
+    run = await adjust_then_signal(servo_root, tag, "work", sig)
+    check_aborted(run, sig)
     check_stopped_cleanly(servo_root, run)
 
 
-async def test_sigterm_during_the_cancel_grace_aborts_at_once(servo_root: Path,
-                                                              tag: str) -> None:
-    run = await adjust_then_signal(servo_root, tag, "ignore-sigusr1",
-                                   signal.SIGUSR1, signal.SIGTERM)
+@pytest.mark.supervision
+@pytest.mark.parametrize("sig", STOPS, ids=[s.name for s in STOPS])
+@pytest.mark.parametrize("mode", ["work", "ignore-sigterm"])
+async def test_sigterm_and_sigint_abort_whatever_the_driver_does_with_them(
+        sig: int, mode: str, autojump_clock: MockClock) -> None:
+    run = await fake_adjust_then_signal(mode, sig)
+    check_aborted(run, sig)
+    check_fakes_stopped_cleanly(run)
+
+
+@pytest.mark.supervision
+async def test_sigterm_during_the_cancel_grace_aborts_at_once(
+        autojump_clock: MockClock) -> None:
+    run = await fake_adjust_then_signal("ignore-sigusr1", signal.SIGUSR1, signal.SIGTERM)
     assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated"), run.final
     assert run.returncode == 128 + signal.SIGTERM
-    check_stopped_cleanly(servo_root, run)
+    assert run.elapsed < SIGNAL_AT + CANCEL_GRACE  # the grace was not waited out
+    check_fakes_stopped_cleanly(run)
 
 
-async def test_the_cancel_grace_never_outlasts_servos_patience(servo_root: Path,
-                                                               tag: str) -> None:
+@pytest.mark.supervision
+async def test_the_cancel_grace_never_outlasts_servos_patience(
+        autojump_clock: MockClock) -> None:
     """With a 60 s grace configured and T = 3 s, a driver that ignores SIGUSR1 (but keeps
     talking) is killed after T-1 s: servo gets its canceled result while it still listens."""
-    run = await adjust_then_signal(servo_root, tag, "ignore-sigusr1", signal.SIGUSR1,
-                                   cancel_grace=60)
+    run = await fake_adjust_then_signal("ignore-sigusr1", signal.SIGUSR1, cancel_grace=60)
     assert (run.final["status"], run.final["reason"]) == ("canceled", "canceled"), run.final
     assert "cancel grace" in run.final["message"]
-    assert run.elapsed < 30  # nowhere near the configured 60 s
-    check_stopped_cleanly(servo_root, run)
+    assert run.elapsed < SIGNAL_AT + T  # nowhere near the configured 60 s
+    check_fakes_stopped_cleanly(run)
 
 
-async def test_sighup_while_the_request_is_read_ends_the_run_as_sigterm_does(
-        servo_root: Path, tag: str) -> None:
-    """A closed terminal or session must not kill the aggregator without a final line."""
-    write_driver(servo_root, "01a", simple_driver("a", {"x": {"value": 1}}))
-    env = adjust_env(tag)
-    proc = await trio.lowlevel.open_process([str(ADJUST), "app"], cwd=servo_root, env=env,
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        await trio.sleep(1.0)  # started, waiting for the request
-        proc.send_signal(signal.SIGHUP)
-        with trio.fail_after(20):
-            await proc.wait()
-        assert proc.stdout is not None
-        out = await proc.stdout.receive_some(65536)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-    final = json.loads(out.splitlines()[-1])
-    assert (final["status"], final["reason"]) == ("aborted", "terminated")
-    assert "SIGHUP" in final["message"]
-    assert proc.returncode == 128 + signal.SIGHUP
+async def hangs_in_query(p: FakeMember) -> None:
+    if p.proc.spec.call is Call.QUERY:
+        await trio.sleep_forever()
+    await p.say({"version": "1", "has_cancel": False})
 
 
-HANGS_IN_QUERY = """
-    import json, pathlib, sys, time
-    if "--query" in sys.argv:
-        pathlib.Path("querying").touch()
-        time.sleep(60)
-    print(json.dumps({"version": "1", "has_cancel": False}))
-    """
-
-
+@pytest.mark.supervision
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGUSR1, "canceled"),
                                              (signal.SIGTERM, "aborted")])
 async def test_a_stop_during_a_query_names_the_driver_that_was_running(
-        sig: int, status: str, servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01hang", HANGS_IN_QUERY)
-    (servo_root / "config.yaml").write_text("aggregator:\n  cancel_grace: 0.5\n")
-    run, _ = await run_watched(servo_root, "--query", "app", tag=tag, env=adjust_env(tag),
-                               signals_after_start=(sig,),
-                               signal_when=(servo_root / "querying").exists)
+        sig: int, status: str, autojump_clock: MockClock) -> None:
+    drivers: dict[str, Script] = {"01hang": hangs_in_query}
+    job = adjust_job(Command.QUERY, list(drivers), config=AggregatorConfig(cancel_grace=0.5))
+    run = await run_command(job, drivers, io_timeout=None, signals=[(SIGNAL_AT, sig)])
     assert run.final["status"] == status, run.final
     assert "while 01hang was running" in run.final["message"], run.final
 
 
-ROLLBACK_HANGS = """
-    import json, pathlib, sys, time
-    if "--info" in sys.argv:
-        print(json.dumps({"version": "1", "has_cancel": False}))
-        sys.exit(0)
-    if "--query" in sys.argv:
-        print(json.dumps({"application": {"components": {"web": {"settings": {
-            "cpu": {"value": 1, "min": 0, "max": 4}}}}}}))
-        sys.exit(0)
-    request = json.load(sys.stdin)
+async def rollback_hangs(p: FakeMember) -> None:
+    """Owns web.cpu (1); its adjust to 2 succeeds, its rollback to 1 hangs."""
+    if p.proc.spec.call is Call.QUERY:
+        await p.say({"application": {"components": {"web": {"settings": {
+            "cpu": {"value": 1, "min": 0, "max": 4}}}}}})
+        return
+    request = json.loads(await p.read_request())
     if request["application"]["components"]["web"]["settings"]["cpu"]["value"] == 1:
-        pathlib.Path("rolling-back").touch()  # the rollback to the queried value
-        time.sleep(60)
-    print(json.dumps({"status": "ok", "reason": "success"}))
-    """
-
-FAILS = """
-    import json, sys
-    if "--query" in sys.argv:
-        print(json.dumps({"application": {"components": {"db": {"settings": {
-            "size": {"value": 1, "min": 0, "max": 4}}}}}}))
-        sys.exit(0)
-    sys.exit(1)
-    """
+        await trio.sleep_forever()  # the rollback to the queried value
+    await p.say({"status": "ok", "reason": "success"})
 
 
+async def fails(p: FakeMember) -> int:
+    """Owns db.size; its adjust fails."""
+    if p.proc.spec.call is Call.QUERY:
+        await p.say({"application": {"components": {"db": {"settings": {
+            "size": {"value": 1, "min": 0, "max": 4}}}}}})
+        return 0
+    await p.read_request()
+    return 1
+
+
+@pytest.mark.supervision
 async def test_a_stop_during_a_rollback_names_the_driver_being_rolled_back(
-        servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", ROLLBACK_HANGS)
-    write_driver(servo_root, "02db", FAILS)
-    (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: rollback\n")
+        autojump_clock: MockClock) -> None:
+    drivers: dict[str, Script] = {"01web": rollback_hangs, "02db": fails}
     request = {"application": {"components": {"web": {"settings": {"cpu": {"value": 2}}},
                                               "db": {"settings": {"size": {"value": 2}}}}}}
-    run, _ = await run_watched(servo_root, "app", tag=tag, env=adjust_env(tag),
-                               stdin=json.dumps(request), signals_after_start=(signal.SIGTERM,),
-                               signal_when=(servo_root / "rolling-back").exists)
+    job = adjust_job(Command.ADJUST, list(drivers), request,
+                     config=AggregatorConfig(on_failure="rollback"))
+    run = await run_command(job, drivers, io_timeout=None,
+                            signals=[(SIGNAL_AT, signal.SIGTERM)])
     assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated"), run.final
     assert "while 01web was running" in run.final["message"], run.final
+    assert [p.spec.call for p in run.calls("01web")][-1] is Call.ROLLBACK  # it was rolling back
     assert run.returncode == 128 + signal.SIGTERM

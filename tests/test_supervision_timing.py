@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from aggregator.limits import (
     MAX_LINE_BYTES,
     REAP_LIMIT_SECONDS,
 )
+from aggregator.process.orphans import OrphanSweeper
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call, Reason
@@ -41,6 +42,7 @@ from aggregator.supervision.spec import CallOutcome, TimeLimit
 from tests.fakes import (
     FakeMember,
     FakeProcess,
+    FakeSpawner,
     RecordingOutput,
     Script,
     fake_spec,
@@ -1009,3 +1011,88 @@ async def test_a_query_or_a_rehearsal_relays_no_progress(
     assert not any('"progress"' in text for _, text in output.lines), output.lines
     if command is Command.QUERY:
         assert len(output.lines) == 1
+
+
+# -- the orphan sweep and the calls that start meanwhile ------------------------------------
+
+class RecordingSweeper(OrphanSweeper):
+    """The orphan sweep as supervision calls it, over a FakeSpawner: each sweep records the
+    drivers it would take for orphans (alive, unreaped, not kept) as it starts and as it
+    ends (a real sweep looks again in each round, and a round waits for the kills)."""
+
+    def __init__(self, spawner: FakeSpawner) -> None:
+        super().__init__()
+        self.spawner = spawner
+        self.took: list[tuple[float, list[str]]] = []
+
+    def _alive(self, keep: Collection[int]) -> list[str]:
+        return [p.spec.driver.name for p in self.spawner.started
+                if not p.reaped and p.pid not in keep]
+
+    async def sweep(self, keep: Collection[int] = ()) -> None:
+        self.took.append((trio.current_time(), self._alive(keep)))
+        await trio.sleep(0.1)
+        self.took.append((trio.current_time(), self._alive(keep)))
+
+
+async def says_ok(p: FakeMember) -> None:
+    await p.say(OK)
+
+
+async def test_a_driver_forked_but_not_yet_attached_is_no_orphan(
+        autojump_clock: MockClock) -> None:
+    """60 --info calls under `ulimit -n 96` run in turns: one turn's last call ended while
+    the next driver was forked but not yet held by its call, and the sweep killed it (it
+    then "exited 0 without printing a result line"). No sweep while a call is starting;
+    the last call's end sweeps."""
+    async with open_fake_spawner() as spawner:
+        for name in ("10fast", "20slow"):
+            spawner.script(name, says_ok)
+        spawner.after_fork_seconds["20slow"] = 1.0
+        sweeper = RecordingSweeper(spawner)
+        supervisor = Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner, sweeper=sweeper)
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcomes = await supervisor.call_all(
+                [fake_spec("10fast", Call.INFO), fake_spec("20slow", Call.INFO)], parallel=True)
+    assert [o.result for o in outcomes] == [OK, OK]
+    assert [(at, took) for at, took in sweeper.took] == [(exactly(1.0), []),
+                                                         (exactly(1.1), [])]
+
+
+async def test_no_driver_is_started_while_a_sweep_runs(autojump_clock: MockClock) -> None:
+    """A call that comes while the sweep of its sibling's end goes on (its rounds wait for
+    the orphans' deaths) starts once the sweep is over: else the next round takes it."""
+    async with open_fake_spawner() as spawner:
+        for name in ("10first", "20next"):
+            spawner.script(name, says_ok)
+        sweeper = RecordingSweeper(spawner)
+        supervisor = Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner, sweeper=sweeper)
+
+        async def later() -> None:
+            await trio.sleep(0.05)  # the first call's sweep runs from 0 to 0.1
+            await supervisor.call(fake_spec("20next", Call.INFO))
+
+        with trio.fail_after(TRIO_TIME_BOUND):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(later)
+                await supervisor.call(fake_spec("10first", Call.INFO))
+    assert all(took == [] for _, took in sweeper.took), sweeper.took
+    assert spawner.process("20next").started_at == exactly(0.1)
+
+
+async def test_a_start_that_fails_sweeps_what_a_sibling_left_meanwhile(
+        autojump_clock: MockClock) -> None:
+    """The sibling that ended while it was starting did not sweep: its end does, being
+    the moment no call is left running."""
+    async with open_fake_spawner() as spawner:
+        spawner.script("10fast", says_ok)
+        spawner.fail("20gone", FileNotFoundError(2, "No such file or directory"))
+        spawner.after_fork_seconds["20gone"] = 1.0
+        sweeper = RecordingSweeper(spawner)
+        supervisor = Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner, sweeper=sweeper)
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcomes = await supervisor.call_all(
+                [fake_spec("10fast", Call.INFO), fake_spec("20gone", Call.INFO)], parallel=True)
+    assert outcomes[0].result == OK
+    assert outcomes[1].problem is not None and outcomes[1].problem.reason == Reason.SPAWN_FAILED
+    assert [at for at, _ in sweeper.took] == [exactly(1.0), exactly(1.1)]

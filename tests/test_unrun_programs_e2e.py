@@ -1,7 +1,8 @@
 """A measure or adjust driver that lost its execute bit is named where a person looks
 (#16 point 1): on stderr of every command that runs drivers, and as a [warn] in --check,
-with the fix. Before, ./measure returned ok without its metrics and --check listed it as
-data."""
+with the fix (test_check.py's test_a_program_without_its_execute_bit_is_a_warning_with_the_fix,
+which reads the root alone). Before, ./measure returned ok without its metrics and --check
+listed it as data."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.measure_support import MEASURE, measure_driver
-from tests.support import adjust_env, run_adjust
+from tests.support import run_adjust
 
 pytestmark = pytest.mark.e2e
 
@@ -39,14 +40,3 @@ async def test_info_stays_quiet(servo_root: Path, tag: str) -> None:
     root_with_a_driver_gone_data(servo_root)
     run = await run_adjust(servo_root, "--info", tag=tag, adjust=MEASURE)
     assert run.returncode == 0 and run.stderr == ""
-
-
-async def test_check_warns_with_the_fix(servo_root: Path, tag: str) -> None:
-    root_with_a_driver_gone_data(servo_root)
-    # (servo's T set, so that the program's is the one warning: no driver could hang)
-    run = await run_adjust(servo_root, "--check", "app", tag=tag, adjust=MEASURE,
-                           env={**adjust_env(tag), "OPTUNE_IO_TIMEOUT": "30"})
-    warned = [line for line in run.lines if "[warn]" in line and "20-prom" in line]
-    assert len(warned) == 1 and "chmod +x measure.d/20-prom" in warned[0], run.lines
-    assert any("[--]" in line and "prom.yaml" in line for line in run.lines)
-    assert "1 warning" in run.lines[-1]

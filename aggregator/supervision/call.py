@@ -433,6 +433,11 @@ class Supervisor:
         self.bounds = bounds or RunBounds()
         #: the run's record: every call is added as it ends, started or not
         self.facts = facts if facts is not None else RunFacts()
+        #: calls whose driver may be forked but is not attached yet: no orphan sweep then
+        #: (the sweep takes every child of ours that no running call holds)
+        self._starting = 0
+        #: set while an orphan sweep runs: no driver is started until it is over
+        self._sweeping: trio.Event | None = None
 
     def _judge_limits(self, outcome: CallOutcome, proc: SupervisedProcess) -> None:
         """A call its memory limit stopped is out-of-memory, unless supervision had
@@ -486,13 +491,23 @@ class Supervisor:
             shown = spec.stdin[:500].decode("utf-8", "replace").rstrip()
             trace(spec.driver.name, f"$ {' '.join(spec.argv)}" + (
                 f"  (stdin: {shown})" if spec.stdin else ""))
+        while self._sweeping is not None:  # a sibling's sweep would take it for an orphan
+            await self._sweeping.wait()
+        self._starting += 1
         try:
             proc = await self.spawner.start(spec)
         except OSError as exc:
             detail = str(exc) if isinstance(exc, SpawnError) else f"could not be started: {exc}"
             outcome.problem = Problem(Reason.SPAWN_FAILED, detail)
             self.facts.call_ended(outcome)
+            self._starting -= 1
+            await self._sweep_if_idle()  # a sibling that ended meanwhile left it to us
             return outcome
+        except BaseException:
+            self._starting -= 1
+            raise
+        # Attached before the next checkpoint, so no sweep can come in between.
+        self._starting -= 1
         # The driver's own start: a head start counts from its real start.
         started = trio.current_time() - proc.age_at_open
         call = _DriverCall(self, spec, proc, outcome, on_progress, on_life, deadline,
@@ -517,8 +532,7 @@ class Supervisor:
             self._judge_limits(outcome, proc)
             outcome.elapsed = trio.current_time() - started
             self.facts.call_ended(outcome)
-            if self.sweeper is not None and control.running_count == 0:
-                await self.sweeper.sweep(keep=self.spawner.early_pids)
+            await self._sweep_if_idle()
             if trace is not None:
                 trace(spec.driver.name, f"exit {outcome.exit_code} after {outcome.elapsed:.3f} s"
                       f"; {describe_use(outcome.resource_use)}"
@@ -526,6 +540,20 @@ class Supervisor:
                          if outcome.problem else "")
                       + (f" ({outcome.limit_note})" if outcome.limit_note else ""))
         return outcome
+
+    async def _sweep_if_idle(self) -> None:
+        """Sweep orphans once no call runs and none is starting (a driver forked for a
+        call that is not attached yet is no orphan); calls wait to start until it is over.
+        Shielded, as it runs when a call ends: what a driver left behind goes with it."""
+        if (self.sweeper is None or self.control.running_count or self._starting
+                or self._sweeping is not None):
+            return
+        self._sweeping = trio.Event()
+        try:
+            await self.sweeper.sweep(keep=self.spawner.early_pids)
+        finally:
+            self._sweeping.set()
+            self._sweeping = None
 
     async def call_all(self, specs: Sequence[CallSpec], *, parallel: bool,
                        between: Callable[[CallSpec], None] | None = None,
