@@ -195,14 +195,12 @@ BIG_DESCRIPTOR = """
 """
 
 
-async def test_a_descriptor_of_20_mb_reaches_servo(servo_root: Path, tag: str) -> None:
-    # Under the bound of 6 times its size: ~27 MiB of servo-agg's own and 3 copies (~87 of
-    # 120 MiB). A fifth copy breaks it here (~127), which at 50 MB it did not (~277 of 300).
-    write_driver(servo_root, "10big", BIG_DESCRIPTOR.replace("SIZE", "20"))
+async def test_a_descriptor_of_50_mb_reaches_servo(servo_root: Path, tag: str) -> None:
+    write_driver(servo_root, "10big", BIG_DESCRIPTOR.replace("SIZE", "50"))
     with trio.fail_after(60):
         run, peak = await run_watched(servo_root, "--query", "app", tag=tag,
                                       env=adjust_env(tag))
     assert run.returncode == 0, run.stderr[-2000:]
     described = run.final["application"]["components"]["big"]["settings"]["x"]
-    assert described["d"] == "d" * 20 * MIB
-    assert peak < 6 * 20 * MIB, f"peak RSS {peak // MIB} MiB"
+    assert described["d"] == "d" * 50 * MIB
+    assert peak < 6 * 50 * MIB, f"peak RSS {peak // MIB} MiB"
