@@ -43,8 +43,6 @@ MIB = 1 << 20
 
 #: Wall time of one call of a generated driver, start to exit, when it has a core to itself.
 DRIVER_START_SECONDS = 0.070
-#: Measure drivers in the MEASURE rows: three metric readers and one load generator.
-MEASURE_DRIVERS = 4
 RELAY_DRIVERS = 4
 #: servo-agg's default progress_interval: the relay's newest state may wait that long.
 PROGRESS_INTERVAL = 0.25
@@ -65,6 +63,7 @@ class Params:
     startup_reps: int  # (a) samples per round: start-up is short, so it gets a few
     journal_reps: int  # (f) on/off pairs per round: the difference is small, so a few
     cycle_drivers: int  # (b), (c): drivers in the DESCRIBE and ADJUST cycles
+    measure_drivers: int  # (b), (c), (f): in the MEASURE cycles, the last a load generator
     calibration_runs: int  # driver starts timed to calibrate the drivers' sleep
     group_drivers: int  # the ADJUST group rows (#18): this many drivers in one group,
     group_adjust_seconds: float  # each adjust this long
@@ -72,23 +71,27 @@ class Params:
     stderr_bytes: int
     line_bytes: int
     series_points: int  # in the measure result of the (e) time-series row
+    real_drivers: bool  # drivers start like real Python ones (REAL_START), or bare
     groups: tuple[str, ...]  # which of GROUPS run
 
 
 #: The groups of rows, in the order a round runs them (row keys start with the name).
 GROUPS = ("startup", "describe", "adjust", "measure", "relay", "rss", "journal")
 
-FULL = Params(runs=7, startup_reps=3, journal_reps=3, cycle_drivers=8, calibration_runs=5,
-              group_drivers=4, group_adjust_seconds=0.5, relay_lines=10_000,
-              stderr_bytes=200 * MIB, line_bytes=50 * MIB, series_points=1_000_000,
-              groups=GROUPS)
-#: Every row once, as cheaply as it still runs (the test suite runs it): two cycle drivers,
-#: a group of two short adjusts, and floods that are still over every bound they test (the
-#: line over the 1 MiB cap).
-SMOKE = Params(runs=1, startup_reps=1, journal_reps=1, cycle_drivers=2, calibration_runs=1,
-               group_drivers=2, group_adjust_seconds=0.05, relay_lines=200,
-               stderr_bytes=4 * MIB, line_bytes=2 * MIB, series_points=100_000,
-               groups=GROUPS)
+FULL = Params(runs=7, startup_reps=3, journal_reps=3, cycle_drivers=8, measure_drivers=4,
+              calibration_runs=5, group_drivers=4, group_adjust_seconds=0.5,
+              relay_lines=10_000, stderr_bytes=200 * MIB, line_bytes=50 * MIB,
+              series_points=1_000_000, real_drivers=True, groups=GROUPS)
+#: Every row once, as cheaply as it still runs (the test suite runs it, and pays for each
+#: process it starts): two cycle drivers, a metric reader and a load generator, a group of
+#: two short adjusts, floods that are still over every bound they test (stderr 16 times
+#: the 64 KiB kept, the line over the 1 MiB cap), a time series of 20,000 points (~3 MiB
+#: once parsed), and bare drivers (`python3 -S`, importing only what they use: half the
+#: CPU of a real one's start).
+SMOKE = Params(runs=1, startup_reps=1, journal_reps=1, cycle_drivers=2, measure_drivers=2,
+               calibration_runs=1, group_drivers=2, group_adjust_seconds=0.05,
+               relay_lines=200, stderr_bytes=1 * MIB, line_bytes=2 * MIB,
+               series_points=20_000, real_drivers=False, groups=GROUPS)
 
 #: (f) Records written in process per sample of the journal's own cost.
 JOURNAL_WRITES = 50
@@ -149,7 +152,7 @@ def rows(params: Params) -> list[Row]:
             "adjust", "ms"),
         Row("adjust.alone.over", over, "ms", target=150),
     ]
-    m = MEASURE_DRIVERS
+    m = params.measure_drivers
     table += [
         Row("measure.describe.floor", f"(c) {m} measure drivers' --describe, concurrently",
             "ms", baseline=True),
@@ -207,7 +210,8 @@ def rows(params: Params) -> list[Row]:
 # Sleeping rather than burning CPU keeps the floor a property of the drivers, not of the
 # core count: eight CPU-bound drivers started together on two cores would measure the
 # machine, and would hide the aggregator's own CPU time behind theirs.
-REAL_START = r'''import argparse, json, logging, os, subprocess, sys, time
+REAL_IMPORTS = "argparse, json, logging, os, subprocess, sys, time"
+REAL_START = r'''import @IMPORTS@
 
 SLEEP = @SLEEP@
 
@@ -220,7 +224,7 @@ def ready():
 args = sys.argv[1:]
 '''
 
-CYCLE_DRIVER = r'''#!/usr/bin/env python3
+CYCLE_DRIVER = r'''#!/usr/bin/env @PYTHON@
 """Benchmark driver @INDEX@: starts like a real Python driver, then answers at once."""
 ''' + REAL_START + r'''DESCRIPTOR = @DESCRIPTOR@
 if "--info" in args:
@@ -245,7 +249,7 @@ print(json.dumps({"status": "ok", "reason": "success"}))
 # A measure driver that starts like a real Python one (REAL_START, as CYCLE_DRIVER), then
 # describes METRICS and measures them at once. One with no METRICS is a load generator:
 # it describes nothing and returns no metrics, as hey does.
-MEASURE_DRIVER = r'''#!/usr/bin/env python3
+MEASURE_DRIVER = r'''#!/usr/bin/env @PYTHON@
 """Benchmark measure driver @INDEX@: starts like a real Python driver, then answers."""
 ''' + REAL_START + r'''METRICS = @METRICS@
 if "--info" in args:
@@ -279,7 +283,7 @@ json.load(sys.stdin)
 # wide on Linux) just before its own write, and each different. The stamps also go to
 # stamps.ID in its working directory (the servo root) once its result is written: the
 # bench needs every write's time, also of lines a rate-limiting aggregator never passes on.
-RELAY_DRIVER = r'''#!/usr/bin/env python3
+RELAY_DRIVER = r'''#!/usr/bin/env @PYTHON@
 """Benchmark driver: a progress flood, every line stamped with the time it was written."""
 import json, os, sys, time
 
@@ -297,7 +301,7 @@ with open("stamps.%d" % ID, "w") as out:
 '''
 
 # Floods a pipe from a small, reused buffer, so the driver itself stays small.
-FLOOD_DRIVER = r'''#!/usr/bin/env python3
+FLOOD_DRIVER = r'''#!/usr/bin/env @PYTHON@
 """Benchmark driver: writes @BYTES@ bytes to fd @FD@ (@WHAT@), then reports success."""
 import json, os, sys
 
@@ -315,7 +319,7 @@ print(json.dumps({"status": "ok", "reason": "success"}))
 
 # A measure driver whose result is one large time series, as a Prometheus reader's: it
 # copies series.json (written by the bench) to stdout.
-SERIES_DRIVER = r'''#!/usr/bin/env python3
+SERIES_DRIVER = r'''#!/usr/bin/env @PYTHON@
 """Benchmark measure driver: one metric, a time series of many points."""
 import json, shutil, sys
 
@@ -354,13 +358,14 @@ def descriptor(component: str) -> dict[str, Any]:
         "x": {"type": "range", "value": 1, "min": 0, "max": 100, "step": 1}}}}}}
 
 
-def measured_metrics(k: int) -> list[str]:
+def measured_metrics(params: Params, k: int) -> list[str]:
     """What measure driver k describes: the last one is a load generator, describing none."""
-    return [] if k == MEASURE_DRIVERS else [f"m{k}"]
+    return [] if k == params.measure_drivers else [f"m{k}"]
 
 
-#: Every metric the MEASURE rows ask for, and so expect back.
-MEASURE_METRICS = [m for k in range(1, MEASURE_DRIVERS + 1) for m in measured_metrics(k)]
+def measure_metrics(params: Params) -> list[str]:
+    """Every metric the MEASURE rows ask for, and so expect back."""
+    return [m for k in range(1, params.measure_drivers + 1) for m in measured_metrics(params, k)]
 
 
 def measure_request(metrics: Sequence[str]) -> bytes:
@@ -740,10 +745,17 @@ class Bench:
         self.installed[agg.letter] = write_executable(
             where / "bin" / "servo-agg", f"#!{where / 'bin' / 'python3'}\n{rest}")
 
+    def write_driver(self, path: Path, template: str, **values: object) -> Path:
+        """A generated driver: `template` filled in, started as Params.real_drivers says."""
+        real = self.params.real_drivers
+        return write_executable(path, fill(
+            template, PYTHON="python3" if real else "-S python3 -S",
+            IMPORTS=REAL_IMPORTS if real else "json, sys, time", **values))
+
     def calibrate(self) -> None:
         """How long a driver takes to start without its sleep; the sleep makes up the rest."""
-        probe = write_executable(self.work / "probe", fill(
-            CYCLE_DRIVER, INDEX=0, SLEEP=0.0, ADJUST_SLEEP=0, DESCRIPTOR=descriptor("c0")))
+        probe = self.write_driver(self.work / "probe",
+            CYCLE_DRIVER, INDEX=0, SLEEP=0.0, ADJUST_SLEEP=0, DESCRIPTOR=descriptor("c0"))
         times = [run([str(probe), "--query", "app"], self.work, self.env)
                  .check("calibration driver").seconds
                  for _ in range(self.params.calibration_runs)]
@@ -764,9 +776,9 @@ class Bench:
             (root / "config.yaml").write_text(sections(self.params.cycle_drivers) + extra)
             for k in range(1, self.params.cycle_drivers + 1):
                 for folder in ("adjust.d", "measure.d"):  # measure.d: for measure --info
-                    write_executable(root / folder / f"{k:02d}drv", fill(
+                    self.write_driver(root / folder / f"{k:02d}drv",
                         CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                        ADJUST_SLEEP=0, DESCRIPTOR=descriptor(f"c{k}")))
+                        ADJUST_SLEEP=0, DESCRIPTOR=descriptor(f"c{k}"))
         # The group rows: group_drivers drivers sharing their leading digits, so that
         # `groups: prefix` makes them one group; without it they run one at a time.
         for root, extra in ((self.roots.group, "aggregator:\n  groups: prefix\n"),
@@ -774,33 +786,33 @@ class Bench:
             (root / "adjust.d").mkdir(parents=True)
             (root / "config.yaml").write_text(sections(self.params.group_drivers) + extra)
             for k in range(1, self.params.group_drivers + 1):
-                write_executable(root / "adjust.d" / f"10drv{k}", fill(
+                self.write_driver(root / "adjust.d" / f"10drv{k}",
                     CYCLE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
                     ADJUST_SLEEP=self.params.group_adjust_seconds,
-                    DESCRIPTOR=descriptor(f"c{k}")))
+                    DESCRIPTOR=descriptor(f"c{k}"))
         # The journal's roots measure with these measure drivers (their measure.d's cycle
         # drivers above are replaced), in a directory of their own.
         for root in (self.roots.measure, self.roots.journal_on, self.roots.journal_off):
             shutil.rmtree(root / "measure.d", ignore_errors=True)
-            for k in range(1, MEASURE_DRIVERS + 1):
-                write_executable(root / "measure.d" / f"{k:02d}drv", fill(
+            for k in range(1, self.params.measure_drivers + 1):
+                self.write_driver(root / "measure.d" / f"{k:02d}drv",
                     MEASURE_DRIVER, INDEX=k, SLEEP=round(self.driver_sleep, 4),
-                    METRICS=measured_metrics(k)))
-            (root / "request.json").write_bytes(measure_request(MEASURE_METRICS))
+                    METRICS=measured_metrics(self.params, k))
+            (root / "request.json").write_bytes(measure_request(measure_metrics(self.params)))
         for k in range(1, RELAY_DRIVERS + 1):
-            write_executable(self.roots.relay / "adjust.d" / f"{k:02d}flood", fill(
+            self.write_driver(self.roots.relay / "adjust.d" / f"{k:02d}flood",
                 RELAY_DRIVER, INDEX=k, LINES=self.params.relay_lines,
-                DESCRIPTOR=descriptor(f"r{k}")))
+                DESCRIPTOR=descriptor(f"r{k}"))
         for root, fd, size, chunk, what in (
                 (self.roots.stderr, 2, self.params.stderr_bytes, r'(b"x" * 63 + b"\n")',
                  "lines of text on stderr"),
                 (self.roots.line, 1, self.params.line_bytes, 'b"a" * 64',
                  "one line on stdout")):
-            write_executable(root / "adjust.d" / "01flood", fill(
+            self.write_driver(root / "adjust.d" / "01flood",
                 FLOOD_DRIVER, BYTES=size, FD=fd, CHUNK=chunk, WHAT=what,
-                DESCRIPTOR=descriptor("f")))
+                DESCRIPTOR=descriptor("f"))
 
-        write_executable(self.roots.series / "measure.d" / "01series", SERIES_DRIVER)
+        self.write_driver(self.roots.series / "measure.d" / "01series", SERIES_DRIVER)
         (self.roots.series / "series.json").write_bytes(
             series_result(self.params.series_points))
         (self.roots.series / "request.json").write_bytes(measure_request(["p99"]))
@@ -901,12 +913,11 @@ class Bench:
                 seconds += done.seconds
         return seconds
 
-    @staticmethod
-    def check_metrics(done: Done, what: str, key: str = "metrics") -> None:
+    def check_metrics(self, done: Done, what: str, key: str = "metrics") -> None:
         final = Bench.check_ok(done, what)
-        if sorted(final.get(key) or {}) != sorted(MEASURE_METRICS):
-            raise BenchFailure(f"{what}: metrics {sorted(final.get(key) or {})}, not "
-                               f"{sorted(MEASURE_METRICS)}")
+        wanted = sorted(measure_metrics(self.params))
+        if sorted(final.get(key) or {}) != wanted:
+            raise BenchFailure(f"{what}: metrics {sorted(final.get(key) or {})}, not {wanted}")
 
     def measure_cycle(self, agg: Aggregator, kind: str, root: Path | None = None) -> float:
         """servo's measure cycle: --info, then --describe or a measurement, of the measure

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.support import leftover_processes
 
@@ -22,6 +23,13 @@ from tests.support import leftover_processes
 # (~3 s). Popped here, before xdist starts its workers and before any test starts a process.
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# How many examples each property test tries: the suite's profile (every run, by every
+# developer) tries hypothesis's usual hundred, HYPOTHESIS_PROFILE=thorough five times that
+# (after changing a property's code, or its strategy). No deadline: a loaded machine is slow.
+settings.register_profile("suite", max_examples=100, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 #: The test layers, described in pyproject.toml; every test is in exactly one of them.
 LAYERS = ("unit", "supervision", "e2e")

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.protocol.descriptor import (
@@ -259,7 +259,6 @@ def drivers_and_request(draw: st.DrawFn) -> tuple[list[tuple[str, dict[str, Any]
     return descriptors, owner, request
 
 
-@settings(max_examples=200, deadline=None)
 @given(drivers_and_request())
 def test_every_requested_setting_reaches_exactly_its_reporter(
         case: tuple[list[tuple[str, dict[str, Any]]], dict[tuple[str, str], str],
@@ -284,7 +283,6 @@ def test_every_requested_setting_reaches_exactly_its_reporter(
     assert list(shares) == [name for name in order if name in shares]
 
 
-@settings(max_examples=200, deadline=None)
 @given(drivers_and_request(), st.lists(KEYS, min_size=1, max_size=5, unique=True))
 def test_unowned_settings_are_all_listed_and_no_share_is_returned(
         case: tuple[list[tuple[str, dict[str, Any]]], dict[tuple[str, str], str],
@@ -306,7 +304,6 @@ def test_unowned_settings_are_all_listed_and_no_share_is_returned(
     assert sorted(listed.split(", ")) == sorted(f"{c}.{s}" for c, s in unowned)
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(KEYS, st.sampled_from(["a", "b", "c"]), min_size=1, max_size=8),
        st.data())
 def test_any_setting_reported_twice_is_a_duplicate_error(

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator import __version__
@@ -92,7 +92,6 @@ def test_quoted_or_flow_style_section_is_still_read(tmp_path: Path) -> None:
 ANY_TEXT = st.text(st.characters(exclude_categories=()))
 
 
-@settings(max_examples=500, deadline=None)
 @given(ANY_TEXT)
 def test_json_string_is_exactly_what_every_stdout_line_holds(text: str) -> None:
     """The same bytes as strict_json.json_string, the one rule for stdout: json.dumps's
@@ -111,7 +110,6 @@ def test_json_string_edge_cases(text: str) -> None:
         assert json_string(text) == json.dumps(text)
 
 
-@settings(max_examples=200, deadline=None)
 @given(ANY_TEXT)
 def test_info_line_is_what_every_other_stdout_line_would_be(name: str) -> None:
     version = f"servo-agg {__version__} [{name}]"
@@ -139,7 +137,6 @@ MENTION = {word: re.compile(rf"^[^#\n]*{word}", re.MULTILINE)
            for word in ("aggregator", "drivers")}
 
 
-@settings(max_examples=500, deadline=None)
 @given(st.text(st.sampled_from(list("agregtorsdiv #\n\r\t:'\"{}x")), max_size=60),
        st.sampled_from(sorted(MENTION)))
 def test_mentions_is_the_multiline_regex_it_replaced(text: str, word: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.limits import MAX_LINE_BYTES, MAX_RESULT_LINE_BYTES, READ_CHUNK_BYTES
@@ -236,7 +236,6 @@ class Chunked(trio.abc.ReceiveStream):
         pass
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200).map(lambda b: b.replace(b"\x00", b"\n")),
        st.lists(st.integers(1, 40), min_size=1, max_size=5), st.integers(0, 12))
 async def test_any_chunking_yields_the_lines_of_the_data_in_order(

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.protocol.descriptor import merge
@@ -109,7 +109,6 @@ def test_the_same_name_again_is_not_a_clash() -> None:
     assert names.clash(("a\udc81",), "20b") == (("a\udc80",), "10a")
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(DRIVERS), st.lists(NAME, max_size=4)),
                 max_size=3))
 def test_servo_gets_every_metric_or_an_error_never_fewer(
@@ -132,7 +131,6 @@ def test_servo_gets_every_metric_or_an_error_never_fewer(
         assert len(at_servo(final)["metrics"]) == len(final["metrics"])
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(DRIVERS),
                           st.dictionaries(NAME, st.lists(NAME, max_size=3), max_size=3)),
                 max_size=3))

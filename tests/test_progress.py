@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.limits import DEFAULT_PROGRESS_INTERVAL_SECONDS
@@ -503,7 +503,6 @@ EVENT = st.one_of(
 
 
 @pytest.mark.unit
-@settings(max_examples=300, deadline=None)
 @given(st.lists(EVENT, max_size=40),
        st.dictionaries(st.sampled_from(DRIVERS), st.floats(0.01, 100), min_size=1))
 def test_output_never_decreases_and_stays_within_0_to_100(
@@ -525,7 +524,6 @@ def test_output_never_decreases_and_stays_within_0_to_100(
 
 
 @pytest.mark.unit
-@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text("abcdef", min_size=1, max_size=2), st.floats(0.01, 100),
                        min_size=1, max_size=6), st.randoms(use_true_random=False))
 def test_all_drivers_done_is_100_percent(weights: dict[str, float], rnd: Any) -> None:
@@ -552,7 +550,6 @@ class RawRecorder(Output):
 
 
 @pytest.mark.unit
-@settings(max_examples=200, deadline=None)
 @given(st.text(), st.integers(0, 100))
 def test_progress_lines_are_exactly_what_json_dumps_writes(message: str, value: int) -> None:
     """The hand-built line (for speed) must be byte for byte the JSON encoder's."""
@@ -589,7 +586,6 @@ def collapsed(messages: list[str]) -> list[str]:
 
 
 @pytest.mark.unit
-@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]),
                           st.one_of(st.integers(-50, 150), st.none())), max_size=40))
 def test_measure_progress_never_goes_back_and_is_the_minimum(
@@ -626,7 +622,6 @@ def fold_of(kind: str) -> Any:
 
 
 @pytest.mark.unit
-@settings(max_examples=300, deadline=None)
 @given(FOLD_EVENTS, st.sampled_from(["shares", "slowest"]))
 def test_rate_limited_relay_shows_every_milestone_and_ends_in_the_same_state(
         events: list[tuple[str, int | str | None]], kind: str) -> None:

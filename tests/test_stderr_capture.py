@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.limits import READ_CHUNK_BYTES, STDERR_HEAD_BYTES, STDERR_TAIL_BYTES
@@ -62,7 +62,6 @@ def test_for_message_of_nothing_is_empty() -> None:
         assert StderrCapture().for_message(mode) == ""
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=40).map(lambda b: bytes(c % 26 + 97 for c in b)),
                 max_size=30),
        st.integers(0, 50), st.integers(0, 50))

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.protocol.strict_json import (
@@ -87,13 +87,11 @@ JSONISH = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None)
 @given(JSONISH)
 def test_every_line_dumps_writes_is_strict_json(value: Any) -> None:
     strictly_parsed(dumps(value))
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
                                                           allow_infinity=False) | st.text(),
