@@ -6,6 +6,7 @@ stop, rollback)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -125,8 +126,7 @@ async def adjust(job: AdjustJob, session: Session) -> int:
     display = session.display
     control = session.control
     policy = job.config.on_failure
-    rolled_back: list[str] = []
-    rollback_cut: list[str] = []  # the stop came while they were rolled back
+    rollback = RolledBack()
     extra: list[str] = []
     extra_reasons: list[str] = []
     display.begin(_adjust_header(job, plan, groups), list(plan.shares))
@@ -155,22 +155,26 @@ async def adjust(job: AdjustJob, session: Session) -> int:
                 extra.append(f"not started (on_failure: {policy}): {', '.join(not_started)}")
             # Never after a stop: servo asked that no further driver run (see stopped()).
             if failures and policy == "rollback" and not control.stopping:
-                lines, rolled_back, rollback_cut = await roll_back(
-                    job, session, plan, groups, completed, relay)
-                extra.extend(lines)
-                if rolled_back != completed:
+                rollback = await roll_back(job, session, plan, groups, completed, relay)
+                extra.extend(rollback.lines)
+                if rollback.restored != completed:
                     extra_reasons.append(Reason.ROLLBACK_FAILED)
             nursery.cancel_scope.cancel()
     finally:
         display.close()
     if control.stopping:
         stopped(session, AdjustStanding(
-            completed=[n for n in completed if n not in rolled_back + rollback_cut],
+            completed=[n for n in completed if n not in rollback.restored + rollback.cut],
             interrupted=[f.driver for f in cut_short], not_started=not_started,
-            failed=[f.driver for f in failures], rolled_back=rolled_back,
-            rollback_interrupted=rollback_cut),
+            failed=[f.driver for f in failures], rolled_back=rollback.restored,
+            rollback_interrupted=rollback.cut),
             failures, cut_short, extra)
-    return finish_with_failures(session.output, failures, extra, extra_reasons)
+    # A driver whose rollback failed is a failed driver too (its line and stderr are in
+    # the rollback lines): servo's failed_drivers names it, as --history does.
+    failed = {f.driver for f in failures} | set(rollback.failed)
+    return finish_with_failures(session.output, failures, extra, extra_reasons, keys={
+        "failed_drivers": [name for name in plan.shares if name in failed]} if failures
+        else None)
 
 
 def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,
@@ -182,25 +186,34 @@ def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,
     display.progress(driver, message)
 
 
+@dataclass
+class RolledBack:
+    """What a rollback did: a line per driver for the final message (newest group first;
+    in a group, the reverse of file-name order); and, in driver order, the drivers
+    restored (all that completed when every rollback worked), those whose rollback
+    failed on its own, and those whose rollback servo's stop cut short."""
+
+    lines: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)
+
+
 async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
                     groups: Sequence[Group], completed: Sequence[str],
-                    relay: ProgressRelay) -> tuple[list[str], list[str], list[str]]:
+                    relay: ProgressRelay) -> RolledBack:
     """Put every driver that completed back to its pre-adjust values: the groups in the
     reverse of the order they ran, the drivers of one group at the same time (as systemd
     stops units), so the last change made is the first undone.
-
-    Returns a line per driver for the final message (newest group first; in a group, the
-    reverse of file-name order), the drivers restored, in driver order (all of
-    `completed` when every rollback worked), and those whose rollback servo's stop cut
-    short.
     """
     if not completed:
-        return ["rollback: nothing to roll back (no driver had completed)"], [], []
+        return RolledBack(["rollback: nothing to roll back (no driver had completed)"])
     done = set(completed)
     lines: dict[str, list[str]] = {}
     steps: dict[str, RollbackStep] = {}
     restored_drivers: set[str] = set()
     cut: set[str] = set()
+    failed: set[str] = set()
 
     async def restore(name: str) -> None:
         components = plan.rollback_components(name)
@@ -226,6 +239,8 @@ async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
             return
         if session.control.stopping and name in session.control.interrupted:
             cut.add(name)
+        else:
+            failed.add(name)
         lines[name] = [f"rollback of {name}: FAILED ({failure.message}); "
                        f"{restored} may not be restored"]
         if failure.stderr:
@@ -241,6 +256,7 @@ async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
             for name in members:
                 together.start_soon(restore, name)
     session.facts.rollback.extend(steps[name] for name in order)
-    return ([line for name in order for line in lines[name]],
-            [name for name in completed if name in restored_drivers],
-            [name for name in completed if name in cut])
+    return RolledBack([line for name in order for line in lines[name]],
+                      [name for name in completed if name in restored_drivers],
+                      [name for name in completed if name in failed],
+                      [name for name in completed if name in cut])
