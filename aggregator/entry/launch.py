@@ -181,7 +181,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
     try:
         args = build_parser(front, program).parse_args(argv)
         command = facts.command = _command(args, front)
-        facts.app = args.app
+        facts.app = args.app or ""
         if args.verbose:  # every note from here on says when, from the process's start
             output.stamp_notes()
         if output.lost is not None:  # stdout closed at start: nothing could reach servo
