@@ -83,7 +83,9 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(
     assert plan["notices"] == notices
     assert measured(run, "20prom") == []  # described, never measured
     text = await measure(two_drivers(), request, command=MeasureCommand.DRY_RUN)
-    assert all(f"note: {notice}" in text.lines for notice in notices), text.lines
+    # notes the one way (stderr, and so the run's record), never in the report itself
+    assert [f"servo-agg: {notice}" for notice in notices] == text.stderr.splitlines()
+    assert not any(line.startswith("note: ") for line in text.lines), text.lines
     assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
     assert "nothing was measured" in text.stdout_text
 
@@ -115,6 +117,7 @@ async def test_dry_run_shows_a_window_grace_that_limits_nothing(
     notice = ('measure.window_grace does not limit 10load, 20prom: their control\'s duration '
               '"x" is not a number of seconds >= 0, so no measurement window can be computed')
     assert run.final["notices"] == [notice] and run.final["window_seconds"] is None
+    assert run.stderr.splitlines() == [f"servo-agg: {notice}"]
 
 
 async def test_dry_run_says_what_window_grace_does(autojump_clock: MockClock) -> None:

@@ -39,7 +39,9 @@ class MeasurePlan:
     drivers: list[DriverShare]
     unowned: list[str]
     unused_overrides: list[str]
-    notices: list[str]  # what the final line's own annotation would start with
+    #: what the final line's own annotation would start with (said on stderr; in the
+    #: --json document too)
+    notices: list[str]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -69,7 +71,6 @@ class MeasurePlan:
             if d.window != self.window:
                 lines.append(f"    its own window (its override): {d.window.shown()}"
                              + (f" ({limit})" if d.window.seconds is not None else ""))
-        lines += [f"note: {notice}" for notice in self.notices]
         lines.append("nothing was measured: no driver's measure was run")
         return lines
 
@@ -87,6 +88,8 @@ async def dry_run(job: MeasureJob, session: Session) -> int:
          for d in job.drivers],
         unowned(request, owner), unused_overrides(request.control, job.names),
         asked_in_vain(job, owner))
+    for notice in plan.notices:  # as a measure says them: on stderr, kept in the record
+        session.output.note(notice)
     if job.as_json:
         session.output.json_line(plan.as_json())
     else:
