@@ -179,6 +179,34 @@ async def test_a_stop_during_a_rollback_names_it_and_does_not_call_it_applied(
     assert final["failed_drivers"] == ["30f"]
 
 
+@pytest.mark.supervision
+async def test_a_stop_after_a_rollback_failed_still_names_its_driver(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A rollback that failed on its own before the stop is a failed driver, as it is
+    without a stop (and in the journal's --history)."""
+    broke = {"status": "failed", "reason": "y", "message": "cannot undo"}
+
+    def undo_fails(component: str) -> Script:
+        adjusted = driver(component)
+
+        async def script(p: FakeMember) -> int | None:
+            if p.proc.spec.call is not Call.ROLLBACK:
+                return await adjusted(p)
+            await p.read_request()
+            await p.say(broke)
+            return 1
+        return script
+
+    final, _, calls = await stopped_adjust(
+        {"10a": driver("a", rollback_takes=60), "20b": undo_fails("b"),
+         "30f": driver("f", result={"status": "failed", "reason": "x", "message": "no"},
+                       code=1)},
+        stop_at=10.0, stop=lambda control: control.cancel(), on_failure="rollback")
+    assert calls[-2:] == ["20b rollback", "10a rollback"]
+    assert final["failed_drivers"] == ["20b", "30f"]
+    assert "rollback interrupted (may be partly restored): 10a" in final["message"]
+
+
 @pytest.mark.unit
 def test_the_standing_lines() -> None:
     assert AdjustStanding().lines() == ["applied (adjust completed): none",

@@ -162,19 +162,19 @@ async def adjust(job: AdjustJob, session: Session) -> int:
             nursery.cancel_scope.cancel()
     finally:
         display.close()
+    # A driver whose rollback failed is a failed driver too (its line and stderr are in
+    # the rollback lines): servo's failed_drivers names it, as --history does.
+    failed = {f.driver for f in failures} | set(rollback.failed)
+    failed_drivers = [name for name in plan.shares if name in failed]
     if control.stopping:
         stopped(session, AdjustStanding(
             completed=[n for n in completed if n not in rollback.restored + rollback.cut],
             interrupted=[f.driver for f in cut_short], not_started=not_started,
             failed=[f.driver for f in failures], rolled_back=rollback.restored,
             rollback_interrupted=rollback.cut),
-            failures, cut_short, extra)
-    # A driver whose rollback failed is a failed driver too (its line and stderr are in
-    # the rollback lines): servo's failed_drivers names it, as --history does.
-    failed = {f.driver for f in failures} | set(rollback.failed)
-    return finish_with_failures(session.output, failures, extra, extra_reasons, keys={
-        "failed_drivers": [name for name in plan.shares if name in failed]} if failures
-        else None)
+            failures, cut_short, extra, failed_drivers=failed_drivers)
+    return finish_with_failures(session.output, failures, extra, extra_reasons,
+                                keys={"failed_drivers": failed_drivers} if failures else None)
 
 
 def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,

@@ -70,15 +70,17 @@ def _stopped_in_queries(job: AdjustJob, session: Session, found: Survey) -> NoRe
 
 def stopped(session: Session, standing: AdjustStanding, failures: Sequence[DriverFailure],
             cut_short: Sequence[DriverFailure], extra: Sequence[str], *,
-            running: Sequence[str] | None = None) -> NoReturn:
+            running: Sequence[str] | None = None,
+            failed_drivers: Sequence[str] | None = None) -> NoReturn:
     """End a stopped or canceled adjust, whether the stop came during the queries, the
     adjusts or a rollback: its final line says what the application holds now
     (standing), then each failure and the interrupted drivers' own words, with their
-    stderr. `running`: the drivers the stop cut short (default: the interrupted adjusts).
+    stderr. `running`: the drivers the stop cut short (default: the interrupted adjusts);
+    `failed_drivers`: those that failed on their own (default: `failures`').
     No rollback runs after a stop, whatever on_failure says: servo asked that no
     further driver start, it may be gone already (SIGTERM, its exit), and a rollback is
     a driver call that could outlast its patience; the optimizer's next adjust sets
     every setting anew, and this line tells the operator what holds until then."""
     session.stop_with_failures(standing.interrupted if running is None else running,
                                failures, cut_short=cut_short, before=standing.lines(),
-                               extra=extra)
+                               extra=extra, failed_drivers=failed_drivers)
