@@ -50,6 +50,7 @@ from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig, MeasureConfig
 from aggregator.root.discovery import Driver
+from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Run
 from aggregator.supervision.session import Session
@@ -656,6 +657,8 @@ class FakeRun(AdjustRun):
     its trio time, the exit code, stderr), and the spawner, which holds every process."""
 
     spawner: FakeSpawner | None = field(default=None, repr=False)
+    #: what the run kept for its record (journal.record.build makes the record of it)
+    facts: RunFacts | None = field(default=None, repr=False)
 
     def calls(self, name: str) -> list[FakeProcess]:
         """Every process started for driver `name`, in order."""
@@ -721,4 +724,5 @@ async def _run_command(job: AdjustJob | MeasureJob, drivers: Mapping[str, Script
                 code = await run.supervised(command, spawner)
                 nursery.cancel_scope.cancel()
             ended = trio.current_time()
-    return FakeRun(code, output.lines, output.stderr.getvalue(), ended, spawner=spawner)
+    return FakeRun(code, output.lines, output.stderr.getvalue(), ended, spawner=spawner,
+                   facts=run.facts)

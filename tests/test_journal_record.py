@@ -98,6 +98,11 @@ def test_a_record_holds_the_run_and_each_call() -> None:
                       "peak_memory": 1 << 20}}
 
 
+def test_a_run_given_no_app_id_records_it_empty_as_the_schema_says() -> None:
+    """`./adjust --bogus`, `--version`: no app id, and "app" is "" (never null)."""
+    assert build(RunFacts.begin("adjust", ["--bogus"], {}))["app"] == ""
+
+
 def test_nothing_from_the_environment_goes_in_but_servo_s_timeout_and_an_outer_run() -> None:
     facts = RunFacts.begin("adjust", ["app"], {"OPTUNE_IO_TIMEOUT": "5",
                                                "API_TOKEN": "s3cr3t", "HOME": "/root",
@@ -233,7 +238,7 @@ def runs(draw: st.DrawFn) -> RunFacts:
         args=tuple(draw(_many(TEXT, 500))), parent_run=draw(st.none() | TEXT),
         io_timeout=draw(st.none() | TEXT), started=draw(st.floats(0, 4e9)),
         command=draw(st.none() | st.sampled_from(["adjust", "measure", "check"])),
-        app=draw(st.none() | TEXT), request=draw(st.none() | st.binary(max_size=10_000)),
+        app=draw(TEXT), request=draw(st.none() | st.binary(max_size=10_000)),
         calls=draw(_many(CALLS, 60)), signals=draw(_many(st.tuples(TEXT, st.floats(0, 1e6)),
                                                            50)),
         rollback=draw(_many(STEPS, 50)), servo_gone=draw(st.none() | TEXT),

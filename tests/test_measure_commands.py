@@ -14,6 +14,7 @@ from trio.testing import MockClock
 
 from aggregator.measure.calls import MeasureCommand
 from aggregator.protocol.vocabulary import Call
+from aggregator.root.config import MeasureConfig
 from tests.fakes import FakeMember, FakeRun, Script, measure_job, measure_script, run_command
 
 pytestmark = pytest.mark.supervision
@@ -82,9 +83,50 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(
     assert plan["notices"] == notices
     assert measured(run, "20prom") == []  # described, never measured
     text = await measure(two_drivers(), request, command=MeasureCommand.DRY_RUN)
-    assert all(f"note: {notice}" in text.lines for notice in notices), text.lines
+    # notes the one way (stderr, and so the run's record), never in the report itself
+    assert [f"servo-agg: {notice}" for notice in notices] == text.stderr.splitlines()
+    assert not any(line.startswith("note: ") for line in text.lines), text.lines
     assert "its own window (its override): 65 s (no overall limit)" in text.stdout_text
     assert "nothing was measured" in text.stdout_text
+
+
+@pytest.mark.parametrize("control", [{"duration": "x"}, {"duration": -1},
+                                     {"duration": 1e308, "warmup": 1e308}])
+async def test_window_grace_without_a_window_says_it_limits_nothing(
+        autojump_clock: MockClock, control: dict[str, Any]) -> None:
+    """On stderr, in the ok line's servo-agg annotation, and in --dry-run's notices."""
+    config = MeasureConfig(window_grace=1.0)
+    request = {"metrics": ["throughput"], "control": control}
+    drivers = two_drivers()
+    run = await run_command(measure_job(MeasureCommand.MEASURE, list(drivers), request,
+                                        config=config), drivers)
+    assert run.returncode == 0, run.stderr
+    [notice] = run.final["annotations"]["servo-agg"]
+    assert notice.startswith("measure.window_grace does not limit 10load, 20prom: their "
+                             "control's ") and notice.endswith(
+        ", so no measurement window can be computed")
+    assert f"servo-agg: {notice}" in run.stderr.splitlines()
+
+
+async def test_dry_run_shows_a_window_grace_that_limits_nothing(
+        autojump_clock: MockClock) -> None:
+    drivers = two_drivers()
+    run = await run_command(measure_job(
+        MeasureCommand.DRY_RUN, list(drivers), {"metrics": [], "control": {"duration": "x"}},
+        config=MeasureConfig(window_grace=1.0), as_json=True), drivers)
+    notice = ('measure.window_grace does not limit 10load, 20prom: their control\'s duration '
+              '"x" is not a number of seconds >= 0, so no measurement window can be computed')
+    assert run.final["notices"] == [notice] and run.final["window_seconds"] is None
+    assert run.stderr.splitlines() == [f"servo-agg: {notice}"]
+
+
+async def test_dry_run_says_what_window_grace_does(autojump_clock: MockClock) -> None:
+    drivers = two_drivers()
+    run = await run_command(measure_job(
+        MeasureCommand.DRY_RUN, list(drivers), {"metrics": [], "control": {"duration": 60}},
+        config=MeasureConfig(window_grace=3.0)), drivers)
+    assert ("  measurement window: 60 s (a driver still running 3 s past its window is "
+            "killed)") in run.lines
 
 
 async def no_status(p: FakeMember) -> None:

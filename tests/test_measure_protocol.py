@@ -15,6 +15,7 @@ from aggregator.protocol.measure import (
     described_metrics,
     driver_control,
     driver_request,
+    measurement_window,
     merge_descriptions,
     merge_results,
     not_returned,
@@ -118,11 +119,30 @@ def test_a_drivers_request_always_has_metrics_and_passes_other_keys_on() -> None
     ({"duration": 60, "past": 15}, 75.0),
     ({"load": {"t_warmup": 30, "t_limit": 180}}, 210.0),
     ({"duration": 10, "load": {"t_limit": 100}}, 100.0),  # whichever is larger
-    ({"duration": "soon", "warmup": True, "delay": -1}, None),  # not numbers: no timing
+    ({"duration": 60, "delay": None, "past": 15}, 75.0),  # null is no delay
 ])
 def test_the_window_a_control_implies(control: dict[str, Any] | None,
                                       window: float | None) -> None:
     assert window_seconds(control) == window
+    assert measurement_window(control).unusable == ""
+
+
+@pytest.mark.parametrize(("control", "unusable", "shown"), [
+    ({"duration": "x"}, 'duration "x" is not a number of seconds >= 0', None),
+    ({"duration": -1, "warmup": 30}, "duration -1 is not a number of seconds >= 0", None),
+    ({"duration": True, "load": {"t_limit": "1m"}},
+     'duration true, load.t_limit "1m" are not a number of seconds >= 0', None),
+    ({"duration": 1e308, "warmup": 1e308}, "window warmup + duration is infinite",
+     "none (window warmup + duration is infinite)"),
+    ({"load": {"t_limit": 10**400}}, "window load.t_limit is infinite", None),
+])
+def test_a_window_that_cannot_be_computed_says_why(control: dict[str, Any], unusable: str,
+                                                   shown: str | None) -> None:
+    """Never a window from the usable parts alone (it would cut the measurement short),
+    never none without a word, never "Infinity s"."""
+    window = measurement_window(control)
+    assert (window.seconds, window.unusable) == (None, unusable)
+    assert window.shown() == (shown or f"none ({unusable})")
 
 
 def test_descriptions_merge_and_a_metric_described_twice_names_both() -> None:

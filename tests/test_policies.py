@@ -14,6 +14,8 @@ import trio
 from trio.testing import MockClock
 
 from aggregator.adjust.calls import Command
+from aggregator.journal.record import build
+from aggregator.journal.show import failed_drivers
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig, DriverPolicy
 from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command, simple_script
@@ -205,7 +207,11 @@ async def test_rollback_that_also_fails_is_reported(autojump_clock: MockClock) -
     assert [name for name, _ in changes(run)] == ["01a", "02b", "03c", "02b", "01a"]
     final = run.final
     assert final["status"] == "failed"
-    assert final["failed_drivers"] == ["03c"]  # the failure that started it all
+    # the failure that started it all, and the driver whose rollback failed: as the
+    # run's record counts them (--history)
+    assert final["failed_drivers"] == ["01a", "03c"]
+    assert run.facts is not None
+    assert sorted(failed_drivers(build(run.facts))) == final["failed_drivers"]
     assert "rollback-failed" in final["reason"]
     assert "boom" in final["reason"]
     assert "rollback of 02b: ok, restored b.x=1" in final["message"]

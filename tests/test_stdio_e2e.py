@@ -10,10 +10,12 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fault_support import fault_root, run_watched, started_by_fault, wait_until
+from tests.measure_support import MEASURE
 from tests.support import ADJUST, adjust_env, alive, simple_driver, write_driver
 
 pytestmark = pytest.mark.e2e
@@ -91,13 +93,39 @@ def test_a_closed_stdin_is_an_empty_request(command: str, servo_root: Path, tmp_
         assert done.returncode == 0, done.stderr.decode()
 
 
+def journal(root: Path) -> list[dict[str, Any]]:
+    path = root / ".servo-agg" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
+        else []
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
         command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
+    """Refused, and recorded as any refused run (--info writes no record)."""
     done = run(good_root(servo_root), tmp_path, ">&-", command, tag)
     assert done.returncode == 1
     assert done.stderr.decode() == ("servo-agg: error (bad-stdio): stdout was closed at "
                                     "start, so nothing could reach servo; nothing was run\n")
+    records = journal(servo_root)
+    if command == "info":
+        assert records == []
+        return
+    [record] = records
+    assert (record["command"], record["status"], record["reason"], record["exit_code"]) == (
+        command, "failed", "bad-stdio", 1)
+    assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
+    assert record["calls"] == []
+
+
+def test_a_closed_stdout_of_measure_is_recorded_too(servo_root: Path, tag: str) -> None:
+    """The measure front-end takes the same way (its own name in the record)."""
+    done = subprocess.run(["/bin/sh", "-c", f'exec "{MEASURE}" --describe app >&-'],
+                          cwd=servo_root, env=adjust_env(tag), capture_output=True, timeout=60)
+    assert done.returncode == 1
+    [record] = journal(servo_root)
+    assert (record["front_end"], record["command"], record["reason"]) == (
+        "measure", "describe", "bad-stdio")
     assert not (servo_root / "web.log").exists()
 
 

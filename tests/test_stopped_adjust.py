@@ -29,16 +29,23 @@ OK = {"status": "ok", "reason": "success"}
 
 
 def driver(component: str, *, takes: float = 1.0, result: dict[str, Any] | None = None,
-           code: int = 0) -> Script:
-    """--query: one setting of `component`; adjust and rollback: `takes` s, then result."""
+           code: int = 0, query_takes: float = 0.0, query_code: int = 0,
+           rollback_takes: float | None = None) -> Script:
+    """--query: one setting of `component` after `query_takes` s (exit `query_code`);
+    adjust and rollback: `takes` s (a rollback `rollback_takes` if given), then result."""
     async def script(p: FakeMember) -> int:
         if p.proc.spec.call is Call.QUERY:
+            await trio.sleep(query_takes)
+            if query_code:
+                await p.complain("cannot reach the api")
+                return query_code
             await p.say({"application": {"components": {component: {"settings": {
                 "x": {"value": 1, "min": 0, "max": 9}}}}}})
             return 0
         await p.read_request()
         await p.say({"progress": 10, "message": "applying"})
-        await trio.sleep(takes)
+        await trio.sleep(rollback_takes if rollback_takes is not None
+                         and p.proc.spec.call is Call.ROLLBACK else takes)
         await p.say(result or OK)
         return code
     return script
@@ -46,8 +53,8 @@ def driver(component: str, *, takes: float = 1.0, result: dict[str, Any] | None 
 
 async def stopped_adjust(drivers: dict[str, Script], stop_at: float,
                          stop: Callable[[RunControl], None],
-                         on_failure: str = "continue") -> tuple[dict[str, Any], int,
-                                                                list[str]]:
+                         on_failure: str = "continue", parallel_queries: bool = False,
+                         ) -> tuple[dict[str, Any], int, list[str]]:
     """The real adjust over fake drivers, `stop` done to its control at `stop_at`: the
     final line, the exit code, and every call made, in order (`name call`)."""
     output = RecordingOutput()
@@ -58,7 +65,8 @@ async def stopped_adjust(drivers: dict[str, Script], stop_at: float,
             spawner.script(name, script)
         session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner), output,
                           ServoEnvironment(10.0, "all"))
-        job = AdjustJob(Command.ADJUST, "app", AggregatorConfig(on_failure=on_failure),  # type: ignore[arg-type]
+        job = AdjustJob(Command.ADJUST, "app", AggregatorConfig(
+            on_failure=on_failure, parallel_queries=parallel_queries),  # type: ignore[arg-type]
                         tuple(fake_spec(name).driver for name in drivers),
                         parse_request(json.dumps(request).encode()))
 
@@ -117,6 +125,86 @@ async def test_a_canceled_adjust_lists_the_same_and_does_not_roll_back(
                           "not started (unchanged): 30c"]
     assert "failed_drivers" not in final
     assert calls == ["10a query", "20b query", "30c query", "10a adjust", "20b adjust"]
+
+
+@pytest.mark.supervision
+@pytest.mark.parametrize("parallel_queries", [False, True])
+async def test_a_stop_during_the_queries_says_nothing_was_changed(
+        autojump_clock: trio.testing.MockClock, parallel_queries: bool) -> None:
+    """The same account as a stop during the adjusts (#16 point 9: also when it was a
+    query): nothing changed, the query cut short named, a query failed before kept."""
+    final, code, calls = await stopped_adjust(
+        {"10a": driver("a"), "15f": driver("f", query_code=2),
+         "20q": driver("q", query_takes=60), "30c": driver("c", query_takes=120)},
+        stop_at=3.0, stop=lambda control: control.cancel(),
+        parallel_queries=parallel_queries)
+    assert code == 1 and final["status"] == "canceled"
+    running = "20q, 30c were" if parallel_queries else "20q was"
+    lines = final["message"].split("\n")
+    assert lines[0] == (f"canceled by servo while {running} running; no further driver "
+                        "was started")
+    assert lines[1:6] == ["nothing was changed: the stop came during the drivers' queries, "
+                          "before any adjust started",
+                          "applied (adjust completed): none",
+                          "interrupted (may be partly applied): none",
+                          "not started (unchanged): 10a, 20q, 30c",
+                          "failed before the stop: 15f"]
+    assert lines[6].startswith("15f: failed: query: ")
+    assert lines[7].startswith("20q: canceled: query: ")
+    assert "--- 15f stderr ---" in lines and "cannot reach the api" in lines
+    assert final["failed_drivers"] == ["15f"]
+    assert not any(call.endswith(" adjust") for call in calls)
+    assert ("30c query" in calls) == parallel_queries
+
+
+@pytest.mark.supervision
+async def test_a_stop_during_a_rollback_names_it_and_does_not_call_it_applied(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The rollback servo cut short may have put back part of its settings: neither
+    applied nor rolled back; the one not yet rolled back stays applied."""
+    final, code, _ = await stopped_adjust(
+        {"10a": driver("a"), "20b": driver("b", rollback_takes=5),
+         "30f": driver("f", result={"status": "failed", "reason": "x", "message": "no"},
+                       code=1)},
+        stop_at=4.0, stop=lambda control: control.terminate(signal.SIGTERM),
+        on_failure="rollback")
+    assert code == 128 + signal.SIGTERM
+    lines = final["message"].split("\n")
+    assert lines[0].startswith("servo-agg received SIGTERM while 20b was running;")
+    assert lines[1:5] == ["applied (adjust completed): 10a",
+                          "interrupted (may be partly applied): none",
+                          "failed before the stop: 30f",
+                          "rollback interrupted (may be partly restored): 20b"]
+    assert "rollback of 10a: not attempted (servo-agg was stopped)" in lines
+    assert final["failed_drivers"] == ["30f"]
+
+
+@pytest.mark.supervision
+async def test_a_stop_after_a_rollback_failed_still_names_its_driver(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A rollback that failed on its own before the stop is a failed driver, as it is
+    without a stop (and in the journal's --history)."""
+    broke = {"status": "failed", "reason": "y", "message": "cannot undo"}
+
+    def undo_fails(component: str) -> Script:
+        adjusted = driver(component)
+
+        async def script(p: FakeMember) -> int | None:
+            if p.proc.spec.call is not Call.ROLLBACK:
+                return await adjusted(p)
+            await p.read_request()
+            await p.say(broke)
+            return 1
+        return script
+
+    final, _, calls = await stopped_adjust(
+        {"10a": driver("a", rollback_takes=60), "20b": undo_fails("b"),
+         "30f": driver("f", result={"status": "failed", "reason": "x", "message": "no"},
+                       code=1)},
+        stop_at=10.0, stop=lambda control: control.cancel(), on_failure="rollback")
+    assert calls[-2:] == ["20b rollback", "10a rollback"]
+    assert final["failed_drivers"] == ["20b", "30f"]
+    assert "rollback interrupted (may be partly restored): 10a" in final["message"]
 
 
 @pytest.mark.unit

@@ -6,15 +6,16 @@ stop, rollback)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 import trio
 
 from aggregator import PRODUCT
 from aggregator.adjust.calls import AdjustJob
 from aggregator.adjust.groups import Group, adjust_groups
-from aggregator.adjust.plan import AdjustPlan, plan_adjust
+from aggregator.adjust.plan import AdjustPlan, plan_adjust, stopped
 from aggregator.protocol.result import AdjustStanding, DriverFailure, judge
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call, Reason
@@ -125,7 +126,7 @@ async def adjust(job: AdjustJob, session: Session) -> int:
     display = session.display
     control = session.control
     policy = job.config.on_failure
-    rolled_back: list[str] = []
+    rollback = RolledBack()
     extra: list[str] = []
     extra_reasons: list[str] = []
     display.begin(_adjust_header(job, plan, groups), list(plan.shares))
@@ -154,33 +155,26 @@ async def adjust(job: AdjustJob, session: Session) -> int:
                 extra.append(f"not started (on_failure: {policy}): {', '.join(not_started)}")
             # Never after a stop: servo asked that no further driver run (see stopped()).
             if failures and policy == "rollback" and not control.stopping:
-                lines, rolled_back = await roll_back(job, session, plan, groups, completed,
-                                                     relay)
-                extra.extend(lines)
-                if rolled_back != completed:
+                rollback = await roll_back(job, session, plan, groups, completed, relay)
+                extra.extend(rollback.lines)
+                if rollback.restored != completed:
                     extra_reasons.append(Reason.ROLLBACK_FAILED)
             nursery.cancel_scope.cancel()
     finally:
         display.close()
+    # A driver whose rollback failed is a failed driver too (its line and stderr are in
+    # the rollback lines): servo's failed_drivers names it, as --history does.
+    failed = {f.driver for f in failures} | set(rollback.failed)
+    failed_drivers = [name for name in plan.shares if name in failed]
     if control.stopping:
         stopped(session, AdjustStanding(
-            completed=[n for n in completed if n not in rolled_back],
+            completed=[n for n in completed if n not in rollback.restored + rollback.cut],
             interrupted=[f.driver for f in cut_short], not_started=not_started,
-            failed=[f.driver for f in failures], rolled_back=rolled_back),
-            failures, cut_short, extra)
-    return finish_with_failures(session.output, failures, extra, extra_reasons)
-
-
-def stopped(session: Session, standing: AdjustStanding, failures: list[DriverFailure],
-            cut_short: list[DriverFailure], extra: list[str]) -> NoReturn:
-    """End a stopped or canceled adjust: its final line says what the application holds
-    now (standing), then each failure and the interrupted drivers' own words, with their
-    stderr. No rollback runs after a stop, whatever on_failure says: servo asked that no
-    further driver start, it may be gone already (SIGTERM, its exit), and a rollback is
-    a driver call that could outlast its patience; the optimizer's next adjust sets
-    every setting anew, and this line tells the operator what holds until then."""
-    session.stop_with_failures(standing.interrupted, failures, cut_short=cut_short,
-                               before=standing.lines(), extra=extra)
+            failed=[f.driver for f in failures], rolled_back=rollback.restored,
+            rollback_interrupted=rollback.cut),
+            failures, cut_short, extra, failed_drivers=failed_drivers)
+    return finish_with_failures(session.output, failures, extra, extra_reasons,
+                                keys={"failed_drivers": failed_drivers} if failures else None)
 
 
 def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,
@@ -192,23 +186,34 @@ def _rollback_progress(relay: ProgressRelay, display: Display, driver: str,
     display.progress(driver, message)
 
 
+@dataclass
+class RolledBack:
+    """What a rollback did: a line per driver for the final message (newest group first;
+    in a group, the reverse of file-name order); and, in driver order, the drivers
+    restored (all that completed when every rollback worked), those whose rollback
+    failed on its own, and those whose rollback servo's stop cut short."""
+
+    lines: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)
+
+
 async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
                     groups: Sequence[Group], completed: Sequence[str],
-                    relay: ProgressRelay) -> tuple[list[str], list[str]]:
+                    relay: ProgressRelay) -> RolledBack:
     """Put every driver that completed back to its pre-adjust values: the groups in the
     reverse of the order they ran, the drivers of one group at the same time (as systemd
     stops units), so the last change made is the first undone.
-
-    Returns a line per driver for the final message (newest group first; in a group, the
-    reverse of file-name order), and the drivers restored, in driver order (all of
-    `completed` when every rollback worked).
     """
     if not completed:
-        return ["rollback: nothing to roll back (no driver had completed)"], []
+        return RolledBack(["rollback: nothing to roll back (no driver had completed)"])
     done = set(completed)
     lines: dict[str, list[str]] = {}
     steps: dict[str, RollbackStep] = {}
     restored_drivers: set[str] = set()
+    cut: set[str] = set()
+    failed: set[str] = set()
 
     async def restore(name: str) -> None:
         components = plan.rollback_components(name)
@@ -232,6 +237,10 @@ async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
             lines[name] = [f"rollback of {name}: ok, restored {restored}"]
             restored_drivers.add(name)
             return
+        if session.control.stopping and name in session.control.interrupted:
+            cut.add(name)
+        else:
+            failed.add(name)
         lines[name] = [f"rollback of {name}: FAILED ({failure.message}); "
                        f"{restored} may not be restored"]
         if failure.stderr:
@@ -247,5 +256,7 @@ async def roll_back(job: AdjustJob, session: Session, plan: AdjustPlan,
             for name in members:
                 together.start_soon(restore, name)
     session.facts.rollback.extend(steps[name] for name in order)
-    return ([line for name in order for line in lines[name]],
-            [name for name in completed if name in restored_drivers])
+    return RolledBack([line for name in order for line in lines[name]],
+                      [name for name in completed if name in restored_drivers],
+                      [name for name in completed if name in failed],
+                      [name for name in completed if name in cut])

@@ -12,7 +12,7 @@ from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import ProgressRelay
 from aggregator.supervision.session import Session
-from aggregator.supervision.spec import CallOutcome, CallSpec
+from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec
 from aggregator.supervision.versions import report_versions
 
 
@@ -26,6 +26,8 @@ class Survey:
 
     descriptors: list[tuple[str, Descriptor]] = field(default_factory=list)
     failures: list[DriverFailure] = field(default_factory=list)
+    #: not queried: servo stopped the run before their turn (not a failure of theirs)
+    not_started: list[str] = field(default_factory=list)
 
 
 def read_descriptor(outcome: CallOutcome, session: Session) -> Descriptor | DriverFailure:
@@ -59,6 +61,10 @@ async def survey(job: AdjustJob, session: Session,
                                       parallel=job.config.parallel_queries, between=between,
                                       relay=relay)
     for outcome in outcomes:
+        if (outcome.end is CallEnd.NOT_STARTED and outcome.problem is not None
+                and outcome.problem.reason in (Reason.CANCELED, Reason.TERMINATED)):
+            found.not_started.append(outcome.driver.name)
+            continue
         got = read_descriptor(outcome, session)
         if isinstance(got, DriverFailure):
             found.failures.append(got)

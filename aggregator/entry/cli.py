@@ -59,10 +59,13 @@ def open_closed_stdio() -> frozenset[int]:
 
 
 def stdout_closed_note() -> None:
-    """What is said when nothing can reach servo (stdout closed): on stderr, if open."""
+    """What --info and the readers say when nothing can reach servo (stdout closed):
+    on stderr, if open. They keep no record; every other command is refused by
+    launch.run, which records it."""
+    from aggregator.protocol.errors import STDOUT_CLOSED
+
     try:
-        sys.stderr.write("servo-agg: error (bad-stdio): stdout was closed at start, so "
-                         "nothing could reach servo; nothing was run\n")
+        sys.stderr.write(f"servo-agg: error (bad-stdio): {STDOUT_CLOSED}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
     called = os.path.basename(program or sys.argv[0])
     given = sys.argv[1:] if argv is None else argv
     front, args = front_end_name(called, given)
-    if 1 in closed:
+    reader = any(arg.partition("=")[0] in _READERS for arg in args)
+    if 1 in closed and ("--info" in args or reader):  # they write no record: just say so
         stdout_closed_note()
         return 1
     if "--info" in args:  # the one place that answers it: before anything else loads
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         return print_info(front)
     from aggregator.root.front_end import FrontEnd
 
-    if any(arg.partition("=")[0] in _READERS for arg in args):  # before trio, as --info
+    if reader:  # before trio, as --info
         from aggregator.entry.readers import read_journal
 
         return read_journal(args, FrontEnd(front))
@@ -95,8 +99,8 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
 
     # --help names the program as called: adjust, measure, servo-agg (measure)
     shown = called if len(args) == len(given) else f"{called} {front}"
-    return run(args, FrontEnd(front), stdin_closed=0 in closed, servo_pid=servo_pid,
-               program=shown)
+    return run(args, FrontEnd(front), stdin_closed=0 in closed,
+               stdout_closed=1 in closed, servo_pid=servo_pid, program=shown)
 
 
 def exit_now(code: int) -> NoReturn:

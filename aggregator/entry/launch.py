@@ -19,7 +19,7 @@ from aggregator.protocol.environment import (
     ServoEnvironment,
     read_environment,
 )
-from aggregator.protocol.errors import AggregatorError
+from aggregator.protocol.errors import STDOUT_CLOSED, AggregatorError
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.text import version_line
@@ -41,14 +41,19 @@ Job = AdjustJob | MeasureJob
 
 
 def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
-        servo_pid: int | None = None, program: str | None = None) -> int:
+        stdout_closed: bool = False, servo_pid: int | None = None,
+        program: str | None = None) -> int:
     """The command's exit code; never 0 when what it wrote could not all reach servo.
-    `servo_pid`: our parent at start, watched so that its exit stops the run; `program`:
-    the name it was called by, for --help."""
+    `stdout_closed`: it was closed at start (cli.open_closed_stdio put /dev/null there),
+    so the run is refused, and recorded as any refusal; `servo_pid`: our parent at start,
+    watched so that its exit stops the run; `program`: the name it was called by, for
+    --help."""
     facts = RunFacts.begin(front, argv, os.environ)
     early = EarlySignals(record=facts.signal)
     early.install()
     output = Output.for_servo(servo_pid)  # non-blocking, on a file description of its own
+    if stdout_closed:  # no line reaches servo; the record says why (servo_gone)
+        output.closed, output.lost = True, "stdout was closed at start"
     root = Path(os.getcwd())
     try:
         code, config = _run(argv, front, early, output, stdin_closed, facts, root, program)
@@ -176,9 +181,11 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
     try:
         args = build_parser(front, program).parse_args(argv)
         command = facts.command = _command(args, front)
-        facts.app = args.app
+        facts.app = args.app or ""
         if args.verbose:  # every note from here on says when, from the process's start
             output.stamp_notes()
+        if output.lost is not None:  # stdout closed at start: nothing could reach servo
+            raise AggregatorError(Reason.BAD_STDIO, STDOUT_CLOSED)
         if args.json and not (args.dry_run or args.check):
             raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")
         if args.last is not None or args.show is not None or args.history or args.failed \

@@ -13,10 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from aggregator.protocol.measure import (
+    MeasurementWindow,
     MeasureRequest,
     driver_control,
     driver_request,
-    window_seconds,
+    measurement_window,
+    window_grace_notice,
 )
 from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Call
@@ -64,18 +66,30 @@ class MeasureJob:
         assert self.request is not None
         return driver_control(self.request.control, driver.name, self.names)
 
-    def window_of(self, driver: Driver) -> float | None:
-        """The window `driver`'s own control implies (None: its control gives no timing)."""
-        return window_seconds(self.control_of(driver))
+    def window_of(self, driver: Driver) -> MeasurementWindow:
+        """The window `driver`'s own control implies (its seconds None: none)."""
+        return measurement_window(self.control_of(driver))
 
     def window_limit(self, driver: Driver) -> TimeLimit | None:
         """`window_grace`'s limit on `driver`'s measure: its own window plus the grace,
         from its own start; None when the grace is off or its control has no timing."""
-        grace, window = self.config.window_grace, self.window_of(driver)
+        grace, window = self.config.window_grace, self.window_of(driver).seconds
         if grace is None or window is None:
             return None
         return TimeLimit(window + grace, f"its {show(window)} s measurement window and the "
                                          f"{show(grace)} s window_grace")
+
+    def window_notices(self) -> list[str]:
+        """With window_grace set, one notice per reason some drivers' control gives no
+        window to add it to (they measure without that limit)."""
+        if self.config.window_grace is None:
+            return []
+        unusable: dict[str, list[str]] = {}
+        for driver in self.drivers:
+            why = self.window_of(driver).unusable
+            if why:
+                unusable.setdefault(why, []).append(driver.name)
+        return [window_grace_notice(names, why) for why, names in unusable.items()]
 
     def at_once(self) -> tuple[int, str]:
         """How many drivers this job must run at the same time, and why (for

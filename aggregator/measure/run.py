@@ -132,9 +132,11 @@ class _Measurement:
 
 
 def asked_in_vain(job: MeasureJob, owner: dict[str, str]) -> list[str]:
-    """What a measure was asked that no driver will answer, known before any measures:
+    """What a measure was asked that it will not get, known before any measures:
     metrics no driver describes (derived ones the optimizer may compute itself: not an
-    error) and overrides keyed by no driver that runs."""
+    error), overrides keyed by no driver that runs, and a window_grace that limits
+    nothing for want of a window. The final line's annotation starts with these; they
+    go to stderr (and the run's record) as soon as they are known."""
     assert job.request is not None
     found = []
     missing = unowned(job.request, owner)
@@ -142,7 +144,7 @@ def asked_in_vain(job: MeasureJob, owner: dict[str, str]) -> list[str]:
         found.append(undescribed_notice(missing))
     found += [unused_override_notice(key, key in job.config.disabled)
               for key in unused_overrides(job.request.control, job.names)]
-    return found
+    return found + job.window_notices()
 
 
 async def measure(job: MeasureJob, session: Session) -> int:

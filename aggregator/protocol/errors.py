@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+#: Why a run whose stdout was closed at start is refused (reason bad-stdio): said on
+#: stderr, kept in its record.
+STDOUT_CLOSED = "stdout was closed at start, so nothing could reach servo; nothing was run"
+
 
 class AggregatorError(Exception):
     """A failure servo must hear about: `reason` is a short kind, `message` says what to do."""

@@ -12,6 +12,7 @@ from typing import Any, TypeGuard
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, load_request
 from aggregator.protocol.text import DistinctNames, brief, clash_message, clip, shown_name
+from aggregator.protocol.validation import show
 from aggregator.protocol.vocabulary import Reason
 
 Metrics = list[str] | dict[str, Any]  # the request's form: names, or {name: {...}}
@@ -219,25 +220,72 @@ def driver_request(request: MeasureRequest, driver: str, owned: Iterable[str],
 
 
 def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A timing value as seconds (an int too large for a float is infinite); None when
+    it is not a number of seconds >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return math.inf
+    return None if math.isnan(seconds) else seconds
+
+
+@dataclass(frozen=True)
+class MeasurementWindow:
+    """The window a control implies: `seconds`, or None when there is none: the control
+    gives no timing, or (`unusable` says how) timing no window can be computed from."""
+
+    seconds: float | None = None
+    unusable: str = ""
+
+    def shown(self) -> str:
+        """In words, for --dry-run."""
+        if self.seconds is not None:
+            return f"{show(self.seconds)} s"
+        return f"none ({self.unusable})" if self.unusable else "none"
+
+
+def measurement_window(control: Mapping[str, Any] | None) -> MeasurementWindow:
+    """How long a measurement lasts by its control: warmup + duration + delay (`past`
+    counts as delay), or load.t_warmup + load.t_limit, whichever is larger. A timing
+    key that is not a number of seconds >= 0, or parts that add up past any float,
+    give no window, and say why: a window guessed from the other parts would cut a
+    measurement short, and none at all must not pass unsaid (window_grace needs one)."""
+    if not control:
+        return MeasurementWindow()
+    delay = "delay" if control.get("delay") is not None else "past"
+    groups = [[(key, control.get(key)) for key in ("warmup", "duration", delay)]]
+    load = control.get("load")
+    if isinstance(load, dict):
+        groups.append([(f"load.{key}", load.get(key)) for key in ("t_warmup", "t_limit")])
+    given = [[(key, value) for key, value in group if value is not None] for group in groups]
+    bad = [f"{key} {clip(json.dumps(value), 40)}" for group in given for key, value in group
+           if _seconds(value) is None]
+    if bad:
+        return MeasurementWindow(None, f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'}"
+                                       " not a number of seconds >= 0")
+    windows = [(sum(_seconds(value) or 0.0 for _, value in group),
+                [key for key, _ in group]) for group in given if group]
+    if not windows:
+        return MeasurementWindow()
+    seconds, keys = max(windows, key=lambda window: window[0])
+    if not math.isfinite(seconds):
+        return MeasurementWindow(None, f"window {' + '.join(keys)} is infinite")
+    return MeasurementWindow(seconds)
 
 
 def window_seconds(control: Mapping[str, Any] | None) -> float | None:
-    """How long a measurement lasts by its control: warmup + duration + delay (`past`
-    counts as delay), or load.t_warmup + load.t_limit, whichever is larger; None when
-    the control gives no timing at all."""
-    if not control:
-        return None
-    parts = [_seconds(control.get(key)) for key in ("warmup", "duration")]
-    parts.append(_seconds(control.get("delay", control.get("past"))))
-    load = control.get("load")
-    load_parts = ([_seconds(load.get("t_warmup")), _seconds(load.get("t_limit"))]
-                  if isinstance(load, dict) else [])
-    windows = [sum(p for p in group if p is not None)
-               for group in (parts, load_parts) if any(p is not None for p in group)]
-    return max(windows) if windows else None
+    """The window's seconds (None: none); see measurement_window."""
+    return measurement_window(control).seconds
+
+
+def window_grace_notice(drivers: Sequence[str], unusable: str) -> str:
+    """measure.window_grace is set, but these drivers' control gives no window to add
+    it to: their measure runs without that limit, which must not pass unsaid."""
+    whose = "its" if len(drivers) == 1 else "their"
+    return (f"measure.window_grace does not limit {', '.join(drivers)}: {whose} control's "
+            f"{unusable}, so no measurement window can be computed")
 
 
 def merge_results(results: Sequence[tuple[str, Mapping[str, Any]]],

@@ -179,14 +179,23 @@ class AdjustStanding:
     not_started: Sequence[str] = ()  # nothing of theirs changed
     failed: Sequence[str] = ()  # failed before the stop (their lines follow)
     rolled_back: Sequence[str] = ()  # completed, then put back before the stop
+    #: completed, then the stop cut its rollback short: may be partly put back
+    rollback_interrupted: Sequence[str] = ()
+    #: the stop came while the drivers were queried: no adjust had started
+    during_queries: bool = False
 
     def lines(self) -> list[str]:
         """A line for each kind that has drivers; the applied and the interrupted ones
-        always, since that is what the operator must know first."""
+        always, since that is what the operator must know first (first of all, when the
+        stop came before any adjust, that nothing was changed)."""
         kinds = [("applied (adjust completed)", self.completed, True),
                  ("interrupted (may be partly applied)", self.interrupted, True),
                  ("not started (unchanged)", self.not_started, False),
                  ("failed before the stop", self.failed, False),
-                 ("rolled back before the stop", self.rolled_back, False)]
-        return [f"{label}: {', '.join(names) or 'none'}" for label, names, always in kinds
-                if names or always]
+                 ("rolled back before the stop", self.rolled_back, False),
+                 ("rollback interrupted (may be partly restored)", self.rollback_interrupted,
+                  False)]
+        before = (["nothing was changed: the stop came during the drivers' queries, before "
+                   "any adjust started"] if self.during_queries else [])
+        return before + [f"{label}: {', '.join(names) or 'none'}"
+                         for label, names, always in kinds if names or always]

@@ -40,6 +40,7 @@ class Reason(StrEnum):
     OUT_OF_MEMORY = "out-of-memory"  # stopped by its memory limit (`limits.memory`)
     # what the aggregator refused before running anything
     BAD_USAGE = "bad-usage"
+    BAD_STDIO = "bad-stdio"  # stdout closed at start: nothing could reach servo
     BAD_INPUT = "bad-input"
     BAD_ENV = "bad-env"
     BAD_CONFIG = "bad-config"

@@ -123,7 +123,7 @@ class RunFacts:
     io_timeout: str | None = None  # OPTUNE_IO_TIMEOUT as servo set it
     started: float = field(default_factory=time.time)  # wall clock, seconds
     command: str | None = None  # None: the command line could not be understood
-    app: str | None = None
+    app: str = ""  # the app id; empty when none was given (docs/journal.md)
     config_digest: str | None = None
     request: bytes | None = None
     calls: list[CallFacts] = field(default_factory=list)

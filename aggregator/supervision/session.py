@@ -157,14 +157,19 @@ class Session:
 
     def stop_with_failures(self, running: Sequence[str], failures: Sequence[DriverFailure],
                            *, cut_short: Sequence[DriverFailure] = (),
-                           before: Sequence[str] = (), extra: Sequence[str] = ()) -> NoReturn:
+                           before: Sequence[str] = (), extra: Sequence[str] = (),
+                           failed_drivers: Sequence[str] | None = None) -> NoReturn:
         """End a stopped or canceled run (any front-end) that had failures: `before` (e.g.
         where each adjust driver stands), then the drivers that failed on their own and
         those the stop `cut_short`, folded as any failure is (a line each, `extra`, each
-        one's stderr excerpt); `failed_drivers` names only those that failed on their own."""
+        one's stderr excerpt); `failed_drivers` names only those that failed on their own
+        (default: `failures`' drivers; more when `extra` tells of others, as a failed
+        rollback)."""
         everyone = [*failures, *cut_short]
         folded = fold(everyone, extra)["message"].split("\n") if everyone else list(extra)
-        raise RunStopped(running, [*before, *folded], [f.driver for f in failures])
+        raise RunStopped(running, [*before, *folded],
+                         [f.driver for f in failures] if failed_drivers is None
+                         else failed_drivers)
 
     def timing_summary(self, driver_order: Sequence[str]) -> list[str]:
         """One line per driver: each call it had and how long it took, in call order."""
