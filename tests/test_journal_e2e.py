@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,26 @@ def records(root: Path, name: str = "journal.jsonl") -> list[dict[str, Any]]:
 
 
 def id_logging_driver(component: str) -> str:
-    """simple_driver that appends `<SERVO_AGG_RUN_ID> <call>` to ids.log for each call."""
-    prelude = ("import os, sys\n"
-               "with open('ids.log', 'a') as log:\n"
-               "    log.write(os.environ.get('SERVO_AGG_RUN_ID', '-') + ' '"
-               " + (sys.argv[1] if sys.argv[1].startswith('--') else 'adjust') + '\\n')\n")
-    return prelude + textwrap.dedent(simple_driver(component, {"cpu": SETTING})).lstrip("\n")
+    """A well-behaved driver that appends `<SERVO_AGG_RUN_ID> <call>` to ids.log for each
+    call. In Python, unlike simple_driver: the record's CPU time of its calls is asserted,
+    and sh's start can take less than the clock's tick."""
+    descriptor = {"application": {"components": {component: {"settings": {"cpu": SETTING}}}}}
+    return f"""
+        import json, os, sys
+        call = sys.argv[1] if sys.argv[1].startswith("--") else "adjust"
+        with open("ids.log", "a") as log:
+            log.write(os.environ.get("SERVO_AGG_RUN_ID", "-") + " " + call + "\\n")
+        if call == "--info":
+            print(json.dumps({{"version": "1.0", "has_cancel": False}}))
+        elif call == "--query":
+            print(json.dumps({descriptor!r}))
+        else:
+            json.load(sys.stdin)
+            for i in range(2):
+                print(json.dumps({{"progress": (i + 1) * 33, "message": f"step {{i}}"}}),
+                      flush=True)
+            print(json.dumps({{"status": "ok", "reason": "success"}}))
+        """
 
 
 def failing_driver(component: str = "db", stderr_bytes: int = 100) -> str:
