@@ -48,6 +48,7 @@ from tests.fakes import (
     RecordingOutput,
     Script,
     fake_driver,
+    measure_script,
     open_fake_spawner,
     simple_script,
 )
@@ -200,13 +201,15 @@ async def hangs_on_query(p: FakeMember) -> int:
 
 
 async def checked_answers(scripts: dict[str, Script], *, app: str = "app",
-                          io_timeout: float | None = None,
+                          io_timeout: float | None = None, front: FrontEnd = FrontEnd.ADJUST,
                           ) -> tuple[Report, list[FakeProcess]]:
-    """The drivers section --check writes for fake drivers `scripts` (T `io_timeout`, or
-    --check's own default as without servo's), and the processes it started."""
+    """The drivers section --check (of `front`) writes for fake drivers `scripts` (T
+    `io_timeout`, or --check's own default as without servo's), and the processes it
+    started."""
     environment = ServoEnvironment(io_timeout, "all").with_fallback(
         CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
-    drivers = [fake_driver(name) for name in scripts]
+    folder = "measure.d" if front is FrontEnd.MEASURE else "adjust.d"
+    drivers = [fake_driver(name, folder) for name in scripts]
     probes: list[Probe] = []
     async with open_fake_spawner() as spawner:
         for name, script in scripts.items():
@@ -215,11 +218,11 @@ async def checked_answers(scripts: dict[str, Script], *, app: str = "app",
                                                        environment.io_timeout_source),
                                      spawner), RecordingOutput(), environment)
         with trio.fail_after(TRIO_TIME_BOUND):
-            assert await probe_command(drivers, app, probes)(session) == 0
+            assert await probe_command(drivers, app, probes, front)(session) == 0
         started = list(spawner.started)
     report = Report()
     check_answers(report, probes, line_limit_for(environment.io_timeout), AggregatorConfig(),
-                  drivers)
+                  drivers, front)
     return report, started
 
 
@@ -301,6 +304,19 @@ async def test_a_summary_counts_only_what_was_checked(autojump_clock: trio.testi
     assert line_with(report.lines, "[--]",
                      "not checked: no driver's --query answer could be used")
     assert not any("0 settings" in line for line in report.lines)
+
+
+@pytest.mark.supervision
+async def test_a_metric_two_measure_drivers_describe_fails(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """(measure --check's whole way, through ./measure: test_measure_e2e.py's
+    test_check_warns_when_servos_timeout_is_below_what_measure_drivers_need.)"""
+    report, _ = await checked_answers({"10a": measure_script({"x": {}}),
+                                       "20b": measure_script({"x": {}, "y": {}})},
+                                      front=FrontEnd.MEASURE)
+    assert line_with(report.lines, "[FAIL]", "x is reported by 10a and 20b")
+    assert not any("y is reported" in line for line in report.lines)
+    assert report.problems == 1
 
 
 @pytest.mark.supervision
