@@ -597,12 +597,13 @@ def assert_json_report(servo_root: Path, run: AdjustRun, text_returncode: int, *
 async def test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code(
         servo_root: Path, tag: str, tmp_path: Path) -> None:
     """Also: --check reads servo's real environment (its T, and the PATH a driver's
-    `#!/usr/bin/env` line is looked up on)."""
+    `#!/usr/bin/env` line is looked up on), and reports on the root's permissions."""
     healthy_root(servo_root)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "shdriver").symlink_to("/bin/sh")
-    write_driver(servo_root, "30-bad", "exit 2\n", shebang="#!/usr/bin/env shdriver")
+    write_driver(servo_root, "30-bad", "exit 2\n", shebang="#!/usr/bin/env shdriver",
+                 mode=0o777)
     env = adjust_env(tag, OPTUNE_IO_TIMEOUT="3")
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     text = await run_adjust(servo_root, "--check", "app", tag=tag, env=env)
@@ -610,6 +611,9 @@ async def test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_cod
     assert line_with(text.lines, "[ok]", "#!/usr/bin/env shdriver (30-bad) runs "
                                          f"{bin_dir / 'shdriver'} (-> ")
     assert line_with(text.lines, "[FAIL]", "--info failed: info: exited with code 2")
+    # the security section is in the report (what it finds: test_check_security.py)
+    assert "security" in text.lines
+    assert line_with(text.lines, "[warn]", "driver 30-bad is writable by its group and others")
     assert_json_report(servo_root, await run_adjust(servo_root, "--check", "--json", "app",
                                                     tag=tag, env=env),
                        text.returncode, broken=True)
