@@ -132,12 +132,23 @@ def check_aborted(run: AdjustRun, sig: int) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", STOPS, ids=[s.name for s in STOPS])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_sigterm_and_sigint_abort_with_the_kill_cascade(
         sig: int, servo_root: Path, tag: str) -> None:
+    """SIGINT, which Python itself would make a KeyboardInterrupt, and SIGTERM, which
+    stands for SIGHUP: both are received as every one of STOP_SIGNALS is (the next test)."""
     run = await adjust_then_signal(servo_root, tag, "work", sig)
     check_aborted(run, sig)
     check_stopped_cleanly(servo_root, run)
+
+
+@pytest.mark.unit
+def test_servos_signals_are_one_list_every_receiver_takes() -> None:
+    """The early handlers (signals.py) and the run's receiver (control.py) both take
+    STOP_SIGNALS, so SIGHUP reaches a real ./adjust as SIGTERM does."""
+    from aggregator.supervision.signals import STOP_SIGNALS
+
+    assert set(STOP_SIGNALS) == {signal.SIGUSR1, *STOPS}
 
 
 @pytest.mark.supervision
