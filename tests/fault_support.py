@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,13 +49,10 @@ REQUEST: dict[str, Any] = {
 def recording_driver(component: str, setting: str, version: str, root: Path,
                      name: str) -> str:
     """simple_driver that also appends every command line it gets to <name>.calls."""
-    calls = root / f"{name}.calls"
-    prelude = ("import sys\n"
-               f"with open({str(calls)!r}, 'a') as f:\n"
-               "    f.write(' '.join(sys.argv[1:]) + '\\n')\n")
-    body = simple_driver(component, {setting: {"value": 1, "min": 0, "max": 10}},
-                         version=version, log=str(root / f"{name}.log"))
-    return prelude + textwrap.dedent(body).lstrip("\n")
+    calls = shlex.quote(str(root / f"{name}.calls"))
+    return simple_driver(component, {setting: {"value": 1, "min": 0, "max": 10}},
+                         version=version, log=str(root / f"{name}.log"),
+                         prelude=f'printf \'%s\\n\' "$*" >> {calls}')
 
 
 def install_fault(root: Path, name: str = FAULT, folder: str = "adjust.d") -> Path:

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -52,40 +53,48 @@ def real_supervisor(root: Path, env: dict[str, str], *, io_timeout: float | None
 def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None,
                  mode: int = 0o755, folder: str = "adjust.d") -> Path:
     """A driver script in root/adjust.d (or `folder`); `body` is Python (stdlib only: see
-    PYTHON_SHEBANG) unless a shebang is given."""
+    PYTHON_SHEBANG) unless a shebang is given or the body starts with its own `#!` line
+    (simple_driver's)."""
     drivers = root / folder
     drivers.mkdir(exist_ok=True)
     path = drivers / name
-    head = shebang if shebang is not None else PYTHON_SHEBANG
-    path.write_text(head + "\n" + textwrap.dedent(body).lstrip("\n"))
+    text = textwrap.dedent(body).lstrip("\n")
+    if shebang is not None or not text.startswith("#!"):
+        text = (shebang if shebang is not None else PYTHON_SHEBANG) + "\n" + text
+    path.write_text(text)
     path.chmod(mode)
     return path
 
 
 def simple_driver(component: str, settings: dict[str, Any], *, version: str = "1.0",
-                  progress_steps: int = 2, log: str | None = None) -> str:
-    """Python source of a well-behaved driver owning `component` with `settings`.
+                  progress_steps: int = 2, log: str | None = None, prelude: str = "") -> str:
+    """A well-behaved driver owning `component` with `settings`, whole with its `#!` line.
 
-    It records each adjust request it receives in `log` (a file name in the servo root).
+    It records each adjust request it receives in `log` (a file name in the servo root,
+    one line each). In sh, since what it says is fixed when it is written: its language is
+    never what a test is about, and sh starts in a tenth of Python's CPU (tests/README.md).
+    `prelude` (sh) runs first, on every call.
     """
+    def say(message: object) -> str:
+        return f"printf '%s\\n' {shlex.quote(json.dumps(message))}"
+
     descriptor = {"application": {"components": {component: {"settings": settings}}}}
-    return f"""
-        import json, sys
-        if "--info" in sys.argv:
-            print(json.dumps({{"version": {version!r}, "has_cancel": False}}))
-            sys.exit(0)
-        if "--query" in sys.argv or "--describe" in sys.argv:
-            print(json.dumps({descriptor!r}))
-            sys.exit(0)
-        request = json.load(sys.stdin)
-        if {log!r}:
-            with open({log!r}, "a") as f:
-                f.write(json.dumps(request) + "\\n")
-        for i in range({progress_steps}):
-            print(json.dumps({{"progress": (i + 1) * 100 // ({progress_steps} + 1),
-                               "message": "step " + str(i)}}), flush=True)
-        print(json.dumps({{"status": "ok", "reason": "success"}}))
-        """
+    steps = "\n".join(say({"progress": (i + 1) * 100 // (progress_steps + 1),
+                            "message": f"step {i}"}) for i in range(progress_steps))
+    record = (f"request=$(cat)\nprintf '%s\\n' \"$request\" >> {shlex.quote(log)}" if log
+              else "cat > /dev/null")
+    return f"""#!/bin/sh
+{prelude}
+for arg do
+    case $arg in --info) {say({"version": version, "has_cancel": False})}; exit 0;; esac
+done
+for arg do
+    case $arg in --query|--describe) {say(descriptor)}; exit 0;; esac
+done
+{record}
+{steps}
+{say({"status": "ok", "reason": "success"})}
+"""
 
 
 @dataclass

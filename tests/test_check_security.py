@@ -1,4 +1,6 @@
-"""`--check` warns when someone besides root and servo's user could change what servo runs."""
+"""`--check` warns when someone besides root and servo's user could change what servo runs
+(the section in the report ./adjust --check writes: test_check.py's
+test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from aggregator.root.config import AggregatorConfig
 from aggregator.root.discovery import Driver
 from aggregator.tools.check import Report, check_security
 from aggregator.tools.security import permission_problems
-from tests.support import run_adjust, simple_driver, write_driver
+from tests.support import write_driver
 
 ME = os.geteuid()
 
@@ -68,7 +70,7 @@ def test_each_writable_path_is_a_warning(servo_root: Path) -> None:
     servo_root.chmod(0o757)
     report = security(servo_root, drivers=[Driver("01web", driver)])
     found = warnings(report)
-    assert report.warnings == 4, found
+    assert (report.warnings, report.problems) == (4, 0), found  # warnings, not failures
     assert "the servo root is writable by others (drwxr-xrwx)" in found[0]
     assert "adjust.d/ is writable by its group and others" in found[1]
     assert "config.yaml is writable by its group and others (-rw-rw-rw-)" in found[2]
@@ -129,17 +131,3 @@ def test_a_drivers_dir_outside_the_servo_root_is_a_warning(tmp_path: Path) -> No
     assert report.warnings == 1
     (root / "mine").mkdir()
     assert security(root, AggregatorConfig(drivers_dir="mine/../mine")).warnings == 0
-
-
-@pytest.mark.e2e
-async def test_check_reports_them_as_warnings_not_failures(servo_root: Path,
-                                                           tag: str) -> None:
-    write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1, "min": 0,
-                                                                    "max": 2}}), mode=0o777)
-    run = await run_adjust(servo_root, "--check", "app", tag=tag)
-    assert run.returncode == 0, "\n".join(run.lines)
-    assert "security" in run.lines
-    assert any("[warn]" in line and "driver 01web is writable by its group and others"
-               in line for line in run.lines)
-    # the other warning: without T from servo or config.yaml, 01web could hang forever
-    assert run.lines[-1] == "result: servo would work with this root (0 problems, 2 warnings)"

@@ -24,19 +24,24 @@ from tests.support import AGGREGATOR, TAG_VAR, real_supervisor, run_adjust, writ
 pytestmark = pytest.mark.e2e
 
 # Every start of this driver leaves one line in calls.log: which call, and the pid.
-COUNTING = """
-    import json, os, sys
-    with open("calls.log", "a") as log:
-        log.write(f"{os.path.basename(sys.argv[0])} {' '.join(sys.argv[1:])} {os.getpid()}\\n")
-    if "--info" in sys.argv:
-        print(json.dumps({"version": "v-" + os.path.basename(sys.argv[0])}))
-    elif "--query" in sys.argv:
-        name = os.path.basename(sys.argv[0])
-        print(json.dumps({"components": {name: {"settings": {"x": {"value": 1}}}}}))
-    else:
-        json.load(sys.stdin)
-        print(json.dumps({"status": "ok", "reason": "success"}))
+COUNTING = """#!/bin/sh
+    name=${0##*/}
+    printf '%s %s %s\\n' "$name" "$*" "$$" >> calls.log
+    for arg do
+        case $arg in --info) printf '{"version": "v-%s"}\\n' "$name"; exit 0;; esac
+    done
+    for arg do
+        case $arg in
+            --query)
+                printf '{"components": {"%s": {"settings": {"x": {"value": 1}}}}}\\n' "$name"
+                exit 0;;
+        esac
+    done
+    cat > /dev/null
+    echo '{"status": "ok", "reason": "success"}'
 """
+#: A driver that only sleeps, in one process (the signal it gets is the sleep's).
+SLEEPING = "exec sleep 60\n"
 
 
 def calls(root: Path) -> list[str]:
@@ -107,7 +112,7 @@ async def test_a_stop_before_trio_reaches_the_head_started_driver_as_a_running_o
         stop: str, servo_root: Path, tag: str) -> None:
     """servo's signal came while trio was being imported: the driver the head start runs
     is stopped under supervision (SIGUSR1 and its grace, or the kill cascade) and named."""
-    path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
+    path = write_driver(servo_root, "01sleep", SLEEPING, shebang="#!/bin/sh")
     env = {**os.environ, TAG_VAR: tag}
     spec = CallSpec(Driver("01sleep", path), Call.QUERY, ("--query", "app"))
     headstart: Headstart[CallSpec] = Headstart()
@@ -133,7 +138,7 @@ async def test_a_stop_before_trio_reaches_the_head_started_driver_as_a_running_o
 
 def test_an_early_start_nobody_takes_up_is_killed_and_reaped(servo_root: Path,
                                                              tag: str) -> None:
-    path = write_driver(servo_root, "01sleep", "import time\ntime.sleep(60)\n")
+    path = write_driver(servo_root, "01sleep", SLEEPING, shebang="#!/bin/sh")
     headstart: Headstart[str] = Headstart()
     headstart.start("query", [str(path), "--query", "app"], servo_root,
                     {**os.environ, TAG_VAR: tag})

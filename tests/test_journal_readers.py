@@ -113,3 +113,20 @@ def test_a_journal_that_cannot_be_read_is_one_note_and_exit_1(
     out, err = capfd.readouterr()
     assert (out, err) == ("", f"servo-agg: the journal .servo-agg/journal.jsonl cannot be "
                               f"read ({why})\n")
+
+
+def test_a_last_record_cut_short_is_read_past_with_a_note_on_stderr(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """The disk filled up mid-record: `--last 2` shows the whole record before it, and says
+    on stderr what it read past."""
+    whole = json.dumps(RECORD).encode()
+    write_journal(tmp_path, whole, whole[:len(whole) // 2])
+    with open(tmp_path / CONFIG.dir / JOURNAL_FILE, "r+b") as journal:  # no newline after it
+        journal.truncate(len(whole) + 1 + len(whole) // 2)
+    monkeypatch.chdir(tmp_path)
+    assert read_journal(["--last", "2"], FrontEnd.ADJUST) == 0
+    out, err = capfd.readouterr()
+    assert err == ("servo-agg: .servo-agg/journal.jsonl, line 2: a record cut short; "
+                   "read past it\n")
+    assert out.splitlines()[0].endswith(f"[run {RECORD['run']}]")

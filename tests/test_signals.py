@@ -132,12 +132,23 @@ def check_aborted(run: AdjustRun, sig: int) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", STOPS, ids=[s.name for s in STOPS])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_sigterm_and_sigint_abort_with_the_kill_cascade(
         sig: int, servo_root: Path, tag: str) -> None:
+    """SIGINT, which Python itself would make a KeyboardInterrupt, and SIGTERM, which
+    stands for SIGHUP: both are received as every one of STOP_SIGNALS is (the next test)."""
     run = await adjust_then_signal(servo_root, tag, "work", sig)
     check_aborted(run, sig)
     check_stopped_cleanly(servo_root, run)
+
+
+@pytest.mark.unit
+def test_servos_signals_are_one_list_every_receiver_takes() -> None:
+    """The early handlers (signals.py) and the run's receiver (control.py) both take
+    STOP_SIGNALS, so SIGHUP reaches a real ./adjust as SIGTERM does."""
+    from aggregator.supervision.signals import STOP_SIGNALS
+
+    assert set(STOP_SIGNALS) == {signal.SIGUSR1, *STOPS}
 
 
 @pytest.mark.supervision
@@ -226,3 +237,32 @@ async def test_a_stop_during_a_rollback_names_the_driver_being_rolled_back(
     assert "while 01web was running" in run.final["message"], run.final
     assert [p.spec.call for p in run.calls("01web")][-1] is Call.ROLLBACK  # it was rolling back
     assert run.returncode == 128 + signal.SIGTERM
+
+
+@pytest.mark.supervision
+@pytest.mark.parametrize(("command", "call"), [(Command.VERSION, Call.INFO),
+                                               (Command.DRY_RUN, Call.QUERY)])
+async def test_version_and_dry_run_stop_when_servo_goes_as_on_sigterm(
+        command: Command, call: Call, autojump_clock: MockClock) -> None:
+    """servo gone (its end of stdout closed, or servo exited) stops the run as SIGTERM
+    does, with SIGHUP standing for it (channel.SERVO_GONE_SIGNAL); how each is noticed,
+    and --check and an adjust stopped so, through ./adjust: test_servo_end_e2e.py."""
+    from aggregator.supervision.channel import SERVO_GONE_SIGNAL
+
+    setting = {"value": 1, "min": 0, "max": 10}
+    drivers = {"01good": simple_script("a", {"x": setting}, version="a-1.0"),
+               FAULT: fault_script("hang", call),
+               "03good": simple_script("b", {"y": setting}, version="b-1.0")}
+    job = adjust_job(command, sorted(drivers), REQUEST)
+    run = await run_command(job, drivers, io_timeout=None,
+                            signals=[(SIGNAL_AT, SERVO_GONE_SIGNAL)])
+    assert run.returncode != 0
+    if command is Command.VERSION:  # a line for every driver still; the stuck one failing
+        [line] = run.lines
+        assert "(01good a-1.0, 02fault: failing, 03good b-1.0)" in line, line
+        assert ("02fault: aborted: info: killed because servo-agg was told to terminate"
+                in run.stderr), run.stderr
+    else:
+        assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated")
+        assert "while 02fault was running; the driver was stopped" in run.final["message"]
+    assert [p.spec.call for p in run.calls(FAULT)][-1] is call  # stopped where it hung

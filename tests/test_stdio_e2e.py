@@ -30,9 +30,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "dry-run": (("--dry-run", "app"), False),
 }
 #: Each way a command treats stdin, and the commands that stand for it: it reads the
-#: request (adjust, dry-run), or never reads it (query, version: query stands for both,
-#: through the launch alike; --check; --info).
-READERS = ["adjust", "dry-run", "query", "check", "info"]
+#: request (adjust, dry-run), or never reads it (query stands for version and --check, the
+#: launch's alike once cli.py put /dev/null on a closed fd 0; --info, before the launch).
+READERS = ["adjust", "dry-run", "query", "info"]
 #: Each way a command writes, and the command that stands for it: under trio, through
 #: servo's channel and the run's notes (adjust, with a driver that fails so that there
 #: are notes, stands for query, version and dry-run, which write the same way), --check's

@@ -22,7 +22,6 @@ from aggregator.supervision.display import Display, LiveDisplay
 from aggregator.supervision.output import wants_live_display
 from tests.support import (
     ADJUST,
-    AGGREGATOR,
     REPO,
     adjust_env,
     run_adjust,
@@ -74,13 +73,14 @@ async def test_verbose_traces_every_line_and_times_each_driver_and_quiet_says_no
     assert "\x1b[" not in err  # stderr is a pipe here, as under servo: no live display
 
 
-@pytest.mark.e2e
-async def test_verbose_query_timing(servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "--version", "--verbose", tag=tag)
-    assert run.returncode == 0
-    assert run.lines == [f"{AGGREGATOR} (01web w1, 02cache c1)"]
-    assert re.search(r"timing: 01web: info \d+\.\d{3} s\n", run.stderr)
+@pytest.mark.unit
+@pytest.mark.parametrize("flag", ["-v", "--verbose"])
+def test_verbose_is_either_flag_with_any_command(flag: str) -> None:
+    """(What -v traces for the --info calls of --version and --check, each driver's info
+    time, through ./adjust: test_check.py's test_healthy_root.)"""
+    for argv in ([flag, "app"], ["--version", flag], ["--check", flag, "app"]):
+        assert build_parser().parse_args(argv).verbose is True, argv
+    assert build_parser().parse_args(["--version"]).verbose is False
 
 
 # -- the live display on a real terminal (a pty) ------------------------------------------

@@ -449,6 +449,26 @@ def check_duplicates(report: Report, owned: list[tuple[str, Collection[Hashable]
                       "each reported by exactly one driver")
 
 
+def check_answers(report: Report, probes: Sequence[Probe], line_limit: float | None,
+                  config: AggregatorConfig, drivers: Sequence[Driver],
+                  front: FrontEnd = FrontEnd.ADJUST) -> None:
+    """The drivers section, from what probe_command collected: each driver's answers,
+    then what they add up to (duplicates, and for adjust the groups)."""
+    report.heading("drivers")
+    owned: list[tuple[str, Collection[Hashable]]] = []
+    for probe in probes:
+        report.lines.append(f"  {probe.driver.name}")
+        report.subject = probe.driver.name
+        check_info(report, probe.info, line_limit, front)
+        described = (check_describe if front is FrontEnd.MEASURE else check_query)(
+            report, probe.query, line_limit)
+        if described is not None:
+            owned.append((probe.driver.name, described))
+    check_duplicates(report, owned, front, asked=len(probes))
+    if front is FrontEnd.ADJUST:
+        check_groups(report, config, drivers, owned)
+
+
 def check_environment(report: Report, env: Mapping[str, str], kill_grace: float,
                       front: FrontEnd = FrontEnd.ADJUST,
                       io_timeout: float | None = None) -> ServoEnvironment:
@@ -740,20 +760,8 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
         check_bounds(report, run.bounds, environment, run.confinement)
         if room is not None:
             report.item(*room, subject="descriptors")
-        line_limit = line_limit_for(bounded.io_timeout)
-        report.heading("drivers")
-        owned: list[tuple[str, Collection[Hashable]]] = []
-        for probe in probes:
-            report.lines.append(f"  {probe.driver.name}")
-            report.subject = probe.driver.name
-            check_info(report, probe.info, line_limit, front)
-            described = (check_describe if front is FrontEnd.MEASURE else check_query)(
-                report, probe.query, line_limit)
-            if described is not None:
-                owned.append((probe.driver.name, described))
-        check_duplicates(report, owned, front, asked=len(probes))
-        if front is FrontEnd.ADJUST:
-            check_groups(report, config, drivers, owned)
+        check_answers(report, probes, line_limit_for(bounded.io_timeout), config, drivers,
+                      front)
         if code != 0 or len(probes) < len(drivers):
             stopped = code - 128 if code > 128 else None
             report.item("FAIL", "interrupted: the check did not finish", check="interrupted")
