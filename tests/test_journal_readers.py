@@ -113,3 +113,30 @@ def test_a_journal_that_cannot_be_read_is_one_note_and_exit_1(
     out, err = capfd.readouterr()
     assert (out, err) == ("", f"servo-agg: the journal .servo-agg/journal.jsonl cannot be "
                               f"read ({why})\n")
+
+
+class _FullStdout:
+    """stdout on /dev/full (or a failing disk): every write fails as the kernel says."""
+
+    def __init__(self, errno_: int) -> None:
+        self.errno = errno_
+
+    def write(self, text: str) -> int:
+        raise OSError(self.errno, os.strerror(self.errno))
+
+    def flush(self) -> None:
+        raise OSError(self.errno, os.strerror(self.errno))
+
+
+@pytest.mark.parametrize("argv", [["--last"], ["--last", "--json"], ["--history"],
+                                  ["--history", "--json"], ["--show", "2026"]])
+@pytest.mark.parametrize("errno_", [28, 5])  # ENOSPC (/dev/full), EIO
+def test_a_failing_stdout_is_the_note_every_command_gives_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str], errno_: int) -> None:
+    write_journal(tmp_path, json.dumps(RECORD).encode())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdout", _FullStdout(errno_))
+    assert read_journal(argv, FrontEnd.ADJUST) == 1
+    assert capsys.readouterr().err == (f"servo-agg: writing to stdout failed "
+                                       f"({os.strerror(errno_)})\n")

@@ -10,6 +10,7 @@ they are, one per line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ from aggregator.protocol.strict_json import dumps
 from aggregator.protocol.vocabulary import Reason
 from aggregator.root.config import JournalConfig, load_config
 from aggregator.root.front_end import FrontEnd
-from aggregator.supervision.output import Output
+from aggregator.supervision.output import Output, stdout_failure
 
 
 def _args(argv: list[str], front: FrontEnd) -> argparse.Namespace:
@@ -89,7 +90,9 @@ def _lines(records: list[dict[str, Any]], args: argparse.Namespace) -> list[str]
 
 
 def _print(lines: list[str], notes: list[str]) -> int:
-    """The answer on stdout, the notes on stderr; a reader piped into `head` ends quietly."""
+    """The answer on stdout, the notes on stderr; a reader piped into `head` ends quietly.
+    Any other failure of stdout (/dev/full, EIO) is the one note every command gives, and
+    exit 1."""
     try:
         for note in notes:
             print(f"servo-agg: {note}", file=sys.stderr)
@@ -97,6 +100,10 @@ def _print(lines: list[str], notes: list[str]) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing more to say to the pipe
+    except OSError as exc:  # what is still buffered is dropped by exit_now's flush
+        with contextlib.suppress(OSError, ValueError):
+            print(f"servo-agg: {stdout_failure(exc)}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
