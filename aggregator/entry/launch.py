@@ -199,8 +199,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         if err.reason == Reason.NO_DRIVERS_DIR and config is not None and args.version:
             # an install is checked before drivers are added: servo-agg's version still
             # shows, and the missing directory too (exit 1: servo would fail without it)
-            output.write_line(version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
-                                            "is missing"]))
+            output.report([version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
+                                         "is missing"])])
             output.note(f"error ({err.reason}): {err.message}")
             return 1, config
         output.error(err)

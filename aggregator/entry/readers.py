@@ -24,6 +24,7 @@ from aggregator.journal.show import block, full, history
 from aggregator.journal.store import problem, shown
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps
+from aggregator.protocol.text import visible
 from aggregator.protocol.vocabulary import Reason
 from aggregator.root.config import JournalConfig, load_config
 from aggregator.root.front_end import FrontEnd
@@ -95,7 +96,7 @@ def _print(lines: list[str], notes: list[str]) -> int:
     exit 1."""
     try:
         for note in notes:
-            print(f"servo-agg: {note}", file=sys.stderr)
+            print(f"servo-agg: {visible(note)}", file=sys.stderr)
         sys.stdout.write("".join(f"{line}\n" for line in lines))
         sys.stdout.flush()
     except BrokenPipeError:
@@ -134,9 +135,9 @@ def read_journal(argv: list[str], front: FrontEnd) -> int:
                          "of ./adjust and ./measure, but --info, --help and these "
                          "readers, adds one)")
     except AggregatorError as err:
-        for note in notes:
-            print(f"servo-agg: {note}", file=sys.stderr)
         output = Output()
+        for note in notes:
+            output.note(note)
         output.error(err)
         output.close()
         return 1

@@ -40,7 +40,7 @@ async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> i
             outcome.driver.name, Call.INFO, Status.FAILED, Reason.BAD_OUTPUT,
             "info: gave no version", outcome.stderr.for_message(stderr_mode)))
         shown.append(f"{name}: failing")
-    session.output.write_line(version_line(shown))
+    session.output.report([version_line(shown)])
     if failures:  # why, on stderr: the same fold as any failure, stderr excerpts included
         session.output.note(fold(failures)["message"])
     return 1 if failures else 0

@@ -38,7 +38,7 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import MetricsShapeError, described_metrics
 from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line, show_bytes
+from aggregator.protocol.text import clip, one_line, show_bytes, visible
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import (
@@ -588,10 +588,14 @@ def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Dri
         report.item("ok", "each driver adjusts alone, one after another, in file-name order "
                           "(groups: prefix or drivers.<file>.group run some at once)")
         return
+    def shown(name: str) -> str:  # a file name may hold a newline: the line stays one
+        return visible(name, newlines=False)
+
     for step, group in enumerate(groups, 1):
-        report.item("ok", f"{step}. {group.label()}"
-                          + (f": {', '.join(group.members)}, at once" if group.concurrent
-                             else ""), subject=group.label())
+        members = "" if group.name is None else (  # a named group says who is in it
+            ": " + ", ".join(map(shown, group.members))
+            + (", at once" if group.concurrent else ""))
+        report.item("ok", f"{step}. {shown(group.label())}{members}", subject=group.label())
     settings = dict(owned)
     for group in groups:
         components: dict[str, list[str]] = {}
@@ -601,8 +605,9 @@ def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Dri
                 components.setdefault(component, []).append(name)
         for component, names in components.items():
             if len(names) > 1:
-                report.item("warn", f"{' and '.join(names)} both change component "
-                                    f"{clip(component)}, in {group.label()}: they would "
+                report.item("warn", f"{' and '.join(map(shown, names))} both change "
+                                    f"component {clip(component)}, in "
+                                    f"{shown(group.label())}: they would "
                                     "change it at the same time (put them in groups of "
                                     "their own if one must follow the other)",
                             subject=group.label())
@@ -766,8 +771,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
         report.lines.extend(["", f"result: {verdict} ({report.problems} problem"
                                  f"{'s' if report.problems != 1 else ''}, {report.warnings} "
                                  f"warning{'s' if report.warnings != 1 else ''})"])
-        for line in report.lines:
-            output.write_line(line)
+        output.report(report.lines)
     if stopped is not None:
         return 128 + stopped
     return 0 if report.problems == 0 else 1
