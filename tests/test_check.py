@@ -319,10 +319,15 @@ def test_environment(env: dict[str, str], level: str, says: str, problems: int) 
     assert report.problems == problems
 
 
+def root_report(root: Path) -> Path:
+    """Where a unit test has --check write its report."""
+    return root.parent / "report"
+
+
 def check_without_drivers(root: Path) -> tuple[int, list[str]]:
     """run_check on a root without a driver to run (so it starts nothing): the exit code
     and the report, as --check writes it."""
-    report = root.parent / "report"
+    report = root_report(root)
     with report.open("wb") as out:
         output = Output(out.fileno(), io.StringIO())
         code = run_check(root, "app", output, env={})
@@ -347,6 +352,25 @@ def test_no_drivers(servo_root: Path) -> None:
     code, lines = check_without_drivers(servo_root)
     assert code == 1
     assert line_with(lines, "[FAIL]", "does not exist")
+
+
+@pytest.mark.unit
+def test_a_program_without_its_execute_bit_is_noted_on_stderr_and_in_the_record_too(
+        servo_root: Path) -> None:
+    """As every command that runs drivers notes it (entry/launch.py's _job), besides the
+    report's [warn]: on stderr, and in what the run's record keeps (Output.said)."""
+    program = servo_root / "adjust.d" / "40-noexec"
+    program.write_text("#!/bin/sh\necho\n")
+    program.chmod(0o644)
+    report, stderr = root_report(servo_root), io.StringIO()
+    with report.open("wb") as out:
+        output = Output(out.fileno(), stderr)
+        run_check(servo_root, "app", output, env={})
+        output.close()
+    assert line_with(report.read_text().splitlines(), "[warn]", "40-noexec", "chmod +x")
+    (said,) = output.said
+    assert said.startswith("warning: adjust.d/40-noexec is not executable")
+    assert stderr.getvalue() == f"servo-agg: {said}\n"
 
 
 @pytest.mark.e2e

@@ -13,7 +13,7 @@ it: the report is text, or with --json one JSON document.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +52,7 @@ from aggregator.root.config import (
     parse_section,
 )
 from aggregator.root.config_probe import CONFIG_FILE, read_config_text
-from aggregator.root.discovery import Candidate, Driver, program_fix, scan
+from aggregator.root.discovery import Candidate, Driver, program_fix, scan, unrun_programs
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
@@ -197,8 +197,11 @@ def check_config(report: Report, root: Path,
 
 
 def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
-                      front: FrontEnd = FrontEnd.ADJUST) -> list[Driver]:
-    """Each file in the drivers directory and why it is or is not a driver."""
+                      front: FrontEnd = FrontEnd.ADJUST,
+                      warn: Callable[[str], None] | None = None) -> list[Driver]:
+    """Each file in the drivers directory and why it is or is not a driver; a program
+    without its execute bit is also `warn`ed of (stderr and the run's record), as every
+    command that runs drivers does."""
     where, disabled = drivers_of(config, front)
     drivers_dir = root / where
     report.heading(f"{where}/", "drivers-dir")
@@ -208,6 +211,9 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
     except AggregatorError as err:
         report.item("FAIL", err.message)
         return []
+    if warn is not None:
+        for warning in unrun_programs(where, candidates):
+            warn(warning)
     width = max((len(c.name) for c in candidates), default=0)
     drivers: list[Driver] = []
     for c in candidates:
@@ -721,7 +727,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
                         + (f" for app {app}" if app else " (no app id given: drivers "
                                                          "are asked without one)"))
     config = check_config(report, root, front)
-    drivers = check_drivers_dir(report, root, config, front)
+    drivers = check_drivers_dir(report, root, config, front, output.warn)
     check_security(report, root, config, drivers, front=front)
     check_runtime(report, env, drivers, config)
     grace = config.measure if front is FrontEnd.MEASURE else config
