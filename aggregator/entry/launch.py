@@ -181,10 +181,13 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
             output.stamp_notes()
         if args.json and not (args.dry_run or args.check):
             raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")
-        if args.last is not None or args.show is not None or args.history or args.failed \
-                or args.since is not None:  # only abbreviated, since cli.py sends the rest on
-            raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history (with "
-                                  "--failed and --since) are spelled out in full")
+        if args.last is not None or args.show is not None or args.history:
+            # only abbreviated, since cli.py sends the rest on
+            raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history are "
+                                  "spelled out in full")
+        if args.failed or args.since is not None:
+            raise AggregatorError(Reason.BAD_USAGE, "--failed and --since go with --history "
+                                  "or --last (e.g. --history --failed --since 2h)")
         if args.check:
             from aggregator.tools.check import run_check
 
