@@ -8,6 +8,7 @@ import io
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,24 @@ async def test_hung_driver_is_killed_and_reported(servo_root: Path, tag: str) ->
     assert line_with(run.lines, "[FAIL]", "--query failed", "sent nothing for", "killed")
     assert line_with(run.lines, "[ok]", "--query: 1 setting")  # 02ok still checked
     assert line_with(run.lines, "[note]", "OPTUNE_IO_TIMEOUT=3", "at most 2 s")
+
+
+@pytest.mark.e2e
+async def test_a_check_stopped_by_sigterm_counts_only_what_it_checked(servo_root: Path,
+                                                                      tag: str) -> None:
+    """The --info it killed and the --query it never started are no problems; the report
+    says it was interrupted and the exit is a termination's (the parts: check_probe)."""
+    from tests.fault_support import run_watched
+
+    write_driver(servo_root, "01hang", "touch hung; exec sleep 60", shebang="#!/bin/sh")
+    run, _ = await run_watched(servo_root, "--check", "app", tag=tag, env=adjust_env(tag),
+                               signals_after_start=(signal.SIGTERM,),
+                               signal_when=(servo_root / "hung").exists)
+    assert run.returncode == 128 + signal.SIGTERM, "\n".join(run.lines)
+    assert line_with(run.lines, "[--]", "--info not checked: the check was interrupted")
+    assert run.lines[-1].startswith("result: interrupted: the check did not finish "
+                                    "(0 problems, ")  # warnings: of the environment
+    assert run.lines[-1].endswith(" in what it checked)")
 
 
 @pytest.mark.e2e
@@ -556,3 +575,31 @@ async def test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_cod
     text = await run_adjust(servo_root, "--check", "app", tag=tag)
     assert_json_report(servo_root, await run_adjust(servo_root, "--check", "--json", "app",
                                                     tag=tag), text.returncode, broken=True)
+
+
+@pytest.mark.unit
+def test_calls_the_checks_interruption_cut_are_not_checked_and_no_problem() -> None:
+    """SIGTERM during --check: the call it killed and those it never started say nothing
+    about the root; a call that had failed on its own before still counts."""
+    from aggregator.protocol.vocabulary import Call, Reason
+    from aggregator.supervision.spec import CallEnd, CallOutcome, Problem, question
+    from aggregator.tools.check import Probe, check_probe
+
+    def outcome(driver: Driver, call: Call, end: CallEnd, **kw: Any) -> CallOutcome:
+        return CallOutcome(question(driver, call, "app"), end=end, **kw)
+
+    a, b = Driver("10-a", Path("/fake/10-a")), Driver("20-b", Path("/fake/20-b"))
+    not_started = Problem(Reason.TERMINATED, "not started: servo-agg was stopping")
+    report = Report()
+    assert check_probe(report, Probe(
+        a, outcome(a, Call.INFO, CallEnd.EXITED, exit_code=3),
+        outcome(a, Call.QUERY, CallEnd.NOT_STARTED, problem=not_started)), None) is None
+    assert check_probe(report, Probe(
+        b, outcome(b, Call.INFO, CallEnd.STOPPED, exit_code=-15),
+        outcome(b, Call.QUERY, CallEnd.NOT_STARTED, problem=not_started)), None) is None
+    assert report.problems == 1  # 10-a's --info exited 3 on its own
+    assert line_with(report.lines, "[FAIL]", "--info failed")
+    assert [line.strip() for line in report.lines if "not checked" in line] == [
+        "[--]   --query not checked: the check was interrupted",
+        "[--]   --info not checked: the check was interrupted",
+        "[--]   --query not checked: the check was interrupted"]

@@ -128,10 +128,12 @@ class Report:
         if self.findings:
             self.findings[-1].detail += "\n" + text
 
-    def as_json(self, root: Path, front: FrontEnd, app: str) -> dict[str, Any]:
+    def as_json(self, root: Path, front: FrontEnd, app: str, *,
+                interrupted: bool = False) -> dict[str, Any]:
         """The whole report as one JSON document (a container health check parses one)."""
         return {"servo_root": str(root), "front_end": str(front), "app": app,
-                "result": "ok" if self.problems == 0 else "fail",
+                "result": "interrupted" if interrupted
+                          else "ok" if self.problems == 0 else "fail",
                 "problems": self.problems, "warnings": self.warnings,
                 "checks": [vars(f) for f in self.findings]}
 
@@ -339,6 +341,29 @@ def _failed(report: Report, outcome: CallOutcome) -> bool:
                         + (f"\nstderr: {stderr[:500]}" if stderr else ""), indent=4,
                 check=str(outcome.spec.call))
     return True
+
+
+def check_probe(report: Report, probe: Probe, line_limit: float | None,
+                front: FrontEnd = FrontEnd.ADJUST) -> Collection[Hashable] | None:
+    """One driver's section: its --info and --query (--describe), each judged unless the
+    check's interruption cut it (then it is not checked, and no problem); what it owns,
+    None when its answer cannot be used."""
+    report.lines.append(f"  {probe.driver.name}")
+    report.subject = probe.driver.name
+
+    def not_checked(outcome: CallOutcome) -> bool:
+        if outcome.cut_by_the_stop:
+            report.item("--", f"--{outcome.spec.call} not checked: the check was "
+                              "interrupted", indent=4, check=str(outcome.spec.call))
+            return True
+        return False
+
+    if not not_checked(probe.info):
+        check_info(report, probe.info, line_limit, front)
+    if not_checked(probe.query):
+        return None
+    return (check_describe if front is FrontEnd.MEASURE else check_query)(
+        report, probe.query, line_limit)
 
 
 def check_info(report: Report, outcome: CallOutcome, line_limit: float | None,
@@ -733,7 +758,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     grace = config.measure if front is FrontEnd.MEASURE else config
     environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
     check_journal(report, root, config)
-    stopped = None
+    stopped, interrupted = None, False
     if drivers:
         bounded = environment.with_fallback(CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
         probes: list[Probe] = []
@@ -755,28 +780,28 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
         report.heading("drivers")
         owned: list[tuple[str, Collection[Hashable]]] = []
         for probe in probes:
-            report.lines.append(f"  {probe.driver.name}")
-            report.subject = probe.driver.name
-            check_info(report, probe.info, line_limit, front)
-            described = (check_describe if front is FrontEnd.MEASURE else check_query)(
-                report, probe.query, line_limit)
+            described = check_probe(report, probe, line_limit, front)
             if described is not None:
                 owned.append((probe.driver.name, described))
         check_duplicates(report, owned, front, asked=len(probes))
         if front is FrontEnd.ADJUST:
             check_groups(report, config, drivers, owned)
         if code != 0 or len(probes) < len(drivers):
+            interrupted = True
             stopped = code - 128 if code > 128 else None
-            report.item("FAIL", "interrupted: the check did not finish", check="interrupted")
+            report.item("note", "interrupted: the check did not finish; what it did not "
+                                "check counts as no problem", check="interrupted")
     check_not_shown(report, front)
     if as_json:
-        output.json_line(report.as_json(root, front, app))
+        output.json_line(report.as_json(root, front, app, interrupted=interrupted))
     else:
-        verdict = ("servo would work with this root" if report.problems == 0
+        verdict = ("interrupted: the check did not finish" if interrupted
+                   else "servo would work with this root" if report.problems == 0
                    else "servo would NOT work with this root")
         report.lines.extend(["", f"result: {verdict} ({report.problems} problem"
                                  f"{'s' if report.problems != 1 else ''}, {report.warnings} "
-                                 f"warning{'s' if report.warnings != 1 else ''})"])
+                                 f"warning{'s' if report.warnings != 1 else ''}"
+                                 + (" in what it checked)" if interrupted else ")")])
         output.report(report.lines)
     if stopped is not None:
         return 128 + stopped
