@@ -338,6 +338,24 @@ def test_environment(env: dict[str, str], level: str, says: str, problems: int) 
     assert report.problems == problems
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(("env", "graces"), [
+    ({}, "kill_grace 5 s (cut to 0.5 s to fit T = 2 s), "
+         "cancel_grace 3 s (cut to 1 s to fit T = 2 s)"),  # T from io_timeout: 2
+    ({"OPTUNE_IO_TIMEOUT": "4"}, "kill_grace 5 s (cut to 0.5 s to fit T = 4 s), "
+                                 "cancel_grace 3 s"),  # servo's T wins; 3 s fits in T-1
+    ({"OPTUNE_IO_TIMEOUT": "30"}, "kill_grace 5 s (cut to 0.5 s to fit T = 30 s), "
+                                  "cancel_grace 3 s"),  # T-1 leaves 1 s: half for the kill
+])
+def test_the_config_line_shows_the_graces_as_they_apply_under_t(
+        tmp_path: Path, env: dict[str, str], graces: str) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "aggregator: {io_timeout: 2, kill_grace: 5, cancel_grace: 3}\n")
+    report = Report()
+    check_config(report, tmp_path, env=env)
+    assert line_with(report.lines, "[ok]", "aggregator section:").endswith(graces)
+
+
 def root_report(root: Path) -> Path:
     """Where a unit test has --check write its report."""
     return root.parent / "report"

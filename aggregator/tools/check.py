@@ -30,6 +30,7 @@ from aggregator.protocol.environment import (
     CONFIG_IO_TIMEOUT,
     IO_TIMEOUT_VAR,
     ServoEnvironment,
+    cancel_grace_for,
     kill_grace_for,
     line_limit_for,
     parse_io_timeout,
@@ -147,9 +148,32 @@ class Probe:
     query: CallOutcome
 
 
-def check_config(report: Report, root: Path,
-                 front: FrontEnd = FrontEnd.ADJUST) -> AggregatorConfig:
-    """config.yaml and its aggregator section; the defaults when it cannot be used."""
+def applied_io_timeout(env: Mapping[str, str], io_timeout: float | None) -> float | None:
+    """The T a run would have here: servo's OPTUNE_IO_TIMEOUT, else config.yaml's
+    `io_timeout` (a broken variable counts as unset; check_environment reports it)."""
+    try:
+        servo = parse_io_timeout(env.get(IO_TIMEOUT_VAR))
+    except AggregatorError:
+        servo = None
+    return ServoEnvironment(servo, "all").with_fallback(io_timeout, CONFIG_IO_TIMEOUT).io_timeout
+
+
+def shown_graces(kill_grace: float, cancel_grace: float, io_timeout: float | None) -> str:
+    """`kill_grace 5 s (cut to 0.5 s to fit T = 2 s), cancel_grace 3 s`: each as it
+    applies, said where T leaves less room than config.yaml gives."""
+    def one(key: str, given: float, applied: float) -> str:
+        cut = (f" (cut to {show(applied)} s to fit T = {show(io_timeout)} s)"
+               if applied < given and io_timeout is not None else "")
+        return f"{key} {show(given)} s{cut}"
+
+    return (one("kill_grace", kill_grace, kill_grace_for(io_timeout, kill_grace)) + ", "
+            + one("cancel_grace", cancel_grace, cancel_grace_for(io_timeout, cancel_grace)))
+
+
+def check_config(report: Report, root: Path, front: FrontEnd = FrontEnd.ADJUST,
+                 env: Mapping[str, str] | None = None) -> AggregatorConfig:
+    """config.yaml and its aggregator section; the defaults when it cannot be used. The
+    graces are shown as they apply under the T of servo's `env` (os.environ by default)."""
     report.heading("config.yaml", "config")
     report.subject = CONFIG_FILE
     try:
@@ -171,19 +195,18 @@ def check_config(report: Report, root: Path,
                             "the rest of this check uses the defaults")
         return AggregatorConfig()
     where = "aggregator section" if SECTION in document else "no aggregator section, defaults"
+    timeout = applied_io_timeout(os.environ if env is None else env, config.io_timeout)
     report.item("ok", f"{where}: drivers_dir {clip(one_line(config.drivers_dir))}, "
                       f"on_failure {config.on_failure}, "
                       f"parallel_queries {str(config.parallel_queries).lower()}, "
-                      f"kill_grace {show(config.kill_grace)} s, "
-                      f"cancel_grace {show(config.cancel_grace)} s")
+                      + shown_graces(config.kill_grace, config.cancel_grace, timeout))
     if front is FrontEnd.MEASURE:
         m = config.measure
         grace = "off" if m.window_grace is None else f"{show(m.window_grace)} s"
         report.item("ok", f"measure: drivers_dir {clip(one_line(m.drivers_dir))}, "
                           f"on_failure {m.on_failure}, window_grace {grace}, "
                           f"missing_metrics {m.missing_metrics}, "
-                          f"kill_grace {show(m.kill_grace)} s, "
-                          f"cancel_grace {show(m.cancel_grace)} s")
+                          + shown_graces(m.kill_grace, m.cancel_grace, timeout))
         for name, policy in m.drivers.items():
             if not policy.enabled:
                 report.detail(f"driver {clip(one_line(name))}: disabled")
@@ -751,7 +774,7 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     report.lines.append(f"{PRODUCT} {__version__}: checking servo root {root} for {front}"
                         + (f" for app {app}" if app else " (no app id given: drivers "
                                                          "are asked without one)"))
-    config = check_config(report, root, front)
+    config = check_config(report, root, front, env)
     drivers = check_drivers_dir(report, root, config, front, output.warn)
     check_security(report, root, config, drivers, front=front)
     check_runtime(report, env, drivers, config)
