@@ -7,9 +7,11 @@ test_cli_e2e.py's."""
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 import pytest
+import trio
 from trio.testing import MockClock
 
 from aggregator.adjust.calls import Command
@@ -92,6 +94,46 @@ async def version(drivers: dict[str, Script]) -> FakeRun:
 
 
 # -- --version ------------------------------------------------------------------------------
+
+async def test_version_stopped_by_sigterm_exits_as_a_termination_naming_who_was_cut(
+        autojump_clock: MockClock) -> None:
+    """SIGTERM while a driver's --info hangs: the line shows what was answered and the cut
+    driver as interrupted (not failing), then the stopped run's final line, exit 128+15."""
+    async def hangs(p: FakeMember) -> None:
+        await trio.sleep_forever()
+
+    drivers = {**two_drivers(), "03hang": hangs}
+    run = await run_command(adjust_job(Command.VERSION, sorted(drivers), app=""), drivers,
+                            stderr_mode="none", signals=[(1.0, signal.SIGTERM)])
+    assert run.returncode == 128 + signal.SIGTERM
+    assert run.lines[0] == f"{AGGREGATOR} (01web 1.2, 02cache 0.9, 03hang: interrupted)"
+    final = json.loads(run.lines[-1])  # the one way a stopped run ends
+    assert final["reason"] == "terminated" and "03hang" in final["message"]
+    assert "failing" not in run.stderr
+
+
+async def test_control_characters_from_drivers_reach_the_terminal_escaped(
+        autojump_clock: MockClock) -> None:
+    """A driver's version on --version's line, its reason and message in the error line on
+    stderr: escapes, never a terminal's control sequence (servo's JSON keeps them)."""
+    async def tinted(p: FakeMember) -> None:
+        await p.say({"version": "1\x1b[31m", "has_cancel": False})
+
+    run = await version({"01web": tinted})
+    assert run.lines == [f"{AGGREGATOR} (01web 1\\x1b[31m)"]
+
+    async def failing(p: FakeMember) -> None:
+        if p.proc.spec.call is Call.QUERY:
+            await p.say({"application": {"components": {"web": {"settings": {"cpu": CPU}}}}})
+        elif p.proc.spec.call is Call.ADJUST:
+            await p.read_request()
+            await p.say({"status": "failed", "reason": "r\x1b[31m", "message": "m\x1b[2Jx"})
+
+    run = await adjust({"01web": failing}, request({"web": {"cpu": 2}}), stderr_mode="none")
+    assert run.final["reason"] == "r\x1b[31m"  # servo's line: JSON escapes it already
+    assert "\x1b" not in run.stderr
+    assert "r\\x1b[31m" in run.stderr and "m\\x1b[2Jx" in run.stderr
+
 
 async def test_version_shows_a_failing_driver_by_name(autojump_clock: MockClock) -> None:
     run = await version({**two_drivers(), "01zbroken": exits(3)})

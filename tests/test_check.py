@@ -10,6 +10,7 @@ import io
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,24 @@ async def test_drivers_are_asked_with_the_app_id_given(autojump_clock: trio.test
     assert [p.spec.args for p in started] == [("--info", "shop"), ("--query", "shop")]
 
 
+@pytest.mark.e2e
+async def test_a_check_stopped_by_sigterm_counts_only_what_it_checked(servo_root: Path,
+                                                                      tag: str) -> None:
+    """The --info it killed and the --query it never started are no problems; the report
+    says it was interrupted and the exit is a termination's (the parts: check_probe)."""
+    from tests.fault_support import run_watched
+
+    write_driver(servo_root, "01hang", "touch hung; exec sleep 60", shebang="#!/bin/sh")
+    run, _ = await run_watched(servo_root, "--check", "app", tag=tag, env=adjust_env(tag),
+                               signals_after_start=(signal.SIGTERM,),
+                               signal_when=(servo_root / "hung").exists)
+    assert run.returncode == 128 + signal.SIGTERM, "\n".join(run.lines)
+    assert line_with(run.lines, "[--]", "--info not checked: the check was interrupted")
+    assert run.lines[-1].startswith("result: interrupted: the check did not finish "
+                                    "(0 problems, ")  # warnings: of the environment
+    assert run.lines[-1].endswith(" in what it checked)")
+
+
 def report_on(root: Path) -> tuple[Report, list[str]]:
     """The config.yaml and drivers-directory sections of the report on `root`, and the
     drivers the check would ask."""
@@ -420,10 +439,33 @@ def test_environment(env: dict[str, str], level: str, says: str, problems: int) 
     assert report.problems == problems
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(("env", "graces"), [
+    ({}, "kill_grace 5 s (cut to 0.5 s to fit T = 2 s), "
+         "cancel_grace 3 s (cut to 1 s to fit T = 2 s)"),  # T from io_timeout: 2
+    ({"OPTUNE_IO_TIMEOUT": "4"}, "kill_grace 5 s (cut to 0.5 s to fit T = 4 s), "
+                                 "cancel_grace 3 s"),  # servo's T wins; 3 s fits in T-1
+    ({"OPTUNE_IO_TIMEOUT": "30"}, "kill_grace 5 s (cut to 0.5 s to fit T = 30 s), "
+                                  "cancel_grace 3 s"),  # T-1 leaves 1 s: half for the kill
+])
+def test_the_config_line_shows_the_graces_as_they_apply_under_t(
+        tmp_path: Path, env: dict[str, str], graces: str) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "aggregator: {io_timeout: 2, kill_grace: 5, cancel_grace: 3}\n")
+    report = Report()
+    check_config(report, tmp_path, env=env)
+    assert line_with(report.lines, "[ok]", "aggregator section:").endswith(graces)
+
+
+def root_report(root: Path) -> Path:
+    """Where a unit test has --check write its report."""
+    return root.parent / "report"
+
+
 def check_without_drivers(root: Path) -> tuple[int, list[str]]:
     """run_check on a root without a driver to run (so it starts nothing): the exit code
     and the report, as --check writes it."""
-    report = root.parent / "report"
+    report = root_report(root)
     with report.open("wb") as out:
         output = Output(out.fileno(), io.StringIO())
         code = run_check(root, "app", output, env={})
@@ -448,6 +490,25 @@ def test_no_drivers(servo_root: Path) -> None:
     code, lines = check_without_drivers(servo_root)
     assert code == 1
     assert line_with(lines, "[FAIL]", "does not exist")
+
+
+@pytest.mark.unit
+def test_a_program_without_its_execute_bit_is_noted_on_stderr_and_in_the_record_too(
+        servo_root: Path) -> None:
+    """As every command that runs drivers notes it (entry/launch.py's _job), besides the
+    report's [warn]: on stderr, and in what the run's record keeps (Output.said)."""
+    program = servo_root / "adjust.d" / "40-noexec"
+    program.write_text("#!/bin/sh\necho\n")
+    program.chmod(0o644)
+    report, stderr = root_report(servo_root), io.StringIO()
+    with report.open("wb") as out:
+        output = Output(out.fileno(), stderr)
+        run_check(servo_root, "app", output, env={})
+        output.close()
+    assert line_with(report.read_text().splitlines(), "[warn]", "40-noexec", "chmod +x")
+    (said,) = output.said
+    assert said.startswith("warning: adjust.d/40-noexec is not executable")
+    assert stderr.getvalue() == f"servo-agg: {said}\n"
 
 
 @pytest.mark.e2e
@@ -617,3 +678,32 @@ async def test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_cod
     assert_json_report(servo_root, await run_adjust(servo_root, "--check", "--json", "app",
                                                     tag=tag, env=env),
                        text.returncode, broken=True)
+
+
+
+@pytest.mark.unit
+def test_calls_the_checks_interruption_cut_are_not_checked_and_no_problem() -> None:
+    """SIGTERM during --check: the call it killed and those it never started say nothing
+    about the root; a call that had failed on its own before still counts."""
+    from aggregator.protocol.vocabulary import Call, Reason
+    from aggregator.supervision.spec import CallEnd, CallOutcome, Problem, question
+    from aggregator.tools.check import Probe, check_probe
+
+    def outcome(driver: Driver, call: Call, end: CallEnd, **kw: Any) -> CallOutcome:
+        return CallOutcome(question(driver, call, "app"), end=end, **kw)
+
+    a, b = Driver("10-a", Path("/fake/10-a")), Driver("20-b", Path("/fake/20-b"))
+    not_started = Problem(Reason.TERMINATED, "not started: servo-agg was stopping")
+    report = Report()
+    assert check_probe(report, Probe(
+        a, outcome(a, Call.INFO, CallEnd.EXITED, exit_code=3),
+        outcome(a, Call.QUERY, CallEnd.NOT_STARTED, problem=not_started)), None) is None
+    assert check_probe(report, Probe(
+        b, outcome(b, Call.INFO, CallEnd.STOPPED, exit_code=-15),
+        outcome(b, Call.QUERY, CallEnd.NOT_STARTED, problem=not_started)), None) is None
+    assert report.problems == 1  # 10-a's --info exited 3 on its own
+    assert line_with(report.lines, "[FAIL]", "--info failed")
+    assert [line.strip() for line in report.lines if "not checked" in line] == [
+        "[--]   --query not checked: the check was interrupted",
+        "[--]   --info not checked: the check was interrupted",
+        "[--]   --query not checked: the check was interrupted"]

@@ -154,7 +154,7 @@ def test_check_lists_the_groups_and_warns_of_two_drivers_of_one_group_on_one_com
     assert [line.strip() for line in report.lines[1:]] == [
         "groups",
         "[ok]   1. group 10: 10-a, 10-b, at once",
-        "[ok]   2. group 20",
+        "[ok]   2. group 20: 20-c",  # a named group of one says who it is
         "[warn] 10-a and 10-b both change component web, in group 10: they would change it "
         "at the same time (put them in groups of their own if one must follow the other)",
     ]  # 20-c changes web too, but after group 10: no warning
@@ -162,3 +162,32 @@ def test_check_lists_the_groups_and_warns_of_two_drivers_of_one_group_on_one_com
     alone = Report()
     check_groups(alone, parse_section({}), drivers, owned)
     assert alone.warnings == 0 and "each driver adjusts alone" in alone.lines[-1]
+
+
+def test_a_file_name_holding_a_newline_keeps_the_groups_line_one_line() -> None:
+    from pathlib import Path
+
+    from aggregator.root.discovery import Driver
+    from aggregator.tools.check import Report, check_groups
+
+    drivers = [Driver(name, Path("/fake") / name) for name in ("10-a\nb", "10-c", "20-d")]
+    report = Report()
+    check_groups(report, parse_section({"groups": "prefix"}), drivers, [])
+    assert [line.strip() for line in report.lines[1:]] == [
+        "groups", "[ok]   1. group 10: 10-a\\x0ab, 10-c, at once", "[ok]   2. group 20: 20-d"]
+
+
+@pytest.mark.parametrize("written", ["010", "0x10", "1_0", "1e1", "010.0", "10", "'010'"])
+def test_a_group_named_by_a_number_in_config_yaml_is_that_text_as_written(
+        written: str) -> None:
+    """YAML would read `group: 010` as 8 (octal), 0x10 as 16, 1_0 as 10: a group's name is
+    the text the operator wrote, so that `010` is the group of the 010- drivers."""
+    from pathlib import Path
+
+    from aggregator.root.config import parse_document
+
+    document = parse_document(f"aggregator:\n  groups: prefix\n  drivers:\n"
+                              f"    20-b: {{group: {written}}}\n", Path("config.yaml"))
+    assert document is not None
+    config = parse_section(document["aggregator"])
+    assert config.policy("20-b").group == written.strip("'")

@@ -130,3 +130,30 @@ def test_a_last_record_cut_short_is_read_past_with_a_note_on_stderr(
     assert err == ("servo-agg: .servo-agg/journal.jsonl, line 2: a record cut short; "
                    "read past it\n")
     assert out.splitlines()[0].endswith(f"[run {RECORD['run']}]")
+
+
+class _FullStdout:
+    """stdout on /dev/full (or a failing disk): every write fails as the kernel says."""
+
+    def __init__(self, errno_: int) -> None:
+        self.errno = errno_
+
+    def write(self, text: str) -> int:
+        raise OSError(self.errno, os.strerror(self.errno))
+
+    def flush(self) -> None:
+        raise OSError(self.errno, os.strerror(self.errno))
+
+
+@pytest.mark.parametrize("argv", [["--last"], ["--last", "--json"], ["--history"],
+                                  ["--history", "--json"], ["--show", "2026"]])
+@pytest.mark.parametrize("errno_", [28, 5])  # ENOSPC (/dev/full), EIO
+def test_a_failing_stdout_is_the_note_every_command_gives_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str], errno_: int) -> None:
+    write_journal(tmp_path, json.dumps(RECORD).encode())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdout", _FullStdout(errno_))
+    assert read_journal(argv, FrontEnd.ADJUST) == 1
+    assert capsys.readouterr().err == (f"servo-agg: writing to stdout failed "
+                                       f"({os.strerror(errno_)})\n")

@@ -177,6 +177,7 @@ NOW = 1796534232.0  # 2026-12-06T05:17:12Z
     ("30m", NOW - 1800), ("2h", NOW - 7200), ("1d", NOW - 86400), ("1.5h", NOW - 5400),
     ("45s", NOW - 45), ("1w", NOW - 7 * 86400),
     ("2026-12-06T05:00:00Z", NOW - 1032), ("2026-12-06T06:00:00+01:00", NOW - 1032),
+    ("2026-12-06t05:00:00z", NOW - 1032),  # RFC 3339 allows T and Z in lower case
 ])
 def test_since_is_a_duration_back_or_an_rfc3339_time(since: str, expected: float) -> None:
     assert parse_since(since, NOW) == pytest.approx(expected)
@@ -185,6 +186,12 @@ def test_since_is_a_duration_back_or_an_rfc3339_time(since: str, expected: float
 @pytest.mark.parametrize("since", ["", "yesterday", "-5m", "5x", "2026-13-01"])
 def test_since_refuses_anything_else_saying_what_it_takes(since: str) -> None:
     with pytest.raises(ValueError, match="neither a duration"):
+        parse_since(since, NOW)
+
+
+@pytest.mark.parametrize("since", ["99999999999d", "1e9s", "infh"])
+def test_since_calls_a_duration_too_long_out_of_range(since: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
         parse_since(since, NOW)
 
 

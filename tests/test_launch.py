@@ -92,3 +92,17 @@ def test_the_job_runs_the_command_the_record_names(tmp_path: Path, front: FrontE
     code, _, said, facts = run_before_trio(tmp_path, argv, front, REQUESTS[front])
     assert code == -1, said  # the job was built, and its command checked against the facts
     assert facts.command == command
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--failed"], "--failed and --since go with --history or --last"),
+    (["--since", "5m"], "--failed and --since go with --history or --last"),
+    (["--hist"], "--last, --show and --history are spelled out in full"),
+])
+def test_a_reader_option_without_its_reader_says_what_it_goes_with(
+        tmp_path: Path, argv: list[str], says: str) -> None:
+    code, lines, _, _ = run_before_trio(tmp_path, argv, FrontEnd.ADJUST, b"")
+    assert code == 1
+    [line] = lines
+    error = json.loads(line)
+    assert error["reason"] == "bad-usage" and error["message"].startswith(says)

@@ -230,3 +230,19 @@ def test_the_record_keeps_only_the_head_of_a_large_final_line(tmp_path: Path) ->
     out.write_line("servo-agg 0.3.0")
     os.close(fd)
     assert out.last_sent == "servo-agg 0.3.0" and out.last_object is None
+
+
+def test_what_a_driver_wrote_reaches_stderr_and_a_text_report_escaped() -> None:
+    """A driver's reason or version, a file name: control characters are escapes on the
+    terminal, in the notes and in a text report (--version, --check, --dry-run), and each
+    line of a report stays one line."""
+    r, w = os.pipe()
+    err = io.StringIO()
+    out = Output(w, err)
+    out.note("error (r\x1b[31m): 10-a: m\x1b[2Jx\nstderr: \x07")
+    out.report(["servo-agg 1 (10-a 1\x1b[31m)", "  group 1: 10-a\nb, 10-c"])
+    os.close(w)
+    data = read_all(r).decode()
+    os.close(r)
+    assert err.getvalue() == "servo-agg: error (r\\x1b[31m): 10-a: m\\x1b[2Jx\nstderr: \\x07\n"
+    assert data == "servo-agg 1 (10-a 1\\x1b[31m)\n  group 1: 10-a\\x0ab, 10-c\n"

@@ -62,3 +62,8 @@ def test_one_line() -> None:
     assert one_line("") == ""
     assert one_line("1.2\n") == "1.2"
     assert one_line("1.2\nbuild 7\r\nextra\u2028x") == "1.2 build 7 extra x"
+
+
+@pytest.mark.unit
+def test_a_line_of_a_report_stays_one_line() -> None:
+    assert visible("10-a\nb \x1b[31m\tc", newlines=False) == "10-a\\x0ab \\x1b[31m\tc"

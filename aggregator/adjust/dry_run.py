@@ -135,6 +135,5 @@ async def dry_run(job: AdjustJob, session: Session, servo_root: Path) -> int:
     if job.as_json:
         session.output.json_line(found.as_json())
     else:
-        for line in found.text():
-            session.output.write_line(line)
+        session.output.report(found.text())
     return 0

@@ -188,10 +188,13 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
             raise AggregatorError(Reason.BAD_STDIO, STDOUT_CLOSED)
         if args.json and not (args.dry_run or args.check):
             raise AggregatorError(Reason.BAD_USAGE, "--json goes with --dry-run or --check")
-        if args.last is not None or args.show is not None or args.history or args.failed \
-                or args.since is not None:  # only abbreviated, since cli.py sends the rest on
-            raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history (with "
-                                  "--failed and --since) are spelled out in full")
+        if args.last is not None or args.show is not None or args.history:
+            # only abbreviated, since cli.py sends the rest on
+            raise AggregatorError(Reason.BAD_USAGE, "--last, --show and --history are "
+                                  "spelled out in full")
+        if args.failed or args.since is not None:
+            raise AggregatorError(Reason.BAD_USAGE, "--failed and --since go with --history "
+                                  "or --last (e.g. --history --failed --since 2h)")
         if args.check:
             from aggregator.tools.check import run_check
 
@@ -206,8 +209,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         if err.reason == Reason.NO_DRIVERS_DIR and config is not None and args.version:
             # an install is checked before drivers are added: servo-agg's version still
             # shows, and the missing directory too (exit 1: servo would fail without it)
-            output.write_line(version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
-                                            "is missing"]))
+            output.report([version_line([f"no drivers: {drivers_of(config, front)[0]}/ "
+                                         "is missing"])])
             output.note(f"error ({err.reason}): {err.message}")
             return 1, config
         output.error(err)

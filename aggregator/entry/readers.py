@@ -10,6 +10,7 @@ they are, one per line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -23,10 +24,11 @@ from aggregator.journal.show import block, full, history
 from aggregator.journal.store import problem, shown
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps
+from aggregator.protocol.text import visible
 from aggregator.protocol.vocabulary import Reason
 from aggregator.root.config import JournalConfig, load_config
 from aggregator.root.front_end import FrontEnd
-from aggregator.supervision.output import Output
+from aggregator.supervision.output import Output, stdout_failure
 
 
 def _args(argv: list[str], front: FrontEnd) -> argparse.Namespace:
@@ -89,14 +91,20 @@ def _lines(records: list[dict[str, Any]], args: argparse.Namespace) -> list[str]
 
 
 def _print(lines: list[str], notes: list[str]) -> int:
-    """The answer on stdout, the notes on stderr; a reader piped into `head` ends quietly."""
+    """The answer on stdout, the notes on stderr; a reader piped into `head` ends quietly.
+    Any other failure of stdout (/dev/full, EIO) is the one note every command gives, and
+    exit 1."""
     try:
         for note in notes:
-            print(f"servo-agg: {note}", file=sys.stderr)
+            print(f"servo-agg: {visible(note)}", file=sys.stderr)
         sys.stdout.write("".join(f"{line}\n" for line in lines))
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing more to say to the pipe
+    except OSError as exc:  # what is still buffered is dropped by exit_now's flush
+        with contextlib.suppress(OSError, ValueError):
+            print(f"servo-agg: {stdout_failure(exc)}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -127,9 +135,9 @@ def read_journal(argv: list[str], front: FrontEnd) -> int:
                          "of ./adjust and ./measure, but --info, --help and these "
                          "readers, adds one)")
     except AggregatorError as err:
-        for note in notes:
-            print(f"servo-agg: {note}", file=sys.stderr)
         output = Output()
+        for note in notes:
+            output.note(note)
         output.error(err)
         output.close()
         return 1

@@ -100,12 +100,14 @@ def _parse(line: bytes) -> dict[str, Any] | None:
 
 #: `--since 30m`: the units a duration may have, in seconds.
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: The largest number of a unit a duration may have.
+_MOST_UNITS = 1e9
 
 
 def parse_since(text: str, now: float) -> float:
     """`--since`: a duration back from `now` (30m, 2h, 1d, also s and w) or an RFC 3339
-    time (without an offset: local time); the time as seconds since the epoch. A
-    ValueError says what is accepted."""
+    time (`T` and `Z` in either case, as RFC 3339 allows; without an offset: local time);
+    the time as seconds since the epoch. A ValueError says what is accepted."""
     from datetime import datetime
 
     value = text.strip()
@@ -114,10 +116,13 @@ def parse_since(text: str, now: float) -> float:
             amount = float(value[:-1])
         except ValueError:
             amount = -1.0
-        if 0 <= amount < 1e9:
+        if 0 <= amount < _MOST_UNITS:
             return now - amount * _UNITS[value[-1]]
+        if amount >= _MOST_UNITS:  # infinity too
+            raise ValueError(f"--since {text!r} is out of range: a duration is less than "
+                             f"{_MOST_UNITS:.0f} of its unit")
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value.upper())  # fromisoformat takes only T and Z
     except ValueError:
         raise ValueError(f"--since {text!r} is neither a duration (such as 30m, 2h or 1d) "
                          "nor an RFC 3339 time (such as 2026-12-06T05:00:00Z)") from None

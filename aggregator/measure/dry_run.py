@@ -93,6 +93,5 @@ async def dry_run(job: MeasureJob, session: Session) -> int:
     if job.as_json:
         session.output.json_line(plan.as_json())
     else:
-        for line in plan.text():
-            session.output.write_line(line)
+        session.output.report(plan.text())
     return 0

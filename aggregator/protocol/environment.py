@@ -60,6 +60,13 @@ def kill_grace_for(io_timeout: float | None, kill_grace: float) -> float:
     return min(kill_grace, (io_timeout - limit) / 2)
 
 
+def cancel_grace_for(io_timeout: float | None, cancel_grace: float) -> float:
+    """How long a canceled driver may take to end its own way: at most the line limit,
+    since servo waits no longer for our next line."""
+    limit = line_limit_for(io_timeout)
+    return cancel_grace if limit is None else min(cancel_grace, limit)
+
+
 def parse_io_timeout(raw: str | None) -> float | None:
     """Seconds, within 0..MAX_IO_TIMEOUT_SECONDS; None for no limit."""
     if raw is None or raw.strip() == "":

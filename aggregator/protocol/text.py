@@ -47,13 +47,16 @@ def brief(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
 #: Control characters but tab and newline, shown as escapes (\x1b, not the escape).
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
             if code not in (0x09, 0x0A)}
+#: The same and newline too, for what must stay one line.
+_LINE_ESCAPES = {**_ESCAPES, 0x0A: "\\x0a"}
 
 
-def visible(text: str) -> str:
-    """`text` with every control character but tab and newline escaped: what a driver
-    wrote, shown on a terminal (the journal's readers, the live display, -v), cannot move
-    the cursor or change the terminal."""
-    return text.translate(_ESCAPES)
+def visible(text: str, *, newlines: bool = True) -> str:
+    """`text` with every control character but tab (and newline, unless `newlines` is
+    false: a line of a report stays one line) escaped: what a driver wrote, shown on a
+    terminal (the journal's readers, the live display, -v, every note on stderr, the text
+    reports), cannot move the cursor or change the terminal."""
+    return text.translate(_ESCAPES if newlines else _LINE_ESCAPES)
 
 
 def one_line(text: str) -> str:

@@ -263,8 +263,14 @@ def _driver_policies(value: Any, where: str = "drivers",
     return policies
 
 
+#: Where config.yaml names a group: read as text as written (`group: 010` is "010", not
+#: yaml's octal 8), so that it matches the leading digits `groups: prefix` takes.
+GROUP_NAMES = (("drivers", "*", "group"),)
+
+
 def _group(key: str, value: Any) -> str:
-    """A group's name is text; `group: 10` is the group "10" (YAML reads it as a number)."""
+    """A group's name is text; `group: 10` is the group "10" (parse_document keeps a
+    number's text as written; a section built in code may hold an int)."""
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         raise _bad(key, f"must be a group name (text, or a whole number such as 10), "
                         f"not {brief(value)}")
@@ -525,7 +531,8 @@ def parse_document(text: str, path: Path) -> dict[str, Any] | None:
     from aggregator.root.safe_yaml import AliasExpansionError, DuplicateKeyError, bounded_loader
 
     try:
-        document = yaml.load(text, Loader=bounded_loader(SECTION))  # a safe loader (subclass)
+        # a safe loader (subclass); a group's name is text as written (`group: 010`)
+        document = yaml.load(text, Loader=bounded_loader(SECTION, GROUP_NAMES))
     except AliasExpansionError as exc:
         where = f" line {exc.line}:" if exc.line else ""
         raise AggregatorError("bad-config", f"{path}:{where} refused: {exc.problem}") from None

@@ -165,11 +165,39 @@ def check_duplicate_keys(root: Node, section: str,
                 stack.append((value, f"{path}.{name}"))
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_TEXT_TAG = "tag:yaml.org,2002:str"
+#: In a path of `as_written`, any key.
+ANY_KEY = "*"
+
+
+def take_as_written(root: Node, section: str, paths: tuple[tuple[str, ...], ...]) -> None:
+    """Make each plain number at one of `paths` inside the top-level `section` (keys from
+    the section down, ANY_KEY matching any) text as it is written: a name such as `group:
+    010` is "010", where yaml would read the octal 8 (`0x10` 16, `1_0` 10, `1e1` 10.0)."""
+    from yaml.nodes import MappingNode, ScalarNode
+
+    def walk(node: Node, path: tuple[str, ...]) -> None:
+        if not path:
+            if isinstance(node, ScalarNode) and node.tag in _NUMBER_TAGS and not node.style:
+                node.tag = _TEXT_TAG  # node.value is the scalar's text as written
+            return
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if path[0] == ANY_KEY or _key_text(key) == path[0]:
+                    walk(value, path[1:])
+
+    for path in paths:
+        walk(root, (section, *path))
+
+
 @functools.cache
-def bounded_loader(section: str | None = None) -> type[CSafeLoader | SafeLoader]:
+def bounded_loader(section: str | None = None, as_written: tuple[tuple[str, ...], ...] = (),
+                   ) -> type[CSafeLoader | SafeLoader]:
     """yaml's safe loader (libyaml's when there is one) that checks the alias expansion
     before constructing anything, and, when `section` is given, that no key is written
-    twice in it (yaml's own loader keeps the last one silently)."""
+    twice in it (yaml's own loader keeps the last one silently) and that the numbers at
+    the paths `as_written` are taken as the text they are written as (take_as_written)."""
     try:
         from yaml import CSafeLoader as Base
     except ImportError:  # PyYAML built without libyaml
@@ -189,6 +217,7 @@ def bounded_loader(section: str | None = None) -> type[CSafeLoader | SafeLoader]
                 check_alias_expansion(node)
             if section is not None:
                 check_duplicate_keys(node, section, self.construct_object)
+                take_as_written(node, section, as_written)
             return self.construct_document(node)
 
     return BoundedSafeLoader

@@ -30,7 +30,12 @@ from aggregator.limits import (
 )
 from aggregator.process.fork import descriptor_limit, drivers_that_fit
 from aggregator.process.orphans import OrphanSweeper
-from aggregator.protocol.environment import IO_TIMEOUT_VAR, kill_grace_for, line_limit_for
+from aggregator.protocol.environment import (
+    IO_TIMEOUT_VAR,
+    cancel_grace_for,
+    kill_grace_for,
+    line_limit_for,
+)
 from aggregator.protocol.result import speaks_for_itself
 from aggregator.protocol.strict_json import LineDecoder, NotStrictJson
 from aggregator.protocol.validation import show
@@ -65,6 +70,10 @@ class SupervisionPolicy:
     @property
     def effective_kill_grace(self) -> float:
         return kill_grace_for(self.io_timeout, self.kill_grace)
+
+    @property
+    def effective_cancel_grace(self) -> float:
+        return cancel_grace_for(self.io_timeout, self.cancel_grace)
 
 
 #: Calls that answer with data servo keeps (an adjust descriptor, a measure description,
@@ -132,10 +141,8 @@ class _DriverCall:
             return
         self.canceled = True
         self.proc.signal_leader(signal.SIGUSR1)
-        grace = self.policy.cancel_grace
-        if self.policy.line_limit is not None:
-            grace = min(grace, self.policy.line_limit)
-        self.scope.deadline = min(self.scope.deadline, trio.current_time() + grace)
+        self.scope.deadline = min(self.scope.deadline,
+                                  trio.current_time() + self.policy.effective_cancel_grace)
 
     def request_terminate(self) -> None:
         self.terminated = True

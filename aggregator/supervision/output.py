@@ -21,7 +21,7 @@ import stat
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TextIO
 
 from aggregator.limits import (
@@ -34,7 +34,7 @@ from aggregator.process.linux import process_age
 from aggregator.protocol.environment import servo_posts_stderr
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.strict_json import dumps, utf8
-from aggregator.protocol.text import clip, clip_message
+from aggregator.protocol.text import clip, clip_message, visible
 
 
 class Overlay(Protocol):
@@ -238,6 +238,13 @@ class Output:
         self._send(utf8(text + "\n"), progress, text.rpartition("\n")[2])
         self.last_object = None
 
+    def report(self, lines: Iterable[str]) -> None:
+        """A text report for people on stdout (--version, --check, --dry-run): each line
+        stays one line, and what a driver or a file name put in it cannot reach the
+        terminal raw."""
+        for line in lines:
+            self.write_line(visible(line, newlines=False))
+
     def json_line(self, obj: dict[str, Any]) -> None:
         """`obj` as one line of strict JSON (no NaN or Infinity, no lone surrogate). A
         measure result may be tens of MB: its text is a temporary, dropped once encoded,
@@ -401,7 +408,7 @@ class Output:
                 self.overlay.clear()
             stamp = ("" if self.stamped_since is None
                      else f"[{time.monotonic() - self.stamped_since:7.3f}] ")
-            print(f"servo-agg: {stamp}{text}", file=self._stderr, flush=True)
+            print(f"servo-agg: {stamp}{visible(text)}", file=self._stderr, flush=True)
             if self.overlay is not None:
                 self.overlay.draw()
 

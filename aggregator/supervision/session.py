@@ -16,7 +16,7 @@ from aggregator.limits import (
 )
 from aggregator.protocol.environment import ServoEnvironment
 from aggregator.protocol.result import DriverFailure, fold
-from aggregator.protocol.text import clip_message, signal_name, visible
+from aggregator.protocol.text import clip_message, signal_name
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.supervision.call import (
     LifeHandler,
@@ -51,7 +51,7 @@ def verbose_trace(output: Output) -> TraceHandler:
     """-v: every line exchanged with a driver (stamped, as every -v note, from the
     process's start: Output.stamp_notes), its control characters escaped."""
     def trace(driver: str, text: str) -> None:
-        output.note(visible(f"{driver}: {text}"), trace=True)
+        output.note(f"{driver}: {text}", trace=True)
 
     return trace
 

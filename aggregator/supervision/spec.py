@@ -94,3 +94,12 @@ class CallOutcome:
     @property
     def driver(self) -> Driver:
         return self.spec.driver
+
+    @property
+    def cut_by_the_stop(self) -> bool:
+        """The run's own stop (SIGTERM, SIGINT, servo's cancel) ended this call or kept it
+        from starting: it says nothing about the driver (--check, --version)."""
+        problem = self.problem
+        return self.end in (CallEnd.STOPPED, CallEnd.CANCELED) or (
+            self.end is CallEnd.NOT_STARTED and problem is not None
+            and problem.reason in (Reason.TERMINATED, Reason.CANCELED))

@@ -23,7 +23,9 @@ def reported_version(result: Mapping[str, Any] | None) -> str | None:
 
 async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> int:
     """`servo-agg <version> (<driver versions>)`; a failing driver is named, and why is
-    said on stderr."""
+    said on stderr. Stopped (SIGTERM, servo's cancel), the line still shows what was
+    answered, a driver the stop cut is `interrupted`, and the run ends as any stopped
+    run does (its final line; 128+signal for a termination)."""
     outcomes = await session.call_all(info_calls, parallel=True,
                                       deadline=session.answer_deadline())
     shown: list[str] = []
@@ -36,11 +38,15 @@ async def report_versions(session: Session, info_calls: Sequence[CallSpec]) -> i
         if failure is None and reported is not None:
             shown.append(f"{name} {clip(one_line(reported))}")  # one line, whatever
             continue
+        if outcome.cut_by_the_stop:  # no fault of the driver's
+            shown.append(f"{name}: interrupted")
+            continue
         failures.append(failure or DriverFailure(
             outcome.driver.name, Call.INFO, Status.FAILED, Reason.BAD_OUTPUT,
             "info: gave no version", outcome.stderr.for_message(stderr_mode)))
         shown.append(f"{name}: failing")
-    session.output.write_line(version_line(shown))
+    session.output.report([version_line(shown)])
     if failures:  # why, on stderr: the same fold as any failure, stderr excerpts included
         session.output.note(fold(failures)["message"])
+    session.stop_if_stopping()
     return 1 if failures else 0

@@ -13,7 +13,7 @@ it: the report is text, or with --json one JSON document.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from aggregator.protocol.environment import (
     CONFIG_IO_TIMEOUT,
     IO_TIMEOUT_VAR,
     ServoEnvironment,
+    cancel_grace_for,
     kill_grace_for,
     line_limit_for,
     parse_io_timeout,
@@ -38,7 +39,7 @@ from aggregator.protocol.environment import (
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.measure import MetricsShapeError, described_metrics
 from aggregator.protocol.result import judge
-from aggregator.protocol.text import clip, one_line, show_bytes
+from aggregator.protocol.text import clip, one_line, show_bytes, visible
 from aggregator.protocol.validation import describe_setting, setting_problems, show
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import (
@@ -52,7 +53,7 @@ from aggregator.root.config import (
     parse_section,
 )
 from aggregator.root.config_probe import CONFIG_FILE, read_config_text
-from aggregator.root.discovery import Candidate, Driver, program_fix, scan
+from aggregator.root.discovery import Candidate, Driver, program_fix, scan, unrun_programs
 from aggregator.root.front_end import FrontEnd, drivers_of
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
@@ -128,10 +129,12 @@ class Report:
         if self.findings:
             self.findings[-1].detail += "\n" + text
 
-    def as_json(self, root: Path, front: FrontEnd, app: str) -> dict[str, Any]:
+    def as_json(self, root: Path, front: FrontEnd, app: str, *,
+                interrupted: bool = False) -> dict[str, Any]:
         """The whole report as one JSON document (a container health check parses one)."""
         return {"servo_root": str(root), "front_end": str(front), "app": app,
-                "result": "ok" if self.problems == 0 else "fail",
+                "result": "interrupted" if interrupted
+                          else "ok" if self.problems == 0 else "fail",
                 "problems": self.problems, "warnings": self.warnings,
                 "checks": [vars(f) for f in self.findings]}
 
@@ -145,9 +148,32 @@ class Probe:
     query: CallOutcome
 
 
-def check_config(report: Report, root: Path,
-                 front: FrontEnd = FrontEnd.ADJUST) -> AggregatorConfig:
-    """config.yaml and its aggregator section; the defaults when it cannot be used."""
+def applied_io_timeout(env: Mapping[str, str], io_timeout: float | None) -> float | None:
+    """The T a run would have here: servo's OPTUNE_IO_TIMEOUT, else config.yaml's
+    `io_timeout` (a broken variable counts as unset; check_environment reports it)."""
+    try:
+        servo = parse_io_timeout(env.get(IO_TIMEOUT_VAR))
+    except AggregatorError:
+        servo = None
+    return ServoEnvironment(servo, "all").with_fallback(io_timeout, CONFIG_IO_TIMEOUT).io_timeout
+
+
+def shown_graces(kill_grace: float, cancel_grace: float, io_timeout: float | None) -> str:
+    """`kill_grace 5 s (cut to 0.5 s to fit T = 2 s), cancel_grace 3 s`: each as it
+    applies, said where T leaves less room than config.yaml gives."""
+    def one(key: str, given: float, applied: float) -> str:
+        cut = (f" (cut to {show(applied)} s to fit T = {show(io_timeout)} s)"
+               if applied < given and io_timeout is not None else "")
+        return f"{key} {show(given)} s{cut}"
+
+    return (one("kill_grace", kill_grace, kill_grace_for(io_timeout, kill_grace)) + ", "
+            + one("cancel_grace", cancel_grace, cancel_grace_for(io_timeout, cancel_grace)))
+
+
+def check_config(report: Report, root: Path, front: FrontEnd = FrontEnd.ADJUST,
+                 env: Mapping[str, str] | None = None) -> AggregatorConfig:
+    """config.yaml and its aggregator section; the defaults when it cannot be used. The
+    graces are shown as they apply under the T of servo's `env` (os.environ by default)."""
     report.heading("config.yaml", "config")
     report.subject = CONFIG_FILE
     try:
@@ -169,19 +195,18 @@ def check_config(report: Report, root: Path,
                             "the rest of this check uses the defaults")
         return AggregatorConfig()
     where = "aggregator section" if SECTION in document else "no aggregator section, defaults"
+    timeout = applied_io_timeout(os.environ if env is None else env, config.io_timeout)
     report.item("ok", f"{where}: drivers_dir {clip(one_line(config.drivers_dir))}, "
                       f"on_failure {config.on_failure}, "
                       f"parallel_queries {str(config.parallel_queries).lower()}, "
-                      f"kill_grace {show(config.kill_grace)} s, "
-                      f"cancel_grace {show(config.cancel_grace)} s")
+                      + shown_graces(config.kill_grace, config.cancel_grace, timeout))
     if front is FrontEnd.MEASURE:
         m = config.measure
         grace = "off" if m.window_grace is None else f"{show(m.window_grace)} s"
         report.item("ok", f"measure: drivers_dir {clip(one_line(m.drivers_dir))}, "
                           f"on_failure {m.on_failure}, window_grace {grace}, "
                           f"missing_metrics {m.missing_metrics}, "
-                          f"kill_grace {show(m.kill_grace)} s, "
-                          f"cancel_grace {show(m.cancel_grace)} s")
+                          + shown_graces(m.kill_grace, m.cancel_grace, timeout))
         for name, policy in m.drivers.items():
             if not policy.enabled:
                 report.detail(f"driver {clip(one_line(name))}: disabled")
@@ -197,8 +222,11 @@ def check_config(report: Report, root: Path,
 
 
 def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
-                      front: FrontEnd = FrontEnd.ADJUST) -> list[Driver]:
-    """Each file in the drivers directory and why it is or is not a driver."""
+                      front: FrontEnd = FrontEnd.ADJUST,
+                      warn: Callable[[str], None] | None = None) -> list[Driver]:
+    """Each file in the drivers directory and why it is or is not a driver; a program
+    without its execute bit is also `warn`ed of (stderr and the run's record), as every
+    command that runs drivers does."""
     where, disabled = drivers_of(config, front)
     drivers_dir = root / where
     report.heading(f"{where}/", "drivers-dir")
@@ -208,6 +236,9 @@ def check_drivers_dir(report: Report, root: Path, config: AggregatorConfig,
     except AggregatorError as err:
         report.item("FAIL", err.message)
         return []
+    if warn is not None:
+        for warning in unrun_programs(where, candidates):
+            warn(warning)
     width = max((len(c.name) for c in candidates), default=0)
     drivers: list[Driver] = []
     for c in candidates:
@@ -335,6 +366,29 @@ def _failed(report: Report, outcome: CallOutcome) -> bool:
     return True
 
 
+def check_probe(report: Report, probe: Probe, line_limit: float | None,
+                front: FrontEnd = FrontEnd.ADJUST) -> Collection[Hashable] | None:
+    """One driver's section: its --info and --query (--describe), each judged unless the
+    check's interruption cut it (then it is not checked, and no problem); what it owns,
+    None when its answer cannot be used."""
+    report.lines.append(f"  {probe.driver.name}")
+    report.subject = probe.driver.name
+
+    def not_checked(outcome: CallOutcome) -> bool:
+        if outcome.cut_by_the_stop:
+            report.item("--", f"--{outcome.spec.call} not checked: the check was "
+                              "interrupted", indent=4, check=str(outcome.spec.call))
+            return True
+        return False
+
+    if not not_checked(probe.info):
+        check_info(report, probe.info, line_limit, front)
+    if not_checked(probe.query):
+        return None
+    return (check_describe if front is FrontEnd.MEASURE else check_query)(
+        report, probe.query, line_limit)
+
+
 def check_info(report: Report, outcome: CallOutcome, line_limit: float | None,
                front: FrontEnd = FrontEnd.ADJUST) -> None:
     if _failed(report, outcome):
@@ -457,11 +511,7 @@ def check_answers(report: Report, probes: Sequence[Probe], line_limit: float | N
     report.heading("drivers")
     owned: list[tuple[str, Collection[Hashable]]] = []
     for probe in probes:
-        report.lines.append(f"  {probe.driver.name}")
-        report.subject = probe.driver.name
-        check_info(report, probe.info, line_limit, front)
-        described = (check_describe if front is FrontEnd.MEASURE else check_query)(
-            report, probe.query, line_limit)
+        described = check_probe(report, probe, line_limit, front)
         if described is not None:
             owned.append((probe.driver.name, described))
     check_duplicates(report, owned, front, asked=len(probes))
@@ -608,10 +658,14 @@ def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Dri
         report.item("ok", "each driver adjusts alone, one after another, in file-name order "
                           "(groups: prefix or drivers.<file>.group run some at once)")
         return
+    def shown(name: str) -> str:  # a file name may hold a newline: the line stays one
+        return visible(name, newlines=False)
+
     for step, group in enumerate(groups, 1):
-        report.item("ok", f"{step}. {group.label()}"
-                          + (f": {', '.join(group.members)}, at once" if group.concurrent
-                             else ""), subject=group.label())
+        members = "" if group.name is None else (  # a named group says who is in it
+            ": " + ", ".join(map(shown, group.members))
+            + (", at once" if group.concurrent else ""))
+        report.item("ok", f"{step}. {shown(group.label())}{members}", subject=group.label())
     settings = dict(owned)
     for group in groups:
         components: dict[str, list[str]] = {}
@@ -621,8 +675,9 @@ def check_groups(report: Report, config: AggregatorConfig, drivers: Sequence[Dri
                 components.setdefault(component, []).append(name)
         for component, names in components.items():
             if len(names) > 1:
-                report.item("warn", f"{' and '.join(names)} both change component "
-                                    f"{clip(component)}, in {group.label()}: they would "
+                report.item("warn", f"{' and '.join(map(shown, names))} both change "
+                                    f"component {clip(component)}, in "
+                                    f"{shown(group.label())}: they would "
                                     "change it at the same time (put them in groups of "
                                     "their own if one must follow the other)",
                             subject=group.label())
@@ -735,14 +790,14 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
     report.lines.append(f"{PRODUCT} {__version__}: checking servo root {root} for {front}"
                         + (f" for app {app}" if app else " (no app id given: drivers "
                                                          "are asked without one)"))
-    config = check_config(report, root, front)
-    drivers = check_drivers_dir(report, root, config, front)
+    config = check_config(report, root, front, env)
+    drivers = check_drivers_dir(report, root, config, front, output.warn)
     check_security(report, root, config, drivers, front=front)
     check_runtime(report, env, drivers, config)
     grace = config.measure if front is FrontEnd.MEASURE else config
     environment = check_environment(report, env, grace.kill_grace, front, config.io_timeout)
     check_journal(report, root, config)
-    stopped = None
+    stopped, interrupted = None, False
     if drivers:
         bounded = environment.with_fallback(CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
         probes: list[Probe] = []
@@ -763,19 +818,22 @@ def run_check(root: Path, app: str, output: Output, *, verbose: bool = False,
         check_answers(report, probes, line_limit_for(bounded.io_timeout), config, drivers,
                       front)
         if code != 0 or len(probes) < len(drivers):
+            interrupted = True
             stopped = code - 128 if code > 128 else None
-            report.item("FAIL", "interrupted: the check did not finish", check="interrupted")
+            report.item("note", "interrupted: the check did not finish; what it did not "
+                                "check counts as no problem", check="interrupted")
     check_not_shown(report, front)
     if as_json:
-        output.json_line(report.as_json(root, front, app))
+        output.json_line(report.as_json(root, front, app, interrupted=interrupted))
     else:
-        verdict = ("servo would work with this root" if report.problems == 0
+        verdict = ("interrupted: the check did not finish" if interrupted
+                   else "servo would work with this root" if report.problems == 0
                    else "servo would NOT work with this root")
         report.lines.extend(["", f"result: {verdict} ({report.problems} problem"
                                  f"{'s' if report.problems != 1 else ''}, {report.warnings} "
-                                 f"warning{'s' if report.warnings != 1 else ''})"])
-        for line in report.lines:
-            output.write_line(line)
+                                 f"warning{'s' if report.warnings != 1 else ''}"
+                                 + (" in what it checked)" if interrupted else ")")])
+        output.report(report.lines)
     if stopped is not None:
         return 128 + stopped
     return 0 if report.problems == 0 else 1
