@@ -40,6 +40,7 @@ from typing import Any, Literal, cast
 import trio
 import trio.testing
 
+from aggregator.adjust.apply import adjust
 from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.process.call_limits import LimitHits
@@ -48,12 +49,14 @@ from aggregator.protocol.environment import ServoEnvironment, StderrMode, servo_
 from aggregator.protocol.measure import parse_measure_request
 from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import AggregatorConfig, MeasureConfig
+from aggregator.root.config import AggregatorConfig, MeasureConfig, parse_section
 from aggregator.root.discovery import Driver
+from aggregator.supervision.call import SupervisionPolicy, Supervisor
+from aggregator.supervision.control import RunControl
 from aggregator.supervision.facts import RunFacts
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Run
-from aggregator.supervision.session import Session
+from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
 from aggregator.supervision.spec import CallSpec
 from tests.support import AdjustRun
@@ -726,3 +729,65 @@ async def _run_command(job: AdjustJob | MeasureJob, drivers: Mapping[str, Script
             ended = trio.current_time()
     return FakeRun(code, output.lines, output.stderr.getvalue(), ended, spawner=spawner,
                    facts=run.facts)
+
+
+# -- the adjust itself over fakes, stopped at a given moment -------------------------------
+
+@dataclass
+class Adjusted:
+    final: dict[str, Any]
+    code: int
+    processes: list[FakeProcess]
+    output: RecordingOutput
+
+    def calls(self, call: Call) -> dict[str, FakeProcess]:
+        return {p.spec.driver.name: p for p in self.processes if p.spec.call is call}
+
+    def span(self, name: str, call: Call = Call.ADJUST) -> tuple[float, float]:
+        proc = self.calls(call)[name]
+        assert proc.exited_at is not None
+        return proc.started_at, proc.exited_at
+
+    def progress(self) -> list[tuple[int, str]]:
+        found = [json.loads(line) for _, line in self.output.lines]
+        return [(m["progress"], m["message"]) for m in found if "progress" in m]
+
+
+async def adjust_over_fakes(drivers: dict[str, Script], section: dict[str, Any], *,
+                         stop_at: float | None = None,
+                         stop: Callable[[RunControl], None] | None = None,
+                         io_timeout: float = 10.0,
+                         trace: list[tuple[str, str]] | None = None) -> Adjusted:
+    """The real adjust over fake drivers (each driver named `NNx` adjusts component `x`),
+    config.yaml's aggregator section as `section`; `stop` done to the run's control at
+    `stop_at` (a cancel or a terminate, as servo's signals do it)."""
+    output = RecordingOutput()
+    request = {"application": {"components": {name[2:]: {"settings": {"x": {"value": 5}}}
+                                              for name in drivers}}}
+    async with open_fake_spawner() as spawner:
+        for name, script in drivers.items():
+            spawner.script(name, script)
+        tracer = None if trace is None else (lambda who, text: trace.append((who, text)))
+        session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 3.0), spawner,
+                                     trace=tracer),
+                          output, ServoEnvironment(io_timeout, "all"))
+        job = AdjustJob(Command.ADJUST, "app", parse_section(section),
+                        tuple(fake_spec(name).driver for name in drivers),
+                        parse_request(json.dumps(request).encode()))
+
+        async def stopper() -> None:
+            assert stop is not None and stop_at is not None
+            await trio.sleep(stop_at)
+            stop(session.control)
+
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                if stop is not None:
+                    nursery.start_soon(stopper)
+                try:
+                    code = await adjust(job, session)
+                except RunStopped as stopped:
+                    code = write_stopped(session, stopped)
+                nursery.cancel_scope.cancel()
+        processes = list(spawner.started)
+    return Adjusted(json.loads(output.lines[-1][1]), code, processes, output)

@@ -8,30 +8,14 @@ import itertools
 import json
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from aggregator.adjust.apply import adjust
-from aggregator.adjust.calls import AdjustJob, Command
-from aggregator.protocol.environment import ServoEnvironment
-from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import parse_section
-from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
-from aggregator.supervision.session import RunStopped, Session, write_stopped
-from tests.fakes import (
-    FakeMember,
-    FakeProcess,
-    RecordingOutput,
-    Script,
-    fake_spec,
-    open_fake_spawner,
-)
+from tests.fakes import FakeMember, Script, adjust_over_fakes
 
 pytestmark = pytest.mark.supervision
 
@@ -63,72 +47,13 @@ def driver(component: str, *, takes: float = 1.0, fails: bool = False,
     return script
 
 
-@dataclass
-class Adjusted:
-    final: dict[str, Any]
-    code: int
-    processes: list[FakeProcess]
-    output: RecordingOutput
-
-    def calls(self, call: Call) -> dict[str, FakeProcess]:
-        return {p.spec.driver.name: p for p in self.processes if p.spec.call is call}
-
-    def span(self, name: str, call: Call = Call.ADJUST) -> tuple[float, float]:
-        proc = self.calls(call)[name]
-        assert proc.exited_at is not None
-        return proc.started_at, proc.exited_at
-
-    def progress(self) -> list[tuple[int, str]]:
-        found = [json.loads(line) for _, line in self.output.lines]
-        return [(m["progress"], m["message"]) for m in found if "progress" in m]
-
-
-async def grouped_adjust(drivers: dict[str, Script], section: dict[str, Any], *,
-                         stop_at: float | None = None,
-                         stop: Callable[[RunControl], None] | None = None,
-                         io_timeout: float = 10.0,
-                         trace: list[tuple[str, str]] | None = None) -> Adjusted:
-    """The real adjust over fake drivers (each driver named `NNx` adjusts component `x`),
-    config.yaml's aggregator section as `section`; `stop` done at `stop_at`."""
-    output = RecordingOutput()
-    request = {"application": {"components": {name[2:]: {"settings": {"x": {"value": 5}}}
-                                              for name in drivers}}}
-    async with open_fake_spawner() as spawner:
-        for name, script in drivers.items():
-            spawner.script(name, script)
-        tracer = None if trace is None else (lambda who, text: trace.append((who, text)))
-        session = Session(Supervisor(SupervisionPolicy(io_timeout, 0.5, 3.0), spawner,
-                                     trace=tracer),
-                          output, ServoEnvironment(io_timeout, "all"))
-        job = AdjustJob(Command.ADJUST, "app", parse_section(section),
-                        tuple(fake_spec(name).driver for name in drivers),
-                        parse_request(json.dumps(request).encode()))
-
-        async def stopper() -> None:
-            assert stop is not None and stop_at is not None
-            await trio.sleep(stop_at)
-            stop(session.control)
-
-        with trio.fail_after(600):
-            async with trio.open_nursery() as nursery:
-                if stop is not None:
-                    nursery.start_soon(stopper)
-                try:
-                    code = await adjust(job, session)
-                except RunStopped as stopped:
-                    code = write_stopped(session, stopped)
-                nursery.cancel_scope.cancel()
-        processes = list(spawner.started)
-    return Adjusted(json.loads(output.lines[-1][1]), code, processes, output)
-
-
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
 async def test_groups_run_in_order_and_the_drivers_of_a_group_together(
         autojump_clock: trio.testing.MockClock) -> None:
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"10a": driver("a"), "10b": driver("b", takes=2), "20c": driver("c"),
          "30d": driver("d"), "30e": driver("e")}, {"groups": "prefix"})
     assert done.final == OK and done.code == 0
@@ -142,8 +67,8 @@ async def test_groups_run_in_order_and_the_drivers_of_a_group_together(
 
 async def test_without_groups_every_driver_runs_alone_in_file_name_order(
         autojump_clock: trio.testing.MockClock) -> None:
-    done = await grouped_adjust({"10a": driver("a"), "10b": driver("b"), "20c": driver("c")},
-                                {})
+    done = await adjust_over_fakes({"10a": driver("a"), "10b": driver("b"), "20c": driver("c")},
+                                   {})
     spans = [done.span(n) for n in ("10a", "10b", "20c")]
     assert all(first[1] <= second[0] for first, second in itertools.pairwise(spans))
 
@@ -155,7 +80,7 @@ WHEN = {"early": 0.2, "middle": 1.5, "end": 3.0}
 @pytest.mark.parametrize("when", list(WHEN))
 async def test_continue_lets_the_group_finish_and_later_groups_run(
         autojump_clock: trio.testing.MockClock, when: str) -> None:
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"05z": driver("z"), "10a": driver("a", takes=WHEN[when], fails=True),
          "10b": driver("b"), "10c": driver("c", takes=2), "20d": driver("d")},
         {"groups": "prefix", "on_failure": "continue"})
@@ -170,7 +95,7 @@ async def test_continue_lets_the_group_finish_and_later_groups_run(
 @pytest.mark.parametrize("when", list(WHEN))
 async def test_stop_lets_the_group_finish_and_starts_no_later_group(
         autojump_clock: trio.testing.MockClock, when: str) -> None:
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"10a": driver("a", takes=WHEN[when], fails=True), "10b": driver("b"),
          "10c": driver("c", takes=2), "20d": driver("d")},
         {"groups": "prefix", "on_failure": "stop"})
@@ -186,7 +111,7 @@ async def test_stop_lets_the_group_finish_and_starts_no_later_group(
 @pytest.mark.parametrize("when", list(WHEN))
 async def test_rollback_restores_groups_in_reverse_and_a_groups_drivers_together(
         autojump_clock: trio.testing.MockClock, when: str) -> None:
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"05y": driver("y"), "05z": driver("z"), "10a": driver("a", takes=WHEN[when],
                                                                 fails=True),
          "10b": driver("b"), "10c": driver("c", takes=2), "20d": driver("d")},
@@ -206,7 +131,7 @@ async def test_rollback_restores_groups_in_reverse_and_a_groups_drivers_together
 
 async def test_a_stuck_driver_is_killed_alone_while_its_group_goes_on(
         autojump_clock: trio.testing.MockClock) -> None:
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"10a": driver("a", takes=4, reports=8), "10b": driver("b", silent=True),
          "20c": driver("c")}, {"groups": "prefix"}, io_timeout=3.0)
     assert done.final["failed_drivers"] == ["10b"] and done.final["reason"] == "timeout"
@@ -219,7 +144,7 @@ async def test_a_stuck_driver_is_killed_alone_while_its_group_goes_on(
 
 async def test_progress_adds_up_the_running_shares_and_names_the_slowest(
         autojump_clock: trio.testing.MockClock) -> None:
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"10a": driver("a", takes=1, reports=4), "10b": driver("b", takes=4, reports=4),
          "20c": driver("c", takes=1, reports=2)},
         {"groups": "prefix", "progress_interval": 0, "drivers": {"10b": {"weight": 2}}})
@@ -238,7 +163,7 @@ async def test_servo_stops_every_running_driver_of_the_group(
         autojump_clock: trio.testing.MockClock, how: str) -> None:
     stop: Callable[[RunControl], None] = (
         (lambda c: c.cancel()) if how == "cancel" else (lambda c: c.terminate(signal.SIGTERM)))
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"05z": driver("z"), "10a": driver("a", takes=60), "10b": driver("b", takes=60),
          "20c": driver("c")}, {"groups": "prefix"}, stop_at=5.0, stop=stop)
     adjusts = done.calls(Call.ADJUST)
@@ -260,7 +185,7 @@ async def test_a_driver_servo_stopped_is_not_called_failed_in_the_progress_strea
     is `canceled` (servo's cancel) or `stopped` (a terminate)."""
     stop: Callable[[RunControl], None] = (
         (lambda c: c.cancel()) if how == "cancel" else (lambda c: c.terminate(signal.SIGTERM)))
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"05z": driver("z"), "10a": driver("a", takes=60), "10b": driver("b", takes=60)},
         {"groups": "prefix", "progress_interval": 0}, stop_at=5.0, stop=stop)
     messages = [message for _, message in done.progress()]
@@ -271,7 +196,7 @@ async def test_a_driver_servo_stopped_is_not_called_failed_in_the_progress_strea
 async def test_a_driver_that_ends_while_others_of_its_group_run_names_the_slowest_of_them(
         autojump_clock: trio.testing.MockClock) -> None:
     """#18.4: the message names the slowest running driver, also when another one ends."""
-    done = await grouped_adjust(
+    done = await adjust_over_fakes(
         {"10a": driver("a", takes=0.5, fails=True), "10b": driver("b", takes=4, reports=2)},
         {"groups": "prefix", "progress_interval": 0})
     after = [(t, json.loads(line)) for t, line in done.output.lines if t >= 0.5]
@@ -284,8 +209,8 @@ async def test_a_driver_that_ends_while_others_of_its_group_run_names_the_slowes
 async def test_verbose_says_which_drivers_ran_together_and_what_it_saved(
         autojump_clock: trio.testing.MockClock) -> None:
     trace: list[tuple[str, str]] = []
-    await grouped_adjust({"10a": driver("a", takes=1), "10b": driver("b", takes=2),
-                          "20c": driver("c")}, {"groups": "prefix"}, trace=trace)
+    await adjust_over_fakes({"10a": driver("a", takes=1), "10b": driver("b", takes=2),
+                             "20c": driver("c")}, {"groups": "prefix"}, trace=trace)
     said = [text for who, text in trace if who == "group 10"]
     assert said[0] == "10a, 10b start at once"
     assert said[1].startswith("all 2 ended 2.0")

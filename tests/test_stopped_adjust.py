@@ -4,7 +4,6 @@ started, and any that failed or were rolled back before; and a stop never rolls 
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -13,17 +12,10 @@ import pytest
 import trio
 import trio.testing
 
-from aggregator.adjust.apply import adjust
-from aggregator.adjust.calls import AdjustJob, Command
-from aggregator.protocol.environment import ServoEnvironment
-from aggregator.protocol.request import parse_request
 from aggregator.protocol.result import AdjustStanding
 from aggregator.protocol.vocabulary import Call
-from aggregator.root.config import AggregatorConfig
-from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
-from aggregator.supervision.session import RunStopped, Session, write_stopped
-from tests.fakes import FakeMember, RecordingOutput, Script, fake_spec, open_fake_spawner
+from tests.fakes import FakeMember, Script, adjust_over_fakes
 
 OK = {"status": "ok", "reason": "success"}
 
@@ -57,33 +49,11 @@ async def stopped_adjust(drivers: dict[str, Script], stop_at: float,
                          ) -> tuple[dict[str, Any], int, list[str]]:
     """The real adjust over fake drivers, `stop` done to its control at `stop_at`: the
     final line, the exit code, and every call made, in order (`name call`)."""
-    output = RecordingOutput()
-    request = {"application": {"components": {name[2:]: {"settings": {"x": {"value": 5}}}
-                                              for name in drivers}}}
-    async with open_fake_spawner() as spawner:
-        for name, script in drivers.items():
-            spawner.script(name, script)
-        session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner), output,
-                          ServoEnvironment(10.0, "all"))
-        job = AdjustJob(Command.ADJUST, "app", AggregatorConfig(
-            on_failure=on_failure, parallel_queries=parallel_queries),  # type: ignore[arg-type]
-                        tuple(fake_spec(name).driver for name in drivers),
-                        parse_request(json.dumps(request).encode()))
-
-        async def stopper() -> None:
-            await trio.sleep(stop_at)
-            stop(session.control)
-
-        with trio.fail_after(600):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(stopper)
-                try:
-                    code = await adjust(job, session)
-                except RunStopped as stopped:
-                    code = write_stopped(session, stopped)
-                nursery.cancel_scope.cancel()
-        calls = [f"{p.spec.driver.name} {p.spec.call}" for p in spawner.started]
-    return json.loads(output.lines[-1][1]), code, calls
+    done = await adjust_over_fakes(
+        drivers, {"on_failure": on_failure, "parallel_queries": parallel_queries},
+        stop_at=stop_at, stop=stop)
+    return done.final, done.code, [f"{p.spec.driver.name} {p.spec.call}"
+                                   for p in done.processes]
 
 
 @pytest.mark.supervision
