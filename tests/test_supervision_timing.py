@@ -421,6 +421,22 @@ async def test_no_driver_starts_once_the_run_is_stopping(
     assert spawner.started == []
 
 
+async def head_start_canceled_before_its_call(
+        script: Script, policy: SupervisionPolicy,
+) -> tuple[FakeProcess, CallOutcome, RunControl]:
+    """servo's SIGUSR1 while trio loads: a query's head start runs, the run is canceled,
+    and 0.3 s later its call is made (and supervised to its end)."""
+    control = RunControl()
+    spec = fake_spec(NAME, Call.QUERY)
+    async with open_fake_spawner() as spawner:
+        early = spawner.head_start(spec, script)
+        control.cancel()
+        await trio.sleep(0.3)
+        with trio.fail_after(TRIO_TIME_BOUND):
+            outcome = await Supervisor(policy, spawner, control).call(spec)
+    return early, outcome, control
+
+
 async def test_a_head_start_already_running_when_servo_cancels_is_canceled_like_any_driver(
         autojump_clock: MockClock) -> None:
     async def polite(p: FakeMember) -> None:
@@ -429,14 +445,8 @@ async def test_a_head_start_already_running_when_servo_cancels_is_canceled_like_
         await trio.sleep(1.0)
         await p.say({"status": "canceled", "reason": "canceled"})
 
-    control = RunControl()
-    spec = fake_spec(NAME, Call.QUERY)
-    async with open_fake_spawner() as spawner:
-        early = spawner.head_start(spec, polite)
-        control.cancel()
-        await trio.sleep(0.3)
-        outcome = await Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner, control).call(
-            spec)
+    early, outcome, control = await head_start_canceled_before_its_call(
+        polite, SupervisionPolicy(10.0, 0.5, 3.0))
     assert early.signals == [(exactly(0.3), "leader", SIGUSR1), (exactly(1.3), "group", SIGKILL)]
     assert outcome.result == {"status": "canceled", "reason": "canceled"}
     assert outcome.elapsed == exactly(1.3)  # from the head start's real start
@@ -457,15 +467,8 @@ async def test_a_cancel_that_came_before_a_head_start_was_attached_keeps_its_can
     """servo's SIGUSR1 while trio loaded: the head start is canceled as it is attached, and
     the cancel grace set then must hold through the call's own start (no T, no deadline:
     nothing else would ever end it)."""
-    control = RunControl()
-    spec = fake_spec(NAME, Call.QUERY)
-    async with open_fake_spawner() as spawner:
-        early = spawner.head_start(spec, deaf_chatter)
-        control.cancel()
-        await trio.sleep(0.3)
-        with trio.fail_after(TRIO_TIME_BOUND):
-            outcome = await Supervisor(SupervisionPolicy(None, 0.5, 2.0), spawner,
-                                       control).call(spec)
+    early, outcome, _ = await head_start_canceled_before_its_call(
+        deaf_chatter, SupervisionPolicy(None, 0.5, 2.0))
     assert early.signals == [(exactly(0.3), "leader", SIGUSR1),
                              (exactly(2.3), "group", SIGTERM),
                              (exactly(2.3), "group", SIGKILL)]
