@@ -39,6 +39,13 @@ PYTHON_BIN = str(Path(sys.executable).parent)
 #: venv's site-packages and the editable install's import hook (22 ms of CPU instead of 33).
 PYTHON_SHEBANG = f"#!{sys.executable} -S"
 
+#: The settings of the two-driver servo root that the adjust commands are tested on, over
+#: fakes and through ./adjust alike: 01web's cpu and replicas, 02cache's size and policy.
+CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
+REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
+SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
+POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
+
 
 def real_supervisor(root: Path, env: dict[str, str], *, io_timeout: float | None = None,
                     kill_grace: float = 0.5, cancel_grace: float = 1.0,

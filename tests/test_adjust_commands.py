@@ -24,14 +24,9 @@ from tests.fakes import (
     run_command,
     simple_script,
 )
-from tests.support import AGGREGATOR
+from tests.support import AGGREGATOR, CPU, POLICY, REPLICAS, SIZE
 
 pytestmark = pytest.mark.supervision
-
-CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
-REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
-SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
-POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
 
 
 def two_drivers() -> dict[str, Script]:

@@ -20,7 +20,11 @@ from tests.fault_support import T
 from tests.support import (
     ADJUST,
     AGGREGATOR,
+    CPU,
+    POLICY,
+    REPLICAS,
     REPO,
+    SIZE,
     AdjustRun,
     adjust_env,
     run_adjust,
@@ -29,11 +33,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.e2e
-
-CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5}
-REPLICAS = {"type": "range", "value": 2, "min": 1, "max": 10, "step": 1}
-SIZE = {"type": "range", "value": 64, "min": 16, "max": 256, "step": 16}
-POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
 
 
 def two_drivers(root: Path) -> None:
