@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,30 +219,41 @@ def install_for(root: Path, call: Call) -> Path:
 Transcript = tuple[bytes, bytes, int | None]  # stdout, stderr, exit code (None: it hangs)
 
 
-def real_transcript(root: Path, mode: str, call: Call, tag: str, **settings: Any) -> Transcript:
-    """What the fault driver writes in `mode` until it exits, or until it hangs (it says so
-    in its pidfile: its signal handlers are in place and it will write nothing more)."""
+@contextlib.contextmanager
+def started_fault_driver(root: Path, call: Call, tag: str, **env: str,
+                         ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, Path]]:
+    """The real fault driver for `call`, its request written, with `env` (FAULT_* and the
+    like): the process, its pidfile, and the files its stdout and stderr go to (files:
+    never full). Killed and reaped on the way out."""
     driver = install_for(root, call)
     pidfile, out, err = root / "pids", root / "out", root / "err"
-    env = adjust_env(tag, FAULT_MODE=mode, FAULT_PHASE=str(call), FAULT_PIDFILE=str(pidfile),
-                     OPTUNE_IO_TIMEOUT=f"{T:g}",
-                     **{f"FAULT_{k.upper()}": str(v) for k, v in settings.items()})
-    with out.open("wb") as stdout, err.open("wb") as stderr:  # files: never full
-        proc = subprocess.Popen([str(driver), *ARGS[call]], cwd=root, env=env,
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen([str(driver), *ARGS[call]], cwd=root,
+                                env=adjust_env(tag, FAULT_PIDFILE=str(pidfile), **env),
                                 stdin=subprocess.PIPE, stdout=stdout, stderr=stderr)
     try:
         assert proc.stdin is not None
         proc.stdin.write(request_of(call))
         proc.stdin.close()
+        yield proc, pidfile, out, err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def real_transcript(root: Path, mode: str, call: Call, tag: str, **settings: Any) -> Transcript:
+    """What the fault driver writes in `mode` until it exits, or until it hangs (it says so
+    in its pidfile: its signal handlers are in place and it will write nothing more)."""
+    with started_fault_driver(root, call, tag, FAULT_MODE=mode, FAULT_PHASE=str(call),
+                              OPTUNE_IO_TIMEOUT=f"{T:g}",
+                              **{f"FAULT_{k.upper()}": str(v) for k, v in settings.items()}
+                              ) as (proc, pidfile, out, err):
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
             if pidfile.exists() and " hanging" in pidfile.read_text():
                 break
             time.sleep(0.01)
         code = proc.poll()
-    finally:
-        proc.kill()
-        proc.wait()
     return out.read_bytes(), err.read_bytes(), code
 
 
@@ -302,16 +314,8 @@ def test_each_fake_writes_what_the_fault_driver_writes(mode: str, call: Call, tm
 def real_reaction(root: Path, mode: str, call: Call, sig: int, tag: str) -> Transcript:
     """What the fault driver writes when `sig` comes while it works (or hangs): until it
     exits, or (it ignores the signal) what it wrote before and its next line, if any."""
-    driver = install_for(root, call)
-    pidfile, out, err = root / "pids", root / "out", root / "err"
-    env = adjust_env(tag, FAULT_MODE=mode, FAULT_PIDFILE=str(pidfile), FAULT_INTERVAL="0.1")
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen([str(driver), *ARGS[call]], cwd=root, env=env,
-                                stdin=subprocess.PIPE, stdout=stdout, stderr=stderr)
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(request_of(call))
-        proc.stdin.close()
+    with started_fault_driver(root, call, tag, FAULT_MODE=mode, FAULT_INTERVAL="0.1",
+                              ) as (proc, pidfile, out, err):
         def ready() -> bool:
             """Its handlers in place: hanging, or working and its first line written."""
             said = set(pidfile.read_text().split()) if pidfile.exists() else set()
@@ -326,9 +330,6 @@ def real_reaction(root: Path, mode: str, call: Call, sig: int, tag: str) -> Tran
             code: int | None = proc.wait(timeout=0.5)  # it reacts at once, or not at all
         except subprocess.TimeoutExpired:
             code = None
-    finally:
-        proc.kill()
-        proc.wait()
     return out.read_bytes(), err.read_bytes(), code
 
 
