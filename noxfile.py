@@ -5,8 +5,8 @@
                                       each Python found: each newer one with the newest
                                       versions of the requirements, then the oldest with the
                                       lowest versions aggregator/requirements.txt allows
-    .venv/bin/nox -s pythons tests lowest
-                                      (make test-all, CI) the oldest with the newest too
+    .venv/bin/nox -s "tests(3.11)"    (make test-oldest-newest; CI, make test-all) the
+                                      oldest with the newest versions too
     .venv/bin/nox -s pythons          only the report: which supported Pythons are here
     .venv/bin/nox -s "tests(3.13)"    the suite on one of them; arguments after -- go to pytest
     .venv/bin/nox -s lowest           the suite on the oldest Python with the lowest versions
@@ -172,7 +172,7 @@ OLDEST = FOUND[SUPPORTED[0]]
 #: What `make test` runs: each Python once, so that it stays within its budget
 #: (tests/README.md). The oldest runs as `lowest`, the edge of both ranges at once (the
 #: oldest Python, the oldest dependencies); the newest versions run on every newer one.
-#: Only the oldest Python with the newest versions is left to `make test-all` (CI).
+#: Only the oldest Python with the newest versions is left to `make test-oldest-newest` (CI).
 nox.options.sessions = ["pythons", *(f"tests({version})" for version in SUPPORTED[1:]
                                      if FOUND[version] is not None), "lowest"]
 
