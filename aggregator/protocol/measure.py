@@ -275,11 +275,6 @@ def measurement_window(control: Mapping[str, Any] | None) -> MeasurementWindow:
     return MeasurementWindow(seconds)
 
 
-def window_seconds(control: Mapping[str, Any] | None) -> float | None:
-    """The window's seconds (None: none); see measurement_window."""
-    return measurement_window(control).seconds
-
-
 def window_grace_notice(drivers: Sequence[str], unusable: str) -> str:
     """measure.window_grace is set, but these drivers' control gives no window to add
     it to: their measure runs without that limit, which must not pass unsaid."""
