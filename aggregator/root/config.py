@@ -285,7 +285,9 @@ def _deadline(key: str, value: Any) -> float | None:
     return float(value)
 
 
-_MEMORY = re.compile(r"([0-9]+)([KMG]?)", re.IGNORECASE)
+#: A memory size written as text; compiled (and cached) by re when one is first read, not
+#: at every start.
+_MEMORY = r"([0-9]+)([KMG]?)"
 _BINARY = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -297,7 +299,7 @@ def _memory(key: str, value: Any) -> int:
         raise _bad(key, problem)
     if isinstance(value, int):
         size = value
-    elif isinstance(value, str) and (found := _MEMORY.fullmatch(value.strip())):
+    elif isinstance(value, str) and (found := re.fullmatch(_MEMORY, value.strip(), re.IGNORECASE)):
         digits, unit = found.groups()
         if len(digits) > 20:  # int() of thousands of digits is refused (or slow)
             raise _bad(key, problem)
