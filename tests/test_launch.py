@@ -42,8 +42,9 @@ def run_before_trio(root: Path, argv: list[str], front: FrontEnd,
 
     real_job = launch._job
 
-    def job_then_stop(*args: object, **kwargs: object) -> launch.Job:
-        raise Started(real_job(*args, **kwargs).command)  # type: ignore[arg-type]
+    def job_then_stop(*args: object, **kwargs: object) -> tuple[launch.Job, object]:
+        job, _ = real_job(*args, **kwargs)  # type: ignore[arg-type]
+        raise Started(job.command)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(launch, "read_request", read_request)

@@ -127,8 +127,9 @@ for name in sys.argv[2:]:
 print(json.dumps(loaded))
 """
 
-#: PROBE, each module imported in a child forked before any of them was: as fresh as a new
-#: interpreter for what it loads, for the price of a fork instead of a Python start.
+#: Every module each one loads, each imported in a child forked before any of them was: as
+#: fresh as a new interpreter for what it loads, for the price of a fork instead of a
+#: Python start.
 PROBE_EACH_ALONE = """
 import importlib, json, os, sys
 sys.path.insert(0, sys.argv[1])
@@ -137,8 +138,7 @@ for name in sys.argv[2:]:
     read_end, write_end = os.pipe()
     if os.fork() == 0:
         importlib.import_module(name)
-        got = sorted(m for m in ("trio", "yaml") if m in sys.modules)
-        os.write(write_end, json.dumps(got).encode())
+        os.write(write_end, json.dumps(sorted(sys.modules)).encode())
         os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as answer:
@@ -148,15 +148,51 @@ print(json.dumps(loaded))
 """
 
 
+def loaded_alone(names: list[str], tag: str) -> dict[str, list[str]]:
+    """Every module each of `names` loads, imported alone (PROBE_EACH_ALONE)."""
+    done = subprocess.run([sys.executable, "-c", PROBE_EACH_ALONE, str(REPO), *names],
+                          capture_output=True, text=True, check=True, env=tagged(tag))
+    loaded: dict[str, list[str]] = json.loads(done.stdout)
+    assert sorted(loaded) == sorted(names)
+    return loaded
+
+
+def among(loaded: list[str], packages: tuple[str, ...]) -> list[str]:
+    """The modules of `loaded` that are one of `packages` or inside one."""
+    return [m for m in loaded if any(m == p or m.startswith(f"{p}.") for p in packages)]
+
+
 @pytest.mark.e2e
 def test_a_trio_free_module_loads_neither_trio_nor_yaml(tag: str) -> None:
     """Each alone: one module's imports must not hide another's."""
-    trio_free = declared_trio_free()
-    done = subprocess.run([sys.executable, "-c", PROBE_EACH_ALONE, str(REPO), *trio_free],
-                          capture_output=True, text=True, check=True, env=tagged(tag))
-    loaded = json.loads(done.stdout)
-    assert sorted(loaded) == sorted(trio_free)
-    assert {module: got for module, got in loaded.items() if got} == {}
+    loaded = loaded_alone(declared_trio_free(), tag)
+    assert {module: got for module, all_loaded in loaded.items()
+            if (got := among(all_loaded, ("trio", "yaml")))} == {}
+
+
+#: What the start of a command must not load: the other front-end's modules, and those
+#: only another command uses. servo starts a process for every call, and every start pays
+#: the import of each module it loads (ARCHITECTURE.md, "Start-up cost").
+NOT_LOADED_BY = {
+    # launch._job imports a front-end's modules for that front-end's runs only
+    "aggregator.entry.launch": ("aggregator.adjust", "aggregator.measure",
+                                "aggregator.protocol.measure", "aggregator.tools"),
+    # an adjust run's job and commands (the chosen command imports its own modules)
+    "aggregator.adjust.calls": ("aggregator.measure", "aggregator.protocol.measure"),
+    "aggregator.adjust.commands": ("aggregator.measure", "aggregator.protocol.measure",
+                                   "aggregator.adjust.apply", "aggregator.adjust.dry_run"),
+    # a measure run's (the layers keep adjust out of it)
+    "aggregator.measure.commands": ("aggregator.measure.describe", "aggregator.measure.run",
+                                    "aggregator.measure.dry_run"),
+}
+
+
+@pytest.mark.e2e
+def test_a_command_loads_neither_the_other_front_end_nor_other_commands(tag: str) -> None:
+    loaded = loaded_alone(list(NOT_LOADED_BY), tag)
+    assert "aggregator.adjust.queries" in loaded["aggregator.adjust.commands"]  # it looks
+    assert {module: got for module, packages in NOT_LOADED_BY.items()
+            if (got := among(loaded[module], packages))} == {}
 
 
 @pytest.mark.e2e

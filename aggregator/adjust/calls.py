@@ -7,9 +7,8 @@ the same methods, so a head start is taken over by exactly the call it was start
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.adjust.groups import adjust_groups
 from aggregator.protocol.request import AdjustRequest, driver_request
@@ -26,8 +25,7 @@ class Command(StrEnum):
     DRY_RUN = "dry-run"
 
 
-@dataclass(frozen=True)
-class AdjustJob:
+class AdjustJob(NamedTuple):
     """What servo (or an operator) asked of the adjust drivers, checked and ready."""
 
     command: Command

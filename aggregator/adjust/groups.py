@@ -14,13 +14,12 @@ inputs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aggregator.root.config import AggregatorConfig, GroupMode
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     """Drivers that run at the same time, in file-name order. `name` is None for a driver
     that is a group of its own because nothing grouped it."""
 

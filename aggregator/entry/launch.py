@@ -11,17 +11,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.adjust.calls import AdjustJob, Command
 from aggregator.entry.cmdline import build_parser, read_request
-from aggregator.measure.calls import MeasureCommand, MeasureJob
 from aggregator.protocol.environment import (
     CONFIG_IO_TIMEOUT,
     ServoEnvironment,
     read_environment,
 )
 from aggregator.protocol.errors import STDOUT_CLOSED, AggregatorError
-from aggregator.protocol.measure import parse_measure_request
-from aggregator.protocol.request import parse_request
 from aggregator.protocol.text import version_line
 from aggregator.protocol.vocabulary import Reason, Status
 from aggregator.root.config import AggregatorConfig, load_config
@@ -34,10 +30,12 @@ from aggregator.supervision.run import Command as RunCommand
 from aggregator.supervision.run import Run
 from aggregator.supervision.signals import EarlySignals, StoppedEarly
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each front-end's modules are imported by _job, for its own runs
+    from aggregator.adjust.calls import AdjustJob
+    from aggregator.measure.calls import MeasureJob
     from aggregator.supervision.session import Session
 
-Job = AdjustJob | MeasureJob
+    Job = AdjustJob | MeasureJob
 
 
 def run(argv: list[str], front: FrontEnd = FrontEnd.ADJUST, *, stdin_closed: bool = False,
@@ -130,35 +128,56 @@ def _fault(exc: Exception) -> str:
 
 def _job(front: FrontEnd, command: str, args: argparse.Namespace, config: AggregatorConfig,
          environment: ServoEnvironment, root: Path, early: EarlySignals,
-         stdin_closed: bool, facts: RunFacts, output: Output) -> Job:
+         stdin_closed: bool, facts: RunFacts, output: Output) -> tuple[Job, RunCommand]:
     """The front-end's job for `command` (_command's), the request read and checked
-    (before any driver starts)."""
+    (before any driver starts), and the command that runs it under trio.
+
+    The seam between the front-ends: each one's modules are imported here, for its own
+    runs only, so that neither pays the other's import at every start
+    (tests/test_layers.py)."""
     drivers_dir, disabled = drivers_of(config, front)
     candidates = scan(root / drivers_dir)
     for warning in unrun_programs(drivers_dir, candidates):
         output.warn(warning)
     drivers = tuple(drivers_among(candidates, disabled))
-    wants_request = command in (Command.ADJUST, Command.DRY_RUN, MeasureCommand.MEASURE)
-    data = b""
-    if wants_request:
-        if not args.app:
-            raise AggregatorError(Reason.BAD_USAGE, f"no application id given; servo calls "
-                                  f"'{front} <app>' with the request on stdin")
-        if stdin_closed:  # /dev/null stands in for it: nothing to read
-            raise AggregatorError(Reason.BAD_INPUT, f"{front} request: stdin was closed, "
-                                  "so there is no request; no driver was run")
-        with early.interrupting():
-            # within the line limit, not T: servo must hear the error while it listens
-            data = read_request(environment.line_limit, front,
-                                source=environment.io_timeout_source)
-        facts.request = data
     if front is FrontEnd.MEASURE:
-        return MeasureJob(MeasureCommand(command), args.app, config.measure, drivers,
-                          parse_measure_request(data, [d.name for d in drivers])
-                          if wants_request else None,
-                          as_json=args.json)
-    return AdjustJob(Command(command), args.app, config, drivers,
-                     parse_request(data) if wants_request else None, as_json=args.json)
+        from aggregator.measure.calls import MeasureCommand, MeasureJob
+        from aggregator.protocol.measure import parse_measure_request
+
+        measure = MeasureCommand(command)
+        data = (_request(front, args, environment, early, stdin_closed, facts)
+                if measure in (MeasureCommand.MEASURE, MeasureCommand.DRY_RUN) else None)
+        measure_job = MeasureJob(measure, args.app, config.measure, drivers,
+                                 None if data is None else
+                                 parse_measure_request(data, [d.name for d in drivers]),
+                                 as_json=args.json)
+        return measure_job, _measure_command(measure_job)
+    from aggregator.adjust.calls import AdjustJob, Command
+    from aggregator.protocol.request import parse_request
+
+    adjust = Command(command)
+    data = (_request(front, args, environment, early, stdin_closed, facts)
+            if adjust in (Command.ADJUST, Command.DRY_RUN) else None)
+    adjust_job = AdjustJob(adjust, args.app, config, drivers,
+                           None if data is None else parse_request(data), as_json=args.json)
+    return adjust_job, _adjust_command(adjust_job, root)
+
+
+def _request(front: FrontEnd, args: argparse.Namespace, environment: ServoEnvironment,
+             early: EarlySignals, stdin_closed: bool, facts: RunFacts) -> bytes:
+    """The request on stdin, for a command that takes one (the app id given first)."""
+    if not args.app:
+        raise AggregatorError(Reason.BAD_USAGE, f"no application id given; servo calls "
+                              f"'{front} <app>' with the request on stdin")
+    if stdin_closed:  # /dev/null stands in for it: nothing to read
+        raise AggregatorError(Reason.BAD_INPUT, f"{front} request: stdin was closed, "
+                              "so there is no request; no driver was run")
+    with early.interrupting():
+        # within the line limit, not T: servo must hear the error while it listens
+        data = read_request(environment.line_limit, front,
+                            source=environment.io_timeout_source)
+    facts.request = data
+    return data
 
 
 def _command(args: argparse.Namespace, front: FrontEnd) -> str:
@@ -203,8 +222,8 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         environment = read_environment(os.environ)
         config = load_config(root, output.warn)
         environment = environment.with_fallback(config.io_timeout, CONFIG_IO_TIMEOUT)
-        job = _job(front, command, args, config, environment, root, early, stdin_closed,
-                   facts, output)
+        job, job_command = _job(front, command, args, config, environment, root, early,
+                                stdin_closed, facts, output)
     except AggregatorError as err:
         if err.reason == Reason.NO_DRIVERS_DIR and config is not None and args.version:
             # an install is checked before drivers are added: servo-agg's version still
@@ -222,7 +241,7 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
         output.failure(result, result["status"], result["message"])  # as any stopped run
         return 128 + stop.signum, config
     grace = config.measure if front is FrontEnd.MEASURE else config
-    runs_drivers = job.command in (Command.ADJUST, MeasureCommand.MEASURE)
+    runs_drivers = command == front  # adjust's adjust, measure's measure (_command)
     with Run(servo_root=root, env=os.environ, environment=environment,
              kill_grace=grace.kill_grace, cancel_grace=grace.cancel_grace, output=output,
              early=early, verbose=args.verbose, heartbeat=not args.dry_run,
@@ -235,18 +254,22 @@ def _run(argv: list[str], front: FrontEnd, early: EarlySignals, output: Output,
             output.error(err)
             return 1, config
         run.start_early(job.opening_calls())
-        return run.execute(_job_command(job, root)), config
+        return run.execute(job_command), config
 
 
-def _job_command(job: Job, root: Path) -> RunCommand:
+def _adjust_command(job: AdjustJob, root: Path) -> RunCommand:
     async def command(session: Session) -> int:
-        # imported under trio, once it is loaded
-        if isinstance(job, MeasureJob):
-            from aggregator.measure.commands import run_measure_job
-
-            return await run_measure_job(job, session)
-        from aggregator.adjust.commands import run_job
+        from aggregator.adjust.commands import run_job  # under trio, once it is loaded
 
         return await run_job(job, session, root)
+
+    return command
+
+
+def _measure_command(job: MeasureJob) -> RunCommand:
+    async def command(session: Session) -> int:
+        from aggregator.measure.commands import run_measure_job  # under trio, as above
+
+        return await run_measure_job(job, session)
 
     return command

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.journal.store import (
     JOURNAL_FILE,
@@ -144,8 +144,7 @@ def started_at(record: dict[str, Any]) -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-class JournalState:
+class JournalState(NamedTuple):
     """Where the journal is, whether a run could add to it, and how large it is."""
 
     where: str  # journal.jsonl, from the servo root

@@ -8,9 +8,8 @@ the same methods, so a head start is taken over by exactly the call it was start
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.protocol.measure import (
     MeasurementWindow,
@@ -34,8 +33,7 @@ class MeasureCommand(StrEnum):
     DRY_RUN = "dry-run"
 
 
-@dataclass(frozen=True)
-class MeasureJob:
+class MeasureJob(NamedTuple):
     """What servo (or an operator) asked of the measure drivers, checked and ready."""
 
     command: MeasureCommand

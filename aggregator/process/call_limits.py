@@ -4,8 +4,7 @@ config.yaml's limits by the run and from the call's cgroup at the reap. Trio-fre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class CallLimits(Protocol):
@@ -20,8 +19,7 @@ class CallLimits(Protocol):
     def cpu(self) -> float | None: ...  # CPUs
 
 
-@dataclass(frozen=True)
-class LimitHits:
+class LimitHits(NamedTuple):
     """How often a call ran into its limits, as its cgroup counted; None: not counted
     (no cgroup, or none with that controller: then only the exit can tell)."""
 

@@ -26,8 +26,8 @@ import select
 import signal
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aggregator.limits import CPU_PERIOD_MICROSECONDS, REAP_LIMIT_SECONDS
 from aggregator.process.call_limits import CallLimits, LimitHits
@@ -181,8 +181,7 @@ def _same_process(pid: int, start: int) -> bool:
     return stat is not None and stat.running and stat.start == start
 
 
-@dataclass(frozen=True)
-class RunCgroup:
+class RunCgroup(NamedTuple):
     """The cgroup made for one run: the aggregator moves into it before its first driver,
     so that every driver is born in it (moving each driver instead would cost each one a
     wait of an RCU grace period, some milliseconds, at its start)."""
@@ -260,8 +259,7 @@ class RunCgroup:
         return frozenset(c for c in wanted if _write(control, f"+{c}"))
 
 
-@dataclass(frozen=True)
-class CallCgroup:
+class CallCgroup(NamedTuple):
     """One driver call's own cgroup, a child of the run's, holding the limits its
     `controllers` enforce. The driver enters it between fork and exec (enter), so that
     it and all it starts are held from their first instruction."""

@@ -21,9 +21,8 @@ import itertools
 import os
 import resource
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from aggregator.process.call_limits import CallLimits
 from aggregator.process.cgroup import CALL_PREFIX, CallCgroup, RunCgroup
@@ -46,8 +45,7 @@ def _set_rlimit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-@dataclass(frozen=True)
-class PreparedCall:
+class PreparedCall(NamedTuple):
     """One call's limits, ready before its fork: its cgroup (made and written already)
     and the rlimits its child sets before exec."""
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from aggregator.limits import DRIVER_STDOUT_PIPE_BYTES, FD_MARGIN, FDS_PER_DRIVER
 from aggregator.process.call_limits import CallLimits
@@ -122,8 +123,7 @@ def child_environment(base: Mapping[str, str], servo_root: Path,
     return env
 
 
-@dataclass(frozen=True)
-class Guards:
+class Guards(NamedTuple):
     """How each driver of a run is tied to it, and what it gets back of what the run
     changed for itself (the run decides, once).
 

@@ -23,7 +23,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aggregator.limits import ORPHAN_SWEEP_ROUNDS
 from aggregator.process.linux import ProcStat, process_start_ticks, process_table, read_stat
@@ -65,8 +65,7 @@ def marked_pids(mark: str, table: Mapping[int, ProcStat], exclude: int) -> list[
             if pid != exclude and stat.running and is_marked(pid, mark)]
 
 
-@dataclass(frozen=True)
-class Known:
+class Known(NamedTuple):
     """A process the aggregator told the sentinel about: its pid and when it started."""
 
     pid: int

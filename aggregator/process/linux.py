@@ -12,8 +12,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -74,8 +74,7 @@ def parent_death_guard(sig: int = signal.SIGKILL, *,
     return arm
 
 
-@dataclass(frozen=True)
-class ProcStat:
+class ProcStat(NamedTuple):
     """What /proc/PID/stat says of a process that matters to finding and killing it."""
 
     pid: int

@@ -11,14 +11,12 @@ cgroup of its own, whose files count every process in it, however it ended. Trio
 from __future__ import annotations
 
 import resource
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Source = Literal["rusage", "cgroup"]
 
 
-@dataclass(frozen=True)
-class ResourceUse:
+class ResourceUse(NamedTuple):
     """CPU seconds (user, system) and peak resident memory in bytes, and where from."""
 
     user_cpu: float

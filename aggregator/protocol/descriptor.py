@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.text import DistinctNames, brief, clash_message, clip
@@ -51,8 +50,7 @@ def settings_of(descriptor: Descriptor) -> dict[SettingKey, dict[str, Any]]:
     }
 
 
-@dataclass(frozen=True)
-class Ownership:
+class Ownership(NamedTuple):
     """Which driver reported which setting, from the drivers' own descriptors."""
 
     owner: Mapping[SettingKey, str]

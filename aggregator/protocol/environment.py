@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from aggregator.limits import MAX_IO_TIMEOUT_SECONDS
 from aggregator.protocol.errors import AggregatorError
@@ -20,8 +19,7 @@ IO_TIMEOUT_VAR = "OPTUNE_IO_TIMEOUT"
 CONFIG_IO_TIMEOUT = "io_timeout in config.yaml"
 
 
-@dataclass(frozen=True)
-class ServoEnvironment:
+class ServoEnvironment(NamedTuple):
     """What servo told us through the environment, with T the one value every limit
     derived from it uses, wherever it came from."""
 
@@ -38,7 +36,7 @@ class ServoEnvironment:
         """T from `source` where servo set none (unset, empty or 0); servo's own wins."""
         if self.io_timeout is not None or io_timeout is None:
             return self
-        return replace(self, io_timeout=io_timeout, io_timeout_source=source)
+        return self._replace(io_timeout=io_timeout, io_timeout_source=source)
 
 
 def line_limit_for(io_timeout: float | None) -> float | None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from aggregator.protocol.errors import AggregatorError
 from aggregator.protocol.request import bad_request, load_request
@@ -18,8 +17,7 @@ from aggregator.protocol.vocabulary import Reason
 Metrics = list[str] | dict[str, Any]  # the request's form: names, or {name: {...}}
 
 
-@dataclass(frozen=True)
-class MeasureRequest:
+class MeasureRequest(NamedTuple):
     metrics: Metrics
     control: dict[str, Any] | None
     extra: dict[str, Any]  # other top-level keys, passed on to every driver
@@ -231,8 +229,7 @@ def _seconds(value: Any) -> float | None:
     return None if math.isnan(seconds) else seconds
 
 
-@dataclass(frozen=True)
-class MeasurementWindow:
+class MeasurementWindow(NamedTuple):
     """The window a control implies: `seconds`, or None when there is none: the control
     gives no timing, or (`unusable` says how) timing no window can be computed from."""
 

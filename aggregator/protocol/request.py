@@ -5,8 +5,7 @@ names the front-end that read it ("measure request: ...")."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.errors import AggregatorError
@@ -14,8 +13,7 @@ from aggregator.protocol.strict_json import loads_strict
 from aggregator.protocol.text import brief, clip
 
 
-@dataclass(frozen=True)
-class AdjustRequest:
+class AdjustRequest(NamedTuple):
     components: dict[str, Any]
     control: dict[str, Any] | None
     extra: dict[str, Any]  # other top-level keys, passed on to every driver

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aggregator.protocol.environment import StderrMode
 from aggregator.protocol.text import brief, clip, clip_message, signal_name
@@ -52,8 +51,7 @@ class CallOutcome(Protocol):
 
 
 
-@dataclass(frozen=True)
-class DriverFailure:
+class DriverFailure(NamedTuple):
     driver: str
     call: str
     status: str
@@ -168,8 +166,7 @@ def fold(failures: Sequence[DriverFailure], extra_lines: Sequence[str] = (),
     }
 
 
-@dataclass(frozen=True)
-class AdjustStanding:
+class AdjustStanding(NamedTuple):
     """Where each driver of an adjust stood when servo stopped or canceled it: what the
     application holds now. Lists, in driver order: several drivers may be cut short at
     once (when they run together)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from aggregator.limits import (
     DEFAULT_CANCEL_GRACE,
@@ -58,10 +58,12 @@ MISSING_METRICS_CHOICES: tuple[MissingMetrics, ...] = ("note", "fail")
 
 #: The keys of `limits:`.
 LIMIT_KEYS = ("memory", "pids", "cpu")
+#: The drivers of a config without a `drivers:` key: none, read-only, shared by every
+#: config (a NamedTuple's default is one object).
+NO_DRIVERS: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class ResourceLimits:
+class ResourceLimits(NamedTuple):
     """What one driver call may use (`limits:`); None: no limit. The process layer reads
     these fields (process.resources.CallLimits)."""
 
@@ -84,8 +86,7 @@ class ResourceLimits:
         return tuple(key for key in LIMIT_KEYS if getattr(self, key) is not None)
 
 
-@dataclass(frozen=True)
-class DriverBounds:
+class DriverBounds(NamedTuple):
     """Everything one driver's calls are held to besides servo's line limit."""
 
     limits: ResourceLimits = ResourceLimits()
@@ -94,11 +95,10 @@ class DriverBounds:
     deadline: float | None = None
 
 
-@dataclass(frozen=True)
-class RunBounds:
+class RunBounds(NamedTuple):
     """Each driver's bounds in one run, by file name; a driver not in it has none."""
 
-    drivers: Mapping[str, DriverBounds] = field(default_factory=dict)
+    drivers: Mapping[str, DriverBounds] = NO_DRIVERS
 
     def of(self, driver_name: str) -> DriverBounds:
         return self.drivers.get(driver_name, DriverBounds())
@@ -110,8 +110,7 @@ class RunBounds:
         return tuple(key for key in LIMIT_KEYS if key in found)
 
 
-@dataclass(frozen=True)
-class DriverPolicy:
+class DriverPolicy(NamedTuple):
     weight: float = 1.0
     enabled: bool = True
     limits: ResourceLimits = ResourceLimits()  # its own: the global ones fill the rest
@@ -125,8 +124,7 @@ def disabled_in(policies: Mapping[str, DriverPolicy]) -> frozenset[str]:
     return frozenset(name for name, p in policies.items() if not p.enabled)
 
 
-@dataclass(frozen=True)
-class MeasureConfig:
+class MeasureConfig(NamedTuple):
     """`aggregator.measure`: how ./measure runs the drivers in its own directory."""
 
     drivers_dir: str = "measure.d"
@@ -136,7 +134,7 @@ class MeasureConfig:
     #: the overall limit, off when None: a driver still running this long after the
     #: window its control implies is killed as a timeout
     window_grace: float | None = None
-    drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
+    drivers: Mapping[str, DriverPolicy] = NO_DRIVERS
     #: the aggregator's own `progress_interval`: servo's cost per line is the same for both
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
     missing_metrics: MissingMetrics = "note"
@@ -156,8 +154,7 @@ class MeasureConfig:
         return RunBounds({name: self.bounds(name) for name in driver_names})
 
 
-@dataclass(frozen=True)
-class JournalConfig:
+class JournalConfig(NamedTuple):
     """`aggregator.journal`: where every run is recorded (docs/journal.md)."""
 
     dir: str = ".servo-agg"  # relative to the servo root, inside it
@@ -165,8 +162,7 @@ class JournalConfig:
     enabled: bool = True
 
 
-@dataclass(frozen=True)
-class AggregatorConfig:
+class AggregatorConfig(NamedTuple):
     drivers_dir: str = "adjust.d"
     kill_grace: float = DEFAULT_KILL_GRACE
     cancel_grace: float = DEFAULT_CANCEL_GRACE
@@ -175,15 +171,15 @@ class AggregatorConfig:
     groups: GroupMode = "none"
     #: at most one progress line per this many seconds to servo (the newest state)
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
-    drivers: Mapping[str, DriverPolicy] = field(default_factory=dict)
-    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    drivers: Mapping[str, DriverPolicy] = NO_DRIVERS
+    measure: MeasureConfig = MeasureConfig()
     #: T where servo sets no OPTUNE_IO_TIMEOUT (or 0), used exactly as servo's; None: none
     io_timeout: float | None = None
     #: every driver's resource limits, unless its own replace them (key by key)
     limits: ResourceLimits = ResourceLimits()
     #: every driver call's total time, unless the driver has its own; None: none
     deadline: float | None = None
-    journal: JournalConfig = field(default_factory=JournalConfig)
+    journal: JournalConfig = JournalConfig()
     #: a Prometheus text file (node_exporter's textfile collector) each run updates
     metrics_file: str | None = None
 
@@ -289,7 +285,9 @@ def _deadline(key: str, value: Any) -> float | None:
     return float(value)
 
 
-_MEMORY = re.compile(r"([0-9]+)([KMG]?)", re.IGNORECASE)
+#: A memory size written as text; compiled (and cached) by re when one is first read, not
+#: at every start.
+_MEMORY = r"([0-9]+)([KMG]?)"
 _BINARY = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -301,7 +299,7 @@ def _memory(key: str, value: Any) -> int:
         raise _bad(key, problem)
     if isinstance(value, int):
         size = value
-    elif isinstance(value, str) and (found := _MEMORY.fullmatch(value.strip())):
+    elif isinstance(value, str) and (found := re.fullmatch(_MEMORY, value.strip(), re.IGNORECASE)):
         digits, unit = found.groups()
         if len(digits) > 20:  # int() of thousands of digits is refused (or slow)
             raise _bad(key, problem)
@@ -406,8 +404,7 @@ def _drivers_dir(key: str, value: Any) -> str:
 
 def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
                      progress_interval: float,
-                     limits: ResourceLimits = ResourceLimits(),
-                     deadline: float | None = None) -> MeasureConfig:
+                     limits: ResourceLimits, deadline: float | None) -> MeasureConfig:
     """`aggregator.measure`; its graces default to the aggregator's own, and the progress
     interval, the global limits and deadline are the aggregator's (one key each: what a
     line costs servo is the same, and a bound is for every driver)."""
@@ -433,7 +430,7 @@ def _measure_section(section: Any, kill_grace: float, cancel_grace: float,
                    f"{', '.join(MISSING_METRICS_CHOICES)}, not {brief(missing_metrics)}")
     return MeasureConfig(
         drivers_dir=_drivers_dir("measure.drivers_dir",
-                                 section.get("drivers_dir", MeasureConfig.drivers_dir)),
+                                 section.get("drivers_dir", MeasureConfig().drivers_dir)),
         kill_grace=_seconds("measure.kill_grace", section.get("kill_grace", kill_grace)),
         cancel_grace=_seconds("measure.cancel_grace",
                               section.get("cancel_grace", cancel_grace)),
@@ -459,7 +456,8 @@ def _journal_section(section: Any, drivers_dirs: tuple[str, ...]) -> JournalConf
     for key in section:
         if key not in known:
             raise _bad(f"journal.{key}", f"unknown key (known: {', '.join(known)})")
-    directory = section.get("dir", JournalConfig.dir)
+    defaults = JournalConfig()
+    directory = section.get("dir", defaults.dir)
     if not isinstance(directory, str) or not directory:
         raise _bad("journal.dir", f"must be a non-empty path, not {brief(directory)}")
     _openable("journal.dir", directory)
@@ -473,7 +471,7 @@ def _journal_section(section: Any, drivers_dirs: tuple[str, ...]) -> JournalConf
             raise _bad("journal.dir", f"{brief(directory)} is in the drivers directory "
                                       f"{brief(drivers)}: keep the journal apart from the "
                                       "drivers")
-    size = section.get("max_bytes", JournalConfig.max_bytes)
+    size = section.get("max_bytes", defaults.max_bytes)
     if (isinstance(size, bool) or not isinstance(size, int)
             or not MIN_JOURNAL_MAX_BYTES <= size <= MAX_JOURNAL_MAX_BYTES):
         raise _bad("journal.max_bytes", f"must be a whole number of bytes from "

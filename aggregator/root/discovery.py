@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aggregator.protocol.text import clip, one_line
 from aggregator.root.layout import NOT_EXECUTABLE, listing, program_look
 
 
-@dataclass(frozen=True)
-class Driver:
+class Driver(NamedTuple):
     """One executable in the drivers directory; `name` is its file name."""
 
     name: str
     path: Path
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A file in the drivers directory and why it is or is not a driver (for `--check`)."""
 
     name: str

@@ -4,7 +4,7 @@ which files of a drivers directory are drivers, in what order.
 The one place these rules live. `--info` answers from here, so this module imports only
 os and stat (both loaded by Python's own start): no dataclasses, pathlib, re or enum,
 each of which costs --info milliseconds on every servo command. `front_end.py` builds its
-enum and `discovery.py` its dataclasses on top.
+enum and `discovery.py` its types on top.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -53,8 +52,7 @@ TraceHandler = Callable[[str, str], None]  # (driver name, text)
 LifeHandler = Callable[[], None]  # the driver showed life (a byte on stdout or stderr)
 
 
-@dataclass(frozen=True)
-class SupervisionPolicy:
+class SupervisionPolicy(NamedTuple):
     """The timing every driver call of one run is held to."""
 
     io_timeout: float | None

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.limits import (
     JOURNAL_NOTES,
@@ -51,8 +51,7 @@ def _text(data: bytes | None, limit: int, size: int | None = None) -> str | None
     return data[:limit].decode("utf-8", "ignore" if cut else "replace")
 
 
-@dataclass(frozen=True)
-class CallFacts:
+class CallFacts(NamedTuple):
     """One driver call, as the record keeps it: bounded, whatever the driver wrote."""
 
     driver: str
@@ -102,8 +101,7 @@ class CallFacts:
             stderr_bytes=stderr.total, resource_use=outcome.resource_use)
 
 
-@dataclass(frozen=True)
-class RollbackStep:
+class RollbackStep(NamedTuple):
     """One driver put back (or not) after a failed adjust with `on_failure: rollback`."""
 
     driver: str

@@ -19,7 +19,6 @@ the trio side, session.py). Order of a run:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -94,8 +93,8 @@ class Run:
         guards = self.sentinel.guards() if self.sentinel is not None else UNWATCHED
         self.confinement = Confinement.for_run(
             self.sentinel.cgroup if self.sentinel is not None else None, self.bounds.limited)
-        self.headstart = Headstart(replace(guards, descriptors=self.inherited_descriptors,
-                                           confinement=self.confinement))
+        self.headstart = Headstart(guards._replace(descriptors=self.inherited_descriptors,
+                                                   confinement=self.confinement))
         self.subreaper = become_subreaper()
         if self.verbose:
             self.output.note(f"if servo-agg is SIGKILLed: {self.containment()[1]}", trace=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from aggregator.process.resources import ResourceUse
 from aggregator.protocol.vocabulary import Call, Reason
@@ -13,8 +13,7 @@ from aggregator.root.discovery import Driver
 from aggregator.supervision.stderr import StderrCapture
 
 
-@dataclass(frozen=True)
-class CallSpec:
+class CallSpec(NamedTuple):
     """One call of one driver. Hashable: a head start is keyed by the call it is for."""
 
     driver: Driver
@@ -33,8 +32,7 @@ def question(driver: Driver, call: Call, app: str) -> CallSpec:
     return CallSpec(driver, call, (f"--{call}", *((app,) if app else ())))
 
 
-@dataclass(frozen=True)
-class TimeLimit:
+class TimeLimit(NamedTuple):
     """How long one call may run, counted from its driver's own start (a head start's
     real start): once `seconds` have passed, the kill cascade starts (never sooner) and
     the call fails as `timeout`, saying how long it ran and what it overran. Unlike a
@@ -51,8 +49,7 @@ class TimeLimit:
         return f"ran {ran:.1f} s, past {self.past}; killed"
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """Why the aggregator, not the driver, ended a call."""
 
     reason: Reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: GNU env's options (coreutils 8.30 and later: -S), as its getopt reads them.
 _FLAGS = ("i", "v", "0")  # short options without an argument
@@ -32,8 +32,7 @@ class EnvRefusal(Exception):
     """Why env runs no program from a #! line (its own words where it has them)."""
 
 
-@dataclass(frozen=True)
-class EnvLine:
+class EnvLine(NamedTuple):
     """What `#!/usr/bin/env ARGUMENT` makes env run: a program looked up on a PATH."""
 
     name: str

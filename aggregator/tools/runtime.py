@@ -17,8 +17,8 @@ import platform
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from aggregator.root.discovery import Driver
 from aggregator.root.shebang import shebang_of
@@ -74,8 +74,7 @@ def installed(distribution: str) -> tuple[bool, str | None]:
     return True, str(version) if version is not None else None
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(NamedTuple):
     name: str
     minimum: str
     found: bool
@@ -105,8 +104,7 @@ def env_argument(path: Path) -> str | None:
     return found[1]
 
 
-@dataclass(frozen=True)
-class Interpreter:
+class Interpreter(NamedTuple):
     """A program drivers name through env, and what their PATH (or the one their line
     sets) makes of it."""
 
@@ -119,8 +117,7 @@ class Interpreter:
     search_path: str | None = None
 
 
-@dataclass(frozen=True)
-class UnrunLine:
+class UnrunLine(NamedTuple):
     """A driver whose `#!/usr/bin/env` line runs no interpreter, and why."""
 
     driver: str
