@@ -1,8 +1,9 @@
 """The entry point before trio, without a process (tests/support.launch_before_trio, and
 launch.run itself where nothing gets as far as a Run): the command named once, a stop while
 the request is read ending as every stopped run does, and what every command decides alike
-before any driver starts: which read stdin, what a closed stdin or stdout does. (Each
-through ./adjust once, with the command that bit: test_stdio_e2e.py.)"""
+before any driver starts: which read stdin, what a closed stdin or stdout does, the
+drivers directory. (Each through ./adjust once, with the command that bit: test_stdio_e2e.py,
+test_cli_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -146,3 +147,17 @@ def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
     assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
     assert record["calls"] == [] and record["request"] is None
 
+
+@pytest.mark.parametrize("argv", [["app"], ["--query", "app"]])
+def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
+                                                             argv: list[str]) -> None:
+    """(But --version, which still says its own: test_cli_e2e.py, through ./adjust with
+    the adjust.)"""
+    launched = launch_before_trio(tmp_path, argv, request=REQUESTS[FrontEnd.ADJUST],
+                                  drivers_dirs=False)
+    assert launched.code == 1
+    [line] = launched.lines
+    error = json.loads(line)
+    assert (error["status"], error["reason"]) == ("failed", "no-drivers-dir")
+    assert "adjust.d" in error["message"]
+    assert "servo-agg: error (no-drivers-dir): " in launched.stderr
