@@ -237,25 +237,58 @@ async def run_adjust(
 
 @dataclass
 class BeforeTrio:
-    """What the launch did before any Run would start (launch_before_trio's)."""
+    """What the launch did before its Run started anything (launch_before_trio's)."""
 
-    code: int  # its exit code when it ended before the Run, -1 once the job was built
+    code: int  # its exit code when it ended before the Run, -1 once the Run was to start
     lines: list[str]  # stdout
     stderr: str
     facts: RunFacts
     job: launch.Job | None  # the job built, which the Run would run
     #: each read of stdin: (line limit, the front-end its errors name, the cap)
     reads: list[tuple[float | None, str, int]]
+    run: dict[str, Any] | None  # how the Run was made (its keyword arguments)
+    room: tuple[int, str] | None  # the drivers the Run was asked to find room for at once
+
+
+class _Started(Exception):
+    """The Run was made and asked for room: it would start the drivers now."""
+
+
+class _RunBeforeItStarts:
+    """launch.Run, as far as the launch uses it before any driver starts: it keeps how it
+    was made and the room it was asked for, then ends the launch (_Started)."""
+
+    def __init__(self, made: list[_RunBeforeItStarts], **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.room: tuple[int, str] | None = None
+        made.append(self)
+
+    def __enter__(self) -> _RunBeforeItStarts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def require_room(self, at_once: int, why: str) -> None:
+        self.room = (at_once, why)
+        raise _Started
+
+    def start_early(self, calls: object) -> None:
+        raise AssertionError("a head start before the room for the drivers was judged")
+
+    def execute(self, command: object) -> int:
+        raise AssertionError("the command run before the room for the drivers was judged")
 
 
 def launch_before_trio(root: Path, argv: list[str], front: FrontEnd = FrontEnd.ADJUST,
                        request: bytes | StoppedEarly = b"", *, stdin_closed: bool = False,
                        drivers_dirs: bool = True) -> BeforeTrio:
-    """launch._run in this process, until its job is built (no Run starts, no process):
-    what every command decides before trio (the arguments, config.yaml, the drivers, the
-    request) for the cost of a unit test. stdin holds `request` (or the read is stopped
-    by that signal); `stdin_closed`: fd 0 was closed at start (cli.py's finding);
-    `drivers_dirs`: adjust.d and measure.d are made in `root` first."""
+    """launch._run in this process, until its Run would start the first driver (no
+    process starts): what every command decides before trio (the arguments, config.yaml,
+    the drivers, the request, how its Run is made, the room its drivers need at once)
+    for the cost of a unit test. stdin holds `request` (or the read is stopped by that
+    signal); `stdin_closed`: fd 0 was closed at start (cli.py's finding); `drivers_dirs`:
+    adjust.d and measure.d are made in `root` first."""
     if drivers_dirs:
         (root / "adjust.d").mkdir(exist_ok=True)
         (root / "measure.d").mkdir(exist_ok=True)
@@ -265,6 +298,7 @@ def launch_before_trio(root: Path, argv: list[str], front: FrontEnd = FrontEnd.A
     facts = RunFacts()
     reads: list[tuple[float | None, str, int]] = []
     built: list[launch.Job] = []
+    made: list[_RunBeforeItStarts] = []
 
     def read_request(timeout: float | None, kind: str, limit: int = MAX_REQUEST_BYTES,
                      **_: object) -> bytes:
@@ -273,28 +307,27 @@ def launch_before_trio(root: Path, argv: list[str], front: FrontEnd = FrontEnd.A
             raise request
         return request
 
-    class Started(Exception):
-        """The job was built: the Run would start now."""
-
     real_job = launch._job
 
-    def job_then_stop(*args: Any, **kwargs: Any) -> launch.Job:
+    def job(*args: Any, **kwargs: Any) -> launch.Job:
         built.append(real_job(*args, **kwargs))
-        raise Started
+        assert str(built[0].command) == facts.command  # the record names the job's
+        return built[0]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(launch, "read_request", read_request)
-        patch.setattr(launch, "_job", job_then_stop)
+        patch.setattr(launch, "_job", job)
+        patch.setattr(launch, "Run", lambda **kwargs: _RunBeforeItStarts(made, **kwargs))
         try:
             code, _ = launch._run(argv, front, EarlySignals(), Output(fd, err), stdin_closed,
                                   facts, root)
-        except Started:
+        except _Started:
             code = -1
-            assert str(built[0].command) == facts.command  # the record names the job's
         finally:
             os.close(fd)
     return BeforeTrio(code, out_path.read_text().splitlines(), err.getvalue(), facts,
-                      built[0] if built else None, reads)
+                      built[0] if built else None, reads,
+                      made[0].kwargs if made else None, made[0].room if made else None)
 
 
 def alive(pid: int) -> bool:

@@ -18,7 +18,7 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.signals import StoppedEarly
-from tests.support import launch_before_trio
+from tests.support import launch_before_trio, write_driver
 
 pytestmark = pytest.mark.unit
 
@@ -114,6 +114,21 @@ def test_a_closed_stdin_is_no_request_and_nothing_else(
     assert (error["status"], error["reason"]) == ("failed", "bad-input")
     assert error["message"] == (f"{front} request: stdin was closed, so there is no "
                                 "request; no driver was run")
+
+
+@pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
+def test_every_command_s_drivers_are_found_room_before_any_starts(
+        tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
+    """The Run is asked for room for as many drivers as the job runs at once (how many
+    that is for each command: test_descriptor_budget.py), before any head start; a
+    refusal then starts nothing (through ./adjust and ./measure: test_limits_e2e.py)."""
+    (tmp_path / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
+    for folder in ("adjust.d", "measure.d"):
+        for name in ("01a", "02b", "03c"):
+            write_driver(tmp_path, name, "exit 3\n", shebang="#!/bin/sh", folder=folder)
+    launched = launch_before_trio(tmp_path, argv, front, REQUESTS[front])
+    assert launched.code == -1, launched.stderr
+    assert launched.job is not None and launched.room == launched.job.at_once()
 
 
 @pytest.mark.parametrize(("front", "argv", "command"), [
