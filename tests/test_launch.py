@@ -116,6 +116,19 @@ def test_a_closed_stdin_is_no_request_and_nothing_else(
                                 "request; no driver was run")
 
 
+@pytest.mark.parametrize(("front", "stdin"), [
+    (FrontEnd.ADJUST, b"not json"), (FrontEnd.ADJUST, b"[]"),
+    (FrontEnd.ADJUST, b'{"application": {}}'), (FrontEnd.MEASURE, b'{"metrics": 1}')])
+def test_a_bad_request_is_refused_before_the_run_is_made(tmp_path: Path, front: FrontEnd,
+                                                         stdin: bytes) -> None:
+    """So not even a head start begins (through ./adjust: test_headstart.py)."""
+    write_driver(tmp_path, "01a", "exit 3\n", shebang="#!/bin/sh", folder=f"{front}.d")
+    launched = launch_before_trio(tmp_path, ["app"], front, stdin)
+    assert launched.code == 1
+    assert json.loads(launched.lines[-1])["reason"] == "bad-input"
+    assert launched.run is None
+
+
 @pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
 def test_every_command_s_drivers_are_found_room_before_any_starts(
         tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
