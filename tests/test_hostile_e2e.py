@@ -11,7 +11,6 @@ import pytest
 from tests.support import AGGREGATOR, AdjustRun, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1, "min": 0, "max": 4}
-MEM = {"type": "range", "value": 2, "min": 1, "max": 8}
 
 
 def assert_refused(run: AdjustRun, reason: str, says: str) -> None:
@@ -22,19 +21,6 @@ def assert_refused(run: AdjustRun, reason: str, says: str) -> None:
     assert says in run.final["message"]
     assert f"servo-agg: error ({reason}): " in run.stderr
     assert "Traceback" not in run.stderr
-
-
-@pytest.mark.e2e
-async def test_a_duplicate_key_in_the_request_changes_nothing(servo_root: Path,
-                                                              tag: str) -> None:
-    """Before: the second "db" silently dropped db.mem, the run said ok."""
-    write_driver(servo_root, "01db", simple_driver("db", {"cpu": CPU, "mem": MEM},
-                                                   log="db.log"))
-    stdin = ('{"application": {"components": {"db": {"settings": {"mem": {"value": 4}}},'
-             ' "db": {"settings": {"cpu": {"value": 2}}}}}}')
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
-    assert_refused(run, "bad-input", "key 'db' appears twice in application.components")
-    assert not (servo_root / "db.log").exists()
 
 
 @pytest.mark.e2e
