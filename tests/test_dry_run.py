@@ -16,35 +16,15 @@ from aggregator.adjust.calls import Command
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig, DriverPolicy
 from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command
-from tests.support import launch_before_trio, run_adjust, write_driver
+from tests.support import launch_before_trio, run_adjust, simple_driver, write_driver
 
 ADJUSTED = "adjusted.log"
 
 
-def watched_driver(component: str, settings: dict[str, Any], *,
-                   query_fails: bool = False) -> str:
-    """A driver that records every adjust call it gets in adjusted.log (it must get none)."""
-    descriptor = {"application": {"components": {component: {"settings": settings}}}}
-    return f"""
-        import json, os, sys
-        if "--info" in sys.argv:
-            print(json.dumps({{"version": "1", "has_cancel": False}}))
-            sys.exit(0)
-        if "--query" in sys.argv:
-            if {query_fails!r}:
-                print("cannot reach the backend", file=sys.stderr)
-                sys.exit(3)
-            print(json.dumps({descriptor!r}))
-            sys.exit(0)
-        with open({ADJUSTED!r}, "a") as log:
-            log.write(os.path.basename(sys.argv[0]) + " " + sys.stdin.read().strip() + "\\n")
-        print(json.dumps({{"status": "ok", "reason": "success"}}))
-        """
-
-
 def watched_script(component: str, settings: dict[str, Any], *,
                    query_fails: bool = False) -> Script:
-    """watched_driver as a fake (its adjusts are the FakeProcesses of Call.ADJUST)."""
+    """A driver owning `component` with `settings` whose adjusts are its FakeProcesses of
+    Call.ADJUST (it must get none); its query fails with `query_fails`."""
     descriptor = {"application": {"components": {component: {"settings": settings}}}}
 
     async def script(p: FakeMember) -> int:
@@ -72,9 +52,10 @@ DB = {"pool": {"value": 10, "min": 1, "max": 100}}
 
 
 def sample_root(root: Path) -> None:
-    write_driver(root, "10-web", watched_driver("web", WEB))
-    write_driver(root, "20-cache", watched_driver("cache", CACHE))
-    write_driver(root, "30-db", watched_driver("db", DB))
+    """Three drivers that log each adjust they get in adjusted.log (they must get none)."""
+    for name, component, settings in (("10-web", "web", WEB), ("20-cache", "cache", CACHE),
+                                       ("30-db", "db", DB)):
+        write_driver(root, name, simple_driver(component, settings, log=ADJUSTED))
 
 
 def request(components: dict[str, dict[str, Any]]) -> str:

@@ -34,19 +34,11 @@ async def test_a_request_over_the_cap_is_refused_without_reading_it_all(servo_ro
     assert not (servo_root / "db.log").exists()
 
 
-def info_driver(version: str) -> str:
-    return f"""
-        import json, sys
-        if "--info" in sys.argv:
-            print(json.dumps({{"version": {version!r}, "has_cancel": False}}))
-        """
-
-
 @pytest.mark.e2e
 async def test_a_driver_version_with_line_breaks_shows_on_one_line(servo_root: Path,
                                                                    tag: str) -> None:
-    write_driver(servo_root, "01web", info_driver("2.1\nbuild 7\r\n"))
-    write_driver(servo_root, "02db", info_driver("v" * 10_000))
+    write_driver(servo_root, "01web", simple_driver("web", {}, version="2.1\nbuild 7\r\n"))
+    write_driver(servo_root, "02db", simple_driver("db", {}, version="v" * 10_000))
     run = await run_adjust(servo_root, "--version", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1, run.lines
