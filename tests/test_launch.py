@@ -2,8 +2,9 @@
 launch.run itself where nothing gets as far as a Run): the command named once, a stop while
 the request is read ending as every stopped run does, and what every command decides alike
 before any driver starts: which read stdin, what a closed stdin or stdout does, the
-drivers directory. (Each through ./adjust once, with the command that bit: test_stdio_e2e.py,
-test_cli_e2e.py.)"""
+drivers directory, a bad request, the room its drivers need at once. (Each through
+./adjust once, with the command that bit: test_stdio_e2e.py, test_cli_e2e.py,
+test_headstart.py, test_limits_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def test_a_stop_while_the_request_is_read_is_written_as_any_stopped_run(
         "message": "servo-agg received SIGTERM while reading the request; no driver was "
                    "started"}
     # and its line for people, as Output.failure writes every failed final line
-    assert launched.stderr == ("servo-agg: aborted: servo-agg received SIGTERM while reading the "
-                    "request; no driver was started\n")
+    assert launched.stderr == ("servo-agg: aborted: servo-agg received SIGTERM while "
+                               "reading the request; no driver was started\n")
 
 
 REQUESTS = {FrontEnd.ADJUST: b'{"application": {"components": {}}}',
