@@ -1,9 +1,11 @@
 """Shared test machinery: servo roots with written drivers, running ./adjust as servo does,
-and finding every process a test started (by a tag in their environment)."""
+the launch before trio in the test's own process, and finding every process a test started
+(by a tag in their environment)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 import os
@@ -18,13 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from aggregator import PRODUCT, __version__
+from aggregator.entry import launch
+from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.process.fork import child_environment
 from aggregator.process.headstart import Headstart
+from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
+from aggregator.supervision.facts import RunFacts
+from aggregator.supervision.output import Output
+from aggregator.supervision.signals import EarlySignals, StoppedEarly
 from aggregator.supervision.spawner import DriverSpawner
 from aggregator.supervision.spec import CallSpec
 
@@ -224,6 +233,102 @@ async def run_adjust(
     elapsed = time.monotonic() - started
     assert proc.returncode is not None
     return AdjustRun(proc.returncode, lines, err.decode("utf-8", "replace"), elapsed, proc.pid)
+
+
+@dataclass
+class BeforeTrio:
+    """What the launch did before its Run started anything (launch_before_trio's)."""
+
+    code: int  # its exit code when it ended before the Run, -1 once the Run was to start
+    lines: list[str]  # stdout
+    stderr: str
+    facts: RunFacts
+    job: launch.Job | None  # the job built, which the Run would run
+    #: each read of stdin: (line limit, the front-end its errors name, the cap)
+    reads: list[tuple[float | None, str, int]]
+    run: dict[str, Any] | None  # how the Run was made (its keyword arguments)
+    room: tuple[int, str] | None  # the drivers the Run was asked to find room for at once
+
+
+class _Started(Exception):
+    """The Run was made and asked for room: it would start the drivers now."""
+
+
+class _RunBeforeItStarts:
+    """launch.Run, as far as the launch uses it before any driver starts: it keeps how it
+    was made and the room it was asked for, then ends the launch (_Started)."""
+
+    def __init__(self, made: list[_RunBeforeItStarts], **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.room: tuple[int, str] | None = None
+        made.append(self)
+
+    def __enter__(self) -> _RunBeforeItStarts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def require_room(self, at_once: int, why: str) -> None:
+        self.room = (at_once, why)
+        raise _Started
+
+    def start_early(self, calls: object) -> None:
+        raise AssertionError("a head start before the room for the drivers was judged")
+
+    def execute(self, command: object) -> int:
+        raise AssertionError("the command run before the room for the drivers was judged")
+
+
+def launch_before_trio(root: Path, argv: list[str], front: FrontEnd = FrontEnd.ADJUST,
+                       request: bytes | StoppedEarly = b"", *, stdin_closed: bool = False,
+                       drivers_dirs: bool = True) -> BeforeTrio:
+    """launch._run in this process, until its Run would start the first driver (no
+    process starts): what every command decides before trio (the arguments, config.yaml,
+    the drivers, the request, how its Run is made, the room its drivers need at once)
+    for the cost of a unit test. stdin holds `request` (or the read is stopped by that
+    signal); `stdin_closed`: fd 0 was closed at start (cli.py's finding); `drivers_dirs`:
+    adjust.d and measure.d are made in `root` first."""
+    if drivers_dirs:
+        (root / "adjust.d").mkdir(exist_ok=True)
+        (root / "measure.d").mkdir(exist_ok=True)
+    out_path = root / "stdout"
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT)
+    err = io.StringIO()
+    facts = RunFacts()
+    reads: list[tuple[float | None, str, int]] = []
+    built: list[launch.Job] = []
+    made: list[_RunBeforeItStarts] = []
+
+    def read_request(timeout: float | None, kind: str, limit: int = MAX_REQUEST_BYTES,
+                     **_: object) -> bytes:
+        reads.append((timeout, str(kind), limit))
+        if isinstance(request, StoppedEarly):
+            raise request
+        return request
+
+    real_job = launch._job
+
+    def job(*args: Any, **kwargs: Any) -> tuple[launch.Job, Any]:
+        made_job, job_command = real_job(*args, **kwargs)
+        built.append(made_job)
+        assert str(made_job.command) == facts.command  # the record names the job's
+        return made_job, job_command
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(launch, "read_request", read_request)
+        patch.setattr(launch, "_job", job)
+        patch.setattr(launch, "Run", lambda **kwargs: _RunBeforeItStarts(made, **kwargs))
+        try:
+            code, _ = launch._run(argv, front, EarlySignals(), Output(fd, err), stdin_closed,
+                                  facts, root)
+        except _Started:
+            code = -1
+        finally:
+            os.close(fd)
+    return BeforeTrio(code, out_path.read_text().splitlines(), err.getvalue(), facts,
+                      built[0] if built else None, reads,
+                      made[0].kwargs if made else None, made[0].room if made else None)
 
 
 def alive(pid: int) -> bool:

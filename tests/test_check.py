@@ -31,6 +31,7 @@ from aggregator.supervision.output import Output
 from aggregator.supervision.session import Session
 from aggregator.tools.check import (
     CHECK_IO_TIMEOUT,
+    Level,
     Probe,
     Report,
     check_answers,
@@ -164,10 +165,55 @@ async def test_healthy_root(servo_root: Path, tag: str) -> None:
     assert line_with(lines, "[warn]", "10-web, 20-cache could each hang forever")
     assert lines[-1] == "result: servo would work with this root (0 problems, 1 warning)"
     assert not any("[FAIL]" in line for line in lines)
-    # --json: the same report as one document, and the same exit code (a broken root's:
-    # test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code)
-    assert_json_report(servo_root, await run_adjust(servo_root, "--check", "--json", "app",
-                                                    tag=tag), run.returncode, broken=False)
+    # (--json, the same report as one document with the same exit code, through ./adjust:
+    # test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code; for a root
+    # servo would work with too, in-process: test_the_exit_code_is_the_report_s_...)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_exit_code_is_the_report_s_with_or_without_json(servo_root: Path,
+                                                            broken: bool) -> None:
+    """run_check itself, on a root with no driver to ask (so no Run, no process): 0 only
+    when servo would work with the root, as text or as --json's one document."""
+    if broken:
+        (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: later\n")
+    codes, documents = [], []
+    for as_json in (False, True):
+        out = servo_root / f"out-{as_json}"
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT)
+        try:
+            codes.append(run_check(servo_root, "app", Output(fd, io.StringIO()),
+                                   env={"PATH": os.defpath}, as_json=as_json))
+        finally:
+            os.close(fd)
+        documents.append(out.read_text().splitlines())
+    assert codes == [int(broken)] * 2
+    text, (line,) = documents
+    assert text[-1].startswith("result: servo would NOT work" if broken
+                               else "result: servo would work")
+    assert json.loads(line)["result"] == ("fail" if broken else "ok")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("levels", "interrupted", "result"), [
+    (("ok", "note", "warn"), False, "ok"), (("ok", "FAIL", "warn"), False, "fail"),
+    (("ok", "FAIL"), True, "interrupted"), (("ok", "--"), True, "interrupted")])
+def test_the_json_report_s_result_is_its_verdict(levels: tuple[Level, ...],
+                                                 interrupted: bool, result: str) -> None:
+    """The text report's last line as one word, with the counts; each item a check."""
+    report = Report()
+    report.heading("drivers", "driver-file")
+    for n, level in enumerate(levels):
+        report.item(level, f"item {n}", subject=f"{n}0-x")
+    document = report.as_json(Path("/srv"), FrontEnd.ADJUST, "app", interrupted=interrupted)
+    assert document["result"] == result
+    assert (document["problems"], document["warnings"]) == (report.problems, report.warnings)
+    assert (document["servo_root"], document["front_end"], document["app"]) == (
+        "/srv", "adjust", "app")
+    assert [(c["name"], c["subject"], c["detail"]) for c in document["checks"]] == [
+        ("driver-file", f"{n}0-x", f"item {n}") for n in range(len(levels))]
+    assert json.loads(json.dumps(document)) == document  # one JSON document as it is
 
 
 # -- the drivers section, over fake drivers -----------------------------------------------
@@ -632,14 +678,13 @@ def test_the_declared_minimums_are_the_packages_one_list() -> None:
     assert wanted == {r for r in requires if "extra ==" not in r}
 
 
-def assert_json_report(servo_root: Path, run: AdjustRun, text_returncode: int, *,
-                       broken: bool) -> None:
-    """`run` (--check --json on a healthy_root, with a failing 30-bad if `broken`) printed
-    one JSON document of the report, and exited as the text report did."""
-    assert run.returncode == text_returncode == (1 if broken else 0)
+def assert_json_report(servo_root: Path, run: AdjustRun, text_returncode: int) -> None:
+    """`run` (--check --json on a healthy_root with a failing 30-bad) printed one JSON
+    document of the report, and exited as the text report did."""
+    assert run.returncode == text_returncode == 1
     (line,) = run.lines
     report = json.loads(line)
-    assert report["result"] == ("fail" if broken else "ok")
+    assert report["result"] == "fail"
     assert report["servo_root"] == str(servo_root) and report["front_end"] == "adjust"
     checks = report["checks"]
     assert all(set(c) == {"name", "status", "subject", "detail"} for c in checks)
@@ -649,9 +694,8 @@ def assert_json_report(servo_root: Path, run: AdjustRun, text_returncode: int, *
             "detail": "driver (executable regular file)"} in checks
     assert any(c["name"] == "query" and c["subject"] == "20-cache" and c["status"] == "ok"
                for c in checks)
-    if broken:
-        assert any(c["name"] == "info" and c["subject"] == "30-bad"
-                   and c["status"] == "fail" for c in checks)
+    assert any(c["name"] == "info" and c["subject"] == "30-bad" and c["status"] == "fail"
+               for c in checks)
 
 
 @pytest.mark.e2e
@@ -677,7 +721,7 @@ async def test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_cod
     assert line_with(text.lines, "[warn]", "driver 30-bad is writable by its group and others")
     assert_json_report(servo_root, await run_adjust(servo_root, "--check", "--json", "app",
                                                     tag=tag, env=env),
-                       text.returncode, broken=True)
+                       text.returncode)
 
 
 

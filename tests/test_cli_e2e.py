@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,23 +73,14 @@ def assert_one_error(run: AdjustRun, reason: str) -> dict[str, Any]:
 
 # -- --info ---------------------------------------------------------------------------------
 
-def trio_free_env(tmp_path: Path, tag: str) -> dict[str, str]:
-    """An environment in which importing trio or yaml fails loudly."""
-    shim = tmp_path / "shim"
-    for module in ("trio", "yaml"):
-        (shim / module).mkdir(parents=True, exist_ok=True)
-        (shim / module / "__init__.py").write_text(
-            f"raise ImportError('{module} imported where it must not be')\n")
-    return adjust_env(tag, PYTHONPATH=str(shim))
-
-
 async def test_info_is_instant_names_the_drivers_and_starts_none(
-        servo_root: Path, tmp_path: Path, tag: str) -> None:
+        servo_root: Path, tag: str) -> None:
+    """(What it imports on the way, with and without a config.yaml, through the launchers
+    themselves: test_info_imports.py.)"""
     write_driver(servo_root, "01web", marking_driver("ran.log"))
     write_driver(servo_root, "02cache", marking_driver("ran.log"))
     (servo_root / "adjust.d" / "notes.txt").write_text("data, not a driver")
-    run = await run_adjust(servo_root, "--info", "app", tag=tag,
-                           env=trio_free_env(tmp_path, tag))
+    run = await run_adjust(servo_root, "--info", "app", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1
     info = run.final
@@ -103,38 +93,6 @@ async def test_info_is_instant_names_the_drivers_and_starts_none(
     assert run.stderr == ""
 
 
-async def test_info_with_a_config_yaml_for_other_drivers_imports_neither_trio_nor_yaml(
-        servo_root: Path, tmp_path: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", marking_driver("ran.log"))
-    (servo_root / "config.yaml").write_text("web:\n  replicas: 3\ncache:\n  size: 64\n")
-    run = await run_adjust(servo_root, "--info", "app", tag=tag,
-                           env=trio_free_env(tmp_path, tag))
-    assert run.returncode == 0, run.stderr
-    assert run.final["version"].endswith("[01web]")
-    assert not (servo_root / "ran.log").exists()
-
-
-async def test_the_trio_shim_really_stops_commands_that_need_trio(
-        servo_root: Path, tmp_path: Path, tag: str) -> None:
-    # Proof that the shim in the test above bites: --query needs trio and must fail with it.
-    run = await run_adjust(servo_root, "--query", "app", tag=tag,
-                           env=trio_free_env(tmp_path, tag))
-    assert run.returncode != 0
-    assert "trio imported where it must not be" in run.stderr
-
-
-async def test_info_does_not_import_trio_by_importtime(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", marking_driver("ran.log"))
-    with trio.fail_after(30):
-        done = await trio.run_process(
-            [sys.executable, "-X", "importtime", str(ADJUST), "--info"], cwd=servo_root,
-            env=adjust_env(tag), capture_stdout=True, capture_stderr=True)
-    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.decode().splitlines()]
-    assert "aggregator.entry.info" in imported  # the check is looking at the right thing
-    assert not [m for m in imported if m.split(".")[0] in ("trio", "yaml")]
-    assert json.loads(done.stdout)["has_cancel"] is True
-
-
 async def test_info_without_app_and_without_drivers_dir_still_answers(
         tmp_path: Path, tag: str) -> None:
     run = await run_adjust(tmp_path, "--info", tag=tag)
@@ -144,13 +102,6 @@ async def test_info_without_app_and_without_drivers_dir_still_answers(
 
 
 # -- --version ------------------------------------------------------------------------------
-
-async def test_version_lists_each_drivers_version_in_order(servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert run.lines == [f"{AGGREGATOR} (01web 1.2, 02cache 0.9)"]  # which is which
-
 
 async def test_version_without_a_drivers_directory_still_says_its_own(
         tmp_path: Path, tag: str) -> None:
@@ -164,53 +115,45 @@ async def test_version_without_a_drivers_directory_still_says_its_own(
 
 # -- --query / --describe -------------------------------------------------------------------
 
-async def test_query_merges_every_drivers_descriptor(servo_root: Path, tag: str) -> None:
-    """(--describe, its other name: the next test, and test_request.py's.)"""
+async def test_describe_asks_each_driver_with_the_app_id_and_merges_the_descriptors(
+        servo_root: Path, tag: str) -> None:
+    """--describe, --query's other name (either name in either front-end: test_request.py);
+    each driver is asked --query, as servo asks an adjust driver, with servo's app id."""
     two_drivers(servo_root)
-    run = await run_adjust(servo_root, "--query", "my-app", tag=tag)
+    write_driver(servo_root, "03args", """\
+        printf '%s\\n' "$@" > argv.log
+        echo '{"application": {"components": {}}}'
+        """, shebang="#!/bin/sh")
+    run = await run_adjust(servo_root, "--describe", "shop-prod", tag=tag)
     assert run.returncode == 0, run.stderr
     assert len(run.lines) == 1
     assert run.final == {"application": {"components": {
         "web": {"settings": {"cpu": CPU, "replicas": REPLICAS}},
         "cache": {"settings": {"size": SIZE, "policy": POLICY}}}}}
-
-
-async def test_query_passes_the_real_app_id(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01args", """
-        import json, sys
-        with open("argv.log", "w") as f:
-            json.dump(sys.argv[1:], f)
-        print(json.dumps({"application": {"components": {}}}))
-        """)
-    run = await run_adjust(servo_root, "--describe", "shop-prod", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert json.loads((servo_root / "argv.log").read_text()) == ["--query", "shop-prod"]
+    assert (servo_root / "argv.log").read_text().splitlines() == ["--query", "shop-prod"]
 
 
 # -- no adjust.d ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [("--query", "app"), ("app",)])
-async def test_no_drivers_dir_is_an_error(tmp_path: Path, tag: str,
-                                          args: tuple[str, ...]) -> None:
-    run = await run_adjust(tmp_path, *args, tag=tag, stdin=request({}))
+async def test_no_drivers_dir_is_an_error(tmp_path: Path, tag: str) -> None:
+    """(The launch finds it alike for every command: test_launch.py.)"""
+    run = await run_adjust(tmp_path, "app", tag=tag, stdin=request({}))
     error = assert_one_error(run, "no-drivers-dir")
     assert "adjust.d" in error["message"]
 
 
 # -- adjust: bad input --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("stdin", "says"), [
-    ("", "not JSON"),  # stdin at its end at once
-    ('{"application": {"components": "web"}}', "application.components"),
-])
-async def test_a_bad_request_is_one_error_and_runs_nothing(
-        servo_root: Path, tag: str, stdin: str, says: str) -> None:
-    """Not JSON, and JSON of the wrong shape (every other way, and what each says:
-    test_request.py's test_bad_requests_are_bad_input_and_say_no_driver_ran)."""
+async def test_a_bad_request_is_one_error_and_runs_nothing(servo_root: Path,
+                                                            tag: str) -> None:
+    """stdin at its end at once: not JSON (every other way, JSON of the wrong shape
+    included, and what each says: test_request.py's
+    test_bad_requests_are_bad_input_and_say_no_driver_ran; the launch parses the request
+    the same way for every command that takes one: test_launch.py)."""
     write_driver(servo_root, "01web", marking_driver("ran.log"))
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
+    run = await run_adjust(servo_root, "app", tag=tag, stdin="")
     error = assert_one_error(run, "bad-input")
-    assert says in error["message"]
+    assert "not JSON" in error["message"]
     assert "no driver was run" in error["message"]
     assert not (servo_root / "ran.log").exists()
 
@@ -291,8 +234,10 @@ async def test_adjust_and_aggregator_copied_alone_into_a_servo_root_work(
     two_drivers(root)
     env = adjust_env(tag)
     env.pop("PYTHONPATH", None)
+    # --version: each driver's version, in the drivers' order (which is which)
     version = await run_adjust(root, "--version", tag=tag, env=dict(env),
                                adjust=root / "adjust")
+    assert version.returncode == 0, version.stderr
     assert version.lines == [f"{AGGREGATOR}+copy (01web 1.2, 02cache 0.9)"], version.stderr
     info = await run_adjust(root, "--info", tag=tag, env=dict(env), adjust=root / "adjust")
     assert info.final["version"].startswith(f"{AGGREGATOR}+copy")

@@ -4,6 +4,7 @@ YAML may cost (FIFOs, devices, huge files, alias bombs, values Python cannot bui
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -25,7 +26,7 @@ from aggregator.root import safe_yaml
 from aggregator.root.config import AggregatorConfig, load_config, load_document
 from aggregator.root.config_probe import read_config_text
 from aggregator.root.safe_yaml import AliasExpansionError, check_alias_expansion
-from tests.support import run_adjust, simple_driver, write_driver
+from tests.support import launch_before_trio, run_adjust, simple_driver, write_driver
 
 
 @contextlib.contextmanager
@@ -253,21 +254,6 @@ def test_info_parses_only_a_small_config(servo_root: Path) -> None:
     assert info_version(servo_root).endswith("[10web]")  # nothing for --info to parse
 
 
-@pytest.mark.unit
-def test_info_answers_whatever_config_yaml_is(servo_root: Path) -> None:
-    write_driver(servo_root, "10web", "")
-    os.mkfifo(servo_root / "config.yaml")
-    with fails_after(5):
-        version = info_version(servo_root)
-    assert "drivers unknown:" in version and "FIFO" in version
-    (servo_root / "config.yaml").unlink()
-    (servo_root / "config.yaml").write_text(bomb(9))
-    with fails_after(5):
-        version = info_version(servo_root)
-    assert "drivers unknown:" in version and "alias bomb" in version
-    assert len(version) < 500
-
-
 HOSTILE = ["fifo", "dev-zero", "bomb", "50MB"]
 
 
@@ -280,36 +266,70 @@ def make_hostile(root: Path, kind: str) -> None:
     elif kind == "bomb":
         path.write_text(bomb(9))  # the 430-byte original: 9**9 nodes
         assert len(path.read_bytes()) <= 430
-    else:
-        path.write_bytes(b"aggregator:\n  drivers: {}\n" + b"# padding\n" * 5_000_000)
+    else:  # sparse: what is refused by its size costs no writing
+        path.write_bytes(b"aggregator:\n  drivers: {}\n")
+        os.truncate(path, 50_000_026)
+
+
+#: What --info and every command say of each: the file, and what is wrong with it.
+SAYS = {"fifo": "is a FIFO", "dev-zero": "is a character device", "bomb": "an alias bomb",
+        "50MB": "over the 1 MiB servo-agg reads"}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_info_answers_whatever_config_yaml_is(servo_root: Path, kind: str) -> None:
+    write_driver(servo_root, "10web", "")
+    make_hostile(servo_root, kind)
+    with fails_after(5):
+        version = info_version(servo_root)
+    assert "drivers unknown:" in version and SAYS[kind] in version
+    assert len(version) < 500
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("kind", HOSTILE)
+@pytest.mark.parametrize("argv", [["--query", "app"], ["--version"], ["app"]])
+def test_every_command_says_what_is_wrong_without_blocking(
+        servo_root: Path, kind: str, argv: list[str]) -> None:
+    """Every command loads config.yaml in one place (the launch), before it reads a
+    request: each kind refused by each command, without blocking on the FIFO (which
+    would block whichever opened it)."""
+    make_hostile(servo_root, kind)
+    with fails_after(5):
+        launched = launch_before_trio(servo_root, argv,
+                                      request=b'{"application": {"components": {}}}')
+    assert launched.code == 1
+    [line] = launched.lines
+    error = json.loads(line)
+    assert (error["status"], error["reason"]) == ("failed", "bad-config")
+    assert "config.yaml" in error["message"] and SAYS[kind] in error["message"]
+    assert "servo-agg: error (bad-config): " in launched.stderr
+    assert launched.reads == []  # refused before the request was read
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("kind", HOSTILE)
-async def test_info_is_instant_and_every_command_says_what_is_wrong(
-        servo_root: Path, tag: str, kind: str) -> None:
+async def test_info_is_instant_and_a_command_says_what_is_wrong(servo_root: Path,
+                                                               tag: str) -> None:
+    """A FIFO at config.yaml, which would block whichever opened it (every kind, and
+    every command: the unit tests above)."""
     write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1}},
                                                     log="web.log"))
-    make_hostile(servo_root, kind)
+    make_hostile(servo_root, "fifo")
     run = await run_adjust(servo_root, "--info", "app", tag=tag, timeout=15)
     assert run.returncode == 0, run.stderr
     assert run.elapsed < 2.0
     assert len(run.lines) == 1
     assert run.final["has_cancel"] is True
     assert "drivers unknown:" in run.final["version"]
-    # Every other command loads config.yaml in one place (the launch), before it reads a
-    # request: each kind through the adjust, and every command once (with the FIFO, which
-    # would block whichever opened it).
-    commands = [("--query", "app"), ("--version",), ("app",)] if kind == "fifo" else [("app",)]
-    for args in commands:
-        run = await run_adjust(servo_root, *args, tag=tag, timeout=15,
-                               stdin='{"application": {"components": {}}}')
-        assert run.returncode == 1
-        assert run.elapsed < 2.0
-        assert len(run.lines) == 1, run.lines
-        assert run.final["status"] == "failed"
-        assert run.final["reason"] == "bad-config"
-        assert "config.yaml" in run.final["message"]
-        assert "servo-agg: error (bad-config): " in run.stderr
-        assert "Traceback" not in run.stderr
+    run = await run_adjust(servo_root, "app", tag=tag, timeout=15,
+                           stdin='{"application": {"components": {}}}')
+    assert run.returncode == 1
+    assert run.elapsed < 2.0
+    assert len(run.lines) == 1, run.lines
+    assert run.final["status"] == "failed"
+    assert run.final["reason"] == "bad-config"
+    assert "config.yaml" in run.final["message"]
+    assert "servo-agg: error (bad-config): " in run.stderr
+    assert "Traceback" not in run.stderr
     assert not (servo_root / "web.log").exists()

@@ -1,7 +1,7 @@
 """`adjust --dry-run app`: the plan of an adjust, with no driver's adjust ever run. The plan
-and its failures: the real commands over fake drivers on trio's MockClock; through
-./adjust, what the launch decides (the request, the arguments) and a disabled driver,
-found in the drivers directory."""
+and its failures: the real commands over fake drivers on trio's MockClock; what the launch
+decides (the request, the arguments): the launch itself, in the test's process; through
+./adjust, a disabled driver, found in the drivers directory."""
 
 from __future__ import annotations
 
@@ -16,35 +16,15 @@ from aggregator.adjust.calls import Command
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig, DriverPolicy
 from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command
-from tests.support import run_adjust, write_driver
+from tests.support import launch_before_trio, run_adjust, simple_driver, write_driver
 
 ADJUSTED = "adjusted.log"
 
 
-def watched_driver(component: str, settings: dict[str, Any], *,
-                   query_fails: bool = False) -> str:
-    """A driver that records every adjust call it gets in adjusted.log (it must get none)."""
-    descriptor = {"application": {"components": {component: {"settings": settings}}}}
-    return f"""
-        import json, os, sys
-        if "--info" in sys.argv:
-            print(json.dumps({{"version": "1", "has_cancel": False}}))
-            sys.exit(0)
-        if "--query" in sys.argv:
-            if {query_fails!r}:
-                print("cannot reach the backend", file=sys.stderr)
-                sys.exit(3)
-            print(json.dumps({descriptor!r}))
-            sys.exit(0)
-        with open({ADJUSTED!r}, "a") as log:
-            log.write(os.path.basename(sys.argv[0]) + " " + sys.stdin.read().strip() + "\\n")
-        print(json.dumps({{"status": "ok", "reason": "success"}}))
-        """
-
-
 def watched_script(component: str, settings: dict[str, Any], *,
                    query_fails: bool = False) -> Script:
-    """watched_driver as a fake (its adjusts are the FakeProcesses of Call.ADJUST)."""
+    """A driver owning `component` with `settings` whose adjusts are its FakeProcesses of
+    Call.ADJUST (it must get none); its query fails with `query_fails`."""
     descriptor = {"application": {"components": {component: {"settings": settings}}}}
 
     async def script(p: FakeMember) -> int:
@@ -72,9 +52,10 @@ DB = {"pool": {"value": 10, "min": 1, "max": 100}}
 
 
 def sample_root(root: Path) -> None:
-    write_driver(root, "10-web", watched_driver("web", WEB))
-    write_driver(root, "20-cache", watched_driver("cache", CACHE))
-    write_driver(root, "30-db", watched_driver("db", DB))
+    """Three drivers that log each adjust they get in adjusted.log (they must get none)."""
+    for name, component, settings in (("10-web", "web", WEB), ("20-cache", "cache", CACHE),
+                                       ("30-db", "db", DB)):
+        write_driver(root, name, simple_driver(component, settings, log=ADJUSTED))
 
 
 def request(components: dict[str, dict[str, Any]]) -> str:
@@ -176,8 +157,9 @@ async def test_disabled_driver_is_listed_as_skipped(servo_root: Path, tag: str) 
     assert_no_adjust_ran(servo_root)
 
 
-#: Refused where the request is read, before any driver is asked (the launch's): not JSON,
-#: and JSON the parser refuses (every other way, each its own message: test_request.py).
+#: Refused where the request is read, before any driver is asked (the launch's, for every
+#: command alike): not JSON, and JSON the parser refuses (every other way, each its own
+#: message: test_request.py).
 REFUSED_REQUESTS = [
     ("not-json", "{not json"),
     ("no-value", json.dumps({"application": {"components": {"web": {"settings": {
@@ -185,20 +167,19 @@ REFUSED_REQUESTS = [
 ]
 
 
-@pytest.mark.e2e
+@pytest.mark.unit
 @pytest.mark.parametrize(("case", "stdin"), REFUSED_REQUESTS, ids=[c[0] for c in REFUSED_REQUESTS])
-async def test_refuses_a_request_exactly_as_adjust_would(servo_root: Path, tag: str, case: str,
-                                                         stdin: str) -> None:
-    sample_root(servo_root)
-    adjust = await run_adjust(servo_root, "app", tag=tag, stdin=stdin)
-    assert adjust.returncode == 1
-    assert adjust.final["status"] == "failed"
-    for args in (("--dry-run", "app"), ("--dry-run", "--json", "app")):
-        dry = await run_adjust(servo_root, *args, tag=tag, stdin=stdin)
-        assert dry.returncode == adjust.returncode
+def test_refuses_a_request_exactly_as_adjust_would(tmp_path: Path, case: str,
+                                                   stdin: str) -> None:
+    """(A refused request through ./adjust, as servo sees it: test_cli_e2e.py.)"""
+    adjust = launch_before_trio(tmp_path, ["app"], request=stdin.encode())
+    assert adjust.code == 1
+    assert json.loads(adjust.lines[-1])["status"] == "failed"
+    for args in (["--dry-run", "app"], ["--dry-run", "--json", "app"]):
+        dry = launch_before_trio(tmp_path, args, request=stdin.encode())
+        assert dry.code == adjust.code
         assert dry.lines == adjust.lines
         assert dry.stderr == adjust.stderr
-    assert_no_adjust_ran(servo_root)
 
 
 #: Refused once the drivers were asked: the plan fails as the adjust does.
@@ -225,21 +206,21 @@ async def test_fails_exactly_as_adjust_would(case: str, stdin: str, extra: dict[
         assert dry.stderr == adjust.stderr
 
 
-@pytest.mark.e2e
-async def test_needs_an_app_id_like_adjust(servo_root: Path, tag: str) -> None:
-    sample_root(servo_root)
-    adjust = await run_adjust(servo_root, tag=tag, stdin=GOOD)
-    dry = await run_adjust(servo_root, "--dry-run", tag=tag, stdin=GOOD)
-    assert dry.returncode == adjust.returncode == 1
+@pytest.mark.unit
+def test_needs_an_app_id_like_adjust(tmp_path: Path) -> None:
+    adjust = launch_before_trio(tmp_path, [], request=GOOD.encode())
+    dry = launch_before_trio(tmp_path, ["--dry-run"], request=GOOD.encode())
+    assert dry.code == adjust.code == 1
     assert dry.lines == adjust.lines
-    assert dry.final["reason"] == "bad-usage"
+    assert json.loads(dry.lines[-1])["reason"] == "bad-usage"
 
 
-@pytest.mark.e2e
-async def test_json_alone_is_a_usage_error(servo_root: Path, tag: str) -> None:
-    sample_root(servo_root)
-    run = await run_adjust(servo_root, "--json", "app", tag=tag, stdin=GOOD)
-    assert run.returncode == 1
-    assert run.final["reason"] == "bad-usage"
-    assert "--dry-run" in run.final["message"]
-    assert_no_adjust_ran(servo_root)
+@pytest.mark.unit
+def test_json_alone_is_a_usage_error(tmp_path: Path) -> None:
+    run = launch_before_trio(tmp_path, ["--json", "app"], request=GOOD.encode())
+    assert run.code == 1
+    [line] = run.lines
+    error = json.loads(line)
+    assert error["reason"] == "bad-usage"
+    assert "--dry-run" in error["message"]
+    assert run.reads == []  # refused before the request was read, let alone a driver run

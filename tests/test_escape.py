@@ -137,10 +137,17 @@ async def test_an_envless_setsid_daemon_dies_with_its_sigkilled_aggregator(
         await assert_all_die(pidfile)
 
 
-@pytest.mark.parametrize(("nested_mode", "roles"), [
-    ("envless-daemon", ("daemon", "hanging")),
-    ("children-then-hang", ("child", "setsid-child", "hanging")),
-])
+DAEMON = ("envless-daemon", ("daemon", "hanging"))
+CHILDREN = ("children-then-hang", ("child", "setsid-child", "hanging"))
+
+
+@pytest.mark.parametrize(("adjust", "nested_mode", "roles"), [
+    # as started, the run's cgroup holds whatever the inner aggregator's drivers started,
+    # in the inner run's own cgroup below it: what they did makes no difference there
+    ("as-started", *DAEMON),
+    # the process trees and the inner run's marks: each takes a way of its own
+    ("read-only-cgroups", *DAEMON), ("read-only-cgroups", *CHILDREN),
+], indirect=["adjust"])
 async def test_a_nested_aggregators_drivers_and_what_they_started_die_with_the_outer_one(
         servo_root: Path, tag: str, adjust: Path, nested_mode: str,
         roles: tuple[str, ...]) -> None:

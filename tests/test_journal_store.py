@@ -293,6 +293,21 @@ def test_each_sink_s_fault_is_its_own_and_said_of_it(
         assert [r["command"] for r in Journal(tmp_path, JournalConfig()).every()] == [None]
 
 
+def test_a_run_refused_before_its_command_line_was_understood_is_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """As every refused run, at the journal's default place, with no command (a refusal
+    whose config.yaml was read, through ./adjust: test_journal_e2e.py)."""
+    from aggregator.entry import launch
+
+    monkeypatch.chdir(tmp_path)
+    assert launch.run(["--bogus"]) == 1
+    assert json.loads(capfd.readouterr().out)["reason"] == "bad-usage"
+    [record] = Journal(tmp_path, JournalConfig()).every()
+    assert (record["command"], record["status"], record["reason"], record["calls"],
+            record["args"]) == (None, "failed", "bad-usage", [], ["--bogus"])
+
+
 def test_help_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                capfd: pytest.CaptureFixture[str]) -> None:
     """As the README and docs/journal.md say: --help (like --info and the readers) is
@@ -303,4 +318,17 @@ def test_help_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SystemExit) as done:
         launch.run(["--help"], program="adjust")
     assert done.value.code == 0 and "usage: adjust" in capfd.readouterr().out
+    assert not (tmp_path / ".servo-agg").exists()
+
+
+def test_info_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capfd: pytest.CaptureFixture[str]) -> None:
+    """Nor --info, which servo runs before every command: cli.py answers it before the
+    launch, which keeps the record."""
+    from aggregator.entry.cli import main
+
+    (tmp_path / "adjust.d").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["--info", "app"], program="adjust") == 0
+    assert json.loads(capfd.readouterr().out)["has_cancel"] is True
     assert not (tmp_path / ".servo-agg").exists()

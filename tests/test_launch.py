@@ -1,77 +1,42 @@
-"""The entry point before trio, without a process: the command named once, and a stop
-while the request is read ending as every stopped run does."""
+"""The entry point before trio, without a process (tests/support.launch_before_trio, and
+launch.run itself where nothing gets as far as a Run): the command named once, a stop while
+the request is read ending as every stopped run does, and what every command decides alike
+before any driver starts: which read stdin, what a closed stdin or stdout does, the
+drivers directory, a bad request, the room its drivers need at once. (Each through
+./adjust once, with the command that bit: test_stdio_e2e.py, test_cli_e2e.py,
+test_headstart.py, test_limits_e2e.py.)"""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
 from aggregator.entry import launch
+from aggregator.limits import MAX_REQUEST_BYTES
+from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
-from aggregator.supervision.facts import RunFacts
-from aggregator.supervision.output import Output
-from aggregator.supervision.signals import EarlySignals, StoppedEarly
+from aggregator.supervision.signals import StoppedEarly
+from tests.support import launch_before_trio, write_driver
 
 pytestmark = pytest.mark.unit
 
 
-def run_before_trio(root: Path, argv: list[str], front: FrontEnd,
-                    request: bytes | StoppedEarly) -> tuple[int, list[str], str, RunFacts]:
-    """launch._run until its job is built (no Run starts): its exit code when it ends
-    before (-1 once the job is built), stdout's lines, stderr, and the facts kept."""
-    (root / "adjust.d").mkdir(exist_ok=True)
-    (root / "measure.d").mkdir(exist_ok=True)
-    out_path = root / "stdout"
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT)
-    err = io.StringIO()
-    output = Output(fd, err)
-    facts = RunFacts()
-
-    def read_request(*_: object, **__: object) -> bytes:
-        if isinstance(request, StoppedEarly):
-            raise request
-        return request
-
-    class Started(Exception):
-        """The job was built: the Run would start now."""
-
-    real_job = launch._job
-
-    def job_then_stop(*args: object, **kwargs: object) -> tuple[launch.Job, object]:
-        job, _ = real_job(*args, **kwargs)  # type: ignore[arg-type]
-        raise Started(job.command)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(launch, "read_request", read_request)
-        patch.setattr(launch, "_job", job_then_stop)
-        try:
-            code, _ = launch._run(argv, front, EarlySignals(), output, False, facts, root)
-        except Started as started:
-            code, job_command = -1, str(started)
-            assert job_command == facts.command  # the record names the job's command
-        finally:
-            os.close(fd)
-    return code, out_path.read_text().splitlines(), err.getvalue(), facts
-
-
 def test_a_stop_while_the_request_is_read_is_written_as_any_stopped_run(
         tmp_path: Path) -> None:
-    code, lines, said, _ = run_before_trio(tmp_path, ["app"], FrontEnd.ADJUST,
-                                           StoppedEarly(signal.SIGTERM))
-    assert code == 128 + signal.SIGTERM
-    [line] = lines
+    launched = launch_before_trio(tmp_path, ["app"], FrontEnd.ADJUST,
+                                  StoppedEarly(signal.SIGTERM))
+    assert launched.code == 128 + signal.SIGTERM
+    [line] = launched.lines
     assert json.loads(line) == {
         "status": "aborted", "reason": "terminated",
         "message": "servo-agg received SIGTERM while reading the request; no driver was "
                    "started"}
     # and its line for people, as Output.failure writes every failed final line
-    assert said == ("servo-agg: aborted: servo-agg received SIGTERM while reading the "
-                    "request; no driver was started\n")
+    assert launched.stderr == ("servo-agg: aborted: servo-agg received SIGTERM while "
+                               "reading the request; no driver was started\n")
 
 
 REQUESTS = {FrontEnd.ADJUST: b'{"application": {"components": {}}}',
@@ -90,9 +55,10 @@ REQUESTS = {FrontEnd.ADJUST: b'{"application": {"components": {}}}',
 ])
 def test_the_job_runs_the_command_the_record_names(tmp_path: Path, front: FrontEnd,
                                                     argv: list[str], command: str) -> None:
-    code, _, said, facts = run_before_trio(tmp_path, argv, front, REQUESTS[front])
-    assert code == -1, said  # the job was built, and its command checked against the facts
-    assert facts.command == command
+    launched = launch_before_trio(tmp_path, argv, front, REQUESTS[front])
+    # the job was built, and its command checked against the facts
+    assert launched.code == -1, launched.stderr
+    assert launched.facts.command == command
 
 
 @pytest.mark.parametrize(("argv", "says"), [
@@ -102,8 +68,125 @@ def test_the_job_runs_the_command_the_record_names(tmp_path: Path, front: FrontE
 ])
 def test_a_reader_option_without_its_reader_says_what_it_goes_with(
         tmp_path: Path, argv: list[str], says: str) -> None:
-    code, lines, _, _ = run_before_trio(tmp_path, argv, FrontEnd.ADJUST, b"")
-    assert code == 1
-    [line] = lines
+    launched = launch_before_trio(tmp_path, argv, FrontEnd.ADJUST)
+    assert launched.code == 1
+    [line] = launched.lines
     error = json.loads(line)
     assert error["reason"] == "bad-usage" and error["message"].startswith(says)
+
+
+#: Each command, by front-end and arguments, and whether it takes a request on stdin.
+COMMANDS = [
+    (FrontEnd.ADJUST, ["app"], True),
+    (FrontEnd.ADJUST, ["--dry-run", "app"], True),
+    (FrontEnd.ADJUST, ["--query", "app"], False),
+    (FrontEnd.ADJUST, ["--version"], False),
+    (FrontEnd.MEASURE, ["app"], True),
+    (FrontEnd.MEASURE, ["--dry-run", "app"], True),
+    (FrontEnd.MEASURE, ["--describe", "app"], False),
+]
+
+
+@pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
+def test_only_a_command_that_takes_a_request_reads_stdin_and_within_the_cap(
+        tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
+    """One read for the commands that take a request: up to the cap, within the line
+    limit from T, naming the front-end (what read_request then does with a closed stdin,
+    /dev/full or a request that never ends: test_request.py, and test_stdio_e2e.py and
+    test_cli_e2e.py through ./adjust); the others never touch stdin."""
+    (tmp_path / "config.yaml").write_text("aggregator:\n  io_timeout: 5\n")
+    launched = launch_before_trio(tmp_path, argv, front, REQUESTS[front])
+    assert launched.code == -1, launched.stderr
+    assert launched.reads == ([(line_limit_for(5), str(front), MAX_REQUEST_BYTES)] if reads
+                              else [])
+
+
+@pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
+def test_a_closed_stdin_is_no_request_and_nothing_else(
+        tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
+    launched = launch_before_trio(tmp_path, argv, front, stdin_closed=True)
+    assert launched.reads == []
+    if not reads:  # nothing to read: the command runs as ever
+        assert launched.code == -1, launched.stderr
+        return
+    assert launched.code == 1
+    [line] = launched.lines
+    error = json.loads(line)
+    assert (error["status"], error["reason"]) == ("failed", "bad-input")
+    assert error["message"] == (f"{front} request: stdin was closed, so there is no "
+                                "request; no driver was run")
+
+
+@pytest.mark.parametrize(("front", "stdin"), [
+    (FrontEnd.ADJUST, b"not json"), (FrontEnd.ADJUST, b"[]"),
+    (FrontEnd.ADJUST, b'{"application": {}}'), (FrontEnd.MEASURE, b'{"metrics": 1}')])
+def test_a_bad_request_is_refused_before_the_run_is_made(tmp_path: Path, front: FrontEnd,
+                                                         stdin: bytes) -> None:
+    """So not even a head start begins (through ./adjust: test_headstart.py)."""
+    write_driver(tmp_path, "01a", "exit 3\n", shebang="#!/bin/sh", folder=f"{front}.d")
+    launched = launch_before_trio(tmp_path, ["app"], front, stdin)
+    assert launched.code == 1
+    assert json.loads(launched.lines[-1])["reason"] == "bad-input"
+    assert launched.run is None
+
+
+@pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
+def test_every_command_s_drivers_are_found_room_before_any_starts(
+        tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
+    """The Run is asked for room for as many drivers as the job runs at once (how many
+    that is for each command: test_descriptor_budget.py), before any head start; a
+    refusal then starts nothing (through ./adjust and ./measure: test_limits_e2e.py)."""
+    (tmp_path / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
+    for folder in ("adjust.d", "measure.d"):
+        for name in ("01a", "02b", "03c"):
+            write_driver(tmp_path, name, "exit 3\n", shebang="#!/bin/sh", folder=folder)
+    launched = launch_before_trio(tmp_path, argv, front, REQUESTS[front])
+    assert launched.code == -1, launched.stderr
+    assert launched.job is not None and launched.room == launched.job.at_once()
+
+
+@pytest.mark.parametrize(("front", "argv", "command"), [
+    (FrontEnd.ADJUST, ["app"], "adjust"),
+    (FrontEnd.ADJUST, ["--query", "app"], "query"),
+    (FrontEnd.ADJUST, ["--version"], "version"),
+    (FrontEnd.ADJUST, ["--check", "app"], "check"),
+    (FrontEnd.ADJUST, ["--dry-run", "app"], "dry-run"),
+    (FrontEnd.MEASURE, ["app"], "measure"),
+    (FrontEnd.MEASURE, ["--describe", "app"], "describe"),
+])
+def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        front: FrontEnd, argv: list[str], command: str) -> None:
+    """launch.run itself (cli.py found fd 1 closed and put /dev/null there): refused
+    before anything is read or run, whatever the command, and recorded as any refused
+    run. (--info and the readers, which write no record: cli.py; both ways through
+    ./adjust: test_stdio_e2e.py.)"""
+    (tmp_path / "adjust.d").mkdir()
+    (tmp_path / "measure.d").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert launch.run(argv, front, stdout_closed=True) == 1
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == ("servo-agg: error (bad-stdio): stdout was closed at start, so nothing "
+                   "could reach servo; nothing was run\n")
+    [text] = (tmp_path / ".servo-agg" / "journal.jsonl").read_text().splitlines()
+    record = json.loads(text)
+    assert (record["front_end"], record["command"], record["status"], record["reason"],
+            record["exit_code"]) == (str(front), command, "failed", "bad-stdio", 1)
+    assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
+    assert record["calls"] == [] and record["request"] is None
+
+
+@pytest.mark.parametrize("argv", [["app"], ["--query", "app"]])
+def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
+                                                             argv: list[str]) -> None:
+    """(But --version, which still says its own: test_cli_e2e.py, through ./adjust with
+    the adjust.)"""
+    launched = launch_before_trio(tmp_path, argv, request=REQUESTS[FrontEnd.ADJUST],
+                                  drivers_dirs=False)
+    assert launched.code == 1
+    [line] = launched.lines
+    error = json.loads(line)
+    assert (error["status"], error["reason"]) == ("failed", "no-drivers-dir")
+    assert "adjust.d" in error["message"]
+    assert "servo-agg: error (no-drivers-dir): " in launched.stderr

@@ -76,16 +76,17 @@ async def test_many_drivers_under_a_low_ulimit_are_all_asked_their_version(
     assert run.lines == [f"{AGGREGATOR} ({', '.join(f'{n} 1' for n in names)})"]
 
 
-@pytest.mark.parametrize("command", [("--query", "app"), ("app",), ("--dry-run", "app")])
 async def test_parallel_queries_that_cannot_all_run_at_once_are_refused_before_any_starts(
-        servo_root: Path, tag: str, command: tuple[str, ...]) -> None:
+        servo_root: Path, tag: str) -> None:
+    """An adjust: the launch judges every command's job alike, before its head start (how
+    many each command needs at once, and the refusal: test_descriptor_budget.py)."""
     names = [f"d{i:03}" for i in range(100)]
     for name in names:
         write_driver(servo_root, name, f'echo "$1" >> called\n{sh_driver(name)}',
                      shebang="#!/bin/sh")
     (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
     request = {"application": {"components": {"d000": {"settings": {"x": {"value": 2}}}}}}
-    run = await run_adjust(servo_root, *command, tag=tag, stdin=json.dumps(request),
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(request),
                            adjust=with_ulimit(servo_root, 256))
     assert (run.final["status"], run.final["reason"]) == ("failed", "too-many-drivers")
     assert re.fullmatch(
@@ -113,13 +114,12 @@ def nofile_driver(name: str) -> str:
 MEASURE_PROGRAM = Path(__file__).resolve().parent.parent / "measure"
 
 
-async def measure_under(root: Path, tag: str, soft: int, hard: int,
-                        command: tuple[str, ...] = ("app",)) -> AdjustRun:
+async def measure_under(root: Path, tag: str, soft: int, hard: int) -> AdjustRun:
     names = [f"m{i:02}" for i in range(12)]
     for name in names:
         write_driver(root, name, nofile_driver(name), shebang="#!/bin/sh",
                      folder="measure.d")
-    return await run_adjust(root, *command, tag=tag, stdin=json.dumps({"metrics": names}),
+    return await run_adjust(root, "app", tag=tag, stdin=json.dumps({"metrics": names}),
                             adjust=with_ulimit(root, soft, hard, MEASURE_PROGRAM))
 
 
@@ -135,10 +135,10 @@ async def test_measure_raises_its_descriptor_limit_and_gives_each_driver_its_own
         assert (servo_root / f"m{i:02}.parent").read_text().split()[3:5] == ["128", "128"]
 
 
-@pytest.mark.parametrize("command", [("app",), ("--describe", "app")])
 async def test_measure_drivers_that_cannot_all_run_at_once_are_refused_before_any_starts(
-        servo_root: Path, tag: str, command: tuple[str, ...]) -> None:
-    run = await measure_under(servo_root, tag, 64, 64, command)
+        servo_root: Path, tag: str) -> None:
+    """A measurement (--describe needs as many at once: test_descriptor_budget.py)."""
+    run = await measure_under(servo_root, tag, 64, 64)
     assert (run.final["status"], run.final["reason"]) == ("failed", "too-many-drivers")
     message = run.final["message"]
     assert message.startswith("12 drivers must run at once (")

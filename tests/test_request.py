@@ -60,6 +60,7 @@ def test_components_may_omit_settings() -> None:
     (b'{"application": []}', "no 'application' object"),
     (b'{"application": {}}', "no 'application.components' object"),
     (b'{"application": {"components": []}}', "no 'application.components' object"),
+    (b'{"application": {"components": "web"}}', "no 'application.components' object"),
     (b'{"application": {"components": {"web": 1}}}', "component 'web' is not an object"),
     (b'{"application": {"components": {"web": {"settings": 1}}}}',
      "component 'web': 'settings' is not an object"),

@@ -1,7 +1,9 @@
-"""Odd stdio at start, for every way a command reads and writes it (every command for a
-closed stdout): stdin, stdout or stderr closed, or pointing at /dev/full. A clear message
-where one can still be written, never a traceback; a closed stderr never sends notes to
-stdout; and the SIGKILL guard holds whichever fd is closed."""
+"""Odd stdio at start, as only real fds show it: stdin, stdout or stderr closed, or
+pointing at /dev/full. A clear message where one can still be written, never a traceback;
+a closed stderr never sends notes to stdout; and the SIGKILL guard holds whichever fd is
+closed. Each once per way through the code (cli.py's, before --info, and the launch's);
+what the launch then decides for every command alike (which read stdin, a closed stdin
+or stdout refused and recorded): test_launch.py, in the test's own process."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import Any
 import pytest
 
 from tests.fault_support import fault_root, run_watched, started_by_fault, wait_until
-from tests.measure_support import MEASURE
 from tests.support import ADJUST, adjust_env, alive, simple_driver, write_driver
 
 pytestmark = pytest.mark.e2e
@@ -24,15 +25,21 @@ pytestmark = pytest.mark.e2e
 COMMANDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "adjust": (("app",), True),
     "query": (("--query", "app"), True),
-    "version": (("--version",), False),
     "info": (("--info", "app"), True),
     "check": (("--check", "app"), False),
-    "dry-run": (("--dry-run", "app"), False),
 }
-#: Each way a command treats stdin, and the commands that stand for it: it reads the
-#: request (adjust, dry-run), or never reads it (query stands for version and --check, the
-#: launch's alike once cli.py put /dev/null on a closed fd 0; --info, before the launch).
-READERS = ["adjust", "dry-run", "query", "info"]
+#: Each way a command treats stdin, and the command that stands for it: the launch reads
+#: the request (adjust, for dry-run and measure too: test_launch.py), or never reads it
+#: (query), or --info answers before the launch.
+READERS = ["adjust", "query", "info"]
+#: Where a closed fd 0 is found, and where it is refused: cli.py puts /dev/null on it
+#: (before --info), the launch refuses it to a command that reads a request, and any
+#: other runs as ever (test_launch.py; --query with fd 0 closed, through ./adjust:
+#: test_the_sigkill_guard_holds_with_a_standard_fd_closed).
+CLOSED_STDIN = ["adjust", "info"]
+#: Where a closed fd 1 is refused: before --info in cli.py, and in the launch for every
+#: other command (each of them, and its record: test_launch.py).
+CLOSED_STDOUT = ["adjust", "info"]
 #: Each way a command writes, and the command that stands for it: under trio, through
 #: servo's channel and the run's notes (adjust, with a driver that fails so that there
 #: are notes, stands for query, version and dry-run, which write the same way), --check's
@@ -76,13 +83,13 @@ def stdout_lines(done: subprocess.CompletedProcess[bytes], command: str) -> list
     return lines
 
 
-@pytest.mark.parametrize("command", READERS)
+@pytest.mark.parametrize("command", CLOSED_STDIN)
 def test_a_closed_stdin_is_an_empty_request(command: str, servo_root: Path, tmp_path: Path,
                                             tag: str) -> None:
     done = run(good_root(servo_root), tmp_path, "<&-", command, tag)
     assert b"Traceback" not in done.stderr, done.stderr.decode()
     lines = stdout_lines(done, command)
-    if command in ("adjust", "dry-run"):
+    if command == "adjust":
         assert done.returncode == 1
         assert len(lines) == 1, lines
         final = json.loads(lines[0])
@@ -99,7 +106,7 @@ def journal(root: Path) -> list[dict[str, Any]]:
         else []
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("command", CLOSED_STDOUT)
 def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
         command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
     """Refused, and recorded as any refused run (--info writes no record)."""
@@ -116,17 +123,6 @@ def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
         command, "failed", "bad-stdio", 1)
     assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
     assert record["calls"] == []
-
-
-def test_a_closed_stdout_of_measure_is_recorded_too(servo_root: Path, tag: str) -> None:
-    """The measure front-end takes the same way (its own name in the record)."""
-    done = subprocess.run(["/bin/sh", "-c", f'exec "{MEASURE}" --describe app >&-'],
-                          cwd=servo_root, env=adjust_env(tag), capture_output=True, timeout=60)
-    assert done.returncode == 1
-    [record] = journal(servo_root)
-    assert (record["front_end"], record["command"], record["reason"]) == (
-        "measure", "describe", "bad-stdio")
-    assert not (servo_root / "web.log").exists()
 
 
 def failing_root(root: Path) -> Path:
@@ -165,7 +161,7 @@ def test_stdin_on_dev_full_is_a_request_too_big(command: str, servo_root: Path,
     done = run(good_root(servo_root), tmp_path, "</dev/full", command, tag)
     assert b"Traceback" not in done.stderr, done.stderr.decode()
     lines = stdout_lines(done, command)
-    if command in ("adjust", "dry-run"):
+    if command == "adjust":
         assert done.returncode == 1
         assert "more than 16,777,216 bytes" in json.loads(lines[-1])["message"]
         assert not (servo_root / "web.log").exists()

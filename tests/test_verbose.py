@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import trio
 
+from aggregator.entry import launch
+from aggregator.entry.cli import main
 from aggregator.entry.cmdline import build_parser
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.display import Display, LiveDisplay
@@ -24,6 +26,7 @@ from tests.support import (
     ADJUST,
     REPO,
     adjust_env,
+    launch_before_trio,
     run_adjust,
     simple_driver,
     write_driver,
@@ -222,12 +225,31 @@ async def test_live_display_with_verbose_keeps_notes_above_it(servo_root: Path,
 
 
 @pytest.mark.e2e
-async def test_no_live_display_for_query_or_dry_run(servo_root: Path, tag: str) -> None:
+async def test_no_live_display_for_a_query(servo_root: Path, tag: str) -> None:
+    """Nothing at all on the terminal. (Each command's choice: the next test.)"""
     two_drivers(servo_root)
-    for args in (("--query", "app"), ("--dry-run", "app")):
-        code, _, stderr = await run_on_terminal(servo_root, *args, tag=tag, stdin=REQUEST)
-        assert code == 0
-        assert stderr == ""
+    code, _, stderr = await run_on_terminal(servo_root, "--query", "app", tag=tag, stdin="")
+    assert code == 0
+    assert stderr == ""
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("front", "argv", "shown"), [
+    (FrontEnd.ADJUST, ["app"], True), (FrontEnd.MEASURE, ["app"], True),
+    (FrontEnd.ADJUST, ["--query", "app"], False), (FrontEnd.ADJUST, ["--dry-run", "app"], False),
+    (FrontEnd.ADJUST, ["--version"], False), (FrontEnd.MEASURE, ["--describe", "app"], False),
+    (FrontEnd.MEASURE, ["--dry-run", "app"], False)])
+def test_only_a_command_that_runs_the_drivers_has_a_live_display(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, front: FrontEnd, argv: list[str],
+        shown: bool) -> None:
+    """On a terminal (wants_live_display's, above), as the launch makes the command's Run:
+    the queries and describes before an adjust or a measure are shown as part of it, and
+    a command made of them alone has nothing to show."""
+    monkeypatch.setattr(launch, "wants_live_display", lambda stream, env: True)
+    request = REQUEST if front is FrontEnd.ADJUST else '{"metrics": []}'
+    launched = launch_before_trio(tmp_path, argv, front, request.encode())
+    assert launched.run is not None, launched.stderr
+    assert launched.run["live_display"] is shown
 
 
 # -- the display as a unit ------------------------------------------------------------------
@@ -442,6 +464,18 @@ async def test_help_as_called(servo_root: Path, tag: str, tmp_path: Path) -> Non
     env = adjust_env(tag, PYTHONPATH=str(REPO))
     run = await run_adjust(servo_root, "measure", "--help", tag=tag, adjust=script, env=env)
     assert run.returncode == 0 and run.lines[0].startswith("usage: servo-agg measure ")
-    run = await run_adjust(servo_root, "--bogus", tag=tag, adjust=script, env=env)
-    assert run.final["reason"] == "bad-usage"
-    assert "(see servo-agg --help)" in run.final["message"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("argv", "called"), [(["--bogus"], "servo-agg"),
+                                              (["measure", "--bogus"], "servo-agg measure")])
+def test_a_usage_error_points_at_the_help_of_the_program_as_called(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        argv: list[str], called: str) -> None:
+    """cli.main in-process, named as the installed command (through it, as called:
+    test_help_as_called)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv, program=str(tmp_path / "bin" / "servo-agg")) == 1
+    error = json.loads(capfd.readouterr().out)
+    assert error["reason"] == "bad-usage"
+    assert f"(see {called} --help)" in error["message"]
