@@ -74,7 +74,8 @@ def test_memory_is_bytes_with_an_optional_binary_suffix(memory: Any, size: int) 
 
 
 @pytest.mark.parametrize("memory", ["1.5G", "512MB", "512 M", "1T", "-1M", "M", "", "1023K",
-                                    1048575, "1025G", True, 5.0, "9" * 4000, [512]])
+                                    1048575, "1025G", True, 5.0, "9" * 4000, [512],
+                                    "4096\u212a"])  # the Kelvin sign, a K to IGNORECASE
 def test_a_bad_memory_limit_is_bad_config_naming_the_key(memory: Any) -> None:
     message = bad_config({"limits": {"memory": memory}})
     assert message.startswith("config.yaml: aggregator.limits.memory: must be a number of "

@@ -286,8 +286,9 @@ def _deadline(key: str, value: Any) -> float | None:
 
 
 #: A memory size written as text; compiled (and cached) by re when one is first read, not
-#: at every start.
-_MEMORY = r"([0-9]+)([KMG]?)"
+#: at every start. The suffix's case is spelled out: under re.IGNORECASE, K also matches
+#: U+212A, the Kelvin sign.
+_MEMORY = r"([0-9]+)([KMGkmg]?)"
 _BINARY = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -299,7 +300,7 @@ def _memory(key: str, value: Any) -> int:
         raise _bad(key, problem)
     if isinstance(value, int):
         size = value
-    elif isinstance(value, str) and (found := re.fullmatch(_MEMORY, value.strip(), re.IGNORECASE)):
+    elif isinstance(value, str) and (found := re.fullmatch(_MEMORY, value.strip())):
         digits, unit = found.groups()
         if len(digits) > 20:  # int() of thousands of digits is refused (or slow)
             raise _bad(key, problem)
