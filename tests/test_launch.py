@@ -19,7 +19,7 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.signals import StoppedEarly
-from tests.support import launch_before_trio, write_driver
+from tests.support import AGGREGATOR, launch_before_trio, write_driver
 
 pytestmark = pytest.mark.unit
 
@@ -180,8 +180,8 @@ def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
 @pytest.mark.parametrize("argv", [["app"], ["--query", "app"]])
 def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
                                                              argv: list[str]) -> None:
-    """(But --version, which still says its own: test_cli_e2e.py, through ./adjust with
-    the adjust.)"""
+    """(But --version, which still says its own: the next test; through ./adjust, as every
+    refusal reaches servo: test_cli_e2e.py's bad request.)"""
     launched = launch_before_trio(tmp_path, argv, request=REQUESTS[FrontEnd.ADJUST],
                                   drivers_dirs=False)
     assert launched.code == 1
@@ -189,4 +189,13 @@ def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
     error = json.loads(line)
     assert (error["status"], error["reason"]) == ("failed", "no-drivers-dir")
     assert "adjust.d" in error["message"]
+    assert "servo-agg: error (no-drivers-dir): " in launched.stderr
+
+
+def test_version_without_a_drivers_directory_still_says_its_own(tmp_path: Path) -> None:
+    """An install is checked before drivers are added: its own version shows, and the
+    missing directory too (exit 1, as every other command would fail)."""
+    launched = launch_before_trio(tmp_path, ["--version"], drivers_dirs=False)
+    assert launched.code == 1
+    assert launched.lines == [f"{AGGREGATOR} (no drivers: adjust.d/ is missing)"]
     assert "servo-agg: error (no-drivers-dir): " in launched.stderr
