@@ -199,3 +199,28 @@ def test_version_without_a_drivers_directory_still_says_its_own(tmp_path: Path) 
     assert launched.code == 1
     assert launched.lines == [f"{AGGREGATOR} (no drivers: adjust.d/ is missing)"]
     assert "servo-agg: error (no-drivers-dir): " in launched.stderr
+
+
+@pytest.mark.parametrize("front", [FrontEnd.ADJUST, FrontEnd.MEASURE])
+def test_a_command_that_takes_a_request_needs_an_app_id_and_says_how_servo_gives_it(
+        tmp_path: Path, front: FrontEnd) -> None:
+    launched = launch_before_trio(tmp_path, [], front, REQUESTS[front])
+    assert launched.code == 1 and launched.reads == []
+    [line] = launched.lines
+    error = json.loads(line)
+    assert error["reason"] == "bad-usage" and f"'{front} <app>'" in error["message"]
+
+
+def test_a_measure_override_is_checked_against_the_drivers_found(tmp_path: Path) -> None:
+    """An override its driver could not take is refused before the Run, so before any
+    driver starts (every other way a measure request is refused, and what each says:
+    test_measure_protocol.py)."""
+    write_driver(tmp_path, "20prom", "exit 3\n", shebang="#!/bin/sh", folder="measure.d")
+    request = b'{"metrics": [], "control": {"userdata": {"20prom": {"control": [1]}}}}'
+    launched = launch_before_trio(tmp_path, ["app"], FrontEnd.MEASURE, request)
+    assert launched.code == 1 and launched.run is None
+    [line] = launched.lines
+    error = json.loads(line)
+    assert (error["status"], error["reason"]) == ("failed", "bad-input")
+    assert "20prom's override) must be an object" in error["message"]
+    assert "servo-agg: error (bad-input): " in launched.stderr
