@@ -135,7 +135,7 @@ def test_every_command_s_drivers_are_found_room_before_any_starts(
         tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
     """The Run is asked for room for as many drivers as the job runs at once (how many
     that is for each command: test_descriptor_budget.py), before any head start; a
-    refusal then starts nothing (through ./adjust and ./measure: test_limits_e2e.py)."""
+    refusal then starts nothing (through ./measure: test_limits_e2e.py)."""
     (tmp_path / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
     for folder in ("adjust.d", "measure.d"):
         for name in ("01a", "02b", "03c"):
