@@ -27,6 +27,7 @@ from tests.support import (
     SIZE,
     AdjustRun,
     adjust_env,
+    journal_records,
     run_adjust,
     simple_driver,
     write_driver,
@@ -190,5 +191,5 @@ async def test_adjust_and_aggregator_copied_alone_into_a_servo_root_work(
     assert run.final == {"status": "ok", "reason": "success"}
     assert (root / "cache.log").exists()
     # the copy is what ran: its mark is the version in the run's record
-    [record] = (root / ".servo-agg" / "journal.jsonl").read_text().splitlines()
-    assert json.loads(record)["version"] == f"{__version__}+copy"
+    [record] = journal_records(root)
+    assert record["version"] == f"{__version__}+copy"

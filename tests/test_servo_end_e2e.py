@@ -1,7 +1,7 @@
 """servo's end of stdout, with a real ./adjust and real drivers: a servo that stops
 reading holds up no timeout and no signal, and a servo that closes its end or exits stops
 the run as SIGTERM does, an adjust and --check (the other commands, on MockClock:
-test_signals.py), leaving nothing behind."""
+test_signals.py), leaving nothing behind; the run's record says servo went."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import trio
 
 from tests.fault_support import REQUEST, fault_root, started_by_fault, wait_until
 from tests.streams import full_pipe
-from tests.support import ADJUST, adjust_env, alive
+from tests.support import ADJUST, adjust_env, alive, journal_records
 
 pytestmark = pytest.mark.e2e
 
@@ -133,6 +133,14 @@ async def test_servo_closing_its_end_of_stdout_stops_the_run(
     if command != "check":  # it reports on the probes it ran instead
         assert s.proc.returncode == 128 + signal.SIGPIPE
         assert "while 02fault was running; the driver was stopped" in err, err
+        # and the run's record says so: why it ended, and how the call that ran did
+        [record] = journal_records(servo_root)
+        assert (record["status"], record["exit_code"]) == ("aborted", 128 + signal.SIGPIPE)
+        assert record["servo_gone"] == "servo's end of stdout was closed"
+        assert record["signals"] == []
+        stopped = record["calls"][-1]
+        assert (stopped["driver"], stopped["call"], stopped["end"]) == ("02fault", "adjust",
+                                                                         "stopped")
 
 
 SERVO_THAT_EXITS = """

@@ -12,12 +12,18 @@ import re
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fault_support import fault_root, run_watched, started_by_fault, wait_until
-from tests.support import ADJUST, adjust_env, alive, simple_driver, write_driver
+from tests.support import (
+    ADJUST,
+    adjust_env,
+    alive,
+    journal_records,
+    simple_driver,
+    write_driver,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -100,12 +106,6 @@ def test_a_closed_stdin_is_an_empty_request(command: str, servo_root: Path, tmp_
         assert done.returncode == 0, done.stderr.decode()
 
 
-def journal(root: Path) -> list[dict[str, Any]]:
-    path = root / ".servo-agg" / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
-        else []
-
-
 @pytest.mark.parametrize("command", CLOSED_STDOUT)
 def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
         command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
@@ -114,7 +114,7 @@ def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
     assert done.returncode == 1
     assert done.stderr.decode() == ("servo-agg: error (bad-stdio): stdout was closed at "
                                     "start, so nothing could reach servo; nothing was run\n")
-    records = journal(servo_root)
+    records = journal_records(servo_root)
     if command == "info":
         assert records == []
         return
