@@ -470,8 +470,8 @@ def test_disabled_driver_is_listed_not_run(servo_root: Path) -> None:
 
 @pytest.mark.unit
 def test_a_program_without_its_execute_bit_is_a_warning_with_the_fix(servo_root: Path) -> None:
-    """#16 point 1, as --check lists the measure drivers directory (test_unrun_programs_e2e's
-    root: what the commands say of it)."""
+    """#16 point 1, as --check lists the measure drivers directory (what every command
+    that runs drivers says of it: test_launch.py)."""
     measure_driver(servo_root, "10-ab", {"throughput": {"unit": "rpm"}}, window=0.1)
     measure_driver(servo_root, "20-prom", {"p99_latency": {"unit": "ms"}}, window=0.1)
     (servo_root / "measure.d" / "20-prom").chmod(0o644)

@@ -96,7 +96,7 @@ def test_measure_info_names_the_measure_drivers_and_says_nothing_of_a_program_no
         servo_root: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
     """A program that lost its execute bit is a warning for every command that runs
-    drivers (test_unrun_programs_e2e.py), never for --info."""
+    drivers (test_launch.py), never for --info."""
     for name in ("10load", "20prom"):
         write_driver(servo_root, name, "exit 3\n", shebang="#!/bin/sh", folder="measure.d")
     (servo_root / "measure.d" / "20prom").chmod(0o644)

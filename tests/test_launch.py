@@ -224,3 +224,25 @@ def test_a_measure_override_is_checked_against_the_drivers_found(tmp_path: Path)
     assert (error["status"], error["reason"]) == ("failed", "bad-input")
     assert "20prom's override) must be an object" in error["message"]
     assert "servo-agg: error (bad-input): " in launched.stderr
+
+
+@pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
+def test_a_program_that_lost_its_execute_bit_is_named_by_every_command(
+        tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
+    """#16 point 1 (before, ./measure returned ok without its metrics): a note on stderr,
+    with the fix, where the job's drivers are found, and the run goes on without it. Data
+    beside the drivers gets no word. (What the note says: test_discovery.py; --check's
+    [warn]: test_check.py; --info says nothing: test_info.py; a note on stderr as servo
+    gets it, through ./adjust: test_config_mistakes.py.)"""
+    folder = f"{front}.d"
+    write_driver(tmp_path, "10-ab", "exit 3\n", shebang="#!/bin/sh", folder=folder)
+    write_driver(tmp_path, "20-prom", "exit 3\n", shebang="#!/bin/sh", folder=folder,
+                 mode=0o644)
+    (tmp_path / folder / "prom.yaml").write_text("url: http://prom\n")
+    launched = launch_before_trio(tmp_path, argv, front, REQUESTS[front])
+    assert launched.code == -1, launched.stderr
+    [note] = launched.stderr.splitlines()  # and none of prom.yaml
+    assert note.startswith(f"servo-agg: warning: {folder}/20-prom is not executable, "
+                           "though it starts with #!")
+    assert f"chmod +x {folder}/20-prom" in note
+    assert launched.job is not None and [d.name for d in launched.job.drivers] == ["10-ab"]
