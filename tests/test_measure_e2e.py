@@ -45,9 +45,8 @@ async def test_describe_merges_every_drivers_metrics(servo_root: Path, tag: str)
     """(--query, its other name: test_request.py's.)"""
     two_drivers(servo_root)
     write_driver(servo_root, "30old", """
-        import json
-        print(json.dumps({"metrics": {"errors": {"unit": "count"}}}))  # no status: ok
-        """, folder="measure.d")
+        echo '{"metrics": {"errors": {"unit": "count"}}}'  # no status: ok
+        """, shebang="#!/bin/sh", folder="measure.d")
     run = await run_measure(servo_root, "--describe", "app", tag=tag)
     assert run.final == {"status": "ok", "metrics": {
         "throughput": {"unit": "rpm"}, "p99": {"unit": "ms"}, "errors": {"unit": "count"}}}

@@ -351,15 +351,10 @@ async def test_a_parallel_query_ending_does_not_cut_a_siblings_kill_grace(
     """Two stuck drivers time out together: the one that dies at once on SIGTERM must not
     sweep the other away (as an orphan) while it uses its grace to clean up."""
     write_driver(servo_root, "01cleans", """
-        import pathlib, signal, sys, time
-        def on_term(*_):
-            time.sleep(0.05)
-            pathlib.Path("cleaned").touch()
-            sys.exit(1)
-        signal.signal(signal.SIGTERM, on_term)
-        time.sleep(60)
-        """)
-    write_driver(servo_root, "02dies", "import time\ntime.sleep(60)\n")
+        trap 'sleep 0.05; touch cleaned; exit 1' TERM
+        sleep 60 > /dev/null & wait $!
+        """, shebang="#!/bin/sh")
+    write_driver(servo_root, "02dies", "exec sleep 60\n", shebang="#!/bin/sh")
     (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
     run = await run_adjust(servo_root, "--query", "app", tag=tag,
                            env=adjust_env(tag, OPTUNE_IO_TIMEOUT=f"{T:g}"))

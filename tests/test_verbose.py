@@ -195,16 +195,15 @@ async def test_live_display_with_verbose_keeps_notes_above_it(servo_root: Path,
                                                               tag: str) -> None:
     two_drivers(servo_root)
     write_driver(servo_root, "02cache", """
-        import json, sys
-        if "--query" in sys.argv:
-            print(json.dumps({"application": {"components": {"cache": {"settings": {
-                "size": {"value": 64}}}}}}))
-            sys.exit(0)
-        sys.stdin.read()
-        print(json.dumps({"progress": 40, "message": "evicting"}), flush=True)
-        print(json.dumps({"status": "failed", "reason": "full", "message": "disk full"}))
-        sys.exit(1)
-    """)
+        case "$1" in --query)
+            echo '{"application": {"components": {"cache": {"settings": {"size": {"value": 64}}}}}}'
+            exit 0;;
+        esac
+        cat > /dev/null
+        echo '{"progress": 40, "message": "evicting"}'
+        echo '{"status": "failed", "reason": "full", "message": "disk full"}'
+        exit 1
+    """, shebang="#!/bin/sh")
     code, _, stderr = await run_on_terminal(servo_root, "-v", "app", tag=tag,
                                             stdin=REQUEST, columns=80)
     assert code == 1
