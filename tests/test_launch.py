@@ -2,9 +2,10 @@
 launch.run itself where nothing gets as far as a Run): the command named once, a stop while
 the request is read ending as every stopped run does, and what every command decides alike
 before any driver starts: which read stdin, what a closed stdin or stdout does, the
-drivers directory, a bad request, the room its drivers need at once. (Each through
-./adjust once, with the command that bit: test_stdio_e2e.py, test_cli_e2e.py,
-test_headstart.py, test_limits_e2e.py.)"""
+drivers directory (and --version without it), a bad request or none at all, the room its
+drivers need at once, a program that lost its execute bit. (Each through ./adjust or
+./measure once, with the command that bit: test_stdio_e2e.py, test_cli_e2e.py,
+test_limits_e2e.py, test_config_mistakes.py.)"""
 
 from __future__ import annotations
 
