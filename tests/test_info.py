@@ -66,16 +66,21 @@ def test_a_broken_config_still_gets_an_answer(servo_root: Path) -> None:
     assert "drivers_dir" in version
 
 
-def test_info_names_the_drivers_and_starts_none(servo_root: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
-    """cli.main, as ./adjust runs it: one JSON line, nothing on stderr, and no driver
-    started (a unit test may start no process: tests/conftest.py refuses it)."""
-    write_driver(servo_root, "01web", "exit 3\n", shebang="#!/bin/sh")
-    write_driver(servo_root, "02cache", "exit 3\n", shebang="#!/bin/sh")
-    (servo_root / "adjust.d" / "notes.txt").write_text("data, not a driver")
+@pytest.mark.parametrize("front", ["adjust", "measure"])
+def test_info_names_the_drivers_says_nothing_else_and_starts_none(
+        servo_root: Path, front: str, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """cli.main, as the launcher of that name runs it: one JSON line naming the drivers,
+    nothing on stderr, and no driver started (a unit test may start no process:
+    tests/conftest.py refuses it). Not a word of a data file, nor of a program that lost
+    its execute bit, which every command that runs drivers warns of (test_launch.py)."""
+    folder = f"{front}.d"
+    for name in ("01web", "02cache", "03off"):
+        write_driver(servo_root, name, "exit 3\n", shebang="#!/bin/sh", folder=folder)
+    (servo_root / folder / "03off").chmod(0o644)
+    (servo_root / folder / "notes.txt").write_text("data, not a driver")
     monkeypatch.chdir(servo_root)
-    assert main(["--info", "app"], program="adjust") == 0
+    assert main(["--info", "app"], program=front) == 0
     out, err = capfd.readouterr()
     assert json.loads(out) == {"version": f"servo-agg {__version__} [01web, 02cache]",
                                "has_cancel": True}
@@ -90,23 +95,6 @@ def test_info_without_an_app_id_or_a_drivers_dir_still_answers(
     answer = json.loads(capfd.readouterr().out)
     assert answer["has_cancel"] is True
     assert answer["version"].startswith(f"servo-agg {__version__} [drivers unknown: ")
-
-
-def test_measure_info_names_the_measure_drivers_and_says_nothing_of_a_program_not_run(
-        servo_root: Path, monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str]) -> None:
-    """A program that lost its execute bit is a warning for every command that runs
-    drivers (test_launch.py), never for --info."""
-    for name in ("10load", "20prom"):
-        write_driver(servo_root, name, "exit 3\n", shebang="#!/bin/sh", folder="measure.d")
-    (servo_root / "measure.d" / "20prom").chmod(0o644)
-    write_driver(servo_root, "30ab", "exit 3\n", shebang="#!/bin/sh", folder="measure.d")
-    monkeypatch.chdir(servo_root)
-    assert main(["--info", "app"], program="measure") == 0
-    out, err = capfd.readouterr()
-    assert json.loads(out) == {"version": f"servo-agg {__version__} [10load, 30ab]",
-                               "has_cancel": True}
-    assert err == ""
 
 
 def test_print_info_is_one_json_line(servo_root: Path, monkeypatch: pytest.MonkeyPatch,
