@@ -235,6 +235,14 @@ async def run_adjust(
     return AdjustRun(proc.returncode, lines, err.decode("utf-8", "replace"), elapsed, proc.pid)
 
 
+def journal_records(root: Path, name: str = "journal.jsonl") -> list[dict[str, Any]]:
+    """The records the runs left in `root`'s journal (at its default place), parsed here
+    line by line, one JSON object each, not by the journal's own reader; none without it."""
+    path = root / ".servo-agg" / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
+        else []
+
+
 @dataclass
 class BeforeTrio:
     """What the launch did before its Run started anything (launch_before_trio's)."""

@@ -136,6 +136,16 @@ async def test_version_shows_a_failing_driver_by_name(autojump_clock: MockClock)
     assert "01zbroken" in run.stderr
 
 
+async def test_a_drivers_version_with_line_breaks_shows_on_one_line_and_a_long_one_cut(
+        autojump_clock: MockClock) -> None:
+    run = await version({"01web": simple_script("web", {}, version="2.1\nbuild 7\r\n"),
+                         "02db": simple_script("db", {}, version="v" * 10_000)})
+    assert run.returncode == 0, run.stderr
+    [line] = run.lines
+    assert line.startswith(f"{AGGREGATOR} (01web 2.1 build 7, 02db vvv")
+    assert line.endswith("...)") and len(line) < 300
+
+
 async def test_version_with_no_drivers(autojump_clock: MockClock) -> None:
     run = await version({})
     assert run.returncode == 0

@@ -11,41 +11,9 @@ from pathlib import Path
 import pytest
 
 from aggregator.process.cgroup import own_cgroup
-from tests.support import adjust_env, run_adjust, write_driver
+from tests.support import run_adjust, write_driver
 
 pytestmark = pytest.mark.e2e
-
-#: An adjust request for the one setting of `hang_driver`.
-REQUEST = {"application": {"components": {"h": {"settings": {"x": {"value": 2}}}}}}
-
-
-def hang_driver() -> str:
-    """Answers --info and --query, then hangs in its adjust without a word."""
-    descriptor = {"application": {"components": {"h": {"settings": {"x": {"value": 1}}}}}}
-    return f"""
-        import json, sys, time
-        if "--info" in sys.argv:
-            print(json.dumps({{"version": "1", "has_cancel": False}}))
-            sys.exit(0)
-        if "--query" in sys.argv:
-            print(json.dumps({descriptor!r}))
-            sys.exit(0)
-        sys.stdin.read()
-        time.sleep(3600)
-        """
-
-
-async def test_a_hung_driver_with_no_t_from_servo_is_killed_at_io_timeouts_line_limit(
-        servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "10-hang", hang_driver())
-    (servo_root / "config.yaml").write_text("aggregator:\n  io_timeout: 2\n")
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(REQUEST))
-    assert run.returncode == 1, run.stderr
-    assert run.final["reason"] == "timeout"
-    assert run.final["failed_drivers"] == ["10-hang"]
-    assert ("10-hang: failed: adjust: sent nothing for 1.0 s on stdout or stderr "
-            "(limit 1 s from io_timeout in config.yaml); killed") in run.final["message"]
-
 
 # -- resource limits ------------------------------------------------------------------------
 
@@ -167,30 +135,46 @@ async def test_a_driver_that_reaches_its_pids_limit_fails_saying_so(servo_root: 
     assert "its pids limit of 8 was reached" in run.final["message"]
 
 
-# -- deadline -------------------------------------------------------------------------------
+# -- time: servo's T from config.yaml, and a deadline -------------------------------------
 
-async def test_a_chattering_driver_is_killed_at_its_deadline(servo_root: Path,
-                                                             tag: str) -> None:
-    """A progress line every 0.1 s is life to the line limit (T=3: 2 s), not progress:
-    its deadline of 1 s ends it all the same; its sibling's global deadline is 60 s."""
-    descriptor = {"application": {"components": {"c": {"settings": {"x": {"value": 1}}}}}}
-    write_driver(servo_root, "10-chatty", f"""
-        import json, sys, time
-        if "--query" in sys.argv:
-            print(json.dumps({descriptor!r}))
-            sys.exit(0)
-        sys.stdin.read()
-        while True:
-            print(json.dumps({{"progress": 1, "message": "almost there"}}), flush=True)
-            time.sleep(0.1)
-        """)
-    write_driver(servo_root, "20-fine", allocating_driver("fine", 1))
+def sh_driver(component: str, adjust: str) -> str:
+    """Answers --info and --query (owning `component`), and runs `adjust` (sh) for its
+    adjust."""
+    descriptor = json.dumps({"application": {"components": {component: {"settings": {
+        "x": {"value": 1}}}}}})
+    return f"""#!/bin/sh
+case "$1" in
+    --info) echo '{{"version": "1", "has_cancel": false}}'; exit 0;;
+    --query) echo '{descriptor}'; exit 0;;
+esac
+cat > /dev/null
+{adjust}
+"""
+
+
+async def test_with_no_t_from_servo_io_timeout_and_a_deadline_end_what_never_ends(
+        servo_root: Path, tag: str) -> None:
+    """io_timeout in config.yaml stands in for servo's T (2: a silent driver is killed after
+    1 s); a progress line every 0.1 s is life to that line limit, not progress: its own
+    deadline of 1 s ends it all the same, while its sibling runs within the global one of
+    60 s. (The arithmetic of each, on MockClock: test_bounds_timing.py.)"""
+    write_driver(servo_root, "10-chatty", sh_driver("c", """while :; do
+    echo '{"progress": 1, "message": "almost there"}'
+    sleep 0.1
+done"""))
+    write_driver(servo_root, "20-fine", sh_driver(
+        "fine", """touch fine.done; echo '{"status": "ok", "reason": "success"}'"""))
+    write_driver(servo_root, "30-hang", sh_driver("h", "exec sleep 3600"))
     (servo_root / "config.yaml").write_text(
-        "aggregator:\n  deadline: 60\n  drivers:\n    10-chatty: {deadline: 1}\n")
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_for("c", "fine"),
-                           env=adjust_env(tag, OPTUNE_IO_TIMEOUT="3"))
+        "aggregator:\n  io_timeout: 2\n  deadline: 60\n  drivers:\n    10-chatty: {deadline: 1}\n")
+    run = await run_adjust(servo_root, "app", tag=tag, stdin=request_for("c", "fine", "h"))
     assert run.returncode == 1, run.stderr
-    assert (run.final["reason"], run.final["failed_drivers"]) == ("timeout", ["10-chatty"])
-    assert re.match(r"10-chatty: failed: adjust: ran 1\.\d s, past its deadline of 1 s; "
-                    r"killed$", run.final["message"].splitlines()[0]), run.final["message"]
+    assert (run.final["reason"], run.final["failed_drivers"]) == (
+        "timeout", ["10-chatty", "30-hang"])
+    chatty, hang = (line for line in run.final["message"].splitlines()
+                    if line.startswith(("10-chatty: ", "30-hang: ")))
+    assert re.fullmatch(r"10-chatty: failed: adjust: ran 1\.\d s, past its deadline of 1 s; "
+                        r"killed", chatty), run.final["message"]
+    assert hang == ("30-hang: failed: adjust: sent nothing for 1.0 s on stdout or stderr "
+                    "(limit 1 s from io_timeout in config.yaml); killed"), run.final["message"]
     assert (servo_root / "fine.done").exists()  # the sibling ran, within its own deadline

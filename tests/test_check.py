@@ -55,7 +55,13 @@ from tests.fakes import (
     simple_script,
 )
 from tests.measure_support import measure_driver
-from tests.support import AdjustRun, adjust_env, run_adjust, simple_driver, write_driver
+from tests.support import (
+    adjust_env,
+    launch_before_trio,
+    run_adjust,
+    simple_driver,
+    write_driver,
+)
 
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}
 POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
@@ -165,9 +171,9 @@ async def test_healthy_root(servo_root: Path, tag: str) -> None:
     assert line_with(lines, "[warn]", "10-web, 20-cache could each hang forever")
     assert lines[-1] == "result: servo would work with this root (0 problems, 1 warning)"
     assert not any("[FAIL]" in line for line in lines)
-    # (--json, the same report as one document with the same exit code, through ./adjust:
-    # test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code; for a root
-    # servo would work with too, in-process: test_the_exit_code_is_the_report_s_...)
+    # (--json, the whole report as one document, through ./adjust:
+    # test_a_broken_root_s_check_json_is_one_document_of_the_whole_report; its exit code
+    # the text report's, in-process: test_the_exit_code_is_the_report_s_...)
 
 
 @pytest.mark.unit
@@ -220,7 +226,7 @@ def test_the_json_report_s_result_is_its_verdict(levels: tuple[Level, ...],
 # What the check makes of each driver's answers: probe_command asks fake drivers under the
 # same supervision as a run (on MockClock), and check_answers writes the section that
 # run_check writes from them (run_check's whole way, through ./adjust: test_healthy_root
-# and test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code).
+# and test_a_broken_root_s_check_json_is_one_document_of_the_whole_report).
 
 def answering(info: dict[str, Any] | None, query: str | dict[str, Any] | None, *,
               stderr: str = "", code: int = 0) -> Script:
@@ -367,11 +373,22 @@ async def test_a_metric_two_measure_drivers_describe_fails(
 
 
 @pytest.mark.supervision
-async def test_drivers_are_asked_with_the_app_id_given(autojump_clock: trio.testing.MockClock,
-                                                       ) -> None:
-    """(Without one, through ./adjust: test_without_app_id_drivers_are_asked_without_one.)"""
-    _, started = await checked_answers({"01args": simple_script("w", {"x": CPU})}, app="shop")
-    assert [p.spec.args for p in started] == [("--info", "shop"), ("--query", "shop")]
+@pytest.mark.parametrize(("app", "args"), [("shop", ("shop",)), ("", ())])
+async def test_drivers_are_asked_with_the_app_id_given_and_none_without_one(
+        app: str, args: tuple[str, ...], autojump_clock: trio.testing.MockClock) -> None:
+    """(What `--check` without one gives it, in-process:
+    test_check_without_an_app_id_says_so_first.)"""
+    _, started = await checked_answers({"01args": simple_script("w", {"x": CPU})}, app=app)
+    assert [p.spec.args for p in started] == [("--info", *args), ("--query", *args)]
+
+
+@pytest.mark.unit
+def test_check_without_an_app_id_says_so_first(tmp_path: Path) -> None:
+    """The command line, as the launch reads it, to the report's first line (with no
+    driver to ask, nothing starts)."""
+    launched = launch_before_trio(tmp_path, ["--check"])
+    assert launched.code == 0, launched.lines
+    assert launched.lines[0].endswith(" (no app id given: drivers are asked without one)")
 
 
 @pytest.mark.e2e
@@ -453,8 +470,8 @@ def test_disabled_driver_is_listed_not_run(servo_root: Path) -> None:
 
 @pytest.mark.unit
 def test_a_program_without_its_execute_bit_is_a_warning_with_the_fix(servo_root: Path) -> None:
-    """#16 point 1, as --check lists the measure drivers directory (test_unrun_programs_e2e's
-    root: what the commands say of it)."""
+    """#16 point 1, as --check lists the measure drivers directory (what every command
+    that runs drivers says of it: test_launch.py)."""
     measure_driver(servo_root, "10-ab", {"throughput": {"unit": "rpm"}}, window=0.1)
     measure_driver(servo_root, "20-prom", {"p99_latency": {"unit": "ms"}}, window=0.1)
     (servo_root / "measure.d" / "20-prom").chmod(0o644)
@@ -478,7 +495,7 @@ def test_a_program_without_its_execute_bit_is_a_warning_with_the_fix(servo_root:
 ])
 def test_environment(env: dict[str, str], level: str, says: str, problems: int) -> None:
     """(That --check reads servo's real environment, through ./adjust:
-    test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code.)"""
+    test_a_broken_root_s_check_json_is_one_document_of_the_whole_report.)"""
     report = Report()
     check_environment(report, env, 0.5)
     assert line_with(report.lines, level, says)
@@ -557,22 +574,6 @@ def test_a_program_without_its_execute_bit_is_noted_on_stderr_and_in_the_record_
     assert stderr.getvalue() == f"servo-agg: {said}\n"
 
 
-@pytest.mark.e2e
-async def test_without_app_id_drivers_are_asked_without_one(servo_root: Path,
-                                                            tag: str) -> None:
-    """(With one, over fakes: test_drivers_are_asked_with_the_app_id_given.)"""
-    descriptor = json.dumps({"application": {"components": {"w": {"settings": {"x": CPU}}}}})
-    write_driver(servo_root, "01args", f"""
-        echo "$# $*" >> argv.log
-        if [ "$1" = --info ]; then echo '{{"version": "1", "has_cancel": false}}'
-        else echo '{descriptor}'; fi
-    """, shebang="#!/bin/sh")
-    run = await run_adjust(servo_root, "--check", tag=tag)
-    assert run.returncode == 0, "\n".join(run.lines)
-    assert "no app id given" in run.lines[0]
-    assert (servo_root / "argv.log").read_text().splitlines() == ["1 --info", "1 --query"]
-
-
 @pytest.mark.unit
 def test_config_summary_stays_bounded_whatever_the_names(servo_root: Path) -> None:
     """A config.yaml with thousands of sections or a driver name of 100 k characters: the
@@ -617,7 +618,7 @@ def test_the_report_says_what_it_cannot_show_and_what_it_runs_on(servo_root: Pat
 def test_a_missing_interpreter_is_named(servo_root: Path) -> None:
     """The runtime section reads the drivers' #! lines and looks on servo-agg's PATH
     (that --check passes it the real environment, through ./adjust:
-    test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code)."""
+    test_a_broken_root_s_check_json_is_one_document_of_the_whole_report)."""
     path = write_driver(servo_root, "02redis", "print('never')\n",
                         shebang="#!/usr/bin/env pyhton3")
     report = Report()
@@ -678,10 +679,33 @@ def test_the_declared_minimums_are_the_packages_one_list() -> None:
     assert wanted == {r for r in requires if "extra ==" not in r}
 
 
-def assert_json_report(servo_root: Path, run: AdjustRun, text_returncode: int) -> None:
-    """`run` (--check --json on a healthy_root with a failing 30-bad) printed one JSON
-    document of the report, and exited as the text report did."""
-    assert run.returncode == text_returncode == 1
+def finding(checks: list[dict[str, str]], status: str, *parts: str) -> dict[str, str]:
+    """The finding of --json's report with `status` whose subject and detail say `parts`."""
+    for check in checks:
+        if check["status"] == status and all(p in f"{check['subject']} {check['detail']}"
+                                             for p in parts):
+            return check
+    raise AssertionError(f"no {status} finding with {parts!r} in:\n"
+                         + "\n".join(map(str, checks)))
+
+
+@pytest.mark.e2e
+async def test_a_broken_root_s_check_json_is_one_document_of_the_whole_report(
+        servo_root: Path, tag: str, tmp_path: Path) -> None:
+    """Every line of the text report is a finding in it (its exit code is the report's,
+    with or without --json: test_the_exit_code_is_the_report_s_with_or_without_json).
+    Also: --check reads servo's real environment (its T, and the PATH a driver's
+    `#!/usr/bin/env` line is looked up on), and reports on the root's permissions."""
+    healthy_root(servo_root)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "shdriver").symlink_to("/bin/sh")
+    write_driver(servo_root, "30-bad", "exit 2\n", shebang="#!/usr/bin/env shdriver",
+                 mode=0o777)
+    env = adjust_env(tag, OPTUNE_IO_TIMEOUT="3")
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    run = await run_adjust(servo_root, "--check", "--json", "app", tag=tag, env=env)
+    assert run.returncode == 1
     (line,) = run.lines
     report = json.loads(line)
     assert report["result"] == "fail"
@@ -692,37 +716,14 @@ def assert_json_report(servo_root: Path, run: AdjustRun, text_returncode: int) -
     assert sum(c["status"] == "fail" for c in checks) == report["problems"]
     assert {"name": "driver-file", "status": "ok", "subject": "10-web",
             "detail": "driver (executable regular file)"} in checks
-    assert any(c["name"] == "query" and c["subject"] == "20-cache" and c["status"] == "ok"
-               for c in checks)
-    assert any(c["name"] == "info" and c["subject"] == "30-bad" and c["status"] == "fail"
-               for c in checks)
-
-
-@pytest.mark.e2e
-async def test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code(
-        servo_root: Path, tag: str, tmp_path: Path) -> None:
-    """Also: --check reads servo's real environment (its T, and the PATH a driver's
-    `#!/usr/bin/env` line is looked up on), and reports on the root's permissions."""
-    healthy_root(servo_root)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "shdriver").symlink_to("/bin/sh")
-    write_driver(servo_root, "30-bad", "exit 2\n", shebang="#!/usr/bin/env shdriver",
-                 mode=0o777)
-    env = adjust_env(tag, OPTUNE_IO_TIMEOUT="3")
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
-    text = await run_adjust(servo_root, "--check", "app", tag=tag, env=env)
-    assert line_with(text.lines, "[note]", "OPTUNE_IO_TIMEOUT=3", "at most 2 s")
-    assert line_with(text.lines, "[ok]", "#!/usr/bin/env shdriver (30-bad) runs "
-                                         f"{bin_dir / 'shdriver'} (-> ")
-    assert line_with(text.lines, "[FAIL]", "--info failed: info: exited with code 2")
+    assert finding(checks, "ok", "20-cache", "--query")["name"] == "query"
+    assert finding(checks, "fail", "30-bad", "--info failed: info: exited with code 2"
+                   )["name"] == "info"
+    finding(checks, "ok", "OPTUNE_IO_TIMEOUT=3", "at most 2 s")  # a note
+    finding(checks, "ok", f"#!/usr/bin/env shdriver (30-bad) runs {bin_dir / 'shdriver'} (-> ")
     # the security section is in the report (what it finds: test_check_security.py)
-    assert "security" in text.lines
-    assert line_with(text.lines, "[warn]", "driver 30-bad is writable by its group and others")
-    assert_json_report(servo_root, await run_adjust(servo_root, "--check", "--json", "app",
-                                                    tag=tag, env=env),
-                       text.returncode)
-
+    assert finding(checks, "warn", "driver 30-bad is writable by its group and others"
+                   )["name"].startswith("security")
 
 
 @pytest.mark.unit

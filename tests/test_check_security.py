@@ -1,6 +1,6 @@
 """`--check` warns when someone besides root and servo's user could change what servo runs
 (the section in the report ./adjust --check writes: test_check.py's
-test_a_broken_root_s_check_json_is_one_document_with_the_same_exit_code)."""
+test_a_broken_root_s_check_json_is_one_document_of_the_whole_report)."""
 
 from __future__ import annotations
 

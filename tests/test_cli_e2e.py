@@ -1,7 +1,9 @@
 """./adjust run as a subprocess, as servo runs it, against drivers written into adjust.d:
-the way in (arguments, the request, the drivers really started), and one run of each
-command through it. What each command tells servo for what its drivers say is
-test_adjust_commands.py's, over fake drivers."""
+the way in (arguments, the request, the drivers really started), a query and an adjust
+through it, and a copy of it in another servo root. What each command tells servo for
+what its drivers say is test_adjust_commands.py's, over fake drivers; --info through
+cli.main is test_info.py's, a missing adjust.d test_launch.py's, both in the test's own
+process (--info through the launchers: test_info_imports.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ from aggregator import __version__
 from tests.fault_support import T
 from tests.support import (
     ADJUST,
-    AGGREGATOR,
     CPU,
     POLICY,
     REPLICAS,
@@ -26,6 +27,7 @@ from tests.support import (
     SIZE,
     AdjustRun,
     adjust_env,
+    journal_records,
     run_adjust,
     simple_driver,
     write_driver,
@@ -71,48 +73,6 @@ def assert_one_error(run: AdjustRun, reason: str) -> dict[str, Any]:
     return error
 
 
-# -- --info ---------------------------------------------------------------------------------
-
-async def test_info_is_instant_names_the_drivers_and_starts_none(
-        servo_root: Path, tag: str) -> None:
-    """(What it imports on the way, with and without a config.yaml, through the launchers
-    themselves: test_info_imports.py.)"""
-    write_driver(servo_root, "01web", marking_driver("ran.log"))
-    write_driver(servo_root, "02cache", marking_driver("ran.log"))
-    (servo_root / "adjust.d" / "notes.txt").write_text("data, not a driver")
-    run = await run_adjust(servo_root, "--info", "app", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert len(run.lines) == 1
-    info = run.final
-    assert set(info) == {"version", "has_cancel"}
-    assert info["has_cancel"] is True
-    assert info["version"].startswith(f"{AGGREGATOR}")
-    assert "01web" in info["version"] and "02cache" in info["version"]
-    assert "notes.txt" not in info["version"]
-    assert not (servo_root / "ran.log").exists()
-    assert run.stderr == ""
-
-
-async def test_info_without_app_and_without_drivers_dir_still_answers(
-        tmp_path: Path, tag: str) -> None:
-    run = await run_adjust(tmp_path, "--info", tag=tag)
-    assert run.returncode == 0
-    assert run.final["has_cancel"] is True
-    assert run.final["version"].startswith(f"{AGGREGATOR}")
-
-
-# -- --version ------------------------------------------------------------------------------
-
-async def test_version_without_a_drivers_directory_still_says_its_own(
-        tmp_path: Path, tag: str) -> None:
-    """An install is checked before drivers are added: its own version shows, and the
-    missing directory too (exit 1, as every other command would fail)."""
-    run = await run_adjust(tmp_path, "--version", tag=tag)
-    assert run.returncode == 1
-    assert run.lines == [f"{AGGREGATOR} (no drivers: adjust.d/ is missing)"]
-    assert "servo-agg: error (no-drivers-dir): " in run.stderr
-
-
 # -- --query / --describe -------------------------------------------------------------------
 
 async def test_describe_asks_each_driver_with_the_app_id_and_merges_the_descriptors(
@@ -131,15 +91,6 @@ async def test_describe_asks_each_driver_with_the_app_id_and_merges_the_descript
         "web": {"settings": {"cpu": CPU, "replicas": REPLICAS}},
         "cache": {"settings": {"size": SIZE, "policy": POLICY}}}}}
     assert (servo_root / "argv.log").read_text().splitlines() == ["--query", "shop-prod"]
-
-
-# -- no adjust.d ----------------------------------------------------------------------------
-
-async def test_no_drivers_dir_is_an_error(tmp_path: Path, tag: str) -> None:
-    """(The launch finds it alike for every command: test_launch.py.)"""
-    run = await run_adjust(tmp_path, "app", tag=tag, stdin=request({}))
-    error = assert_one_error(run, "no-drivers-dir")
-    assert "adjust.d" in error["message"]
 
 
 # -- adjust: bad input --------------------------------------------------------------------
@@ -234,15 +185,11 @@ async def test_adjust_and_aggregator_copied_alone_into_a_servo_root_work(
     two_drivers(root)
     env = adjust_env(tag)
     env.pop("PYTHONPATH", None)
-    # --version: each driver's version, in the drivers' order (which is which)
-    version = await run_adjust(root, "--version", tag=tag, env=dict(env),
-                               adjust=root / "adjust")
-    assert version.returncode == 0, version.stderr
-    assert version.lines == [f"{AGGREGATOR}+copy (01web 1.2, 02cache 0.9)"], version.stderr
-    info = await run_adjust(root, "--info", tag=tag, env=dict(env), adjust=root / "adjust")
-    assert info.final["version"].startswith(f"{AGGREGATOR}+copy")
-    run = await run_adjust(root, "app", tag=tag, env=dict(env), adjust=root / "adjust",
+    run = await run_adjust(root, "app", tag=tag, env=env, adjust=root / "adjust",
                            stdin=request({"cache": {"size": 128}}))
     assert run.returncode == 0, run.stderr
     assert run.final == {"status": "ok", "reason": "success"}
     assert (root / "cache.log").exists()
+    # the copy is what ran: its mark is the version in the run's record
+    [record] = journal_records(root)
+    assert record["version"] == f"{__version__}+copy"

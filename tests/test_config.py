@@ -23,7 +23,14 @@ from aggregator.root.config import (
     load_document,
     parse_section,
 )
-from tests.support import REPO, TAG_VAR, run_adjust, simple_driver, write_driver
+from tests.support import (
+    REPO,
+    TAG_VAR,
+    launch_before_trio,
+    run_adjust,
+    simple_driver,
+    write_driver,
+)
 
 
 @pytest.mark.unit
@@ -257,16 +264,17 @@ async def test_adjust_refuses_a_bad_section_with_a_json_error(servo_root: Path,
     assert not (servo_root / "web.log").exists()
 
 
-@pytest.mark.e2e
-async def test_drivers_dir_is_used(tmp_path: Path, tag: str) -> None:
+@pytest.mark.unit
+def test_drivers_dir_is_used(tmp_path: Path) -> None:
+    """The launch, in the test's process: the job is made of the drivers found there
+    (--info's, found before the launch: test_info.py; config.yaml's drivers section
+    through ./adjust: test_policies.py's disabled driver)."""
     (tmp_path / "config.yaml").write_text("aggregator:\n  drivers_dir: mine\n")
-    (tmp_path / "mine").mkdir()
-    driver = write_driver(tmp_path, "01web", simple_driver(
-        "web", {"cpu": {"value": 1, "min": 0, "max": 4}}))
-    driver.rename(tmp_path / "mine" / "01web")
-    run = await run_adjust(tmp_path, "--query", "app", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert "web" in run.final["application"]["components"]
+    write_driver(tmp_path, "01web", "exit 3\n", shebang="#!/bin/sh", folder="mine")
+    write_driver(tmp_path, "02cache", "exit 3\n", shebang="#!/bin/sh")  # in adjust.d
+    launched = launch_before_trio(tmp_path, ["--query", "app"])
+    assert launched.job is not None, launched.stderr
+    assert [d.path for d in launched.job.drivers] == [tmp_path / "mine" / "01web"]
 
 
 @pytest.mark.e2e

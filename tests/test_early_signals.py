@@ -56,16 +56,6 @@ async def _finish(proc: trio.Process, request: bytes) -> list[dict[str, object]]
     return [json.loads(line) for line in out.decode().splitlines()]
 
 
-async def test_sigterm_while_reading_request_aborts_cleanly(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "01web", simple_driver("web", {"cpu": {"value": 1}}, log="ran"))
-    proc = await _start_waiting_for_request(servo_root, tag)
-    proc.send_signal(signal.SIGTERM)
-    lines = await _finish(proc, b"")
-    assert proc.returncode == 128 + signal.SIGTERM
-    assert lines[-1]["status"] == "aborted" and lines[-1]["reason"] == "terminated"
-    assert not (servo_root / "ran").exists()
-
-
 async def test_sigusr1_while_reading_request_cancels_before_any_driver(
     servo_root: Path, tag: str
 ) -> None:
@@ -81,7 +71,11 @@ async def test_sigusr1_while_reading_request_cancels_before_any_driver(
 
 async def test_sighup_while_the_request_is_read_ends_the_run_as_sigterm_does(
         servo_root: Path, tag: str) -> None:
-    """A closed terminal or session must not kill the aggregator without a final line."""
+    """A closed terminal or session must not kill the aggregator without a final line.
+    SIGTERM and SIGINT take the same way: one list of servo's signals, which the early
+    handlers and the run's receiver both take (test_signals.py's
+    test_servos_signals_are_one_list_every_receiver_takes); the stopped-run line they
+    make while the request is read: test_launch.py."""
     write_driver(servo_root, "01a", simple_driver("a", {"x": {"value": 1}}, log="ran"))
     proc = await _start_waiting_for_request(servo_root, tag)
     proc.send_signal(signal.SIGHUP)

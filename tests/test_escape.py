@@ -289,12 +289,9 @@ def test_a_normal_end_leaves_nothing_in_the_runs_cgroup(tag: str) -> None:
     assert done.stdout.split() == [str(-signal.SIGKILL)], done.stderr
 
 
-HANG_IN_QUERY = """
-    import pathlib, sys, time
-    if "--query" in sys.argv:
-        pathlib.Path("hanging").write_text("yes")
-        time.sleep(60)
-    print('{"version": "1.0"}')
+HANG_IN_QUERY = """#!/bin/sh
+case " $* " in *" --query "*) echo yes > hanging; exec sleep 60;; esac
+echo '{"version": "1.0"}'
 """
 
 

@@ -1,6 +1,8 @@
 """The head start: the first driver call(s) begin before trio is imported, and are then
-supervised like any other; none runs twice, none runs that would not have run, and one
-that is never taken up is killed and reaped."""
+supervised like any other; none runs twice (for every command: test_opening_calls.py;
+through ./adjust here, with parallel queries), none runs that would not have run (a
+refused request makes no Run: test_launch.py; through ./adjust: test_cli_e2e.py), and
+one that is never taken up is killed and reaped."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from aggregator.protocol.vocabulary import Call
 from aggregator.root.discovery import Driver
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.spec import CallSpec
-from tests.support import AGGREGATOR, TAG_VAR, real_supervisor, run_adjust, write_driver
+from tests.support import TAG_VAR, real_supervisor, run_adjust, write_driver
 
 pytestmark = pytest.mark.e2e
 
@@ -50,43 +52,15 @@ def calls(root: Path) -> list[str]:
         if log.exists() else []
 
 
-def two_drivers(root: Path, parallel: bool = False) -> None:
-    write_driver(root, "01a", COUNTING)
-    write_driver(root, "02b", COUNTING)
-    if parallel:
-        (root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
-
-
-async def test_a_query_runs_each_driver_exactly_once(servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "--query", "app", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert set(run.final["application"]["components"]) == {"01a", "02b"}
-    assert calls(servo_root) == ["01a --query app", "02b --query app"]  # in driver order
-
-
 async def test_parallel_queries_run_each_driver_exactly_once(servo_root: Path,
                                                              tag: str) -> None:
-    two_drivers(servo_root, parallel=True)
+    write_driver(servo_root, "01a", COUNTING)
+    write_driver(servo_root, "02b", COUNTING)
+    (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
     request = {"application": {"components": {"02b": {"settings": {"x": {"value": 2}}}}}}
     run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(request))
     assert run.final == {"status": "ok", "reason": "success"}, run.stderr
     assert sorted(calls(servo_root)) == ["01a --query app", "02b --query app", "02b app"]
-
-
-async def test_version_runs_each_info_exactly_once(servo_root: Path, tag: str) -> None:
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.lines == [f"{AGGREGATOR} (01a v-01a, 02b v-02b)"], run.stderr
-    assert sorted(calls(servo_root)) == ["01a --info", "02b --info"]
-
-
-async def test_a_bad_request_starts_no_driver_at_all(servo_root: Path, tag: str) -> None:
-    """(Every way a request is refused, before the Run is made: test_launch.py.)"""
-    two_drivers(servo_root)
-    run = await run_adjust(servo_root, "app", tag=tag, stdin="not json")
-    assert run.final["reason"] == "bad-input"
-    assert calls(servo_root) == []  # not even the query a head start would have begun
 
 
 async def test_a_supervised_call_takes_over_the_early_process(servo_root: Path,

@@ -1,5 +1,6 @@
 """Hostile inputs end to end, where only a real ./adjust run shows the promise: servo gets
-one clear JSON line, a person gets one readable stderr line, and nothing is changed."""
+one clear JSON line, a person gets one readable stderr line, and nothing is changed. (A
+driver's hostile version on --version's one line: test_adjust_commands.py, over fakes.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import AGGREGATOR, AdjustRun, run_adjust, simple_driver, write_driver
+from tests.support import AdjustRun, run_adjust, simple_driver, write_driver
 
 CPU = {"type": "range", "value": 1, "min": 0, "max": 4}
 
@@ -32,16 +33,3 @@ async def test_a_request_over_the_cap_is_refused_without_reading_it_all(servo_ro
     run = await run_adjust(servo_root, "app", tag=tag, stdin=request)
     assert_refused(run, "bad-input", "more than 16,777,216 bytes (16 MiB) on stdin")
     assert not (servo_root / "db.log").exists()
-
-
-@pytest.mark.e2e
-async def test_a_driver_version_with_line_breaks_shows_on_one_line(servo_root: Path,
-                                                                   tag: str) -> None:
-    write_driver(servo_root, "01web", simple_driver("web", {}, version="2.1\nbuild 7\r\n"))
-    write_driver(servo_root, "02db", simple_driver("db", {}, version="v" * 10_000))
-    run = await run_adjust(servo_root, "--version", tag=tag)
-    assert run.returncode == 0, run.stderr
-    assert len(run.lines) == 1, run.lines
-    assert run.lines[0].startswith(f"{AGGREGATOR} (01web 2.1 build 7, 02db vvv")
-    assert run.lines[0].endswith("...)")
-    assert len(run.lines[0]) < 300

@@ -1,4 +1,5 @@
-"""`--info`'s version string: the aggregator's version and the drivers it found."""
+"""`--info`: its version string (the aggregator's version and the drivers it found), and
+its answer through cli.main, as the launchers give it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator import __version__
+from aggregator.entry.cli import main
 from aggregator.entry.info import info_line, info_version, json_string, print_info
 from aggregator.protocol.strict_json import dumps as strict_dumps
 from aggregator.protocol.strict_json import json_string as strict_json_string
@@ -62,6 +64,37 @@ def test_a_broken_config_still_gets_an_answer(servo_root: Path) -> None:
     version = info_version(servo_root)
     assert version.startswith(f"servo-agg {__version__} [drivers unknown: ")
     assert "drivers_dir" in version
+
+
+@pytest.mark.parametrize("front", ["adjust", "measure"])
+def test_info_names_the_drivers_says_nothing_else_and_starts_none(
+        servo_root: Path, front: str, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """cli.main, as the launcher of that name runs it: one JSON line naming the drivers,
+    nothing on stderr, and no driver started (a unit test may start no process:
+    tests/conftest.py refuses it). Not a word of a data file, nor of a program that lost
+    its execute bit, which every command that runs drivers warns of (test_launch.py)."""
+    folder = f"{front}.d"
+    for name in ("01web", "02cache", "03off"):
+        write_driver(servo_root, name, "exit 3\n", shebang="#!/bin/sh", folder=folder)
+    (servo_root / folder / "03off").chmod(0o644)
+    (servo_root / folder / "notes.txt").write_text("data, not a driver")
+    monkeypatch.chdir(servo_root)
+    assert main(["--info", "app"], program=front) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out) == {"version": f"servo-agg {__version__} [01web, 02cache]",
+                               "has_cancel": True}
+    assert err == ""
+
+
+def test_info_without_an_app_id_or_a_drivers_dir_still_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--info"], program="adjust") == 0
+    answer = json.loads(capfd.readouterr().out)
+    assert answer["has_cancel"] is True
+    assert answer["version"].startswith(f"servo-agg {__version__} [drivers unknown: ")
 
 
 def test_print_info_is_one_json_line(servo_root: Path, monkeypatch: pytest.MonkeyPatch,

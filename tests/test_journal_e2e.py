@@ -1,7 +1,9 @@
 """The journal end to end, through ./adjust and ./measure as servo runs them: what each
 run leaves, the run id as a driver sees it, two runs at once, rotation within the bound,
-a journal that cannot be written, the runs servo canceled or left, the readers, and the
-metrics file read back with prometheus_client."""
+a journal that cannot be written, the readers, and the metrics file read back with
+prometheus_client. (The record of a run servo canceled: test_signals.py's SIGUSR1 run;
+of one servo left: test_servo_end_e2e.py's; of a refused run: test_stdio_e2e.py's closed
+stdout, and in-process test_journal_store.py's.)"""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -22,7 +23,14 @@ from aggregator.entry.readers import read_journal
 from aggregator.root.front_end import FrontEnd
 from tests.fault_support import aggregator_pid, run_watched
 from tests.measure_support import measure_driver, run_measure
-from tests.support import ADJUST, REPO, adjust_env, run_adjust, simple_driver, write_driver
+from tests.support import (
+    REPO,
+    adjust_env,
+    journal_records,
+    run_adjust,
+    simple_driver,
+    write_driver,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +38,6 @@ JOURNAL = Path(".servo-agg") / "journal.jsonl"
 SETTING = {"value": 1, "min": 0, "max": 10}
 REQUEST = json.dumps({"application": {"components": {"web": {"settings": {
     "cpu": {"value": 2}}}}}})
-
-
-def records(root: Path, name: str = "journal.jsonl") -> list[dict[str, Any]]:
-    """The journal's records, parsed here line by line (one JSON object per line)."""
-    path = root / ".servo-agg" / name
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def id_logging_driver(component: str) -> str:
@@ -84,7 +86,7 @@ async def test_each_run_leaves_one_record_with_the_id_its_drivers_saw(
     done = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST, env=env)
     assert done.returncode == 0, done.stderr
     assert (await run_measure(servo_root, "--describe", "app", tag=tag)).returncode == 0
-    found = records(servo_root)
+    found = journal_records(servo_root)
     assert [(r["front_end"], r["command"], r["status"]) for r in found] == [
         ("adjust", "adjust", "ok"), ("measure", "describe", "ok")]
     adjust = found[0]
@@ -112,60 +114,37 @@ async def test_each_run_leaves_one_record_with_the_id_its_drivers_saw(
         [r["started"][:19] + "Z"] for r in found]
     assert "./adjust app" in history[0]
     assert "./measure --describe app" in history[1]
-    assert records(servo_root) == found  # reading added nothing
+    assert journal_records(servo_root) == found  # reading added nothing
 
 
-async def test_the_operator_s_commands_are_recorded_too_and_json_gives_the_records(
+async def test_the_operator_s_commands_are_recorded_too_two_at_once_and_json_gives_them(
         servo_root: Path, tag: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    """--check and --dry-run, run at the same time: two whole records."""
     write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
-    assert (await run_adjust(servo_root, "--check", tag=tag)).returncode == 0
-    assert (await run_adjust(servo_root, "--dry-run", "app", tag=tag,
-                             stdin=REQUEST)).returncode == 0
-    found = records(servo_root)
-    assert [(r["command"], [c["call"] for c in r["calls"]]) for r in found] == [
+    runs = []
+
+    async def run(*args: str) -> None:
+        runs.append(await run_adjust(servo_root, *args, tag=tag, stdin=REQUEST))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "--check")
+        nursery.start_soon(run, "--dry-run", "app")
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    found = journal_records(servo_root)
+    assert sorted((r["command"], [c["call"] for c in r["calls"]]) for r in found) == [
         ("check", ["info", "query"]), ("dry-run", ["query"])]
-    assert found[0]["final"].startswith("result: servo would work with this root")
+    assert found[0]["run"] != found[1]["run"]
+    [check] = [r for r in found if r["command"] == "check"]
+    assert check["final"].startswith("result: servo would work with this root")
     monkeypatch.chdir(servo_root)  # the reader, in this process (as above)
     assert read_journal(["--last", "2", "--json"], FrontEnd.ADJUST) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == found
 
 
-async def test_a_refused_run_is_recorded_at_the_default_place(servo_root: Path,
-                                                               tag: str) -> None:
-    """With the notes servo's stderr pipe got. (One refused before the command line was
-    understood: test_journal_store.py.)"""
-    (servo_root / "config.yaml").write_text("aggregator:\n  journal: {dir: elsewhere\n")
-    done = await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST)
-    assert done.returncode == 1 and done.final["reason"] == "bad-config"
-    [record] = records(servo_root)
-    assert (record["command"], record["status"], record["reason"], record["calls"]) == (
-        "adjust", "failed", "bad-config", [])
-    assert record["request"] is None  # refused before the request was read
-    assert record["message"] == done.final["message"]
-    # what stderr said: servo posts it after the message, so it only points there
-    assert record["notes"] == ["error (bad-config): the final line on stdout says what and why"]
-    assert not (servo_root / "elsewhere").exists()
-
-
-async def test_two_runs_at_once_leave_two_whole_records(servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
-    runs = []
-
-    async def one() -> None:
-        runs.append(await run_adjust(servo_root, "app", tag=tag, stdin=REQUEST))
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(2):
-            nursery.start_soon(one)
-    assert [r.returncode for r in runs] == [0, 0]
-    found = records(servo_root)
-    assert len(found) == 2 and found[0]["run"] != found[1]["run"]
-    assert all(len(r["calls"]) == 2 for r in found)
-
-
 async def test_the_journal_rotates_within_its_bound_and_cuts_a_record_too_large(
-        servo_root: Path, tag: str) -> None:
+        servo_root: Path, tag: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """64 KiB: four files of 16 KiB. Three are full already; the run's record (a driver's
     64 KiB of stderr) is cut to fit one file, and the files move down by one."""
     (servo_root / "config.yaml").write_text("aggregator:\n  journal: {max_bytes: 65536}\n")
@@ -185,17 +164,19 @@ async def test_the_journal_rotates_within_its_bound_and_cuts_a_record_too_large(
     assert done.returncode == 1
     sizes = {p.name: p.stat().st_size for p in journal.glob("journal.jsonl*")}
     assert sum(sizes.values()) <= 65536 and max(sizes.values()) <= 16384
-    newest = records(servo_root)
+    newest = journal_records(servo_root)
     assert len(newest) == 1 and newest[0]["cut"]
     assert len(newest[0]["calls"]) == 8  # each query and each adjust, bounded parts cut
     failed = newest[0]["calls"][-1]
     assert failed["stderr"]["bytes"] > 64 * 1024
     assert failed["stderr"]["tail"].endswith("cannot reach the database\n")
-    assert records(servo_root, "journal.jsonl.1")[0]["run"] == "journal.jsonl-0"
-    assert records(servo_root, "journal.jsonl.3")[0]["run"] == "journal.jsonl.2-0"
-    last = await run_adjust(servo_root, "--last", tag=tag)
-    assert last.lines[0].endswith(f"[run {newest[0]['run']}]")
-    assert "cut to fit the journal's bound" in last.stdout_text
+    assert journal_records(servo_root, "journal.jsonl.1")[0]["run"] == "journal.jsonl-0"
+    assert journal_records(servo_root, "journal.jsonl.3")[0]["run"] == "journal.jsonl.2-0"
+    monkeypatch.chdir(servo_root)  # the reader, in this process (as above)
+    assert read_journal(["--last"], FrontEnd.ADJUST) == 0
+    last = capsys.readouterr().out
+    assert last.splitlines()[0].endswith(f"[run {newest[0]['run']}]")
+    assert "cut to fit the journal's bound" in last
 
 
 async def test_a_journal_that_cannot_be_written_costs_one_note_and_nothing_else(
@@ -208,79 +189,6 @@ async def test_a_journal_that_cannot_be_written_costs_one_note_and_nothing_else(
     assert done.stderr == ("servo-agg: this run was not recorded: the journal "
                            ".servo-agg/journal.jsonl cannot be written (not a directory); "
                            "the run's outcome stands as reported\n")
-
-
-def slow_driver() -> str:
-    """Reports progress, then works for a minute; on SIGUSR1 it stops with its own line."""
-    return """
-        import json, pathlib, signal, sys, time
-        if "--query" in sys.argv:
-            print(json.dumps({"application": {"components": {"web": {"settings": {
-                "cpu": {"value": 1, "min": 0, "max": 10}}}}}}))
-            sys.exit(0)
-        def canceled(signum, frame):
-            print(json.dumps({"status": "canceled", "reason": "canceled", "message": "ok"}))
-            sys.exit(3)
-        signal.signal(signal.SIGUSR1, canceled)
-        json.load(sys.stdin)
-        print(json.dumps({"progress": 10, "message": "working"}), flush=True)
-        pathlib.Path("working").touch()
-        time.sleep(60)
-        """
-
-
-@pytest.mark.parametrize(("how", "end", "status", "code"), [
-    ("canceled", "canceled", "canceled", 1), ("left", "stopped", "aborted", 141)])
-async def test_a_run_servo_stopped_is_recorded_with_how_each_driver_ended(
-        servo_root: Path, tag: str, how: str, end: str, status: str, code: int) -> None:
-    """servo's signal (SIGUSR1 here; SIGTERM's is recorded alike, and a terminated call
-    ends as stopped: test_journal_facts.py) and servo's leaving."""
-    write_driver(servo_root, "10web", slow_driver())
-    if how == "left":
-        returncode = await left_by_servo(servo_root, tag)
-    else:
-        done, _ = await run_watched(servo_root, "app", tag=tag, env=adjust_env(tag),
-                                    stdin=REQUEST, signals_after_start=(signal.SIGUSR1,),
-                                    signal_when=(servo_root / "working").exists)
-        returncode = done.returncode
-    assert returncode == code
-    [record] = records(servo_root)
-    assert (record["status"], record["exit_code"]) == (status, code)
-    adjust = record["calls"][-1]
-    assert (adjust["call"], adjust["end"]) == ("adjust", end)
-    assert adjust["progress"]["count"] == 1
-    if how == "left":
-        assert record["servo_gone"] == "servo's end of stdout was closed"
-        assert record["signals"] == []
-    else:
-        [(name, at)] = [(s["signal"], s["at"]) for s in record["signals"]]
-        assert name == "SIGUSR1"
-        assert adjust["start"] < at < adjust["start"] + adjust["duration"]
-
-
-async def left_by_servo(root: Path, tag: str) -> int:
-    """Run ./adjust and close the reading end of its stdout after its first line."""
-    read_end, write_end = os.pipe()
-    proc = await trio.lowlevel.open_process(
-        [str(ADJUST), "app"], cwd=root, env=adjust_env(tag), stdin=subprocess.PIPE,
-        stdout=write_end, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    try:
-        assert proc.stdin is not None
-        await proc.stdin.send_all(REQUEST.encode())
-        await proc.stdin.aclose()
-        with trio.fail_after(30):
-            await trio.lowlevel.wait_readable(read_end)
-        os.close(read_end)
-        read_end = -1
-        with trio.fail_after(30):
-            return await proc.wait()
-    finally:
-        if read_end >= 0:
-            os.close(read_end)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_the_metrics_file_reads_back_with_prometheus_client(servo_root: Path,

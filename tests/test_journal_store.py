@@ -297,7 +297,7 @@ def test_a_run_refused_before_its_command_line_was_understood_is_recorded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
     """As every refused run, at the journal's default place, with no command (a refusal
-    whose config.yaml was read, through ./adjust: test_journal_e2e.py)."""
+    whose config.yaml could not be read: the next test)."""
     from aggregator.entry import launch
 
     monkeypatch.chdir(tmp_path)
@@ -306,6 +306,31 @@ def test_a_run_refused_before_its_command_line_was_understood_is_recorded(
     [record] = Journal(tmp_path, JournalConfig()).every()
     assert (record["command"], record["status"], record["reason"], record["calls"],
             record["args"]) == (None, "failed", "bad-usage", [], ["--bogus"])
+
+
+def test_a_run_refused_for_its_config_yaml_is_recorded_at_the_default_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """config.yaml cannot be read, nor where it puts the journal: the default place, and
+    nothing made where it would have gone; with the notes stderr got. (A refused run's
+    record through ./adjust: test_stdio_e2e.py's closed stdout.)"""
+    from aggregator.entry import launch
+
+    (tmp_path / "adjust.d").mkdir()
+    (tmp_path / "config.yaml").write_text("aggregator:\n  journal: {dir: elsewhere\n")
+    monkeypatch.chdir(tmp_path)
+    assert launch.run(["app"]) == 1
+    out, err = capfd.readouterr()
+    final = json.loads(out)
+    assert final["reason"] == "bad-config"
+    [record] = Journal(tmp_path, JournalConfig()).every()
+    assert (record["command"], record["status"], record["reason"], record["calls"]) == (
+        "adjust", "failed", "bad-config", [])
+    assert record["request"] is None  # refused before the request was read
+    assert record["message"] == final["message"]
+    assert err == f"servo-agg: error (bad-config): {final['message']}\n"
+    assert record["notes"] == [f"error (bad-config): {final['message']}"]
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_help_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -2,9 +2,10 @@
 launch.run itself where nothing gets as far as a Run): the command named once, a stop while
 the request is read ending as every stopped run does, and what every command decides alike
 before any driver starts: which read stdin, what a closed stdin or stdout does, the
-drivers directory, a bad request, the room its drivers need at once. (Each through
-./adjust once, with the command that bit: test_stdio_e2e.py, test_cli_e2e.py,
-test_headstart.py, test_limits_e2e.py.)"""
+drivers directory (and --version without it), a bad request or none at all, the room its
+drivers need at once, a program that lost its execute bit. (Each through ./adjust or
+./measure once, with the command that bit: test_stdio_e2e.py, test_cli_e2e.py,
+test_limits_e2e.py, test_config_mistakes.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.signals import StoppedEarly
-from tests.support import launch_before_trio, write_driver
+from tests.support import AGGREGATOR, launch_before_trio, write_driver
 
 pytestmark = pytest.mark.unit
 
@@ -135,7 +136,7 @@ def test_every_command_s_drivers_are_found_room_before_any_starts(
         tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
     """The Run is asked for room for as many drivers as the job runs at once (how many
     that is for each command: test_descriptor_budget.py), before any head start; a
-    refusal then starts nothing (through ./adjust and ./measure: test_limits_e2e.py)."""
+    refusal then starts nothing (through ./measure: test_limits_e2e.py)."""
     (tmp_path / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
     for folder in ("adjust.d", "measure.d"):
         for name in ("01a", "02b", "03c"):
@@ -180,8 +181,8 @@ def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
 @pytest.mark.parametrize("argv", [["app"], ["--query", "app"]])
 def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
                                                              argv: list[str]) -> None:
-    """(But --version, which still says its own: test_cli_e2e.py, through ./adjust with
-    the adjust.)"""
+    """(But --version, which still says its own: the next test; through ./adjust, as every
+    refusal reaches servo: test_cli_e2e.py's bad request.)"""
     launched = launch_before_trio(tmp_path, argv, request=REQUESTS[FrontEnd.ADJUST],
                                   drivers_dirs=False)
     assert launched.code == 1
@@ -190,3 +191,59 @@ def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
     assert (error["status"], error["reason"]) == ("failed", "no-drivers-dir")
     assert "adjust.d" in error["message"]
     assert "servo-agg: error (no-drivers-dir): " in launched.stderr
+
+
+def test_version_without_a_drivers_directory_still_says_its_own(tmp_path: Path) -> None:
+    """An install is checked before drivers are added: its own version shows, and the
+    missing directory too (exit 1, as every other command would fail)."""
+    launched = launch_before_trio(tmp_path, ["--version"], drivers_dirs=False)
+    assert launched.code == 1
+    assert launched.lines == [f"{AGGREGATOR} (no drivers: adjust.d/ is missing)"]
+    assert "servo-agg: error (no-drivers-dir): " in launched.stderr
+
+
+@pytest.mark.parametrize("front", [FrontEnd.ADJUST, FrontEnd.MEASURE])
+def test_a_command_that_takes_a_request_needs_an_app_id_and_says_how_servo_gives_it(
+        tmp_path: Path, front: FrontEnd) -> None:
+    launched = launch_before_trio(tmp_path, [], front, REQUESTS[front])
+    assert launched.code == 1 and launched.reads == []
+    [line] = launched.lines
+    error = json.loads(line)
+    assert error["reason"] == "bad-usage" and f"'{front} <app>'" in error["message"]
+
+
+def test_a_measure_override_is_checked_against_the_drivers_found(tmp_path: Path) -> None:
+    """An override its driver could not take is refused before the Run, so before any
+    driver starts (every other way a measure request is refused, and what each says:
+    test_measure_protocol.py)."""
+    write_driver(tmp_path, "20prom", "exit 3\n", shebang="#!/bin/sh", folder="measure.d")
+    request = b'{"metrics": [], "control": {"userdata": {"20prom": {"control": [1]}}}}'
+    launched = launch_before_trio(tmp_path, ["app"], FrontEnd.MEASURE, request)
+    assert launched.code == 1 and launched.run is None
+    [line] = launched.lines
+    error = json.loads(line)
+    assert (error["status"], error["reason"]) == ("failed", "bad-input")
+    assert "20prom's override) must be an object" in error["message"]
+    assert "servo-agg: error (bad-input): " in launched.stderr
+
+
+@pytest.mark.parametrize(("front", "argv", "reads"), COMMANDS)
+def test_a_program_that_lost_its_execute_bit_is_named_by_every_command(
+        tmp_path: Path, front: FrontEnd, argv: list[str], reads: bool) -> None:
+    """#16 point 1 (before, ./measure returned ok without its metrics): a note on stderr,
+    with the fix, where the job's drivers are found, and the run goes on without it. Data
+    beside the drivers gets no word. (What the note says: test_discovery.py; --check's
+    [warn]: test_check.py; --info says nothing: test_info.py; a note on stderr as servo
+    gets it, through ./adjust: test_config_mistakes.py.)"""
+    folder = f"{front}.d"
+    write_driver(tmp_path, "10-ab", "exit 3\n", shebang="#!/bin/sh", folder=folder)
+    write_driver(tmp_path, "20-prom", "exit 3\n", shebang="#!/bin/sh", folder=folder,
+                 mode=0o644)
+    (tmp_path / folder / "prom.yaml").write_text("url: http://prom\n")
+    launched = launch_before_trio(tmp_path, argv, front, REQUESTS[front])
+    assert launched.code == -1, launched.stderr
+    [note] = launched.stderr.splitlines()  # and none of prom.yaml
+    assert note.startswith(f"servo-agg: warning: {folder}/20-prom is not executable, "
+                           "though it starts with #!")
+    assert f"chmod +x {folder}/20-prom" in note
+    assert launched.job is not None and [d.name for d in launched.job.drivers] == ["10-ab"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import resource
 import sys
 from collections.abc import Iterator
@@ -76,28 +75,6 @@ async def test_many_drivers_under_a_low_ulimit_are_all_asked_their_version(
     assert run.lines == [f"{AGGREGATOR} ({', '.join(f'{n} 1' for n in names)})"]
 
 
-async def test_parallel_queries_that_cannot_all_run_at_once_are_refused_before_any_starts(
-        servo_root: Path, tag: str) -> None:
-    """An adjust: the launch judges every command's job alike, before its head start (how
-    many each command needs at once, and the refusal: test_descriptor_budget.py)."""
-    names = [f"d{i:03}" for i in range(100)]
-    for name in names:
-        write_driver(servo_root, name, f'echo "$1" >> called\n{sh_driver(name)}',
-                     shebang="#!/bin/sh")
-    (servo_root / "config.yaml").write_text("aggregator:\n  parallel_queries: true\n")
-    request = {"application": {"components": {"d000": {"settings": {"x": {"value": 2}}}}}}
-    run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(request),
-                           adjust=with_ulimit(servo_root, 256))
-    assert (run.final["status"], run.final["reason"]) == ("failed", "too-many-drivers")
-    assert re.fullmatch(
-        r"100 drivers must run at once \(parallel_queries: every driver's --query runs at "
-        r"once\), but only \d\d fit in this process's file descriptors: the limit is 256 "
-        r"\(ulimit -n\), each driver holds 4 and 32 are kept free; no driver was started "
-        r"\(raise the hard limit, ulimit -Hn, or run fewer drivers\)", run.final["message"])
-    assert run.returncode == 1
-    assert not (servo_root / "called").exists()  # not even a head start
-
-
 def nofile_driver(name: str) -> str:
     """A measure driver in sh: describes one metric, and measures it recording its own
     soft `ulimit -n` and its parent's (servo-agg's) limits."""
@@ -137,7 +114,10 @@ async def test_measure_raises_its_descriptor_limit_and_gives_each_driver_its_own
 
 async def test_measure_drivers_that_cannot_all_run_at_once_are_refused_before_any_starts(
         servo_root: Path, tag: str) -> None:
-    """A measurement (--describe needs as many at once: test_descriptor_budget.py)."""
+    """A measurement, the command that bit: the launch asks every command's Run for the
+    room its job needs before any head start (test_launch.py), how many each command
+    needs is the job's (test_descriptor_budget.py), and why it needs them is said as
+    --check says it (test_check_probe.py's parallel_queries)."""
     run = await measure_under(servo_root, tag, 64, 64)
     assert (run.final["status"], run.final["reason"]) == ("failed", "too-many-drivers")
     message = run.final["message"]

@@ -1,5 +1,7 @@
 """The head start's contract, held by the job itself: the calls a command declares it
-makes first (AdjustJob.opening_calls) are the calls it does make first."""
+makes first (AdjustJob.opening_calls) are the calls it does make first, and each runs
+once: its call takes the head start's process over (every command, in a Run in the
+test's process; through ./adjust: test_headstart.py)."""
 
 from __future__ import annotations
 
@@ -56,8 +58,9 @@ class RecordingSpawner:
 def test_the_declared_first_calls_are_the_first_calls_made(
         command: Command, parallel: bool, servo_root: Path, tag: str, tmp_path: Path,
         capfd: pytest.CaptureFixture[str]) -> None:
-    for name in ("a", "b"):
-        write_driver(servo_root, f"0{name}", simple_driver(name, {"x": {"value": 1}}))
+    for name in ("a", "b"):  # each start of a driver leaves a line in calls.log
+        write_driver(servo_root, f"0{name}", simple_driver(
+            name, {"x": {"value": 1}}, prelude='echo "${0##*/} $*" >> calls.log'))
     config = AggregatorConfig(parallel_queries=parallel)
     request = parse_request(json.dumps(REQUEST).encode()) \
         if command in (Command.ADJUST, Command.DRY_RUN) else None
@@ -80,6 +83,9 @@ def test_the_declared_first_calls_are_the_first_calls_made(
         assert Counter(spawner.early) == Counter(declared)
     first = spawner.started[:len(declared)]
     assert Counter(first) == Counter(declared)  # same calls; parallel ones in any order
+    # and each call ran once: the head start's process did it, none was started again
+    ran = (servo_root / "calls.log").read_text().splitlines()
+    assert Counter(ran) == Counter(" ".join((s.driver.name, *s.args)) for s in spawner.started)
     if command is Command.DRY_RUN:
         assert declared == []  # a rehearsal starts nothing before it is under trio
     else:

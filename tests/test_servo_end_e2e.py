@@ -1,7 +1,8 @@
 """servo's end of stdout, with a real ./adjust and real drivers: a servo that stops
-reading holds up no timeout and no signal, and a servo that closes its end or exits stops
-the run as SIGTERM does, an adjust and --check (the other commands, on MockClock:
-test_signals.py), leaving nothing behind."""
+reading holds up no timeout and no signal, and a servo that closes its end (an adjust,
+and --check, whose report comes after the run) or exits stops the run as SIGTERM does
+(the other commands, on MockClock: test_signals.py), leaving nothing behind; the run's
+record says servo went."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import trio
 
 from tests.fault_support import REQUEST, fault_root, started_by_fault, wait_until
 from tests.streams import full_pipe
-from tests.support import ADJUST, adjust_env, alive
+from tests.support import ADJUST, adjust_env, alive, journal_records
 
 pytestmark = pytest.mark.e2e
 
@@ -56,16 +57,14 @@ class Servo:
 
 @contextlib.asynccontextmanager
 async def servo(root: Path, tag: str, args: tuple[str, ...], *, fill: bool = False,
-                non_blocking: bool = False, **fault: str) -> AsyncIterator[Servo]:
+                **fault: str) -> AsyncIterator[Servo]:
     fault_root(root)
     pidfile = root / "fault.pids"
-    # as servo's own parent may leave it: blocking or not
     if fill:  # servo is busy elsewhere (e.g. posting a progress line) and reads nothing
-        read_end, write_end, junk = full_pipe(blocking=not non_blocking)
+        read_end, write_end, junk = full_pipe()
     else:
         read_end, write_end = os.pipe()
         junk = 0
-        os.set_blocking(write_end, not non_blocking)
     env = adjust_env(tag, FAULT_PIDFILE=str(pidfile), **fault)
     proc = await trio.lowlevel.open_process(
         [str(ADJUST), *args], cwd=root, env=env, stdin=subprocess.PIPE, stdout=write_end,
@@ -94,27 +93,6 @@ async def stderr_of(proc: trio.Process) -> str:
     return data.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize("non_blocking", [False, True], ids=["blocking", "non-blocking"])
-async def test_a_servo_that_does_not_read_holds_up_no_timeout(
-        non_blocking: bool, servo_root: Path, tag: str) -> None:
-    """Before: the first progress line blocked the aggregator in os.write (or raised
-    BlockingIOError): the stuck driver was never killed at T-1."""
-    async with servo(servo_root, tag, ("app",), fill=True, non_blocking=non_blocking,
-                     FAULT_MODE="hang", OPTUNE_IO_TIMEOUT="3") as s:
-        assert await wait_until(s.fault_running, within=15)
-        started = time.monotonic()
-        assert await wait_until(s.fault_gone, within=10), "the stuck driver was not killed"
-        assert time.monotonic() - started < 4
-        lines = s.read_all()  # servo reads again: every line, whole and in order
-        await s.proc.wait()
-        err = await stderr_of(s.proc)
-    finals = [json.loads(line) for line in lines]
-    assert finals[-1]["reason"] == "timeout", lines
-    assert finals[-1]["failed_drivers"] == ["02fault"]
-    assert s.proc.returncode == 1
-    assert "Traceback" not in err, err
-
-
 async def test_sigterm_works_while_servo_does_not_read(servo_root: Path, tag: str) -> None:
     async with servo(servo_root, tag, ("app",), fill=True, FAULT_MODE="hang") as s:
         assert await wait_until(s.fault_running, within=15)
@@ -127,11 +105,11 @@ async def test_sigterm_works_while_servo_does_not_read(servo_root: Path, tag: st
     assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
 
 
-#: each way a command can be running when servo goes, and the call of the fault driver
-#: that hangs in it: an adjust (under servo's channel, as --query, --version and
+#: each way a command can be running when servo closes its end, and the call of the fault
+#: driver that hangs in it: an adjust (under servo's channel, as --query, --version and
 #: --dry-run run: those stopped so, on MockClock, test_signals.py's
 #: test_version_and_dry_run_stop_when_servo_goes_as_on_sigterm), and --check's probes,
-#: whose report is written after the run
+#: whose report is written after the run, to the closed pipe
 COMMANDS = {
     "adjust": (("app",), "adjust"),
     "check": (("--check", "app"), "info"),
@@ -156,6 +134,14 @@ async def test_servo_closing_its_end_of_stdout_stops_the_run(
     if command != "check":  # it reports on the probes it ran instead
         assert s.proc.returncode == 128 + signal.SIGPIPE
         assert "while 02fault was running; the driver was stopped" in err, err
+        # and the run's record says so: why it ended, and how the call that ran did
+        [record] = journal_records(servo_root)
+        assert (record["status"], record["exit_code"]) == ("aborted", 128 + signal.SIGPIPE)
+        assert record["servo_gone"] == "servo's end of stdout was closed"
+        assert record["signals"] == []
+        stopped = record["calls"][-1]
+        assert (stopped["driver"], stopped["call"], stopped["end"]) == ("02fault", "adjust",
+                                                                         "stopped")
 
 
 SERVO_THAT_EXITS = """
@@ -177,18 +163,18 @@ os._exit(0)  # servo on SIGTERM: gone at once, without a word to its driver
 """
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
 async def test_when_servo_exits_the_run_stops_though_every_driver_is_silent(
-        command: str, servo_root: Path, tmp_path: Path, tag: str) -> None:
-    """stdout is a file here, so only servo's own exit can tell: the pidfd on it."""
-    args, phase = COMMANDS[command]
+        servo_root: Path, tmp_path: Path, tag: str) -> None:
+    """stdout is a file here, so only servo's own exit can tell: the pidfd on it. It stops
+    the run as SIGTERM does (channel.SERVO_GONE_SIGNAL), whatever the command runs: how
+    --check ends on such a stop, through ./adjust: test_check.py's SIGTERM; the other
+    commands on MockClock: test_signals.py."""
     fault_root(servo_root)
     pidfile, out, err = servo_root / "fault.pids", tmp_path / "out", tmp_path / "err"
-    env = adjust_env(tag, FAULT_MODE="hang", FAULT_PHASE=phase, FAULT_PIDFILE=str(pidfile))
-    request = json.dumps(REQUEST) if args[0] == "app" else ""
+    env = adjust_env(tag, FAULT_MODE="hang", FAULT_PIDFILE=str(pidfile))
     done = await trio.run_process(
         [sys.executable, "-c", SERVO_THAT_EXITS, str(ADJUST), str(servo_root), str(out),
-         str(err), request, str(pidfile), *args], env=env, capture_stdout=True)
+         str(err), json.dumps(REQUEST), str(pidfile), "app"], env=env, capture_stdout=True)
     aggregator, servo_pid = map(int, done.stdout.split())
     assert await wait_until(lambda: not alive(aggregator), within=10), "it ran on alone"
     started = started_by_fault(pidfile)
@@ -196,17 +182,10 @@ async def test_when_servo_exits_the_run_stops_though_every_driver_is_silent(
     assert await wait_until(lambda: not any(alive(s.pid) for s in started), within=5)
     text = err.read_text()
     assert "Traceback" not in text, text
-    if command == "check":
-        assert "interrupted: the check did not finish" in out.read_text()
-    else:  # --version: a line for every driver still, the stuck one cut by the stop
-        stopped = f"servo-agg stopped because servo (pid {servo_pid}) exited while "
-        if command == "version":  # its calls run at once: a sibling still starting too
-            assert "02fault: interrupted" in out.read_text().splitlines()[0]
-            assert stopped in text and "02fault" in text.partition(stopped)[2], text
-        else:
-            assert f"{stopped}02fault was running; the driver was stopped" in text, text
-        final = json.loads(out.read_text().splitlines()[-1])  # a file: still written
-        assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
+    assert (f"servo-agg stopped because servo (pid {servo_pid}) exited while 02fault was "
+            "running; the driver was stopped") in text, text
+    final = json.loads(out.read_text().splitlines()[-1])  # a file: still written
+    assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
 
 
 def drain(fd: int, junk: int) -> bytes:
@@ -218,15 +197,19 @@ def drain(fd: int, junk: int) -> bytes:
     return bytes(data[junk:])
 
 
-async def test_a_servo_that_reads_neither_stdout_nor_stderr_gets_no_hang(
+async def test_a_servo_that_reads_neither_stdout_nor_stderr_holds_up_no_timeout_or_end(
         servo_root: Path, tag: str) -> None:
     """servo reads both pipes in one loop, so when it is busy neither drains. Before: the
-    note about the killed driver blocked on the full stderr, and the run never ended, even
-    once servo read stdout again. (That the last lines wait for servo at most
+    first progress line blocked the aggregator in os.write (or raised BlockingIOError, on
+    a pipe servo's parent left non-blocking, as stdout is here), so the stuck driver was
+    never killed at T-1; and the note about the killed driver blocked on the full stderr,
+    so the run never ended, even once servo read stdout again. (Whether servo's end is
+    blocking is all one to servo-agg, which writes on a file description of its own:
+    supervision/output.own_description. That the last lines wait for servo at most
     FINAL_WRITE_SECONDS, and are never torn, is test_servo_channel.py's.)"""
     fault_root(servo_root)
     pidfile = servo_root / "fault.pids"
-    out_r, out_w, out_junk = full_pipe()
+    out_r, out_w, out_junk = full_pipe(blocking=False)
     err_r, err_w, err_junk = full_pipe()
     env = adjust_env(tag, FAULT_MODE="hang", OPTUNE_IO_TIMEOUT="3", FAULT_PIDFILE=str(pidfile))
     proc = await trio.lowlevel.open_process(
@@ -235,18 +218,23 @@ async def test_a_servo_that_reads_neither_stdout_nor_stderr_gets_no_hang(
     os.close(out_w)
     os.close(err_w)
 
-    def stuck_driver_killed() -> bool:
-        stuck = [s.pid for s in started_by_fault(pidfile) if s.role == "hanging"]
-        return bool(stuck) and not any(alive(pid) for pid in stuck)
+    def stuck() -> list[int]:
+        return [s.pid for s in started_by_fault(pidfile) if s.role == "hanging"]
 
     stdout = bytearray()
+    stderr = b""
     try:
         assert proc.stdin is not None
         await proc.stdin.send_all(json.dumps(REQUEST).encode())
         await proc.stdin.aclose()
+        assert await wait_until(lambda: bool(stuck()) and all(alive(p) for p in stuck()),
+                                within=15)
         # servo is busy until the stuck driver was killed (T-1, the kill cascade) and the
         # note about it is due; then it reads stdout again, never stderr
-        assert await wait_until(stuck_driver_killed, within=15), "the driver was not killed"
+        started = time.monotonic()
+        assert await wait_until(lambda: not any(alive(p) for p in stuck()), within=10), \
+            "the stuck driver was not killed"
+        assert time.monotonic() - started < 4
         with trio.move_on_after(30):
             async with trio.lowlevel.FdStream(out_r) as servo_reads:
                 while chunk := await servo_reads.receive_some():
@@ -261,9 +249,10 @@ async def test_a_servo_that_reads_neither_stdout_nor_stderr_gets_no_hang(
                 await proc.wait()
         with contextlib.suppress(OSError):
             drain(out_r, out_junk)
-        drain(err_r, err_junk)
+        stderr = drain(err_r, err_junk)
     assert proc.returncode == 1
     lines = bytes(stdout[out_junk:]).decode().splitlines()
-    assert all(json.loads(line) for line in lines), lines  # every line whole
+    assert all(json.loads(line) for line in lines), lines  # every line whole, in order
     final = json.loads(lines[-1])
     assert (final["reason"], final["failed_drivers"]) == ("timeout", ["02fault"]), final
+    assert b"Traceback" not in stderr, stderr.decode("utf-8", "replace")

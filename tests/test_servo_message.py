@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -120,16 +121,14 @@ async def test_servo_s_mode_is_read_from_its_environment(servo_root: Path, tag: 
     excerpt in the message, and the whole failure on stderr for whoever reads it."""
     write_driver(servo_root, "10-web", simple_driver("web", {"cpu": {"value": 1, "min": 0,
                                                                      "max": 4}}))
+    rejected = {"status": "rejected", "reason": "out-of-range",
+                "message": "size=8192 outside 64..4096"}
     write_driver(servo_root, "20-cache", f"""
-        import json, sys
-        if "--query" in sys.argv:
-            print(json.dumps({CACHE!r}))
-            sys.exit(0)
-        print({EXCERPT!r}, file=sys.stderr)
-        print(json.dumps({{"status": "rejected", "reason": "out-of-range",
-                          "message": "size=8192 outside 64..4096"}}))
-        sys.exit(1)
-        """)
+        case "$1" in --query) echo {shlex.quote(json.dumps(CACHE))}; exit 0;; esac
+        echo {shlex.quote(EXCERPT)} >&2
+        echo {shlex.quote(json.dumps(rejected))}
+        exit 1
+        """, shebang="#!/bin/sh")
     run = await run_adjust(servo_root, "app", tag=tag, stdin=json.dumps(REQUEST),
                            env=adjust_env(tag, OPTUNE_VERBOSE_STDERR="none"))
     assert run.returncode == 1

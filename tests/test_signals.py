@@ -1,7 +1,8 @@
 """servo's signals during an adjust (and during a query or a rollback): SIGUSR1 cancels
 (the driver may answer, else it is killed after the cancel grace), SIGTERM and SIGINT
 abort. In every case no further driver starts, the final line names what happened and
-the driver that was running, and nothing the driver started survives.
+the driver that was running, and nothing the driver started survives; the run's record
+keeps the signal.
 
 Each signal reaches a real ./adjust once (while the request is read, too:
 test_early_signals.py); what the run does with it, driver by driver, runs the real
@@ -31,7 +32,7 @@ from tests.fault_support import (
     run_watched,
     started_by_fault,
 )
-from tests.support import AdjustRun, adjust_env, alive
+from tests.support import AdjustRun, adjust_env, alive, journal_records
 
 CANCEL_GRACE = 1.0
 #: When servo's signals come on MockClock: the fault driver's adjust has long started.
@@ -106,10 +107,19 @@ def check_canceled(run: AdjustRun, says: str) -> None:
 
 @pytest.mark.e2e
 async def test_sigusr1_cancels_the_running_driver(servo_root: Path, tag: str) -> None:
+    """And the run's record says so: the signal, when it came, and how the call ended."""
     mode, says = CANCELED[0]
     run = await adjust_then_signal(servo_root, tag, mode, signal.SIGUSR1)
     check_canceled(run, says)
     check_stopped_cleanly(servo_root, run)
+    [record] = journal_records(servo_root)
+    assert (record["status"], record["exit_code"]) == ("canceled", 1)
+    canceled = record["calls"][-1]
+    assert (canceled["driver"], canceled["call"], canceled["end"]) == (FAULT, "adjust",
+                                                                        "canceled")
+    [(name, at)] = [(s["signal"], s["at"]) for s in record["signals"]]
+    assert name == "SIGUSR1"
+    assert canceled["start"] < at < canceled["start"] + canceled["duration"]
 
 
 @pytest.mark.supervision

@@ -12,12 +12,18 @@ import re
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fault_support import fault_root, run_watched, started_by_fault, wait_until
-from tests.support import ADJUST, adjust_env, alive, simple_driver, write_driver
+from tests.support import (
+    ADJUST,
+    adjust_env,
+    alive,
+    journal_records,
+    simple_driver,
+    write_driver,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +35,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "check": (("--check", "app"), False),
 }
 #: Each way a command treats stdin, and the command that stands for it: the launch reads
-#: the request (adjust, for dry-run and measure too: test_launch.py), or never reads it
-#: (query), or --info answers before the launch.
-READERS = ["adjust", "query", "info"]
-#: Where a closed fd 0 is found, and where it is refused: cli.py puts /dev/null on it
-#: (before --info), the launch refuses it to a command that reads a request, and any
-#: other runs as ever (test_launch.py; --query with fd 0 closed, through ./adjust:
-#: test_the_sigkill_guard_holds_with_a_standard_fd_closed).
-CLOSED_STDIN = ["adjust", "info"]
+#: the request (adjust, for dry-run and measure too), or --info answers before the launch
+#: and never reads it. (Which commands the launch has read stdin, and within what:
+#: test_launch.py; the others never touch it.)
+READERS = ["adjust", "info"]
 #: Where a closed fd 1 is refused: before --info in cli.py, and in the launch for every
 #: other command (each of them, and its record: test_launch.py).
 CLOSED_STDOUT = ["adjust", "info"]
@@ -83,27 +85,19 @@ def stdout_lines(done: subprocess.CompletedProcess[bytes], command: str) -> list
     return lines
 
 
-@pytest.mark.parametrize("command", CLOSED_STDIN)
-def test_a_closed_stdin_is_an_empty_request(command: str, servo_root: Path, tmp_path: Path,
-                                            tag: str) -> None:
-    done = run(good_root(servo_root), tmp_path, "<&-", command, tag)
+def test_a_closed_stdin_is_no_request(servo_root: Path, tmp_path: Path, tag: str) -> None:
+    """cli.py finds fd 0 closed before anything (it puts /dev/null there, for --info as
+    for the rest), and the launch refuses it to a command that reads a request; any other
+    runs as ever (each command: test_launch.py; --query with fd 0 closed, through
+    ./adjust: test_the_sigkill_guard_holds_with_a_standard_fd_closed)."""
+    done = run(good_root(servo_root), tmp_path, "<&-", "adjust", tag)
     assert b"Traceback" not in done.stderr, done.stderr.decode()
-    lines = stdout_lines(done, command)
-    if command == "adjust":
-        assert done.returncode == 1
-        assert len(lines) == 1, lines
-        final = json.loads(lines[0])
-        assert final["reason"] == "bad-input"
-        assert "stdin was closed, so there is no request" in final["message"]
-        assert not (servo_root / "web.log").exists()
-    else:  # nothing to read: the command runs as ever
-        assert done.returncode == 0, done.stderr.decode()
-
-
-def journal(root: Path) -> list[dict[str, Any]]:
-    path = root / ".servo-agg" / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
-        else []
+    assert done.returncode == 1
+    [line] = stdout_lines(done, "adjust")
+    final = json.loads(line)
+    assert final["reason"] == "bad-input"
+    assert "stdin was closed, so there is no request" in final["message"]
+    assert not (servo_root / "web.log").exists()
 
 
 @pytest.mark.parametrize("command", CLOSED_STDOUT)
@@ -114,7 +108,7 @@ def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
     assert done.returncode == 1
     assert done.stderr.decode() == ("servo-agg: error (bad-stdio): stdout was closed at "
                                     "start, so nothing could reach servo; nothing was run\n")
-    records = journal(servo_root)
+    records = journal_records(servo_root)
     if command == "info":
         assert records == []
         return
@@ -165,7 +159,7 @@ def test_stdin_on_dev_full_is_a_request_too_big(command: str, servo_root: Path,
         assert done.returncode == 1
         assert "more than 16,777,216 bytes" in json.loads(lines[-1])["message"]
         assert not (servo_root / "web.log").exists()
-    else:
+    else:  # nothing read: it answers as ever
         assert done.returncode == 0
 
 
