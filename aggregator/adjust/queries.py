@@ -12,7 +12,7 @@ from aggregator.protocol.vocabulary import Call, Reason, Status
 from aggregator.supervision.final import finish_with_failures
 from aggregator.supervision.progress_relay import ProgressRelay
 from aggregator.supervision.session import Session
-from aggregator.supervision.spec import CallEnd, CallOutcome, CallSpec
+from aggregator.supervision.spec import CallOutcome, CallSpec
 from aggregator.supervision.versions import report_versions
 
 
@@ -61,8 +61,7 @@ async def survey(job: AdjustJob, session: Session,
                                       parallel=job.config.parallel_queries, between=between,
                                       relay=relay)
     for outcome in outcomes:
-        if (outcome.end is CallEnd.NOT_STARTED and outcome.problem is not None
-                and outcome.problem.reason in (Reason.CANCELED, Reason.TERMINATED)):
+        if outcome.kept_from_starting_by_the_stop:
             found.not_started.append(outcome.driver.name)
             continue
         got = read_descriptor(outcome, session)

@@ -93,10 +93,16 @@ class CallOutcome:
         return self.spec.driver
 
     @property
-    def cut_by_the_stop(self) -> bool:
-        """The run's own stop (SIGTERM, SIGINT, servo's cancel) ended this call or kept it
-        from starting: it says nothing about the driver (--check, --version)."""
+    def kept_from_starting_by_the_stop(self) -> bool:
+        """The run's own stop (SIGTERM, SIGINT, servo's cancel) came before this call
+        started: not a failure of the driver's (an adjust's queries)."""
         problem = self.problem
-        return self.end in (CallEnd.STOPPED, CallEnd.CANCELED) or (
-            self.end is CallEnd.NOT_STARTED and problem is not None
-            and problem.reason in (Reason.TERMINATED, Reason.CANCELED))
+        return (self.end is CallEnd.NOT_STARTED and problem is not None
+                and problem.reason in (Reason.TERMINATED, Reason.CANCELED))
+
+    @property
+    def cut_by_the_stop(self) -> bool:
+        """The run's own stop ended this call or kept it from starting: it says nothing
+        about the driver (--check, --version)."""
+        return (self.end in (CallEnd.STOPPED, CallEnd.CANCELED)
+                or self.kept_from_starting_by_the_stop)
