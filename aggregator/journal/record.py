@@ -189,10 +189,8 @@ def build(facts: RunFacts, scale: float = 1.0, calls: Sequence[CallFacts] | None
         "calls": [_call(call, cut) for call in kept],
         "rollback": [_rollback_step(step, cut) for step in steps],
         "notes": [cut.text(note, JOURNAL_NOTE_CHARS) for note in cut.items(facts.notes)],
-        "cut": False,
+        "cut": scale < 1.0 or len(kept) < len(facts.calls) or len(steps) < len(facts.rollback),
     }
-    record["cut"] = (scale < 1.0 or len(kept) < len(facts.calls)
-                     or len(steps) < len(facts.rollback))
     if len(kept) < len(facts.calls):
         record["calls_omitted"] = len(facts.calls) - len(kept)
     if len(steps) < len(facts.rollback):
