@@ -117,13 +117,8 @@ async def test_control_characters_from_drivers_reach_the_terminal_escaped(
     run = await version({"01web": tinted})
     assert run.lines == [f"{AGGREGATOR} (01web 1\\x1b[31m)"]
 
-    async def failing(p: FakeMember) -> None:
-        if p.proc.spec.call is Call.QUERY:
-            await p.say({"application": {"components": {"web": {"settings": {"cpu": CPU}}}}})
-        elif p.proc.spec.call is Call.ADJUST:
-            await p.read_request()
-            await p.say({"status": "failed", "reason": "r\x1b[31m", "message": "m\x1b[2Jx"})
-
+    failing = failing_adjust("web", {"cpu": CPU}, exit_code=1, result={
+        "status": "failed", "reason": "r\x1b[31m", "message": "m\x1b[2Jx"})
     run = await adjust({"01web": failing}, request({"web": {"cpu": 2}}), stderr_mode="none")
     assert run.final["reason"] == "r\x1b[31m"  # servo's line: JSON escapes it already
     assert "\x1b" not in run.stderr
