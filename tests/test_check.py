@@ -39,6 +39,7 @@ from aggregator.tools.check import (
     check_drivers_dir,
     check_environment,
     check_not_shown,
+    check_probe,
     check_runtime,
     probe_command,
     run_check,
@@ -56,6 +57,7 @@ from tests.fakes import (
 )
 from tests.measure_support import measure_driver
 from tests.support import (
+    POLICY,
     adjust_env,
     launch_before_trio,
     run_adjust,
@@ -64,7 +66,6 @@ from tests.support import (
 )
 
 CPU = {"type": "range", "value": 1.0, "min": 0.5, "max": 4, "step": 0.5, "unit": "cores"}
-POLICY = {"type": "enum", "value": "lru", "values": ["lru", "lfu"]}
 
 
 # -- the descriptor rules ---------------------------------------------------------------
@@ -730,9 +731,8 @@ async def test_a_broken_root_s_check_json_is_one_document_of_the_whole_report(
 def test_calls_the_checks_interruption_cut_are_not_checked_and_no_problem() -> None:
     """SIGTERM during --check: the call it killed and those it never started say nothing
     about the root; a call that had failed on its own before still counts."""
-    from aggregator.protocol.vocabulary import Call, Reason
+    from aggregator.protocol.vocabulary import Reason
     from aggregator.supervision.spec import CallEnd, CallOutcome, Problem, question
-    from aggregator.tools.check import Probe, check_probe
 
     def outcome(driver: Driver, call: Call, end: CallEnd, **kw: Any) -> CallOutcome:
         return CallOutcome(question(driver, call, "app"), end=end, **kw)
