@@ -20,7 +20,7 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.signals import StoppedEarly
-from tests.support import AGGREGATOR, launch_before_trio, write_driver
+from tests.support import AGGREGATOR, journal_records, launch_before_trio, write_driver
 
 pytestmark = pytest.mark.unit
 
@@ -170,8 +170,7 @@ def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
     assert out == ""
     assert err == ("servo-agg: error (bad-stdio): stdout was closed at start, so nothing "
                    "could reach servo; nothing was run\n")
-    [text] = (tmp_path / ".servo-agg" / "journal.jsonl").read_text().splitlines()
-    record = json.loads(text)
+    [record] = journal_records(tmp_path)
     assert (record["front_end"], record["command"], record["status"], record["reason"],
             record["exit_code"]) == (str(front), command, "failed", "bad-stdio", 1)
     assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
