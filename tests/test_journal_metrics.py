@@ -41,6 +41,11 @@ def samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
+def by_labels(path: Path, sample: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples named `sample` in the file at `path`, by their labels."""
+    return {labels: v for (name, labels), v in samples(path).items() if name == sample}
+
+
 def test_a_run_is_counted_by_front_end_command_and_status(tmp_path: Path) -> None:
     path = tmp_path / "servo_agg.prom"
     assert update(path, record(), 1000.0) is None
@@ -49,13 +54,12 @@ def test_a_run_is_counted_by_front_end_command_and_status(tmp_path: Path) -> Non
                   2000.0) is None
     assert update(path, record(front="measure", command="measure"), 3000.0) is None
     got = samples(path)
-    runs = {labels: v for (name, labels), v in got.items() if name == "servo_agg_runs_total"}
+    runs = by_labels(path, "servo_agg_runs_total")
     assert runs == {
         (("command", "adjust"), ("front_end", "adjust"), ("status", "ok")): 1.0,
         (("command", "adjust"), ("front_end", "adjust"), ("status", "failed")): 1.0,
         (("command", "measure"), ("front_end", "measure"), ("status", "ok")): 1.0}
-    failures = {labels: v for (name, labels), v in got.items()
-                if name == "servo_agg_driver_failures_total"}
+    failures = by_labels(path, "servo_agg_driver_failures_total")
     # a driver canceled (because another failed, or by servo) is no failure of its own
     assert failures == {(("driver", "20db"), ("front_end", "adjust"),
                          ("reason", "timeout")): 1.0}
@@ -161,8 +165,7 @@ def test_a_driver_name_that_is_not_utf8_is_counted_under_a_name_that_is(
     for end in (2.0, 3.0):
         assert update(path, record("failed", failed=(("20d\udcffb", "boom", "exited"),)),
                       end) is None
-    failures = {labels: v for (name, labels), v in samples(path).items()
-                if name == "servo_agg_driver_failures_total"}
+    failures = by_labels(path, "servo_agg_driver_failures_total")
     assert failures == {(("driver", "20d\ufffdb"), ("front_end", "adjust"),
                          ("reason", "boom")): 2.0}
 
@@ -178,8 +181,7 @@ def test_a_driver_that_could_not_be_started_failed_on_its_own_account(
                                    ("50stopped", "terminated", "stopped"),
                                    ("60sibling", "driver-failed", "canceled")))
     update(path, run, 1.0)
-    failures = {labels: v for (name, labels), v in samples(path).items()
-                if name == "servo_agg_driver_failures_total"}
+    failures = by_labels(path, "servo_agg_driver_failures_total")
     assert failures == {(("driver", "20gone"), ("front_end", "adjust"),
                          ("reason", "spawn-failed")): 1.0}
     assert failed_drivers(run) == ["20gone"]
