@@ -121,9 +121,9 @@ def test_a_last_record_cut_short_is_read_past_with_a_note_on_stderr(
     """The disk filled up mid-record: `--last 2` shows the whole record before it, and says
     on stderr what it read past."""
     whole = json.dumps(RECORD).encode()
-    write_journal(tmp_path, whole, whole[:len(whole) // 2])
-    with open(tmp_path / CONFIG.dir / JOURNAL_FILE, "r+b") as journal:  # no newline after it
-        journal.truncate(len(whole) + 1 + len(whole) // 2)
+    write_journal(tmp_path, whole)
+    with open(tmp_path / CONFIG.dir / JOURNAL_FILE, "ab") as journal:  # no newline after it
+        journal.write(whole[:len(whole) // 2])
     monkeypatch.chdir(tmp_path)
     assert read_journal(["--last", "2"], FrontEnd.ADJUST) == 0
     out, err = capfd.readouterr()
