@@ -43,16 +43,6 @@ def two_drivers(root: Path) -> None:
         "cache", {"size": SIZE, "policy": POLICY}, version="0.9", log="cache.log"))
 
 
-def marking_driver(marker: str) -> str:
-    """A driver that leaves `marker` in the servo root whenever it is run at all."""
-    return f"""
-        import sys
-        with open({marker!r}, "a") as f:
-            f.write(" ".join(sys.argv[1:]) + "\\n")
-        print('{{"status": "ok"}}')
-        """
-
-
 def request(components: dict[str, dict[str, Any]], **extra: Any) -> str:
     return json.dumps({"application": {"components": {
         name: {"settings": {k: {"value": v} for k, v in settings.items()}}
@@ -101,7 +91,8 @@ async def test_a_bad_request_is_one_error_and_runs_nothing(servo_root: Path,
     included, and what each says: test_request.py's
     test_bad_requests_are_bad_input_and_say_no_driver_ran; the launch parses the request
     the same way for every command that takes one: test_launch.py)."""
-    write_driver(servo_root, "01web", marking_driver("ran.log"))
+    write_driver(servo_root, "01web", 'echo "$@" >> ran.log\necho \'{"status": "ok"}\'',
+                 shebang="#!/bin/sh")  # leaves ran.log whenever it is run at all
     run = await run_adjust(servo_root, "app", tag=tag, stdin="")
     error = assert_one_error(run, "bad-input")
     assert "not JSON" in error["message"]
