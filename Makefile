@@ -9,7 +9,7 @@ OLDEST_PYTHON := $(shell sed -n 's/^requires-python *= *">=\([0-9.]*\)"/\1/p' py
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
 MEASURE := PATH="$(CURDIR)/$(BIN):$$PATH" ./measure
 
-.PHONY: demo test test-all test-oldest-newest test-one test-fast lint wheel-check bench clean
+.PHONY: demo test test-all test-oldest-newest test-one test-fast lint venvs wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,14 +37,20 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Lint once, then the whole suite once on every supported Python found here (noxfile.py: a
-# line for each, found or not; fails without the oldest), each in its own venv in .nox/
-# (made once; installed into again only when the requirements change), one Python after
+# Each supported Python found here (noxfile.py: a line for each, found or not; fails without
+# the oldest) gets its venv in .nox/, made once and installed into again only when the
+# requirements change; nothing runs in them yet (nox's install step alone).
+venvs: $(VENV)/.installed
+	$(BIN)/nox --reuse-existing-virtualenvs --install-only
+
+# Lint beside the venvs (mypy keeps one core busy, a venv made mostly the other: on a fresh
+# clone each takes seconds), then the whole suite once on every Python found, one after
 # another: each suite keeps the cores busy (tests/README.md). Each newer Python runs with
 # the newest trio, PyYAML and prometheus-client; then the oldest with the lowest ones allowed
 # (nox session lowest). Each suite ends with a line per test layer: its tests, time and CPU.
-test: lint
-	$(BIN)/nox --reuse-existing-virtualenvs
+test: $(VENV)/.installed
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target lint venvs
+	$(BIN)/nox --reuse-existing-virtualenvs --tags make-test
 
 # The one combination make test leaves out: the oldest Python with the newest versions.
 test-oldest-newest: $(VENV)/.installed

@@ -1,10 +1,11 @@
 """The whole suite on every supported Python this machine has, each in its own venv under
-.nox/ (`make test` runs this after linting once in .venv).
+.nox/ (`make test`: their venvs made with --install-only beside the lint in .venv, then the
+suites by their tag, -t make-test).
 
-    .venv/bin/nox                     (make test) the report below, then the suite once on
-                                      each Python found: each newer one with the newest
-                                      versions of the requirements, then the oldest with the
-                                      lowest versions aggregator/requirements.txt allows
+    .venv/bin/nox                     the report below, then the suite once on each Python
+                                      found: each newer one with the newest versions of the
+                                      requirements, then the oldest with the lowest versions
+                                      aggregator/requirements.txt allows
     .venv/bin/nox -s "tests(3.11)"    (make test-oldest-newest; CI, make test-all) the
                                       oldest with the newest versions too
     .venv/bin/nox -s pythons          only the report: which supported Pythons are here
@@ -158,26 +159,34 @@ def install_once(session: nox.Session, *installs: Sequence[str]) -> None:
     stamp.write_text(wanted)
 
 
+OLDEST = FOUND[SUPPORTED[0]]
+#: The newer Pythons found here: `make test` runs each with the newest versions.
+NEWER = [version for version in SUPPORTED[1:] if FOUND[version] is not None]
+
+#: The tag of the suites `make test` runs: each Python once, so that it stays within its
+#: budget (tests/README.md). The oldest runs as `lowest`, the edge of both ranges at once
+#: (the oldest Python, the oldest dependencies); the newest versions run on every newer
+#: one. Only the oldest Python with the newest versions is left to `make test-oldest-newest`
+#: (CI). `make test` makes their venvs first (`--install-only`, beside mypy), then runs
+#: them by this tag, so that the report of the Pythons found comes once.
+MAKE_TEST = "make-test"
+
+
 @nox.session
-@nox.parametrize("python", [found[0] for found in FOUND.values() if found is not None],
-                 ids=[version for version, found in FOUND.items() if found is not None])
+@nox.parametrize("python", [nox.param(found[0], id=version,
+                                      tags=[MAKE_TEST] if version in NEWER else [])
+                            for version, found in FOUND.items() if found is not None])
 def tests(session: nox.Session) -> None:
     """Every layer of the suite, spread over the machine's cores, on one interpreter."""
     install_once(session, suite_requirements())
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
-OLDEST = FOUND[SUPPORTED[0]]
-
-#: What `make test` runs: each Python once, so that it stays within its budget
-#: (tests/README.md). The oldest runs as `lowest`, the edge of both ranges at once (the
-#: oldest Python, the oldest dependencies); the newest versions run on every newer one.
-#: Only the oldest Python with the newest versions is left to `make test-oldest-newest` (CI).
-nox.options.sessions = ["pythons", *(f"tests({version})" for version in SUPPORTED[1:]
-                                     if FOUND[version] is not None), "lowest"]
+#: Bare `nox` (and `make test`'s `--install-only` step): the report, then the suites.
+nox.options.sessions = ["pythons", *(f"tests({version})" for version in NEWER), "lowest"]
 
 
-@nox.session(venv_backend="uv")
+@nox.session(venv_backend="uv", tags=[MAKE_TEST])
 @nox.parametrize("python", [OLDEST[0]] if OLDEST is not None else [],
                  ids=[SUPPORTED[0]] if OLDEST is not None else [])
 def lowest(session: nox.Session) -> None:
@@ -187,9 +196,11 @@ def lowest(session: nox.Session) -> None:
     after, as they are (newest), and keep the dependencies as they are."""
     install_once(session, ["--resolution", "lowest-direct", "-r", str(REQUIREMENTS)],
                  test_requirements())
+    # part of the install step: checked in make test's --install-only pass too
     for name, lowest_allowed in declared_minimums().items():
-        got = str(session.run("python", "-c", "import importlib.metadata as m, sys; "
-                              "print(m.version(sys.argv[1]))", name, silent=True)).strip()
+        got = str(session.run_install("python", "-c", "import importlib.metadata as m, sys; "
+                                      "print(m.version(sys.argv[1]))", name,
+                                      silent=True)).strip()
         if got != lowest_allowed and not got.startswith(lowest_allowed + "."):
             session.error(f"{name} {got} installed, not the lowest allowed {lowest_allowed}")
         session.log(f"{name} {got}: the lowest version aggregator/requirements.txt allows")
