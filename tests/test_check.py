@@ -26,9 +26,7 @@ from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig
 from aggregator.root.discovery import Driver
 from aggregator.root.front_end import FrontEnd
-from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.output import Output
-from aggregator.supervision.session import Session
 from aggregator.tools.check import (
     CHECK_IO_TIMEOUT,
     Level,
@@ -41,18 +39,15 @@ from aggregator.tools.check import (
     check_not_shown,
     check_probe,
     check_runtime,
-    probe_command,
     run_check,
 )
 from tests.fakes import (
-    TRIO_TIME_BOUND,
     FakeMember,
     FakeProcess,
-    RecordingOutput,
     Script,
-    fake_driver,
+    hangs_on_query,
     measure_script,
-    open_fake_spawner,
+    probe_fakes,
     simple_script,
 )
 from tests.measure_support import measure_driver
@@ -225,9 +220,9 @@ def test_the_json_report_s_result_is_its_verdict(levels: tuple[Level, ...],
 
 # -- the drivers section, over fake drivers -----------------------------------------------
 # What the check makes of each driver's answers: probe_command asks fake drivers under the
-# same supervision as a run (on MockClock), and check_answers writes the section that
-# run_check writes from them (run_check's whole way, through ./adjust: test_healthy_root
-# and test_a_broken_root_s_check_json_is_one_document_of_the_whole_report).
+# same supervision as a run (on MockClock: fakes.probe_fakes), and check_answers writes
+# the section that run_check writes from them (run_check's whole way, through ./adjust:
+# test_healthy_root and test_a_broken_root_s_check_json_is_one_document_of_the_whole_report).
 
 def answering(info: dict[str, Any] | None, query: str | dict[str, Any] | None, *,
               stderr: str = "", code: int = 0) -> Script:
@@ -246,14 +241,6 @@ def answering(info: dict[str, Any] | None, query: str | dict[str, Any] | None, *
     return script
 
 
-async def hangs_on_query(p: FakeMember) -> int:
-    if p.proc.spec.call is Call.INFO:
-        await p.say({"version": "1", "has_cancel": False})
-        return 0
-    await trio.sleep_forever()
-    return 0
-
-
 async def checked_answers(scripts: dict[str, Script], *, app: str = "app",
                           io_timeout: float | None = None, front: FrontEnd = FrontEnd.ADJUST,
                           ) -> tuple[Report, list[FakeProcess]]:
@@ -262,21 +249,10 @@ async def checked_answers(scripts: dict[str, Script], *, app: str = "app",
     started."""
     environment = ServoEnvironment(io_timeout, "all").with_fallback(
         CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
-    folder = "measure.d" if front is FrontEnd.MEASURE else "adjust.d"
-    drivers = [fake_driver(name, folder) for name in scripts]
-    probes: list[Probe] = []
-    async with open_fake_spawner() as spawner:
-        for name, script in scripts.items():
-            spawner.script(name, script)
-        session = Session(Supervisor(SupervisionPolicy(environment.io_timeout, 0.5, 3.0,
-                                                       environment.io_timeout_source),
-                                     spawner), RecordingOutput(), environment)
-        with trio.fail_after(TRIO_TIME_BOUND):
-            assert await probe_command(drivers, app, probes, front)(session) == 0
-        started = list(spawner.started)
+    probes, started = await probe_fakes(scripts, environment, app=app, front=front)
     report = Report()
     check_answers(report, probes, line_limit_for(environment.io_timeout), AggregatorConfig(),
-                  drivers, front)
+                  [p.driver for p in probes], front)
     return report, started
 
 

@@ -23,7 +23,15 @@ from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig
 from aggregator.supervision.channel import SERVO_GONE_SIGNAL
 from tests.fake_faults import fault_script
-from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command, simple_script
+from tests.fakes import (
+    FakeMember,
+    FakeRun,
+    Script,
+    adjust_job,
+    hangs_on_query,
+    run_command,
+    simple_script,
+)
 from tests.fault_support import (
     FAULT,
     REQUEST,
@@ -194,18 +202,12 @@ async def test_the_cancel_grace_never_outlasts_servos_patience(
     check_fakes_stopped_cleanly(run)
 
 
-async def hangs_in_query(p: FakeMember) -> None:
-    if p.proc.spec.call is Call.QUERY:
-        await trio.sleep_forever()
-    await p.say({"version": "1", "has_cancel": False})
-
-
 @pytest.mark.supervision
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGUSR1, "canceled"),
                                              (signal.SIGTERM, "aborted")])
 async def test_a_stop_during_a_query_names_the_driver_that_was_running(
         sig: int, status: str, autojump_clock: MockClock) -> None:
-    drivers: dict[str, Script] = {"01hang": hangs_in_query}
+    drivers: dict[str, Script] = {"01hang": hangs_on_query}
     job = adjust_job(Command.QUERY, list(drivers), config=AggregatorConfig(cancel_grace=0.5))
     run = await run_command(job, drivers, io_timeout=None, signals=[(SIGNAL_AT, sig)])
     assert run.final["status"] == status, run.final
