@@ -51,6 +51,7 @@ from aggregator.protocol.request import parse_request
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig, MeasureConfig, parse_section
 from aggregator.root.discovery import Driver
+from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.control import RunControl
 from aggregator.supervision.facts import RunFacts
@@ -59,6 +60,7 @@ from aggregator.supervision.run import Run
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
 from aggregator.supervision.spec import CallSpec
+from aggregator.tools.check import Probe, probe_command
 from tests.support import AdjustRun
 
 Script = Callable[["FakeMember"], Awaitable[int | None]]
@@ -580,6 +582,13 @@ def simple_script(component: str, settings: dict[str, Any], *, version: str = "1
     return script
 
 
+async def hangs_on_query(p: FakeMember) -> None:
+    """A driver that answers --info at once (version 1) and hangs in --query until killed."""
+    if p.proc.spec.call is Call.QUERY:
+        await trio.sleep_forever()
+    await p.say({"version": "1", "has_cancel": False})
+
+
 #: Seconds of trio time any command over fakes may take: a hang fails the test at once.
 TRIO_TIME_BOUND = 600.0
 
@@ -791,3 +800,26 @@ async def adjust_over_fakes(drivers: dict[str, Script], section: dict[str, Any],
                 nursery.cancel_scope.cancel()
         processes = list(spawner.started)
     return Adjusted(json.loads(output.lines[-1][1]), code, processes, output)
+
+
+# -- --check's questions over fakes --------------------------------------------------------
+
+async def probe_fakes(scripts: Mapping[str, Script], environment: ServoEnvironment, *,
+                      app: str = "app", front: FrontEnd = FrontEnd.ADJUST,
+                      parallel: bool = False) -> tuple[list[Probe], list[FakeProcess]]:
+    """--check's probes (probe_command) of the fake drivers `scripts`, under the
+    supervision --check runs them with in `environment`; and the processes it started."""
+    folder = "measure.d" if front is FrontEnd.MEASURE else "adjust.d"
+    drivers = [fake_driver(name, folder) for name in scripts]
+    probes: list[Probe] = []
+    async with open_fake_spawner() as spawner:
+        for name, script in scripts.items():
+            spawner.script(name, script)
+        policy = SupervisionPolicy(environment.io_timeout, 0.5, 3.0,
+                                   environment.io_timeout_source)
+        session = Session(Supervisor(policy, spawner), RecordingOutput(), environment)
+        with trio.fail_after(TRIO_TIME_BOUND):
+            assert await probe_command(drivers, app, probes, front,
+                                       parallel=parallel)(session) == 0
+        started = list(spawner.started)
+    return probes, started

@@ -7,11 +7,9 @@ test_cli_e2e.py's."""
 from __future__ import annotations
 
 import json
-import signal
 from typing import Any
 
 import pytest
-import trio
 from trio.testing import MockClock
 
 from aggregator.adjust.calls import Command
@@ -88,24 +86,7 @@ async def version(drivers: dict[str, Script]) -> FakeRun:
     return await run_command(adjust_job(Command.VERSION, sorted(drivers), app=""), drivers)
 
 
-# -- --version ------------------------------------------------------------------------------
-
-async def test_version_stopped_by_sigterm_exits_as_a_termination_naming_who_was_cut(
-        autojump_clock: MockClock) -> None:
-    """SIGTERM while a driver's --info hangs: the line shows what was answered and the cut
-    driver as interrupted (not failing), then the stopped run's final line, exit 128+15."""
-    async def hangs(p: FakeMember) -> None:
-        await trio.sleep_forever()
-
-    drivers = {**two_drivers(), "03hang": hangs}
-    run = await run_command(adjust_job(Command.VERSION, sorted(drivers), app=""), drivers,
-                            stderr_mode="none", signals=[(1.0, signal.SIGTERM)])
-    assert run.returncode == 128 + signal.SIGTERM
-    assert run.lines[0] == f"{AGGREGATOR} (01web 1.2, 02cache 0.9, 03hang: interrupted)"
-    final = json.loads(run.lines[-1])  # the one way a stopped run ends
-    assert final["reason"] == "terminated" and "03hang" in final["message"]
-    assert "failing" not in run.stderr
-
+# -- --version (stopped by servo: test_signals.py) -------------------------------------------
 
 async def test_control_characters_from_drivers_reach_the_terminal_escaped(
         autojump_clock: MockClock) -> None:

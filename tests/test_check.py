@@ -12,8 +12,9 @@ import os
 import platform
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import trio
@@ -26,9 +27,7 @@ from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig
 from aggregator.root.discovery import Driver
 from aggregator.root.front_end import FrontEnd
-from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.output import Output
-from aggregator.supervision.session import Session
 from aggregator.tools.check import (
     CHECK_IO_TIMEOUT,
     Level,
@@ -41,18 +40,15 @@ from aggregator.tools.check import (
     check_not_shown,
     check_probe,
     check_runtime,
-    probe_command,
     run_check,
 )
 from tests.fakes import (
-    TRIO_TIME_BOUND,
     FakeMember,
     FakeProcess,
-    RecordingOutput,
     Script,
-    fake_driver,
+    hangs_on_query,
     measure_script,
-    open_fake_spawner,
+    probe_fakes,
     simple_script,
 )
 from tests.measure_support import measure_driver
@@ -185,18 +181,11 @@ def test_the_exit_code_is_the_report_s_with_or_without_json(servo_root: Path,
     when servo would work with the root, as text or as --json's one document."""
     if broken:
         (servo_root / "config.yaml").write_text("aggregator:\n  on_failure: later\n")
-    codes, documents = [], []
-    for as_json in (False, True):
-        out = servo_root / f"out-{as_json}"
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT)
-        try:
-            codes.append(run_check(servo_root, "app", Output(fd, io.StringIO()),
-                                   env={"PATH": os.defpath}, as_json=as_json))
-        finally:
-            os.close(fd)
-        documents.append(out.read_text().splitlines())
-    assert codes == [int(broken)] * 2
-    text, (line,) = documents
+    as_text, as_json = (check_without_drivers(servo_root, env={"PATH": os.defpath},
+                                              as_json=json_wanted)
+                        for json_wanted in (False, True))
+    assert [as_text.code, as_json.code] == [int(broken)] * 2
+    text, (line,) = as_text.lines, as_json.lines
     assert text[-1].startswith("result: servo would NOT work" if broken
                                else "result: servo would work")
     assert json.loads(line)["result"] == ("fail" if broken else "ok")
@@ -225,9 +214,9 @@ def test_the_json_report_s_result_is_its_verdict(levels: tuple[Level, ...],
 
 # -- the drivers section, over fake drivers -----------------------------------------------
 # What the check makes of each driver's answers: probe_command asks fake drivers under the
-# same supervision as a run (on MockClock), and check_answers writes the section that
-# run_check writes from them (run_check's whole way, through ./adjust: test_healthy_root
-# and test_a_broken_root_s_check_json_is_one_document_of_the_whole_report).
+# same supervision as a run (on MockClock: fakes.probe_fakes), and check_answers writes
+# the section that run_check writes from them (run_check's whole way, through ./adjust:
+# test_healthy_root and test_a_broken_root_s_check_json_is_one_document_of_the_whole_report).
 
 def answering(info: dict[str, Any] | None, query: str | dict[str, Any] | None, *,
               stderr: str = "", code: int = 0) -> Script:
@@ -246,14 +235,6 @@ def answering(info: dict[str, Any] | None, query: str | dict[str, Any] | None, *
     return script
 
 
-async def hangs_on_query(p: FakeMember) -> int:
-    if p.proc.spec.call is Call.INFO:
-        await p.say({"version": "1", "has_cancel": False})
-        return 0
-    await trio.sleep_forever()
-    return 0
-
-
 async def checked_answers(scripts: dict[str, Script], *, app: str = "app",
                           io_timeout: float | None = None, front: FrontEnd = FrontEnd.ADJUST,
                           ) -> tuple[Report, list[FakeProcess]]:
@@ -262,21 +243,10 @@ async def checked_answers(scripts: dict[str, Script], *, app: str = "app",
     started."""
     environment = ServoEnvironment(io_timeout, "all").with_fallback(
         CHECK_IO_TIMEOUT_SECONDS, CHECK_IO_TIMEOUT)
-    folder = "measure.d" if front is FrontEnd.MEASURE else "adjust.d"
-    drivers = [fake_driver(name, folder) for name in scripts]
-    probes: list[Probe] = []
-    async with open_fake_spawner() as spawner:
-        for name, script in scripts.items():
-            spawner.script(name, script)
-        session = Session(Supervisor(SupervisionPolicy(environment.io_timeout, 0.5, 3.0,
-                                                       environment.io_timeout_source),
-                                     spawner), RecordingOutput(), environment)
-        with trio.fail_after(TRIO_TIME_BOUND):
-            assert await probe_command(drivers, app, probes, front)(session) == 0
-        started = list(spawner.started)
+    probes, started = await probe_fakes(scripts, environment, app=app, front=front)
     report = Report()
     check_answers(report, probes, line_limit_for(environment.io_timeout), AggregatorConfig(),
-                  drivers, front)
+                  [p.driver for p in probes], front)
     return report, started
 
 
@@ -526,34 +496,45 @@ def root_report(root: Path) -> Path:
     return root.parent / "report"
 
 
-def check_without_drivers(root: Path) -> tuple[int, list[str]]:
-    """run_check on a root without a driver to run (so it starts nothing): the exit code
-    and the report, as --check writes it."""
-    report = root_report(root)
+class CheckWritten(NamedTuple):
+    """What check_without_drivers' run_check wrote, and its exit code."""
+
+    code: int
+    lines: list[str]  # the report, as --check writes it
+    said: list[str]  # its notes for people, as the run's record keeps them (Output.said)
+    stderr: str
+
+
+def check_without_drivers(root: Path, *, env: Mapping[str, str] | None = None,
+                          as_json: bool = False) -> CheckWritten:
+    """run_check on a root without a driver to run (so it starts nothing), in `env` (none
+    by default), as text or as --json's one document: what it wrote and its exit code."""
+    report, stderr = root_report(root), io.StringIO()
     with report.open("wb") as out:
-        output = Output(out.fileno(), io.StringIO())
-        code = run_check(root, "app", output, env={})
+        output = Output(out.fileno(), stderr)
+        code = run_check(root, "app", output, env={} if env is None else env,
+                         as_json=as_json)
         output.close()
-    return code, report.read_text().splitlines()
+    return CheckWritten(code, report.read_text().splitlines(), output.said, stderr.getvalue())
 
 
 @pytest.mark.unit
 def test_no_drivers(servo_root: Path) -> None:
     """An empty drivers directory is allowed (servo-agg runs, with nothing to offer): a
     warning, not a failure; a missing one is a failure."""
-    code, lines = check_without_drivers(servo_root)
-    assert code == 0, "\n".join(lines)
-    assert line_with(lines, "[warn]", "empty")
-    assert not any(line.startswith("settings") for line in lines)  # nothing compared
+    checked = check_without_drivers(servo_root)
+    assert checked.code == 0, "\n".join(checked.lines)
+    assert line_with(checked.lines, "[warn]", "empty")
+    assert not any(line.startswith("settings") for line in checked.lines)  # nothing compared
     (servo_root / "adjust.d" / "notes.txt").write_text("")
-    code, lines = check_without_drivers(servo_root)
-    assert code == 0
-    assert line_with(lines, "[warn]", "no driver would run")
+    checked = check_without_drivers(servo_root)
+    assert checked.code == 0
+    assert line_with(checked.lines, "[warn]", "no driver would run")
     (servo_root / "adjust.d" / "notes.txt").unlink()
     (servo_root / "adjust.d").rmdir()
-    code, lines = check_without_drivers(servo_root)
-    assert code == 1
-    assert line_with(lines, "[FAIL]", "does not exist")
+    checked = check_without_drivers(servo_root)
+    assert checked.code == 1
+    assert line_with(checked.lines, "[FAIL]", "does not exist")
 
 
 @pytest.mark.unit
@@ -564,15 +545,11 @@ def test_a_program_without_its_execute_bit_is_noted_on_stderr_and_in_the_record_
     program = servo_root / "adjust.d" / "40-noexec"
     program.write_text("#!/bin/sh\necho\n")
     program.chmod(0o644)
-    report, stderr = root_report(servo_root), io.StringIO()
-    with report.open("wb") as out:
-        output = Output(out.fileno(), stderr)
-        run_check(servo_root, "app", output, env={})
-        output.close()
-    assert line_with(report.read_text().splitlines(), "[warn]", "40-noexec", "chmod +x")
-    (said,) = output.said
+    checked = check_without_drivers(servo_root)
+    assert line_with(checked.lines, "[warn]", "40-noexec", "chmod +x")
+    (said,) = checked.said
     assert said.startswith("warning: adjust.d/40-noexec is not executable")
-    assert stderr.getvalue() == f"servo-agg: {said}\n"
+    assert checked.stderr == f"servo-agg: {said}\n"
 
 
 @pytest.mark.unit

@@ -20,12 +20,10 @@ from aggregator.root.config import AggregatorConfig, parse_section
 from aggregator.root.discovery import Driver
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision import run as run_module
-from aggregator.supervision.call import SupervisionPolicy, Supervisor
 from aggregator.supervision.output import Output
 from aggregator.supervision.run import Run
-from aggregator.supervision.session import Session
-from aggregator.tools.check import Probe, asks_at_once, probe_command, room_for
-from tests.fakes import FakeMember, FakeProcess, RecordingOutput, fake_spec, open_fake_spawner
+from aggregator.tools.check import Probe, asks_at_once, room_for
+from tests.fakes import FakeMember, FakeProcess, fake_spec, hangs_on_query, probe_fakes
 
 NAMES = ("10a", "20b", "30c")
 
@@ -41,26 +39,11 @@ async def answers(p: FakeMember) -> int:
     return 0
 
 
-async def hangs_on_query(p: FakeMember) -> int:
-    if p.proc.spec.call is Call.INFO:
-        return await answers(p)
-    await trio.sleep_forever()
-    return 0
-
-
 async def probed(parallel: bool, hung: str | None = None,
                  ) -> tuple[list[Probe], list[FakeProcess]]:
-    probes: list[Probe] = []
-    async with open_fake_spawner() as spawner:
-        for name in NAMES:
-            spawner.script(name, hangs_on_query if name == hung else answers)
-        session = Session(Supervisor(SupervisionPolicy(10.0, 0.5, 3.0), spawner),
-                          RecordingOutput(), ServoEnvironment(10.0, "all"))
-        drivers = [fake_spec(name).driver for name in NAMES]
-        with trio.fail_after(600):
-            assert await probe_command(drivers, "app", probes, parallel=parallel)(session) == 0
-        processes = list(spawner.started)
-    return probes, processes
+    """NAMES probed (`hung` hanging in its --query) with T=10 s."""
+    scripts = {name: hangs_on_query if name == hung else answers for name in NAMES}
+    return await probe_fakes(scripts, ServoEnvironment(10.0, "all"), parallel=parallel)
 
 
 def overlap(a: FakeProcess, b: FakeProcess) -> bool:

@@ -108,7 +108,8 @@ async def test_sigterm_works_while_servo_does_not_read(servo_root: Path, tag: st
 #: each way a command can be running when servo closes its end, and the call of the fault
 #: driver that hangs in it: an adjust (under servo's channel, as --query, --version and
 #: --dry-run run: those stopped so, on MockClock, test_signals.py's
-#: test_version_and_dry_run_stop_when_servo_goes_as_on_sigterm), and --check's probes,
+#: test_version_stopped_shows_every_driver_and_the_one_cut_as_interrupted and
+#: test_dry_run_stops_when_servo_goes_as_on_sigterm), and --check's probes,
 #: whose report is written after the run, to the closed pipe
 COMMANDS = {
     "adjust": (("app",), "adjust"),

@@ -1,8 +1,8 @@
-"""servo's signals during an adjust (and during a query or a rollback): SIGUSR1 cancels
-(the driver may answer, else it is killed after the cancel grace), SIGTERM and SIGINT
-abort. In every case no further driver starts, the final line names what happened and
-the driver that was running, and nothing the driver started survives; the run's record
-keeps the signal.
+"""servo's signals during an adjust (and during a query, a rollback or --version):
+SIGUSR1 cancels (the driver may answer, else it is killed after the cancel grace),
+SIGTERM and SIGINT abort. In every case no further driver starts, the final line names
+what happened and the driver that was running, and nothing the driver started survives;
+the run's record keeps the signal.
 
 Each signal reaches a real ./adjust once (while the request is read, too:
 test_early_signals.py); what the run does with it, driver by driver, runs the real
@@ -21,8 +21,17 @@ from trio.testing import MockClock
 from aggregator.adjust.calls import Command
 from aggregator.protocol.vocabulary import Call
 from aggregator.root.config import AggregatorConfig
+from aggregator.supervision.channel import SERVO_GONE_SIGNAL
 from tests.fake_faults import fault_script
-from tests.fakes import FakeMember, FakeRun, Script, adjust_job, run_command, simple_script
+from tests.fakes import (
+    FakeMember,
+    FakeRun,
+    Script,
+    adjust_job,
+    hangs_on_query,
+    run_command,
+    simple_script,
+)
 from tests.fault_support import (
     FAULT,
     REQUEST,
@@ -32,7 +41,7 @@ from tests.fault_support import (
     run_watched,
     started_by_fault,
 )
-from tests.support import AdjustRun, adjust_env, alive, journal_records
+from tests.support import AGGREGATOR, AdjustRun, adjust_env, alive, journal_records
 
 CANCEL_GRACE = 1.0
 #: When servo's signals come on MockClock: the fault driver's adjust has long started.
@@ -193,18 +202,12 @@ async def test_the_cancel_grace_never_outlasts_servos_patience(
     check_fakes_stopped_cleanly(run)
 
 
-async def hangs_in_query(p: FakeMember) -> None:
-    if p.proc.spec.call is Call.QUERY:
-        await trio.sleep_forever()
-    await p.say({"version": "1", "has_cancel": False})
-
-
 @pytest.mark.supervision
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGUSR1, "canceled"),
                                              (signal.SIGTERM, "aborted")])
 async def test_a_stop_during_a_query_names_the_driver_that_was_running(
         sig: int, status: str, autojump_clock: MockClock) -> None:
-    drivers: dict[str, Script] = {"01hang": hangs_in_query}
+    drivers: dict[str, Script] = {"01hang": hangs_on_query}
     job = adjust_job(Command.QUERY, list(drivers), config=AggregatorConfig(cancel_grace=0.5))
     run = await run_command(job, drivers, io_timeout=None, signals=[(SIGNAL_AT, sig)])
     assert run.final["status"] == status, run.final
@@ -249,32 +252,47 @@ async def test_a_stop_during_a_rollback_names_the_driver_being_rolled_back(
     assert run.returncode == 128 + signal.SIGTERM
 
 
-@pytest.mark.supervision
-@pytest.mark.parametrize(("command", "call"), [(Command.VERSION, Call.INFO),
-                                               (Command.DRY_RUN, Call.QUERY)])
-async def test_version_and_dry_run_stop_when_servo_goes_as_on_sigterm(
-        command: Command, call: Call, autojump_clock: MockClock) -> None:
-    """servo gone (its end of stdout closed, or servo exited) stops the run as SIGTERM
-    does, with SIGHUP standing for it (channel.SERVO_GONE_SIGNAL); how each is noticed,
-    and --check and an adjust stopped so, through ./adjust: test_servo_end_e2e.py."""
-    from aggregator.supervision.channel import SERVO_GONE_SIGNAL
+#: servo's two ways of stopping a run from outside: SIGTERM, and servo gone (its end of
+#: stdout closed, or servo exited), for which SIGHUP stands (channel.SERVO_GONE_SIGNAL)
+SIGTERM_AND_SERVO_GONE = [signal.SIGTERM, SERVO_GONE_SIGNAL]
 
+
+@pytest.mark.supervision
+@pytest.mark.parametrize("sig", SIGTERM_AND_SERVO_GONE, ids=["SIGTERM", "servo-gone"])
+async def test_version_stopped_shows_every_driver_and_the_one_cut_as_interrupted(
+        sig: int, autojump_clock: MockClock) -> None:
+    """Stopped while a driver's --info hangs: the line shows what was answered and the cut
+    driver as interrupted (not failing), then the stopped run's final line, exit 128+signal.
+    How servo gone is noticed, through ./adjust: test_servo_end_e2e.py."""
     setting = {"value": 1, "min": 0, "max": 10}
     drivers = {"01good": simple_script("a", {"x": setting}, version="a-1.0"),
-               FAULT: fault_script("hang", call),
+               FAULT: fault_script("hang", Call.INFO),
                "03good": simple_script("b", {"y": setting}, version="b-1.0")}
-    job = adjust_job(command, sorted(drivers), REQUEST)
+    job = adjust_job(Command.VERSION, sorted(drivers), app="")
+    run = await run_command(job, drivers, io_timeout=None, stderr_mode="none",
+                            signals=[(SIGNAL_AT, sig)])
+    assert run.returncode == 128 + sig
+    assert run.lines[0] == f"{AGGREGATOR} (01good a-1.0, {FAULT}: interrupted, 03good b-1.0)"
+    assert "failing" not in run.stderr, run.stderr
+    final = json.loads(run.lines[-1])  # then the one way a stopped run ends
+    assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
+    assert f"while {FAULT} was running" in final["message"], final
+    assert [p.spec.call for p in run.calls(FAULT)][-1] is Call.INFO  # stopped where it hung
+
+
+@pytest.mark.supervision
+async def test_dry_run_stops_when_servo_goes_as_on_sigterm(autojump_clock: MockClock) -> None:
+    """servo gone stops the run as SIGTERM does, with SIGHUP standing for it; how each is
+    noticed, and --check and an adjust stopped so, through ./adjust: test_servo_end_e2e.py
+    (--version: the test above)."""
+    setting = {"value": 1, "min": 0, "max": 10}
+    drivers = {"01good": simple_script("a", {"x": setting}, version="a-1.0"),
+               FAULT: fault_script("hang", Call.QUERY),
+               "03good": simple_script("b", {"y": setting}, version="b-1.0")}
+    job = adjust_job(Command.DRY_RUN, sorted(drivers), REQUEST)
     run = await run_command(job, drivers, io_timeout=None,
                             signals=[(SIGNAL_AT, SERVO_GONE_SIGNAL)])
     assert run.returncode != 0
-    if command is Command.VERSION:  # a line for every driver still; the stuck one cut short
-        line, *_ = run.lines
-        assert "(01good a-1.0, 02fault: interrupted, 03good b-1.0)" in line, line
-        assert "failing" not in run.stderr, run.stderr
-        final = json.loads(run.lines[-1])  # then the one way a stopped run ends
-        assert (final["status"], final["reason"]) == ("aborted", "terminated"), final
-        assert "while 02fault was running" in final["message"], final
-    else:
-        assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated")
-        assert "while 02fault was running; the driver was stopped" in run.final["message"]
-    assert [p.spec.call for p in run.calls(FAULT)][-1] is call  # stopped where it hung
+    assert (run.final["status"], run.final["reason"]) == ("aborted", "terminated")
+    assert f"while {FAULT} was running; the driver was stopped" in run.final["message"]
+    assert [p.spec.call for p in run.calls(FAULT)][-1] is Call.QUERY  # stopped where it hung
