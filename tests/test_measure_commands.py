@@ -34,8 +34,9 @@ def measured(run: FakeRun, name: str) -> list[dict[str, Any]]:
 
 async def measure(drivers: dict[str, Script], request: dict[str, Any], *,
                   command: MeasureCommand = MeasureCommand.MEASURE, as_json: bool = False,
+                  config: MeasureConfig | None = None,
                   signals: tuple[tuple[float, int], ...] = ()) -> FakeRun:
-    job = measure_job(command, list(drivers), request, as_json=as_json)
+    job = measure_job(command, list(drivers), request, config=config, as_json=as_json)
     return await run_command(job, drivers, signals=signals)
 
 
@@ -95,11 +96,8 @@ async def test_dry_run_shows_each_drivers_metrics_and_control(
 async def test_window_grace_without_a_window_says_it_limits_nothing(
         autojump_clock: MockClock, control: dict[str, Any]) -> None:
     """On stderr, in the ok line's servo-agg annotation, and in --dry-run's notices."""
-    config = MeasureConfig(window_grace=1.0)
-    request = {"metrics": ["throughput"], "control": control}
-    drivers = two_drivers()
-    run = await run_command(measure_job(MeasureCommand.MEASURE, list(drivers), request,
-                                        config=config), drivers)
+    run = await measure(two_drivers(), {"metrics": ["throughput"], "control": control},
+                        config=MeasureConfig(window_grace=1.0))
     assert run.returncode == 0, run.stderr
     [notice] = run.final["annotations"]["servo-agg"]
     assert notice.startswith("measure.window_grace does not limit 10load, 20prom: their "
@@ -110,10 +108,9 @@ async def test_window_grace_without_a_window_says_it_limits_nothing(
 
 async def test_dry_run_shows_a_window_grace_that_limits_nothing(
         autojump_clock: MockClock) -> None:
-    drivers = two_drivers()
-    run = await run_command(measure_job(
-        MeasureCommand.DRY_RUN, list(drivers), {"metrics": [], "control": {"duration": "x"}},
-        config=MeasureConfig(window_grace=1.0), as_json=True), drivers)
+    run = await measure(two_drivers(), {"metrics": [], "control": {"duration": "x"}},
+                        command=MeasureCommand.DRY_RUN, config=MeasureConfig(window_grace=1.0),
+                        as_json=True)
     notice = ('measure.window_grace does not limit 10load, 20prom: their control\'s duration '
               '"x" is not a number of seconds >= 0, so no measurement window can be computed')
     assert run.final["notices"] == [notice] and run.final["window_seconds"] is None
@@ -121,10 +118,8 @@ async def test_dry_run_shows_a_window_grace_that_limits_nothing(
 
 
 async def test_dry_run_says_what_window_grace_does(autojump_clock: MockClock) -> None:
-    drivers = two_drivers()
-    run = await run_command(measure_job(
-        MeasureCommand.DRY_RUN, list(drivers), {"metrics": [], "control": {"duration": 60}},
-        config=MeasureConfig(window_grace=3.0)), drivers)
+    run = await measure(two_drivers(), {"metrics": [], "control": {"duration": 60}},
+                        command=MeasureCommand.DRY_RUN, config=MeasureConfig(window_grace=3.0))
     assert ("  measurement window: 60 s (a driver still running 3 s past its window is "
             "killed)") in run.lines
 
