@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import trio
@@ -113,8 +113,41 @@ done
 """
 
 
+class _HasLines(Protocol):
+    @property
+    def lines(self) -> list[str]: ...
+
+
+def _json_objects(lines: list[str]) -> list[dict[str, Any]]:
+    parsed = [json.loads(line) for line in lines]
+    assert all(isinstance(p, dict) for p in parsed), parsed
+    return parsed
+
+
+class ServoStdout:
+    """stdout read as servo reads it, one JSON object a line: the same for a run of
+    ./adjust (AdjustRun) as for a launch that ended before trio (BeforeTrio), each of
+    which has its own `lines`."""
+
+    @property
+    def json_lines(self: _HasLines) -> list[dict[str, Any]]:
+        return _json_objects(self.lines)
+
+    @property
+    def final(self: _HasLines) -> dict[str, Any]:
+        return _json_objects(self.lines)[-1]
+
+    @property
+    def error(self: _HasLines) -> dict[str, Any]:
+        """The final line of a command that ended before it wrote anything else: alone
+        on stdout, and not ok."""
+        objects = _json_objects(self.lines)
+        assert len(objects) == 1 and objects[0].get("status") != "ok", self.lines
+        return objects[0]
+
+
 @dataclass
-class AdjustRun:
+class AdjustRun(ServoStdout):
     """What servo would have seen from one ./adjust call."""
 
     returncode: int
@@ -131,17 +164,6 @@ class AdjustRun:
     @property
     def stdout_text(self) -> str:
         return "\n".join(self.lines)
-
-    @property
-    def json_lines(self) -> list[dict[str, Any]]:
-        parsed = [json.loads(line) for line in self.lines]
-        assert all(isinstance(p, dict) for p in parsed), parsed
-        return parsed
-
-    @property
-    def final(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.json_lines[-1]
-        return result
 
     @property
     def progress(self) -> list[dict[str, Any]]:
@@ -244,8 +266,9 @@ def journal_records(root: Path, name: str = "journal.jsonl") -> list[dict[str, A
 
 
 @dataclass
-class BeforeTrio:
-    """What the launch did before its Run started anything (launch_before_trio's)."""
+class BeforeTrio(ServoStdout):
+    """What the launch did before its Run started anything (launch_before_trio's); its
+    stdout read as servo reads it, as an AdjustRun's."""
 
     code: int  # its exit code when it ended before the Run, -1 once the Run was to start
     lines: list[str]  # stdout
