@@ -265,6 +265,24 @@ def journal_records(root: Path, name: str = "journal.jsonl") -> list[dict[str, A
         else []
 
 
+def assert_refused_for_closed_stdout(root: Path, stderr: str, front: FrontEnd,
+                                     command: str) -> None:
+    """`command` found stdout closed at start (cli.py's finding): it ran nothing, said so
+    on stderr, and left the record of any refused run, but --info, which writes none.
+    (Each command in the launch: test_launch.py; through ./adjust: test_stdio_e2e.py.)"""
+    # (messages of their own: pytest rewrites the asserts of test modules, not this one's)
+    assert stderr == ("servo-agg: error (bad-stdio): stdout was closed at start, so "
+                      "nothing could reach servo; nothing was run\n"), stderr
+    records = journal_records(root)
+    assert len(records) == (0 if command == "info" else 1), records
+    for record in records:
+        assert (record["front_end"], record["command"], record["status"], record["reason"],
+                record["exit_code"]) == (str(front), command, "failed", "bad-stdio", 1), record
+        assert record["final"] is None, record
+        assert record["servo_gone"] == "stdout was closed at start", record
+        assert record["calls"] == [] and record["request"] is None, record
+
+
 @dataclass
 class BeforeTrio(ServoStdout):
     """What the launch did before its Run started anything (launch_before_trio's); its

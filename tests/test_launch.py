@@ -19,7 +19,12 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.signals import StoppedEarly
-from tests.support import AGGREGATOR, journal_records, launch_before_trio, write_driver
+from tests.support import (
+    AGGREGATOR,
+    assert_refused_for_closed_stdout,
+    launch_before_trio,
+    write_driver,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -164,13 +169,7 @@ def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
     assert launch.run(argv, front, stdout_closed=True) == 1
     out, err = capfd.readouterr()
     assert out == ""
-    assert err == ("servo-agg: error (bad-stdio): stdout was closed at start, so nothing "
-                   "could reach servo; nothing was run\n")
-    [record] = journal_records(tmp_path)
-    assert (record["front_end"], record["command"], record["status"], record["reason"],
-            record["exit_code"]) == (str(front), command, "failed", "bad-stdio", 1)
-    assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
-    assert record["calls"] == [] and record["request"] is None
+    assert_refused_for_closed_stdout(tmp_path, err, front, command)
 
 
 @pytest.mark.parametrize("argv", [["app"], ["--query", "app"]])
