@@ -83,20 +83,26 @@ def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None
 
 
 def simple_driver(component: str, settings: dict[str, Any], *, version: str = "1.0",
-                  progress_steps: int = 2, log: str | None = None, prelude: str = "") -> str:
+                  progress_steps: int = 2, log: str | None = None, prelude: str = "",
+                  adjust: str | None = None) -> str:
     """A well-behaved driver owning `component` with `settings`, whole with its `#!` line.
 
     It records each adjust request it receives in `log` (a file name in the servo root,
     one line each). In sh, since what it says is fixed when it is written: its language is
     never what a test is about, and sh starts in a tenth of Python's CPU (tests/README.md).
-    `prelude` (sh) runs first, on every call.
+    `prelude` (sh) runs first, on every call. `adjust` (sh), when given, is its adjust
+    once the request is read, in place of the progress steps and the ok line: whatever
+    the test's driver does instead (hang, chatter, fail, take its time), and its own final
+    line if it has one.
     """
     def say(message: object) -> str:
         return f"printf '%s\\n' {shlex.quote(json.dumps(message))}"
 
     descriptor = {"application": {"components": {component: {"settings": settings}}}}
-    steps = "\n".join(say({"progress": (i + 1) * 100 // (progress_steps + 1),
-                            "message": f"step {i}"}) for i in range(progress_steps))
+    if adjust is None:
+        adjust = "\n".join([*(say({"progress": (i + 1) * 100 // (progress_steps + 1),
+                                    "message": f"step {i}"}) for i in range(progress_steps)),
+                             say({"status": "ok", "reason": "success"})])
     record = (f"request=$(cat)\nprintf '%s\\n' \"$request\" >> {shlex.quote(log)}" if log
               else "cat > /dev/null")
     return f"""#!/bin/sh
@@ -108,8 +114,7 @@ for arg do
     case $arg in --query|--describe) {say(descriptor)}; exit 0;; esac
 done
 {record}
-{steps}
-{say({"status": "ok", "reason": "success"})}
+{adjust}
 """
 
 
