@@ -802,6 +802,39 @@ async def adjust_over_fakes(drivers: dict[str, Script], section: dict[str, Any],
     return Adjusted(json.loads(output.lines[-1][1]), code, processes, output)
 
 
+def timed_script(component: str, *, takes: float = 1.0, reports: int = 1,
+                 silent: bool = False, result: dict[str, Any] | None = None, code: int = 0,
+                 query_takes: float = 0.0, query_code: int = 0,
+                 rollback_takes: float = 0.5) -> Script:
+    """A driver for adjust_over_fakes, owning `component`.x, that takes the time it is
+    told. --query: after `query_takes` s, its setting (or, with `query_code`, a line of
+    stderr and that exit). Adjust: `reports` progress lines spread over `takes` s (none,
+    and no end, when `silent`), then `result` (ok unless given) and exit `code`.
+    Rollback: `rollback_takes` s, then ok."""
+    async def script(p: FakeMember) -> int:
+        if p.proc.spec.call is Call.QUERY:
+            await trio.sleep(query_takes)
+            if query_code:
+                await p.complain("cannot reach the api")
+                return query_code
+            await p.say({"application": {"components": {component: {"settings": {
+                "x": {"value": 1, "min": 0, "max": 9}}}}}})
+            return 0
+        await p.read_request()
+        if p.proc.spec.call is Call.ROLLBACK:
+            await trio.sleep(rollback_takes)
+            await p.say({"status": "ok", "reason": "success"})
+            return 0
+        if silent:
+            await trio.sleep_forever()
+        for step in range(reports):
+            await p.say({"progress": 100 * step // reports, "message": f"step {step}"})
+            await trio.sleep(takes / reports)
+        await p.say({"status": "ok", "reason": "success"} if result is None else result)
+        return code
+    return script
+
+
 # -- --check's questions over fakes --------------------------------------------------------
 
 async def probe_fakes(scripts: Mapping[str, Script], environment: ServoEnvironment, *,

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import trio
@@ -83,20 +83,26 @@ def write_driver(root: Path, name: str, body: str, *, shebang: str | None = None
 
 
 def simple_driver(component: str, settings: dict[str, Any], *, version: str = "1.0",
-                  progress_steps: int = 2, log: str | None = None, prelude: str = "") -> str:
+                  progress_steps: int = 2, log: str | None = None, prelude: str = "",
+                  adjust: str | None = None) -> str:
     """A well-behaved driver owning `component` with `settings`, whole with its `#!` line.
 
     It records each adjust request it receives in `log` (a file name in the servo root,
     one line each). In sh, since what it says is fixed when it is written: its language is
     never what a test is about, and sh starts in a tenth of Python's CPU (tests/README.md).
-    `prelude` (sh) runs first, on every call.
+    `prelude` (sh) runs first, on every call. `adjust` (sh), when given, is its adjust
+    once the request is read, in place of the progress steps and the ok line: whatever
+    the test's driver does instead (hang, chatter, fail, take its time), and its own final
+    line if it has one.
     """
     def say(message: object) -> str:
         return f"printf '%s\\n' {shlex.quote(json.dumps(message))}"
 
     descriptor = {"application": {"components": {component: {"settings": settings}}}}
-    steps = "\n".join(say({"progress": (i + 1) * 100 // (progress_steps + 1),
-                            "message": f"step {i}"}) for i in range(progress_steps))
+    if adjust is None:
+        adjust = "\n".join([*(say({"progress": (i + 1) * 100 // (progress_steps + 1),
+                                    "message": f"step {i}"}) for i in range(progress_steps)),
+                             say({"status": "ok", "reason": "success"})])
     record = (f"request=$(cat)\nprintf '%s\\n' \"$request\" >> {shlex.quote(log)}" if log
               else "cat > /dev/null")
     return f"""#!/bin/sh
@@ -108,13 +114,45 @@ for arg do
     case $arg in --query|--describe) {say(descriptor)}; exit 0;; esac
 done
 {record}
-{steps}
-{say({"status": "ok", "reason": "success"})}
+{adjust}
 """
 
 
+class _HasLines(Protocol):
+    @property
+    def lines(self) -> list[str]: ...
+
+
+def _json_objects(lines: list[str]) -> list[dict[str, Any]]:
+    parsed = [json.loads(line) for line in lines]
+    assert all(isinstance(p, dict) for p in parsed), parsed
+    return parsed
+
+
+class ServoStdout:
+    """stdout read as servo reads it, one JSON object a line: the same for a run of
+    ./adjust (AdjustRun) as for a launch that ended before trio (BeforeTrio), each of
+    which has its own `lines`."""
+
+    @property
+    def json_lines(self: _HasLines) -> list[dict[str, Any]]:
+        return _json_objects(self.lines)
+
+    @property
+    def final(self: _HasLines) -> dict[str, Any]:
+        return _json_objects(self.lines)[-1]
+
+    @property
+    def error(self: _HasLines) -> dict[str, Any]:
+        """The final line of a command that ended before it wrote anything else: alone
+        on stdout, and not ok."""
+        objects = _json_objects(self.lines)
+        assert len(objects) == 1 and objects[0].get("status") != "ok", self.lines
+        return objects[0]
+
+
 @dataclass
-class AdjustRun:
+class AdjustRun(ServoStdout):
     """What servo would have seen from one ./adjust call."""
 
     returncode: int
@@ -131,17 +169,6 @@ class AdjustRun:
     @property
     def stdout_text(self) -> str:
         return "\n".join(self.lines)
-
-    @property
-    def json_lines(self) -> list[dict[str, Any]]:
-        parsed = [json.loads(line) for line in self.lines]
-        assert all(isinstance(p, dict) for p in parsed), parsed
-        return parsed
-
-    @property
-    def final(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.json_lines[-1]
-        return result
 
     @property
     def progress(self) -> list[dict[str, Any]]:
@@ -243,9 +270,28 @@ def journal_records(root: Path, name: str = "journal.jsonl") -> list[dict[str, A
         else []
 
 
+def assert_refused_for_closed_stdout(root: Path, stderr: str, front: FrontEnd,
+                                     command: str) -> None:
+    """`command` found stdout closed at start (cli.py's finding): it ran nothing, said so
+    on stderr, and left the record of any refused run, but --info, which writes none.
+    (Each command in the launch: test_launch.py; through ./adjust: test_stdio_e2e.py.)"""
+    # (messages of their own: pytest rewrites the asserts of test modules, not this one's)
+    assert stderr == ("servo-agg: error (bad-stdio): stdout was closed at start, so "
+                      "nothing could reach servo; nothing was run\n"), stderr
+    records = journal_records(root)
+    assert len(records) == (0 if command == "info" else 1), records
+    for record in records:
+        assert (record["front_end"], record["command"], record["status"], record["reason"],
+                record["exit_code"]) == (str(front), command, "failed", "bad-stdio", 1), record
+        assert record["final"] is None, record
+        assert record["servo_gone"] == "stdout was closed at start", record
+        assert record["calls"] == [] and record["request"] is None, record
+
+
 @dataclass
-class BeforeTrio:
-    """What the launch did before its Run started anything (launch_before_trio's)."""
+class BeforeTrio(ServoStdout):
+    """What the launch did before its Run started anything (launch_before_trio's); its
+    stdout read as servo reads it, as an AdjustRun's."""
 
     code: int  # its exit code when it ended before the Run, -1 once the Run was to start
     lines: list[str]  # stdout

@@ -15,36 +15,12 @@ import trio.testing
 
 from aggregator.protocol.vocabulary import Call
 from aggregator.supervision.control import RunControl
-from tests.fakes import FakeMember, Script, adjust_over_fakes
+from tests.fakes import adjust_over_fakes, timed_script
 
 pytestmark = pytest.mark.supervision
 
 OK = {"status": "ok", "reason": "success"}
 FAILED = {"status": "failed", "reason": "broken", "message": "it broke"}
-
-
-def driver(component: str, *, takes: float = 1.0, fails: bool = False,
-           reports: int = 1, silent: bool = False) -> Script:
-    """--query: one setting of `component`; adjust: `reports` progress lines spread over
-    `takes` s (none when `silent`), then ok (or a failure); rollback: 0.5 s, then ok."""
-    async def script(p: FakeMember) -> int:
-        if p.proc.spec.call is Call.QUERY:
-            await p.say({"application": {"components": {component: {"settings": {
-                "x": {"value": 1, "min": 0, "max": 9}}}}}})
-            return 0
-        await p.read_request()
-        if p.proc.spec.call is Call.ROLLBACK:
-            await trio.sleep(0.5)
-            await p.say(OK)
-            return 0
-        if silent:
-            await trio.sleep_forever()
-        for step in range(reports):
-            await p.say({"progress": 100 * step // reports, "message": f"step {step}"})
-            await trio.sleep(takes / reports)
-        await p.say(FAILED if fails else OK)
-        return 1 if fails else 0
-    return script
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -54,8 +30,8 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 async def test_groups_run_in_order_and_the_drivers_of_a_group_together(
         autojump_clock: trio.testing.MockClock) -> None:
     done = await adjust_over_fakes(
-        {"10a": driver("a"), "10b": driver("b", takes=2), "20c": driver("c"),
-         "30d": driver("d"), "30e": driver("e")}, {"groups": "prefix"})
+        {"10a": timed_script("a"), "10b": timed_script("b", takes=2), "20c": timed_script("c"),
+         "30d": timed_script("d"), "30e": timed_script("e")}, {"groups": "prefix"})
     assert done.final == OK and done.code == 0
     a, b, c, d, e = (done.span(n) for n in ("10a", "10b", "20c", "30d", "30e"))
     assert overlap(a, b) and overlap(d, e)  # together inside a group
@@ -67,8 +43,8 @@ async def test_groups_run_in_order_and_the_drivers_of_a_group_together(
 
 async def test_without_groups_every_driver_runs_alone_in_file_name_order(
         autojump_clock: trio.testing.MockClock) -> None:
-    done = await adjust_over_fakes({"10a": driver("a"), "10b": driver("b"), "20c": driver("c")},
-                                   {})
+    done = await adjust_over_fakes(
+        {"10a": timed_script("a"), "10b": timed_script("b"), "20c": timed_script("c")}, {})
     spans = [done.span(n) for n in ("10a", "10b", "20c")]
     assert all(first[1] <= second[0] for first, second in itertools.pairwise(spans))
 
@@ -81,8 +57,9 @@ WHEN = {"early": 0.2, "middle": 1.5, "end": 3.0}
 async def test_continue_lets_the_group_finish_and_later_groups_run(
         autojump_clock: trio.testing.MockClock, when: str) -> None:
     done = await adjust_over_fakes(
-        {"05z": driver("z"), "10a": driver("a", takes=WHEN[when], fails=True),
-         "10b": driver("b"), "10c": driver("c", takes=2), "20d": driver("d")},
+        {"05z": timed_script("z"),
+         "10a": timed_script("a", takes=WHEN[when], result=FAILED, code=1),
+         "10b": timed_script("b"), "10c": timed_script("c", takes=2), "20d": timed_script("d")},
         {"groups": "prefix", "on_failure": "continue"})
     assert done.code == 1 and done.final["failed_drivers"] == ["10a"]
     assert done.final["reason"] == "broken"
@@ -96,8 +73,8 @@ async def test_continue_lets_the_group_finish_and_later_groups_run(
 async def test_stop_lets_the_group_finish_and_starts_no_later_group(
         autojump_clock: trio.testing.MockClock, when: str) -> None:
     done = await adjust_over_fakes(
-        {"10a": driver("a", takes=WHEN[when], fails=True), "10b": driver("b"),
-         "10c": driver("c", takes=2), "20d": driver("d")},
+        {"10a": timed_script("a", takes=WHEN[when], result=FAILED, code=1),
+         "10b": timed_script("b"), "10c": timed_script("c", takes=2), "20d": timed_script("d")},
         {"groups": "prefix", "on_failure": "stop"})
     assert done.code == 1 and done.final["failed_drivers"] == ["10a"]
     adjusts = done.calls(Call.ADJUST)
@@ -112,9 +89,9 @@ async def test_stop_lets_the_group_finish_and_starts_no_later_group(
 async def test_rollback_restores_groups_in_reverse_and_a_groups_drivers_together(
         autojump_clock: trio.testing.MockClock, when: str) -> None:
     done = await adjust_over_fakes(
-        {"05y": driver("y"), "05z": driver("z"), "10a": driver("a", takes=WHEN[when],
-                                                                fails=True),
-         "10b": driver("b"), "10c": driver("c", takes=2), "20d": driver("d")},
+        {"05y": timed_script("y"), "05z": timed_script("z"),
+         "10a": timed_script("a", takes=WHEN[when], result=FAILED, code=1),
+         "10b": timed_script("b"), "10c": timed_script("c", takes=2), "20d": timed_script("d")},
         {"groups": "prefix", "on_failure": "rollback"})
     assert done.code == 1 and done.final["reason"] == "broken"
     rollbacks = done.calls(Call.ROLLBACK)
@@ -132,8 +109,8 @@ async def test_rollback_restores_groups_in_reverse_and_a_groups_drivers_together
 async def test_a_stuck_driver_is_killed_alone_while_its_group_goes_on(
         autojump_clock: trio.testing.MockClock) -> None:
     done = await adjust_over_fakes(
-        {"10a": driver("a", takes=4, reports=8), "10b": driver("b", silent=True),
-         "20c": driver("c")}, {"groups": "prefix"}, io_timeout=3.0)
+        {"10a": timed_script("a", takes=4, reports=8), "10b": timed_script("b", silent=True),
+         "20c": timed_script("c")}, {"groups": "prefix"}, io_timeout=3.0)
     assert done.final["failed_drivers"] == ["10b"] and done.final["reason"] == "timeout"
     adjusts = done.calls(Call.ADJUST)
     assert adjusts["10b"].sent(signal.SIGTERM)[0][0] == pytest.approx(2.0, abs=0.1)  # T-1
@@ -145,8 +122,8 @@ async def test_a_stuck_driver_is_killed_alone_while_its_group_goes_on(
 async def test_progress_adds_up_the_running_shares_and_names_the_slowest(
         autojump_clock: trio.testing.MockClock) -> None:
     done = await adjust_over_fakes(
-        {"10a": driver("a", takes=1, reports=4), "10b": driver("b", takes=4, reports=4),
-         "20c": driver("c", takes=1, reports=2)},
+        {"10a": timed_script("a", takes=1, reports=4), "10b": timed_script("b", takes=4, reports=4),
+         "20c": timed_script("c", takes=1, reports=2)},
         {"groups": "prefix", "progress_interval": 0, "drivers": {"10b": {"weight": 2}}})
     values = [p for p, _ in done.progress()]
     assert values == sorted(values) and values[-1] == 100  # never down
@@ -164,8 +141,9 @@ async def test_servo_stops_every_running_driver_of_the_group(
     stop: Callable[[RunControl], None] = (
         (lambda c: c.cancel()) if how == "cancel" else (lambda c: c.terminate(signal.SIGTERM)))
     done = await adjust_over_fakes(
-        {"05z": driver("z"), "10a": driver("a", takes=60), "10b": driver("b", takes=60),
-         "20c": driver("c")}, {"groups": "prefix"}, stop_at=5.0, stop=stop)
+        {"05z": timed_script("z"), "10a": timed_script("a", takes=60),
+         "10b": timed_script("b", takes=60), "20c": timed_script("c")},
+        {"groups": "prefix"}, stop_at=5.0, stop=stop)
     adjusts = done.calls(Call.ADJUST)
     sig = signal.SIGUSR1 if how == "cancel" else signal.SIGTERM
     for name in ("10a", "10b"):
@@ -186,7 +164,8 @@ async def test_a_driver_servo_stopped_is_not_called_failed_in_the_progress_strea
     stop: Callable[[RunControl], None] = (
         (lambda c: c.cancel()) if how == "cancel" else (lambda c: c.terminate(signal.SIGTERM)))
     done = await adjust_over_fakes(
-        {"05z": driver("z"), "10a": driver("a", takes=60), "10b": driver("b", takes=60)},
+        {"05z": timed_script("z"), "10a": timed_script("a", takes=60),
+         "10b": timed_script("b", takes=60)},
         {"groups": "prefix", "progress_interval": 0}, stop_at=5.0, stop=stop)
     messages = [message for _, message in done.progress()]
     assert messages[-1] in (f"10a: {ended}", f"10b: {ended}")  # the last of them to end
@@ -197,7 +176,8 @@ async def test_a_driver_that_ends_while_others_of_its_group_run_names_the_slowes
         autojump_clock: trio.testing.MockClock) -> None:
     """#18.4: the message names the slowest running driver, also when another one ends."""
     done = await adjust_over_fakes(
-        {"10a": driver("a", takes=0.5, fails=True), "10b": driver("b", takes=4, reports=2)},
+        {"10a": timed_script("a", takes=0.5, result=FAILED, code=1),
+         "10b": timed_script("b", takes=4, reports=2)},
         {"groups": "prefix", "progress_interval": 0})
     after = [(t, json.loads(line)) for t, line in done.output.lines if t >= 0.5]
     assert [(t, m["progress"], m["message"]) for t, m in after if "progress" in m] == [
@@ -209,8 +189,8 @@ async def test_a_driver_that_ends_while_others_of_its_group_run_names_the_slowes
 async def test_verbose_says_which_drivers_ran_together_and_what_it_saved(
         autojump_clock: trio.testing.MockClock) -> None:
     trace: list[tuple[str, str]] = []
-    await adjust_over_fakes({"10a": driver("a", takes=1), "10b": driver("b", takes=2),
-                             "20c": driver("c")}, {"groups": "prefix"}, trace=trace)
+    await adjust_over_fakes({"10a": timed_script("a", takes=1), "10b": timed_script("b", takes=2),
+                             "20c": timed_script("c")}, {"groups": "prefix"}, trace=trace)
     said = [text for who, text in trace if who == "group 10"]
     assert said[0] == "10a, 10b start at once"
     assert said[1].startswith("all 2 ended 2.0")

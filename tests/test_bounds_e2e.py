@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.process.cgroup import own_cgroup
-from tests.support import run_adjust, write_driver
+from tests.support import run_adjust, simple_driver, write_driver
 
 pytestmark = pytest.mark.e2e
 
@@ -137,19 +137,8 @@ async def test_a_driver_that_reaches_its_pids_limit_fails_saying_so(servo_root: 
 
 # -- time: servo's T from config.yaml, and a deadline -------------------------------------
 
-def sh_driver(component: str, adjust: str) -> str:
-    """Answers --info and --query (owning `component`), and runs `adjust` (sh) for its
-    adjust."""
-    descriptor = json.dumps({"application": {"components": {component: {"settings": {
-        "x": {"value": 1}}}}}})
-    return f"""#!/bin/sh
-case "$1" in
-    --info) echo '{{"version": "1", "has_cancel": false}}'; exit 0;;
-    --query) echo '{descriptor}'; exit 0;;
-esac
-cat > /dev/null
-{adjust}
-"""
+#: The settings each driver below owns (request_for sets x to 2).
+SETTINGS = {"x": {"value": 1}}
 
 
 async def test_with_no_t_from_servo_io_timeout_and_a_deadline_end_what_never_ends(
@@ -158,13 +147,13 @@ async def test_with_no_t_from_servo_io_timeout_and_a_deadline_end_what_never_end
     1 s); a progress line every 0.1 s is life to that line limit, not progress: its own
     deadline of 1 s ends it all the same, while its sibling runs within the global one of
     60 s. (The arithmetic of each, on MockClock: test_bounds_timing.py.)"""
-    write_driver(servo_root, "10-chatty", sh_driver("c", """while :; do
+    write_driver(servo_root, "10-chatty", simple_driver("c", SETTINGS, adjust="""while :; do
     echo '{"progress": 1, "message": "almost there"}'
     sleep 0.1
 done"""))
-    write_driver(servo_root, "20-fine", sh_driver(
-        "fine", """touch fine.done; echo '{"status": "ok", "reason": "success"}'"""))
-    write_driver(servo_root, "30-hang", sh_driver("h", "exec sleep 3600"))
+    write_driver(servo_root, "20-fine", simple_driver("fine", SETTINGS, adjust="""touch fine.done
+echo '{"status": "ok", "reason": "success"}'"""))
+    write_driver(servo_root, "30-hang", simple_driver("h", SETTINGS, adjust="exec sleep 3600"))
     (servo_root / "config.yaml").write_text(
         "aggregator:\n  io_timeout: 2\n  deadline: 60\n  drivers:\n    10-chatty: {deadline: 1}\n")
     run = await run_adjust(servo_root, "app", tag=tag, stdin=request_for("c", "fine", "h"))

@@ -4,7 +4,6 @@ YAML may cost (FIFOs, devices, huge files, alias bombs, values Python cannot bui
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
@@ -300,8 +299,7 @@ def test_every_command_says_what_is_wrong_without_blocking(
         launched = launch_before_trio(servo_root, argv,
                                       request=b'{"application": {"components": {}}}')
     assert launched.code == 1
-    [line] = launched.lines
-    error = json.loads(line)
+    error = launched.error
     assert (error["status"], error["reason"]) == ("failed", "bad-config")
     assert "config.yaml" in error["message"] and SAYS[kind] in error["message"]
     assert "servo-agg: error (bad-config): " in launched.stderr

@@ -174,7 +174,7 @@ def test_refuses_a_request_exactly_as_adjust_would(tmp_path: Path, case: str,
     """(A refused request through ./adjust, as servo sees it: test_cli_e2e.py.)"""
     adjust = launch_before_trio(tmp_path, ["app"], request=stdin.encode())
     assert adjust.code == 1
-    assert json.loads(adjust.lines[-1])["status"] == "failed"
+    assert adjust.final["status"] == "failed"
     for args in (["--dry-run", "app"], ["--dry-run", "--json", "app"]):
         dry = launch_before_trio(tmp_path, args, request=stdin.encode())
         assert dry.code == adjust.code
@@ -212,15 +212,14 @@ def test_needs_an_app_id_like_adjust(tmp_path: Path) -> None:
     dry = launch_before_trio(tmp_path, ["--dry-run"], request=GOOD.encode())
     assert dry.code == adjust.code == 1
     assert dry.lines == adjust.lines
-    assert json.loads(dry.lines[-1])["reason"] == "bad-usage"
+    assert dry.final["reason"] == "bad-usage"
 
 
 @pytest.mark.unit
 def test_json_alone_is_a_usage_error(tmp_path: Path) -> None:
     run = launch_before_trio(tmp_path, ["--json", "app"], request=GOOD.encode())
     assert run.code == 1
-    [line] = run.lines
-    error = json.loads(line)
+    error = run.error
     assert error["reason"] == "bad-usage"
     assert "--dry-run" in error["message"]
     assert run.reads == []  # refused before the request was read, let alone a driver run

@@ -9,32 +9,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import adjust_env, run_adjust, write_driver
+from tests.support import adjust_env, run_adjust, simple_driver, write_driver
 
 pytestmark = pytest.mark.e2e
 
 
-def timed_driver(component: str, adjust: str) -> str:
-    """A driver in sh owning `component`.x: its adjust appends `start <name> <time>`, runs
-    `adjust` (shell), then appends `end <name> <time>` and prints ok."""
-    descriptor = {"application": {"components": {component: {"settings": {
-        "x": {"value": 1, "min": 0, "max": 9}}}}}}
+def timed(adjust: str) -> str:
+    """simple_driver's `adjust` that appends `start <name> <time>` to times, runs `adjust`
+    (sh), then appends `end <name> <time>` and says ok."""
     ok = json.dumps({"status": "ok", "reason": "success"})
-    return (f'case "$1" in\n'
-            f"  --query) echo '{json.dumps(descriptor)}' ;;\n"
-            f'  *) cat > /dev/null; echo "start ${{0##*/}} $(date +%s.%N)" >> times\n'
-            f"     {adjust}\n"
-            f'     echo "end ${{0##*/}} $(date +%s.%N)" >> times; echo \'{ok}\' ;;\n'
-            "esac\n")
+    return (f'echo "start ${{0##*/}} $(date +%s.%N)" >> times\n{adjust}\n'
+            f'echo "end ${{0##*/}} $(date +%s.%N)" >> times; echo \'{ok}\'')
+
+
+#: The settings of each driver below (the request sets x to 5).
+SETTINGS = {"x": {"value": 1, "min": 0, "max": 9}}
 
 
 async def test_a_group_runs_together_and_a_stuck_driver_is_killed_alone(
         servo_root: Path, tag: str) -> None:
-    write_driver(servo_root, "10-a", timed_driver("a", "sleep 0.6"), shebang="#!/bin/sh")
-    write_driver(servo_root, "10-b", timed_driver("b", "sleep 0.3"), shebang="#!/bin/sh")
+    write_driver(servo_root, "10-a", simple_driver("a", SETTINGS, adjust=timed("sleep 0.6")))
+    write_driver(servo_root, "10-b", simple_driver("b", SETTINGS, adjust=timed("sleep 0.3")))
     # silent after its start: killed at T-1 with its child, the sleep
-    write_driver(servo_root, "10-stuck", timed_driver("s", "sleep 60"), shebang="#!/bin/sh")
-    write_driver(servo_root, "20-c", timed_driver("c", "sleep 0.1"), shebang="#!/bin/sh")
+    write_driver(servo_root, "10-stuck", simple_driver("s", SETTINGS, adjust=timed("sleep 60")))
+    write_driver(servo_root, "20-c", simple_driver("c", SETTINGS, adjust=timed("sleep 0.1")))
     (servo_root / "config.yaml").write_text("aggregator:\n  groups: prefix\n")
     request = {"application": {"components": {name: {"settings": {"x": {"value": 5}}}
                                               for name in ("a", "b", "s", "c")}}}

@@ -63,16 +63,10 @@ def id_logging_driver(component: str) -> str:
         """
 
 
-def failing_driver(component: str = "db", stderr_bytes: int = 100) -> str:
-    """Answers --query; fails every adjust with at least `stderr_bytes` of stderr."""
-    descriptor = json.dumps({"application": {"components": {component: {"settings": {
-        "size": {"value": 1, "min": 0, "max": 4}}}}}})
+def failing_adjust(stderr_bytes: int = 100) -> str:
+    """simple_driver's `adjust` that fails, with at least `stderr_bytes` of stderr."""
     line = "cannot reach the database"
-    return f"""#!/bin/sh
-        case " $* " in *" --query "*) printf '%s\\n' '{descriptor}'; exit 0;; esac
-        yes '{line}' | head -n {stderr_bytes // (len(line) + 1) + 1} >&2
-        exit 3
-        """
+    return f"yes '{line}' | head -n {stderr_bytes // (len(line) + 1) + 1} >&2\nexit 3"
 
 
 async def test_each_run_leaves_one_record_with_the_id_its_drivers_saw(
@@ -157,7 +151,8 @@ async def test_the_journal_rotates_within_its_bound_and_cuts_a_record_too_large(
             json.dumps({**old, "run": f"{name}-{i}", "pad": "x" * 900}) + "\n"
             for i in range(count)))
     for n in range(4):  # four tails of stderr: more than one file holds
-        write_driver(servo_root, f"2{n}db", failing_driver(f"db{n}", stderr_bytes=64 * 1024))
+        write_driver(servo_root, f"2{n}db", simple_driver(
+            f"db{n}", {"size": SETTING}, adjust=failing_adjust(stderr_bytes=64 * 1024)))
     request = json.dumps({"application": {"components": {
         f"db{n}": {"settings": {"size": {"value": 2}}} for n in range(4)}}})
     done = await run_adjust(servo_root, "app", tag=tag, stdin=request)
@@ -195,7 +190,8 @@ async def test_the_metrics_file_reads_back_with_prometheus_client(servo_root: Pa
                                                                    tag: str) -> None:
     (servo_root / "config.yaml").write_text("aggregator:\n  metrics_file: servo_agg.prom\n")
     write_driver(servo_root, "10web", simple_driver("web", {"cpu": SETTING}))
-    write_driver(servo_root, "20db", failing_driver())
+    write_driver(servo_root, "20db", simple_driver("db", {"size": SETTING},
+                                                   adjust=failing_adjust()))
     request = json.dumps({"application": {"components": {"db": {"settings": {
         "size": {"value": 2}}}}}})
     # (a second run reading the file and counting on, and every value: test_journal_metrics.py)

@@ -9,7 +9,6 @@ test_limits_e2e.py, test_config_mistakes.py.)"""
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
@@ -20,7 +19,12 @@ from aggregator.limits import MAX_REQUEST_BYTES
 from aggregator.protocol.environment import line_limit_for
 from aggregator.root.front_end import FrontEnd
 from aggregator.supervision.signals import StoppedEarly
-from tests.support import AGGREGATOR, journal_records, launch_before_trio, write_driver
+from tests.support import (
+    AGGREGATOR,
+    assert_refused_for_closed_stdout,
+    launch_before_trio,
+    write_driver,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -30,8 +34,7 @@ def test_a_stop_while_the_request_is_read_is_written_as_any_stopped_run(
     launched = launch_before_trio(tmp_path, ["app"], FrontEnd.ADJUST,
                                   StoppedEarly(signal.SIGTERM))
     assert launched.code == 128 + signal.SIGTERM
-    [line] = launched.lines
-    assert json.loads(line) == {
+    assert launched.error == {
         "status": "aborted", "reason": "terminated",
         "message": "servo-agg received SIGTERM while reading the request; no driver was "
                    "started"}
@@ -71,8 +74,7 @@ def test_a_reader_option_without_its_reader_says_what_it_goes_with(
         tmp_path: Path, argv: list[str], says: str) -> None:
     launched = launch_before_trio(tmp_path, argv, FrontEnd.ADJUST)
     assert launched.code == 1
-    [line] = launched.lines
-    error = json.loads(line)
+    error = launched.error
     assert error["reason"] == "bad-usage" and error["message"].startswith(says)
 
 
@@ -111,8 +113,7 @@ def test_a_closed_stdin_is_no_request_and_nothing_else(
         assert launched.code == -1, launched.stderr
         return
     assert launched.code == 1
-    [line] = launched.lines
-    error = json.loads(line)
+    error = launched.error
     assert (error["status"], error["reason"]) == ("failed", "bad-input")
     assert error["message"] == (f"{front} request: stdin was closed, so there is no "
                                 "request; no driver was run")
@@ -127,7 +128,7 @@ def test_a_bad_request_is_refused_before_the_run_is_made(tmp_path: Path, front: 
     write_driver(tmp_path, "01a", "exit 3\n", shebang="#!/bin/sh", folder=f"{front}.d")
     launched = launch_before_trio(tmp_path, ["app"], front, stdin)
     assert launched.code == 1
-    assert json.loads(launched.lines[-1])["reason"] == "bad-input"
+    assert launched.final["reason"] == "bad-input"
     assert launched.run is None
 
 
@@ -168,13 +169,7 @@ def test_a_closed_stdout_runs_nothing_says_so_and_is_recorded(
     assert launch.run(argv, front, stdout_closed=True) == 1
     out, err = capfd.readouterr()
     assert out == ""
-    assert err == ("servo-agg: error (bad-stdio): stdout was closed at start, so nothing "
-                   "could reach servo; nothing was run\n")
-    [record] = journal_records(tmp_path)
-    assert (record["front_end"], record["command"], record["status"], record["reason"],
-            record["exit_code"]) == (str(front), command, "failed", "bad-stdio", 1)
-    assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
-    assert record["calls"] == [] and record["request"] is None
+    assert_refused_for_closed_stdout(tmp_path, err, front, command)
 
 
 @pytest.mark.parametrize("argv", [["app"], ["--query", "app"]])
@@ -185,8 +180,7 @@ def test_no_drivers_directory_is_one_error_for_every_command(tmp_path: Path,
     launched = launch_before_trio(tmp_path, argv, request=REQUESTS[FrontEnd.ADJUST],
                                   drivers_dirs=False)
     assert launched.code == 1
-    [line] = launched.lines
-    error = json.loads(line)
+    error = launched.error
     assert (error["status"], error["reason"]) == ("failed", "no-drivers-dir")
     assert "adjust.d" in error["message"]
     assert "servo-agg: error (no-drivers-dir): " in launched.stderr
@@ -206,8 +200,7 @@ def test_a_command_that_takes_a_request_needs_an_app_id_and_says_how_servo_gives
         tmp_path: Path, front: FrontEnd) -> None:
     launched = launch_before_trio(tmp_path, [], front, REQUESTS[front])
     assert launched.code == 1 and launched.reads == []
-    [line] = launched.lines
-    error = json.loads(line)
+    error = launched.error
     assert error["reason"] == "bad-usage" and f"'{front} <app>'" in error["message"]
 
 
@@ -219,8 +212,7 @@ def test_a_measure_override_is_checked_against_the_drivers_found(tmp_path: Path)
     request = b'{"metrics": [], "control": {"userdata": {"20prom": {"control": [1]}}}}'
     launched = launch_before_trio(tmp_path, ["app"], FrontEnd.MEASURE, request)
     assert launched.code == 1 and launched.run is None
-    [line] = launched.lines
-    error = json.loads(line)
+    error = launched.error
     assert (error["status"], error["reason"]) == ("failed", "bad-input")
     assert "20prom's override) must be an object" in error["message"]
     assert "servo-agg: error (bad-input): " in launched.stderr

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.root.front_end import FrontEnd
 from tests.fault_support import fault_root, run_watched, started_by_fault, wait_until
 from tests.support import (
     ADJUST,
     adjust_env,
     alive,
-    journal_records,
+    assert_refused_for_closed_stdout,
     simple_driver,
     write_driver,
 )
@@ -106,17 +107,8 @@ def test_a_closed_stdout_runs_nothing_and_says_so_on_stderr(
     """Refused, and recorded as any refused run (--info writes no record)."""
     done = run(good_root(servo_root), tmp_path, ">&-", command, tag)
     assert done.returncode == 1
-    assert done.stderr.decode() == ("servo-agg: error (bad-stdio): stdout was closed at "
-                                    "start, so nothing could reach servo; nothing was run\n")
-    records = journal_records(servo_root)
-    if command == "info":
-        assert records == []
-        return
-    [record] = records
-    assert (record["command"], record["status"], record["reason"], record["exit_code"]) == (
-        command, "failed", "bad-stdio", 1)
-    assert record["final"] is None and record["servo_gone"] == "stdout was closed at start"
-    assert record["calls"] == []
+    assert_refused_for_closed_stdout(servo_root, done.stderr.decode(), FrontEnd.ADJUST,
+                                     command)
 
 
 def failing_root(root: Path) -> Path:

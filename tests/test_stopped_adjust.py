@@ -15,32 +15,7 @@ import trio.testing
 from aggregator.protocol.result import AdjustStanding
 from aggregator.protocol.vocabulary import Call
 from aggregator.supervision.control import RunControl
-from tests.fakes import FakeMember, Script, adjust_over_fakes
-
-OK = {"status": "ok", "reason": "success"}
-
-
-def driver(component: str, *, takes: float = 1.0, result: dict[str, Any] | None = None,
-           code: int = 0, query_takes: float = 0.0, query_code: int = 0,
-           rollback_takes: float | None = None) -> Script:
-    """--query: one setting of `component` after `query_takes` s (exit `query_code`);
-    adjust and rollback: `takes` s (a rollback `rollback_takes` if given), then result."""
-    async def script(p: FakeMember) -> int:
-        if p.proc.spec.call is Call.QUERY:
-            await trio.sleep(query_takes)
-            if query_code:
-                await p.complain("cannot reach the api")
-                return query_code
-            await p.say({"application": {"components": {component: {"settings": {
-                "x": {"value": 1, "min": 0, "max": 9}}}}}})
-            return 0
-        await p.read_request()
-        await p.say({"progress": 10, "message": "applying"})
-        await trio.sleep(rollback_takes if rollback_takes is not None
-                         and p.proc.spec.call is Call.ROLLBACK else takes)
-        await p.say(result or OK)
-        return code
-    return script
+from tests.fakes import FakeMember, Script, adjust_over_fakes, timed_script
 
 
 async def stopped_adjust(drivers: dict[str, Script], stop_at: float,
@@ -60,9 +35,9 @@ async def stopped_adjust(drivers: dict[str, Script], stop_at: float,
 async def test_a_stopped_adjust_lists_where_each_driver_stands(
         autojump_clock: trio.testing.MockClock) -> None:
     final, code, calls = await stopped_adjust(
-        {"10a": driver("a"), "15f": driver("f", result={
+        {"10a": timed_script("a"), "15f": timed_script("f", result={
             "status": "rejected", "reason": "out-of-range", "message": "no"}, code=1),
-         "20b": driver("b"), "30c": driver("c", takes=60), "40d": driver("d")},
+         "20b": timed_script("b"), "30c": timed_script("c", takes=60), "40d": timed_script("d")},
         stop_at=10.0, stop=lambda control: control.terminate(signal.SIGTERM))
     assert code == 128 + signal.SIGTERM
     assert final["status"] == "aborted" and final["reason"] == "terminated"
@@ -85,7 +60,7 @@ async def test_a_canceled_adjust_lists_the_same_and_does_not_roll_back(
     """on_failure: rollback is for a failure; after servo's stop or cancel no driver runs,
     a rollback neither (the final line says what stays applied)."""
     final, code, calls = await stopped_adjust(
-        {"10a": driver("a"), "20b": driver("b", takes=60), "30c": driver("c")},
+        {"10a": timed_script("a"), "20b": timed_script("b", takes=60), "30c": timed_script("c")},
         stop_at=5.0, stop=lambda control: control.cancel(), on_failure="rollback")
     assert code == 1
     assert final["status"] == "canceled"
@@ -104,8 +79,8 @@ async def test_a_stop_during_the_queries_says_nothing_was_changed(
     """The same account as a stop during the adjusts (#16 point 9: also when it was a
     query): nothing changed, the query cut short named, a query failed before kept."""
     final, code, calls = await stopped_adjust(
-        {"10a": driver("a"), "15f": driver("f", query_code=2),
-         "20q": driver("q", query_takes=60), "30c": driver("c", query_takes=120)},
+        {"10a": timed_script("a"), "15f": timed_script("f", query_code=2),
+         "20q": timed_script("q", query_takes=60), "30c": timed_script("c", query_takes=120)},
         stop_at=3.0, stop=lambda control: control.cancel(),
         parallel_queries=parallel_queries)
     assert code == 1 and final["status"] == "canceled"
@@ -133,9 +108,9 @@ async def test_a_stop_during_a_rollback_names_it_and_does_not_call_it_applied(
     """The rollback servo cut short may have put back part of its settings: neither
     applied nor rolled back; the one not yet rolled back stays applied."""
     final, code, _ = await stopped_adjust(
-        {"10a": driver("a"), "20b": driver("b", rollback_takes=5),
-         "30f": driver("f", result={"status": "failed", "reason": "x", "message": "no"},
-                       code=1)},
+        {"10a": timed_script("a"), "20b": timed_script("b", rollback_takes=5),
+         "30f": timed_script("f", result={"status": "failed", "reason": "x", "message": "no"},
+                             code=1)},
         stop_at=4.0, stop=lambda control: control.terminate(signal.SIGTERM),
         on_failure="rollback")
     assert code == 128 + signal.SIGTERM
@@ -157,7 +132,7 @@ async def test_a_stop_after_a_rollback_failed_still_names_its_driver(
     broke = {"status": "failed", "reason": "y", "message": "cannot undo"}
 
     def undo_fails(component: str) -> Script:
-        adjusted = driver(component)
+        adjusted = timed_script(component)
 
         async def script(p: FakeMember) -> int | None:
             if p.proc.spec.call is not Call.ROLLBACK:
@@ -168,9 +143,9 @@ async def test_a_stop_after_a_rollback_failed_still_names_its_driver(
         return script
 
     final, _, calls = await stopped_adjust(
-        {"10a": driver("a", rollback_takes=60), "20b": undo_fails("b"),
-         "30f": driver("f", result={"status": "failed", "reason": "x", "message": "no"},
-                       code=1)},
+        {"10a": timed_script("a", rollback_takes=60), "20b": undo_fails("b"),
+         "30f": timed_script("f", result={"status": "failed", "reason": "x", "message": "no"},
+                             code=1)},
         stop_at=10.0, stop=lambda control: control.cancel(), on_failure="rollback")
     assert calls[-2:] == ["20b rollback", "10a rollback"]
     assert final["failed_drivers"] == ["20b", "30f"]
