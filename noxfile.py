@@ -1,6 +1,6 @@
 """The whole suite on every supported Python this machine has, each in its own venv under
-.nox/ (`make test`: their venvs made with --install-only beside the lint in .venv, then the
-suites by their tag, -t make-test).
+.nox/ (`make test`: the report, -s pythons; the suites' venvs made with --install-only
+beside mypy in .venv; then the suites, -t make-test).
 
     .venv/bin/nox                     the report below, then the suite once on each Python
                                       found: each newer one with the newest versions of the
@@ -167,8 +167,8 @@ NEWER = [version for version in SUPPORTED[1:] if FOUND[version] is not None]
 #: budget (tests/README.md). The oldest runs as `lowest`, the edge of both ranges at once
 #: (the oldest Python, the oldest dependencies); the newest versions run on every newer
 #: one. Only the oldest Python with the newest versions is left to `make test-oldest-newest`
-#: (CI). `make test` makes their venvs first (`--install-only`, beside mypy), then runs
-#: them by this tag, so that the report of the Pythons found comes once.
+#: (CI). `make test` reports the Pythons found (`-s pythons`: it fails without the
+#: oldest), makes these suites' venvs (`--install-only`, beside mypy), then runs them.
 MAKE_TEST = "make-test"
 
 
@@ -182,7 +182,7 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
-#: Bare `nox` (and `make test`'s `--install-only` step): the report, then the suites.
+#: Bare `nox`: the report, then the suites.
 nox.options.sessions = ["pythons", *(f"tests({version})" for version in NEWER), "lowest"]
 
 
@@ -196,11 +196,13 @@ def lowest(session: nox.Session) -> None:
     after, as they are (newest), and keep the dependencies as they are."""
     install_once(session, ["--resolution", "lowest-direct", "-r", str(REQUIREMENTS)],
                  test_requirements())
-    # part of the install step: checked in make test's --install-only pass too
+    # checked where the suite runs on them (with -R too; --install-only runs nothing)
     for name, lowest_allowed in declared_minimums().items():
-        got = str(session.run_install("python", "-c", "import importlib.metadata as m, sys; "
-                                      "print(m.version(sys.argv[1]))", name,
-                                      silent=True)).strip()
+        said = session.run("python", "-c", "import importlib.metadata as m, sys; "
+                           "print(m.version(sys.argv[1]))", name, silent=True)
+        if said is None:  # --install-only
+            return
+        got = str(said).strip()
         if got != lowest_allowed and not got.startswith(lowest_allowed + "."):
             session.error(f"{name} {got} installed, not the lowest allowed {lowest_allowed}")
         session.log(f"{name} {got}: the lowest version aggregator/requirements.txt allows")
