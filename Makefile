@@ -9,7 +9,7 @@ OLDEST_PYTHON := $(shell sed -n 's/^requires-python *= *">=\([0-9.]*\)"/\1/p' py
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ./adjust
 MEASURE := PATH="$(CURDIR)/$(BIN):$$PATH" ./measure
 
-.PHONY: demo test test-all test-oldest-newest test-one test-fast lint venvs wheel-check bench clean
+.PHONY: demo test test-all test-oldest-newest test-one test-fast lint ruff typecheck venvs wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,23 +33,33 @@ demo: $(VENV)/.installed
 	@echo; echo '$$ ./measure demo < examples/measure-request.json      # after: the new metrics'
 	@$(MEASURE) demo < examples/measure-request.json
 
-lint: $(VENV)/.installed
+lint: ruff typecheck
+
+ruff: $(VENV)/.installed
 	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-# Each supported Python found here (noxfile.py: a line for each, found or not; fails without
-# the oldest) gets its venv in .nox/, made once and installed into again only when the
-# requirements change; nothing runs in them yet (nox's install step alone).
+# The venvs of the suites make test runs (noxfile.py's make-test tag), each in .nox/, made
+# once and installed into again only when the requirements change; nothing runs in them
+# yet (nox's install step alone). Quiet unless it fails: its log is .nox/venvs.log.
 venvs: $(VENV)/.installed
-	$(BIN)/nox --reuse-existing-virtualenvs --install-only
+	@mkdir -p .nox
+	@echo "making the suites' venvs in .nox/ (log: .nox/venvs.log)"
+	@$(BIN)/nox --reuse-existing-virtualenvs --install-only --tags make-test > .nox/venvs.log 2>&1 \
+		|| { cat .nox/venvs.log; exit 1; }
 
-# Lint beside the venvs (mypy keeps one core busy, a venv made mostly the other: on a fresh
-# clone each takes seconds), then the whole suite once on every Python found, one after
-# another: each suite keeps the cores busy (tests/README.md). Each newer Python runs with
-# the newest trio, PyYAML and prometheus-client; then the oldest with the lowest ones allowed
-# (nox session lowest). Each suite ends with a line per test layer: its tests, time and CPU.
+# Which supported Pythons are here (a line for each, found or not; it fails without the
+# oldest), ruff, then mypy beside the venvs (each mostly one core's work: on a fresh clone
+# both take seconds), then the whole suite once on every Python found, one after another:
+# each suite keeps the cores busy (tests/README.md). Each newer Python runs with the newest
+# trio, PyYAML and prometheus-client; then the oldest with the lowest ones allowed (nox
+# session lowest). Each suite ends with a line per test layer: its tests, time and CPU.
 test: $(VENV)/.installed
-	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target lint venvs
+	$(BIN)/nox --session pythons
+	@$(MAKE) --no-print-directory ruff
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target typecheck venvs
 	$(BIN)/nox --reuse-existing-virtualenvs --tags make-test
 
 # The one combination make test leaves out: the oldest Python with the newest versions.
