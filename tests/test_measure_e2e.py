@@ -156,9 +156,10 @@ async def test_servo_can_cancel_mid_window_when_one_driver_of_three_reports_prog
         servo_root: Path, tag: str) -> None:
     """Issue 14: two drivers are silent through their window, the third prints progress
     every 0.2 s, so the aggregate reads the same all along. A stand-in servo answers the
-    first progress line after 1 s with a cancel (SIGUSR1), as servo does when the
-    optimizer replies cancel to a progress post: it must get that line mid-window, and
-    the cancel must end the run and stop the silent load generator's tool."""
+    first progress line after 1 s, once the load runs, with a cancel (SIGUSR1), as servo
+    does when the optimizer replies cancel to a progress post: it must get that line
+    mid-window, and the cancel must end the run and stop the silent load generator's
+    tool."""
     window = 6.0
     for name, body in (("10prom", SILENT_READER), ("20ab", SILENT_LOADGEN),
                        ("30chatty", CHATTY)):
