@@ -42,13 +42,10 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 # The venvs of the suites make test runs (noxfile.py's make-test tag), each in .nox/, made
-# once and installed into again only when the requirements change; nothing runs in them
-# yet (nox's install step alone). Quiet unless it fails: its log is .nox/venvs.log.
+# once and installed into again only when the requirements change, side by side; nothing
+# runs in them yet (nox's install step alone). Quiet unless one fails (noxfile.py venvs).
 venvs: $(VENV)/.installed
-	@mkdir -p .nox
-	@echo "making the suites' venvs in .nox/ (log: .nox/venvs.log)"
-	@$(BIN)/nox --reuse-existing-virtualenvs --install-only --tags make-test > .nox/venvs.log 2>&1 \
-		|| { cat .nox/venvs.log; exit 1; }
+	$(BIN)/nox --session venvs
 
 # Which supported Pythons are here (a line for each, found or not; it fails without the
 # oldest), ruff, then mypy beside the venvs (each mostly one core's work: on a fresh clone

@@ -157,6 +157,11 @@ def install_once(session: nox.Session, *installs: Sequence[str]) -> None:
         # workers and ./adjust starts all compile trio and the rest at the same time
         session.install("--quiet", *arguments, env={"UV_COMPILE_BYTECODE": "1"})
     stamp.write_text(wanted)
+    # and the suite's own bytecode for this Python, by one collection: else each of the
+    # four xdist workers rewrites every test module for pytest at once (~3 s of CPU each).
+    # Whatever its outcome: a module that does not collect is the suite's to report.
+    session.run_install("python", "-m", "pytest", "--collect-only", "-q", "-p",
+                        "no:cacheprovider", silent=True, success_codes=range(6))
 
 
 OLDEST = FOUND[SUPPORTED[0]]
@@ -182,8 +187,34 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-n", "auto", *session.posargs)
 
 
+#: The suites `make test` runs, by name: each tagged MAKE_TEST.
+MAKE_TEST_SESSIONS = [*(f"tests({version})" for version in NEWER), "lowest"]
 #: Bare `nox`: the report, then the suites.
-nox.options.sessions = ["pythons", *(f"tests({version})" for version in NEWER), "lowest"]
+nox.options.sessions = ["pythons", *MAKE_TEST_SESSIONS]
+
+
+@nox.session(python=False)
+def venvs(session: nox.Session) -> None:
+    """The venvs of the suites `make test` runs, made side by side (`make venvs`, beside
+    mypy): each is mostly one core's work (uv, then one collection that compiles the
+    suite's bytecode). Each is its own `nox --install-only`, quiet unless it fails (its
+    log: .nox/venv-<session>.log)."""
+    logs = ROOT / ".nox"
+    logs.mkdir(exist_ok=True)
+    started = []
+    for name in MAKE_TEST_SESSIONS:
+        log = logs / f"venv-{re.sub(r'[^A-Za-z0-9.]+', '-', name).strip('-')}.log"
+        with log.open("wb") as out:
+            started.append((name, log, subprocess.Popen(
+                [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"),
+                 "--reuse-existing-virtualenvs", "--install-only", "--session", name],
+                stdout=out, stderr=subprocess.STDOUT)))
+    failed = [(name, log) for name, log, process in started if process.wait() != 0]
+    for name, log in failed:
+        session.log(f"{name}: its venv failed (log: {log}):\n{log.read_text()}")
+    if failed:
+        session.error(f"venvs not made: {', '.join(name for name, _ in failed)}")
+    session.log(f"made or kept: {', '.join(MAKE_TEST_SESSIONS)}")
 
 
 @nox.session(venv_backend="uv", tags=[MAKE_TEST])
