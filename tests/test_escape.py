@@ -251,7 +251,10 @@ async def test_a_driver_and_its_daemon_run_in_the_runs_cgroup_which_the_next_run
     assert Path(run_cgroup).name.startswith("servo-agg."), seen
     assert seen["daemon"] == run_cgroup, seen
     left = cgroup_dir(run_cgroup)
-    assert (left / "cgroup.procs").read_text() == "", "a process outlived the run"
+    # Any servo-agg's next run removes it, another test's on another worker too (rmdir
+    # refuses a populated cgroup, so gone is empty as well)
+    with contextlib.suppress(FileNotFoundError):
+        assert (left / "cgroup.procs").read_text() == "", "a process outlived the run"
     again = await run_adjust(servo_root, "--query", "app", tag=tag, env=adjust_env(tag))
     assert again.returncode == 0, again.stderr
     assert not left.exists(), "the next run did not remove the cgroup of the one before"
