@@ -1,6 +1,6 @@
 """The whole suite on every supported Python this machine has, each in its own venv under
-.nox/ (`make test`: the report, -s pythons; the suites' venvs made with --install-only
-beside mypy in .venv; then the suites, -t make-test).
+.nox/ (`make test`: the report, -s pythons; the suites' venvs, -s venvs, beside mypy in
+.venv; then the suites, -t make-test).
 
     .venv/bin/nox                     the report below, then the suite once on each Python
                                       found: each newer one with the newest versions of the
@@ -11,6 +11,7 @@ beside mypy in .venv; then the suites, -t make-test).
     .venv/bin/nox -s pythons          only the report: which supported Pythons are here
     .venv/bin/nox -s "tests(3.13)"    the suite on one of them; arguments after -- go to pytest
     .venv/bin/nox -s lowest           the suite on the oldest Python with the lowest versions
+    .venv/bin/nox -s venvs            (make venvs) only the venvs of make test's suites
 
 The supported versions are pyproject.toml's `Programming Language :: Python :: 3.N`
 classifiers; the oldest of them (requires-python's floor) must be found, the others are
@@ -173,7 +174,7 @@ NEWER = [version for version in SUPPORTED[1:] if FOUND[version] is not None]
 #: (the oldest Python, the oldest dependencies); the newest versions run on every newer
 #: one. Only the oldest Python with the newest versions is left to `make test-oldest-newest`
 #: (CI). `make test` reports the Pythons found (`-s pythons`: it fails without the
-#: oldest), makes these suites' venvs (`--install-only`, beside mypy), then runs them.
+#: oldest), makes these suites' venvs (`-s venvs`, beside mypy), then runs them.
 MAKE_TEST = "make-test"
 
 
