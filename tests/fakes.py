@@ -582,6 +582,17 @@ def simple_script(component: str, settings: dict[str, Any], *, version: str = "1
     return script
 
 
+async def hangs(p: FakeMember) -> None:
+    """A driver that says nothing and never ends: only a signal ends it."""
+    await trio.sleep_forever()
+
+
+async def hangs_deaf_to_sigterm(p: FakeMember) -> None:
+    """hangs, ignoring SIGTERM: only SIGKILL ends it."""
+    p.ignore(signal.SIGTERM)
+    await trio.sleep_forever()
+
+
 async def hangs_on_query(p: FakeMember) -> None:
     """A driver that answers --info at once (version 1) and hangs in --query until killed."""
     if p.proc.spec.call is Call.QUERY:

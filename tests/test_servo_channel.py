@@ -22,7 +22,15 @@ from aggregator.supervision.output import Output, ServoProcess, own_description
 from aggregator.supervision.run import Command, Run
 from aggregator.supervision.session import RunStopped, Session, write_stopped
 from aggregator.supervision.signals import deliver
-from tests.fakes import FakeMember, FakeSpawner, Script, fake_spec, open_fake_spawner
+from tests.fakes import (
+    FakeMember,
+    FakeSpawner,
+    Script,
+    fake_spec,
+    hangs,
+    hangs_deaf_to_sigterm,
+    open_fake_spawner,
+)
 from tests.streams import full_pipe
 
 T = 3.0  # OPTUNE_IO_TIMEOUT: a driver gets T-1 = 2 s per line, then the kill cascade
@@ -76,15 +84,6 @@ def run_for(output: Output, timeout: float | None = T) -> Run:
 async def spawner() -> AsyncIterator[FakeSpawner]:
     async with open_fake_spawner() as fakes:
         yield fakes
-
-
-async def hangs(p: FakeMember) -> None:
-    await trio.sleep_forever()
-
-
-async def hangs_deaf_to_sigterm(p: FakeMember) -> None:
-    p.ignore(signal.SIGTERM)
-    await trio.sleep_forever()
 
 
 async def says_ok(p: FakeMember) -> None:

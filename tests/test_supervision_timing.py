@@ -46,6 +46,8 @@ from tests.fakes import (
     RecordingOutput,
     Script,
     fake_spec,
+    hangs,
+    hangs_deaf_to_sigterm,
     open_fake_spawner,
 )
 
@@ -128,16 +130,6 @@ async def _run_call(script: Script, *, io_timeout: float | None, kill_grace: flo
     return Ran(outcome, spawner.process(NAME), ended)
 
 
-async def silent(p: FakeMember) -> None:
-    await trio.sleep_forever()
-
-
-async def stubborn(p: FakeMember) -> None:
-    """Says nothing and ignores SIGTERM: only SIGKILL ends it."""
-    p.ignore(SIGTERM)
-    await trio.sleep_forever()
-
-
 def chatty(interval: float, *, ignore_term: bool = False) -> Script:
     """A progress line every `interval` seconds, forever."""
     async def script(p: FakeMember) -> None:
@@ -162,7 +154,7 @@ def chatty(interval: float, *, ignore_term: bool = False) -> Script:
 async def test_a_silent_driver_gets_sigterm_at_the_line_limit_and_sigkill_after_the_grace(
         autojump_clock: MockClock, io_timeout: float, kill_grace: float, limit: float,
         grace: float) -> None:
-    ran = await run_call(stubborn, io_timeout=io_timeout, kill_grace=kill_grace)
+    ran = await run_call(hangs_deaf_to_sigterm, io_timeout=io_timeout, kill_grace=kill_grace)
     assert ran.signals == [(exactly(limit), "group", SIGTERM),
                            (exactly(limit + grace), "group", SIGKILL)]
     assert ran.reason == Reason.TIMEOUT
@@ -175,7 +167,7 @@ async def test_a_silent_driver_gets_sigterm_at_the_line_limit_and_sigkill_after_
 async def test_a_driver_that_dies_of_sigterm_is_not_waited_for(autojump_clock: MockClock) -> None:
     """The grace ends with the driver: the group's SIGKILL follows at once, for whatever
     is left of the group, and the driver's own status is its death by SIGTERM."""
-    ran = await run_call(silent, io_timeout=10.0)
+    ran = await run_call(hangs, io_timeout=10.0)
     assert ran.signals == [(exactly(9.0), "group", SIGTERM), (exactly(9.0), "group", SIGKILL)]
     assert ran.outcome.exit_code == -SIGTERM
     assert ran.proc.exited_at == exactly(9.0)
@@ -685,7 +677,7 @@ async def test_a_time_limit_starts_the_cascade_when_it_runs_out_never_sooner(
 async def test_a_time_limit_counts_from_a_head_starts_real_start(
         autojump_clock: MockClock) -> None:
     async with open_fake_spawner() as spawner:
-        proc = spawner.head_start(fake_spec(NAME), stubborn)
+        proc = spawner.head_start(fake_spec(NAME), hangs_deaf_to_sigterm)
         await trio.sleep(1.0)  # the supervised call takes it over 1 s after its start
         outcome = await Supervisor(SupervisionPolicy(None, 0.5, 3.0), spawner).call(
             fake_spec(NAME), limit=LIMIT)
@@ -700,7 +692,7 @@ async def test_a_time_limit_counts_from_a_head_starts_real_start(
 async def test_of_a_deadline_and_a_time_limit_the_first_ends_the_call_and_is_named(
         autojump_clock: MockClock, deadline: float, limit: float, sigterm_at: float,
         says: str) -> None:
-    ran = await run_call(stubborn, io_timeout=None, deadline=deadline,
+    ran = await run_call(hangs_deaf_to_sigterm, io_timeout=None, deadline=deadline,
                          limit=TimeLimit(limit, "its deadline"))
     assert ran.signals[0] == (exactly(sigterm_at), "group", SIGTERM)
     assert ran.reason == Reason.TIMEOUT and ran.detail.startswith(says)
@@ -862,7 +854,8 @@ async def test_no_keepalive_while_there_is_time_left(autojump_clock: MockClock) 
 
 async def test_servo_never_waits_t_for_a_line_however_the_queries_fail(
         autojump_clock: MockClock) -> None:
-    output = await _query({"10a": stubborn, "20b": answers_after(8.9, "b"), "30c": stubborn})
+    output = await _query({"10a": hangs_deaf_to_sigterm, "20b": answers_after(8.9, "b"),
+                           "30c": hangs_deaf_to_sigterm})
     assert [t for t, _ in output.lines] == [exactly(9.5), exactly(18.4), exactly(27.9)]
     assert max(output.gaps()) < 10.0
     assert json.loads(output.lines[-1][1])["reason"] == Reason.TIMEOUT
@@ -889,7 +882,7 @@ async def test_version_answers_half_a_second_before_servos_timeout_with_a_driver
         await trio.sleep(0.1)
         await p.say({"version": "1.2"})
 
-    output = await _query({"10a": info, "20b": stubborn}, command=Command.VERSION,
+    output = await _query({"10a": info, "20b": hangs_deaf_to_sigterm}, command=Command.VERSION,
                           silent_since=-0.2)
     [(written, line)] = output.lines
     assert written == exactly(10.0 - 0.2 - 0.5)
