@@ -684,8 +684,7 @@ async def test_a_broken_root_s_check_json_is_one_document_of_the_whole_report(
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     run = await run_adjust(servo_root, "--check", "--json", "app", tag=tag, env=env)
     assert run.returncode == 1
-    (line,) = run.lines
-    report = json.loads(line)
+    (report,) = run.json_lines
     assert report["result"] == "fail"
     assert report["servo_root"] == str(servo_root) and report["front_end"] == "adjust"
     checks = report["checks"]
