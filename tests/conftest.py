@@ -129,10 +129,21 @@ def layer_of(item: pytest.Item) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """e2e first, then supervision, then unit; each layer in its collection order (the sort
-    is stable, so every xdist worker collects the same order). Runs first, so that --lf and
-    --ff still put the failed tests first."""
+    """e2e first, then supervision, then unit, in each xdist worker's share; each layer in
+    its collection order (every worker computes the same order). worksteal hands each
+    worker one contiguous part of the list at the start, so the list is the workers'
+    shares one after another, each a like part of every layer: every worker starts on e2e
+    tests, whose waits the others' computing fills, and the run ends on short unit tests.
+    (With the layers whole, the first worker held every e2e test, and the suite ended on
+    its last ones, waiting on real timeouts with the other cores idle.) Runs first, so
+    that --lf and --ff still put the failed tests first."""
     items.sort(key=lambda item: LAYER_ORDER[layer_of(item)])
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        layers = [[item for item in items if layer_of(item) == layer] for layer in LAYER_ORDER]
+        items[:] = [item for share in range(workers) for tests in layers
+                    for item in tests[share * len(tests) // workers:
+                                      (share + 1) * len(tests) // workers]]
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
