@@ -31,8 +31,10 @@ settings.register_profile("suite", max_examples=100, deadline=None)
 settings.register_profile("thorough", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
-#: The test layers, described in pyproject.toml; every test is in exactly one of them.
-LAYERS = ("unit", "supervision", "e2e")
+#: The test layers, described in pyproject.toml; every test is in exactly one of them. In
+#: the order tests are handed out: the slow layer first, so that xdist's workers end on
+#: short tests instead of one worker finishing a long e2e test alone.
+LAYERS = ("e2e", "supervision", "unit")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -76,7 +78,7 @@ def layer_is_kept(request: pytest.FixtureRequest,
                   monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Holds unit and supervision tests to their layer: no process (those are e2e), and in
     unit no real sleep either (supervision sleeps on trio's MockClock)."""
-    layer = next(m.name for m in request.node.iter_markers() if m.name in LAYERS)
+    layer = layer_of(request.node)
     if layer == "e2e":
         yield
         return
@@ -118,11 +120,6 @@ def servo_root(tmp_path: Path) -> Path:
 
 # -- keeping the suite fast (tests/README.md): the order, the workers, the layer report ----
 
-#: The order tests are handed out in: the slow layer first, so that xdist's workers end on
-#: short tests instead of one worker finishing a long e2e test alone.
-LAYER_ORDER = {"e2e": 0, "supervision": 1, "unit": 2}
-
-
 def layer_of(item: pytest.Item) -> str:
     return next(m.name for m in item.iter_markers() if m.name in LAYERS)
 
@@ -137,13 +134,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     (With the layers whole, the first worker held every e2e test, and the suite ended on
     its last ones, waiting on real timeouts with the other cores idle.) Runs first, so
     that --lf and --ff still put the failed tests first."""
-    items.sort(key=lambda item: LAYER_ORDER[layer_of(item)])
+    layers: dict[str, list[pytest.Item]] = {layer: [] for layer in LAYERS}
+    for item in items:
+        layers[layer_of(item)].append(item)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1:
-        layers = [[item for item in items if layer_of(item) == layer] for layer in LAYER_ORDER]
-        items[:] = [item for share in range(workers) for tests in layers
-                    for item in tests[share * len(tests) // workers:
-                                      (share + 1) * len(tests) // workers]]
+    items[:] = [item for share in range(workers) for tests in layers.values()
+                for item in tests[share * len(tests) // workers:
+                                  (share + 1) * len(tests) // workers]]
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -192,11 +189,11 @@ class LayerReport:
     SLOWEST = 3
 
     def __init__(self) -> None:
-        self.figures = {layer: LayerFigures() for layer in LAYER_ORDER}
+        self.figures = {layer: LayerFigures() for layer in LAYERS}
         self.seconds: dict[str, float] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        layer = next((name for name in LAYER_ORDER if name in report.keywords), None)
+        layer = next((name for name in LAYERS if name in report.keywords), None)
         if layer is None:
             return
         self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
