@@ -3,7 +3,6 @@ good ones, the processes the fault driver started, and the aggregator's peak mem
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from tests.support import (
     PYTHON_SHEBANG,
     REPO,
     AdjustRun,
+    json_lines_file,
     run_adjust,
     simple_driver,
     tagged_pids,
@@ -81,8 +81,7 @@ def calls_of(root: Path, name: str) -> list[str]:
 
 
 def requests_of(root: Path, name: str, suffix: str = "log") -> list[dict[str, Any]]:
-    path = root / f"{name}.{suffix}"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return json_lines_file(root / f"{name}.{suffix}")
 
 
 @dataclass(frozen=True)

@@ -262,12 +262,16 @@ async def run_adjust(
     return AdjustRun(proc.returncode, lines, err.decode("utf-8", "replace"), elapsed, proc.pid)
 
 
+def json_lines_file(path: Path) -> list[dict[str, Any]]:
+    """A file of one JSON object a line (a journal, a driver's log of its requests), parsed
+    line by line; none when it does not exist."""
+    return _json_objects(path.read_text().splitlines()) if path.exists() else []
+
+
 def journal_records(root: Path, name: str = "journal.jsonl") -> list[dict[str, Any]]:
-    """The records the runs left in `root`'s journal (at its default place), parsed here
-    line by line, one JSON object each, not by the journal's own reader; none without it."""
-    path = root / ".servo-agg" / name
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
-        else []
+    """The records the runs left in `root`'s journal (at its default place), parsed here,
+    not by the journal's own reader; none without it."""
+    return json_lines_file(root / ".servo-agg" / name)
 
 
 def assert_refused_for_closed_stdout(root: Path, stderr: str, front: FrontEnd,
